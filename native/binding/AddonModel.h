@@ -1,0 +1,47 @@
+#pragma once
+// JS class Model: load (async, progress, cancellable), dispose, metadata, tokenizer, chat template,
+// and the reference greedy loop. Holds a shared_ptr so in-flight work keeps the model alive.
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "model.h"
+
+namespace binding {
+
+class AddonModel : public Napi::ObjectWrap<AddonModel> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit AddonModel(const Napi::CallbackInfo &info);
+  ~AddonModel() override;
+
+  // Used by workers and other wrapped classes; throws DISPOSED / BUSY as JS errors.
+  std::shared_ptr<core::Model> model(Napi::Env env);
+  // Called by the load worker on the main thread.
+  void finishLoad(std::shared_ptr<core::Model> model);
+  bool disposed() const { return disposed_; }
+  void dispose();
+
+ private:
+  Napi::Value Load(const Napi::CallbackInfo &info);
+  Napi::Value AbortLoad(const Napi::CallbackInfo &info);
+  Napi::Value Dispose(const Napi::CallbackInfo &info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo &info);
+  Napi::Value GetLoaded(const Napi::CallbackInfo &info);
+  Napi::Value Info(const Napi::CallbackInfo &info);
+  Napi::Value Tokenize(const Napi::CallbackInfo &info);
+  Napi::Value Detokenize(const Napi::CallbackInfo &info);
+  Napi::Value TokenToPiece(const Napi::CallbackInfo &info);
+  Napi::Value ApplyChatTemplate(const Napi::CallbackInfo &info);
+  Napi::Value ReferenceGreedy(const Napi::CallbackInfo &info);
+
+  std::mutex mutex_;  // guards model_ against dispose from a cleanup hook
+  std::shared_ptr<core::Model> model_;
+  std::shared_ptr<std::atomic<bool>> abortLoad_ = std::make_shared<std::atomic<bool>>(false);
+  bool loading_ = false;
+  bool disposed_ = false;
+};
+
+}  // namespace binding

@@ -1,0 +1,93 @@
+// Module entry: classes, free functions, and the environment cleanup hook.
+#include <napi.h>
+
+#include <thread>
+
+#include "AddonModel.h"
+#include "backend.h"
+#include "convert.h"
+#include "js_errors.h"
+#include "llama.h"
+#include "quantize.h"
+
+namespace binding {
+
+void disposeAllModels();
+
+namespace {
+
+class QuantizeWorker : public PromiseWorker {
+ public:
+  QuantizeWorker(Napi::Env env, std::string in, std::string out, std::string type, int threads)
+      : PromiseWorker(env), in_(std::move(in)), out_(std::move(out)), type_(std::move(type)), threads_(threads) {}
+
+ protected:
+  void Run() override { core::quantizeModel(in_, out_, type_, threads_); }
+
+ private:
+  std::string in_, out_, type_;
+  int threads_;
+};
+
+Napi::Value Quantize(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    std::string in = requireString(info, 0, "input");
+    std::string out = requireString(info, 1, "output");
+    std::string type = requireString(info, 2, "type");
+    Napi::Object o = optionalObject(info, 3, "options");
+    const int threads = optionalInt(o, "threads", 0, 0, 1024);
+    auto *worker = new QuantizeWorker(env, std::move(in), std::move(out), std::move(type), threads);
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  core::ensureBackend();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("llamaSystemInfo", llama_print_system_info());
+  o.Set("supportsGpuOffload", llama_supports_gpu_offload());
+  o.Set("supportsMmap", llama_supports_mmap());
+  o.Set("supportsMlock", llama_supports_mlock());
+  o.Set("maxDevices", Napi::Number::New(env, static_cast<double>(llama_max_devices())));
+  o.Set("maxParallelSequences", Napi::Number::New(env, static_cast<double>(llama_max_parallel_sequences())));
+  o.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  Napi::Array types = Napi::Array::New(env);
+  const auto names = core::quantTypeNames();
+  for (size_t k = 0; k < names.size(); ++k) types.Set(static_cast<uint32_t>(k), names[k]);
+  o.Set("quantTypes", types);
+  return o;
+}
+
+Napi::Value SetLogLevel(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const std::string name = requireString(info, 0, "level");
+    const auto none = static_cast<core::LogLevel>(-1);
+    const core::LogLevel level = core::parseLogLevel(name, none);
+    if (level == none) throw makeError(env, core::codes::kInvalidArgument, "level must be none|error|warn|info|debug");
+    core::setLogLevel(level);
+    return env.Undefined();
+  });
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  core::ensureBackend();
+  exports.Set("Model", AddonModel::Init(env));
+  exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel, "setLogLevel"));
+  env.AddCleanupHook([]() { disposeAllModels(); });
+  return exports;
+}
+
+}  // namespace binding
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return binding::Init(env, exports); }
+
+NODE_API_MODULE(llama_addon, InitAddon)

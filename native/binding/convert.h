@@ -1,0 +1,23 @@
+#pragma once
+// JS <-> C++ value conversion with argument checks that name the argument.
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "llama.h"
+
+namespace binding {
+
+std::string requireString(const Napi::CallbackInfo &info, size_t index, const char *name);
+std::vector<llama_token> requireTokens(const Napi::CallbackInfo &info, size_t index, const char *name);
+Napi::Int32Array tokensToJs(Napi::Env env, const std::vector<llama_token> &tokens);
+
+// Optional fields of an options object (absent or undefined: fallback).
+Napi::Object optionalObject(const Napi::CallbackInfo &info, size_t index, const char *name);
+int32_t optionalInt(const Napi::Object &obj, const char *key, int32_t fallback, int32_t min, int32_t max);
+double optionalNumber(const Napi::Object &obj, const char *key, double fallback, double min, double max);
+bool optionalBool(const Napi::Object &obj, const char *key, bool fallback);
+bool optionalBoolArg(const Napi::CallbackInfo &info, size_t index, const char *name, bool fallback);
+
+}  // namespace binding

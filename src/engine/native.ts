@@ -1,0 +1,132 @@
+// The only module that loads the .node file. Declares the addon's shape and converts its errors
+// (plain Errors with a `code`) into the typed errors of src/errors.ts, keeping the caller's stack.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { errorFor, LlamaError } from '../errors.ts';
+import { projectRoot } from '../paths.ts';
+
+export interface NativeModelInfo {
+  architecture: string;
+  name: string;
+  description: string;
+  fileType: string;
+  nParams: number;
+  sizeBytes: number;
+  nCtxTrain: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  nSwa: number;
+  nVocab: number;
+  vocabType: string;
+  bos: number;
+  eos: number;
+  eot: number;
+  eogTokens: Int32Array;
+  addBos: boolean;
+  chatTemplate: string | null;
+  metadata: Record<string, string>;
+}
+
+export interface NativeLoadOptions {
+  nGpuLayers?: number;
+  useMmap?: boolean;
+  useMlock?: boolean;
+}
+
+export interface NativeModel {
+  load(path: string, options: NativeLoadOptions, onProgress?: (fraction: number) => void): Promise<void>;
+  abortLoad(): void;
+  dispose(): void;
+  readonly disposed: boolean;
+  readonly loaded: boolean;
+  info(): NativeModelInfo;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array | readonly number[], removeSpecial: boolean, unparseSpecial: boolean): string;
+  tokenToPiece(token: number, special: boolean): Buffer;
+  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant: boolean, template?: string): string;
+  referenceGreedy(
+    tokens: Int32Array | readonly number[],
+    options: { nPredict?: number; nCtx?: number; nThreads?: number; nBatch?: number },
+  ): Promise<Int32Array>;
+}
+
+export interface NativeSystemInfo {
+  llamaSystemInfo: string;
+  supportsGpuOffload: boolean;
+  supportsMmap: boolean;
+  supportsMlock: boolean;
+  maxDevices: number;
+  maxParallelSequences: number;
+  hardwareConcurrency: number;
+  quantTypes: string[];
+}
+
+export interface NativeAddon {
+  Model: new () => NativeModel;
+  quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;
+  systemInfo(): NativeSystemInfo;
+  setLogLevel(level: 'none' | 'error' | 'warn' | 'info' | 'debug'): void;
+}
+
+/** Where the addon may be: an explicit path, the cmake-js build, the node-gyp build. */
+export function addonCandidates(): string[] {
+  const explicit = process.env.LLAMA_ADDON_PATH;
+  if (explicit) return [explicit];
+  return [
+    join(projectRoot, 'build-cmake', 'Release', 'llama_addon.node'),
+    join(projectRoot, 'build-cmake', 'llama_addon.node'),
+    join(projectRoot, 'build', 'Release', 'llama_addon.node'),
+  ];
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadAddon(path?: string): NativeAddon {
+  if (path === undefined && cached) return cached;
+  const require = createRequire(import.meta.url);
+  const candidates = path ? [path] : addonCandidates();
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new LlamaError(
+      'ADDON_NOT_BUILT',
+      `the native addon is not built (looked in ${candidates.join(', ')}): run \`npm ci\` or \`npm run build:addon\``,
+    );
+  }
+  const addon = require(found) as NativeAddon;
+  if (path === undefined) cached = addon;
+  return addon;
+}
+
+/** Rethrows a native error as its typed class, with the stack of the JS call that started the work. */
+export function nativeError(err: unknown, callerStack?: string): never {
+  if (err instanceof LlamaError) throw err;
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    const typed = errorFor(typeof code === 'string' ? code : 'NATIVE_ERROR', err.message, { cause: err });
+    if (callerStack) typed.stack = `${typed.name}: ${typed.message}\n${callerStack.split('\n').slice(1).join('\n')}`;
+    throw typed;
+  }
+  throw errorFor('NATIVE_ERROR', String(err));
+}
+
+/** Runs a synchronous native call, converting its errors. */
+export function callNative<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    nativeError(err);
+  }
+}
+
+/** Awaits an asynchronous native call; the stack is captured before the work is queued. */
+export async function awaitNative<T>(start: () => Promise<T>): Promise<T> {
+  const stack = new Error().stack;
+  try {
+    return await start();
+  } catch (err) {
+    nativeError(err, stack);
+  }
+}

@@ -1,0 +1,75 @@
+// Typed errors with stable codes, shared by every layer. Native errors arrive with a `code` property
+// (see native/core/errors.h) and are turned into these classes by src/engine/native.ts.
+
+export type ErrorCode =
+  // files
+  | 'MODEL_NOT_FOUND'
+  | 'NOT_A_FILE'
+  | 'NOT_A_GGUF'
+  | 'GGUF_TRUNCATED'
+  | 'GGUF_CORRUPT'
+  // native
+  | 'INVALID_ARGUMENT'
+  | 'MODEL_LOAD_FAILED'
+  | 'LOAD_CANCELLED'
+  | 'DISPOSED'
+  | 'BUSY'
+  | 'QUANTIZE_FAILED'
+  | 'CONTEXT_FAILED'
+  | 'CONTEXT_EXCEEDED'
+  | 'DECODE_FAILED'
+  | 'TEMPLATE_FAILED'
+  | 'NATIVE_ERROR'
+  | 'ADDON_NOT_BUILT';
+
+export class LlamaError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The file is missing, not a file, or not a valid GGUF. Raised before llama.cpp sees it. */
+export class ModelFileError extends LlamaError {}
+/** llama.cpp refused the model or its load was cancelled. */
+export class ModelLoadError extends LlamaError {}
+/** The object was disposed, or is busy with another operation. */
+export class StateError extends LlamaError {}
+/** An argument was out of range or of the wrong kind. */
+export class ArgumentError extends LlamaError {}
+/** A prompt does not fit the context it was given to. */
+export class ContextExceededError extends LlamaError {}
+/** Any other failure inside the native code. */
+export class NativeError extends LlamaError {}
+
+const CLASS_BY_CODE: Record<ErrorCode, new (code: ErrorCode, message: string, options?: ErrorOptions) => LlamaError> = {
+  MODEL_NOT_FOUND: ModelFileError,
+  NOT_A_FILE: ModelFileError,
+  NOT_A_GGUF: ModelFileError,
+  GGUF_TRUNCATED: ModelFileError,
+  GGUF_CORRUPT: ModelFileError,
+  INVALID_ARGUMENT: ArgumentError,
+  MODEL_LOAD_FAILED: ModelLoadError,
+  LOAD_CANCELLED: ModelLoadError,
+  DISPOSED: StateError,
+  BUSY: StateError,
+  QUANTIZE_FAILED: NativeError,
+  CONTEXT_FAILED: NativeError,
+  CONTEXT_EXCEEDED: ContextExceededError,
+  DECODE_FAILED: NativeError,
+  TEMPLATE_FAILED: NativeError,
+  NATIVE_ERROR: NativeError,
+  ADDON_NOT_BUILT: NativeError,
+};
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(CLASS_BY_CODE, code);
+}
+
+/** The typed error for a code; unknown codes become NATIVE_ERROR. */
+export function errorFor(code: string, message: string, options?: ErrorOptions): LlamaError {
+  const known: ErrorCode = isErrorCode(code) ? code : 'NATIVE_ERROR';
+  return new CLASS_BY_CODE[known](known, message, options);
+}
