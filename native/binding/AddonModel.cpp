@@ -107,8 +107,12 @@ class ReferenceWorker : public PromiseWorker {
 
 }  // namespace
 
+struct ModelClassData {
+  Napi::FunctionReference constructor;
+};
+
 Napi::Function AddonModel::Init(Napi::Env env) {
-  return DefineClass(env, "Model",
+  Napi::Function ctor = DefineClass(env, "Model",
                      {
                          InstanceMethod("load", &AddonModel::Load),
                          InstanceMethod("abortLoad", &AddonModel::AbortLoad),
@@ -122,6 +126,15 @@ Napi::Function AddonModel::Init(Napi::Env env) {
                          InstanceMethod("applyChatTemplate", &AddonModel::ApplyChatTemplate),
                          InstanceMethod("referenceGreedy", &AddonModel::ReferenceGreedy),
                      });
+  // Owned by the environment, which deletes it at teardown.
+  env.SetInstanceData<ModelClassData>(new ModelClassData{Napi::Persistent(ctor)});
+  return ctor;
+}
+
+AddonModel *AddonModel::from(Napi::Env env, Napi::Value value) {
+  auto *data = env.GetInstanceData<ModelClassData>();
+  if (data == nullptr || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->constructor.Value())) return nullptr;
+  return Napi::ObjectWrap<AddonModel>::Unwrap(value.As<Napi::Object>());
 }
 
 AddonModel::AddonModel(const Napi::CallbackInfo &info) : Napi::ObjectWrap<AddonModel>(info) {

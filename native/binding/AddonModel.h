@@ -14,6 +14,9 @@ namespace binding {
 class AddonModel : public Napi::ObjectWrap<AddonModel> {
  public:
   static Napi::Function Init(Napi::Env env);
+  // The AddonModel behind a JS value, or nullptr when it is not one of ours (checked with instanceof,
+  // since unwrapping a foreign object would reinterpret its pointer).
+  static AddonModel *from(Napi::Env env, Napi::Value value);
   explicit AddonModel(const Napi::CallbackInfo &info);
   ~AddonModel() override;
 

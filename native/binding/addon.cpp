@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "AddonBatchDecoder.h"
 #include "AddonModel.h"
 #include "backend.h"
 #include "convert.h"
@@ -79,6 +80,7 @@ Napi::Value SetLogLevel(const Napi::CallbackInfo &info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   core::ensureBackend();
   exports.Set("Model", AddonModel::Init(env));
+  exports.Set("BatchDecoder", AddonBatchDecoder::Init(env));
   exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel, "setLogLevel"));

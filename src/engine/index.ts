@@ -16,3 +16,13 @@ export function systemInfo(): NativeSystemInfo {
 export function setLogLevel(level: 'none' | 'error' | 'warn' | 'info' | 'debug'): void {
   callNative(() => loadAddon().setLogLevel(level));
 }
+export {
+  BatchDecoder,
+  type DecoderOptions,
+  type SamplingOptions,
+  type StartOptions,
+  type SlotEvent,
+  type StepResult,
+  type SlotInfo,
+  type EndReason,
+} from './batch-decoder.ts';

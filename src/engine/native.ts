@@ -53,6 +53,75 @@ export interface NativeModel {
   ): Promise<Int32Array>;
 }
 
+export interface NativeDecoderOptions {
+  nSlots?: number;
+  nCtxPerSlot?: number;
+  kvUnified?: boolean;
+  nBatch?: number;
+  nUbatch?: number;
+  nThreads?: number;
+  nThreadsBatch?: number;
+  flashAttn?: -1 | 0 | 1;
+  kvType?: string;
+  swaFull?: boolean;
+}
+
+export interface NativeStartParams {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  penaltyLastN?: number;
+  logitBias?: [number, number][];
+}
+
+export interface NativeSlotEvent {
+  slot: number;
+  token: number; // -1 when the event only ends the slot
+  text: string;
+  end: '' | 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';
+  error?: string;
+  promptProcessed: number;
+}
+
+export interface NativeStepResult {
+  events: NativeSlotEvent[];
+  batchTokens: number;
+  promptTokens: number;
+  generatedTokens: number;
+  retries: number;
+  decodeMicros: number;
+}
+
+export interface NativeDecoderInfo {
+  nSlots: number;
+  nCtxPerSlot: number;
+  nBatch: number;
+  nUbatch: number;
+  kvType: string;
+  kvUnified: boolean;
+  flashAttn: number;
+  swaFull: boolean;
+  kvCellsUsed: number;
+}
+
+export interface NativeBatchDecoder {
+  start(slot: number, tokens: Int32Array | readonly number[], params: NativeStartParams): { reusedTokens: number; promptTokens: number };
+  cancel(slot: number): void;
+  clear(slot: number): void;
+  step(tokenBudget?: number): Promise<NativeStepResult>;
+  slotInfo(slot: number): { state: 'idle' | 'prefill' | 'generating'; cachedTokens: number; pendingPrompt: number; generated: number };
+  cachedTokens(slot: number): Int32Array;
+  info(): NativeDecoderInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
 export interface NativeSystemInfo {
   llamaSystemInfo: string;
   supportsGpuOffload: boolean;
@@ -66,6 +135,7 @@ export interface NativeSystemInfo {
 
 export interface NativeAddon {
   Model: new () => NativeModel;
+  BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
   quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;
   systemInfo(): NativeSystemInfo;
   setLogLevel(level: 'none' | 'error' | 'warn' | 'info' | 'debug'): void;

@@ -1,0 +1,50 @@
+# node-gyp build of the same addon as CMakeLists.txt, for node-gyp users.
+# It compiles native/ and links the llama.cpp static libraries that the CMake build produced
+# (run `npm ci` or `npm run build:addon` first). CPU backend only; CUDA builds use CMake.
+#   npx node-gyp rebuild                      -> build/Release/llama_addon.node
+#   npx node-gyp rebuild -- -Dllama_build_dir=/other/build-cmake
+{
+  "variables": {
+    "llama_build_dir%": "<(module_root_dir)/build-cmake",
+    "llama_cpp_dir%": "<(module_root_dir)/vendor/llama.cpp"
+  },
+  "targets": [
+    {
+      "target_name": "llama_addon",
+      "sources": [
+        "<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cpp')).map(f=>'native/core/'+f).join(' ')\")",
+        "<!@(node -p \"require('fs').readdirSync('native/binding').filter(f=>f.endsWith('.cpp')).map(f=>'native/binding/'+f).join(' ')\")"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native/core",
+        "<(llama_cpp_dir)/include",
+        "<(llama_cpp_dir)/ggml/include"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions"],
+      "libraries": [
+        "-Wl,--start-group",
+        "<(llama_build_dir)/llama.cpp/src/libllama.a",
+        "<(llama_build_dir)/llama.cpp/ggml/src/libggml.a",
+        "<(llama_build_dir)/llama.cpp/ggml/src/libggml-cpu.a",
+        "<(llama_build_dir)/llama.cpp/ggml/src/libggml-base.a",
+        "-Wl,--end-group",
+        "-fopenmp",
+        "-lpthread"
+      ],
+      "conditions": [
+        ["OS=='mac'", {
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "MACOSX_DEPLOYMENT_TARGET": "11.0"
+          },
+          "libraries!": ["-Wl,--start-group", "-Wl,--end-group", "-fopenmp"]
+        }]
+      ]
+    }
+  ]
+}

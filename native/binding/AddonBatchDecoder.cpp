@@ -1,0 +1,226 @@
+#include "AddonBatchDecoder.h"
+
+#include "AddonModel.h"
+#include "convert.h"
+#include "js_errors.h"
+
+namespace binding {
+namespace {
+
+core::SamplingParams samplingFrom(const Napi::Object &o) {
+  core::SamplingParams p;
+  p.temperature = static_cast<float>(optionalNumber(o, "temperature", 0.0, 0.0, 100.0));
+  p.topK = optionalInt(o, "topK", 0, 0, 1 << 30);
+  p.topP = static_cast<float>(optionalNumber(o, "topP", 1.0, 0.0, 1.0));
+  p.minP = static_cast<float>(optionalNumber(o, "minP", 0.0, 0.0, 1.0));
+  const double seed = optionalNumber(o, "seed", LLAMA_DEFAULT_SEED, 0.0, 4294967295.0);
+  p.seed = static_cast<uint32_t>(seed);
+  p.repeatPenalty = static_cast<float>(optionalNumber(o, "repeatPenalty", 1.0, 0.0, 100.0));
+  p.presencePenalty = static_cast<float>(optionalNumber(o, "presencePenalty", 0.0, -100.0, 100.0));
+  p.frequencyPenalty = static_cast<float>(optionalNumber(o, "frequencyPenalty", 0.0, -100.0, 100.0));
+  p.penaltyLastN = optionalInt(o, "penaltyLastN", 64, -1, 1 << 24);
+  Napi::Value bias = o.Get("logitBias");
+  if (!bias.IsUndefined() && !bias.IsNull()) {
+    if (!bias.IsArray()) throw core::Error(core::codes::kInvalidArgument, "logitBias must be an array of [token, bias]");
+    Napi::Array arr = bias.As<Napi::Array>();
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      Napi::Value e = arr.Get(k);
+      if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsNumber() ||
+          !e.As<Napi::Array>().Get(1u).IsNumber()) {
+        throw core::Error(core::codes::kInvalidArgument, "logitBias[" + std::to_string(k) + "] must be [token, bias]");
+      }
+      Napi::Array pair = e.As<Napi::Array>();
+      p.logitBias.push_back({pair.Get(0u).As<Napi::Number>().Int32Value(), pair.Get(1u).As<Napi::Number>().FloatValue()});
+    }
+  }
+  return p;
+}
+
+class StepWorker : public PromiseWorker {
+ public:
+  StepWorker(Napi::Env env, std::shared_ptr<core::BatchDecoder> decoder, int32_t budget)
+      : PromiseWorker(env), decoder_(std::move(decoder)), budget_(budget) {}
+
+ protected:
+  void Run() override { result_ = decoder_->step(budget_); }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array events = Napi::Array::New(env, result_.events.size());
+    for (size_t k = 0; k < result_.events.size(); ++k) {
+      const core::SlotEvent &e = result_.events[k];
+      Napi::Object ev = Napi::Object::New(env);
+      ev.Set("slot", e.slot);
+      ev.Set("token", e.token);
+      ev.Set("text", e.text);
+      ev.Set("end", core::endReasonName(e.end));
+      if (!e.error.empty()) ev.Set("error", e.error);
+      ev.Set("promptProcessed", e.promptProcessed);
+      events.Set(static_cast<uint32_t>(k), ev);
+    }
+    o.Set("events", events);
+    o.Set("batchTokens", result_.batchTokens);
+    o.Set("promptTokens", result_.promptTokens);
+    o.Set("generatedTokens", result_.generatedTokens);
+    o.Set("retries", result_.retries);
+    o.Set("decodeMicros", Napi::Number::New(env, static_cast<double>(result_.decodeMicros)));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<core::BatchDecoder> decoder_;
+  int32_t budget_;
+  core::StepResult result_;
+};
+
+int32_t slotArg(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "slot must be a number");
+  return info[0].As<Napi::Number>().Int32Value();
+}
+
+}  // namespace
+
+Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
+  return DefineClass(env, "BatchDecoder",
+                     {
+                         InstanceMethod("start", &AddonBatchDecoder::Start),
+                         InstanceMethod("cancel", &AddonBatchDecoder::Cancel),
+                         InstanceMethod("clear", &AddonBatchDecoder::Clear),
+                         InstanceMethod("step", &AddonBatchDecoder::Step),
+                         InstanceMethod("slotInfo", &AddonBatchDecoder::SlotInfo),
+                         InstanceMethod("cachedTokens", &AddonBatchDecoder::CachedTokens),
+                         InstanceMethod("info", &AddonBatchDecoder::Info),
+                         InstanceMethod("dispose", &AddonBatchDecoder::Dispose),
+                         InstanceAccessor("disposed", &AddonBatchDecoder::GetDisposed, nullptr),
+                     });
+}
+
+// new BatchDecoder(model, options): creating the context allocates the KV cache; done synchronously
+// because it is quick next to a model load, and the caller needs the object at once.
+AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<AddonBatchDecoder>(info) {
+  Napi::Env env = info.Env();
+  guard(env, [&]() {
+    AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
+    if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
+    Napi::Object o = optionalObject(info, 1, "options");
+    core::DecoderOptions opts;
+    opts.nSlots = optionalInt(o, "nSlots", 1, 1, 4096);
+    opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", 4096, 1, 1 << 24);
+    opts.kvUnified = optionalBool(o, "kvUnified", false);
+    opts.nBatch = optionalInt(o, "nBatch", 512, 1, 1 << 20);
+    opts.nUbatch = optionalInt(o, "nUbatch", 512, 1, 1 << 20);
+    opts.nThreads = optionalInt(o, "nThreads", 0, 0, 1024);
+    opts.nThreadsBatch = optionalInt(o, "nThreadsBatch", 0, 0, 1024);
+    opts.flashAttn = optionalInt(o, "flashAttn", -1, -1, 1);
+    Napi::Value kv = o.Get("kvType");
+    if (!kv.IsUndefined()) {
+      if (!kv.IsString()) throw core::Error(core::codes::kInvalidArgument, "kvType must be a string");
+      opts.kvType = kv.As<Napi::String>().Utf8Value();
+    }
+    opts.swaFull = optionalBool(o, "swaFull", false);
+    decoder_ = std::make_shared<core::BatchDecoder>(model->model(env), opts);
+  });
+}
+
+std::shared_ptr<core::BatchDecoder> AddonBatchDecoder::decoder(Napi::Env env) const {
+  if (!decoder_) throw makeError(env, core::codes::kDisposed, "the decoder has been disposed");
+  return decoder_;
+}
+
+Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    const int32_t slot = slotArg(info);
+    core::StartParams p;
+    p.prompt = requireTokens(info, 1, "tokens");
+    Napi::Object o = optionalObject(info, 2, "params");
+    p.maxTokens = optionalInt(o, "maxTokens", 256, 1, 1 << 24);
+    p.sampling = samplingFrom(o);
+    const core::StartResult r = d->start(slot, p);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("reusedTokens", r.reusedTokens);
+    out.Set("promptTokens", r.promptTokens);
+    return out;
+  });
+}
+
+Napi::Value AddonBatchDecoder::Cancel(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    decoder(env)->cancel(slotArg(info));
+    return env.Undefined();
+  });
+}
+
+Napi::Value AddonBatchDecoder::Clear(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    decoder(env)->clear(slotArg(info));
+    return env.Undefined();
+  });
+}
+
+Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    int32_t budget = d->nBatch();
+    if (info.Length() > 0 && !info[0].IsUndefined()) {
+      if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
+      budget = info[0].As<Napi::Number>().Int32Value();
+    }
+    auto *worker = new StepWorker(env, std::move(d), budget);
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+Napi::Value AddonBatchDecoder::SlotInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const core::SlotInfo s = decoder(env)->slotInfo(slotArg(info));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("state", core::slotStateName(s.state));
+    o.Set("cachedTokens", s.cachedTokens);
+    o.Set("pendingPrompt", s.pendingPrompt);
+    o.Set("generated", s.generated);
+    return o;
+  });
+}
+
+Napi::Value AddonBatchDecoder::CachedTokens(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value { return tokensToJs(env, decoder(env)->cachedTokens(slotArg(info))); });
+}
+
+Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    const core::DecoderOptions &o = d->options();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("nSlots", d->nSlots());
+    out.Set("nCtxPerSlot", d->nCtxPerSlot());
+    out.Set("nBatch", o.nBatch);
+    out.Set("nUbatch", o.nUbatch);
+    out.Set("kvType", o.kvType);
+    out.Set("kvUnified", o.kvUnified);
+    out.Set("flashAttn", o.flashAttn);
+    out.Set("swaFull", o.swaFull);
+    out.Set("kvCellsUsed", Napi::Number::New(env, static_cast<double>(d->kvCellsUsed())));
+    return out;
+  });
+}
+
+Napi::Value AddonBatchDecoder::Dispose(const Napi::CallbackInfo &info) {
+  decoder_.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value AddonBatchDecoder::GetDisposed(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), !decoder_);
+}
+
+}  // namespace binding

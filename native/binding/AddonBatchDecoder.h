@@ -1,0 +1,32 @@
+#pragma once
+// JS class BatchDecoder: start/cancel/clear slots, step() as a Promise on a worker thread.
+#include <napi.h>
+
+#include <memory>
+
+#include "batch_decoder.h"
+
+namespace binding {
+
+class AddonBatchDecoder : public Napi::ObjectWrap<AddonBatchDecoder> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit AddonBatchDecoder(const Napi::CallbackInfo &info);
+
+ private:
+  std::shared_ptr<core::BatchDecoder> decoder(Napi::Env env) const;
+  Napi::Value Start(const Napi::CallbackInfo &info);
+  Napi::Value Cancel(const Napi::CallbackInfo &info);
+  Napi::Value Clear(const Napi::CallbackInfo &info);
+  Napi::Value Step(const Napi::CallbackInfo &info);
+  Napi::Value SlotInfo(const Napi::CallbackInfo &info);
+  Napi::Value CachedTokens(const Napi::CallbackInfo &info);
+  Napi::Value Info(const Napi::CallbackInfo &info);
+  Napi::Value Dispose(const Napi::CallbackInfo &info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo &info);
+
+  // Shared with running step workers, so dispose() during a step frees the context after it ends.
+  std::shared_ptr<core::BatchDecoder> decoder_;
+};
+
+}  // namespace binding

@@ -1,0 +1,369 @@
+#include "batch_decoder.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "backend.h"
+#include "errors.h"
+#include "utf8.h"
+
+namespace core {
+
+struct BatchDecoder::Slot {
+  int32_t id = 0;
+  SlotState state = SlotState::kIdle;
+  std::vector<llama_token> cache;    // tokens held in the KV, at positions 0..cache.size()-1
+  std::vector<llama_token> pending;  // prompt tokens still to decode
+  SamplerPtr sampler;
+  int32_t maxTokens = 0;
+  int32_t generated = 0;
+  llama_token last = LLAMA_TOKEN_NULL;  // sampled, not yet in the KV
+  std::string utf8;                     // bytes held back until a character is complete
+  std::atomic<bool> cancelRequested{false};
+  // Per step:
+  int32_t logitIndex = -1;
+  int32_t promptThisStep = 0;
+};
+
+const char *endReasonName(EndReason r) {
+  switch (r) {
+    case EndReason::kNone: return "";
+    case EndReason::kStop: return "stop";
+    case EndReason::kLength: return "length";
+    case EndReason::kContextFull: return "context_full";
+    case EndReason::kCancelled: return "cancelled";
+    case EndReason::kError: return "error";
+  }
+  return "";
+}
+
+const char *slotStateName(SlotState s) {
+  switch (s) {
+    case SlotState::kIdle: return "idle";
+    case SlotState::kPrefill: return "prefill";
+    case SlotState::kGenerating: return "generating";
+  }
+  return "";
+}
+
+namespace {
+
+void require(bool ok, const std::string &message) {
+  if (!ok) throw Error(codes::kInvalidArgument, message);
+}
+
+ggml_type kvTypeOf(const std::string &name) {
+  if (name == "f16") return GGML_TYPE_F16;
+  if (name == "q8_0") return GGML_TYPE_Q8_0;
+  if (name == "f32") return GGML_TYPE_F32;
+  throw Error(codes::kInvalidArgument, "kvType must be f16, q8_0 or f32, not '" + name + "'");
+}
+
+void batchAdd(llama_batch &b, llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
+  const int32_t i = b.n_tokens++;
+  b.token[i] = token;
+  b.pos[i] = pos;
+  b.n_seq_id[i] = 1;
+  b.seq_id[i][0] = seq;
+  b.logits[i] = logits;
+}
+
+}  // namespace
+
+BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &opts) : model_(std::move(model)), opts_(opts) {
+  ensureBackend();
+  require(opts.nSlots >= 1 && static_cast<size_t>(opts.nSlots) <= llama_max_parallel_sequences(),
+          "nSlots must be in [1, " + std::to_string(llama_max_parallel_sequences()) + "]");
+  require(opts.nCtxPerSlot >= 16, "nCtxPerSlot must be >= 16");
+  require(opts.nBatch >= opts.nSlots, "nBatch must be >= nSlots (every generating slot adds one token per step)");
+  require(opts.nUbatch >= 1, "nUbatch must be >= 1");
+  require(opts.nThreads >= 0 && opts.nThreadsBatch >= 0, "threads must be >= 0");
+  require(opts.flashAttn >= -1 && opts.flashAttn <= 1, "flashAttn must be -1 (auto), 0 or 1");
+  const ggml_type kvType = kvTypeOf(opts.kvType);
+  require(!(kvType == GGML_TYPE_Q8_0 && opts.flashAttn == 0), "a q8_0 KV cache needs flash attention (flashAttn auto or on)");
+  const int64_t nCtxTotal = static_cast<int64_t>(opts.nCtxPerSlot) * opts.nSlots;
+  require(nCtxTotal <= (1 << 24), "nCtxPerSlot * nSlots is too large");
+
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = static_cast<uint32_t>(nCtxTotal);
+  cp.n_batch = static_cast<uint32_t>(opts.nBatch);
+  cp.n_ubatch = static_cast<uint32_t>(std::min(opts.nUbatch, opts.nBatch));
+  cp.n_seq_max = static_cast<uint32_t>(opts.nSlots);
+  // One logits row per slot per step at most: on a 262k-token vocabulary each row is 1 MiB.
+  cp.n_outputs_max = static_cast<uint32_t>(opts.nSlots);
+  cp.kv_unified = opts.kvUnified;
+  cp.swa_full = opts.swaFull;
+  cp.flash_attn_type = static_cast<llama_flash_attn_type>(opts.flashAttn);
+  cp.type_k = kvType;
+  cp.type_v = kvType;
+  cp.no_perf = true;
+  if (opts.nThreads > 0) cp.n_threads = opts.nThreads;
+  cp.n_threads_batch = opts.nThreadsBatch > 0 ? opts.nThreadsBatch : cp.n_threads;
+
+  takeLastLogError();
+  ctx_ = llama_init_from_model(model_->raw(), cp);
+  if (ctx_ == nullptr) {
+    const std::string why = takeLastLogError();
+    throw Error(codes::kContextFailed, "could not create the decoder context" + (why.empty() ? "" : ": " + why));
+  }
+  nCtxSlot_ = std::min<int32_t>(opts.nCtxPerSlot, static_cast<int32_t>(llama_n_ctx_seq(ctx_)));
+  nSwa_ = llama_model_n_swa(model_->raw());
+  batch_ = llama_batch_init(opts.nBatch, 0, 1);
+  slots_.reserve(static_cast<size_t>(opts.nSlots));
+  for (int32_t i = 0; i < opts.nSlots; ++i) {
+    slots_.push_back(std::make_unique<Slot>());
+    slots_.back()->id = i;
+  }
+}
+
+BatchDecoder::~BatchDecoder() {
+  slots_.clear();
+  llama_batch_free(batch_);
+  llama_free(ctx_);
+}
+
+void BatchDecoder::checkSlot(int32_t slot) const {
+  if (slot < 0 || slot >= opts_.nSlots) {
+    throw Error(codes::kInvalidArgument,
+                "slot " + std::to_string(slot) + " does not exist (slots 0.." + std::to_string(opts_.nSlots - 1) + ")");
+  }
+}
+
+StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
+  std::unique_lock<std::mutex> lock(stepMutex_, std::try_to_lock);
+  if (!lock.owns_lock()) throw Error(codes::kBusy, "a step is running; start slots between steps");
+  checkSlot(slot);
+  Slot &s = *slots_[static_cast<size_t>(slot)];
+  if (s.state != SlotState::kIdle) throw Error(codes::kBusy, "slot " + std::to_string(slot) + " is busy");
+  const auto &prompt = params.prompt;
+  require(!prompt.empty(), "the prompt must contain at least one token");
+  require(params.maxTokens >= 1, "maxTokens must be >= 1");
+  for (llama_token t : prompt) model_->checkToken(t);
+  if (static_cast<int64_t>(prompt.size()) >= nCtxSlot_) {
+    throw Error(codes::kContextExceeded, "the prompt has " + std::to_string(prompt.size()) +
+                                             " tokens but a slot holds at most " + std::to_string(nCtxSlot_) +
+                                             " (prompt and generated tokens together)");
+  }
+  SamplerPtr sampler = makeSampler(model_->raw(), params.sampling);
+
+  // Prompt cache: keep the longest common prefix, but always re-evaluate at least one token so the
+  // first sampled token has fresh logits.
+  size_t keep = 0;
+  while (keep < s.cache.size() && keep < prompt.size() && s.cache[keep] == prompt[keep]) ++keep;
+  if (keep >= prompt.size()) keep = prompt.size() - 1;
+  llama_memory_t mem = llama_get_memory(ctx_);
+  if (keep > 0 && nSwa_ > 0 && !opts_.swaFull) {
+    // Sliding-window layers drop cells older than the window. Continuing at position `keep` needs the
+    // cells of the window before it; if they are gone, the prefix can't be reused.
+    const llama_pos posMin = llama_memory_seq_pos_min(mem, slot);
+    if (posMin < 0 || (posMin > 0 && posMin >= static_cast<llama_pos>(keep) - nSwa_)) keep = 0;
+  }
+  if (keep == 0 || !llama_memory_seq_rm(mem, slot, static_cast<llama_pos>(keep), -1)) {
+    llama_memory_seq_rm(mem, slot, -1, -1);
+    keep = 0;
+  }
+  s.cache.resize(keep);
+  s.pending.assign(prompt.begin() + static_cast<std::ptrdiff_t>(keep), prompt.end());
+  s.sampler = std::move(sampler);
+  s.maxTokens = params.maxTokens;
+  s.generated = 0;
+  s.last = LLAMA_TOKEN_NULL;
+  s.utf8.clear();
+  s.cancelRequested.store(false);
+  s.state = SlotState::kPrefill;
+  return StartResult{static_cast<int32_t>(keep), static_cast<int32_t>(prompt.size())};
+}
+
+void BatchDecoder::cancel(int32_t slot) {
+  checkSlot(slot);
+  slots_[static_cast<size_t>(slot)]->cancelRequested.store(true);
+  std::unique_lock<std::mutex> lock(stepMutex_, std::try_to_lock);
+  if (lock.owns_lock()) {
+    std::vector<SlotEvent> ignored;
+    applyCancels(ignored);
+  }
+}
+
+void BatchDecoder::clear(int32_t slot) {
+  std::unique_lock<std::mutex> lock(stepMutex_, std::try_to_lock);
+  if (!lock.owns_lock()) throw Error(codes::kBusy, "a step is running; clear slots between steps");
+  checkSlot(slot);
+  Slot &s = *slots_[static_cast<size_t>(slot)];
+  if (s.state != SlotState::kIdle) throw Error(codes::kBusy, "slot " + std::to_string(slot) + " is busy");
+  forgetKv(s);
+}
+
+void BatchDecoder::forgetKv(Slot &s) {
+  llama_memory_seq_rm(llama_get_memory(ctx_), s.id, -1, -1);
+  s.cache.clear();
+}
+
+std::string BatchDecoder::takeText(Slot &s, bool flush) {
+  const size_t n = flush ? s.utf8.size() : completeUtf8Prefix(s.utf8);
+  std::string out = s.utf8.substr(0, n);
+  s.utf8.erase(0, n);
+  return out;
+}
+
+void BatchDecoder::endSlot(Slot &s, EndReason reason, std::vector<SlotEvent> &events, const std::string &error) {
+  SlotEvent ev;
+  ev.slot = s.id;
+  ev.text = takeText(s, true);
+  ev.end = reason;
+  ev.error = error;
+  events.push_back(std::move(ev));
+  s.state = SlotState::kIdle;
+  s.pending.clear();
+  s.sampler.reset();
+  s.last = LLAMA_TOKEN_NULL;
+}
+
+void BatchDecoder::applyCancels(std::vector<SlotEvent> &events) {
+  for (auto &sp : slots_) {
+    if (!sp->cancelRequested.exchange(false)) continue;
+    if (sp->state != SlotState::kIdle) endSlot(*sp, EndReason::kCancelled, events);
+  }
+}
+
+bool BatchDecoder::hasWork() const {
+  return std::any_of(slots_.begin(), slots_.end(), [](const auto &s) { return s->state != SlotState::kIdle; });
+}
+
+StepResult BatchDecoder::step(int32_t tokenBudget) {
+  std::lock_guard<std::mutex> lock(stepMutex_);
+  StepResult r;
+  applyCancels(r.events);
+
+  int32_t nGen = 0;
+  for (auto &sp : slots_) nGen += sp->state == SlotState::kGenerating ? 1 : 0;
+  const int32_t budget = std::clamp(tokenBudget, 1, opts_.nBatch);
+  int32_t prefillBudget = std::max(0, budget - nGen);
+
+  int32_t ret = 0;
+  int32_t lastServed = -1;
+  for (;;) {
+    batch_.n_tokens = 0;
+    lastServed = -1;
+    for (auto &sp : slots_) {
+      sp->logitIndex = -1;
+      sp->promptThisStep = 0;
+      if (sp->state != SlotState::kGenerating) continue;
+      sp->logitIndex = batch_.n_tokens;
+      batchAdd(batch_, sp->last, static_cast<llama_pos>(sp->cache.size()), sp->id, true);
+    }
+    int32_t remaining = prefillBudget;
+    for (int32_t k = 0; k < opts_.nSlots && remaining > 0; ++k) {
+      Slot &s = *slots_[static_cast<size_t>((nextPrefill_ + k) % opts_.nSlots)];
+      if (s.state != SlotState::kPrefill) continue;
+      const int32_t take = std::min<int32_t>(static_cast<int32_t>(s.pending.size()), remaining);
+      const bool finishes = take == static_cast<int32_t>(s.pending.size());
+      for (int32_t j = 0; j < take; ++j) {
+        const bool logits = finishes && j == take - 1;
+        if (logits) s.logitIndex = batch_.n_tokens;
+        batchAdd(batch_, s.pending[static_cast<size_t>(j)], static_cast<llama_pos>(s.cache.size() + j), s.id, logits);
+      }
+      s.promptThisStep = take;
+      remaining -= take;
+      lastServed = s.id;
+    }
+    if (batch_.n_tokens == 0) return r;
+
+    const auto t0 = std::chrono::steady_clock::now();
+    ret = llama_decode(ctx_, batch_);
+    r.decodeMicros += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+    // 1: no room in the KV for this batch. The memory is unchanged; retry with less prompt.
+    if (ret == 1 && prefillBudget > 1 && batch_.n_tokens > nGen) {
+      prefillBudget /= 2;
+      ++r.retries;
+      continue;
+    }
+    break;
+  }
+
+  if (ret != 0) {
+    // The slots in this batch fail; others are untouched. A failed decode may leave some ubatches in
+    // the KV, so the affected slots forget theirs.
+    const std::string why = takeLastLogError();
+    const std::string message = "llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why);
+    for (auto &sp : slots_) {
+      if (sp->logitIndex < 0 && sp->promptThisStep == 0) continue;
+      forgetKv(*sp);
+      endSlot(*sp, EndReason::kError, r.events, message);
+    }
+    return r;
+  }
+
+  r.batchTokens = batch_.n_tokens;
+  r.generatedTokens = nGen;
+  if (lastServed >= 0) nextPrefill_ = (lastServed + 1) % opts_.nSlots;
+  for (auto &sp : slots_) {
+    Slot &s = *sp;
+    if (s.state == SlotState::kGenerating) s.cache.push_back(s.last);
+    if (s.promptThisStep > 0) {
+      s.cache.insert(s.cache.end(), s.pending.begin(), s.pending.begin() + s.promptThisStep);
+      s.pending.erase(s.pending.begin(), s.pending.begin() + s.promptThisStep);
+      r.promptTokens += s.promptThisStep;
+    }
+    if (s.logitIndex < 0) {
+      if (s.promptThisStep > 0) {
+        SlotEvent ev;
+        ev.slot = s.id;
+        ev.promptProcessed = s.promptThisStep;
+        r.events.push_back(std::move(ev));
+      }
+      continue;
+    }
+    const llama_token tok = llama_sampler_sample(s.sampler.get(), ctx_, s.logitIndex);
+    s.state = SlotState::kGenerating;
+    SlotEvent ev;
+    ev.slot = s.id;
+    ev.promptProcessed = s.promptThisStep;
+    EndReason end = EndReason::kNone;
+    if (model_->isEog(tok)) {
+      end = EndReason::kStop;
+    } else {
+      ev.token = tok;
+      ++s.generated;
+      s.utf8 += model_->tokenPiece(tok, false);
+      s.last = tok;
+      if (s.generated >= s.maxTokens) end = EndReason::kLength;
+      else if (static_cast<int32_t>(s.cache.size()) >= nCtxSlot_) end = EndReason::kContextFull;
+    }
+    ev.text = takeText(s, end != EndReason::kNone);
+    ev.end = end;
+    r.events.push_back(std::move(ev));
+    if (end != EndReason::kNone) {
+      s.state = SlotState::kIdle;
+      s.pending.clear();
+      s.sampler.reset();
+      s.last = LLAMA_TOKEN_NULL;
+    }
+  }
+  // Cancels that arrived during the decode end their slots now.
+  applyCancels(r.events);
+  return r;
+}
+
+SlotInfo BatchDecoder::slotInfo(int32_t slot) const {
+  checkSlot(slot);
+  const Slot &s = *slots_[static_cast<size_t>(slot)];
+  SlotInfo i;
+  i.state = s.state;
+  i.cachedTokens = static_cast<int32_t>(s.cache.size());
+  i.pendingPrompt = static_cast<int32_t>(s.pending.size());
+  i.generated = s.generated;
+  return i;
+}
+
+const std::vector<llama_token> &BatchDecoder::cachedTokens(int32_t slot) const {
+  checkSlot(slot);
+  return slots_[static_cast<size_t>(slot)]->cache;
+}
+
+int64_t BatchDecoder::kvCellsUsed() const {
+  int64_t n = 0;
+  for (const auto &s : slots_) n += static_cast<int64_t>(s->cache.size());
+  return n;
+}
+
+}  // namespace core

@@ -1,0 +1,120 @@
+#pragma once
+// Slot-based batch decoder over one llama_context: n_slots sequences (seq_id = slot) share one
+// llama_decode per step. Mechanism only — which request goes to which slot, and the token budget of
+// each step, are the caller's policy (src/scheduler/).
+//
+// Threading: step() may run on a worker thread. start()/release() must not overlap a step (they
+// throw BUSY); cancel() may be called at any time and takes effect before the next token is emitted.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "llama.h"
+#include "model.h"
+#include "sampling.h"
+
+namespace core {
+
+struct DecoderOptions {
+  int32_t nSlots = 1;
+  int32_t nCtxPerSlot = 4096;
+  bool kvUnified = false;  // one KV buffer shared by all slots (total = nCtxPerSlot * nSlots)
+  int32_t nBatch = 512;    // most tokens in one step
+  int32_t nUbatch = 512;
+  int32_t nThreads = 0;    // 0: llama.cpp's default
+  int32_t nThreadsBatch = 0;
+  int32_t flashAttn = -1;  // -1 auto, 0 off, 1 on
+  std::string kvType = "f16";  // f16 | q8_0
+  bool swaFull = false;    // full-size sliding-window cache (costs memory; enables more prefix reuse)
+};
+
+enum class SlotState { kIdle, kPrefill, kGenerating };
+enum class EndReason { kNone, kStop, kLength, kContextFull, kCancelled, kError };
+
+const char *endReasonName(EndReason r);
+const char *slotStateName(SlotState s);
+
+struct StartParams {
+  std::vector<llama_token> prompt;
+  SamplingParams sampling;
+  int32_t maxTokens = 256;  // generated tokens, not counting the prompt
+};
+
+struct StartResult {
+  int32_t reusedTokens = 0;  // prompt tokens whose KV was kept from the slot's previous request
+  int32_t promptTokens = 0;
+};
+
+struct SlotEvent {
+  int32_t slot = -1;
+  llama_token token = LLAMA_TOKEN_NULL;  // LLAMA_TOKEN_NULL when the event only ends the slot
+  std::string text;                      // complete UTF-8 only
+  EndReason end = EndReason::kNone;
+  std::string error;
+  int32_t promptProcessed = 0;  // prompt tokens decoded for this slot in this step
+};
+
+struct StepResult {
+  std::vector<SlotEvent> events;
+  int32_t batchTokens = 0;
+  int32_t promptTokens = 0;
+  int32_t generatedTokens = 0;
+  int32_t retries = 0;  // llama_decode returned 1 and the batch was shrunk
+  int64_t decodeMicros = 0;
+};
+
+struct SlotInfo {
+  SlotState state = SlotState::kIdle;
+  int32_t cachedTokens = 0;   // tokens whose KV the slot holds
+  int32_t pendingPrompt = 0;  // prompt tokens not yet decoded
+  int32_t generated = 0;
+};
+
+class BatchDecoder {
+ public:
+  BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &opts);
+  ~BatchDecoder();
+  BatchDecoder(const BatchDecoder &) = delete;
+  BatchDecoder &operator=(const BatchDecoder &) = delete;
+
+  StartResult start(int32_t slot, const StartParams &params);
+  void cancel(int32_t slot);
+  // Drops the slot's KV (it is kept by default for prefix reuse). Throws BUSY on an active slot.
+  void clear(int32_t slot);
+  // Decodes one batch of at most min(tokenBudget, nBatch) tokens. Generating slots always get their
+  // token; prefilling slots share what is left, in slot order starting after the last one served.
+  StepResult step(int32_t tokenBudget);
+
+  SlotInfo slotInfo(int32_t slot) const;
+  const std::vector<llama_token> &cachedTokens(int32_t slot) const;
+  int32_t nSlots() const { return opts_.nSlots; }
+  int32_t nCtxPerSlot() const { return nCtxSlot_; }
+  int32_t nBatch() const { return opts_.nBatch; }
+  const DecoderOptions &options() const { return opts_; }
+  bool hasWork() const;
+  // KV cells in use, summed over slots (for metrics).
+  int64_t kvCellsUsed() const;
+
+ private:
+  struct Slot;
+  void checkSlot(int32_t slot) const;
+  void applyCancels(std::vector<SlotEvent> &events);
+  void endSlot(Slot &s, EndReason reason, std::vector<SlotEvent> &events, const std::string &error = "");
+  void forgetKv(Slot &s);
+  std::string takeText(Slot &s, bool flush);
+
+  std::shared_ptr<Model> model_;
+  DecoderOptions opts_;
+  llama_context *ctx_ = nullptr;
+  llama_batch batch_{};
+  int32_t nCtxSlot_ = 0;
+  int32_t nSwa_ = 0;
+  int32_t nextPrefill_ = 0;  // round-robin start among prefilling slots
+  std::vector<std::unique_ptr<Slot>> slots_;
+  mutable std::mutex stepMutex_;
+};
+
+}  // namespace core

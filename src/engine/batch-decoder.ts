@@ -1,0 +1,176 @@
+// Typed wrapper over the native slot-based batch decoder (native/core/batch_decoder.h).
+// One step = one llama_decode over every active slot; the step runs on a worker thread.
+import { ArgumentError } from '../errors.ts';
+import type { Model } from './model.ts';
+import { awaitNative, callNative, loadAddon, type NativeBatchDecoder, type NativeDecoderInfo, type NativeStartParams } from './native.ts';
+
+export interface DecoderOptions {
+  slots: number;
+  /** Context (prompt + generated tokens) of each slot. */
+  ctxPerSlot: number;
+  /** One KV buffer for all slots instead of one per slot. */
+  kvUnified?: boolean;
+  /** Most tokens in one step (llama.cpp n_batch). */
+  batchSize?: number;
+  /** Physical batch (llama.cpp n_ubatch). */
+  ubatchSize?: number;
+  threads?: number;
+  threadsBatch?: number;
+  flashAttn?: 'auto' | 'on' | 'off';
+  kvType?: 'f16' | 'q8_0' | 'f32';
+  /** Full-size sliding-window KV (more memory, more prefix reuse on SWA models like Gemma 3). */
+  swaFull?: boolean;
+}
+
+export interface SamplingOptions {
+  /** 0 (default): greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  penaltyLastN?: number;
+  /** token id -> additive bias (-100 bans a token). */
+  logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
+}
+
+export interface StartOptions extends SamplingOptions {
+  maxTokens: number;
+}
+
+export type EndReason = 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';
+
+export interface SlotEvent {
+  slot: number;
+  /** The generated token, or null when the event only ends the slot (e.g. an end-of-generation token). */
+  token: number | null;
+  /** Complete UTF-8 text of this token (held-back bytes included once complete). */
+  text: string;
+  end: EndReason | null;
+  error?: string;
+  promptProcessed: number;
+}
+
+export interface StepResult {
+  events: SlotEvent[];
+  batchTokens: number;
+  promptTokens: number;
+  generatedTokens: number;
+  retries: number;
+  decodeMicros: number;
+}
+
+export interface SlotInfo {
+  state: 'idle' | 'prefill' | 'generating';
+  cachedTokens: number;
+  pendingPrompt: number;
+  generated: number;
+}
+
+const FLASH_ATTN = { auto: -1, off: 0, on: 1 } as const;
+
+export class BatchDecoder {
+  readonly model: Model;
+  readonly #native: NativeBatchDecoder;
+
+  constructor(model: Model, options: DecoderOptions) {
+    this.model = model;
+    const addon = loadAddon();
+    this.#native = callNative(
+      () =>
+        new addon.BatchDecoder(model.native, {
+          nSlots: options.slots,
+          nCtxPerSlot: options.ctxPerSlot,
+          kvUnified: options.kvUnified ?? false,
+          nBatch: options.batchSize ?? 512,
+          nUbatch: options.ubatchSize ?? options.batchSize ?? 512,
+          nThreads: options.threads ?? 0,
+          nThreadsBatch: options.threadsBatch ?? options.threads ?? 0,
+          flashAttn: FLASH_ATTN[options.flashAttn ?? 'auto'],
+          kvType: options.kvType ?? 'f16',
+          swaFull: options.swaFull ?? false,
+        }),
+    );
+  }
+
+  get info(): NativeDecoderInfo {
+    return callNative(() => this.#native.info());
+  }
+
+  get slots(): number {
+    return this.info.nSlots;
+  }
+
+  get disposed(): boolean {
+    return this.#native.disposed;
+  }
+
+  /** Starts a request on an idle slot, reusing the longest prefix of its cached tokens. */
+  start(slot: number, tokens: Int32Array | readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number } {
+    return callNative(() => this.#native.start(slot, tokens, toNativeParams(options)));
+  }
+
+  /** Stops the slot's request; its KV stays cached for reuse. Safe during a step. */
+  cancel(slot: number): void {
+    callNative(() => this.#native.cancel(slot));
+  }
+
+  /** Drops the slot's cached KV. */
+  clear(slot: number): void {
+    callNative(() => this.#native.clear(slot));
+  }
+
+  async step(tokenBudget?: number): Promise<StepResult> {
+    const r = await awaitNative(() => this.#native.step(tokenBudget));
+    return {
+      ...r,
+      events: r.events.map((e) => ({
+        slot: e.slot,
+        token: e.token >= 0 ? e.token : null,
+        text: e.text,
+        end: e.end === '' ? null : e.end,
+        ...(e.error !== undefined ? { error: e.error } : {}),
+        promptProcessed: e.promptProcessed,
+      })),
+    };
+  }
+
+  slotInfo(slot: number): SlotInfo {
+    return callNative(() => this.#native.slotInfo(slot));
+  }
+
+  cachedTokens(slot: number): number[] {
+    return Array.from(callNative(() => this.#native.cachedTokens(slot)));
+  }
+
+  /** Frees the context (after a running step ends). Idempotent. */
+  dispose(): void {
+    this.#native.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function toNativeParams(o: StartOptions): NativeStartParams {
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
+  const p: NativeStartParams = { maxTokens: o.maxTokens };
+  if (o.temperature !== undefined) p.temperature = o.temperature;
+  if (o.topK !== undefined) p.topK = o.topK;
+  if (o.topP !== undefined) p.topP = o.topP;
+  if (o.minP !== undefined) p.minP = o.minP;
+  if (o.seed !== undefined) p.seed = o.seed;
+  if (o.repeatPenalty !== undefined) p.repeatPenalty = o.repeatPenalty;
+  if (o.presencePenalty !== undefined) p.presencePenalty = o.presencePenalty;
+  if (o.frequencyPenalty !== undefined) p.frequencyPenalty = o.frequencyPenalty;
+  if (o.penaltyLastN !== undefined) p.penaltyLastN = o.penaltyLastN;
+  if (o.logitBias !== undefined) {
+    const entries = o.logitBias instanceof Map ? [...o.logitBias.entries()] : Object.entries(o.logitBias).map(([k, v]) => [Number(k), v] as [number, number]);
+    p.logitBias = entries.map(([k, v]) => [Number(k), Number(v)]);
+  }
+  return p;
+}
