@@ -2,7 +2,7 @@
 // (src/gguf/reader.ts) before llama.cpp sees it, so a bad file is a ModelFileError, never a crash.
 import { resolve } from 'node:path';
 import { readGguf } from '../gguf/reader.ts';
-import { ArgumentError } from '../errors.ts';
+import { ArgumentError, ModelLoadError } from '../errors.ts';
 import { awaitNative, callNative, loadAddon, type NativeModel, type NativeModelInfo } from './native.ts';
 
 export interface ModelLoadOptions {
@@ -43,7 +43,7 @@ export class Model {
     if (typeof path !== 'string' || path === '') throw new ArgumentError('INVALID_ARGUMENT', 'model path must be a non-empty string');
     const full = resolve(path);
     const file = await readGguf(full);
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) throw new ModelLoadError('LOAD_CANCELLED', 'model load was cancelled');
     const addon = loadAddon();
     const native = new addon.Model();
     const onAbort = (): void => native.abortLoad();
