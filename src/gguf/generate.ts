@@ -1,0 +1,206 @@
+// Writes a model with random weights and a real tokenizer: a preset's tensors, the tokenizer.* keys of a
+// vocab-only GGUF shipped with llama.cpp, and our chat template. Quantized files are made from the F16 one
+// by llama.cpp itself (llama_model_quantize), so they are exactly what llama.cpp would produce.
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { llamaCppDir } from '../paths.ts';
+import { createProgress } from '../progress.ts';
+import { getPreset, isPresetName, PRESET_NAMES, presetMetadata, presetTensors } from './presets.ts';
+import type { PresetName, TensorSpec } from './presets.ts';
+import { float16Bits, normalTableF16, normalTableF32, tensorRandom } from './random.ts';
+import { readGguf } from './reader.ts';
+import { GgmlType, GgufValue, GgufValueType } from './types.ts';
+import type { GgufTensorInfo } from './types.ts';
+import { GgufWriter } from './writer.ts';
+
+/** Bump whenever the bytes a given (preset, quant, seed) produces change, so cached models are remade. */
+export const GENERATOR_VERSION = 1;
+
+export const QUANTS = ['F16', 'Q8_0', 'Q4_K_M'] as const;
+export type Quant = (typeof QUANTS)[number];
+
+export function isQuant(name: string): name is Quant {
+  return (QUANTS as readonly string[]).includes(name);
+}
+
+export interface MakeModelOptions {
+  preset: PresetName;
+  quant: Quant;
+  seed: number;
+  out: string;
+  /** Overall progress in [0, 1] with a short description of the current phase. */
+  onProgress?: (fraction: number, detail: string) => void;
+}
+
+// Even, so the two-values-per-draw generator gives the same bytes whatever the chunking (see random.ts).
+const CHUNK_ELEMENTS = 1 << 20;
+// Share of the progress bar for writing the F16 file when a quantization follows it.
+const F16_SHARE_BEFORE_QUANTIZE = 0.5;
+
+/** Writes the model to `out`; `out` appears complete or not at all (temporary file + rename). */
+export async function makeModel(options: MakeModelOptions): Promise<void> {
+  const { preset: presetName, quant, seed, out, onProgress } = options;
+  if (!isPresetName(presetName)) throw new RangeError(`unknown preset '${String(presetName)}'`);
+  if (!isQuant(quant)) throw new RangeError(`unknown quantization '${String(quant)}'`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be an integer from 0 to ${0xffffffff}`);
+
+  await mkdir(dirname(out), { recursive: true });
+  // Unique per process and call, so concurrent generators of the same file never share a temporary file.
+  const temp = (suffix: string): string => join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}${suffix}`);
+  const f16Share = quant === 'F16' ? 1 : F16_SHARE_BEFORE_QUANTIZE;
+
+  const f16Path = temp('.f16.tmp');
+  const quantizedPath = temp('.tmp');
+  try {
+    await writeF16Model(presetName, seed, f16Path, (fraction) => onProgress?.(fraction * f16Share, 'writing F16 weights'));
+    if (quant === 'F16') {
+      await rename(f16Path, out);
+    } else {
+      onProgress?.(f16Share, `quantizing to ${quant}`);
+      // Imported here so F16 generation works without the native addon.
+      const { quantize } = await import('../engine/index.ts');
+      await quantize(f16Path, quantizedPath, quant);
+      await rename(quantizedPath, out);
+    }
+    onProgress?.(1, 'done');
+  } finally {
+    await rm(f16Path, { force: true });
+    await rm(quantizedPath, { force: true });
+  }
+}
+
+async function writeF16Model(presetName: PresetName, seed: number, path: string, onProgress: (fraction: number) => void): Promise<void> {
+  const preset = getPreset(presetName);
+  const vocab = await readGguf(join(llamaCppDir(), 'models', preset.vocabFile));
+  const tokens = vocab.metadata.get('tokenizer.ggml.tokens');
+  if (tokens?.type !== GgufValueType.ARRAY || tokens.value.length !== preset.vocabSize) {
+    throw new Error(`${vocab.path}: expected ${preset.vocabSize} tokens in tokenizer.ggml.tokens for preset '${preset.name}'`);
+  }
+
+  const writer = new GgufWriter();
+  for (const [key, value] of presetMetadata(preset)) writer.set(key, value);
+  for (const [key, value] of vocab.metadata) {
+    if (key.startsWith('tokenizer.') && key !== 'tokenizer.chat_template') writer.set(key, value);
+  }
+  writer.set('tokenizer.chat_template', GgufValue.string(preset.chatTemplate));
+
+  const specs = new Map<string, TensorSpec>();
+  for (const spec of presetTensors(preset)) {
+    specs.set(spec.name, spec);
+    writer.addTensor(spec);
+  }
+  await writer.write(path, (tensor) => tensorData(tensor, specs.get(tensor.name)!, seed), {
+    onProgress: (written, total) => onProgress(written / total),
+  });
+}
+
+/** One tensor's bytes in chunks: constants for norms, table-driven normal values for weights. */
+function* tensorData(tensor: GgufTensorInfo, spec: TensorSpec, seed: number): Generator<Uint8Array> {
+  const count = tensor.dims.reduce((n, ne) => n * ne, 1);
+  const { init } = spec;
+  if (spec.type !== GgmlType.F16 && spec.type !== GgmlType.F32) throw new Error(`cannot generate ${tensor.name}: only F16 and F32 are generated`);
+  const f16 = spec.type === GgmlType.F16;
+  const rng = init.kind === 'normal' ? tensorRandom(seed, tensor.name) : undefined;
+
+  for (let done = 0; done < count; done += CHUNK_ELEMENTS) {
+    const n = Math.min(CHUNK_ELEMENTS, count - done);
+    // A fresh buffer per chunk: the writer may still be writing the previous one.
+    const values = f16 ? new Uint16Array(n) : new Float32Array(n);
+    if (init.kind === 'constant') {
+      values.fill(f16 ? float16Bits(init.value) : init.value);
+    } else if (values instanceof Uint16Array) {
+      rng!.fillFromTable(values, normalTableF16(init.std));
+    } else {
+      rng!.fillFromTable(values, normalTableF32(init.std));
+    }
+    yield new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  }
+}
+
+export interface MakeModelArgs {
+  preset: PresetName;
+  quant: Quant;
+  seed: number;
+  out: string;
+}
+
+export const MAKE_MODEL_USAGE = `Usage: make-model --preset NAME --out FILE [--quant TYPE] [--seed N]
+
+Writes a GGUF model with random weights and a real tokenizer.
+
+  --preset NAME   ${PRESET_NAMES.join(' | ')}
+  --out FILE      where to write the model
+  --quant TYPE    ${QUANTS.join(' | ')} (default F16; others need the native addon)
+  --seed N        integer from 0 to ${0xffffffff} (default 1); same seed, same bytes
+`;
+
+/** Parses make-model's flags (`--flag value` or `--flag=value`); throws an Error whose message names the problem. */
+export function parseMakeModelArgs(argv: readonly string[]): MakeModelArgs {
+  const values = new Map<string, string>();
+  const flags = ['--preset', '--quant', '--seed', '--out'];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}' (flags are ${flags.join(', ')})`);
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    if (!flags.includes(flag)) throw new Error(`unknown flag ${flag} (expected one of ${flags.join(', ')})`);
+    if (values.has(flag)) throw new Error(`${flag} is given twice`);
+    let value: string | undefined;
+    if (eq !== -1) {
+      value = arg.slice(eq + 1);
+    } else {
+      value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new Error(`${flag} needs a value`);
+      i++;
+    }
+    if (value === '') throw new Error(`${flag} needs a value`);
+    values.set(flag, value);
+  }
+
+  const preset = values.get('--preset');
+  if (preset === undefined) throw new Error(`--preset is required (${PRESET_NAMES.join(', ')})`);
+  if (!isPresetName(preset)) throw new Error(`--preset '${preset}' is not a preset (expected one of ${PRESET_NAMES.join(', ')})`);
+
+  const quant = values.get('--quant') ?? 'F16';
+  if (!isQuant(quant)) throw new Error(`--quant '${quant}' is not supported (expected one of ${QUANTS.join(', ')})`);
+
+  const seedText = values.get('--seed') ?? '1';
+  const seed = Number(seedText);
+  if (!/^\d+$/.test(seedText) || seed > 0xffffffff) throw new Error(`--seed '${seedText}' must be an integer from 0 to ${0xffffffff}`);
+
+  const out = values.get('--out');
+  if (out === undefined) throw new Error('--out is required (the file to write)');
+
+  return { preset, quant, seed, out };
+}
+
+/** The make-model command: returns the process exit code (0 ok, 1 failed, 2 bad arguments). */
+export async function runMakeModel(
+  argv: readonly string[],
+  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream } = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const { stdout, stderr } = streams;
+  if (argv.includes('--help') || argv.includes('-h')) {
+    stdout.write(MAKE_MODEL_USAGE);
+    return 0;
+  }
+  let args: MakeModelArgs;
+  try {
+    args = parseMakeModelArgs(argv);
+  } catch (err) {
+    stderr.write(`make-model: ${(err as Error).message}\n\n${MAKE_MODEL_USAGE}`);
+    return 2;
+  }
+
+  const progress = createProgress(`make-model ${args.preset} ${args.quant}`, { stream: stderr });
+  try {
+    await makeModel({ ...args, onProgress: (fraction, detail) => progress.update(fraction, detail) });
+  } catch (err) {
+    progress.done('failed');
+    stderr.write(`make-model: ${(err as Error).message}\n`);
+    return 1;
+  }
+  progress.done(args.out);
+  return 0;
+}

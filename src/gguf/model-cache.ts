@@ -1,0 +1,42 @@
+// Generated models cached by everything that decides their bytes, so tests and the demo server make each
+// one once. The name carries GENERATOR_VERSION: a generator change makes new files instead of reusing stale ones.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheDir } from '../paths.ts';
+import { GENERATOR_VERSION, makeModel } from './generate.ts';
+import type { Quant } from './generate.ts';
+import type { PresetName } from './presets.ts';
+
+export interface CachedModel {
+  preset: PresetName;
+  quant: Quant;
+  seed?: number;
+}
+
+export function cachedModelPath({ preset, quant, seed = 1 }: CachedModel): string {
+  return join(cacheDir(), 'models', `${preset}-${quant}-s${seed}-g${GENERATOR_VERSION}.gguf`);
+}
+
+// Concurrent callers in one process share one generation; across processes, makeModel's temp file + rename
+// keeps the race safe (both write identical bytes and the last rename wins).
+const inFlight = new Map<string, Promise<string>>();
+
+/** The path of the model, generating it first if it is not cached yet. */
+export function ensureModel(model: CachedModel & { onProgress?: (fraction: number, detail: string) => void }): Promise<string> {
+  const path = cachedModelPath(model);
+  let pending = inFlight.get(path);
+  if (pending === undefined) {
+    pending = generateIfMissing(path, model).finally(() => inFlight.delete(path));
+    inFlight.set(path, pending);
+  }
+  return pending;
+}
+
+async function generateIfMissing(path: string, model: CachedModel & { onProgress?: (fraction: number, detail: string) => void }): Promise<string> {
+  const exists = await stat(path).then((s) => s.isFile(), () => false);
+  if (!exists) {
+    const { preset, quant, seed = 1, onProgress } = model;
+    await makeModel({ preset, quant, seed, out: path, ...(onProgress ? { onProgress } : {}) });
+  }
+  return path;
+}

@@ -1,0 +1,258 @@
+// Model presets: hyperparameters, metadata keys and the full tensor list, named exactly as llama.cpp
+// expects them (src/llama-arch.cpp LLM_KV_NAMES and LLM_TENSOR_NAMES, src/models/llama.cpp and gemma3.cpp).
+import { GgmlType, GgufValue } from './types.ts';
+
+export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'gemma3-1b'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export interface SlidingWindowAttention {
+  /** Tokens a sliding-window layer attends to. */
+  window: number;
+  /** Every `pattern`-th layer is global, the rest slide (llama.cpp's default for gemma3 is 6). */
+  pattern: number;
+  ropeFreqBaseSwa: number;
+}
+
+export interface Hyperparameters {
+  contextLength: number;
+  embeddingLength: number;
+  blockCount: number;
+  feedForwardLength: number;
+  headCount: number;
+  headCountKv: number;
+  /** key_length = value_length = rope dimension count. */
+  headDim: number;
+  rmsEps: number;
+  ropeFreqBase: number;
+  slidingWindow?: SlidingWindowAttention;
+  /** No output.weight: llama.cpp reuses token_embd.weight for the logits. */
+  tiedOutput: boolean;
+}
+
+export interface Preset {
+  name: PresetName;
+  arch: 'llama' | 'gemma3';
+  /** general.name */
+  modelName: string;
+  /** A vocab-only GGUF in llama.cpp's models/ folder whose tokenizer.* keys we copy. */
+  vocabFile: string;
+  vocabSize: number;
+  hparams: Hyperparameters;
+  chatTemplate: string;
+}
+
+/** How a tensor's values are made: norms hold their multiplier, weights are random. */
+export type TensorInit = { kind: 'constant'; value: number } | { kind: 'normal'; std: number };
+
+export interface TensorSpec {
+  name: string;
+  dims: number[];
+  type: GgmlType;
+  init: TensorInit;
+}
+
+// A plain ChatML template: llama.cpp's template detection recognises it by "<|im_start|>".
+const CHATML_TEMPLATE =
+  "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// Gemma 3's template as published with google/gemma-3-*-it (tokenizer_config.json): a system message is
+// folded into the first user turn and "assistant" is renamed "model". llama.cpp detects "<start_of_turn>".
+const GEMMA3_TEMPLATE = `{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+`;
+
+const PRESETS: Readonly<Record<PresetName, Preset>> = {
+  // n_embd and n_ff are multiples of 256 so that Q4_K_M really uses K-quants on every weight.
+  tiny: {
+    name: 'tiny',
+    arch: 'llama',
+    modelName: 'tiny-random',
+    vocabFile: 'ggml-vocab-llama-spm.gguf',
+    vocabSize: 32000,
+    hparams: {
+      contextLength: 2048,
+      embeddingLength: 256,
+      blockCount: 2,
+      feedForwardLength: 768,
+      headCount: 4,
+      headCountKv: 2,
+      headDim: 64,
+      rmsEps: 1e-5,
+      ropeFreqBase: 10000,
+      tiedOutput: false,
+    },
+    chatTemplate: CHATML_TEMPLATE,
+  },
+  // Gemma 3's structure (5 sliding + 1 global layer, q/k norms, post norms, tied output) at test size.
+  'tiny-gemma3': {
+    name: 'tiny-gemma3',
+    arch: 'gemma3',
+    modelName: 'tiny-gemma3-random',
+    vocabFile: 'ggml-vocab-llama-spm.gguf',
+    vocabSize: 32000,
+    hparams: {
+      contextLength: 4096,
+      embeddingLength: 256,
+      blockCount: 6,
+      feedForwardLength: 768,
+      headCount: 2,
+      headCountKv: 1,
+      headDim: 128,
+      rmsEps: 1e-6,
+      ropeFreqBase: 1e6,
+      slidingWindow: { window: 64, pattern: 6, ropeFreqBaseSwa: 1e4 },
+      tiedOutput: true,
+    },
+    chatTemplate: GEMMA3_TEMPLATE,
+  },
+  // Gemma-3-1B's exact shapes: 999,885,952 parameters, which llama.cpp prints as "999.89 M".
+  'gemma3-1b': {
+    name: 'gemma3-1b',
+    arch: 'gemma3',
+    modelName: 'gemma3-1b-random',
+    vocabFile: 'ggml-vocab-gemma-4.gguf',
+    vocabSize: 262144,
+    hparams: {
+      contextLength: 32768,
+      embeddingLength: 1152,
+      blockCount: 26,
+      feedForwardLength: 6912,
+      headCount: 4,
+      headCountKv: 1,
+      headDim: 256,
+      rmsEps: 1e-6,
+      ropeFreqBase: 1e6,
+      slidingWindow: { window: 512, pattern: 6, ropeFreqBaseSwa: 1e4 },
+      tiedOutput: true,
+    },
+    chatTemplate: GEMMA3_TEMPLATE,
+  },
+};
+
+export function isPresetName(name: string): name is PresetName {
+  return (PRESET_NAMES as readonly string[]).includes(name);
+}
+
+export function getPreset(name: PresetName): Preset {
+  return PRESETS[name];
+}
+
+/** The architecture's metadata (general.* and `<arch>.*`); tokenizer keys come from the vocab file. */
+export function presetMetadata(preset: Preset): [string, GgufValue][] {
+  const { arch, hparams: hp } = preset;
+  const entries: [string, GgufValue][] = [
+    ['general.architecture', GgufValue.string(arch)],
+    ['general.name', GgufValue.string(preset.modelName)],
+    ['general.file_type', GgufValue.uint32(1)], // LLAMA_FTYPE_MOSTLY_F16; llama_model_quantize rewrites it
+    [`${arch}.context_length`, GgufValue.uint32(hp.contextLength)],
+    [`${arch}.embedding_length`, GgufValue.uint32(hp.embeddingLength)],
+    [`${arch}.block_count`, GgufValue.uint32(hp.blockCount)],
+    [`${arch}.feed_forward_length`, GgufValue.uint32(hp.feedForwardLength)],
+    [`${arch}.attention.head_count`, GgufValue.uint32(hp.headCount)],
+    [`${arch}.attention.head_count_kv`, GgufValue.uint32(hp.headCountKv)],
+    [`${arch}.attention.key_length`, GgufValue.uint32(hp.headDim)],
+    [`${arch}.attention.value_length`, GgufValue.uint32(hp.headDim)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, GgufValue.float32(hp.rmsEps)],
+    [`${arch}.rope.freq_base`, GgufValue.float32(hp.ropeFreqBase)],
+  ];
+  if (arch === 'llama') {
+    entries.push([`${arch}.rope.dimension_count`, GgufValue.uint32(hp.headDim)]);
+    entries.push([`${arch}.vocab_size`, GgufValue.uint32(preset.vocabSize)]);
+  }
+  if (hp.slidingWindow !== undefined) {
+    entries.push([`${arch}.attention.sliding_window`, GgufValue.uint32(hp.slidingWindow.window)]);
+    entries.push([`${arch}.attention.sliding_window_pattern`, GgufValue.uint32(hp.slidingWindow.pattern)]);
+    entries.push([`${arch}.rope.freq_base_swa`, GgufValue.float32(hp.slidingWindow.ropeFreqBaseSwa)]);
+  }
+  return entries;
+}
+
+const WEIGHT_STD = 0.02;
+
+/** Every tensor llama.cpp loads for this preset, in file order. 1-D norms are F32, matrices F16. */
+export function presetTensors(preset: Preset): TensorSpec[] {
+  const hp = preset.hparams;
+  const nEmbd = hp.embeddingLength;
+  const nQ = hp.headDim * hp.headCount;
+  const nKv = hp.headDim * hp.headCountKv;
+  const nFf = hp.feedForwardLength;
+  // Projections that add into the residual stream get a smaller std (GPT-2's 1/sqrt(2·layers)), so the
+  // stream stays well scaled through all layers.
+  const residualStd = WEIGHT_STD / Math.sqrt(2 * hp.blockCount);
+
+  const norm = (name: string, size: number): TensorSpec => ({ name, dims: [size], type: GgmlType.F32, init: { kind: 'constant', value: 1 } });
+  const weight = (name: string, dims: number[], std = WEIGHT_STD): TensorSpec => ({ name, dims, type: GgmlType.F16, init: { kind: 'normal', std } });
+
+  const tensors: TensorSpec[] = [weight('token_embd.weight', [nEmbd, preset.vocabSize])];
+  for (let i = 0; i < hp.blockCount; i++) {
+    const blk = `blk.${i}`;
+    tensors.push(
+      norm(`${blk}.attn_norm.weight`, nEmbd),
+      weight(`${blk}.attn_q.weight`, [nEmbd, nQ]),
+      weight(`${blk}.attn_k.weight`, [nEmbd, nKv]),
+      weight(`${blk}.attn_v.weight`, [nEmbd, nKv]),
+      weight(`${blk}.attn_output.weight`, [nQ, nEmbd], residualStd),
+    );
+    if (preset.arch === 'gemma3') {
+      tensors.push(
+        norm(`${blk}.attn_q_norm.weight`, hp.headDim),
+        norm(`${blk}.attn_k_norm.weight`, hp.headDim),
+        norm(`${blk}.post_attention_norm.weight`, nEmbd),
+      );
+    }
+    tensors.push(
+      norm(`${blk}.ffn_norm.weight`, nEmbd),
+      weight(`${blk}.ffn_gate.weight`, [nEmbd, nFf]),
+      weight(`${blk}.ffn_up.weight`, [nEmbd, nFf]),
+      weight(`${blk}.ffn_down.weight`, [nFf, nEmbd], residualStd),
+    );
+    if (preset.arch === 'gemma3') tensors.push(norm(`${blk}.post_ffw_norm.weight`, nEmbd));
+  }
+  tensors.push(norm('output_norm.weight', nEmbd));
+  if (!hp.tiedOutput) tensors.push(weight('output.weight', [nEmbd, preset.vocabSize]));
+  return tensors;
+}
+
+/** Total elements over all tensors, which is what llama.cpp reports as the model's parameter count. */
+export function parameterCount(tensors: readonly { dims: readonly number[] }[]): number {
+  return tensors.reduce((sum, t) => sum + t.dims.reduce((n, ne) => n * ne, 1), 0);
+}

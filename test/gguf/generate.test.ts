@@ -1,0 +1,135 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t from 'tap';
+import { makeModel, MAKE_MODEL_USAGE, parseMakeModelArgs, runMakeModel } from '../../src/gguf/generate.ts';
+import { getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
+import { getPreset, presetTensors } from '../../src/gguf/presets.ts';
+import { GgmlType } from '../../src/gguf/types.ts';
+
+const dir = t.testdir({});
+
+async function sha256(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+t.test('tiny F16: deterministic per seed, valid, complete', async (t) => {
+  const a = join(dir, 'a.gguf');
+  const b = join(dir, 'b.gguf');
+  const c = join(dir, 'c.gguf');
+  const fractions: number[] = [];
+  const started = performance.now();
+  await makeModel({ preset: 'tiny', quant: 'F16', seed: 1, out: a, onProgress: (fraction) => fractions.push(fraction) });
+  t.comment(`tiny F16 generated in ${(performance.now() - started).toFixed(0)} ms`);
+  await makeModel({ preset: 'tiny', quant: 'F16', seed: 1, out: b });
+  await makeModel({ preset: 'tiny', quant: 'F16', seed: 2, out: c });
+  t.equal(await sha256(a), await sha256(b), 'same seed, same bytes');
+  t.not(await sha256(a), await sha256(c), 'different seed, different bytes');
+  t.equal(fractions.at(-1), 1);
+  t.ok(fractions.every((x, i) => i === 0 || x >= fractions[i - 1]!), 'progress only grows');
+  t.same((await readdir(dir)).sort(), ['a.gguf', 'b.gguf', 'c.gguf'], 'no temporary files left behind');
+
+  const file = await readGguf(a);
+  const preset = getPreset('tiny');
+  t.same(
+    file.tensors.map((x) => [x.name, x.dims, x.type]),
+    presetTensors(preset).map((x) => [x.name, x.dims, x.type]),
+  );
+  t.equal(getString(file, 'general.architecture'), 'llama');
+  t.equal(getString(file, 'general.name'), 'tiny-random');
+  t.equal(getUint(file, 'general.file_type'), 1);
+  t.equal(getUint(file, 'llama.block_count'), 2);
+  t.equal(getString(file, 'tokenizer.ggml.model'), 'llama');
+  t.equal(getStringArray(file, 'tokenizer.ggml.tokens')?.length, 32000);
+  t.equal(getString(file, 'tokenizer.chat_template'), preset.chatTemplate);
+
+  // Norms hold 1.0; weights are small and finite.
+  const bytes = await readFile(a);
+  const norm = file.tensors.find((x) => x.name === 'blk.0.attn_norm.weight')!;
+  const normValues = new Float32Array(bytes.buffer.slice(bytes.byteOffset + file.dataOffset + norm.offset, bytes.byteOffset + file.dataOffset + norm.offset + norm.nbytes));
+  t.ok(normValues.every((x) => x === 1));
+  const weight = file.tensors.find((x) => x.name === 'blk.1.ffn_up.weight')!;
+  t.equal(weight.type, GgmlType.F16);
+  const at = file.dataOffset + weight.offset;
+  let maxExponent = 0;
+  for (let i = 0; i < weight.nbytes; i += 2) maxExponent = Math.max(maxExponent, (bytes.readUInt16LE(at + i) >> 10) & 0x1f);
+  t.ok(maxExponent > 0 && maxExponent < 15, 'every weight is below 1 in magnitude');
+});
+
+t.test('tiny-gemma3 F16 has the gemma3 layout', async (t) => {
+  const out = join(dir, 'gemma.gguf');
+  await makeModel({ preset: 'tiny-gemma3', quant: 'F16', seed: 1, out });
+  const file = await readGguf(out);
+  t.equal(getString(file, 'general.architecture'), 'gemma3');
+  t.equal(getUint(file, 'gemma3.attention.sliding_window'), 64);
+  t.match(getString(file, 'tokenizer.chat_template'), '<start_of_turn>');
+  t.notOk(file.tensors.some((x) => x.name === 'output.weight'));
+  t.equal(file.tensors.length, 2 + 6 * 13);
+});
+
+t.test('bad options are refused before anything is written', async (t) => {
+  const out = join(dir, 'never.gguf');
+  await t.rejects(makeModel({ preset: 'huge' as 'tiny', quant: 'F16', seed: 1, out }), /unknown preset 'huge'/);
+  await t.rejects(makeModel({ preset: 'tiny', quant: 'Q3' as 'F16', seed: 1, out }), /unknown quantization 'Q3'/);
+  await t.rejects(makeModel({ preset: 'tiny', quant: 'F16', seed: -1, out }), /seed/);
+  t.notOk((await readdir(dir)).includes('never.gguf'));
+});
+
+t.test('parseMakeModelArgs', async (t) => {
+  t.same(parseMakeModelArgs(['--preset', 'tiny', '--out', 'm.gguf']), { preset: 'tiny', quant: 'F16', seed: 1, out: 'm.gguf' });
+  t.same(parseMakeModelArgs(['--preset=gemma3-1b', '--quant=Q4_K_M', '--seed=42', '--out=x/y.gguf']), {
+    preset: 'gemma3-1b',
+    quant: 'Q4_K_M',
+    seed: 42,
+    out: 'x/y.gguf',
+  });
+  const errors: [string[], RegExp][] = [
+    [['--out', 'm.gguf'], /--preset is required/],
+    [['--preset', 'tiny'], /--out is required/],
+    [['--preset', 'huge', '--out', 'm'], /--preset 'huge' is not a preset \(expected one of tiny, tiny-gemma3, gemma3-1b\)/],
+    [['--preset', 'tiny', '--quant', 'Q5_K', '--out', 'm'], /--quant 'Q5_K' is not supported/],
+    [['--preset', 'tiny', '--seed', 'abc', '--out', 'm'], /--seed 'abc' must be an integer/],
+    [['--preset', 'tiny', '--seed', '-3', '--out', 'm'], /--seed '-3' must be an integer/],
+    [['--preset', 'tiny', '--seed', '4294967296', '--out', 'm'], /--seed '4294967296'/],
+    [['--preset', 'tiny', '--seed', '1.5', '--out', 'm'], /--seed '1.5'/],
+    [['--preset', 'tiny', '--out'], /--out needs a value/],
+    [['--preset', '--out', 'm'], /--preset needs a value/],
+    [['--preset=', '--out', 'm'], /--preset needs a value/],
+    [['--preset', 'tiny', '--out', 'm', '--threads', '4'], /unknown flag --threads/],
+    [['--preset', 'tiny', '--out', 'm', 'extra'], /unexpected argument 'extra'/],
+    [['--preset', 'tiny', '--preset', 'tiny', '--out', 'm'], /--preset is given twice/],
+  ];
+  for (const [argv, message] of errors) t.throws(() => parseMakeModelArgs(argv), message, argv.join(' '));
+});
+
+class Capture extends Writable {
+  text = '';
+  isTTY = false;
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+function capture(): { stdout: Capture; stderr: Capture & NodeJS.WriteStream } {
+  return { stdout: new Capture(), stderr: new Capture() as Capture & NodeJS.WriteStream };
+}
+
+t.test('runMakeModel', async (t) => {
+  const bad = capture();
+  t.equal(await runMakeModel(['--preset', 'nope', '--out', 'x'], bad), 2);
+  t.match(bad.stderr.text, /^make-model: --preset 'nope' is not a preset/);
+  t.match(bad.stderr.text, MAKE_MODEL_USAGE);
+
+  const help = capture();
+  t.equal(await runMakeModel(['--help'], help), 0);
+  t.equal(help.stdout.text, MAKE_MODEL_USAGE);
+
+  const ok = capture();
+  const out = join(dir, 'cli.gguf');
+  t.equal(await runMakeModel(['--preset', 'tiny', '--out', out, '--seed', '1'], ok), 0);
+  t.match(ok.stderr.text, /make-model tiny F16: 0%/);
+  t.match(ok.stderr.text, /make-model tiny F16: done in [\d.]+s/);
+  t.equal(await sha256(out), await sha256(join(dir, 'a.gguf')));
+});

@@ -1,0 +1,83 @@
+import t from 'tap';
+import { getPreset, isPresetName, parameterCount, PRESET_NAMES, presetMetadata, presetTensors } from '../../src/gguf/presets.ts';
+import { GgmlType, GgufValue, tensorBytes } from '../../src/gguf/types.ts';
+
+t.test('parameter counts', async (t) => {
+  // Gemma-3-1B: llama.cpp prints "999.89 M" for the real model and for ours.
+  t.equal(parameterCount(presetTensors(getPreset('gemma3-1b'))), 999_885_952);
+  t.equal(parameterCount(presetTensors(getPreset('tiny'))), 17_958_144);
+  t.equal(parameterCount(presetTensors(getPreset('tiny-gemma3'))), 12_918_528);
+});
+
+t.test('gemma3-1b matches the real model tensor for tensor', async (t) => {
+  const tensors = presetTensors(getPreset('gemma3-1b'));
+  t.equal(tensors.length, 2 + 26 * 13);
+  const byName = new Map(tensors.map((x) => [x.name, x]));
+  t.same(byName.get('token_embd.weight')?.dims, [1152, 262144]);
+  t.same(byName.get('blk.0.attn_q.weight')?.dims, [1152, 1024]);
+  t.same(byName.get('blk.0.attn_k.weight')?.dims, [1152, 256]);
+  t.same(byName.get('blk.0.attn_v.weight')?.dims, [1152, 256]);
+  t.same(byName.get('blk.0.attn_output.weight')?.dims, [1024, 1152]);
+  t.same(byName.get('blk.25.ffn_down.weight')?.dims, [6912, 1152]);
+  t.same(byName.get('blk.25.attn_k_norm.weight')?.dims, [256]);
+  t.ok(byName.has('blk.7.post_attention_norm.weight'));
+  t.ok(byName.has('blk.7.post_ffw_norm.weight'));
+  t.notOk(byName.has('output.weight'), 'tied output');
+  // F16 size on disk, as llama.cpp reports it: 1907.39 MiB.
+  const bytes = tensors.reduce((sum, x) => sum + tensorBytes(x.type, x.dims), 0);
+  t.equal((bytes / 2 ** 20).toFixed(2), '1907.39');
+});
+
+t.test('every preset: norms are 1-D F32 ones, weights 2-D F16, names unique', async (t) => {
+  for (const name of PRESET_NAMES) {
+    const tensors = presetTensors(getPreset(name));
+    t.equal(new Set(tensors.map((x) => x.name)).size, tensors.length, `${name}: unique names`);
+    for (const tensor of tensors) {
+      const isNorm = tensor.name.includes('norm');
+      const ok = isNorm
+        ? tensor.dims.length === 1 && tensor.type === GgmlType.F32 && tensor.init.kind === 'constant' && tensor.init.value === 1
+        : tensor.dims.length === 2 && tensor.type === GgmlType.F16 && tensor.init.kind === 'normal' && tensor.init.std > 0 && tensor.init.std <= 0.02;
+      if (!ok) t.fail(`${name}: ${tensor.name} ${JSON.stringify(tensor)}`);
+    }
+  }
+});
+
+t.test('tiny presets can be K-quantized: every matrix row is whole 256-element blocks', async (t) => {
+  for (const name of ['tiny', 'tiny-gemma3'] as const) {
+    const rows = presetTensors(getPreset(name)).filter((x) => x.dims.length === 2);
+    t.ok(rows.every((x) => x.dims[0]! % 256 === 0), name);
+  }
+});
+
+t.test('metadata uses llama.cpp key names', async (t) => {
+  const gemma = new Map(presetMetadata(getPreset('gemma3-1b')));
+  t.same(gemma.get('general.architecture'), GgufValue.string('gemma3'));
+  t.same(gemma.get('general.file_type'), GgufValue.uint32(1));
+  t.same(gemma.get('gemma3.block_count'), GgufValue.uint32(26));
+  t.same(gemma.get('gemma3.attention.key_length'), GgufValue.uint32(256));
+  t.same(gemma.get('gemma3.attention.sliding_window'), GgufValue.uint32(512));
+  t.same(gemma.get('gemma3.attention.sliding_window_pattern'), GgufValue.uint32(6));
+  t.same(gemma.get('gemma3.rope.freq_base'), GgufValue.float32(1e6));
+  t.same(gemma.get('gemma3.rope.freq_base_swa'), GgufValue.float32(1e4));
+  t.same(gemma.get('gemma3.context_length'), GgufValue.uint32(32768));
+  t.notOk(gemma.has('general.quantization_version'), 'set by llama_model_quantize, not by us');
+
+  const tiny = new Map(presetMetadata(getPreset('tiny')));
+  t.same(tiny.get('llama.attention.head_count_kv'), GgufValue.uint32(2));
+  t.same(tiny.get('llama.rope.dimension_count'), GgufValue.uint32(64));
+  t.notOk(tiny.has('llama.attention.sliding_window'));
+});
+
+t.test('chat templates are recognised by llama.cpp', async (t) => {
+  t.match(getPreset('tiny').chatTemplate, '<|im_start|>');
+  const gemma = getPreset('gemma3-1b').chatTemplate;
+  t.match(gemma, '<start_of_turn>');
+  t.match(gemma, '<end_of_turn>');
+  t.match(gemma, 'set role = "model"');
+  t.equal(getPreset('tiny-gemma3').chatTemplate, gemma);
+});
+
+t.test('isPresetName', async (t) => {
+  t.ok(isPresetName('tiny'));
+  t.notOk(isPresetName('huge'));
+});
