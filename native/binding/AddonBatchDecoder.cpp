@@ -36,42 +36,49 @@ core::SamplingParams samplingFrom(const Napi::Object &o) {
   return p;
 }
 
-class StepWorker : public PromiseWorker {
- public:
-  StepWorker(Napi::Env env, std::shared_ptr<core::BatchDecoder> decoder, int32_t budget)
-      : PromiseWorker(env), decoder_(std::move(decoder)), budget_(budget) {}
-
- protected:
-  void Run() override { result_ = decoder_->step(budget_); }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    Napi::Array events = Napi::Array::New(env, result_.events.size());
-    for (size_t k = 0; k < result_.events.size(); ++k) {
-      const core::SlotEvent &e = result_.events[k];
-      Napi::Object ev = Napi::Object::New(env);
-      ev.Set("slot", e.slot);
-      ev.Set("token", e.token);
-      ev.Set("text", e.text);
-      ev.Set("end", core::endReasonName(e.end));
-      if (!e.error.empty()) ev.Set("error", e.error);
-      ev.Set("promptProcessed", e.promptProcessed);
-      events.Set(static_cast<uint32_t>(k), ev);
-    }
-    o.Set("events", events);
-    o.Set("batchTokens", result_.batchTokens);
-    o.Set("promptTokens", result_.promptTokens);
-    o.Set("generatedTokens", result_.generatedTokens);
-    o.Set("retries", result_.retries);
-    o.Set("decodeMicros", Napi::Number::New(env, static_cast<double>(result_.decodeMicros)));
-    return o;
+Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array events = Napi::Array::New(env, result.events.size());
+  for (size_t k = 0; k < result.events.size(); ++k) {
+    const core::SlotEvent &e = result.events[k];
+    Napi::Object ev = Napi::Object::New(env);
+    ev.Set("slot", e.slot);
+    ev.Set("token", e.token);
+    ev.Set("text", e.text);
+    ev.Set("end", core::endReasonName(e.end));
+    if (!e.error.empty()) ev.Set("error", e.error);
+    ev.Set("promptProcessed", e.promptProcessed);
+    events.Set(static_cast<uint32_t>(k), ev);
   }
+  o.Set("events", events);
+  o.Set("batchTokens", result.batchTokens);
+  o.Set("promptTokens", result.promptTokens);
+  o.Set("generatedTokens", result.generatedTokens);
+  o.Set("retries", result.retries);
+  o.Set("decodeMicros", Napi::Number::New(env, static_cast<double>(result.decodeMicros)));
+  return o;
+}
 
- private:
-  std::shared_ptr<core::BatchDecoder> decoder_;
-  int32_t budget_;
-  core::StepResult result_;
+// One step in flight: filled on the step thread, settled on the JS thread.
+struct StepJob {
+  explicit StepJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  core::StepResult result;
+  std::string code;  // empty: success
+  std::string message;
 };
+
+void settleStep(Napi::Env env, Napi::Function /*unused*/, StepJob *job) {
+  std::unique_ptr<StepJob> owned(job);
+  if (env == nullptr) return;  // the environment is shutting down
+  Napi::HandleScope scope(env);
+  try {
+    if (job->code.empty()) job->deferred.Resolve(stepResultToJs(env, job->result));
+    else job->deferred.Reject(makeError(env, job->code, job->message).Value());
+  } catch (const Napi::Error &e) {
+    job->deferred.Reject(e.Value());
+  }
+}
 
 int32_t slotArg(const Napi::CallbackInfo &info) {
   if (info.Length() < 1 || !info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "slot must be a number");
@@ -119,6 +126,7 @@ AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : Napi::Obj
     }
     opts.swaFull = optionalBool(o, "swaFull", false);
     decoder_ = std::make_shared<core::BatchDecoder>(model->model(env), opts);
+    stepThread_ = std::make_unique<core::SerialExecutor>();
   });
 }
 
@@ -148,8 +156,7 @@ Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
 Napi::Value AddonBatchDecoder::Cancel(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    decoder(env)->cancel(slotArg(info));
-    return env.Undefined();
+    return Napi::Boolean::New(env, decoder(env)->cancel(slotArg(info)));
   });
 }
 
@@ -170,9 +177,27 @@ Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
       if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
       budget = info[0].As<Napi::Number>().Int32Value();
     }
-    auto *worker = new StepWorker(env, std::move(d), budget);
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
+    auto *job = new StepJob(env);
+    Napi::Promise promise = job->deferred.Promise();
+    auto done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
+                                              "llamaDecoderStep", 0, 1);
+    stepThread_->post([d = std::move(d), budget, job, done]() mutable {
+      try {
+        job->result = d->step(budget);
+      } catch (const core::Error &e) {
+        job->code = e.code();
+        job->message = e.what();
+      } catch (const std::exception &e) {
+        job->code = core::codes::kNativeError;
+        job->message = e.what();
+      } catch (...) {
+        job->code = core::codes::kNativeError;
+        job->message = "unknown native error";
+      }
+      d.reset();  // the last reference may free the context here, off the JS thread
+      if (done.BlockingCall(job, settleStep) != napi_ok) delete job;
+      done.Release();
+    });
     return promise;
   });
 }
@@ -216,6 +241,7 @@ Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {
 
 Napi::Value AddonBatchDecoder::Dispose(const Napi::CallbackInfo &info) {
   decoder_.reset();
+  stepThread_.reset();  // queued steps still run and settle; then the thread exits
   return info.Env().Undefined();
 }
 

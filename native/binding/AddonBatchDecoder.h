@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "batch_decoder.h"
+#include "serial_executor.h"
 
 namespace binding {
 
@@ -25,8 +26,9 @@ class AddonBatchDecoder : public Napi::ObjectWrap<AddonBatchDecoder> {
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);
 
-  // Shared with running step workers, so dispose() during a step frees the context after it ends.
+  // Shared with queued steps, so dispose() during a step frees the context after it ends.
   std::shared_ptr<core::BatchDecoder> decoder_;
+  std::unique_ptr<core::SerialExecutor> stepThread_;
 };
 
 }  // namespace binding

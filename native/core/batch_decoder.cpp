@@ -174,14 +174,14 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   return StartResult{static_cast<int32_t>(keep), static_cast<int32_t>(prompt.size())};
 }
 
-void BatchDecoder::cancel(int32_t slot) {
+bool BatchDecoder::cancel(int32_t slot) {
   checkSlot(slot);
   slots_[static_cast<size_t>(slot)]->cancelRequested.store(true);
   std::unique_lock<std::mutex> lock(stepMutex_, std::try_to_lock);
-  if (lock.owns_lock()) {
-    std::vector<SlotEvent> ignored;
-    applyCancels(ignored);
-  }
+  if (!lock.owns_lock()) return false;
+  std::vector<SlotEvent> ignored;
+  applyCancels(ignored);
+  return true;
 }
 
 void BatchDecoder::clear(int32_t slot) {

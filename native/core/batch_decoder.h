@@ -81,7 +81,9 @@ class BatchDecoder {
   BatchDecoder &operator=(const BatchDecoder &) = delete;
 
   StartResult start(int32_t slot, const StartParams &params);
-  void cancel(int32_t slot);
+  // Returns true when the slot was freed at once (no step running), false when the running step will
+  // end it and report a 'cancelled' event.
+  bool cancel(int32_t slot);
   // Drops the slot's KV (it is kept by default for prefix reuse). Throws BUSY on an active slot.
   void clear(int32_t slot);
   // Decodes one batch of at most min(tokenBudget, nBatch) tokens. Generating slots always get their

@@ -113,9 +113,12 @@ export class BatchDecoder {
     return callNative(() => this.#native.start(slot, tokens, toNativeParams(options)));
   }
 
-  /** Stops the slot's request; its KV stays cached for reuse. Safe during a step. */
-  cancel(slot: number): void {
-    callNative(() => this.#native.cancel(slot));
+  /**
+   * Stops the slot's request; its KV stays cached for reuse. Safe during a step. Returns true when the
+   * slot is free at once, false when the step in flight will end it with a 'cancelled' event.
+   */
+  cancel(slot: number): boolean {
+    return callNative(() => this.#native.cancel(slot));
   }
 
   /** Drops the slot's cached KV. */

@@ -112,7 +112,7 @@ export interface NativeDecoderInfo {
 
 export interface NativeBatchDecoder {
   start(slot: number, tokens: Int32Array | readonly number[], params: NativeStartParams): { reusedTokens: number; promptTokens: number };
-  cancel(slot: number): void;
+  cancel(slot: number): boolean;
   clear(slot: number): void;
   step(tokenBudget?: number): Promise<NativeStepResult>;
   slotInfo(slot: number): { state: 'idle' | 'prefill' | 'generating'; cachedTokens: number; pendingPrompt: number; generated: number };
