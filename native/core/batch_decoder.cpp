@@ -14,7 +14,7 @@ struct BatchDecoder::Slot {
   SlotState state = SlotState::kIdle;
   std::vector<llama_token> cache;    // tokens held in the KV, at positions 0..cache.size()-1
   std::vector<llama_token> pending;  // prompt tokens still to decode
-  SamplerPtr sampler;
+  SlotSampler sampler;
   int32_t maxTokens = 0;
   int32_t generated = 0;
   llama_token last = LLAMA_TOKEN_NULL;  // sampled, not yet in the KV
@@ -144,7 +144,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
                                              " tokens but a slot holds at most " + std::to_string(nCtxSlot_) +
                                              " (prompt and generated tokens together)");
   }
-  SamplerPtr sampler = makeSampler(model_->raw(), params.sampling);
+  SlotSampler sampler(model_->raw(), params.sampling);
 
   // Prompt cache: keep the longest common prefix, but always re-evaluate at least one token so the
   // first sampled token has fresh logits.
@@ -214,7 +214,7 @@ void BatchDecoder::endSlot(Slot &s, EndReason reason, std::vector<SlotEvent> &ev
   events.push_back(std::move(ev));
   s.state = SlotState::kIdle;
   s.pending.clear();
-  s.sampler.reset();
+  s.sampler = SlotSampler();
   s.last = LLAMA_TOKEN_NULL;
 }
 
@@ -313,7 +313,7 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
       }
       continue;
     }
-    const llama_token tok = llama_sampler_sample(s.sampler.get(), ctx_, s.logitIndex);
+    const llama_token tok = s.sampler.sample(ctx_, s.logitIndex);
     s.state = SlotState::kGenerating;
     SlotEvent ev;
     ev.slot = s.id;
@@ -335,7 +335,7 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
     if (end != EndReason::kNone) {
       s.state = SlotState::kIdle;
       s.pending.clear();
-      s.sampler.reset();
+      s.sampler = SlotSampler();
       s.last = LLAMA_TOKEN_NULL;
     }
   }

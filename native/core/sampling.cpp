@@ -1,5 +1,6 @@
 #include "sampling.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -51,6 +52,48 @@ SamplerPtr makeSampler(const llama_model *model, const SamplingParams &p) {
   llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(p.temperature));
   llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(p.seed));
   return chain;
+}
+
+SlotSampler::SlotSampler(const llama_model *model, const SamplingParams &p) : chain_(makeSampler(model, p)) {
+  const bool penalties = p.repeatPenalty != 1.0f || p.presencePenalty != 0.0f || p.frequencyPenalty != 0.0f;
+  if (p.temperature <= 0.0f && !penalties) {
+    fastGreedy_ = true;
+    nVocab_ = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    bias_ = p.logitBias;
+    // Later entries for the same token add up, as in llama.cpp's logit-bias sampler.
+    std::stable_sort(bias_.begin(), bias_.end(), [](const auto &a, const auto &b) { return a.token < b.token; });
+    std::vector<llama_logit_bias> merged;
+    for (const auto &b : bias_) {
+      if (!merged.empty() && merged.back().token == b.token) merged.back().bias += b.bias;
+      else merged.push_back(b);
+    }
+    bias_.swap(merged);
+    chain_.reset();
+  }
+}
+
+llama_token SlotSampler::sample(llama_context *ctx, int32_t outputIndex) {
+  if (!fastGreedy_) return llama_sampler_sample(chain_.get(), ctx, outputIndex);
+  const float *logits = llama_get_logits_ith(ctx, outputIndex);
+  if (logits == nullptr) throw Error(codes::kDecodeFailed, "no logits for this output");
+  llama_token best = 0;
+  float bestValue = -INFINITY;
+  bool found = false;
+  auto consider = [&](llama_token id, float v) {
+    if (!found || v > bestValue) {
+      best = id;
+      bestValue = v;
+      found = true;
+    }
+  };
+  llama_token from = 0;
+  for (const auto &b : bias_) {
+    for (llama_token i = from; i < b.token; ++i) consider(i, logits[i]);
+    consider(b.token, logits[b.token] + b.bias);
+    from = b.token + 1;
+  }
+  for (llama_token i = from; i < nVocab_; ++i) consider(i, logits[i]);
+  return best;
 }
 
 }  // namespace core
