@@ -61,8 +61,10 @@ Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
 
 // One step in flight: filled on the step thread, settled on the JS thread.
 struct StepJob {
-  explicit StepJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  StepJob(Napi::Env env, std::shared_ptr<int> inFlight)
+      : deferred(Napi::Promise::Deferred::New(env)), inFlight(std::move(inFlight)) {}
   Napi::Promise::Deferred deferred;
+  std::shared_ptr<int> inFlight;  // touched on the JS thread only
   core::StepResult result;
   std::string code;  // empty: success
   std::string message;
@@ -70,6 +72,7 @@ struct StepJob {
 
 void settleStep(Napi::Env env, Napi::Function /*unused*/, StepJob *job) {
   std::unique_ptr<StepJob> owned(job);
+  --*job->inFlight;
   if (env == nullptr) return;  // the environment is shutting down
   Napi::HandleScope scope(env);
   try {
@@ -139,6 +142,7 @@ Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto d = decoder(env);
+    if (*stepsInFlight_ > 0) throw core::Error(core::codes::kBusy, "a step is running; start slots between steps");
     const int32_t slot = slotArg(info);
     core::StartParams p;
     p.prompt = requireTokens(info, 1, "tokens");
@@ -163,7 +167,9 @@ Napi::Value AddonBatchDecoder::Cancel(const Napi::CallbackInfo &info) {
 Napi::Value AddonBatchDecoder::Clear(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    decoder(env)->clear(slotArg(info));
+    auto d = decoder(env);
+    if (*stepsInFlight_ > 0) throw core::Error(core::codes::kBusy, "a step is running; clear slots between steps");
+    d->clear(slotArg(info));
     return env.Undefined();
   });
 }
@@ -177,7 +183,8 @@ Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
       if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
       budget = info[0].As<Napi::Number>().Int32Value();
     }
-    auto *job = new StepJob(env);
+    auto *job = new StepJob(env, stepsInFlight_);
+    ++*stepsInFlight_;
     Napi::Promise promise = job->deferred.Promise();
     auto done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
                                               "llamaDecoderStep", 0, 1);
@@ -195,7 +202,7 @@ Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
         job->message = "unknown native error";
       }
       d.reset();  // the last reference may free the context here, off the JS thread
-      if (done.BlockingCall(job, settleStep) != napi_ok) delete job;
+      if (done.BlockingCall(job, settleStep) != napi_ok) delete job;  // environment gone: nothing to settle
       done.Release();
     });
     return promise;

@@ -29,6 +29,9 @@ class AddonBatchDecoder : public Napi::ObjectWrap<AddonBatchDecoder> {
   // Shared with queued steps, so dispose() during a step frees the context after it ends.
   std::shared_ptr<core::BatchDecoder> decoder_;
   std::unique_ptr<core::SerialExecutor> stepThread_;
+  // Steps queued or running, counted on the JS thread: start()/clear() refuse while one is pending, so
+  // "between steps" means the same thing whether or not the step thread has picked the step up yet.
+  std::shared_ptr<int> stepsInFlight_ = std::make_shared<int>(0);
 };
 
 }  // namespace binding
