@@ -193,6 +193,12 @@ export async function runMakeModel(
     return 2;
   }
 
+  if (args.quant !== 'F16' && process.env.LLAMA_LOG_LEVEL === undefined) {
+    // llama_model_quantize warns once per tensor that needs a fallback type (130 lines for gemma3-1b);
+    // the progress bar says what is happening.
+    const { setLogLevel } = await import('../engine/index.ts');
+    setLogLevel('error');
+  }
   const progress = createProgress(`make-model ${args.preset} ${args.quant}`, { stream: stderr });
   try {
     await makeModel({ ...args, onProgress: (fraction, detail) => progress.update(fraction, detail) });
