@@ -20,7 +20,10 @@ export type ErrorCode =
   | 'DECODE_FAILED'
   | 'TEMPLATE_FAILED'
   | 'NATIVE_ERROR'
-  | 'ADDON_NOT_BUILT';
+  | 'ADDON_NOT_BUILT'
+  // scheduler
+  | 'QUEUE_FULL'
+  | 'SHUTTING_DOWN';
 
 export class LlamaError extends Error {
   readonly code: ErrorCode;
@@ -43,6 +46,15 @@ export class ArgumentError extends LlamaError {}
 export class ContextExceededError extends LlamaError {}
 /** Any other failure inside the native code. */
 export class NativeError extends LlamaError {}
+/** The scheduler refused a request: its queue is full (retry later) or it is shutting down. */
+export class RejectedError extends LlamaError {
+  /** Seconds a client should wait before retrying (HTTP Retry-After). */
+  readonly retryAfterSeconds: number;
+  constructor(code: ErrorCode, message: string, retryAfterSeconds = 1) {
+    super(code, message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
 
 const CLASS_BY_CODE: Record<ErrorCode, new (code: ErrorCode, message: string, options?: ErrorOptions) => LlamaError> = {
   MODEL_NOT_FOUND: ModelFileError,
@@ -62,6 +74,8 @@ const CLASS_BY_CODE: Record<ErrorCode, new (code: ErrorCode, message: string, op
   TEMPLATE_FAILED: NativeError,
   NATIVE_ERROR: NativeError,
   ADDON_NOT_BUILT: NativeError,
+  QUEUE_FULL: RejectedError,
+  SHUTTING_DOWN: RejectedError,
 };
 
 export function isErrorCode(code: unknown): code is ErrorCode {

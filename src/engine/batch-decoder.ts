@@ -104,6 +104,14 @@ export class BatchDecoder {
     return this.info.nSlots;
   }
 
+  get ctxPerSlot(): number {
+    return this.info.nCtxPerSlot;
+  }
+
+  get batchSize(): number {
+    return this.info.nBatch;
+  }
+
   get disposed(): boolean {
     return this.#native.disposed;
   }

@@ -1,0 +1,101 @@
+// Contracts between the scheduler (policy), the engine below it and the HTTP layer above it.
+// The scheduler sees the engine only through Decoder, so its tests run against a fake.
+import type { EndReason, StartOptions, StepResult } from '../engine/index.ts';
+
+/** The part of the engine's BatchDecoder the scheduler uses. */
+export interface Decoder {
+  readonly slots: number;
+  /** Prompt + generated tokens one slot can hold. */
+  readonly ctxPerSlot: number;
+  /** Most tokens one step may carry. */
+  readonly batchSize: number;
+  /** Starts a request on an idle slot; reuses the longest prefix the slot already holds. */
+  start(slot: number, tokens: readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number };
+  /** True: the slot is free now. False: the step in flight will end it with a 'cancelled' event. */
+  cancel(slot: number): boolean;
+  /** One llama_decode over all active slots; generating slots first, prompt chunks fill the budget. */
+  step(tokenBudget: number): Promise<StepResult>;
+  /** Tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
+  cachedTokens(slot: number): readonly number[];
+}
+
+export interface SchedulerOptions {
+  /** Requests waiting for a slot; more are refused (HTTP 429). Default 64. */
+  maxQueuedRequests?: number;
+  /** Prompt tokens waiting for a slot, summed; more are refused (HTTP 429). Default 16 * ctxPerSlot. */
+  maxQueuedTokens?: number;
+  /** Tokens per step (generation tokens first, prompt chunks fill the rest). Default decoder.batchSize. */
+  stepTokenBudget?: number;
+  /** Retry-After hint, in seconds, given with a queue-full refusal. Default 1. */
+  retryAfterSeconds?: number;
+  /** Clock for tests; default Date.now / performance.now based. */
+  now?: () => number;
+}
+
+export interface GenerationRequest {
+  /** Fairness key: API key, else the request's `user`, else the remote address. */
+  client: string;
+  tokens: readonly number[];
+  options: StartOptions;
+  /** Milliseconds from submission after which the request is cancelled with reason 'timeout'. */
+  timeoutMs?: number;
+  /** Aborting cancels the request (reason 'cancelled'), e.g. on client disconnect. */
+  signal?: AbortSignal;
+}
+
+/** Why a request ended. 'timeout' and 'shutdown' are the scheduler's own cancellations. */
+export type RequestEndReason = EndReason | 'timeout' | 'shutdown';
+
+export interface RequestSummary {
+  id: string;
+  reason: RequestEndReason;
+  error?: string;
+  slot: number | null;
+  promptTokens: number;
+  /** Prompt tokens whose KV was reused from the slot's cache. */
+  cachedTokens: number;
+  generatedTokens: number;
+  /** Milliseconds, from the scheduler clock. */
+  queuedAt: number;
+  startedAt: number | null;
+  firstTokenAt: number | null;
+  endedAt: number;
+}
+
+export interface GenerationHandlers {
+  /** The request got a slot. */
+  onStart?(info: { slot: number; reusedTokens: number }): void;
+  /** One generated token and its text (complete UTF-8; may be empty). */
+  onToken?(token: number, text: string): void;
+  /** Exactly once per request, after its last onToken. `text` is any held-back tail. */
+  onEnd(summary: RequestSummary, text: string): void;
+}
+
+export interface RequestHandle {
+  readonly id: string;
+  /** Ends the request (reason 'cancelled'); its slot is free within one step. Idempotent. */
+  cancel(): void;
+  readonly done: Promise<RequestSummary>;
+}
+
+export interface StepStats {
+  durationMs: number;
+  batchTokens: number;
+  promptTokens: number;
+  generatedTokens: number;
+  busySlots: number;
+}
+
+/** For metrics (src/server/metrics.ts): the scheduler reports what happened, it keeps no counters. */
+export interface SchedulerObserver {
+  onStep?(stats: StepStats): void;
+  onRequestEnd?(summary: RequestSummary): void;
+  onRejected?(cause: 'queue_full' | 'context_exceeded' | 'shutting_down'): void;
+}
+
+export interface SlotSnapshot {
+  id: number;
+  state: 'idle' | 'prefill' | 'generating';
+  cachedTokens: number;
+  request: { id: string; client: string; promptTokens: number; generatedTokens: number; startedAt: number } | null;
+}
