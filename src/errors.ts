@@ -50,9 +50,9 @@ export class NativeError extends LlamaError {}
 export class RejectedError extends LlamaError {
   /** Seconds a client should wait before retrying (HTTP Retry-After). */
   readonly retryAfterSeconds: number;
-  constructor(code: ErrorCode, message: string, retryAfterSeconds = 1) {
-    super(code, message);
-    this.retryAfterSeconds = retryAfterSeconds;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+    super(code, message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 1;
   }
 }
 
