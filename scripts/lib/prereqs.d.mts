@@ -1,0 +1,2 @@
+export function hasCommand(cmd: string, args?: string[]): boolean;
+export function requireTools(tools: string[]): void;

@@ -1,0 +1,74 @@
+import t from 'tap';
+import { ConfigError, parseServeConfig, serveUsage, slotContext } from '../src/config.ts';
+
+t.test('defaults', async (t) => {
+  const c = parseServeConfig([], {});
+  t.equal(c.host, '127.0.0.1');
+  t.equal(c.port, 8090);
+  t.equal(c.model, undefined);
+  t.equal(c.parallel, 4);
+  t.equal(c.gpuLayers, -1);
+  t.equal(c.batchSize, 512);
+  t.same(c.apiKeys, []);
+  t.equal(c.mmap, true);
+});
+
+t.test('llama-server flags, short and long, with = or a separate value', async (t) => {
+  const c = parseServeConfig(
+    ['-m', 'model.gguf', '-c', '8192', '-np', '2', '-ngl', '99', '-b', '256', '-t', '3', '--host', '0.0.0.0', '--port=9000', '--api-key', 'k1', '--api-key', 'k2', '--alias', 'gemma', '--no-mmap', '-fa', 'on', '-ctk', 'q8_0'],
+    {},
+  );
+  t.equal(c.model, 'model.gguf');
+  t.equal(c.ctxSize, 8192);
+  t.equal(c.parallel, 2);
+  t.equal(c.gpuLayers, 99);
+  t.equal(c.batchSize, 256);
+  t.equal(c.ubatchSize, 256, 'ubatch follows a smaller batch');
+  t.equal(c.threads, 3);
+  t.equal(c.host, '0.0.0.0');
+  t.equal(c.port, 9000);
+  t.same(c.apiKeys, ['k1', 'k2']);
+  t.equal(c.alias, 'gemma');
+  t.equal(c.mmap, false);
+  t.equal(c.flashAttn, 'on');
+  t.equal(c.kvType, 'q8_0');
+});
+
+t.test('environment variables, overridden by flags', async (t) => {
+  const env = { LLAMA_ARG_MODEL: '/m.gguf', LLAMA_ARG_PORT: '7000', LLAMA_API_KEY: 'a,b', LLAMA_ARG_N_PARALLEL: '8', LLAMA_ARG_MLOCK: '1' };
+  const c = parseServeConfig([], env);
+  t.equal(c.model, '/m.gguf');
+  t.equal(c.port, 7000);
+  t.same(c.apiKeys, ['a', 'b']);
+  t.equal(c.parallel, 8);
+  t.equal(c.mlock, true);
+  const d = parseServeConfig(['--port', '7001', '--api-key', 'c'], env);
+  t.equal(d.port, 7001);
+  t.same(d.apiKeys, ['c']);
+});
+
+t.test('bad values name the flag', async (t) => {
+  t.throws(() => parseServeConfig(['--port', 'abc'], {}), { constructor: ConfigError, message: "--port must be an integer, got 'abc'" });
+  t.throws(() => parseServeConfig(['--port', '70000'], {}), { message: /--port must be between 0 and 65535/ });
+  t.throws(() => parseServeConfig(['-np', '0'], {}), { message: /-np must be between 1/ });
+  t.throws(() => parseServeConfig(['--model'], {}), { message: '--model needs a value' });
+  t.throws(() => parseServeConfig(['--frobnicate'], {}), { message: /unknown option '--frobnicate'/ });
+  t.throws(() => parseServeConfig(['-fa', 'maybe'], {}), { message: /-fa must be one of auto, on, off/ });
+  t.throws(() => parseServeConfig([], { LLAMA_ARG_PORT: 'x' }), { message: /environment variable LLAMA_ARG_PORT/ });
+  t.throws(() => parseServeConfig(['-np', '8', '-b', '4'], {}), { message: /--batch-size \(4\) must be at least --parallel \(8\)/ });
+  t.throws(() => parseServeConfig(['-ctk', 'q8_0', '-fa', 'off'], {}), { message: /q8_0 needs flash attention/ });
+});
+
+t.test('slot context', async (t) => {
+  t.equal(slotContext({ ctxSize: undefined, parallel: 4 }, 32768), 4096);
+  t.equal(slotContext({ ctxSize: 8192, parallel: 4 }, 32768), 2048);
+  t.equal(slotContext({ ctxSize: undefined, parallel: 4 }, 2048), 2048, 'capped by the training context');
+});
+
+t.test('help lists every flag with its environment variable', async (t) => {
+  const u = serveUsage();
+  for (const s of ['--model', '--ctx-size', '--parallel', '--n-gpu-layers', '--batch-size', '--threads', '--host', '--port', '--api-key', '--alias', '--max-queue', '--timeout', 'LLAMA_ARG_CTX_SIZE', 'LLAMA_API_KEY']) {
+    t.match(u, s);
+  }
+  t.equal(parseServeConfig(['--help'], {}).help, true);
+});
