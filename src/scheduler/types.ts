@@ -28,8 +28,13 @@ export interface SchedulerOptions {
   stepTokenBudget?: number;
   /** Retry-After hint, in seconds, given with a queue-full refusal. Default 1. */
   retryAfterSeconds?: number;
-  /** Clock for tests; default Date.now / performance.now based. */
+  /** Clock for tests; default performance.now(). */
   now?: () => number;
+  /**
+   * A common prefix shorter than this doesn't make an idle slot preferred over the least recently used
+   * one (src/scheduler/slot-choice.ts explains the default). Default 16.
+   */
+  minReusePrefix?: number;
 }
 
 export interface GenerationRequest {

@@ -1,0 +1,170 @@
+// Prometheus metrics on the server's own Registry. llama-server's names and meanings (llamacpp:*) so
+// its dashboards work unchanged, plus latency histograms and counters of our own (llama_slots_*).
+// Token counters are fed from what each response reported (usage), so their totals equal the sums of
+// usage over responses; step figures come from the scheduler through SchedulerObserver.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { SchedulerObserver, StepStats } from '../scheduler/types.ts';
+
+/** One finished response, as the HTTP layer reported it to the client. */
+export interface ResponseRecord {
+  finishReason: 'stop' | 'length' | 'cancelled' | 'error' | 'timeout';
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  /** Seconds; undefined when no token was produced. */
+  queueSeconds?: number;
+  promptSeconds?: number;
+  generationSeconds?: number;
+  ttftSeconds?: number;
+  e2eSeconds: number;
+}
+
+export type RejectionCause = 'queue_full' | 'auth' | 'invalid' | 'context_exceeded' | 'shutting_down' | 'too_large';
+
+export interface LiveState {
+  busySlots(): number;
+  queueLength(): number;
+  kvCellsUsed(): number;
+  kvCellsTotal(): number;
+}
+
+const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const ITL_BUCKETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
+const TOKEN_BUCKETS = [1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+
+export class ServerMetrics implements SchedulerObserver {
+  readonly registry = new Registry();
+  readonly #promptTokens: Counter;
+  readonly #promptTokensCached: Counter;
+  readonly #promptSeconds: Counter;
+  readonly #tokensPredicted: Counter;
+  readonly #tokensPredictedSeconds: Counter;
+  readonly #decodes: Counter;
+  readonly #requestsByFinish: Counter<'finish_reason'>;
+  readonly #rejections: Counter<'cause'>;
+  readonly #ttft: Histogram;
+  readonly #itl: Histogram;
+  readonly #e2e: Histogram;
+  readonly #queue: Histogram;
+  readonly #promptPerRequest: Histogram;
+  readonly #generatedPerRequest: Histogram;
+  readonly #stepSeconds: Histogram;
+  #busySlotSum = 0;
+  #decodeCount = 0;
+  #promptTokenSum = 0;
+  #promptSecondSum = 0;
+  #predictedTokenSum = 0;
+  #predictedSecondSum = 0;
+  #maxSequence = 0;
+
+  constructor(live: LiveState, options: { processMetrics?: boolean } = {}) {
+    const r = [this.registry];
+    const counter = (name: string, help: string) => new Counter({ name, help, registers: r });
+    this.#promptTokens = counter('llamacpp:prompt_tokens_total', 'Number of prompt tokens processed, excluding cached tokens');
+    this.#promptTokensCached = counter('llamacpp:prompt_tokens_cached_total', 'Number of prompt tokens reused from the cache');
+    this.#promptSeconds = counter('llamacpp:prompt_seconds_total', 'Total time spent processing prompts');
+    this.#tokensPredicted = counter('llamacpp:tokens_predicted_total', 'Number of generation tokens processed');
+    this.#tokensPredictedSeconds = counter('llamacpp:tokens_predicted_seconds_total', 'Total time spent generating tokens');
+    this.#decodes = counter('llamacpp:n_decode_total', 'Total number of llama_decode() calls');
+    const self = this;
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: r,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('llamacpp:n_tokens_max', 'Largest observed sequence length (prompt + generation)', () => self.#maxSequence);
+    gauge('llamacpp:prompt_tokens_seconds', 'Average prompt throughput in tokens/s', () =>
+      self.#promptSecondSum > 0 ? self.#promptTokenSum / self.#promptSecondSum : 0,
+    );
+    gauge('llamacpp:predicted_tokens_seconds', 'Average generation throughput in tokens/s', () =>
+      self.#predictedSecondSum > 0 ? self.#predictedTokenSum / self.#predictedSecondSum : 0,
+    );
+    gauge('llamacpp:requests_processing', 'Number of requests processing', () => live.busySlots());
+    gauge('llamacpp:requests_deferred', 'Number of requests deferred', () => live.queueLength());
+    gauge('llamacpp:n_busy_slots_per_decode', 'Average number of busy slots per llama_decode() call', () =>
+      self.#decodeCount > 0 ? self.#busySlotSum / self.#decodeCount : 0,
+    );
+    gauge('llama_slots_busy', 'Slots decoding a request now', () => live.busySlots());
+    gauge('llama_slots_queue_length', 'Requests waiting for a slot', () => live.queueLength());
+    gauge('llama_slots_kv_cells_used', 'KV cache cells holding tokens, over all slots', () => live.kvCellsUsed());
+    gauge('llama_slots_kv_cells_total', 'KV cache cells, over all slots', () => live.kvCellsTotal());
+
+    this.#requestsByFinish = new Counter({
+      name: 'llama_slots_requests_total',
+      help: 'Finished requests by finish reason',
+      labelNames: ['finish_reason'],
+      registers: r,
+    });
+    this.#rejections = new Counter({
+      name: 'llama_slots_rejections_total',
+      help: 'Requests refused before generation, by cause',
+      labelNames: ['cause'],
+      registers: r,
+    });
+    const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers: r });
+    this.#ttft = histogram('llama_slots_time_to_first_token_seconds', 'Time from request to first generated token', LATENCY_BUCKETS);
+    this.#itl = histogram('llama_slots_inter_token_latency_seconds', 'Time between consecutive generated tokens', ITL_BUCKETS);
+    this.#e2e = histogram('llama_slots_request_duration_seconds', 'Time from request to its last token', LATENCY_BUCKETS);
+    this.#queue = histogram('llama_slots_queue_time_seconds', 'Time a request waited for a slot', LATENCY_BUCKETS);
+    this.#promptPerRequest = histogram('llama_slots_prompt_tokens', 'Prompt tokens per request', TOKEN_BUCKETS);
+    this.#generatedPerRequest = histogram('llama_slots_generated_tokens', 'Generated tokens per request', TOKEN_BUCKETS);
+    this.#stepSeconds = histogram('llama_slots_step_seconds', 'Duration of one decoding step (one llama_decode)', ITL_BUCKETS);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    for (const cause of ['queue_full', 'auth', 'invalid', 'context_exceeded', 'shutting_down', 'too_large'] as const) {
+      this.#rejections.inc({ cause }, 0);
+    }
+  }
+
+  // SchedulerObserver
+  onStep(stats: StepStats): void {
+    if (stats.batchTokens === 0) return;
+    this.#decodes.inc();
+    this.#decodeCount++;
+    this.#busySlotSum += stats.busySlots;
+    this.#stepSeconds.observe(stats.durationMs / 1000);
+  }
+
+  onRejected(cause: 'queue_full' | 'context_exceeded' | 'shutting_down'): void {
+    this.rejected(cause);
+  }
+
+  rejected(cause: RejectionCause): void {
+    this.#rejections.inc({ cause });
+  }
+
+  interTokenGap(seconds: number): void {
+    this.#itl.observe(seconds);
+  }
+
+  responded(r: ResponseRecord): void {
+    const fresh = r.promptTokens - r.cachedTokens;
+    this.#promptTokens.inc(fresh);
+    this.#promptTokensCached.inc(r.cachedTokens);
+    this.#tokensPredicted.inc(r.completionTokens);
+    if (r.promptSeconds !== undefined) {
+      this.#promptSeconds.inc(r.promptSeconds);
+      this.#promptTokenSum += fresh;
+      this.#promptSecondSum += r.promptSeconds;
+    }
+    if (r.generationSeconds !== undefined) {
+      this.#tokensPredictedSeconds.inc(r.generationSeconds);
+      this.#predictedTokenSum += r.completionTokens;
+      this.#predictedSecondSum += r.generationSeconds;
+    }
+    this.#maxSequence = Math.max(this.#maxSequence, r.promptTokens + r.completionTokens);
+    this.#requestsByFinish.inc({ finish_reason: r.finishReason });
+    if (r.ttftSeconds !== undefined) this.#ttft.observe(r.ttftSeconds);
+    if (r.queueSeconds !== undefined) this.#queue.observe(r.queueSeconds);
+    this.#e2e.observe(r.e2eSeconds);
+    this.#promptPerRequest.observe(r.promptTokens);
+    this.#generatedPerRequest.observe(r.completionTokens);
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

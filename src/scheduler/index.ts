@@ -1,0 +1,16 @@
+// Public surface of the scheduler: the step loop and the contracts the HTTP layer and the engine meet at.
+export { Scheduler } from './scheduler.ts';
+export { FairQueue, type FairQueueLimits, type QueueOverflow } from './fair-queue.ts';
+export { chooseSlot, commonPrefix, MIN_REUSE_PREFIX, type IdleSlot, type SlotChoice } from './slot-choice.ts';
+export type {
+  Decoder,
+  GenerationHandlers,
+  GenerationRequest,
+  RequestEndReason,
+  RequestHandle,
+  RequestSummary,
+  SchedulerObserver,
+  SchedulerOptions,
+  SlotSnapshot,
+  StepStats,
+} from './types.ts';

@@ -1,0 +1,501 @@
+// The step loop: admits waiting requests to idle slots between steps, runs one decoder step at a time
+// (continuous batching with chunked prefill) and turns the decoder's per-slot events into each request's
+// handler calls. Policy only: the decoder does the work, the fair queue decides who waits least, the
+// slot choice decides where a request goes.
+import type { StepResult } from '../engine/index.ts';
+import { ArgumentError, ContextExceededError, RejectedError } from '../errors.ts';
+import { FairQueue } from './fair-queue.ts';
+import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
+import type {
+  Decoder,
+  GenerationHandlers,
+  GenerationRequest,
+  RequestEndReason,
+  RequestHandle,
+  RequestSummary,
+  SchedulerObserver,
+  SchedulerOptions,
+  SlotSnapshot,
+} from './types.ts';
+
+/** Reasons the scheduler itself ends a running request for. */
+type CancelReason = 'cancelled' | 'timeout' | 'shutdown' | 'error';
+
+interface Job {
+  readonly id: string;
+  readonly request: GenerationRequest;
+  readonly handlers: GenerationHandlers;
+  state: 'queued' | 'running' | 'ended';
+  slot: number | null;
+  /** Set while a cancel waits for the step in flight to end the slot; events for the job are ignored meanwhile. */
+  cancel: { reason: CancelReason; error?: string } | null;
+  reusedTokens: number;
+  promptProcessed: number;
+  generated: number;
+  /** Text from events that carried no token, handed over with onEnd (the real decoder sends none). */
+  heldText: string;
+  readonly queuedAt: number;
+  startedAt: number | null;
+  firstTokenAt: number | null;
+  timer: ReturnType<typeof setTimeout> | null;
+  onAbort: (() => void) | null;
+  readonly resolve: (summary: RequestSummary) => void;
+}
+
+interface Slot {
+  readonly id: number;
+  job: Job | null;
+  /** The slot's cached tokens, read from the decoder between steps; null until read after a change. */
+  cache: readonly number[] | null;
+  /** Cached token count for snapshots (estimated while a request runs: the decoder can't be read during a step). */
+  cachedCount: number;
+  /** Use counter value when the slot last ended a request (for least-recently-used choice). */
+  lastUsed: number;
+}
+
+export class Scheduler {
+  readonly #decoder: Decoder;
+  readonly #observer: SchedulerObserver;
+  readonly #now: () => number;
+  // Read once: the real decoder's getters call into native code that a running step may be changing.
+  readonly #ctxPerSlot: number;
+  readonly #batchSize: number;
+  readonly #stepTokenBudget: number;
+  readonly #retryAfterSeconds: number;
+  readonly #minReusePrefix: number;
+  readonly #queue: FairQueue<Job>;
+  readonly #slots: Slot[];
+  /** Every request not yet ended, queued or running. */
+  readonly #live = new Map<string, Job>();
+  #nextId = 1;
+  #uses = 0;
+  #looping = false;
+  #stepInFlight = false;
+  #closing = false;
+  #closed: { promise: Promise<void>; resolve: () => void; timers: Array<ReturnType<typeof setTimeout>> } | null = null;
+
+  constructor(decoder: Decoder, options: SchedulerOptions = {}, observer: SchedulerObserver = {}) {
+    this.#decoder = decoder;
+    this.#observer = observer;
+    this.#now = options.now ?? (() => performance.now());
+    this.#ctxPerSlot = decoder.ctxPerSlot;
+    this.#batchSize = decoder.batchSize;
+    this.#stepTokenBudget = Math.min(positiveInteger('stepTokenBudget', options.stepTokenBudget ?? this.#batchSize), this.#batchSize);
+    this.#retryAfterSeconds = nonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 1);
+    this.#minReusePrefix = nonNegative('minReusePrefix', options.minReusePrefix ?? MIN_REUSE_PREFIX);
+    this.#queue = new FairQueue({
+      maxRequests: nonNegative('maxQueuedRequests', options.maxQueuedRequests ?? 64),
+      maxTokens: nonNegative('maxQueuedTokens', options.maxQueuedTokens ?? 16 * this.#ctxPerSlot),
+    });
+    this.#slots = Array.from({ length: decoder.slots }, (_, id) => ({ id, job: null, cache: null, cachedCount: 0, lastUsed: -Infinity }));
+  }
+
+  /** Requests waiting for a slot. */
+  get queueLength(): number {
+    return this.#queue.size;
+  }
+
+  /** Prompt tokens waiting for a slot, summed. */
+  get queuedTokens(): number {
+    return this.#queue.tokens;
+  }
+
+  /** Slots running a request. */
+  get busySlots(): number {
+    return this.#slots.reduce((n, s) => n + (s.job ? 1 : 0), 0);
+  }
+
+  /** True once close() was called: new requests are refused. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Queues a request; it starts when a slot frees up and its client's turn comes. Throws, without calling
+   * any handler: RejectedError (QUEUE_FULL, SHUTTING_DOWN), ContextExceededError, ArgumentError.
+   * Handlers are never called during submit(); the request starts in a later microtask at the earliest.
+   */
+  submit(request: GenerationRequest, handlers: GenerationHandlers): RequestHandle {
+    const n = request.tokens.length;
+    if (this.#closing) throw this.#reject('shutting_down', new RejectedError('SHUTTING_DOWN', 'the server is shutting down', { retryAfterSeconds: this.#retryAfterSeconds }));
+    if (n === 0) throw new ArgumentError('INVALID_ARGUMENT', 'the prompt must contain at least one token');
+    const maxTokens = request.options.maxTokens;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new ArgumentError('INVALID_ARGUMENT', `maxTokens must be an integer >= 1 (got ${maxTokens})`);
+    if (request.timeoutMs !== undefined && !(request.timeoutMs > 0)) throw new ArgumentError('INVALID_ARGUMENT', `timeoutMs must be > 0 (got ${request.timeoutMs})`);
+    if (n >= this.#ctxPerSlot) {
+      throw this.#reject(
+        'context_exceeded',
+        new ContextExceededError(
+          'CONTEXT_EXCEEDED',
+          `the prompt has ${n} tokens but a slot holds at most ${this.#ctxPerSlot} tokens (prompt and generated tokens together)`,
+        ),
+      );
+    }
+    // Requests that idle slots will take at the next admission don't wait, so they don't fill the queue.
+    const idle = this.#slots.length - this.busySlots;
+    const overflow = this.#queue.overflow(n, idle);
+    if (overflow !== null) {
+      const { maxRequests, maxTokens } = this.#queue.limits;
+      const what =
+        overflow === 'requests'
+          ? `${this.#queue.size - idle} requests waiting, at most ${maxRequests}`
+          : `${this.#queue.tokens} prompt tokens waiting, at most ${maxTokens}; this request has ${n}`;
+      throw this.#reject('queue_full', new RejectedError('QUEUE_FULL', `the queue is full (${what}); retry later`, { retryAfterSeconds: this.#retryAfterSeconds }));
+    }
+
+    const id = `req-${this.#nextId++}`;
+    let resolve: (summary: RequestSummary) => void = () => {};
+    const done = new Promise<RequestSummary>((r) => {
+      resolve = r;
+    });
+    const job: Job = {
+      id,
+      request,
+      handlers,
+      state: 'queued',
+      slot: null,
+      cancel: null,
+      reusedTokens: 0,
+      promptProcessed: 0,
+      generated: 0,
+      heldText: '',
+      queuedAt: this.#now(),
+      startedAt: null,
+      firstTokenAt: null,
+      timer: null,
+      onAbort: null,
+      resolve,
+    };
+    this.#live.set(id, job);
+    this.#queue.push(id, request.client, n, job);
+    const { signal } = request;
+    if (signal?.aborted) {
+      // Already gone: end it, but not inside submit(), which promises no handler calls.
+      queueMicrotask(() => this.#cancel(job, 'cancelled'));
+    } else if (signal) {
+      job.onAbort = () => this.#cancel(job, 'cancelled');
+      signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    if (request.timeoutMs !== undefined) job.timer = setTimeout(() => this.#cancel(job, 'timeout'), request.timeoutMs);
+    this.#wake();
+    return { id, cancel: () => this.#cancel(job, 'cancelled'), done };
+  }
+
+  snapshot(): SlotSnapshot[] {
+    return this.#slots.map((s) => {
+      const job = s.job;
+      if (job === null) return { id: s.id, state: 'idle', cachedTokens: s.cachedCount, request: null };
+      return {
+        id: s.id,
+        state: this.#prefilled(job) ? 'generating' : 'prefill',
+        cachedTokens: s.cachedCount,
+        request: {
+          id: job.id,
+          client: job.request.client,
+          promptTokens: job.request.tokens.length,
+          generatedTokens: job.generated,
+          startedAt: job.startedAt ?? job.queuedAt,
+        },
+      };
+    });
+  }
+
+  /**
+   * Stops accepting requests (they get SHUTTING_DOWN), lets queued and running ones finish for up to
+   * graceMs, then ends the rest with reason 'shutdown'. Resolves when every request has ended and no
+   * step is in flight. Calling it again returns the same promise; the shortest grace wins.
+   */
+  close(graceMs = 0): Promise<void> {
+    this.#closing = true;
+    if (this.#closed === null) {
+      let resolve: () => void = () => {};
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#closed = { promise, resolve, timers: [] };
+    }
+    const closed = this.#closed;
+    if (this.#live.size > 0) {
+      if (graceMs <= 0) this.#shutdown();
+      else closed.timers.push(setTimeout(() => this.#shutdown(), graceMs));
+    }
+    this.#checkClosed();
+    return closed.promise;
+  }
+
+  #shutdown(): void {
+    for (const job of [...this.#live.values()]) this.#cancel(job, 'shutdown');
+  }
+
+  #checkClosed(): void {
+    const closed = this.#closed;
+    if (closed === null || this.#live.size > 0 || this.#stepInFlight || this.#looping) return;
+    for (const t of closed.timers) clearTimeout(t);
+    closed.timers.length = 0;
+    closed.resolve();
+  }
+
+  #reject(cause: 'queue_full' | 'context_exceeded' | 'shutting_down', error: Error): Error {
+    guard(() => this.#observer.onRejected?.(cause));
+    return error;
+  }
+
+  // --- the loop ---------------------------------------------------------------------------------------
+
+  /** Starts the loop if it is idle. It runs while any slot is busy and stops (no timers, no polling) when none is. */
+  #wake(): void {
+    if (this.#looping) return;
+    this.#looping = true;
+    queueMicrotask(() => void this.#loop());
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      for (;;) {
+        this.#admit();
+        if (this.busySlots === 0) break;
+        await this.#step();
+      }
+    } catch (err) {
+      // Every decoder and handler call is guarded, so this is a bug; still, never strand a request (nor
+      // spin on the same bug): end them all.
+      this.#failRunning(err);
+      for (const job of [...this.#live.values()]) this.#cancel(job, 'error', `scheduler error: ${messageOf(err)}`);
+    } finally {
+      this.#looping = false;
+      if (this.#queue.size > 0) this.#wake();
+      this.#checkClosed();
+    }
+  }
+
+  /** Starts waiting requests on idle slots. Only between steps: the decoder refuses start() during one. */
+  #admit(): void {
+    while (!this.#stepInFlight && this.#queue.size > 0) {
+      const idle = this.#slots.filter((s) => s.job === null);
+      if (idle.length === 0) return;
+      const job = this.#queue.shift();
+      if (job === undefined) return;
+      const candidates = idle.map((s) => ({ id: s.id, cachedTokens: this.#cachedTokens(s), lastUsed: s.lastUsed }));
+      const choice = chooseSlot(candidates, job.request.tokens, this.#minReusePrefix);
+      const slot = choice === null ? undefined : this.#slots[choice.slot];
+      if (slot === undefined) throw new Error('no idle slot was chosen');
+      let started: { reusedTokens: number; promptTokens: number };
+      try {
+        started = this.#decoder.start(slot.id, job.request.tokens, job.request.options);
+      } catch (err) {
+        // E.g. a token id outside the vocabulary or a sampling parameter out of range: this request fails,
+        // the slot stays idle for the next one.
+        this.#end(job, 'error', '', messageOf(err));
+        continue;
+      }
+      job.state = 'running';
+      job.slot = slot.id;
+      job.reusedTokens = started.reusedTokens;
+      job.startedAt = this.#now();
+      slot.job = job;
+      slot.cache = null;
+      slot.cachedCount = started.reusedTokens;
+      const info = { slot: slot.id, reusedTokens: started.reusedTokens };
+      this.#callHandler(job, 'onStart', () => job.handlers.onStart?.(info));
+    }
+  }
+
+  async #step(): Promise<void> {
+    const busy = this.busySlots;
+    let generating = 0;
+    for (const s of this.#slots) if (s.job && this.#prefilled(s.job)) generating++;
+    // Generating slots always get their token; keep room for at least one prompt token so a prompt is
+    // never starved when the budget is smaller than the number of generating slots.
+    const budget = Math.min(this.#batchSize, Math.max(this.#stepTokenBudget, busy > generating ? generating + 1 : 1));
+    const t0 = this.#now();
+    this.#stepInFlight = true;
+    let result: StepResult;
+    try {
+      result = await this.#decoder.step(budget);
+    } catch (err) {
+      this.#stepInFlight = false;
+      this.#failRunning(err);
+      return;
+    }
+    this.#stepInFlight = false;
+    const durationMs = this.#now() - t0;
+    this.#apply(result);
+    const stats = {
+      durationMs,
+      batchTokens: result.batchTokens,
+      promptTokens: result.promptTokens,
+      generatedTokens: result.generatedTokens,
+      busySlots: busy,
+    };
+    guard(() => this.#observer.onStep?.(stats));
+  }
+
+  /** Hands a step's events to their requests. No step is in flight here, so cancels free slots at once. */
+  #apply(result: StepResult): void {
+    for (const ev of result.events) {
+      const slot = this.#slots[ev.slot];
+      const job = slot?.job;
+      // No job: a stale event for a request already ended (cancelled at once while this step was queued).
+      if (slot === undefined || job === null || job === undefined) continue;
+      if (job.cancel !== null) {
+        if (ev.end !== null) this.#end(job, job.cancel.reason, '', job.cancel.error);
+        continue;
+      }
+      job.promptProcessed += ev.promptProcessed;
+      if (ev.token !== null) job.generated++;
+      // The KV holds the prompt and every generated token but the last, which the next step decodes.
+      slot.cachedCount = job.reusedTokens + job.promptProcessed + Math.max(0, job.generated - 1);
+      if (ev.token !== null) {
+        job.firstTokenAt ??= this.#now();
+        const { token, text } = ev;
+        this.#callHandler(job, 'onToken', () => job.handlers.onToken?.(token, text));
+      } else {
+        job.heldText += ev.text;
+      }
+      if (ev.end !== null && job.state === 'running') {
+        this.#end(job, ev.end, job.heldText, ev.error);
+      }
+    }
+    for (const slot of this.#slots) {
+      const job = slot.job;
+      if (job === null) continue;
+      if (job.cancel !== null) {
+        // The cancel came after the step's last look at its slots: apply it now, between steps.
+        this.#cancel(job, job.cancel.reason, job.cancel.error, true);
+      }
+    }
+    if (result.batchTokens === 0 && result.events.length === 0) {
+      // The decoder has nothing to do for requests we think are running: it lost them. Fail them rather
+      // than spin on empty steps.
+      for (const slot of this.#slots) if (slot.job) this.#cancel(slot.job, 'error', `the decoder has no work for slot ${slot.id}`);
+    }
+  }
+
+  /** A step failed: the decoder's slot states are unknown, so every running request ends with an error. */
+  #failRunning(err: unknown): void {
+    const message = messageOf(err);
+    for (const slot of this.#slots) {
+      const job = slot.job;
+      if (job === null) continue;
+      try {
+        this.#decoder.cancel(slot.id);
+      } catch {
+        // The slot is given up on either way.
+      }
+      slot.cache = null;
+      if (job.cancel !== null) this.#end(job, job.cancel.reason, '', job.cancel.error);
+      else this.#end(job, 'error', '', message);
+    }
+  }
+
+  // --- ending requests --------------------------------------------------------------------------------
+
+  /**
+   * Ends a request for the scheduler's own reasons. Queued: at once. Running: the decoder frees the slot
+   * at once when no step holds it; otherwise the step in flight ends it and its events are ignored.
+   * `retry`: the pending cancel is applied again between steps.
+   */
+  #cancel(job: Job, reason: CancelReason, error?: string, retry = false): void {
+    if (job.state === 'ended') return;
+    if (job.state === 'queued') {
+      this.#end(job, reason, '', error);
+      return;
+    }
+    if (job.cancel !== null && !retry) return;
+    const slot = job.slot;
+    let freed = true;
+    if (slot !== null) {
+      try {
+        freed = this.#decoder.cancel(slot);
+      } catch {
+        freed = true; // the decoder is gone (disposed): nothing will report this slot again
+      }
+    }
+    if (freed) this.#end(job, reason, job.heldText, error);
+    else job.cancel = error === undefined ? { reason } : { reason, error };
+  }
+
+  /** The one way a request ends: releases its slot or queue place, calls onEnd once, resolves done. */
+  #end(job: Job, reason: RequestEndReason, text: string, error?: string): void {
+    if (job.state === 'ended') return;
+    if (job.state === 'queued') this.#queue.remove(job.id);
+    job.state = 'ended';
+    if (job.timer !== null) clearTimeout(job.timer);
+    job.timer = null;
+    if (job.onAbort !== null) job.request.signal?.removeEventListener('abort', job.onAbort);
+    job.onAbort = null;
+    const slot = job.slot === null ? undefined : this.#slots[job.slot];
+    if (slot !== undefined && slot.job === job) {
+      slot.job = null;
+      slot.cache = null;
+      slot.lastUsed = ++this.#uses;
+    }
+    this.#live.delete(job.id);
+    const summary: RequestSummary = {
+      id: job.id,
+      reason,
+      ...(error !== undefined ? { error } : {}),
+      slot: job.slot,
+      promptTokens: job.request.tokens.length,
+      cachedTokens: job.reusedTokens,
+      generatedTokens: job.generated,
+      queuedAt: job.queuedAt,
+      startedAt: job.startedAt,
+      firstTokenAt: job.firstTokenAt,
+      endedAt: this.#now(),
+    };
+    guard(() => job.handlers.onEnd(summary, text));
+    guard(() => this.#observer.onRequestEnd?.(summary));
+    job.resolve(summary);
+    if (this.#queue.size > 0) this.#wake();
+    this.#checkClosed();
+  }
+
+  /** A throwing handler ends its own request (its consumer is broken) and nothing else. */
+  #callHandler(job: Job, name: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.#cancel(job, 'error', `${name} handler threw: ${messageOf(err)}`);
+    }
+  }
+
+  #prefilled(job: Job): boolean {
+    return job.generated > 0 || job.reusedTokens + job.promptProcessed >= job.request.tokens.length;
+  }
+
+  /** Only between steps (admission): the decoder's cache must not be read while a step may change it. */
+  #cachedTokens(slot: Slot): readonly number[] {
+    if (slot.cache === null) {
+      try {
+        slot.cache = this.#decoder.cachedTokens(slot.id);
+      } catch {
+        slot.cache = [];
+      }
+      slot.cachedCount = slot.cache.length;
+    }
+    return slot.cache;
+  }
+}
+
+function guard(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // Observers and onEnd run after the request's fate is settled; their failures change nothing.
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new ArgumentError('INVALID_ARGUMENT', `${name} must be an integer >= 1 (got ${value})`);
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(value >= 0)) throw new ArgumentError('INVALID_ARGUMENT', `${name} must be >= 0 (got ${value})`);
+  return value;
+}
