@@ -1,0 +1,26 @@
+// GET /v1/models: the one served model, with llama-server's `meta` (n_ctx is the context of one slot).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ServerDeps } from '../generation.ts';
+
+export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
+  const { config, model } = deps;
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [
+      {
+        id: config.modelId,
+        object: 'model',
+        created: config.modelCreated,
+        owned_by: config.ownedBy,
+        meta: {
+          n_ctx: config.ctxPerSlot,
+          n_ctx_train: model.info.nCtxTrain,
+          n_params: model.info.nParams,
+          size: model.info.sizeBytes,
+          n_vocab: model.info.nVocab,
+          n_slots: config.slots,
+        },
+      },
+    ],
+  }));
+};

@@ -1,0 +1,84 @@
+// A real app over the real engine and scheduler (tiny model, 2 slots), for app.inject() tests.
+import type { Test } from 'tap';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { BatchDecoder, type Model } from '../../src/engine/index.ts';
+import { Scheduler } from '../../src/scheduler/scheduler.ts';
+import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
+import { type BuildAppOptions, buildApp } from '../../src/server/app.ts';
+import type { ServedModel, ServedScheduler, ServerConfig } from '../../src/server/config.ts';
+
+export { sseEvents } from './sse-events.ts';
+
+export interface Harness {
+  app: FastifyInstance;
+  scheduler: Scheduler;
+  decoder: BatchDecoder;
+  /** Every request's summary, in the order they ended (the real scheduler's `done`, recorded). */
+  ended: RequestSummary[];
+  /** Resolves with the next summaries once `n` requests in total have ended. */
+  endedCount(n: number): Promise<RequestSummary[]>;
+}
+
+export interface HarnessOptions {
+  config?: Partial<ServerConfig>;
+  app?: BuildAppOptions;
+  scheduler?: SchedulerOptions;
+  slots?: number;
+  ctxPerSlot?: number;
+  /** Wraps the scheduler the app sees (e.g. to inject a fault); the real one stays underneath. */
+  wrap?: (real: ServedScheduler) => ServedScheduler;
+  /** Wraps the model the app sees (the decoder keeps the real one). */
+  wrapModel?: (real: ServedModel) => ServedModel;
+  /** Runs on the app before it is used (hooks can be added only until the first request). */
+  setup?: (app: FastifyInstance) => void;
+}
+
+export async function makeHarness(t: Test, model: Model, options: HarnessOptions = {}): Promise<Harness> {
+  const slots = options.slots ?? 2;
+  const ctxPerSlot = options.ctxPerSlot ?? 256;
+  const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
+  const scheduler = new Scheduler(decoder, options.scheduler ?? {});
+  const ended: RequestSummary[] = [];
+  const waiters: Array<{ n: number; resolve: (s: RequestSummary[]) => void }> = [];
+  const recording: ServedScheduler = {
+    submit(request, handlers) {
+      const handle = scheduler.submit(request, handlers);
+      void handle.done.then((s) => {
+        ended.push(s);
+        for (const w of waiters.splice(0)) {
+          if (ended.length >= w.n) w.resolve([...ended]);
+          else waiters.push(w);
+        }
+      });
+      return handle;
+    },
+    snapshot: () => scheduler.snapshot(),
+  };
+  const app = buildApp(
+    { model: options.wrapModel ? options.wrapModel(model) : model, scheduler: options.wrap ? options.wrap(recording) : recording, config: { ctxPerSlot, slots, ...options.config } },
+    options.app ?? { ready: true },
+  );
+  options.setup?.(app);
+  t.teardown(async () => {
+    await app.close();
+    await scheduler.close(0);
+    decoder.dispose();
+  });
+  return {
+    app,
+    scheduler,
+    decoder,
+    ended,
+    endedCount: (n) => (ended.length >= n ? Promise.resolve([...ended]) : new Promise((resolve) => waiters.push({ n, resolve }))),
+  };
+}
+
+export function errorOf(res: LightMyRequestResponse): { message: string; type: string; param: string | null; code: string | null; [k: string]: unknown } {
+  return (res.json() as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
+}
+
+export const USER_HI = [{ role: 'user', content: 'hi' }];
+/** Bans end-of-generation (token 2 in the llama SPM vocabulary) so lengths are exact. */
+export const NO_EOS = { '2': -100 };
+/** " Hello" in the llama SPM vocabulary; biased, greedy decoding repeats it. */
+export const HELLO = 15043;

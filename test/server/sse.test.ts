@@ -1,0 +1,75 @@
+import { once } from 'node:events';
+import Fastify from 'fastify';
+import t from 'tap';
+import { type AbortCause, SseStream } from '../../src/server/sse.ts';
+import { sseEvents } from './sse-events.ts';
+
+/** A route that streams `count` events of `size` bytes, then [DONE], unless the stream is aborted. */
+function streamingApp(count: number, size: number, drainTimeoutMs: number) {
+  const app = Fastify();
+  const aborts: AbortCause[] = [];
+  let sent = 0;
+  app.get('/events', async (_request, reply) => {
+    reply.hijack();
+    const sse = new SseStream(reply.raw, { drainTimeoutMs, onAbort: (cause) => aborts.push(cause) });
+    sse.open();
+    for (let i = 0; i < count && !sse.closed; i++) {
+      sse.send({ i, pad: 'x'.repeat(size) });
+      sent++;
+      // Yield so the stalled-client timer and 'close' events can fire between writes.
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    sse.end();
+    return reply;
+  });
+  return { app, aborts, sent: () => sent };
+}
+
+t.test('events are `data: <json>` blocks ending with [DONE], with SSE headers', async (t) => {
+  const { app, aborts } = streamingApp(3, 4, 1000);
+  t.teardown(() => app.close());
+  const res = await app.inject({ method: 'GET', url: '/events' });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^text\/event-stream/);
+  t.equal(res.headers['cache-control'], 'no-cache');
+  t.same(sseEvents(res.body), [{ i: 0, pad: 'xxxx' }, { i: 1, pad: 'xxxx' }, { i: 2, pad: 'xxxx' }, '[DONE]']);
+  t.match(res.body, /^data: \{"i":0,"pad":"xxxx"\}\n\ndata:/);
+  t.same(aborts, []);
+});
+
+t.test('a client that stops reading is aborted as stalled after the drain timeout', async (t) => {
+  const { app, aborts, sent } = streamingApp(10_000, 1000, 50);
+  t.teardown(() => app.close());
+  const res = await app.inject({ method: 'GET', url: '/events', payloadAsStream: true });
+  const stream = res.stream();
+  stream.on('error', () => {});
+  // Never read: writes past the buffer's high-water mark report backpressure and never drain.
+  while (aborts.length === 0) await new Promise((r) => setTimeout(r, 10));
+  t.same(aborts, ['stalled']);
+  t.ok(sent() < 10_000, `stopped after ${sent()} events`);
+  t.ok(res.raw.res.destroyed, 'the response was destroyed');
+});
+
+t.test('a client that reads slowly but keeps up is never aborted', async (t) => {
+  const { app, aborts } = streamingApp(200, 500, 200);
+  t.teardown(() => app.close());
+  const res = await app.inject({ method: 'GET', url: '/events', payloadAsStream: true });
+  let body = '';
+  for await (const chunk of res.stream()) body += String(chunk);
+  t.equal(sseEvents(body).length, 201);
+  t.same(aborts, []);
+});
+
+t.test('a closed connection aborts the stream once', async (t) => {
+  const { app, aborts, sent } = streamingApp(10_000, 10, 1000);
+  t.teardown(() => app.close());
+  const res = await app.inject({ method: 'GET', url: '/events', payloadAsStream: true });
+  res.stream().on('error', () => {});
+  res.stream().resume();
+  res.raw.res.destroy();
+  await once(res.raw.res, 'close');
+  while (aborts.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(aborts, ['closed']);
+  t.ok(sent() < 10_000);
+});
