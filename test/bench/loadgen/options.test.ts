@@ -1,0 +1,82 @@
+import t from 'tap';
+import { DEFAULT_URL, normalizeBaseUrl, parseLoadgenArgs, UsageError } from '../../../src/bench/loadgen/options.ts';
+
+t.test('defaults', async (t) => {
+  t.same(parseLoadgenArgs([]), {
+    url: DEFAULT_URL,
+    ranks: 2,
+    requests: 10,
+    maxTokens: 64,
+    promptTokens: 128,
+    rate: null,
+    apiKey: null,
+    model: null,
+    jsonFile: null,
+    htmlFile: null,
+    sloTtftMs: null,
+    sloTpotMs: null,
+    seed: 1,
+    timeoutMs: 600_000,
+  });
+});
+
+t.test('every flag', async (t) => {
+  const o = parseLoadgenArgs([
+    '--url', 'http://localhost:9000/v1/', '--ranks', '4', '--requests', '40', '--max-tokens', '32', '--prompt-tokens', '512',
+    '--rate', '2.5', '--api-key', 'k', '--model', 'm', '--json', 'a.json', '--html', 'a.html',
+    '--slo-ttft', '500', '--slo-tpot', '50.5', '--seed', '0', '--timeout', '30',
+  ]);
+  t.same(o, {
+    url: 'http://localhost:9000',
+    ranks: 4,
+    requests: 40,
+    maxTokens: 32,
+    promptTokens: 512,
+    rate: 2.5,
+    apiKey: 'k',
+    model: 'm',
+    jsonFile: 'a.json',
+    htmlFile: 'a.html',
+    sloTtftMs: 500,
+    sloTpotMs: 50.5,
+    seed: 0,
+    timeoutMs: 30_000,
+  });
+});
+
+t.test('bad arguments name their flag', async (t) => {
+  const bad: Array<[string[], RegExp]> = [
+    [['--ranks', '0'], /--ranks must be an integer >= 1, got '0'/],
+    [['--ranks', 'two'], /--ranks/],
+    [['--requests', '1.5'], /--requests/],
+    [['--requests', ''], /--requests/],
+    [['--ranks', '3', '--requests', '2'], /--ranks \(3\) must not exceed --requests \(2\)/],
+    [['--max-tokens', '-1'], /--max-tokens/],
+    [['--prompt-tokens', '0'], /--prompt-tokens/],
+    [['--rate', '0'], /--rate must be a number > 0/],
+    [['--rate', 'fast'], /--rate/],
+    [['--slo-ttft', '-5'], /--slo-ttft/],
+    [['--slo-tpot', 'x'], /--slo-tpot/],
+    [['--timeout', '0'], /--timeout/],
+    [['--seed', '-1'], /--seed/],
+    [['--seed', '4294967296'], /--seed/],
+    [['--url', 'ftp://x'], /--url must be an http/],
+    [['--url', 'not a url'], /--url/],
+    [['--url', 'http://h/?q=1'], /--url must not have a query/],
+    [['--api-key', ''], /--api-key must not be empty/],
+    [['--bogus'], /--bogus/],
+    [['--ranks'], /--ranks/],
+    [['extra'], /extra/],
+  ];
+  for (const [argv, message] of bad) {
+    t.throws(() => parseLoadgenArgs(argv), message, argv.join(' '));
+    t.throws(() => parseLoadgenArgs(argv), UsageError);
+  }
+});
+
+t.test('base URL: /v1 and trailing slashes are accepted, a path prefix is kept', async (t) => {
+  t.equal(normalizeBaseUrl('http://127.0.0.1:8090'), 'http://127.0.0.1:8090');
+  t.equal(normalizeBaseUrl('http://127.0.0.1:8090/'), 'http://127.0.0.1:8090');
+  t.equal(normalizeBaseUrl('http://127.0.0.1:8090/v1'), 'http://127.0.0.1:8090');
+  t.equal(normalizeBaseUrl('https://example.test/llm/v1/'), 'https://example.test/llm');
+});
