@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench-decoder.
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
+import { runLoadgenCli } from './bench/loadgen/cli.ts';
 import { runMakeModel } from './gguf/generate.ts';
+import { serve } from './serve.ts';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: (argv) => serve(argv),
   'make-model': (argv) => runMakeModel(argv),
   'bench-decoder': (argv) => runDecoderBenchCli(argv),
+  bench: (argv) => runLoadgenCli(argv),
 };
 
 const USAGE = `Usage: cli.ts <command> [options]
 Commands:
+  serve           the OpenAI-compatible server (npm start -- --help)
   make-model      generate a GGUF with random weights (npm run make-model -- --help)
+  bench           load generator: ranks of streaming chat clients (npm run bench -- --help)
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)`;
 
 async function main(): Promise<number> {

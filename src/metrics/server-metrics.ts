@@ -128,10 +128,6 @@ export class ServerMetrics implements SchedulerObserver {
     this.#stepSeconds.observe(stats.durationMs / 1000);
   }
 
-  onRejected(cause: 'queue_full' | 'context_exceeded' | 'shutting_down'): void {
-    this.rejected(cause);
-  }
-
   rejected(cause: RejectionCause): void {
     this.#rejections.inc({ cause });
   }

@@ -5,7 +5,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import { apiKeyHook } from './auth.ts';
 import { type ServedModel, type ServedScheduler, type ServerConfig, resolveServerConfig } from './config.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
-import type { ServerDeps } from './generation.ts';
+import type { GenerationMetrics, ServerDeps } from './generation.ts';
+import type { RejectionCause } from '../metrics/server-metrics.ts';
+import type { ApiError } from './errors.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -32,6 +34,8 @@ export interface AppDeps {
   model: ServedModel;
   scheduler: ServedScheduler;
   config: ServerConfig;
+  /** Serves GET /metrics (behind the API key, like llama-server) and counts responses and refusals. */
+  metrics?: GenerationMetrics & { exposition(): Promise<{ contentType: string; body: string }> };
 }
 
 export interface BuildAppOptions {
@@ -48,6 +52,7 @@ const REDACT = ['req.headers.authorization', 'req.headers["x-api-key"]', 'header
 export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInstance {
   const config = resolveServerConfig(deps.config, deps.model);
   const serverDeps: ServerDeps = { model: deps.model, scheduler: deps.scheduler, config };
+  if (deps.metrics) serverDeps.metrics = deps.metrics;
 
   const options: FastifyServerOptions = {
     bodyLimit: config.bodyLimitBytes,
@@ -85,6 +90,8 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
 
   app.setErrorHandler((err, request, reply) => {
     const api = toApiError(err);
+    const cause = rejectionCause(api);
+    if (cause !== null) deps.metrics?.rejected(cause);
     if (api.statusCode >= 500) request.log.error({ err }, 'request failed');
     else request.log.debug({ err: api.message }, 'request refused');
     return reply.code(api.statusCode).headers(api.headers).send(api.body());
@@ -95,6 +102,13 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   });
 
   app.register(opsRoutes, { deps: serverDeps, state: () => state });
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await metrics.exposition();
+      return reply.type(contentType).send(body);
+    });
+  }
   app.register(modelRoutes, { deps: serverDeps });
   app.register(async (generation) => {
     generation.addHook('onRequest', async () => {
@@ -104,4 +118,15 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     await generation.register(completionRoutes, { deps: serverDeps });
   });
   return app;
+}
+
+/** Which refusal an error answer is, for the rejections counter; null for anything else. */
+function rejectionCause(api: ApiError): RejectionCause | null {
+  if (api.statusCode === 401) return 'auth';
+  if (api.statusCode === 413) return 'too_large';
+  if (api.statusCode === 429) return 'queue_full';
+  if (api.statusCode === 503 && api.code === 'shutting_down') return 'shutting_down';
+  if (api.type === 'exceed_context_size_error') return 'context_exceeded';
+  if (api.statusCode === 400 || api.statusCode === 415) return 'invalid';
+  return null;
 }

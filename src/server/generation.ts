@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { StartOptions } from '../engine/index.ts';
 import { ContextExceededError } from '../errors.ts';
+import type { RejectionCause, ResponseRecord } from '../metrics/server-metrics.ts';
 import type { RequestSummary } from '../scheduler/types.ts';
 import type { ResolvedServerConfig, ServedModel, ServedScheduler } from './config.ts';
 import { type ApiError, contextExceeded, generationFailed, invalidRequest, requestTimeout, shuttingDown } from './errors.ts';
@@ -16,6 +17,14 @@ export interface ServerDeps {
   model: ServedModel;
   scheduler: ServedScheduler;
   config: ResolvedServerConfig;
+  metrics?: GenerationMetrics;
+}
+
+/** Where finished responses are counted (src/metrics/server-metrics.ts implements it). */
+export interface GenerationMetrics {
+  responded(record: ResponseRecord): void;
+  interTokenGap(seconds: number): void;
+  rejected(cause: RejectionCause): void;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -157,6 +166,7 @@ function generate(deps: ServerDeps, job: PreparedGeneration, sink: TextSink, abo
   const matcher = new StopMatcher(job.stop);
   let received = 0;
   let tokensAtStop = 0;
+  let lastTokenAt: number | undefined;
   return new Promise<Outcome>((resolve) => {
     const timeoutMs = deps.config.requestTimeoutMs;
     deps.scheduler.submit(
@@ -174,6 +184,9 @@ function generate(deps: ServerDeps, job: PreparedGeneration, sink: TextSink, abo
         onToken: (_token, piece) => {
           if (matcher.stopped !== null || isGone()) return;
           received++;
+          const now = performance.now();
+          if (lastTokenAt !== undefined) deps.metrics?.interTokenGap((now - lastTokenAt) / 1000);
+          lastTokenAt = now;
           const r = matcher.push(piece);
           if (r.text !== '') sink.onText(r.text);
           if (r.stop !== null) {
@@ -182,7 +195,11 @@ function generate(deps: ServerDeps, job: PreparedGeneration, sink: TextSink, abo
           }
         },
         onEnd: (summary, tail) => {
-          if (isGone()) return resolve({ kind: 'gone' });
+          const settle = (outcome: Outcome): void => {
+            record(deps.metrics, summary, outcome);
+            resolve(outcome);
+          };
+          if (isGone()) return settle({ kind: 'gone' });
           if (matcher.stopped === null && tail !== '') {
             const r = matcher.push(tail);
             if (r.text !== '') sink.onText(r.text);
@@ -195,29 +212,60 @@ function generate(deps: ServerDeps, job: PreparedGeneration, sink: TextSink, abo
             prompt_tokens_details: { cached_tokens: summary.cachedTokens },
           });
           // A stop string counts the tokens up to the one that completed it; any decoded after it are not sent.
-          if (matcher.stopped !== null) return resolve({ kind: 'finished', finish: 'stop', usage: usage(tokensAtStop) });
+          if (matcher.stopped !== null) return settle({ kind: 'finished', finish: 'stop', usage: usage(tokensAtStop) });
           const finish = finishReason(summary);
           if (finish !== null) {
             const rest = matcher.flush();
             if (rest !== '') sink.onText(rest);
-            return resolve({ kind: 'finished', finish, usage: usage(summary.generatedTokens) });
+            return settle({ kind: 'finished', finish, usage: usage(summary.generatedTokens) });
           }
           switch (summary.reason) {
             case 'timeout':
-              return resolve({ kind: 'failed', error: requestTimeout(timeoutMs) });
+              return settle({ kind: 'failed', error: requestTimeout(timeoutMs) });
             case 'shutdown':
-              return resolve({ kind: 'failed', error: shuttingDown() });
+              return settle({ kind: 'failed', error: shuttingDown() });
             case 'cancelled':
               // Nobody here asked for it (client gone and stop strings are handled above): nothing to send.
-              return resolve({ kind: 'gone' });
+              return settle({ kind: 'gone' });
             default:
               log.error({ requestId: summary.id, reason: summary.reason, cause: summary.error }, 'generation failed');
-              return resolve({ kind: 'failed', error: generationFailed() });
+              return settle({ kind: 'failed', error: generationFailed() });
           }
         },
       },
     );
   });
+}
+
+/** Counts a response as it was reported: usage totals in the metrics equal the sums over responses. */
+function record(metrics: GenerationMetrics | undefined, s: RequestSummary, outcome: Outcome): void {
+  if (!metrics) return;
+  const seconds = (from: number | null, to: number | null): number | undefined =>
+    from !== null && to !== null ? Math.max(0, to - from) / 1000 : undefined;
+  const finished = outcome.kind === 'finished';
+  const finishReason: ResponseRecord['finishReason'] = finished
+    ? outcome.finish
+    : outcome.kind === 'gone'
+      ? 'cancelled'
+      : s.reason === 'timeout'
+        ? 'timeout'
+        : 'error';
+  const r: ResponseRecord = {
+    finishReason,
+    promptTokens: finished ? outcome.usage.prompt_tokens : 0,
+    cachedTokens: finished ? outcome.usage.prompt_tokens_details.cached_tokens : 0,
+    completionTokens: finished ? outcome.usage.completion_tokens : 0,
+    e2eSeconds: (s.endedAt - s.queuedAt) / 1000,
+  };
+  const queue = seconds(s.queuedAt, s.startedAt);
+  const prompt = seconds(s.startedAt, s.firstTokenAt);
+  const generation = seconds(s.firstTokenAt, s.endedAt);
+  const ttft = seconds(s.queuedAt, s.firstTokenAt);
+  if (queue !== undefined) r.queueSeconds = queue;
+  if (finished && prompt !== undefined) r.promptSeconds = prompt;
+  if (finished && generation !== undefined) r.generationSeconds = generation;
+  if (ttft !== undefined) r.ttftSeconds = ttft;
+  metrics.responded(r);
 }
 
 function finishReason(summary: RequestSummary): FinishReason | null {

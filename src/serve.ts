@@ -1,0 +1,219 @@
+// `npm start`: parse flags, listen at once (/health answers 503 while the model loads), load the model,
+// start the decoder and the scheduler, mark ready; on SIGTERM/SIGINT stop accepting, let in-flight
+// requests finish within the grace period, cancel the rest, free the model and exit 0.
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
+import { BatchDecoder, Model, systemInfo } from './engine/index.ts';
+import type { ChatMessage } from './engine/index.ts';
+import { LlamaError } from './errors.ts';
+import { ensureModel } from './gguf/model-cache.ts';
+import { getArchitecture, getUint } from './gguf/metadata.ts';
+import { readGguf } from './gguf/reader.ts';
+import { ServerMetrics } from './metrics/server-metrics.ts';
+import { createProgress } from './progress.ts';
+import { Scheduler } from './scheduler/index.ts';
+import type { GenerationHandlers, GenerationRequest, RequestHandle } from './scheduler/types.ts';
+import { buildApp } from './server/app.ts';
+import type { ServedModel, ServedScheduler } from './server/config.ts';
+
+/** The demo model served when no -m is given: small, generated once and cached. */
+export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
+
+/**
+ * The app is built before the model exists so that it can answer /health (503) during the load; these
+ * stand in for the model and the scheduler until bind(). The generation routes refuse to run before
+ * the app is marked ready, so nothing reaches them early.
+ */
+class LateEngine {
+  model: Model | undefined;
+  scheduler: Scheduler | undefined;
+  constructor(readonly path: string) {}
+
+  readonly servedModel: ServedModel = {
+    get info() {
+      return late.model?.info ?? { path: late.path, name: '', nParams: 0, sizeBytes: 0, nCtxTrain: 0, nVocab: 0, bos: -1 };
+    },
+    tokenize: (text, options) => this.#model().tokenize(text, options),
+    applyChatTemplate: (messages: readonly ChatMessage[], options) => this.#model().applyChatTemplate(messages, options),
+  };
+
+  readonly servedScheduler: ServedScheduler = {
+    submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle => this.#scheduler().submit(request, handlers),
+    snapshot: () => this.scheduler?.snapshot() ?? [],
+  };
+
+  #model(): Model {
+    if (!this.model) throw new LlamaError('BUSY', 'the model is still loading');
+    return this.model;
+  }
+
+  #scheduler(): Scheduler {
+    if (!this.scheduler) throw new LlamaError('BUSY', 'the model is still loading');
+    return this.scheduler;
+  }
+}
+let late: LateEngine;
+
+function line(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+async function resolveModelPath(config: ServeConfig): Promise<string> {
+  if (config.model !== undefined) return config.model;
+  line('no --model given: serving a small generated demo model.');
+  line('  Its weights are random, so its replies are meaningless text; it exists to try the API.');
+  line('  Serve a real model with: npm start -- -m /path/to/model.gguf  (e.g. gemma-3-1b-it-Q4_K_M.gguf)');
+  const progress = createProgress('generating the demo model (first start only)');
+  const path = await ensureModel({ ...DEMO_MODEL, onProgress: (f, detail) => progress.update(f, detail) });
+  progress.done(path);
+  return path;
+}
+
+export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: ServeConfig;
+  try {
+    config = parseServeConfig(argv, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      line(`error: ${err.message}\nRun with --help to see the options.`);
+      return 2;
+    }
+    throw err;
+  }
+  if (config.help) {
+    process.stdout.write(serveUsage());
+    return 0;
+  }
+
+  let path: string;
+  let nCtxTrain: number;
+  let fileSize: number;
+  try {
+    path = await resolveModelPath(config);
+    const file = await readGguf(path);
+    const arch = getArchitecture(file.metadata) ?? '';
+    nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
+    fileSize = (await stat(path)).size;
+  } catch (err) {
+    line(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+  const ctxPerSlot = slotContext(config, nCtxTrain);
+  late = new LateEngine(path);
+  const metrics = new ServerMetrics({
+    busySlots: () => late.scheduler?.busySlots ?? 0,
+    queueLength: () => late.scheduler?.queueLength ?? 0,
+    kvCellsUsed: () => late.scheduler?.snapshot().reduce((n, s) => n + s.cachedTokens, 0) ?? 0,
+    kvCellsTotal: () => ctxPerSlot * config.parallel,
+  });
+  const app = buildApp(
+    {
+      model: late.servedModel,
+      scheduler: late.servedScheduler,
+      config: {
+        modelId: config.alias ?? basename(path),
+        apiKeys: config.apiKeys,
+        bodyLimitBytes: config.bodyLimitBytes,
+        ctxPerSlot,
+        slots: config.parallel,
+        requestTimeoutMs: config.timeoutSeconds * 1000,
+        systemFingerprint: `fp_${createHash('sha256').update(`${basename(path)}|${fileSize}|${ctxPerSlot}`).digest('hex').slice(0, 10)}`,
+      },
+      metrics,
+    },
+    { logger: { level: config.logLevel } },
+  );
+
+  let stopping: Promise<number> | undefined;
+  let resolveStopped: (code: number) => void = () => {};
+  const stopped = new Promise<number>((resolve) => {
+    resolveStopped = resolve;
+  });
+  const shutdown = (signal: string): Promise<number> => {
+    if (stopping) return stopping;
+    app.log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down: no new requests; finishing in-flight ones');
+    stopping = (async () => {
+      // Together: Fastify stops accepting (and answers 503 on open keep-alive connections) while the
+      // scheduler lets in-flight requests finish within the grace period, then cancels the rest.
+      // Keep-alive connections whose response finished after close() began would otherwise linger until
+      // their keep-alive timeout (72 s): close each as soon as it is idle.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+      try {
+        await Promise.all([app.close(), late.scheduler?.close(config.shutdownGraceSeconds * 1000)]);
+      } finally {
+        clearInterval(sweep);
+      }
+      late.scheduler = undefined;
+      decoder?.dispose();
+      model?.dispose();
+      app.log.info('stopped');
+      return 0;
+    })();
+    void stopping.then(resolveStopped);
+    return stopping;
+  };
+  let model: Model | undefined;
+  let decoder: BatchDecoder | undefined;
+  const onSignal = (signal: NodeJS.Signals) => void shutdown(signal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    line(`error: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+    return 1;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  app.log.info(`listening on http://${config.host}:${port} (loading ${path})`);
+
+  try {
+    const progress = createProgress(`loading ${basename(path)}`);
+    model = await Model.load(path, {
+      gpuLayers: config.gpuLayers,
+      useMmap: config.mmap,
+      useMlock: config.mlock,
+      onProgress: (f) => progress.update(f),
+    });
+    progress.done();
+    decoder = new BatchDecoder(model, {
+      slots: config.parallel,
+      ctxPerSlot,
+      batchSize: config.batchSize,
+      ubatchSize: config.ubatchSize,
+      threads: config.threads,
+      flashAttn: config.flashAttn,
+      kvType: config.kvType,
+    });
+  } catch (err) {
+    app.log.error(`cannot serve ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    await app.close();
+    model?.dispose();
+    return 1;
+  }
+  late.model = model;
+  late.scheduler = new Scheduler(decoder, { maxQueuedRequests: config.maxQueue, ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}) }, metrics);
+  const sys = systemInfo();
+  const info = model.info;
+  app.log.info(
+    {
+      model: info.description,
+      params: `${(info.nParams / 1e6).toFixed(2)} M`,
+      weights: `${(info.sizeBytes / 1024 / 1024).toFixed(2)} MiB`,
+      backend: sys.supportsGpuOffload ? 'gpu offload available' : 'cpu',
+      cpu: sys.llamaSystemInfo.trim(),
+      threads: config.threads,
+      slots: config.parallel,
+      ctxPerSlot,
+      batch: `${config.batchSize}/${config.ubatchSize}`,
+      rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
+    },
+    'model loaded; serving',
+  );
+  app.markReady();
+  // Until a signal shuts it down, the listening socket keeps the process alive.
+  return stopped;
+}
