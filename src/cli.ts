@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench-decoder.
+import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
 import { runMakeModel } from './gguf/generate.ts';
@@ -10,6 +11,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'make-model': (argv) => runMakeModel(argv),
   'bench-decoder': (argv) => runDecoderBenchCli(argv),
   bench: (argv) => runLoadgenCli(argv),
+  'bench-compare': (argv) => runCompareCli(argv),
 };
 
 const USAGE = `Usage: cli.ts <command> [options]
@@ -17,6 +19,7 @@ Commands:
   serve           the OpenAI-compatible server (npm start -- --help)
   make-model      generate a GGUF with random weights (npm run make-model -- --help)
   bench           load generator: ranks of streaming chat clients (npm run bench -- --help)
+  bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)`;
 
 async function main(): Promise<number> {
