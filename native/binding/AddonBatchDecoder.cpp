@@ -113,21 +113,7 @@ AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : Napi::Obj
     AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
     if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
     Napi::Object o = optionalObject(info, 1, "options");
-    core::DecoderOptions opts;
-    opts.nSlots = optionalInt(o, "nSlots", 1, 1, 4096);
-    opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", 4096, 1, 1 << 24);
-    opts.kvUnified = optionalBool(o, "kvUnified", false);
-    opts.nBatch = optionalInt(o, "nBatch", 512, 1, 1 << 20);
-    opts.nUbatch = optionalInt(o, "nUbatch", 512, 1, 1 << 20);
-    opts.nThreads = optionalInt(o, "nThreads", 0, 0, 1024);
-    opts.nThreadsBatch = optionalInt(o, "nThreadsBatch", 0, 0, 1024);
-    opts.flashAttn = optionalInt(o, "flashAttn", -1, -1, 1);
-    Napi::Value kv = o.Get("kvType");
-    if (!kv.IsUndefined()) {
-      if (!kv.IsString()) throw core::Error(core::codes::kInvalidArgument, "kvType must be a string");
-      opts.kvType = kv.As<Napi::String>().Utf8Value();
-    }
-    opts.swaFull = optionalBool(o, "swaFull", false);
+    const core::DecoderOptions opts = decoderOptionsFrom(o);
     decoder_ = std::make_shared<core::BatchDecoder>(model->model(env), opts);
     stepThread_ = std::make_unique<core::SerialExecutor>();
   });

@@ -185,10 +185,7 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo &info) {
     if (loading_ || model_) throw makeError(env, core::codes::kBusy, "load() was already called on this model");
     std::string path = requireString(info, 0, "path");
     Napi::Object o = optionalObject(info, 1, "options");
-    core::LoadOptions opts;
-    opts.nGpuLayers = optionalInt(o, "nGpuLayers", -1, -1, 100000);
-    opts.useMmap = optionalBool(o, "useMmap", true);
-    opts.useMlock = optionalBool(o, "useMlock", false);
+    const core::LoadOptions opts = loadOptionsFrom(o);
     Napi::Value onProgress = info.Length() > 2 ? info[2] : env.Undefined();
     if (!onProgress.IsUndefined() && !onProgress.IsFunction()) {
       throw makeError(env, core::codes::kInvalidArgument, "onProgress must be a function");

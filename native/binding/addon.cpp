@@ -9,6 +9,7 @@
 #include "convert.h"
 #include "js_errors.h"
 #include "llama.h"
+#include "memory_probe.h"
 #include "quantize.h"
 
 namespace binding {
@@ -39,6 +40,37 @@ Napi::Value Quantize(const Napi::CallbackInfo &info) {
     Napi::Object o = optionalObject(info, 3, "options");
     const int threads = optionalInt(o, "threads", 0, 0, 1024);
     auto *worker = new QuantizeWorker(env, std::move(in), std::move(out), std::move(type), threads);
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+class ProbeMemoryWorker : public PromiseWorker {
+ public:
+  ProbeMemoryWorker(Napi::Env env, std::string path, core::LoadOptions load, core::DecoderOptions decoder)
+      : PromiseWorker(env), path_(std::move(path)), load_(load), decoder_(std::move(decoder)) {}
+
+ protected:
+  void Run() override { log_ = core::probeMemoryLog(path_, load_, decoder_); }
+  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, log_); }
+
+ private:
+  std::string path_;
+  core::LoadOptions load_;
+  core::DecoderOptions decoder_;
+  std::string log_;
+};
+
+// probeMemory(path, loadOptions, decoderOptions) -> Promise<string>: llama.cpp's log of a load and a
+// context creation, where it reports every buffer it allocates.
+Napi::Value ProbeMemory(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    std::string path = requireString(info, 0, "path");
+    const core::LoadOptions load = loadOptionsFrom(optionalObject(info, 1, "loadOptions"));
+    const core::DecoderOptions decoder = decoderOptionsFrom(optionalObject(info, 2, "decoderOptions"));
+    auto *worker = new ProbeMemoryWorker(env, std::move(path), load, decoder);
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -83,6 +115,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BatchDecoder", AddonBatchDecoder::Init(env));
   exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("probeMemory", Napi::Function::New(env, ProbeMemory, "probeMemory"));
   exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel, "setLogLevel"));
   env.AddCleanupHook([]() { disposeAllModels(); });
   return exports;

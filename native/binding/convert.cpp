@@ -87,4 +87,31 @@ bool optionalBoolArg(const Napi::CallbackInfo &info, size_t index, const char *n
   return info[index].As<Napi::Boolean>().Value();
 }
 
+core::LoadOptions loadOptionsFrom(const Napi::Object &o) {
+  core::LoadOptions opts;
+  opts.nGpuLayers = optionalInt(o, "nGpuLayers", -1, -1, 100000);
+  opts.useMmap = optionalBool(o, "useMmap", true);
+  opts.useMlock = optionalBool(o, "useMlock", false);
+  return opts;
+}
+
+core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
+  core::DecoderOptions opts;
+  opts.nSlots = optionalInt(o, "nSlots", 1, 1, 4096);
+  opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", 4096, 1, 1 << 24);
+  opts.kvUnified = optionalBool(o, "kvUnified", false);
+  opts.nBatch = optionalInt(o, "nBatch", 512, 1, 1 << 20);
+  opts.nUbatch = optionalInt(o, "nUbatch", 512, 1, 1 << 20);
+  opts.nThreads = optionalInt(o, "nThreads", 0, 0, 1024);
+  opts.nThreadsBatch = optionalInt(o, "nThreadsBatch", 0, 0, 1024);
+  opts.flashAttn = optionalInt(o, "flashAttn", -1, -1, 1);
+  Napi::Value kv = o.Get("kvType");
+  if (!kv.IsUndefined()) {
+    if (!kv.IsString()) bad("kvType must be a string");
+    opts.kvType = kv.As<Napi::String>().Utf8Value();
+  }
+  opts.swaFull = optionalBool(o, "swaFull", false);
+  return opts;
+}
+
 }  // namespace binding

@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "batch_decoder.h"
 #include "llama.h"
+#include "model.h"
 
 namespace binding {
 
@@ -19,5 +21,10 @@ int32_t optionalInt(const Napi::Object &obj, const char *key, int32_t fallback, 
 double optionalNumber(const Napi::Object &obj, const char *key, double fallback, double min, double max);
 bool optionalBool(const Napi::Object &obj, const char *key, bool fallback);
 bool optionalBoolArg(const Napi::CallbackInfo &info, size_t index, const char *name, bool fallback);
+
+// { nGpuLayers, useMmap, useMlock }
+core::LoadOptions loadOptionsFrom(const Napi::Object &o);
+// { nSlots, nCtxPerSlot, kvUnified, nBatch, nUbatch, nThreads, nThreadsBatch, flashAttn, kvType, swaFull }
+core::DecoderOptions decoderOptionsFrom(const Napi::Object &o);
 
 }  // namespace binding

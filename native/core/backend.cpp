@@ -13,6 +13,7 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kWarn)};
 thread_local std::string t_lastError;
 thread_local std::string t_partial;  // llama.cpp may log one line in several calls
+thread_local std::string *t_capture = nullptr;
 
 LogLevel levelOf(ggml_log_level level) {
   switch (level) {
@@ -29,6 +30,7 @@ void onLog(ggml_log_level level, const char *text, void * /*user*/) {
   // GGML_LOG_LEVEL_CONT continues the previous message at its level.
   const LogLevel lvl = level == GGML_LOG_LEVEL_CONT ? lastLevel : levelOf(level);
   lastLevel = lvl;
+  if (t_capture != nullptr) *t_capture += text;
   if (lvl == LogLevel::kError) {
     t_partial += text;
     if (!t_partial.empty() && t_partial.back() == '\n') {
@@ -54,6 +56,10 @@ LogLevel parseLogLevel(const std::string &name, LogLevel fallback) {
   if (name == "debug") return LogLevel::kDebug;
   return fallback;
 }
+
+LogCapture::LogCapture() { t_capture = &text_; }
+
+LogCapture::~LogCapture() { t_capture = nullptr; }
 
 void setLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 

@@ -17,4 +17,18 @@ LogLevel parseLogLevel(const std::string &name, LogLevel fallback);
 // why a load or quantize failed only through its log, so callers append this to their own message.
 std::string takeLastLogError();
 
+// While alive, every llama.cpp log message of the calling thread (any level, printed or not) is also
+// appended to text(). llama.cpp reports its buffer sizes only in its log; the memory probe reads them.
+class LogCapture {
+ public:
+  LogCapture();
+  ~LogCapture();
+  LogCapture(const LogCapture &) = delete;
+  LogCapture &operator=(const LogCapture &) = delete;
+  const std::string &text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
 }  // namespace core

@@ -2,7 +2,15 @@
 // One step = one llama_decode over every active slot; the step runs on a worker thread.
 import { ArgumentError } from '../errors.ts';
 import type { Model } from './model.ts';
-import { awaitNative, callNative, loadAddon, type NativeBatchDecoder, type NativeDecoderInfo, type NativeStartParams } from './native.ts';
+import {
+  awaitNative,
+  callNative,
+  loadAddon,
+  type NativeBatchDecoder,
+  type NativeDecoderInfo,
+  type NativeDecoderOptions,
+  type NativeStartParams,
+} from './native.ts';
 
 export interface DecoderOptions {
   slots: number;
@@ -79,21 +87,7 @@ export class BatchDecoder {
   constructor(model: Model, options: DecoderOptions) {
     this.model = model;
     const addon = loadAddon();
-    this.#native = callNative(
-      () =>
-        new addon.BatchDecoder(model.native, {
-          nSlots: options.slots,
-          nCtxPerSlot: options.ctxPerSlot,
-          kvUnified: options.kvUnified ?? false,
-          nBatch: options.batchSize ?? 512,
-          nUbatch: options.ubatchSize ?? options.batchSize ?? 512,
-          nThreads: options.threads ?? 0,
-          nThreadsBatch: options.threadsBatch ?? options.threads ?? 0,
-          flashAttn: FLASH_ATTN[options.flashAttn ?? 'auto'],
-          kvType: options.kvType ?? 'f16',
-          swaFull: options.swaFull ?? false,
-        }),
-    );
+    this.#native = callNative(() => new addon.BatchDecoder(model.native, nativeDecoderOptions(options)));
   }
 
   get info(): NativeDecoderInfo {
@@ -165,6 +159,22 @@ export class BatchDecoder {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** The addon's spelling of DecoderOptions (also used by the memory probe). */
+export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOptions {
+  return {
+    nSlots: options.slots,
+    nCtxPerSlot: options.ctxPerSlot,
+    kvUnified: options.kvUnified ?? false,
+    nBatch: options.batchSize ?? 512,
+    nUbatch: options.ubatchSize ?? options.batchSize ?? 512,
+    nThreads: options.threads ?? 0,
+    nThreadsBatch: options.threadsBatch ?? options.threads ?? 0,
+    flashAttn: FLASH_ATTN[options.flashAttn ?? 'auto'],
+    kvType: options.kvType ?? 'f16',
+    swaFull: options.swaFull ?? false,
+  };
 }
 
 function toNativeParams(o: StartOptions): NativeStartParams {

@@ -26,3 +26,4 @@ export {
   type SlotInfo,
   type EndReason,
 } from './batch-decoder.ts';
+export { type MemoryReport, parseMemoryLog, probeMemory, totalBytes } from './memory-probe.ts';

@@ -138,6 +138,7 @@ export interface NativeAddon {
   BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
   quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;
   systemInfo(): NativeSystemInfo;
+  probeMemory(path: string, load: NativeLoadOptions, decoder: NativeDecoderOptions): Promise<string>;
   setLogLevel(level: 'none' | 'error' | 'warn' | 'info' | 'debug'): void;
 }
 

@@ -40,6 +40,7 @@ export class ServerMetrics implements SchedulerObserver {
   readonly #tokensPredicted: Counter;
   readonly #tokensPredictedSeconds: Counter;
   readonly #decodes: Counter;
+  readonly #tokensMax: Counter;
   readonly #requestsByFinish: Counter<'finish_reason'>;
   readonly #rejections: Counter<'cause'>;
   readonly #ttft: Histogram;
@@ -65,7 +66,13 @@ export class ServerMetrics implements SchedulerObserver {
     this.#promptSeconds = counter('llamacpp:prompt_seconds_total', 'Total time spent processing prompts');
     this.#tokensPredicted = counter('llamacpp:tokens_predicted_total', 'Number of generation tokens processed');
     this.#tokensPredictedSeconds = counter('llamacpp:tokens_predicted_seconds_total', 'Total time spent generating tokens');
-    this.#decodes = counter('llamacpp:n_decode_total', 'Total number of llama_decode() calls');
+    this.#decodes = counter('llamacpp:n_decode_total', 'Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding');
+    // A counter in llama-server too (its to_metrics() lists it with the counters): it only ever grows.
+    this.#tokensMax = counter('llamacpp:n_tokens_max', 'Largest observed sequence length (prompt + generation)');
+    // llama-server always reports these; without speculative decoding they stay 0 (as there).
+    counter('llamacpp:spec_decode_num_draft_tokens_total', 'Speculative: Total draft tokens generated');
+    counter('llamacpp:spec_decode_num_accepted_tokens_total', 'Speculative: Total draft tokens accepted by the target model');
+    counter('llamacpp:spec_decode_num_drafts_total', 'Speculative: Total speculative decoding verification steps');
     const self = this;
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
@@ -76,7 +83,6 @@ export class ServerMetrics implements SchedulerObserver {
           this.set(read());
         },
       });
-    gauge('llamacpp:n_tokens_max', 'Largest observed sequence length (prompt + generation)', () => self.#maxSequence);
     gauge('llamacpp:prompt_tokens_seconds', 'Average prompt throughput in tokens/s', () =>
       self.#promptSecondSum > 0 ? self.#promptTokenSum / self.#promptSecondSum : 0,
     );
@@ -91,7 +97,8 @@ export class ServerMetrics implements SchedulerObserver {
     gauge('llama_slots_busy', 'Slots decoding a request now', () => live.busySlots());
     gauge('llama_slots_queue_length', 'Requests waiting for a slot', () => live.queueLength());
     gauge('llama_slots_kv_cells_used', 'KV cache cells holding tokens, over all slots', () => live.kvCellsUsed());
-    gauge('llama_slots_kv_cells_total', 'KV cache cells, over all slots', () => live.kvCellsTotal());
+    // Not *_total: that suffix is for counters (promtool check metrics).
+    gauge('llama_slots_kv_cells_capacity', 'KV cache cells, over all slots', () => live.kvCellsTotal());
 
     this.#requestsByFinish = new Counter({
       name: 'llama_slots_requests_total',
@@ -151,7 +158,11 @@ export class ServerMetrics implements SchedulerObserver {
       this.#predictedTokenSum += r.completionTokens;
       this.#predictedSecondSum += r.generationSeconds;
     }
-    this.#maxSequence = Math.max(this.#maxSequence, r.promptTokens + r.completionTokens);
+    const sequence = r.promptTokens + r.completionTokens;
+    if (sequence > this.#maxSequence) {
+      this.#tokensMax.inc(sequence - this.#maxSequence);
+      this.#maxSequence = sequence;
+    }
     this.#requestsByFinish.inc({ finish_reason: r.finishReason });
     if (r.ttftSeconds !== undefined) this.#ttft.observe(r.ttftSeconds);
     if (r.queueSeconds !== undefined) this.#queue.observe(r.queueSeconds);
