@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
-import { BatchDecoder, Model, systemInfo } from './engine/index.ts';
+import { BatchDecoder, listDevices, Model, systemInfo } from './engine/index.ts';
 import type { ChatMessage } from './engine/index.ts';
 import { LlamaError } from './errors.ts';
 import { ensureModel } from './gguf/model-cache.ts';
@@ -198,12 +198,21 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   late.scheduler = new Scheduler(decoder, { maxQueuedRequests: config.maxQueue, ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}) }, metrics);
   const sys = systemInfo();
   const info = model.info;
+  const gpus = listDevices().filter((d) => d.type !== 'cpu');
+  const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
   app.log.info(
     {
       model: info.description,
       params: `${(info.nParams / 1e6).toFixed(2)} M`,
       weights: `${(info.sizeBytes / 1024 / 1024).toFixed(2)} MiB`,
-      backend: sys.supportsGpuOffload ? 'gpu offload available' : 'cpu',
+      backend: gpus.length > 0 ? `${gpus[0]?.name} (GPU)` : 'CPU',
+      devices: gpus.map((d) => ({
+        name: d.description,
+        computeCapability: d.computeCapability ?? 'unknown',
+        vramTotal: mib(d.memoryTotalBytes),
+        vramFree: mib(d.memoryFreeBytes),
+      })),
+      layersOffloaded: info.offloadedLayers >= 0 ? `${info.offloadedLayers}/${info.offloadableLayers}` : 'none (CPU)',
       cpu: sys.llamaSystemInfo.trim(),
       threads: config.threads,
       slots: config.parallel,

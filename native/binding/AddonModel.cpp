@@ -241,6 +241,8 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo &info) {
     o.Set("eot", i.eot);
     o.Set("eogTokens", tokensToJs(env, i.eogTokens));
     o.Set("addBos", i.addBos);
+    o.Set("offloadedLayers", i.offloadedLayers);
+    o.Set("offloadableLayers", i.offloadableLayers);
     o.Set("chatTemplate", i.hasChatTemplate ? Napi::Value(Napi::String::New(env, i.chatTemplate)) : env.Null());
     Napi::Object meta = Napi::Object::New(env);
     for (const auto &kv : i.metadata) meta.Set(kv.first, kv.second);

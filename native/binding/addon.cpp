@@ -88,6 +88,19 @@ Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
   o.Set("maxDevices", Napi::Number::New(env, static_cast<double>(llama_max_devices())));
   o.Set("maxParallelSequences", Napi::Number::New(env, static_cast<double>(llama_max_parallel_sequences())));
   o.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  Napi::Array devices = Napi::Array::New(env);
+  const auto list = core::listDevices();
+  for (size_t k = 0; k < list.size(); ++k) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", list[k].name);
+    d.Set("description", list[k].description);
+    d.Set("type", list[k].type);
+    d.Set("memoryFreeBytes", Napi::Number::New(env, static_cast<double>(list[k].memoryFree)));
+    d.Set("memoryTotalBytes", Napi::Number::New(env, static_cast<double>(list[k].memoryTotal)));
+    devices.Set(static_cast<uint32_t>(k), d);
+  }
+  o.Set("devices", devices);
+  o.Set("backendLog", core::backendInitLog());
   Napi::Array types = Napi::Array::New(env);
   const auto names = core::quantTypeNames();
   for (size_t k = 0; k < names.size(); ++k) types.Set(static_cast<uint32_t>(k), names[k]);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "ggml-backend.h"
 #include "llama.h"
 
 namespace core {
@@ -13,7 +14,7 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kWarn)};
 thread_local std::string t_lastError;
 thread_local std::string t_partial;  // llama.cpp may log one line in several calls
-thread_local std::string *t_capture = nullptr;
+thread_local LogCapture *t_capture = nullptr;
 
 LogLevel levelOf(ggml_log_level level) {
   switch (level) {
@@ -30,7 +31,7 @@ void onLog(ggml_log_level level, const char *text, void * /*user*/) {
   // GGML_LOG_LEVEL_CONT continues the previous message at its level.
   const LogLevel lvl = level == GGML_LOG_LEVEL_CONT ? lastLevel : levelOf(level);
   lastLevel = lvl;
-  if (t_capture != nullptr) *t_capture += text;
+  if (t_capture != nullptr) t_capture->append(text);
   if (lvl == LogLevel::kError) {
     t_partial += text;
     if (!t_partial.empty() && t_partial.back() == '\n') {
@@ -57,9 +58,13 @@ LogLevel parseLogLevel(const std::string &name, LogLevel fallback) {
   return fallback;
 }
 
-LogCapture::LogCapture() { t_capture = &text_; }
+LogCapture::LogCapture() : outer_(t_capture) { t_capture = this; }
 
-LogCapture::~LogCapture() { t_capture = nullptr; }
+LogCapture::~LogCapture() { t_capture = outer_; }
+
+void LogCapture::append(const char *text) {
+  for (LogCapture *c = this; c != nullptr; c = c->outer_) c->text_ += text;
+}
 
 void setLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 
@@ -70,13 +75,45 @@ std::string takeLastLogError() {
   return out;
 }
 
+namespace {
+std::string g_initLog;
+}
+
 void ensureBackend() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (const char *env = std::getenv("LLAMA_LOG_LEVEL")) setLogLevel(parseLogLevel(env, LogLevel::kWarn));
     llama_log_set(onLog, nullptr);
+    LogCapture capture;
     llama_backend_init();
+    ggml_backend_dev_count();  // registers the backends now, so their device lists land in the capture
+    g_initLog = capture.text();
   });
+}
+
+const std::string &backendInitLog() {
+  ensureBackend();
+  return g_initLog;
+}
+
+std::vector<DeviceInfo> listDevices() {
+  ensureBackend();
+  std::vector<DeviceInfo> out;
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+    DeviceInfo d;
+    d.name = ggml_backend_dev_name(dev);
+    d.description = ggml_backend_dev_description(dev);
+    switch (ggml_backend_dev_type(dev)) {
+      case GGML_BACKEND_DEVICE_TYPE_CPU: d.type = "cpu"; break;
+      case GGML_BACKEND_DEVICE_TYPE_GPU: d.type = "gpu"; break;
+      case GGML_BACKEND_DEVICE_TYPE_IGPU: d.type = "igpu"; break;
+      default: d.type = "accel"; break;
+    }
+    ggml_backend_dev_memory(dev, &d.memoryFree, &d.memoryTotal);
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 }  // namespace core

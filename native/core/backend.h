@@ -1,6 +1,8 @@
 #pragma once
 // Process-wide llama.cpp setup: backend init (once) and log routing.
+#include <cstddef>
 #include <string>
+#include <vector>
 
 namespace core {
 
@@ -8,6 +10,19 @@ enum class LogLevel { kNone = 0, kError = 1, kWarn = 2, kInfo = 3, kDebug = 4 };
 
 // Initialises the llama.cpp backends once per process; safe to call from any thread.
 void ensureBackend();
+
+// llama.cpp's log of the backend initialisation (the CUDA backend lists each device there with its
+// compute capability, which the generic device API does not report).
+const std::string &backendInitLog();
+
+struct DeviceInfo {
+  std::string name;
+  std::string description;
+  std::string type;  // cpu | gpu | igpu | accel
+  size_t memoryFree = 0;
+  size_t memoryTotal = 0;
+};
+std::vector<DeviceInfo> listDevices();
 
 // Messages at or below `level` go to stderr. Default: kWarn, or LLAMA_LOG_LEVEL (none|error|warn|info|debug).
 void setLogLevel(LogLevel level);
@@ -26,9 +41,12 @@ class LogCapture {
   LogCapture(const LogCapture &) = delete;
   LogCapture &operator=(const LogCapture &) = delete;
   const std::string &text() const { return text_; }
+  // Appends to this capture and to the ones it is nested in.
+  void append(const char *text);
 
  private:
   std::string text_;
+  LogCapture *outer_;
 };
 
 }  // namespace core

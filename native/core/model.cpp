@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <climits>
+#include <cstdio>
 
 #include "backend.h"
 #include "errors.h"
@@ -55,17 +56,26 @@ std::shared_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
   };
   params.progress_callback_user_data = &ctx;
 
+  LogCapture capture;
   llama_model *raw = llama_model_load_from_file(path.c_str(), params);
   if (raw == nullptr) {
     if (cancelled) throw Error(codes::kLoadCancelled, "model load was cancelled");
     const std::string why = takeLastLogError();
     throw Error(codes::kModelLoadFailed, "llama.cpp could not load " + path + (why.empty() ? "" : ": " + why));
   }
-  return std::shared_ptr<Model>(new Model(raw));
+  return std::shared_ptr<Model>(new Model(raw, capture.text()));
 }
 
-Model::Model(llama_model *model) : model_(model), vocab_(llama_model_get_vocab(model)) {
+Model::Model(llama_model *model, const std::string &loadLog) : model_(model), vocab_(llama_model_get_vocab(model)) {
   ModelInfo &i = info_;
+  const size_t at = loadLog.find("offloaded ");
+  if (at != std::string::npos) {
+    int done = -1, all = -1;
+    if (std::sscanf(loadLog.c_str() + at, "offloaded %d/%d layers", &done, &all) == 2) {
+      i.offloadedLayers = done;
+      i.offloadableLayers = all;
+    }
+  }
   i.architecture = metaString(model, "general.architecture");
   i.name = metaString(model, "general.name");
   char desc[256];

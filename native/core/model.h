@@ -42,6 +42,9 @@ struct ModelInfo {
   bool hasChatTemplate = false;
   std::string chatTemplate;
   std::vector<std::pair<std::string, std::string>> metadata;
+  // From llama.cpp's load report ("offloaded X/Y layers to GPU"); -1 when it said nothing.
+  int32_t offloadedLayers = -1;
+  int32_t offloadableLayers = -1;
 };
 
 struct ChatMessage {
@@ -78,7 +81,7 @@ class Model {
                                 const std::string &templateOverride) const;
 
  private:
-  explicit Model(llama_model *model);
+  Model(llama_model *model, const std::string &loadLog);
   llama_model *model_;
   const llama_vocab *vocab_;
   ModelInfo info_;

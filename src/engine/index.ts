@@ -27,3 +27,4 @@ export {
   type EndReason,
 } from './batch-decoder.ts';
 export { type MemoryReport, parseMemoryLog, probeMemory, totalBytes } from './memory-probe.ts';
+export { type Device, listDevices, parseComputeCapabilities } from './devices.ts';

@@ -28,6 +28,9 @@ export interface NativeModelInfo {
   addBos: boolean;
   chatTemplate: string | null;
   metadata: Record<string, string>;
+  /** Layers llama.cpp put on a GPU, from its load report; -1 when it reported none. */
+  offloadedLayers: number;
+  offloadableLayers: number;
 }
 
 export interface NativeLoadOptions {
@@ -131,6 +134,9 @@ export interface NativeSystemInfo {
   maxParallelSequences: number;
   hardwareConcurrency: number;
   quantTypes: string[];
+  devices: { name: string; description: string; type: 'cpu' | 'gpu' | 'igpu' | 'accel'; memoryFreeBytes: number; memoryTotalBytes: number }[];
+  /** llama.cpp's log of the backend initialisation (CUDA lists devices with their compute capability). */
+  backendLog: string;
 }
 
 export interface NativeAddon {
