@@ -18,6 +18,8 @@ export interface DecoderBenchOptions {
   ubatch: number;
   repeat: number;
   llama: boolean;
+  /** -1: all layers on the GPU (both sides). */
+  gpuLayers: number;
 }
 
 export interface ThroughputRow {
@@ -35,12 +37,18 @@ export interface DecoderBenchRow {
 }
 
 export const DECODER_BENCH_USAGE = `Usage: npm run bench:decoder -- --model FILE [--slots 1,2,4,8] [--prompt-tokens 128] [--gen-tokens 64]
-       [--threads N] [--batch 512] [--ubatch 512] [--repeat 1] [--no-llama] [--json]`;
+       [--threads N] [--batch 512] [--ubatch 512] [--gpu-layers -1] [--repeat 1] [--no-llama] [--json]`;
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+function gpuLayersArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -1) throw new Error(`--gpu-layers must be an integer >= -1, got '${value}'`);
   return n;
 }
 
@@ -56,6 +64,7 @@ export function parseDecoderBenchArgs(argv: readonly string[]): DecoderBenchOpti
       batch: { type: 'string' },
       ubatch: { type: 'string' },
       repeat: { type: 'string' },
+      'gpu-layers': { type: 'string' },
       'no-llama': { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -73,6 +82,7 @@ export function parseDecoderBenchArgs(argv: readonly string[]): DecoderBenchOpti
     ubatch: positiveInt('ubatch', values.ubatch, 512),
     repeat: positiveInt('repeat', values.repeat, 1),
     llama: !values['no-llama'],
+    gpuLayers: values['gpu-layers'] === undefined ? -1 : gpuLayersArg(values['gpu-layers']),
     json: values.json ?? false,
   };
 }
@@ -143,6 +153,7 @@ async function measureLlama(o: DecoderBenchOptions): Promise<ThroughputRow[]> {
     '-npl', o.slots.join(','),
     '-t', String(o.threads),
     '-tb', String(o.threads),
+    '-ngl', String(o.gpuLayers < 0 ? 999 : o.gpuLayers),
     '--output-format', 'jsonl',
   ];
   const best = new Map<number, ThroughputRow>();
@@ -174,7 +185,7 @@ async function measureLlama(o: DecoderBenchOptions): Promise<ThroughputRow[]> {
 }
 
 export async function runDecoderBench(o: DecoderBenchOptions): Promise<DecoderBenchRow[]> {
-  const model = await Model.load(o.model);
+  const model = await Model.load(o.model, { gpuLayers: o.gpuLayers });
   const rows: DecoderBenchRow[] = [];
   try {
     for (const slots of o.slots) rows.push({ slots, ours: await measureOurs(model, o, slots) });

@@ -11,8 +11,9 @@ export type LlamaTool = 'llama-batched-bench' | 'llama-server';
 
 export const toolsBuildDir = join(projectRoot, 'build-tools');
 
+/** LLAMA_TOOLS_BIN_DIR points at prebuilt tools (scripts/gpu-check.sh builds them beside the addon). */
 export function toolPath(tool: LlamaTool): string {
-  return join(toolsBuildDir, 'bin', tool);
+  return join(process.env.LLAMA_TOOLS_BIN_DIR ?? join(toolsBuildDir, 'bin'), tool);
 }
 
 function run(cmd: string, args: string[], log: (line: string) => void): Promise<void> {
@@ -37,6 +38,7 @@ function run(cmd: string, args: string[], log: (line: string) => void): Promise<
 export async function ensureLlamaTool(tool: LlamaTool, log: (line: string) => void = () => {}): Promise<string> {
   const bin = toolPath(tool);
   if (existsSync(bin)) return bin;
+  if (process.env.LLAMA_TOOLS_BIN_DIR) throw new Error(`${bin} does not exist (LLAMA_TOOLS_BIN_DIR is set, so it is not built here)`);
   const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   const defs: Record<string, string> = {
     CMAKE_BUILD_TYPE: 'Release',
