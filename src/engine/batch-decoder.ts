@@ -9,6 +9,7 @@ import {
   type NativeBatchDecoder,
   type NativeDecoderInfo,
   type NativeDecoderOptions,
+  type NativeSamplingParams,
   type NativeStartParams,
 } from './native.ts';
 
@@ -30,17 +31,8 @@ export interface DecoderOptions {
   swaFull?: boolean;
 }
 
-export interface SamplingOptions {
-  /** 0 (default): greedy. */
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  seed?: number;
-  repeatPenalty?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  penaltyLastN?: number;
+/** temperature 0 (default) is greedy; the rest as in llama.cpp's samplers. */
+export interface SamplingOptions extends Omit<NativeSamplingParams, 'logitBias'> {
   /** token id -> additive bias (-100 bans a token). */
   logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
 }
@@ -179,18 +171,10 @@ export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOpti
 
 function toNativeParams(o: StartOptions): NativeStartParams {
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
-  const p: NativeStartParams = { maxTokens: o.maxTokens };
-  if (o.temperature !== undefined) p.temperature = o.temperature;
-  if (o.topK !== undefined) p.topK = o.topK;
-  if (o.topP !== undefined) p.topP = o.topP;
-  if (o.minP !== undefined) p.minP = o.minP;
-  if (o.seed !== undefined) p.seed = o.seed;
-  if (o.repeatPenalty !== undefined) p.repeatPenalty = o.repeatPenalty;
-  if (o.presencePenalty !== undefined) p.presencePenalty = o.presencePenalty;
-  if (o.frequencyPenalty !== undefined) p.frequencyPenalty = o.frequencyPenalty;
-  if (o.penaltyLastN !== undefined) p.penaltyLastN = o.penaltyLastN;
-  if (o.logitBias !== undefined) {
-    const entries = o.logitBias instanceof Map ? [...o.logitBias.entries()] : Object.entries(o.logitBias).map(([k, v]) => [Number(k), v] as [number, number]);
+  const { logitBias, ...rest } = o;
+  const p: NativeStartParams = rest;
+  if (logitBias !== undefined) {
+    const entries = logitBias instanceof Map ? [...logitBias.entries()] : Object.entries(logitBias);
     p.logitBias = entries.map(([k, v]) => [Number(k), Number(v)]);
   }
   return p;

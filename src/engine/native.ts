@@ -69,8 +69,8 @@ export interface NativeDecoderOptions {
   swaFull?: boolean;
 }
 
-export interface NativeStartParams {
-  maxTokens?: number;
+/** Sampling as the addon takes it (src/engine/batch-decoder.ts documents each field). */
+export interface NativeSamplingParams {
   temperature?: number;
   topK?: number;
   topP?: number;
@@ -81,6 +81,10 @@ export interface NativeStartParams {
   frequencyPenalty?: number;
   penaltyLastN?: number;
   logitBias?: [number, number][];
+}
+
+export interface NativeStartParams extends NativeSamplingParams {
+  maxTokens?: number;
 }
 
 export interface NativeSlotEvent {
