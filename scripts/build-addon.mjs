@@ -69,6 +69,9 @@ export function build(env = process.env) {
     (existsSync(join(buildDir, 'build.ninja')) || existsSync(join(buildDir, 'Makefile')));
   if (!configured) {
     rmSync(stamp, { force: true });
+    // A fresh cache: values from an earlier configure (an old LLAMA_CMAKE_ARGS) must not linger. Objects
+    // whose compile commands did not change stay up to date.
+    rmSync(join(buildDir, 'CMakeCache.txt'), { force: true });
     cmakeJs('configure', options, env);
     writeFileSync(stamp, wanted);
   }

@@ -3,6 +3,7 @@
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
+import { runFitCli } from './fit/cli.ts';
 import { runMakeModel } from './gguf/generate.ts';
 import { serve } from './serve.ts';
 
@@ -11,12 +12,14 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'make-model': (argv) => runMakeModel(argv),
   'bench-decoder': (argv) => runDecoderBenchCli(argv),
   bench: (argv) => runLoadgenCli(argv),
+  fit: (argv) => runFitCli(argv),
   'bench-compare': (argv) => runCompareCli(argv),
 };
 
 const USAGE = `Usage: cli.ts <command> [options]
 Commands:
   serve           the OpenAI-compatible server (npm start -- --help)
+  fit             plan GPU layers/slots/context/KV for a VRAM budget (npm run fit -- --help)
   make-model      generate a GGUF with random weights (npm run make-model -- --help)
   bench           load generator: ranks of streaming chat clients (npm run bench -- --help)
   bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)

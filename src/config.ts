@@ -2,6 +2,7 @@
 // llama-server's names and environment variables (LLAMA_ARG_*); ours follow the same pattern.
 // Pure: parseServeConfig(argv, env) returns the config or throws ConfigError naming the bad flag.
 import { availableParallelism } from 'node:os';
+import { parseSize } from './fit/size.ts';
 
 export class ConfigError extends Error {}
 
@@ -29,10 +30,14 @@ export interface ServeConfig {
   mlock: boolean;
   mmap: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
+  vramBudgetBytes: number | undefined;
   help: boolean;
+  /** Settings given by a flag or an environment variable (a VRAM plan keeps them and plans the rest). */
+  explicit: ReadonlySet<keyof ServeConfig>;
 }
 
-type Kind = 'string' | 'int' | 'bool' | 'list' | 'enum';
+type Kind = 'string' | 'int' | 'bool' | 'list' | 'enum' | 'size';
 
 interface FlagSpec {
   names: string[];
@@ -66,6 +71,7 @@ const FLAGS: FlagSpec[] = [
   { names: ['--body-limit'], env: 'LLAMA_ARG_BODY_LIMIT', kind: 'int', key: 'bodyLimitBytes', min: 1024, max: 1 << 30, help: 'largest request body in bytes (default 1048576)' },
   { names: ['--mlock'], env: 'LLAMA_ARG_MLOCK', kind: 'bool', key: 'mlock', help: 'lock the model in RAM' },
   { names: ['--no-mmap'], env: 'LLAMA_ARG_NO_MMAP', kind: 'bool', key: 'mmap', help: 'read the model instead of memory-mapping it' },
+  { names: ['--vram-budget'], env: 'LLAMA_ARG_VRAM_BUDGET', kind: 'size', key: 'vramBudgetBytes', help: 'fit the model into this much VRAM (e.g. 1GiB): plans -ngl, -c, -np, -ub, -ctk; flags you give are kept' },
   { names: ['--log-level'], env: 'LLAMA_ARG_LOG_LEVEL', kind: 'enum', key: 'logLevel', choices: ['error', 'warn', 'info', 'debug'], help: 'server log level (default info)' },
   { names: ['-h', '--help'], env: '', kind: 'bool', key: 'help', help: 'show this help' },
 ];
@@ -93,7 +99,9 @@ export function defaultServeConfig(): ServeConfig {
     mlock: false,
     mmap: true,
     logLevel: 'info',
+    vramBudgetBytes: undefined,
     help: false,
+    explicit: new Set(),
   };
 }
 
@@ -119,10 +127,17 @@ function convert(spec: FlagSpec, raw: string, from: string): unknown {
       throw new ConfigError(`${from} must be true or false, got '${raw}'`);
     case 'list':
       return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    case 'size':
+      try {
+        return parseSize(raw);
+      } catch (err) {
+        throw new ConfigError(`${from}: ${(err as Error).message}`);
+      }
   }
 }
 
 function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
+  (config.explicit as Set<keyof ServeConfig>).add(spec.key);
   // --no-mmap sets mmap to false; every other boolean flag sets its key to true.
   if (spec.key === 'mmap') (config as unknown as Record<string, unknown>).mmap = !(value as boolean);
   else if (spec.kind === 'list') config.apiKeys = [...config.apiKeys, ...(value as string[])];
@@ -130,7 +145,7 @@ function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
 }
 
 export function parseServeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): ServeConfig {
-  const config = defaultServeConfig();
+  const config = { ...defaultServeConfig(), explicit: new Set<keyof ServeConfig>() };
   for (const spec of FLAGS) {
     const raw = spec.env ? env[spec.env] : undefined;
     if (raw !== undefined && raw !== '') assign(config, spec, convert(spec, raw, `environment variable ${spec.env}`));
@@ -170,7 +185,7 @@ export function slotContext(config: Pick<ServeConfig, 'ctxSize' | 'parallel'>, n
 
 export function serveUsage(): string {
   const rows = FLAGS.map((f) => {
-    const value = f.kind === 'bool' ? '' : f.kind === 'enum' ? ` ${f.choices?.join('|')}` : ' N'.replace('N', f.kind === 'int' ? 'N' : 'VALUE');
+    const value = f.kind === 'bool' ? '' : f.kind === 'enum' ? ` ${f.choices?.join('|')}` : f.kind === 'int' ? ' N' : f.kind === 'size' ? ' SIZE' : ' VALUE';
     const left = `  ${f.names.join(', ')}${value}`;
     return `${left.padEnd(44)} ${f.help}${f.env ? ` [env ${f.env}]` : ''}`;
   });

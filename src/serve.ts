@@ -12,6 +12,7 @@ import { ensureModel } from './gguf/model-cache.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
 import { readGguf } from './gguf/reader.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
+import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { createProgress } from './progress.ts';
 import { Scheduler } from './scheduler/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle } from './scheduler/types.ts';
@@ -71,6 +72,32 @@ async function resolveModelPath(config: ServeConfig): Promise<string> {
   return path;
 }
 
+/** Applies a --vram-budget plan: settings the user gave are kept, the planner chooses the rest. */
+async function planVram(config: ServeConfig, path: string): Promise<{ config: ServeConfig; ctxPerSlot: number }> {
+  const given = config.explicit;
+  const request: ServerRequest = { batch: config.batchSize };
+  if (given.has('parallel')) request.slots = config.parallel;
+  if (given.has('ctxSize') && config.ctxSize !== undefined) request.ctxPerSlot = Math.floor(config.ctxSize / config.parallel);
+  if (given.has('kvType')) request.kvType = config.kvType;
+  if (given.has('ubatchSize')) request.ubatch = config.ubatchSize;
+  if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;
+  if (given.has('flashAttn')) request.flashAttn = config.flashAttn !== 'off';
+  const gpu = listDevices().find((d) => d.type !== 'cpu');
+  if (gpu?.computeCapability !== undefined) request.computeCapability = gpu.computeCapability;
+  let plan;
+  try {
+    plan = await planForServer(path, config.vramBudgetBytes ?? 0, request);
+  } catch (err) {
+    if (err instanceof FitError) throw new Error(`--vram-budget: ${err.message}`);
+    throw err;
+  }
+  line(plan.table);
+  return {
+    config: { ...config, gpuLayers: plan.gpuLayers, parallel: plan.slots, ubatchSize: plan.ubatch, kvType: plan.kvType, flashAttn: plan.flashAttn },
+    ctxPerSlot: plan.ctxPerSlot,
+  };
+}
+
 export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let config: ServeConfig;
   try {
@@ -100,7 +127,17 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     line(`error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
-  const ctxPerSlot = slotContext(config, nCtxTrain);
+  let ctxPerSlot = slotContext(config, nCtxTrain);
+  if (config.vramBudgetBytes !== undefined) {
+    try {
+      const planned = await planVram(config, path);
+      config = planned.config;
+      ctxPerSlot = planned.ctxPerSlot;
+    } catch (err) {
+      line(`error: ${err instanceof Error ? err.message : String(err)}`);
+      return 1;
+    }
+  }
   late = new LateEngine(path);
   const metrics = new ServerMetrics({
     busySlots: () => late.scheduler?.busySlots ?? 0,

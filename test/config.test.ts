@@ -72,3 +72,13 @@ t.test('help lists every flag with its environment variable', async (t) => {
   }
   t.equal(parseServeConfig(['--help'], {}).help, true);
 });
+
+t.test('a VRAM budget, and which settings were given explicitly', async (t) => {
+  const c = parseServeConfig(['--vram-budget', '1GiB', '-np', '2'], { LLAMA_ARG_CTX_SIZE: '4096' });
+  t.equal(c.vramBudgetBytes, 1024 ** 3);
+  t.ok(c.explicit.has('parallel'));
+  t.ok(c.explicit.has('ctxSize'), 'from the environment');
+  t.notOk(c.explicit.has('gpuLayers'));
+  t.equal(parseServeConfig([], {}).vramBudgetBytes, undefined);
+  t.throws(() => parseServeConfig(['--vram-budget', 'lots'], {}), { message: /--vram-budget: 'lots' is not a size/ });
+});

@@ -1,0 +1,113 @@
+// The real server under concurrent, cancelled and generated load.
+import t from 'tap';
+import { runLoadgenCli } from '../src/bench/loadgen/cli.ts';
+import { modelPath } from './helpers/models.ts';
+import { startServer } from './helpers/server-process.ts';
+
+const model = await modelPath('tiny');
+const server = await startServer(['-m', model, '-np', '4', '-c', '2048', '--max-queue', '200']);
+t.teardown(() => server.stop());
+
+interface Slot {
+  state: string;
+}
+
+async function slots(): Promise<Slot[]> {
+  return (await (await fetch(`${server.url}/slots`)).json()) as Slot[];
+}
+
+async function streamText(content: string, maxTokens: number, signal?: AbortSignal): Promise<string> {
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream: true }),
+    ...(signal ? { signal } : {}),
+  });
+  let text = '';
+  for (const line of (await res.text()).split('\n')) {
+    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+    const chunk = JSON.parse(line.slice(6)) as { choices: { delta: { content?: string } }[] };
+    text += chunk.choices[0]?.delta.content ?? '';
+  }
+  return text;
+}
+
+t.test('8 concurrent streams on 4 slots give the same greedy text as one by one', async (t) => {
+  const prompts = Array.from({ length: 8 }, (_, k) => `Request number ${k}: tell me about ${['cats', 'dogs', 'rain', 'code'][k % 4]} ${k}`);
+  const alone: string[] = [];
+  for (const p of prompts) alone.push(await streamText(p, 24));
+  const together = await Promise.all(prompts.map((p) => streamText(p, 24)));
+  t.same(together, alone);
+  t.ok(alone.every((s) => s.length > 0));
+});
+
+t.test('a cancelled stream frees its slot within 1 s', async (t) => {
+  const ac = new AbortController();
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'long one' }], max_tokens: 1500, stream: true, logit_bias: { 2: -100 } }),
+    signal: ac.signal,
+  });
+  const reader = res.body?.getReader();
+  await reader?.read();
+  t.ok((await slots()).some((s) => s.state !== 'idle'), 'a slot is busy');
+  const t0 = performance.now();
+  ac.abort();
+  while ((await slots()).some((s) => s.state !== 'idle')) {
+    if (performance.now() - t0 > 1000) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const ms = performance.now() - t0;
+  t.ok(ms < 1000, `idle ${ms.toFixed(0)} ms after the disconnect`);
+});
+
+t.test('100 requests aborted at random moments leave every slot idle and the server answering', async (t) => {
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const runs = Array.from({ length: 100 }, async (_, k) => {
+    const ac = new AbortController();
+    const delay = Math.floor(random() * 300);
+    setTimeout(() => ac.abort(), delay);
+    const stream = random() < 0.5;
+    try {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: `abort me ${k}` }], max_tokens: 200, stream, logit_bias: { 2: -100 } }),
+        signal: ac.signal,
+      });
+      await res.text();
+    } catch {
+      // aborted: expected
+    }
+  });
+  await Promise.all(runs);
+  let idle = false;
+  for (let k = 0; k < 300 && !idle; k++) {
+    idle = (await slots()).every((s) => s.state === 'idle');
+    if (!idle) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.ok(idle, 'every slot is idle');
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  t.match(metrics, /llamacpp:requests_deferred 0/, 'nothing left in the queue');
+  t.ok((await streamText('still there?', 4)).length > 0, 'the server still answers');
+});
+
+t.test('the load generator end to end against the server', async (t) => {
+  const out: string[] = [];
+  const io = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => true } } as never;
+  const dir = t.testdir({});
+  const code = await runLoadgenCli(['--url', server.url, '--ranks', '2', '--requests', '6', '--max-tokens', '16', '--prompt-tokens', '32', '--json', `${dir}/r.json`], io);
+  t.equal(code, 0);
+  const text = out.join('');
+  t.match(text, /=== llama-server latency \(ms\) ===\nmean=[\d.]+ p50=[\d.]+ p95=[\d.]+ p99=[\d.]+/);
+  t.match(text, /tokens=96 tokens\/sec=[\d.]+ ok=6 err=0/);
+  const { readFile } = await import('node:fs/promises');
+  const json = JSON.parse(await readFile(`${dir}/r.json`, 'utf8')) as { report: { ok: number; outputTokens: number } };
+  t.equal(json.report.ok, 6);
+  t.equal(json.report.outputTokens, 96);
+});
