@@ -61,8 +61,9 @@ cmake --build "$build" -j "$jobs" --target llama_addon llama-slots-bench llama-b
   || { tail -40 "$out/cmake-build.log"; fail "build"; }
 addon=$(find "$build" -name llama_addon.node | head -n1)
 [ -n "$addon" ] || fail "the build produced no llama_addon.node"
-export LLAMA_ADDON_PATH="$addon" LLAMA_TOOLS_BIN_DIR="$build/bin"
-[ -x "$build/bin/llama-batched-bench" ] || LLAMA_TOOLS_BIN_DIR="$build"
+batched=$(find "$build" -name llama-batched-bench -type f | head -n1)
+[ -n "$batched" ] || fail "the build produced no llama-batched-bench"
+export LLAMA_ADDON_PATH="$addon" LLAMA_TOOLS_BIN_DIR="$(dirname "$batched")"
 cli="$bundle/dist/cli.js"
 
 # 2. Model
@@ -71,7 +72,7 @@ step "generating the gemma3-1b Q4_K_M model"
 [ -f "$model" ] || "$node" "$cli" make-model --preset gemma3-1b --quant Q4_K_M --seed 1 --out "$model" || fail "make-model"
 
 # 3. Decoder benchmark beside llama-batched-bench
-step "decoder benchmark, slots 1,2,4,8"
+step "decoder benchmark, slots ${SLOTS:-1,2,4,8}"
 "$node" "$cli" bench-decoder --model "$model" --slots "${SLOTS:-1,2,4,8}" --prompt-tokens 128 --gen-tokens 64 --json \
   > "$out/bench-decoder.json" 2> "$out/bench-decoder.log" || { tail -20 "$out/bench-decoder.log"; fail "bench-decoder"; }
 "$build/llama-slots-bench" -m "$model" -np "${SLOTS:-1,2,4,8}" -npp 128 -ntg 64 > "$out/llama-slots-bench.txt" 2>&1 || true
