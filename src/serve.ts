@@ -177,10 +177,14 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       // Keep-alive connections whose response finished after close() began would otherwise linger until
       // their keep-alive timeout (72 s): close each as soon as it is idle.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+      // Past the grace period nothing may hold the exit: a connection still open then (a client that
+      // stopped reading, a half-closed socket) is closed.
+      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceSeconds * 1000 + 1000);
       try {
         await Promise.all([app.close(), late.scheduler?.close(config.shutdownGraceSeconds * 1000)]);
       } finally {
         clearInterval(sweep);
+        clearTimeout(force);
       }
       late.scheduler = undefined;
       decoder?.dispose();

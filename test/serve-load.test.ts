@@ -5,7 +5,7 @@ import { modelPath } from './helpers/models.ts';
 import { startServer } from './helpers/server-process.ts';
 
 const model = await modelPath('tiny');
-const server = await startServer(['-m', model, '-np', '4', '-c', '2048', '--max-queue', '200']);
+const server = await startServer(['-m', model, '-np', '4', '-c', '2048', '--max-queue', '200', '--shutdown-grace', '1']);
 t.teardown(() => server.stop());
 
 interface Slot {
