@@ -30,20 +30,23 @@ export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
 class LateEngine {
   model: Model | undefined;
   scheduler: Scheduler | undefined;
-  constructor(readonly path: string) {}
+  readonly servedModel: ServedModel;
+  readonly servedScheduler: ServedScheduler;
 
-  readonly servedModel: ServedModel = {
-    get info() {
-      return late.model?.info ?? { path: late.path, name: '', nParams: 0, sizeBytes: 0, nCtxTrain: 0, nVocab: 0, bos: -1 };
-    },
-    tokenize: (text, options) => this.#model().tokenize(text, options),
-    applyChatTemplate: (messages: readonly ChatMessage[], options) => this.#model().applyChatTemplate(messages, options),
-  };
-
-  readonly servedScheduler: ServedScheduler = {
-    submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle => this.#scheduler().submit(request, handlers),
-    snapshot: () => this.scheduler?.snapshot() ?? [],
-  };
+  constructor(readonly path: string) {
+    const engine = this;
+    this.servedModel = {
+      get info() {
+        return engine.model?.info ?? { path, name: '', nParams: 0, sizeBytes: 0, nCtxTrain: 0, nVocab: 0, bos: -1 };
+      },
+      tokenize: (text, options) => this.#model().tokenize(text, options),
+      applyChatTemplate: (messages: readonly ChatMessage[], options) => this.#model().applyChatTemplate(messages, options),
+    };
+    this.servedScheduler = {
+      submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle => this.#scheduler().submit(request, handlers),
+      snapshot: () => this.scheduler?.snapshot() ?? [],
+    };
+  }
 
   #model(): Model {
     if (!this.model) throw new LlamaError('BUSY', 'the model is still loading');
@@ -55,7 +58,6 @@ class LateEngine {
     return this.scheduler;
   }
 }
-let late: LateEngine;
 
 function line(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -138,7 +140,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       return 1;
     }
   }
-  late = new LateEngine(path);
+  const late = new LateEngine(path);
   const metrics = new ServerMetrics({
     busySlots: () => late.scheduler?.busySlots ?? 0,
     queueLength: () => late.scheduler?.queueLength ?? 0,
