@@ -29,6 +29,7 @@ export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
  */
 class LateEngine {
   model: Model | undefined;
+  decoder: BatchDecoder | undefined;
   scheduler: Scheduler | undefined;
   readonly servedModel: ServedModel;
   readonly servedScheduler: ServedScheduler;
@@ -144,7 +145,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const metrics = new ServerMetrics({
     busySlots: () => late.scheduler?.busySlots ?? 0,
     queueLength: () => late.scheduler?.queueLength ?? 0,
-    kvCellsUsed: () => late.scheduler?.snapshot().reduce((n, s) => n + s.cachedTokens, 0) ?? 0,
+    kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
     kvCellsTotal: () => ctxPerSlot * config.parallel,
   });
   const app = buildApp(
@@ -189,6 +190,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
         clearTimeout(force);
       }
       late.scheduler = undefined;
+      late.decoder = undefined;
       decoder?.dispose();
       model?.dispose();
       app.log.info('stopped');
@@ -238,6 +240,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     return 1;
   }
   late.model = model;
+  late.decoder = decoder;
   late.scheduler = new Scheduler(decoder, { maxQueuedRequests: config.maxQueue, ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}) }, metrics);
   const sys = systemInfo();
   const info = model.info;

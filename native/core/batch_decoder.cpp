@@ -171,6 +171,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.utf8.clear();
   s.cancelRequested.store(false);
   s.state = SlotState::kPrefill;
+  countKvCells();
   return StartResult{static_cast<int32_t>(keep), static_cast<int32_t>(prompt.size())};
 }
 
@@ -196,6 +197,7 @@ void BatchDecoder::clear(int32_t slot) {
 void BatchDecoder::forgetKv(Slot &s) {
   llama_memory_seq_rm(llama_get_memory(ctx_), s.id, -1, -1);
   s.cache.clear();
+  countKvCells();
 }
 
 std::string BatchDecoder::takeText(Slot &s, bool flush) {
@@ -341,6 +343,7 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
   }
   // Cancels that arrived during the decode end their slots now.
   applyCancels(r.events);
+  countKvCells();
   return r;
 }
 
@@ -360,10 +363,10 @@ const std::vector<llama_token> &BatchDecoder::cachedTokens(int32_t slot) const {
   return slots_[static_cast<size_t>(slot)]->cache;
 }
 
-int64_t BatchDecoder::kvCellsUsed() const {
+void BatchDecoder::countKvCells() {
   int64_t n = 0;
   for (const auto &s : slots_) n += static_cast<int64_t>(s->cache.size());
-  return n;
+  kvCells_.store(n, std::memory_order_relaxed);
 }
 
 }  // namespace core

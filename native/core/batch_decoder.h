@@ -90,6 +90,7 @@ class BatchDecoder {
   // token; prefilling slots share what is left, in slot order starting after the last one served.
   StepResult step(int32_t tokenBudget);
 
+  // Between steps only (a running step changes them); the scheduler reads them after a step resolves.
   SlotInfo slotInfo(int32_t slot) const;
   const std::vector<llama_token> &cachedTokens(int32_t slot) const;
   int32_t nSlots() const { return opts_.nSlots; }
@@ -97,8 +98,8 @@ class BatchDecoder {
   int32_t nBatch() const { return opts_.nBatch; }
   const DecoderOptions &options() const { return opts_; }
   bool hasWork() const;
-  // KV cells in use, summed over slots (for metrics).
-  int64_t kvCellsUsed() const;
+  // KV cells in use, summed over slots (for metrics); safe at any time.
+  int64_t kvCellsUsed() const { return kvCells_.load(std::memory_order_relaxed); }
 
  private:
   struct Slot;
@@ -115,6 +116,8 @@ class BatchDecoder {
   int32_t nCtxSlot_ = 0;
   int32_t nSwa_ = 0;
   int32_t nextPrefill_ = 0;  // round-robin start among prefilling slots
+  std::atomic<int64_t> kvCells_{0};
+  void countKvCells();
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex stepMutex_;
 };

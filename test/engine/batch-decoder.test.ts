@@ -264,3 +264,14 @@ t.test('creating and disposing 50 decoders keeps memory flat', async (t) => {
   t.comment(`RSS growth over 50 decoders: ${growth.toFixed(1)} MiB`);
   t.ok(growth < 24, `RSS grew ${growth.toFixed(1)} MiB (bounded)`);
 });
+
+t.test('KV cells in use are counted as slots fill and clear', async (t) => {
+  const d = new BatchDecoder(model, { slots: 2, ctxPerSlot: 128 });
+  t.teardown(() => d.dispose());
+  t.equal(d.info.kvCellsUsed, 0);
+  d.start(0, syntheticPrompt(20, 5), { maxTokens: 4 });
+  await runToEnd(d, [0]);
+  t.equal(d.info.kvCellsUsed, 23, 'prompt + generated tokens but the last');
+  d.clear(0);
+  t.equal(d.info.kvCellsUsed, 0);
+});
