@@ -442,17 +442,8 @@ export function formatPlan(result: FitResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-export interface ServerRequest {
-  slots?: number;
-  ctxPerSlot?: number;
-  kvType?: KvType;
-  ubatch?: number;
-  gpuLayers?: number;
-  computeCapability?: number | string;
-  flashAttn?: boolean;
-  cudaOverheadBytes?: number;
-  batch?: number;
-}
+/** What the server may fix for its plan: the planner's options without the model and the budget. */
+export type ServerRequest = Omit<PlanFitOptions, 'model' | 'vramBytes'>;
 
 export interface ServerPlan {
   /** n_gpu_layers (n_layer + 1 = everything, the output matrix included). */
