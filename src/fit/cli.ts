@@ -33,19 +33,13 @@ export class FitUsageError extends Error {
   override name = 'FitUsageError';
 }
 
-export interface FitCliArgs {
+/** The planner's options as given on the command line: the model is a path, --json picks the output. */
+export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCapability'> & {
   model: string;
-  vramBytes: number;
-  slots?: number;
-  ctxPerSlot?: number;
-  kvType?: KvType;
-  ubatch?: number;
-  gpuLayers?: number;
   computeCapability?: number;
-  cudaOverheadBytes?: number;
   flashAttn: boolean;
   json: boolean;
-}
+};
 
 const VALUE_FLAGS = ['--model', '--vram', '--slots', '--ctx', '--kv', '--ubatch', '--ngl', '--cc', '--overhead'] as const;
 type ValueFlag = (typeof VALUE_FLAGS)[number];
@@ -121,18 +115,8 @@ export function parseFitArgs(argv: readonly string[]): FitCliArgs {
 }
 
 function planOptions(model: ModelInfo, a: FitCliArgs): PlanFitOptions {
-  return {
-    model,
-    vramBytes: a.vramBytes,
-    flashAttn: a.flashAttn,
-    ...(a.slots !== undefined ? { slots: a.slots } : {}),
-    ...(a.ctxPerSlot !== undefined ? { ctxPerSlot: a.ctxPerSlot } : {}),
-    ...(a.kvType !== undefined ? { kvType: a.kvType } : {}),
-    ...(a.ubatch !== undefined ? { ubatch: a.ubatch } : {}),
-    ...(a.gpuLayers !== undefined ? { gpuLayers: a.gpuLayers } : {}),
-    ...(a.computeCapability !== undefined ? { computeCapability: a.computeCapability } : {}),
-    ...(a.cudaOverheadBytes !== undefined ? { cudaOverheadBytes: a.cudaOverheadBytes } : {}),
-  };
+  const { model: _path, json: _json, ...options } = a;
+  return { ...options, model };
 }
 
 /** The result as JSON: settings, flags, the itemized table in bytes and MiB, totals and notes. */
