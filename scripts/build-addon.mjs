@@ -42,7 +42,8 @@ export function buildDefines(env = process.env) {
     ...cpuDefines({ arch: process.arch, cpuFlags: parseCpuFlags(cpuinfo), override: env.LLAMA_CPU_FEATURES }),
   };
   if (env.LLAMA_CPP_DIR) defs.LLAMA_CPP_DIR = resolve(env.LLAMA_CPP_DIR);
-  if (env.LLAMA_CUDA === '1' || env.LLAMA_CUDA === 'ON' || env.LLAMA_CUDA === 'true') Object.assign(defs, cudaDefines(env));
+  if (env.LLAMA_CUDA === '1' || env.LLAMA_CUDA === 'ON' || env.LLAMA_CUDA === 'true')
+    Object.assign(defs, cudaDefines(env));
   else defs.GGML_CUDA = 'OFF';
   return defs;
 }
@@ -50,7 +51,9 @@ export function buildDefines(env = process.env) {
 export function build(env = process.env) {
   requireTools(['cmake', 'c++']);
   const defs = buildDefines(env);
-  const cpu = Object.entries(defs).filter(([k, v]) => k.startsWith('GGML_') && v === 'ON').map(([k]) => k.slice(5));
+  const cpu = Object.entries(defs)
+    .filter(([k, v]) => k.startsWith('GGML_') && v === 'ON')
+    .map(([k]) => k.slice(5));
   log(`CPU features: ${cpu.join(' ') || 'baseline'} (GGML_NATIVE=OFF, no AMX)`);
   const jobs = Number(env.LLAMA_BUILD_JOBS) || availableParallelism();
   const options = ['--out', buildDir, '--parallel', String(jobs)];
@@ -65,7 +68,9 @@ export function build(env = process.env) {
   // options, so configure explicitly unless the last successful configure used exactly these options.
   const stamp = join(buildDir, 'configured-with.json');
   const wanted = JSON.stringify(options);
-  const configured = existsSync(stamp) && readFileSync(stamp, 'utf8') === wanted &&
+  const configured =
+    existsSync(stamp) &&
+    readFileSync(stamp, 'utf8') === wanted &&
     (existsSync(join(buildDir, 'build.ninja')) || existsSync(join(buildDir, 'Makefile')));
   if (!configured) {
     rmSync(stamp, { force: true });

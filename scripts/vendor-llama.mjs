@@ -1,10 +1,10 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // Puts llama.cpp at the pinned commit into vendor/llama.cpp.
 // Source: the git bundle that node-llama-cpp ships on the npm registry (the only place we can reach),
 // checked against the integrity hash pinned in package.json. The tarball is cached outside the clone.
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +28,9 @@ function run(cmd, args, opts = {}) {
 }
 
 export function cacheDir() {
-  const base = process.env.LLAMA_SERVER_CACHE_DIR
-    ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'llama-slots-server');
+  const base =
+    process.env.LLAMA_SERVER_CACHE_DIR ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'llama-slots-server');
   return base;
 }
 

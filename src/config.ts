@@ -51,28 +51,181 @@ interface FlagSpec {
 }
 
 const FLAGS: FlagSpec[] = [
-  { names: ['-m', '--model'], env: 'LLAMA_ARG_MODEL', kind: 'string', key: 'model', help: 'GGUF model file (default: a generated demo model with random weights)' },
-  { names: ['-a', '--alias'], env: 'LLAMA_ARG_ALIAS', kind: 'string', key: 'alias', help: 'model id reported by the API (default: the file name)' },
-  { names: ['--host'], env: 'LLAMA_ARG_HOST', kind: 'string', key: 'host', help: 'address to listen on (default 127.0.0.1)' },
-  { names: ['--port'], env: 'LLAMA_ARG_PORT', kind: 'int', key: 'port', min: 0, max: 65535, help: 'port (default 8090)' },
-  { names: ['-c', '--ctx-size'], env: 'LLAMA_ARG_CTX_SIZE', kind: 'int', key: 'ctxSize', min: 64, max: 1 << 24, help: 'total context over all slots (default 4096 per slot, at most the model\'s training context)' },
-  { names: ['-np', '--parallel'], env: 'LLAMA_ARG_N_PARALLEL', kind: 'int', key: 'parallel', min: 1, max: 256, help: 'slots: requests decoded together (default 4)' },
-  { names: ['-ngl', '--n-gpu-layers', '--gpu-layers'], env: 'LLAMA_ARG_N_GPU_LAYERS', kind: 'int', key: 'gpuLayers', min: -1, max: 100000, help: 'layers to offload to the GPU (default -1: all)' },
-  { names: ['-b', '--batch-size'], env: 'LLAMA_ARG_BATCH', kind: 'int', key: 'batchSize', min: 1, max: 1 << 20, help: 'tokens per decoding step (default 512)' },
-  { names: ['-ub', '--ubatch-size'], env: 'LLAMA_ARG_UBATCH', kind: 'int', key: 'ubatchSize', min: 1, max: 1 << 20, help: 'physical batch size (default 512)' },
-  { names: ['-t', '--threads'], env: 'LLAMA_ARG_THREADS', kind: 'int', key: 'threads', min: 1, max: 1024, help: 'CPU threads (default: all cores)' },
-  { names: ['-fa', '--flash-attn'], env: 'LLAMA_ARG_FLASH_ATTN', kind: 'enum', key: 'flashAttn', choices: ['auto', 'on', 'off'], help: 'flash attention: auto|on|off (default auto)' },
-  { names: ['-ctk', '--cache-type'], env: 'LLAMA_ARG_CACHE_TYPE_K', kind: 'enum', key: 'kvType', choices: ['f16', 'q8_0'], help: 'KV cache type: f16|q8_0 (default f16)' },
-  { names: ['--api-key'], env: 'LLAMA_API_KEY', kind: 'list', key: 'apiKeys', help: 'require this Bearer key (repeat, or comma-separate in the env var, for several)' },
-  { names: ['--max-queue'], env: 'LLAMA_ARG_MAX_QUEUE', kind: 'int', key: 'maxQueue', min: 0, max: 1 << 20, help: 'requests waiting for a slot before answering 429 (default 64)' },
-  { names: ['--max-queue-tokens'], env: 'LLAMA_ARG_MAX_QUEUE_TOKENS', kind: 'int', key: 'maxQueueTokens', min: 1, max: 1 << 30, help: 'prompt tokens waiting for a slot before answering 429 (default 16 slot contexts)' },
-  { names: ['--timeout'], env: 'LLAMA_ARG_TIMEOUT', kind: 'int', key: 'timeoutSeconds', min: 1, max: 86400, help: 'seconds a request may take, queue included (default 600)' },
-  { names: ['--shutdown-grace'], env: 'LLAMA_ARG_SHUTDOWN_GRACE', kind: 'int', key: 'shutdownGraceSeconds', min: 0, max: 3600, help: 'seconds in-flight requests get to finish on SIGTERM/SIGINT (default 10)' },
-  { names: ['--body-limit'], env: 'LLAMA_ARG_BODY_LIMIT', kind: 'int', key: 'bodyLimitBytes', min: 1024, max: 1 << 30, help: 'largest request body in bytes (default 1048576)' },
+  {
+    names: ['-m', '--model'],
+    env: 'LLAMA_ARG_MODEL',
+    kind: 'string',
+    key: 'model',
+    help: 'GGUF model file (default: a generated demo model with random weights)',
+  },
+  {
+    names: ['-a', '--alias'],
+    env: 'LLAMA_ARG_ALIAS',
+    kind: 'string',
+    key: 'alias',
+    help: 'model id reported by the API (default: the file name)',
+  },
+  {
+    names: ['--host'],
+    env: 'LLAMA_ARG_HOST',
+    kind: 'string',
+    key: 'host',
+    help: 'address to listen on (default 127.0.0.1)',
+  },
+  {
+    names: ['--port'],
+    env: 'LLAMA_ARG_PORT',
+    kind: 'int',
+    key: 'port',
+    min: 0,
+    max: 65535,
+    help: 'port (default 8090)',
+  },
+  {
+    names: ['-c', '--ctx-size'],
+    env: 'LLAMA_ARG_CTX_SIZE',
+    kind: 'int',
+    key: 'ctxSize',
+    min: 64,
+    max: 1 << 24,
+    help: "total context over all slots (default 4096 per slot, at most the model's training context)",
+  },
+  {
+    names: ['-np', '--parallel'],
+    env: 'LLAMA_ARG_N_PARALLEL',
+    kind: 'int',
+    key: 'parallel',
+    min: 1,
+    max: 256,
+    help: 'slots: requests decoded together (default 4)',
+  },
+  {
+    names: ['-ngl', '--n-gpu-layers', '--gpu-layers'],
+    env: 'LLAMA_ARG_N_GPU_LAYERS',
+    kind: 'int',
+    key: 'gpuLayers',
+    min: -1,
+    max: 100000,
+    help: 'layers to offload to the GPU (default -1: all)',
+  },
+  {
+    names: ['-b', '--batch-size'],
+    env: 'LLAMA_ARG_BATCH',
+    kind: 'int',
+    key: 'batchSize',
+    min: 1,
+    max: 1 << 20,
+    help: 'tokens per decoding step (default 512)',
+  },
+  {
+    names: ['-ub', '--ubatch-size'],
+    env: 'LLAMA_ARG_UBATCH',
+    kind: 'int',
+    key: 'ubatchSize',
+    min: 1,
+    max: 1 << 20,
+    help: 'physical batch size (default 512)',
+  },
+  {
+    names: ['-t', '--threads'],
+    env: 'LLAMA_ARG_THREADS',
+    kind: 'int',
+    key: 'threads',
+    min: 1,
+    max: 1024,
+    help: 'CPU threads (default: all cores)',
+  },
+  {
+    names: ['-fa', '--flash-attn'],
+    env: 'LLAMA_ARG_FLASH_ATTN',
+    kind: 'enum',
+    key: 'flashAttn',
+    choices: ['auto', 'on', 'off'],
+    help: 'flash attention: auto|on|off (default auto)',
+  },
+  {
+    names: ['-ctk', '--cache-type'],
+    env: 'LLAMA_ARG_CACHE_TYPE_K',
+    kind: 'enum',
+    key: 'kvType',
+    choices: ['f16', 'q8_0'],
+    help: 'KV cache type: f16|q8_0 (default f16)',
+  },
+  {
+    names: ['--api-key'],
+    env: 'LLAMA_API_KEY',
+    kind: 'list',
+    key: 'apiKeys',
+    help: 'require this Bearer key (repeat, or comma-separate in the env var, for several)',
+  },
+  {
+    names: ['--max-queue'],
+    env: 'LLAMA_ARG_MAX_QUEUE',
+    kind: 'int',
+    key: 'maxQueue',
+    min: 0,
+    max: 1 << 20,
+    help: 'requests waiting for a slot before answering 429 (default 64)',
+  },
+  {
+    names: ['--max-queue-tokens'],
+    env: 'LLAMA_ARG_MAX_QUEUE_TOKENS',
+    kind: 'int',
+    key: 'maxQueueTokens',
+    min: 1,
+    max: 1 << 30,
+    help: 'prompt tokens waiting for a slot before answering 429 (default 16 slot contexts)',
+  },
+  {
+    names: ['--timeout'],
+    env: 'LLAMA_ARG_TIMEOUT',
+    kind: 'int',
+    key: 'timeoutSeconds',
+    min: 1,
+    max: 86400,
+    help: 'seconds a request may take, queue included (default 600)',
+  },
+  {
+    names: ['--shutdown-grace'],
+    env: 'LLAMA_ARG_SHUTDOWN_GRACE',
+    kind: 'int',
+    key: 'shutdownGraceSeconds',
+    min: 0,
+    max: 3600,
+    help: 'seconds in-flight requests get to finish on SIGTERM/SIGINT (default 10)',
+  },
+  {
+    names: ['--body-limit'],
+    env: 'LLAMA_ARG_BODY_LIMIT',
+    kind: 'int',
+    key: 'bodyLimitBytes',
+    min: 1024,
+    max: 1 << 30,
+    help: 'largest request body in bytes (default 1048576)',
+  },
   { names: ['--mlock'], env: 'LLAMA_ARG_MLOCK', kind: 'bool', key: 'mlock', help: 'lock the model in RAM' },
-  { names: ['--no-mmap'], env: 'LLAMA_ARG_NO_MMAP', kind: 'bool', key: 'mmap', help: 'read the model instead of memory-mapping it' },
-  { names: ['--vram-budget'], env: 'LLAMA_ARG_VRAM_BUDGET', kind: 'size', key: 'vramBudgetBytes', help: 'fit the model into this much VRAM (e.g. 1GiB): plans -ngl, -c, -np, -ub, -ctk; flags you give are kept' },
-  { names: ['--log-level'], env: 'LLAMA_ARG_LOG_LEVEL', kind: 'enum', key: 'logLevel', choices: ['error', 'warn', 'info', 'debug'], help: 'server log level (default info)' },
+  {
+    names: ['--no-mmap'],
+    env: 'LLAMA_ARG_NO_MMAP',
+    kind: 'bool',
+    key: 'mmap',
+    help: 'read the model instead of memory-mapping it',
+  },
+  {
+    names: ['--vram-budget'],
+    env: 'LLAMA_ARG_VRAM_BUDGET',
+    kind: 'size',
+    key: 'vramBudgetBytes',
+    help: 'fit the model into this much VRAM (e.g. 1GiB): plans -ngl, -c, -np, -ub, -ctk; flags you give are kept',
+  },
+  {
+    names: ['--log-level'],
+    env: 'LLAMA_ARG_LOG_LEVEL',
+    kind: 'enum',
+    key: 'logLevel',
+    choices: ['error', 'warn', 'info', 'debug'],
+    help: 'server log level (default info)',
+  },
   { names: ['-h', '--help'], env: '', kind: 'bool', key: 'help', help: 'show this help' },
 ];
 
@@ -119,14 +272,18 @@ function convert(spec: FlagSpec, raw: string, from: string): unknown {
       return n;
     }
     case 'enum':
-      if (!spec.choices?.includes(raw)) throw new ConfigError(`${from} must be one of ${spec.choices?.join(', ')}, got '${raw}'`);
+      if (!spec.choices?.includes(raw))
+        throw new ConfigError(`${from} must be one of ${spec.choices?.join(', ')}, got '${raw}'`);
       return raw;
     case 'bool':
       if (['1', 'true', 'on', 'yes', ''].includes(raw.toLowerCase())) return true;
       if (['0', 'false', 'off', 'no'].includes(raw.toLowerCase())) return false;
       throw new ConfigError(`${from} must be true or false, got '${raw}'`);
     case 'list':
-      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     case 'size':
       try {
         return parseSize(raw);
@@ -144,7 +301,10 @@ function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
   else (config as unknown as Record<string, unknown>)[spec.key] = value;
 }
 
-export function parseServeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): ServeConfig {
+export function parseServeConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ServeConfig {
   const config = { ...defaultServeConfig(), explicit: new Set<keyof ServeConfig>() };
   for (const spec of FLAGS) {
     const raw = spec.env ? env[spec.env] : undefined;
@@ -172,8 +332,10 @@ export function parseServeConfig(argv: readonly string[], env: Readonly<Record<s
     assign(config, spec, convert(spec, raw, name));
   }
   if (config.ubatchSize > config.batchSize) config.ubatchSize = config.batchSize;
-  if (config.batchSize < config.parallel) throw new ConfigError(`--batch-size (${config.batchSize}) must be at least --parallel (${config.parallel})`);
-  if (config.kvType === 'q8_0' && config.flashAttn === 'off') throw new ConfigError('--cache-type q8_0 needs flash attention (--flash-attn auto or on)');
+  if (config.batchSize < config.parallel)
+    throw new ConfigError(`--batch-size (${config.batchSize}) must be at least --parallel (${config.parallel})`);
+  if (config.kvType === 'q8_0' && config.flashAttn === 'off')
+    throw new ConfigError('--cache-type q8_0 needs flash attention (--flash-attn auto or on)');
   return config;
 }
 
@@ -185,7 +347,16 @@ export function slotContext(config: Pick<ServeConfig, 'ctxSize' | 'parallel'>, n
 
 export function serveUsage(): string {
   const rows = FLAGS.map((f) => {
-    const value = f.kind === 'bool' ? '' : f.kind === 'enum' ? ` ${f.choices?.join('|')}` : f.kind === 'int' ? ' N' : f.kind === 'size' ? ' SIZE' : ' VALUE';
+    const value =
+      f.kind === 'bool'
+        ? ''
+        : f.kind === 'enum'
+          ? ` ${f.choices?.join('|')}`
+          : f.kind === 'int'
+            ? ' N'
+            : f.kind === 'size'
+              ? ' SIZE'
+              : ' VALUE';
     const left = `  ${f.names.join(', ')}${value}`;
     return `${left.padEnd(44)} ${f.help}${f.env ? ` [env ${f.env}]` : ''}`;
   });

@@ -5,14 +5,14 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
-import { BatchDecoder, listDevices, Model, systemInfo } from './engine/index.ts';
 import type { ChatMessage } from './engine/index.ts';
+import { BatchDecoder, listDevices, Model, systemInfo } from './engine/index.ts';
 import { LlamaError } from './errors.ts';
-import { ensureModel } from './gguf/model-cache.ts';
+import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
+import { ensureModel } from './gguf/model-cache.ts';
 import { readGguf } from './gguf/reader.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
-import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { createProgress } from './progress.ts';
 import { Scheduler } from './scheduler/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle } from './scheduler/types.ts';
@@ -41,10 +41,12 @@ class LateEngine {
         return engine.model?.info ?? { path, name: '', nParams: 0, sizeBytes: 0, nCtxTrain: 0, nVocab: 0, bos: -1 };
       },
       tokenize: (text, options) => this.#model().tokenize(text, options),
-      applyChatTemplate: (messages: readonly ChatMessage[], options) => this.#model().applyChatTemplate(messages, options),
+      applyChatTemplate: (messages: readonly ChatMessage[], options) =>
+        this.#model().applyChatTemplate(messages, options),
     };
     this.servedScheduler = {
-      submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle => this.#scheduler().submit(request, handlers),
+      submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle =>
+        this.#scheduler().submit(request, handlers),
       snapshot: () => this.scheduler?.snapshot() ?? [],
     };
   }
@@ -80,7 +82,8 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   const given = config.explicit;
   const request: ServerRequest = { batch: config.batchSize };
   if (given.has('parallel')) request.slots = config.parallel;
-  if (given.has('ctxSize') && config.ctxSize !== undefined) request.ctxPerSlot = Math.floor(config.ctxSize / config.parallel);
+  if (given.has('ctxSize') && config.ctxSize !== undefined)
+    request.ctxPerSlot = Math.floor(config.ctxSize / config.parallel);
   if (given.has('kvType')) request.kvType = config.kvType;
   if (given.has('ubatchSize')) request.ubatch = config.ubatchSize;
   if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;
@@ -96,7 +99,14 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   }
   line(plan.table);
   return {
-    config: { ...config, gpuLayers: plan.gpuLayers, parallel: plan.slots, ubatchSize: plan.ubatch, kvType: plan.kvType, flashAttn: plan.flashAttn },
+    config: {
+      ...config,
+      gpuLayers: plan.gpuLayers,
+      parallel: plan.slots,
+      ubatchSize: plan.ubatch,
+      kvType: plan.kvType,
+      flashAttn: plan.flashAttn,
+    },
     ctxPerSlot: plan.ctxPerSlot,
   };
 }
@@ -159,7 +169,10 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
         ctxPerSlot,
         slots: config.parallel,
         requestTimeoutMs: config.timeoutSeconds * 1000,
-        systemFingerprint: `fp_${createHash('sha256').update(`${basename(path)}|${fileSize}|${ctxPerSlot}`).digest('hex').slice(0, 10)}`,
+        systemFingerprint: `fp_${createHash('sha256')
+          .update(`${basename(path)}|${fileSize}|${ctxPerSlot}`)
+          .digest('hex')
+          .slice(0, 10)}`,
       },
       metrics,
     },
@@ -173,7 +186,10 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   });
   const shutdown = (signal: string): Promise<number> => {
     if (stopping) return stopping;
-    app.log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down: no new requests; finishing in-flight ones');
+    app.log.info(
+      { signal, graceSeconds: config.shutdownGraceSeconds },
+      'shutting down: no new requests; finishing in-flight ones',
+    );
     stopping = (async () => {
       // Together: Fastify stops accepting (and answers 503 on open keep-alive connections) while the
       // scheduler lets in-flight requests finish within the grace period, then cancels the rest.
@@ -241,7 +257,14 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   late.model = model;
   late.decoder = decoder;
-  late.scheduler = new Scheduler(decoder, { maxQueuedRequests: config.maxQueue, ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}) }, metrics);
+  late.scheduler = new Scheduler(
+    decoder,
+    {
+      maxQueuedRequests: config.maxQueue,
+      ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
+    },
+    metrics,
+  );
   const sys = systemInfo();
   const info = model.info;
   const gpus = listDevices().filter((d) => d.type !== 'cpu');

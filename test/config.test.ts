@@ -15,7 +15,34 @@ t.test('defaults', async (t) => {
 
 t.test('llama-server flags, short and long, with = or a separate value', async (t) => {
   const c = parseServeConfig(
-    ['-m', 'model.gguf', '-c', '8192', '-np', '2', '-ngl', '99', '-b', '256', '-t', '3', '--host', '0.0.0.0', '--port=9000', '--api-key', 'k1', '--api-key', 'k2', '--alias', 'gemma', '--no-mmap', '-fa', 'on', '-ctk', 'q8_0'],
+    [
+      '-m',
+      'model.gguf',
+      '-c',
+      '8192',
+      '-np',
+      '2',
+      '-ngl',
+      '99',
+      '-b',
+      '256',
+      '-t',
+      '3',
+      '--host',
+      '0.0.0.0',
+      '--port=9000',
+      '--api-key',
+      'k1',
+      '--api-key',
+      'k2',
+      '--alias',
+      'gemma',
+      '--no-mmap',
+      '-fa',
+      'on',
+      '-ctk',
+      'q8_0',
+    ],
     {},
   );
   t.equal(c.model, 'model.gguf');
@@ -35,7 +62,13 @@ t.test('llama-server flags, short and long, with = or a separate value', async (
 });
 
 t.test('environment variables, overridden by flags', async (t) => {
-  const env = { LLAMA_ARG_MODEL: '/m.gguf', LLAMA_ARG_PORT: '7000', LLAMA_API_KEY: 'a,b', LLAMA_ARG_N_PARALLEL: '8', LLAMA_ARG_MLOCK: '1' };
+  const env = {
+    LLAMA_ARG_MODEL: '/m.gguf',
+    LLAMA_ARG_PORT: '7000',
+    LLAMA_API_KEY: 'a,b',
+    LLAMA_ARG_N_PARALLEL: '8',
+    LLAMA_ARG_MLOCK: '1',
+  };
   const c = parseServeConfig([], env);
   t.equal(c.model, '/m.gguf');
   t.equal(c.port, 7000);
@@ -48,14 +81,19 @@ t.test('environment variables, overridden by flags', async (t) => {
 });
 
 t.test('bad values name the flag', async (t) => {
-  t.throws(() => parseServeConfig(['--port', 'abc'], {}), { constructor: ConfigError, message: "--port must be an integer, got 'abc'" });
+  t.throws(() => parseServeConfig(['--port', 'abc'], {}), {
+    constructor: ConfigError,
+    message: "--port must be an integer, got 'abc'",
+  });
   t.throws(() => parseServeConfig(['--port', '70000'], {}), { message: /--port must be between 0 and 65535/ });
   t.throws(() => parseServeConfig(['-np', '0'], {}), { message: /-np must be between 1/ });
   t.throws(() => parseServeConfig(['--model'], {}), { message: '--model needs a value' });
   t.throws(() => parseServeConfig(['--frobnicate'], {}), { message: /unknown option '--frobnicate'/ });
   t.throws(() => parseServeConfig(['-fa', 'maybe'], {}), { message: /-fa must be one of auto, on, off/ });
   t.throws(() => parseServeConfig([], { LLAMA_ARG_PORT: 'x' }), { message: /environment variable LLAMA_ARG_PORT/ });
-  t.throws(() => parseServeConfig(['-np', '8', '-b', '4'], {}), { message: /--batch-size \(4\) must be at least --parallel \(8\)/ });
+  t.throws(() => parseServeConfig(['-np', '8', '-b', '4'], {}), {
+    message: /--batch-size \(4\) must be at least --parallel \(8\)/,
+  });
   t.throws(() => parseServeConfig(['-ctk', 'q8_0', '-fa', 'off'], {}), { message: /q8_0 needs flash attention/ });
 });
 
@@ -67,7 +105,22 @@ t.test('slot context', async (t) => {
 
 t.test('help lists every flag with its environment variable', async (t) => {
   const u = serveUsage();
-  for (const s of ['--model', '--ctx-size', '--parallel', '--n-gpu-layers', '--batch-size', '--threads', '--host', '--port', '--api-key', '--alias', '--max-queue', '--timeout', 'LLAMA_ARG_CTX_SIZE', 'LLAMA_API_KEY']) {
+  for (const s of [
+    '--model',
+    '--ctx-size',
+    '--parallel',
+    '--n-gpu-layers',
+    '--batch-size',
+    '--threads',
+    '--host',
+    '--port',
+    '--api-key',
+    '--alias',
+    '--max-queue',
+    '--timeout',
+    'LLAMA_ARG_CTX_SIZE',
+    'LLAMA_API_KEY',
+  ]) {
     t.match(u, s);
   }
   t.equal(parseServeConfig(['--help'], {}).help, true);

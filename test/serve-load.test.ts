@@ -5,7 +5,18 @@ import { modelPath } from './helpers/models.ts';
 import { startServer } from './helpers/server-process.ts';
 
 const model = await modelPath('tiny');
-const server = await startServer(['-m', model, '-np', '4', '-c', '2048', '--max-queue', '200', '--shutdown-grace', '1']);
+const server = await startServer([
+  '-m',
+  model,
+  '-np',
+  '4',
+  '-c',
+  '2048',
+  '--max-queue',
+  '200',
+  '--shutdown-grace',
+  '1',
+]);
 t.teardown(() => server.stop());
 
 interface Slot {
@@ -20,7 +31,12 @@ async function streamText(content: string, maxTokens: number, signal?: AbortSign
   const res = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream: true }),
+    body: JSON.stringify({
+      messages: [{ role: 'user', content }],
+      max_tokens: maxTokens,
+      temperature: 0,
+      stream: true,
+    }),
     ...(signal ? { signal } : {}),
   });
   let text = '';
@@ -38,7 +54,10 @@ t.test('8 concurrent streams on 4 slots give the same greedy text as one by one'
   // greedy choice can flip. With random weights that happens rarely (seen once in 8 other prompts of 24
   // tokens); these prompts have no such tie. Building with GGML_LLAMAFILE=OFF makes every batch use the
   // same kernels (and exact equality general) but costs 45% of prefill speed, so it is not the default.
-  const prompts = Array.from({ length: 8 }, (_, k) => `Write a line about the number ${k * 7 + 3} and the colour ${['red', 'blue', 'green', 'black'][k % 4]}`);
+  const prompts = Array.from(
+    { length: 8 },
+    (_, k) => `Write a line about the number ${k * 7 + 3} and the colour ${['red', 'blue', 'green', 'black'][k % 4]}`,
+  );
   const alone: string[] = [];
   for (const p of prompts) alone.push(await streamText(p, 24));
   const together = await Promise.all(prompts.map((p) => streamText(p, 24)));
@@ -52,12 +71,20 @@ t.test('a cancelled stream frees its slot within 1 s', async (t) => {
   const res = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: 'long one' }], max_tokens: 1500, stream: true, logit_bias: { 2: -100 } }),
+    body: JSON.stringify({
+      messages: [{ role: 'user', content: 'long one' }],
+      max_tokens: 1500,
+      stream: true,
+      logit_bias: { 2: -100 },
+    }),
     signal: ac.signal,
   });
   const reader = res.body?.getReader();
   await reader?.read();
-  t.ok((await slots()).some((s) => s.state !== 'idle'), 'a slot is busy');
+  t.ok(
+    (await slots()).some((s) => s.state !== 'idle'),
+    'a slot is busy',
+  );
   const t0 = performance.now();
   ac.abort();
   while ((await slots()).some((s) => s.state !== 'idle')) {
@@ -83,7 +110,12 @@ t.test('100 requests aborted at random moments leave every slot idle and the ser
       const res = await fetch(`${server.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ messages: [{ role: 'user', content: `abort me ${k}` }], max_tokens: 200, stream, logit_bias: { 2: -100 } }),
+        body: JSON.stringify({
+          messages: [{ role: 'user', content: `abort me ${k}` }],
+          max_tokens: 200,
+          stream,
+          logit_bias: { 2: -100 },
+        }),
         signal: ac.signal,
       });
       await res.text();
@@ -107,7 +139,23 @@ t.test('the load generator end to end against the server', async (t) => {
   const out: string[] = [];
   const io = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => true } } as never;
   const dir = t.testdir({});
-  const code = await runLoadgenCli(['--url', server.url, '--ranks', '2', '--requests', '6', '--max-tokens', '16', '--prompt-tokens', '32', '--json', `${dir}/r.json`], io);
+  const code = await runLoadgenCli(
+    [
+      '--url',
+      server.url,
+      '--ranks',
+      '2',
+      '--requests',
+      '6',
+      '--max-tokens',
+      '16',
+      '--prompt-tokens',
+      '32',
+      '--json',
+      `${dir}/r.json`,
+    ],
+    io,
+  );
   t.equal(code, 0);
   const text = out.join('');
   t.match(text, /=== llama-server latency \(ms\) ===\nmean=[\d.]+ p50=[\d.]+ p95=[\d.]+ p99=[\d.]+/);

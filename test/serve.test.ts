@@ -60,21 +60,30 @@ t.test('the OpenAI SDK works unchanged against the server', async (t) => {
   t.equal(usage?.completion_tokens, 8);
   t.ok((usage?.prompt_tokens_details?.cached_tokens ?? 0) > 0, 'the repeated prompt was served from the cache');
 
-  const legacy = await client.completions.create({ model: 'x', prompt: 'Once upon a time', max_tokens: 4, temperature: 0 });
+  const legacy = await client.completions.create({
+    model: 'x',
+    prompt: 'Once upon a time',
+    max_tokens: 4,
+    temperature: 0,
+  });
   t.equal(legacy.object, 'text_completion');
   t.equal(legacy.usage?.completion_tokens, 4);
 
   const empty = await failure(client.chat.completions.create({ model: 'x', messages: [], max_tokens: 4 }));
   t.type(empty, OpenAI.BadRequestError);
   t.match(empty, { status: 400, error: { param: 'messages' } }, 'empty messages');
-  const hot = await failure(client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'x' }], temperature: 7 }));
+  const hot = await failure(
+    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'x' }], temperature: 7 }),
+  );
   t.type(hot, OpenAI.BadRequestError);
   t.match(hot, { error: { param: 'temperature' } });
   const wrongKey = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
   const denied = await failure(wrongKey.models.list());
   t.type(denied, OpenAI.AuthenticationError);
   t.match(denied, { status: 401 });
-  const long = await failure(client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'word '.repeat(600) }] }));
+  const long = await failure(
+    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'word '.repeat(600) }] }),
+  );
   t.type(long, OpenAI.BadRequestError);
   t.match(long, { status: 400, error: { type: 'exceed_context_size_error' } });
 });
@@ -107,11 +116,19 @@ t.test('SIGTERM: stop accepting, finish in-flight requests, exit 0', async (t) =
   const response = fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 200, temperature: 0, logit_bias: { 2: -100 } }),
+    body: JSON.stringify({
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 200,
+      temperature: 0,
+      logit_bias: { 2: -100 },
+    }),
   });
   await new Promise((r) => setTimeout(r, 50));
   const code = server.stop('SIGTERM');
-  const body = (await (await response).json()) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
+  const body = (await (await response).json()) as {
+    choices: { finish_reason: string }[];
+    usage: { completion_tokens: number };
+  };
   t.equal(body.choices[0]?.finish_reason, 'length', 'the in-flight request finished');
   t.equal(body.usage.completion_tokens, 200);
   t.equal(await code, 0, 'exit code 0');
@@ -124,7 +141,12 @@ t.test('SIGTERM with a short grace period cancels what is still running', async 
   const res = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 100000, stream: true, logit_bias: { 2: -100 } }),
+    body: JSON.stringify({
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 100000,
+      stream: true,
+      logit_bias: { 2: -100 },
+    }),
   });
   const reader = res.body?.getReader();
   await reader?.read();

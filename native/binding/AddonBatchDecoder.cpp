@@ -21,7 +21,8 @@ core::SamplingParams samplingFrom(const Napi::Object &o) {
   p.penaltyLastN = optionalInt(o, "penaltyLastN", 64, -1, 1 << 24);
   Napi::Value bias = o.Get("logitBias");
   if (!bias.IsUndefined() && !bias.IsNull()) {
-    if (!bias.IsArray()) throw core::Error(core::codes::kInvalidArgument, "logitBias must be an array of [token, bias]");
+    if (!bias.IsArray())
+      throw core::Error(core::codes::kInvalidArgument, "logitBias must be an array of [token, bias]");
     Napi::Array arr = bias.As<Napi::Array>();
     for (uint32_t k = 0; k < arr.Length(); ++k) {
       Napi::Value e = arr.Get(k);
@@ -30,7 +31,8 @@ core::SamplingParams samplingFrom(const Napi::Object &o) {
         throw core::Error(core::codes::kInvalidArgument, "logitBias[" + std::to_string(k) + "] must be [token, bias]");
       }
       Napi::Array pair = e.As<Napi::Array>();
-      p.logitBias.push_back({pair.Get(0u).As<Napi::Number>().Int32Value(), pair.Get(1u).As<Napi::Number>().FloatValue()});
+      p.logitBias.push_back(
+          {pair.Get(0u).As<Napi::Number>().Int32Value(), pair.Get(1u).As<Napi::Number>().FloatValue()});
     }
   }
   return p;
@@ -84,7 +86,8 @@ void settleStep(Napi::Env env, Napi::Function /*unused*/, StepJob *job) {
 }
 
 int32_t slotArg(const Napi::CallbackInfo &info) {
-  if (info.Length() < 1 || !info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "slot must be a number");
+  if (info.Length() < 1 || !info[0].IsNumber())
+    throw core::Error(core::codes::kInvalidArgument, "slot must be a number");
   return info[0].As<Napi::Number>().Int32Value();
 }
 
@@ -145,9 +148,7 @@ Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
 
 Napi::Value AddonBatchDecoder::Cancel(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    return Napi::Boolean::New(env, decoder(env)->cancel(slotArg(info)));
-  });
+  return guard(env, [&]() -> Napi::Value { return Napi::Boolean::New(env, decoder(env)->cancel(slotArg(info))); });
 }
 
 Napi::Value AddonBatchDecoder::Clear(const Napi::CallbackInfo &info) {

@@ -21,7 +21,11 @@ class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, AddonModel *owner, Napi::Object self, std::string path, core::LoadOptions opts,
              std::shared_ptr<std::atomic<bool>> abort, Napi::Value onProgress)
-      : PromiseWorker(env), owner_(owner), self_(Napi::Persistent(self)), path_(std::move(path)), opts_(opts),
+      : PromiseWorker(env),
+        owner_(owner),
+        self_(Napi::Persistent(self)),
+        path_(std::move(path)),
+        opts_(opts),
         abort_(std::move(abort)) {
     if (onProgress.IsFunction()) {
       progress_ = Napi::ThreadSafeFunction::New(env, onProgress.As<Napi::Function>(), "llamaLoadProgress", 0, 1);
@@ -113,19 +117,19 @@ struct ModelClassData {
 
 Napi::Function AddonModel::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Model",
-                     {
-                         InstanceMethod("load", &AddonModel::Load),
-                         InstanceMethod("abortLoad", &AddonModel::AbortLoad),
-                         InstanceMethod("dispose", &AddonModel::Dispose),
-                         InstanceAccessor("disposed", &AddonModel::GetDisposed, nullptr),
-                         InstanceAccessor("loaded", &AddonModel::GetLoaded, nullptr),
-                         InstanceMethod("info", &AddonModel::Info),
-                         InstanceMethod("tokenize", &AddonModel::Tokenize),
-                         InstanceMethod("detokenize", &AddonModel::Detokenize),
-                         InstanceMethod("tokenToPiece", &AddonModel::TokenToPiece),
-                         InstanceMethod("applyChatTemplate", &AddonModel::ApplyChatTemplate),
-                         InstanceMethod("referenceGreedy", &AddonModel::ReferenceGreedy),
-                     });
+                                    {
+                                        InstanceMethod("load", &AddonModel::Load),
+                                        InstanceMethod("abortLoad", &AddonModel::AbortLoad),
+                                        InstanceMethod("dispose", &AddonModel::Dispose),
+                                        InstanceAccessor("disposed", &AddonModel::GetDisposed, nullptr),
+                                        InstanceAccessor("loaded", &AddonModel::GetLoaded, nullptr),
+                                        InstanceMethod("info", &AddonModel::Info),
+                                        InstanceMethod("tokenize", &AddonModel::Tokenize),
+                                        InstanceMethod("detokenize", &AddonModel::Detokenize),
+                                        InstanceMethod("tokenToPiece", &AddonModel::TokenToPiece),
+                                        InstanceMethod("applyChatTemplate", &AddonModel::ApplyChatTemplate),
+                                        InstanceMethod("referenceGreedy", &AddonModel::ReferenceGreedy),
+                                    });
   // Owned by the environment, which deletes it at teardown.
   env.SetInstanceData<ModelClassData>(new ModelClassData{Napi::Persistent(ctor)});
   return ctor;
@@ -133,7 +137,8 @@ Napi::Function AddonModel::Init(Napi::Env env) {
 
 AddonModel *AddonModel::from(Napi::Env env, Napi::Value value) {
   auto *data = env.GetInstanceData<ModelClassData>();
-  if (data == nullptr || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->constructor.Value())) return nullptr;
+  if (data == nullptr || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->constructor.Value()))
+    return nullptr;
   return Napi::ObjectWrap<AddonModel>::Unwrap(value.As<Napi::Object>());
 }
 
@@ -192,7 +197,8 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo &info) {
     }
     loading_ = true;
     abortLoad_->store(false);
-    auto *worker = new LoadWorker(env, this, info.This().As<Napi::Object>(), std::move(path), opts, abortLoad_, onProgress);
+    auto *worker =
+        new LoadWorker(env, this, info.This().As<Napi::Object>(), std::move(path), opts, abortLoad_, onProgress);
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -209,7 +215,9 @@ Napi::Value AddonModel::Dispose(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-Napi::Value AddonModel::GetDisposed(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), disposed_); }
+Napi::Value AddonModel::GetDisposed(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), disposed_);
+}
 
 Napi::Value AddonModel::GetLoaded(const Napi::CallbackInfo &info) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -293,13 +301,15 @@ Napi::Value AddonModel::ApplyChatTemplate(const Napi::CallbackInfo &info) {
     std::vector<core::ChatMessage> messages;
     for (uint32_t k = 0; k < arr.Length(); ++k) {
       Napi::Value e = arr.Get(k);
-      if (!e.IsObject()) throw makeError(env, core::codes::kInvalidArgument, "messages[" + std::to_string(k) + "] must be an object");
+      if (!e.IsObject())
+        throw makeError(env, core::codes::kInvalidArgument, "messages[" + std::to_string(k) + "] must be an object");
       Napi::Object m = e.As<Napi::Object>();
       if (!m.Get("role").IsString() || !m.Get("content").IsString()) {
         throw makeError(env, core::codes::kInvalidArgument,
                         "messages[" + std::to_string(k) + "] needs string role and content");
       }
-      messages.push_back({m.Get("role").As<Napi::String>().Utf8Value(), m.Get("content").As<Napi::String>().Utf8Value()});
+      messages.push_back(
+          {m.Get("role").As<Napi::String>().Utf8Value(), m.Get("content").As<Napi::String>().Utf8Value()});
     }
     const bool addAssistant = optionalBoolArg(info, 1, "addAssistant", true);
     std::string tmpl;

@@ -136,6 +136,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace binding
 
-static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return binding::Init(env, exports); }
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return binding::Init(env, exports);
+}
 
 NODE_API_MODULE(llama_addon, InitAddon)

@@ -7,7 +7,9 @@
 namespace binding {
 namespace {
 
-[[noreturn]] void bad(const std::string &message) { throw core::Error(core::codes::kInvalidArgument, message); }
+[[noreturn]] void bad(const std::string &message) {
+  throw core::Error(core::codes::kInvalidArgument, message);
+}
 
 }  // namespace
 

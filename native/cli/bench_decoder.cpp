@@ -45,7 +45,8 @@ struct Args {
 int toInt(const std::string &flag, const char *v, int min) {
   char *end = nullptr;
   const long n = std::strtol(v, &end, 10);
-  if (end == v || *end != '\0' || n < min || n > 1 << 24) usage(flag + " needs an integer >= " + std::to_string(min) + ", got '" + v + "'");
+  if (end == v || *end != '\0' || n < min || n > 1 << 24)
+    usage(flag + " needs an integer >= " + std::to_string(min) + ", got '" + v + "'");
   return static_cast<int>(n);
 }
 
@@ -96,7 +97,8 @@ int main(int argc, char **argv) {
     if (!args.json) {
       std::printf("model: %s | %.2f MiB | %.2f M params\n", info.description.c_str(), info.sizeBytes / 1024.0 / 1024.0,
                   info.nParams / 1e6);
-      std::printf("|   slots |  PP |  TG | prefill t/s | decode t/s |\n|---------|-----|-----|-------------|------------|\n");
+      std::printf(
+          "|   slots |  PP |  TG | prefill t/s | decode t/s |\n|---------|-----|-----|-------------|------------|\n");
     }
     std::mt19937 rng(42);
     std::uniform_int_distribution<int> pick(100, info.nVocab - 1);
@@ -145,9 +147,11 @@ int main(int argc, char **argv) {
       const double pp = nSlots * args.promptTokens / tPrefill;
       const double tg = generated / tDecode;
       if (args.json) {
-        std::printf("%s{\"slots\":%d,\"promptTokens\":%d,\"genTokens\":%d,\"prefillSeconds\":%.6f,\"prefillTokensPerSecond\":%.3f,"
-                    "\"decodeSeconds\":%.6f,\"decodedTokens\":%d,\"decodeTokensPerSecond\":%.3f}",
-                    first ? "" : ",", nSlots, args.promptTokens, args.genTokens, tPrefill, pp, tDecode, generated, tg);
+        std::printf(
+            "%s{\"slots\":%d,\"promptTokens\":%d,\"genTokens\":%d,\"prefillSeconds\":%.6f,\"prefillTokensPerSecond\":%."
+            "3f,"
+            "\"decodeSeconds\":%.6f,\"decodedTokens\":%d,\"decodeTokensPerSecond\":%.3f}",
+            first ? "" : ",", nSlots, args.promptTokens, args.genTokens, tPrefill, pp, tDecode, generated, tg);
       } else {
         std::printf("| %7d | %3d | %3d | %11.2f | %10.2f |\n", nSlots, args.promptTokens, args.genTokens, pp, tg);
       }

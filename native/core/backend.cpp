@@ -58,15 +58,21 @@ LogLevel parseLogLevel(const std::string &name, LogLevel fallback) {
   return fallback;
 }
 
-LogCapture::LogCapture() : outer_(t_capture) { t_capture = this; }
+LogCapture::LogCapture() : outer_(t_capture) {
+  t_capture = this;
+}
 
-LogCapture::~LogCapture() { t_capture = outer_; }
+LogCapture::~LogCapture() {
+  t_capture = outer_;
+}
 
 void LogCapture::append(const char *text) {
   for (LogCapture *c = this; c != nullptr; c = c->outer_) c->text_ += text;
 }
 
-void setLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
+void setLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
 
 std::string takeLastLogError() {
   std::string out;

@@ -70,7 +70,8 @@ void batchAdd(llama_batch &b, llama_token token, llama_pos pos, llama_seq_id seq
 
 }  // namespace
 
-BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &opts) : model_(std::move(model)), opts_(opts) {
+BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &opts)
+    : model_(std::move(model)), opts_(opts) {
   ensureBackend();
   require(opts.nSlots >= 1 && static_cast<size_t>(opts.nSlots) <= llama_max_parallel_sequences(),
           "nSlots must be in [1, " + std::to_string(llama_max_parallel_sequences()) + "]");
@@ -80,7 +81,8 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   require(opts.nThreads >= 0 && opts.nThreadsBatch >= 0, "threads must be >= 0");
   require(opts.flashAttn >= -1 && opts.flashAttn <= 1, "flashAttn must be -1 (auto), 0 or 1");
   const ggml_type kvType = kvTypeOf(opts.kvType);
-  require(!(kvType == GGML_TYPE_Q8_0 && opts.flashAttn == 0), "a q8_0 KV cache needs flash attention (flashAttn auto or on)");
+  require(!(kvType == GGML_TYPE_Q8_0 && opts.flashAttn == 0),
+          "a q8_0 KV cache needs flash attention (flashAttn auto or on)");
   const int64_t nCtxTotal = static_cast<int64_t>(opts.nCtxPerSlot) * opts.nSlots;
   require(nCtxTotal <= (1 << 24), "nCtxPerSlot * nSlots is too large");
 
@@ -272,7 +274,8 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
 
     const auto t0 = std::chrono::steady_clock::now();
     ret = llama_decode(ctx_, batch_);
-    r.decodeMicros += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+    r.decodeMicros +=
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     // 1: no room in the KV for this batch. The memory is unchanged; retry with less prompt.
     if (ret == 1 && prefillBudget > 1 && batch_.n_tokens > nGen) {
       prefillBudget /= 2;

@@ -24,11 +24,11 @@ struct DecoderOptions {
   bool kvUnified = false;  // one KV buffer shared by all slots (total = nCtxPerSlot * nSlots)
   int32_t nBatch = 512;    // most tokens in one step
   int32_t nUbatch = 512;
-  int32_t nThreads = 0;    // 0: llama.cpp's default
+  int32_t nThreads = 0;  // 0: llama.cpp's default
   int32_t nThreadsBatch = 0;
-  int32_t flashAttn = -1;  // -1 auto, 0 off, 1 on
+  int32_t flashAttn = -1;      // -1 auto, 0 off, 1 on
   std::string kvType = "f16";  // f16 | q8_0
-  bool swaFull = false;    // full-size sliding-window cache (costs memory; enables more prefix reuse)
+  bool swaFull = false;        // full-size sliding-window cache (costs memory; enables more prefix reuse)
 };
 
 enum class SlotState { kIdle, kPrefill, kGenerating };

@@ -115,24 +115,29 @@ Model::Model(llama_model *model, const std::string &loadLog) : model_(model), vo
   }
 }
 
-Model::~Model() { llama_model_free(model_); }
+Model::~Model() {
+  llama_model_free(model_);
+}
 
 void Model::checkToken(llama_token token) const {
   if (token < 0 || token >= info_.nVocab) {
-    throw Error(codes::kInvalidArgument,
-                "token " + std::to_string(token) + " is outside the vocabulary [0, " + std::to_string(info_.nVocab) + ")");
+    throw Error(codes::kInvalidArgument, "token " + std::to_string(token) + " is outside the vocabulary [0, " +
+                                             std::to_string(info_.nVocab) + ")");
   }
 }
 
 std::vector<llama_token> Model::tokenize(const std::string &text, bool addSpecial, bool parseSpecial) const {
-  if (text.size() > static_cast<size_t>(INT32_MAX / 2)) throw Error(codes::kInvalidArgument, "text is too long to tokenize");
+  if (text.size() > static_cast<size_t>(INT32_MAX / 2))
+    throw Error(codes::kInvalidArgument, "text is too long to tokenize");
   const int32_t len = static_cast<int32_t>(text.size());
   std::vector<llama_token> out(static_cast<size_t>(len) + 2);
-  int32_t n = llama_tokenize(vocab_, text.data(), len, out.data(), static_cast<int32_t>(out.size()), addSpecial, parseSpecial);
+  int32_t n =
+      llama_tokenize(vocab_, text.data(), len, out.data(), static_cast<int32_t>(out.size()), addSpecial, parseSpecial);
   if (n == INT32_MIN) throw Error(codes::kInvalidArgument, "text is too long to tokenize");
   if (n < 0) {
     out.resize(static_cast<size_t>(-n));
-    n = llama_tokenize(vocab_, text.data(), len, out.data(), static_cast<int32_t>(out.size()), addSpecial, parseSpecial);
+    n = llama_tokenize(vocab_, text.data(), len, out.data(), static_cast<int32_t>(out.size()), addSpecial,
+                       parseSpecial);
     if (n < 0) throw Error(codes::kNativeError, "tokenization failed");
   }
   out.resize(static_cast<size_t>(n));
@@ -180,10 +185,12 @@ std::string Model::applyChatTemplate(const std::vector<ChatMessage> &messages, b
     total += m.role.size() + m.content.size();
   }
   std::string out(total * 2 + 256, '\0');
-  int32_t n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), addAssistant, out.data(), static_cast<int32_t>(out.size()));
+  int32_t n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), addAssistant, out.data(),
+                                        static_cast<int32_t>(out.size()));
   if (n > static_cast<int32_t>(out.size())) {
     out.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), addAssistant, out.data(), static_cast<int32_t>(out.size()));
+    n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), addAssistant, out.data(),
+                                  static_cast<int32_t>(out.size()));
   }
   if (n < 0) throw Error(codes::kTemplateFailed, "llama.cpp does not support this chat template");
   out.resize(static_cast<size_t>(n));

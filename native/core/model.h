@@ -25,7 +25,7 @@ struct ModelInfo {
   std::string description;  // llama.cpp's one-line summary, e.g. "gemma3 1B Q4_K - Medium"
   std::string fileType;     // e.g. "Q4_K - Medium"
   uint64_t nParams = 0;
-  uint64_t sizeBytes = 0;   // tensor bytes, as llama.cpp reports "size"
+  uint64_t sizeBytes = 0;  // tensor bytes, as llama.cpp reports "size"
   int32_t nCtxTrain = 0;
   int32_t nEmbd = 0;
   int32_t nLayer = 0;

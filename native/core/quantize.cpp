@@ -11,10 +11,10 @@ namespace {
 
 const std::vector<std::pair<std::string, llama_ftype>> &quantTypes() {
   static const std::vector<std::pair<std::string, llama_ftype>> types = {
-      {"F32", LLAMA_FTYPE_ALL_F32},        {"F16", LLAMA_FTYPE_MOSTLY_F16},       {"BF16", LLAMA_FTYPE_MOSTLY_BF16},
-      {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},   {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},     {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
-      {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S}, {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},   {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
-      {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},   {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
+      {"F32", LLAMA_FTYPE_ALL_F32},          {"F16", LLAMA_FTYPE_MOSTLY_F16},   {"BF16", LLAMA_FTYPE_MOSTLY_BF16},
+      {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},     {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K}, {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
+      {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S}, {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
+      {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0}, {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
       {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},
   };
   return types;
@@ -45,7 +45,8 @@ void quantizeModel(const std::string &input, const std::string &output, const st
   params.nthread = nThreads;
   if (llama_model_quantize(input.c_str(), output.c_str(), &params) != 0) {
     const std::string why = takeLastLogError();
-    throw Error(codes::kQuantizeFailed, "quantizing " + input + " to " + type + " failed" + (why.empty() ? "" : ": " + why));
+    throw Error(codes::kQuantizeFailed,
+                "quantizing " + input + " to " + type + " failed" + (why.empty() ? "" : ": " + why));
   }
 }
 

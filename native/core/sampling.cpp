@@ -26,7 +26,8 @@ SamplerPtr makeSampler(const llama_model *model, const SamplingParams &p) {
   const llama_vocab *vocab = llama_model_get_vocab(model);
   const int32_t nVocab = llama_vocab_n_tokens(vocab);
   for (const auto &b : p.logitBias) {
-    check(b.token >= 0 && b.token < nVocab, "logit_bias token " + std::to_string(b.token) + " is outside the vocabulary");
+    check(b.token >= 0 && b.token < nVocab,
+          "logit_bias token " + std::to_string(b.token) + " is outside the vocabulary");
     check(!std::isnan(b.bias), "logit_bias values must be numbers");
   }
 
@@ -39,8 +40,8 @@ SamplerPtr makeSampler(const llama_model *model, const SamplingParams &p) {
   }
   if (p.repeatPenalty != 1.0f || p.presencePenalty != 0.0f || p.frequencyPenalty != 0.0f) {
     const int32_t lastN = p.penaltyLastN == -1 ? llama_model_n_ctx_train(model) : p.penaltyLastN;
-    llama_sampler_chain_add(chain.get(),
-                            llama_sampler_init_penalties(nVocab, lastN, p.repeatPenalty, p.frequencyPenalty, p.presencePenalty));
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(nVocab, lastN, p.repeatPenalty,
+                                                                      p.frequencyPenalty, p.presencePenalty));
   }
   if (p.temperature <= 0.0f) {
     llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());

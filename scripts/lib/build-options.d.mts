@@ -5,5 +5,9 @@ export function cudaArchitectures(o: {
   requested?: string | undefined;
   detected?: number | undefined;
 }): string;
-export function cpuDefines(o: { arch: string; cpuFlags: Set<string>; override?: string | undefined }): Record<string, 'ON' | 'OFF'>;
+export function cpuDefines(o: {
+  arch: string;
+  cpuFlags: Set<string>;
+  override?: string | undefined;
+}): Record<string, 'ON' | 'OFF'>;
 export function parseCpuFlags(cpuinfo: string | undefined): Set<string>;

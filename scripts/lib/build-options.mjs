@@ -36,7 +36,9 @@ export function cudaArchitectures({ nvcc, requested, detected }) {
       if (['native', 'all', 'all-major'].includes(entry)) continue;
       const m = /^(\d+)(-real|-virtual)?$/.exec(entry);
       if (!m) {
-        throw new Error(`LLAMA_CUDA_ARCH: '${entry}' is not a CUDA architecture (examples: 50, 61, 86, 90-real, native)`);
+        throw new Error(
+          `LLAMA_CUDA_ARCH: '${entry}' is not a CUDA architecture (examples: 50, 61, 86, 90-real, native)`,
+        );
       }
       const arch = Number(m[1]);
       if (arch < min) {
@@ -71,9 +73,17 @@ const X86_FEATURES = [
   ['GGML_AVX512_BF16', ['avx512_bf16']],
 ];
 const FEATURE_NAMES = {
-  sse42: 'GGML_SSE42', avx: 'GGML_AVX', avx2: 'GGML_AVX2', bmi2: 'GGML_BMI2', fma: 'GGML_FMA', f16c: 'GGML_F16C',
-  avx_vnni: 'GGML_AVX_VNNI', avx512: 'GGML_AVX512', avx512_vbmi: 'GGML_AVX512_VBMI',
-  avx512_vnni: 'GGML_AVX512_VNNI', avx512_bf16: 'GGML_AVX512_BF16',
+  sse42: 'GGML_SSE42',
+  avx: 'GGML_AVX',
+  avx2: 'GGML_AVX2',
+  bmi2: 'GGML_BMI2',
+  fma: 'GGML_FMA',
+  f16c: 'GGML_F16C',
+  avx_vnni: 'GGML_AVX_VNNI',
+  avx512: 'GGML_AVX512',
+  avx512_vbmi: 'GGML_AVX512_VBMI',
+  avx512_vnni: 'GGML_AVX512_VNNI',
+  avx512_bf16: 'GGML_AVX512_BF16',
 };
 
 /**
@@ -88,13 +98,18 @@ export function cpuDefines({ arch, cpuFlags, override }) {
   if (arch !== 'x64' && arch !== 'ia32') return defs;
   let enabled;
   if (override !== undefined && override.trim() !== '') {
-    const names = override.split(/[,\s]+/).filter(Boolean).map((s) => s.toLowerCase());
+    const names = override
+      .split(/[,\s]+/)
+      .filter(Boolean)
+      .map((s) => s.toLowerCase());
     enabled = new Set();
     for (const name of names) {
       if (name === 'none') continue;
       const opt = FEATURE_NAMES[name];
       if (!opt) {
-        throw new Error(`LLAMA_CPU_FEATURES: unknown feature '${name}' (known: ${Object.keys(FEATURE_NAMES).join(', ')}, none)`);
+        throw new Error(
+          `LLAMA_CPU_FEATURES: unknown feature '${name}' (known: ${Object.keys(FEATURE_NAMES).join(', ')}, none)`,
+        );
       }
       enabled.add(opt);
     }

@@ -8,10 +8,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../paths.ts';
+import { ensureLlamaTool } from './llama-tools.ts';
 import { runLoadgen } from './loadgen/cli.ts';
 import type { LoadgenOptions } from './loadgen/options.ts';
 import type { LoadgenReport, Summary } from './loadgen/stats.ts';
-import { ensureLlamaTool } from './llama-tools.ts';
 
 export interface CompareOptions {
   model: string;
@@ -97,7 +97,8 @@ async function launch(cmd: string, args: string[], port: number, label: string):
   child.stderr?.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-20000)));
   const url = `http://127.0.0.1:${port}`;
   for (let k = 0; k < 1200; k++) {
-    if (child.exitCode !== null) throw new Error(`${label} exited (${child.exitCode}) while starting:\n${log.slice(-3000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`${label} exited (${child.exitCode}) while starting:\n${log.slice(-3000)}`);
     const r = await fetch(`${url}/health`).catch(() => undefined);
     if (r?.status === 200) return { child, url, log: () => log };
     await new Promise((r) => setTimeout(r, 100));
@@ -118,17 +119,39 @@ async function stop(r: Running): Promise<void> {
 async function measure(label: string, server: Running, o: CompareOptions, dir: string): Promise<LoadgenReport> {
   const file = join(dir, `${label}.json`);
   const warmup: LoadgenOptions = {
-    url: server.url, ranks: 1, requests: 1, maxTokens: 4, promptTokens: 16, rate: null, apiKey: null, model: null,
-    jsonFile: null, htmlFile: null, sloTtftMs: null, sloTpotMs: null, seed: 999, timeoutMs: 600_000,
+    url: server.url,
+    ranks: 1,
+    requests: 1,
+    maxTokens: 4,
+    promptTokens: 16,
+    rate: null,
+    apiKey: null,
+    model: null,
+    jsonFile: null,
+    htmlFile: null,
+    sloTtftMs: null,
+    sloTpotMs: null,
+    seed: 999,
+    timeoutMs: 600_000,
   };
   const quiet = { write: () => true } as unknown as NodeJS.WriteStream;
   await runLoadgen(warmup, { stdout: quiet, stderr: quiet });
   process.stderr.write(`[compare] ${label}: ${o.ranks} ranks, ${o.requests} requests, ${o.parallel} slots\n`);
   const code = await runLoadgen(
-    { ...warmup, ranks: o.ranks, requests: o.requests, maxTokens: o.maxTokens, promptTokens: o.promptTokens, rate: o.rate, seed: 1, jsonFile: file },
+    {
+      ...warmup,
+      ranks: o.ranks,
+      requests: o.requests,
+      maxTokens: o.maxTokens,
+      promptTokens: o.promptTokens,
+      rate: o.rate,
+      seed: 1,
+      jsonFile: file,
+    },
     { stdout: quiet, stderr: process.stderr },
   );
-  if (code !== 0) throw new Error(`the load against ${label} failed (exit ${code}); server log:\n${server.log().slice(-3000)}`);
+  if (code !== 0)
+    throw new Error(`the load against ${label} failed (exit ${code}); server log:\n${server.log().slice(-3000)}`);
   return (JSON.parse(await readFile(file, 'utf8')) as { report: LoadgenReport }).report;
 }
 
@@ -139,15 +162,37 @@ export interface CompareResult {
 }
 
 export async function runCompare(o: CompareOptions): Promise<CompareResult> {
-  const llamaServer = await ensureLlamaTool('llama-server', (l) => process.stderr.write(`[llama-tools] ${l.slice(0, 160)}\n`));
+  const llamaServer = await ensureLlamaTool('llama-server', (l) =>
+    process.stderr.write(`[llama-tools] ${l.slice(0, 160)}\n`),
+  );
   const dir = await mkdtemp(join(tmpdir(), 'bench-compare-'));
   const ctx = String(o.ctxPerSlot * o.parallel);
   try {
     const portOurs = await freePort();
     const ours = await launch(
       process.execPath,
-      ['--import', 'tsx', join(projectRoot, 'src', 'cli.ts'), 'serve', '-m', o.model, '-c', ctx, '-np', String(o.parallel), '-t', String(o.threads),
-        '--host', '127.0.0.1', '--port', String(portOurs), '--max-queue', String(Math.max(64, o.requests)), '--log-level', 'warn'],
+      [
+        '--import',
+        'tsx',
+        join(projectRoot, 'src', 'cli.ts'),
+        'serve',
+        '-m',
+        o.model,
+        '-c',
+        ctx,
+        '-np',
+        String(o.parallel),
+        '-t',
+        String(o.threads),
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(portOurs),
+        '--max-queue',
+        String(Math.max(64, o.requests)),
+        '--log-level',
+        'warn',
+      ],
       portOurs,
       'our server',
     );
@@ -162,8 +207,27 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     // path (no Jinja); no host-RAM prompt cache (ours has none).
     const llama = await launch(
       llamaServer,
-      ['-m', o.model, '-c', ctx, '-np', String(o.parallel), '-t', String(o.threads), '-tb', String(o.threads), '--no-kv-unified',
-        '--no-jinja', '--cache-ram', '0', '--host', '127.0.0.1', '--port', String(portLlama), '--no-webui'],
+      [
+        '-m',
+        o.model,
+        '-c',
+        ctx,
+        '-np',
+        String(o.parallel),
+        '-t',
+        String(o.threads),
+        '-tb',
+        String(o.threads),
+        '--no-kv-unified',
+        '--no-jinja',
+        '--cache-ram',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(portLlama),
+        '--no-webui',
+      ],
       portLlama,
       'llama-server',
     );
@@ -187,11 +251,19 @@ export function formatCompare(r: CompareResult): string {
     ['requests/s', r.ours.requestsPerSecond, r.llama.requestsPerSecond],
   ];
   const add = (name: string, a: Summary, b: Summary) => {
-    rows.push([`${name} mean (ms)`, a.mean, b.mean], [`${name} p50 (ms)`, a.p50, b.p50], [`${name} p95 (ms)`, a.p95, b.p95], [`${name} p99 (ms)`, a.p99, b.p99]);
+    rows.push(
+      [`${name} mean (ms)`, a.mean, b.mean],
+      [`${name} p50 (ms)`, a.p50, b.p50],
+      [`${name} p95 (ms)`, a.p95, b.p95],
+      [`${name} p99 (ms)`, a.p99, b.p99],
+    );
   };
   add('TTFT', r.ours.ttftMs, r.llama.ttftMs);
   add('E2E', r.ours.e2eMs, r.llama.e2eMs);
-  rows.push(['TPOT mean (ms)', r.ours.tpotMs.mean, r.llama.tpotMs.mean], ['ITL mean (ms)', r.ours.itlMs.mean, r.llama.itlMs.mean]);
+  rows.push(
+    ['TPOT mean (ms)', r.ours.tpotMs.mean, r.llama.tpotMs.mean],
+    ['ITL mean (ms)', r.ours.itlMs.mean, r.llama.itlMs.mean],
+  );
   rows.push(['ok / errors', r.ours.ok, r.llama.ok]);
   const o = r.options;
   const lines = [

@@ -111,7 +111,10 @@ async function measureOurs(model: Model, o: DecoderBenchOptions, slots: number):
     const logitBias = new Map(model.info.eogTokens.map((t) => [t, -Infinity]));
     const run = async (promptTokens: number, genTokens: number, seed: number) => {
       for (let s = 0; s < slots; s++) {
-        decoder.start(s, randomPrompt(promptTokens, model.info.nVocab, seed * 131 + s), { maxTokens: genTokens, logitBias });
+        decoder.start(s, randomPrompt(promptTokens, model.info.nVocab, seed * 131 + s), {
+          maxTokens: genTokens,
+          logitBias,
+        });
       }
       let t0 = performance.now();
       let prefilled = 0;
@@ -141,20 +144,33 @@ async function measureOurs(model: Model, o: DecoderBenchOptions, slots: number):
 }
 
 async function measureLlama(o: DecoderBenchOptions): Promise<ThroughputRow[]> {
-  const bin = await ensureLlamaTool('llama-batched-bench', (line) => process.stderr.write(`[llama-tools] ${line.slice(0, 160)}\n`));
+  const bin = await ensureLlamaTool('llama-batched-bench', (line) =>
+    process.stderr.write(`[llama-tools] ${line.slice(0, 160)}\n`),
+  );
   const maxSlots = Math.max(...o.slots);
   const args = [
-    '-m', o.model,
-    '-c', String(maxSlots * (o.promptTokens + o.genTokens + 16)),
-    '-b', String(Math.max(o.batch, maxSlots)),
-    '-ub', String(o.ubatch),
-    '-npp', String(o.promptTokens),
-    '-ntg', String(o.genTokens),
-    '-npl', o.slots.join(','),
-    '-t', String(o.threads),
-    '-tb', String(o.threads),
-    '-ngl', String(o.gpuLayers < 0 ? 999 : o.gpuLayers),
-    '--output-format', 'jsonl',
+    '-m',
+    o.model,
+    '-c',
+    String(maxSlots * (o.promptTokens + o.genTokens + 16)),
+    '-b',
+    String(Math.max(o.batch, maxSlots)),
+    '-ub',
+    String(o.ubatch),
+    '-npp',
+    String(o.promptTokens),
+    '-ntg',
+    String(o.genTokens),
+    '-npl',
+    o.slots.join(','),
+    '-t',
+    String(o.threads),
+    '-tb',
+    String(o.threads),
+    '-ngl',
+    String(o.gpuLayers < 0 ? 999 : o.gpuLayers),
+    '--output-format',
+    'jsonl',
   ];
   const best = new Map<number, ThroughputRow>();
   for (let k = 0; k < o.repeat; k++) {
@@ -164,7 +180,11 @@ async function measureLlama(o: DecoderBenchOptions): Promise<ThroughputRow[]> {
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('close', (code) => (code === 0 ? resolve(stdout + stderr) : reject(new Error(`llama-batched-bench failed (${code}):\n${stderr.slice(-3000)}`))));
+      child.on('close', (code) =>
+        code === 0
+          ? resolve(stdout + stderr)
+          : reject(new Error(`llama-batched-bench failed (${code}):\n${stderr.slice(-3000)}`)),
+      );
     });
     for (const line of out.split('\n')) {
       if (!line.startsWith('{')) continue;
@@ -230,6 +250,8 @@ export async function runDecoderBenchCli(argv: readonly string[]): Promise<numbe
     return 2;
   }
   const rows = await runDecoderBench(o);
-  process.stdout.write(o.json ? `${JSON.stringify({ options: o, rows }, null, 2)}\n` : `${formatDecoderBench(rows, o)}\n`);
+  process.stdout.write(
+    o.json ? `${JSON.stringify({ options: o, rows }, null, 2)}\n` : `${formatDecoderBench(rows, o)}\n`,
+  );
   return 0;
 }

@@ -30,7 +30,9 @@ function run(cmd: string, args: string[], log: (line: string) => void): Promise<
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.on('error', (err) => reject(new Error(`${cmd} could not start: ${err.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}):\n${tail}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}):\n${tail}`)),
+    );
   });
 }
 
@@ -38,7 +40,8 @@ function run(cmd: string, args: string[], log: (line: string) => void): Promise<
 export async function ensureLlamaTool(tool: LlamaTool, log: (line: string) => void = () => {}): Promise<string> {
   const bin = toolPath(tool);
   if (existsSync(bin)) return bin;
-  if (process.env.LLAMA_TOOLS_BIN_DIR) throw new Error(`${bin} does not exist (LLAMA_TOOLS_BIN_DIR is set, so it is not built here)`);
+  if (process.env.LLAMA_TOOLS_BIN_DIR)
+    throw new Error(`${bin} does not exist (LLAMA_TOOLS_BIN_DIR is set, so it is not built here)`);
   const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   const defs: Record<string, string> = {
     CMAKE_BUILD_TYPE: 'Release',
@@ -56,7 +59,8 @@ export async function ensureLlamaTool(tool: LlamaTool, log: (line: string) => vo
     LLAMA_OPENSSL: 'OFF',
     GGML_CUDA: process.env.LLAMA_CUDA === '1' ? 'ON' : 'OFF',
   };
-  if (process.env.LLAMA_CUDA === '1' && process.env.LLAMA_CUDA_ARCH) defs.CMAKE_CUDA_ARCHITECTURES = process.env.LLAMA_CUDA_ARCH;
+  if (process.env.LLAMA_CUDA === '1' && process.env.LLAMA_CUDA_ARCH)
+    defs.CMAKE_CUDA_ARCHITECTURES = process.env.LLAMA_CUDA_ARCH;
   const configure = ['-S', llamaCppDir(), '-B', toolsBuildDir, ...Object.entries(defs).map(([k, v]) => `-D${k}=${v}`)];
   if (existsSync('/usr/bin/ninja') || existsSync('/usr/local/bin/ninja')) configure.push('-G', 'Ninja');
   const ccache = ['/usr/bin/ccache', '/usr/local/bin/ccache'].find((p) => existsSync(p));

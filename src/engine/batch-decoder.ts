@@ -103,7 +103,11 @@ export class BatchDecoder {
   }
 
   /** Starts a request on an idle slot, reusing the longest prefix of its cached tokens. */
-  start(slot: number, tokens: Int32Array | readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number } {
+  start(
+    slot: number,
+    tokens: Int32Array | readonly number[],
+    options: StartOptions,
+  ): { reusedTokens: number; promptTokens: number } {
     return callNative(() => this.#native.start(slot, tokens, toNativeParams(options)));
   }
 
@@ -170,7 +174,8 @@ export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOpti
 }
 
 function toNativeParams(o: StartOptions): NativeStartParams {
-  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)
+    throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
   const { logitBias, ...rest } = o;
   const p: NativeStartParams = rest;
   if (logitBias !== undefined) {

@@ -43,7 +43,11 @@ export async function probeMemory(
   options: { gpuLayers?: number; useMmap?: boolean; decoder: DecoderOptions },
 ): Promise<MemoryReport> {
   const log = await awaitNative(() =>
-    loadAddon().probeMemory(path, { nGpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap ?? true }, nativeDecoderOptions(options.decoder)),
+    loadAddon().probeMemory(
+      path,
+      { nGpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap ?? true },
+      nativeDecoderOptions(options.decoder),
+    ),
   );
   return parseMemoryLog(log);
 }

@@ -1,8 +1,8 @@
 // A loaded model: metadata, tokenizer, chat template. The file is validated in TypeScript
 // (src/gguf/reader.ts) before llama.cpp sees it, so a bad file is a ModelFileError, never a crash.
 import { resolve } from 'node:path';
-import { readGguf } from '../gguf/reader.ts';
 import { ArgumentError, ModelLoadError } from '../errors.ts';
+import { readGguf } from '../gguf/reader.ts';
 import { awaitNative, callNative, loadAddon, type NativeModel, type NativeModelInfo } from './native.ts';
 
 export interface ModelLoadOptions {
@@ -40,7 +40,8 @@ export class Model {
   }
 
   static async load(path: string, options: ModelLoadOptions = {}): Promise<Model> {
-    if (typeof path !== 'string' || path === '') throw new ArgumentError('INVALID_ARGUMENT', 'model path must be a non-empty string');
+    if (typeof path !== 'string' || path === '')
+      throw new ArgumentError('INVALID_ARGUMENT', 'model path must be a non-empty string');
     const full = resolve(path);
     const file = await readGguf(full);
     if (options.signal?.aborted) throw new ModelLoadError('LOAD_CANCELLED', 'model load was cancelled');
@@ -82,8 +83,13 @@ export class Model {
     return callNative(() => this.#native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? false));
   }
 
-  detokenize(tokens: Int32Array | readonly number[], options: { removeSpecial?: boolean; unparseSpecial?: boolean } = {}): string {
-    return callNative(() => this.#native.detokenize(tokens, options.removeSpecial ?? false, options.unparseSpecial ?? false));
+  detokenize(
+    tokens: Int32Array | readonly number[],
+    options: { removeSpecial?: boolean; unparseSpecial?: boolean } = {},
+  ): string {
+    return callNative(() =>
+      this.#native.detokenize(tokens, options.removeSpecial ?? false, options.unparseSpecial ?? false),
+    );
   }
 
   /** The token's raw bytes: possibly part of a multi-byte UTF-8 character. */
@@ -99,7 +105,10 @@ export class Model {
     return this.info.eogTokens.includes(token);
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[], options: { addAssistant?: boolean; template?: string } = {}): string {
+  applyChatTemplate(
+    messages: readonly ChatMessage[],
+    options: { addAssistant?: boolean; template?: string } = {},
+  ): string {
     return callNative(() => this.#native.applyChatTemplate(messages, options.addAssistant ?? true, options.template));
   }
 
@@ -109,9 +118,9 @@ export class Model {
     options: { nPredict?: number; nCtx?: number; threads?: number; nBatch?: number } = {},
   ): Promise<number[]> {
     const { threads, ...rest } = options;
-    return awaitNative(() => this.#native.referenceGreedy(tokens, { ...rest, ...(threads !== undefined ? { nThreads: threads } : {}) })).then(
-      (out) => Array.from(out),
-    );
+    return awaitNative(() =>
+      this.#native.referenceGreedy(tokens, { ...rest, ...(threads !== undefined ? { nThreads: threads } : {}) }),
+    ).then((out) => Array.from(out));
   }
 
   /** Frees the model. Idempotent; work already running keeps its own reference until it ends. */

@@ -49,7 +49,11 @@ export interface NativeModel {
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
   detokenize(tokens: Int32Array | readonly number[], removeSpecial: boolean, unparseSpecial: boolean): string;
   tokenToPiece(token: number, special: boolean): Buffer;
-  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant: boolean, template?: string): string;
+  applyChatTemplate(
+    messages: readonly { role: string; content: string }[],
+    addAssistant: boolean,
+    template?: string,
+  ): string;
   referenceGreedy(
     tokens: Int32Array | readonly number[],
     options: { nPredict?: number; nCtx?: number; nThreads?: number; nBatch?: number },
@@ -118,11 +122,20 @@ export interface NativeDecoderInfo {
 }
 
 export interface NativeBatchDecoder {
-  start(slot: number, tokens: Int32Array | readonly number[], params: NativeStartParams): { reusedTokens: number; promptTokens: number };
+  start(
+    slot: number,
+    tokens: Int32Array | readonly number[],
+    params: NativeStartParams,
+  ): { reusedTokens: number; promptTokens: number };
   cancel(slot: number): boolean;
   clear(slot: number): void;
   step(tokenBudget?: number): Promise<NativeStepResult>;
-  slotInfo(slot: number): { state: 'idle' | 'prefill' | 'generating'; cachedTokens: number; pendingPrompt: number; generated: number };
+  slotInfo(slot: number): {
+    state: 'idle' | 'prefill' | 'generating';
+    cachedTokens: number;
+    pendingPrompt: number;
+    generated: number;
+  };
   cachedTokens(slot: number): Int32Array;
   info(): NativeDecoderInfo;
   dispose(): void;
@@ -138,7 +151,13 @@ export interface NativeSystemInfo {
   maxParallelSequences: number;
   hardwareConcurrency: number;
   quantTypes: string[];
-  devices: { name: string; description: string; type: 'cpu' | 'gpu' | 'igpu' | 'accel'; memoryFreeBytes: number; memoryTotalBytes: number }[];
+  devices: {
+    name: string;
+    description: string;
+    type: 'cpu' | 'gpu' | 'igpu' | 'accel';
+    memoryFreeBytes: number;
+    memoryTotalBytes: number;
+  }[];
   /** llama.cpp's log of the backend initialisation (CUDA lists devices with their compute capability). */
   backendLog: string;
 }

@@ -2,10 +2,10 @@
 // Prints the planner's arithmetic and the settings as llama-server flags.
 // Exit status: 0 it fits, 1 it does not (the message names the smallest budget), 2 bad arguments.
 import { ModelFileError } from '../errors.ts';
-import { KV_TYPES, MIB, readModelInfo } from './memory-model.ts';
 import type { KvType, ModelInfo } from './memory-model.ts';
-import { formatPlan, parseComputeCapability, planFit } from './planner.ts';
+import { KV_TYPES, MIB, readModelInfo } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
+import { formatPlan, parseComputeCapability, planFit } from './planner.ts';
 import { parseSize } from './size.ts';
 
 export const FIT_USAGE = `Usage: npm run fit -- --model FILE --vram SIZE [options]
@@ -41,7 +41,17 @@ export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCa
   json: boolean;
 };
 
-const VALUE_FLAGS = ['--model', '--vram', '--slots', '--ctx', '--kv', '--ubatch', '--ngl', '--cc', '--overhead'] as const;
+const VALUE_FLAGS = [
+  '--model',
+  '--vram',
+  '--slots',
+  '--ctx',
+  '--kv',
+  '--ubatch',
+  '--ngl',
+  '--cc',
+  '--overhead',
+] as const;
 type ValueFlag = (typeof VALUE_FLAGS)[number];
 
 function isValueFlag(flag: string): flag is ValueFlag {
@@ -51,7 +61,8 @@ function isValueFlag(flag: string): flag is ValueFlag {
 function intArg(flag: string, text: string, min: number): number {
   if (!/^-?\d+$/.test(text.trim())) throw new FitUsageError(`${flag}: '${text}' is not an integer`);
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min) throw new FitUsageError(`${flag}: must be an integer >= ${min} (got ${text})`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new FitUsageError(`${flag}: must be an integer >= ${min} (got ${text})`);
   return n;
 }
 
@@ -93,10 +104,12 @@ export function parseFitArgs(argv: readonly string[]): FitCliArgs {
   if (ctx !== undefined) args.ctxPerSlot = intArg('--ctx', ctx, 16);
   const kv = values.get('--kv');
   if (kv !== undefined) {
-    if (!(KV_TYPES as readonly string[]).includes(kv)) throw new FitUsageError(`--kv: '${kv}' is not one of ${KV_TYPES.join(', ')}`);
+    if (!(KV_TYPES as readonly string[]).includes(kv))
+      throw new FitUsageError(`--kv: '${kv}' is not one of ${KV_TYPES.join(', ')}`);
     args.kvType = kv as KvType;
   }
-  if (args.kvType === 'q8_0' && !flashAttn) throw new FitUsageError('--kv: q8_0 needs flash attention (drop --no-flash-attn)');
+  if (args.kvType === 'q8_0' && !flashAttn)
+    throw new FitUsageError('--kv: q8_0 needs flash attention (drop --no-flash-attn)');
   const ubatch = values.get('--ubatch');
   if (ubatch !== undefined) args.ubatch = intArg('--ubatch', ubatch, 1);
   const ngl = values.get('--ngl');
@@ -127,9 +140,17 @@ export function fitResultJson(result: FitResult): unknown {
     fits: result.fits,
     model: result.model,
     vramBudgetBytes: result.vramBudget,
-    ...(result.computeCapability !== undefined ? { computeCapability: (result.computeCapability / 100).toFixed(1) } : {}),
+    ...(result.computeCapability !== undefined
+      ? { computeCapability: (result.computeCapability / 100).toFixed(1) }
+      : {}),
     settings: result.fits ? result.settings : result.smallest.settings,
-    ...(result.fits ? { flags: result.flags, headroomBytes: result.headroom } : { message: result.message, minimumBytes: result.minimumBytes, minimumAllLayersBytes: result.minimumAllLayersBytes }),
+    ...(result.fits
+      ? { flags: result.flags, headroomBytes: result.headroom }
+      : {
+          message: result.message,
+          minimumBytes: result.minimumBytes,
+          minimumAllLayersBytes: result.minimumAllLayersBytes,
+        }),
     vramTotalBytes: e.vramBytes,
     table: e.items.map((i) => ({ ...i, mib: round(i.bytes) })),
     kvCells: e.cells,
@@ -139,7 +160,10 @@ export function fitResultJson(result: FitResult): unknown {
 
 export async function runFitCli(
   argv: readonly string[],
-  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = { stdout: process.stdout, stderr: process.stderr },
+  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+  },
 ): Promise<number> {
   const { stdout, stderr } = streams;
   if (argv.includes('--help') || argv.includes('-h')) {

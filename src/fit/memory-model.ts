@@ -16,10 +16,10 @@
 //    memory: the CPU buffer type, or the pinned host buffer of the output layer's device)
 //  - compute buffer: the graph allocator over src/models/*.cpp (see computeBuffer below)
 import { ModelFileError } from '../errors.ts';
-import { readGguf } from '../gguf/reader.ts';
 import { getArchitecture, getArray, getInt, getString } from '../gguf/metadata.ts';
-import { GgmlType, GgufValueType, ggmlTypeName, ggmlTypeTraits } from '../gguf/types.ts';
+import { readGguf } from '../gguf/reader.ts';
 import type { GgufFile, GgufTensorInfo } from '../gguf/types.ts';
+import { GgmlType, GgufValueType, ggmlTypeName, ggmlTypeTraits } from '../gguf/types.ts';
 
 export const MIB = 1024 * 1024;
 export const GIB = 1024 * MIB;
@@ -147,14 +147,26 @@ export function cudaTensorBytes(t: Pick<GgufTensorInfo, 'type' | 'dims' | 'nbyte
 }
 
 function tensorRef(t: GgufTensorInfo): TensorRef {
-  return { name: t.name, type: ggmlTypeName(t.type), dims: [...t.dims], bytes: t.nbytes, cudaBytes: cudaTensorBytes(t) };
+  return {
+    name: t.name,
+    type: ggmlTypeName(t.type),
+    dims: [...t.dims],
+    bytes: t.nbytes,
+    cudaBytes: cudaTensorBytes(t),
+  };
 }
 
 function elements(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-const INPUT_TENSORS = new Set(['token_embd.weight', 'token_types.weight', 'position_embd.weight', 'token_embd_norm.weight', 'token_embd_norm.bias']);
+const INPUT_TENSORS = new Set([
+  'token_embd.weight',
+  'token_types.weight',
+  'position_embd.weight',
+  'token_embd_norm.weight',
+  'token_embd_norm.bias',
+]);
 
 export function modelInfoFromGguf(file: GgufFile): ModelInfo {
   const arch = getArchitecture(file);
@@ -191,9 +203,11 @@ export function modelInfoFromGguf(file: GgufFile): ModelInfo {
       const values = Array.from(pattern.value as ArrayLike<number | bigint | boolean>, (v) => Boolean(Number(v)));
       sliding = Array.from({ length: nLayer }, (_, i) => values[i] ?? false);
     } else {
-      const period = pattern !== undefined ? getInt(file, key('attention.sliding_window_pattern')) : DEFAULT_SWA_PERIOD[arch];
+      const period =
+        pattern !== undefined ? getInt(file, key('attention.sliding_window_pattern')) : DEFAULT_SWA_PERIOD[arch];
       // Unknown layout: count every layer as global (more KV than needed, never less).
-      if (period !== undefined) sliding = Array.from({ length: nLayer }, (_, i) => period === 0 || i % period < period - 1);
+      if (period !== undefined)
+        sliding = Array.from({ length: nLayer }, (_, i) => period === 0 || i % period < period - 1);
     }
   }
 
@@ -349,8 +363,17 @@ export interface KvBytes {
 }
 
 /** KV bytes of the given layers (all by default) for a cache geometry. */
-export function kvBytes(model: ModelInfo, cells: KvCells, type: KvType, layers: readonly LayerInfo[] = model.layers): KvBytes {
-  const out: KvBytes = { global: { layers: 0, bytes: 0, bytesPerCell: 0 }, sliding: { layers: 0, bytes: 0, bytesPerCell: 0 }, bytes: 0 };
+export function kvBytes(
+  model: ModelInfo,
+  cells: KvCells,
+  type: KvType,
+  layers: readonly LayerInfo[] = model.layers,
+): KvBytes {
+  const out: KvBytes = {
+    global: { layers: 0, bytes: 0, bytesPerCell: 0 },
+    sliding: { layers: 0, bytes: 0, bytesPerCell: 0 },
+    bytes: 0,
+  };
   for (const layer of layers) {
     const part = layer.sliding ? out.sliding : out.global;
     const perCell = kvBytesPerTokenLayer(layer, type);
@@ -431,7 +454,8 @@ function graphPeak(model: ModelInfo, nTokens: number, nOutputs: number, o: Compu
     else lastGlobal = l.index;
   }
   const quantizedKv = kvType !== 'f16';
-  const rotation = quantizedKv && model.headDimK % 64 === 0 ? nTokens * 4 * model.nQ + 2 * model.headDimK * model.headDimK * 4 : 0;
+  const rotation =
+    quantizedKv && model.headDimK % 64 === 0 ? nTokens * 4 * model.nQ + 2 * model.headDimK * model.headDimK * 4 : 0;
   const base = nTokens * 4 * (3 * model.nEmbd + (flashAttn ? 1 : 3) * model.nQ) + rotation;
   const tokensPerStream = nTokens / cells.streams;
 
@@ -442,7 +466,8 @@ function graphPeak(model: ModelInfo, nTokens: number, nOutputs: number, o: Compu
     const masksAfter = (l.index < lastGlobal ? maskBase : 0) + (l.index < lastSwa ? maskSwa : 0);
     let attn = 0;
     if (!flashAttn) attn = nTokens * 4 * l.nHead * cellsL;
-    else if (cuda && quantizedKv && tokensPerStream > 1) attn = (l.nEmbdKGqa + l.nEmbdVGqa) * cellsL * cells.streams * 2;
+    else if (cuda && quantizedKv && tokensPerStream > 1)
+      attn = (l.nEmbdKGqa + l.nEmbdVGqa) * cellsL * cells.streams * 2;
     const ffn = nTokens * 4 * 3 * (l.nFf || 4 * model.nEmbd);
     const ffnPeak = base + ffn + masksAfter;
     const attnPeak = base + attn + masksFrom;
@@ -533,7 +558,17 @@ export function estimateDeviceMemory(model: ModelInfo, s: DeviceSettings, opts: 
   const firstGpu = n - gpuLayerCount;
   const gpuLayers = model.layers.slice(firstGpu);
   const cpuLayers = model.layers.slice(0, firstGpu);
-  const cells = kvCells({ slots: s.slots, ctxPerSlot: s.ctxPerSlot, ubatch: s.ubatch, ...(s.batch !== undefined ? { batch: s.batch } : {}), unified: s.unified ?? false, swaFull: s.swaFull ?? false }, model.nSwa);
+  const cells = kvCells(
+    {
+      slots: s.slots,
+      ctxPerSlot: s.ctxPerSlot,
+      ubatch: s.ubatch,
+      ...(s.batch !== undefined ? { batch: s.batch } : {}),
+      unified: s.unified ?? false,
+      swaFull: s.swaFull ?? false,
+    },
+    model.nSwa,
+  );
   const items: MemoryItem[] = [];
   const vram = (name: string, bytes: number, formula: string): void => {
     items.push({ name, bytes, formula, where: 'vram' });
@@ -549,26 +584,55 @@ export function estimateDeviceMemory(model: ModelInfo, s: DeviceSettings, opts: 
   if (gpuLayerCount > 0) {
     const bytes = gpuLayers.reduce((a, l) => a + l.cudaBytes, 0) + model.otherCudaBytes;
     const range = gpuLayerCount === n ? `0-${n - 1}` : `${firstGpu}-${n - 1}`;
-    vram(`weights: layers ${range} (${gpuLayerCount}/${n})`, bytes, `Σ blk.N.* tensor bytes${model.otherBytes > 0 ? ' + shared tensors' : ''} (${mib(bytes / gpuLayerCount)} MiB/layer avg)`);
+    vram(
+      `weights: layers ${range} (${gpuLayerCount}/${n})`,
+      bytes,
+      `Σ blk.N.* tensor bytes${model.otherBytes > 0 ? ' + shared tensors' : ''} (${mib(bytes / gpuLayerCount)} MiB/layer avg)`,
+    );
   }
   const outputDesc = `${model.output.dims.join(' × ')} ${model.output.type}${model.outputTied ? ' (tied: token_embd.weight loaded again)' : ''}`;
   if (outputOnGpu) {
     const norm = model.outputNormCudaBytes > 0 ? ` + output_norm ${model.outputNormCudaBytes} B` : '';
-    vram(`weights: output matrix (${model.output.name})`, model.output.cudaBytes + model.outputNormCudaBytes, `${outputDesc}${norm}`);
+    vram(
+      `weights: output matrix (${model.output.name})`,
+      model.output.cudaBytes + model.outputNormCudaBytes,
+      `${outputDesc}${norm}`,
+    );
   }
 
   // KV cache on the GPU (offload_kqv: each layer's KV lives on the layer's device).
   const kvGpu = kvBytes(model, cells, s.kvType, gpuLayers);
   const kvDesc = (part: KvBytes['global'], cellCount: number, how: string): string =>
     `${plural(part.layers, 'layer')} × ${cellCount} cells${how} × ${plural(cells.streams, 'stream')} × ${part.bytesPerCell} B (K+V ${s.kvType})`;
-  const swaHow = s.swaFull ? ' (swa-full)' : ` (pad256(min(${cells.base}, ${model.nSwa}${s.unified ? ` × ${s.slots}` : ''} + ub ${cells.nUbatch})))`;
-  if (kvGpu.global.layers > 0) vram(`KV cache: ${plural(kvGpu.global.layers, 'global layer')}`, kvGpu.global.bytes, kvDesc(kvGpu.global, cells.base, ''));
-  if (kvGpu.sliding.layers > 0) vram(`KV cache: ${plural(kvGpu.sliding.layers, 'sliding layer')}`, kvGpu.sliding.bytes, kvDesc(kvGpu.sliding, cells.swa, swaHow));
+  const swaHow = s.swaFull
+    ? ' (swa-full)'
+    : ` (pad256(min(${cells.base}, ${model.nSwa}${s.unified ? ` × ${s.slots}` : ''} + ub ${cells.nUbatch})))`;
+  if (kvGpu.global.layers > 0)
+    vram(
+      `KV cache: ${plural(kvGpu.global.layers, 'global layer')}`,
+      kvGpu.global.bytes,
+      kvDesc(kvGpu.global, cells.base, ''),
+    );
+  if (kvGpu.sliding.layers > 0)
+    vram(
+      `KV cache: ${plural(kvGpu.sliding.layers, 'sliding layer')}`,
+      kvGpu.sliding.bytes,
+      kvDesc(kvGpu.sliding, cells.swa, swaHow),
+    );
 
   // Compute buffer.
-  const compute = gpuLayerCount > 0 || outputOnGpu
-    ? computeBuffer(model, { cells, slots: s.slots, flashAttn: s.flashAttn, kvType: s.kvType, cuda: true, layers: gpuLayers, logits: outputOnGpu })
-    : { bytes: 0, peak: 'ffn' as const, nTokens: 0, nOutputs: 0 };
+  const compute =
+    gpuLayerCount > 0 || outputOnGpu
+      ? computeBuffer(model, {
+          cells,
+          slots: s.slots,
+          flashAttn: s.flashAttn,
+          kvType: s.kvType,
+          cuda: true,
+          layers: gpuLayers,
+          logits: outputOnGpu,
+        })
+      : { bytes: 0, peak: 'ffn' as const, nTokens: 0, nOutputs: 0 };
   const computeFormula =
     compute.peak === 'logits'
       ? `logits: ${compute.nOutputs} rows × (n_vocab ${model.nVocab} + n_embd) × 4 + ub ${compute.nTokens} × n_embd × 4`
@@ -582,35 +646,67 @@ export function estimateDeviceMemory(model: ModelInfo, s: DeviceSettings, opts: 
   if (gpuLayerCount > 0 && noMmq && cells.nUbatch > MMVQ_MAX_BATCH) {
     const elements = Math.max(...gpuLayers.map((l) => l.largestMatrixElements));
     const f16 = (opts.cc ?? 0) >= CC_PASCAL && opts.cc !== 610;
-    vram(`cuBLAS fallback: largest layer matrix as ${f16 ? 'F16' : 'F32'}`, elements * (f16 ? 2 : 4), `CC ${ccText(opts.cc ?? 0)} has no MMQ: ub ${cells.nUbatch} > ${MMVQ_MAX_BATCH} rows dequantizes weights (${elements} values)`);
+    vram(
+      `cuBLAS fallback: largest layer matrix as ${f16 ? 'F16' : 'F32'}`,
+      elements * (f16 ? 2 : 4),
+      `CC ${ccText(opts.cc ?? 0)} has no MMQ: ub ${cells.nUbatch} > ${MMVQ_MAX_BATCH} rows dequantizes weights (${elements} values)`,
+    );
   }
   if (outputOnGpu && noMmq && Math.min(cells.nUbatch, s.slots) > MMVQ_MAX_BATCH) {
     const f16 = (opts.cc ?? 0) >= CC_PASCAL && opts.cc !== 610;
     const bytes = model.output.dims.reduce((a, b) => a * b, 1) * (f16 ? 2 : 4);
-    vram(`cuBLAS fallback: output matrix as ${f16 ? 'F16' : 'F32'}`, bytes, `CC ${ccText(opts.cc ?? 0)}: ${Math.min(cells.nUbatch, s.slots)} output rows > ${MMVQ_MAX_BATCH} dequantize ${model.output.dims.join(' × ')}`);
+    vram(
+      `cuBLAS fallback: output matrix as ${f16 ? 'F16' : 'F32'}`,
+      bytes,
+      `CC ${ccText(opts.cc ?? 0)}: ${Math.min(cells.nUbatch, s.slots)} output rows > ${MMVQ_MAX_BATCH} dequantize ${model.output.dims.join(' × ')}`,
+    );
   }
   if (gpuLayerCount > 0 && cells.nUbatch > MMVQ_MAX_BATCH && !noMmq) {
     const widest = Math.max(model.nEmbd, model.nQ, ...gpuLayers.map((l) => l.nFf));
     const bytes = cells.nUbatch * Math.ceil(padTo(widest, MATRIX_ROW_PADDING) / 32) * 36;
-    vram('CUDA pool: q8_1 activations (MMQ)', bytes, `ub ${cells.nUbatch} × ${padTo(widest, MATRIX_ROW_PADDING)} values × 36/32 B`);
+    vram(
+      'CUDA pool: q8_1 activations (MMQ)',
+      bytes,
+      `ub ${cells.nUbatch} × ${padTo(widest, MATRIX_ROW_PADDING)} values × 36/32 B`,
+    );
   }
   if (cpuLayers.length > 0 && gpuLayerCount > 0 && cells.nUbatch >= OP_OFFLOAD_MIN_BATCH) {
     const bytes = Math.max(...cpuLayers.map((l) => l.cudaBytes));
-    vram('op offload: a CPU layer copied per use', bytes, `ub ${cells.nUbatch} ≥ ${OP_OFFLOAD_MIN_BATCH}: ggml runs CPU-layer matmuls on the GPU (largest layer)`);
+    vram(
+      'op offload: a CPU layer copied per use',
+      bytes,
+      `ub ${cells.nUbatch} ≥ ${OP_OFFLOAD_MIN_BATCH}: ggml runs CPU-layer matmuls on the GPU (largest layer)`,
+    );
   }
 
   // Host memory, for the record.
-  host(`input embeddings (${model.tokenEmbd.name}, mmapped)`, model.tokenEmbd.bytes, `${model.tokenEmbd.dims.join(' × ')} ${model.tokenEmbd.type}, lookups stay on the CPU`);
+  host(
+    `input embeddings (${model.tokenEmbd.name}, mmapped)`,
+    model.tokenEmbd.bytes,
+    `${model.tokenEmbd.dims.join(' × ')} ${model.tokenEmbd.type}, lookups stay on the CPU`,
+  );
   if (!outputOnGpu) {
     if (!model.outputTied) host(`output matrix (${model.output.name}, CPU)`, model.output.bytes, outputDesc);
     else host('output matrix (shares token_embd on the CPU)', 0, 'tied: no second copy');
   }
   if (cpuLayers.length > 0) {
-    host(`weights: layers 0-${firstGpu - 1} on the CPU`, cpuLayers.reduce((a, l) => a + l.bytes, 0), 'Σ blk.N.* tensor bytes');
+    host(
+      `weights: layers 0-${firstGpu - 1} on the CPU`,
+      cpuLayers.reduce((a, l) => a + l.bytes, 0),
+      'Σ blk.N.* tensor bytes',
+    );
     const kvCpu = kvBytes(model, cells, s.kvType, cpuLayers);
-    host('KV cache of the CPU layers', kvCpu.bytes, `${kvCpu.global.layers} global + ${kvCpu.sliding.layers} sliding layers`);
+    host(
+      'KV cache of the CPU layers',
+      kvCpu.bytes,
+      `${kvCpu.global.layers} global + ${kvCpu.sliding.layers} sliding layers`,
+    );
   }
-  host('logits buffer (pinned host)', outputBufferBytes(model, s.slots), `n_vocab ${model.nVocab} × ${s.slots} slots × 4 B`);
+  host(
+    'logits buffer (pinned host)',
+    outputBufferBytes(model, s.slots),
+    `n_vocab ${model.nVocab} × ${s.slots} slots × 4 B`,
+  );
 
   const vramBytes = items.filter((i) => i.where === 'vram').reduce((a, i) => a + i.bytes, 0);
   const hostBytes = items.filter((i) => i.where === 'host').reduce((a, i) => a + i.bytes, 0);

@@ -6,17 +6,18 @@
 // on CC < 6.1 ubatch is 8, MMVQ's limit, so that no batch falls back to cuBLAS with dequantized weights);
 // an f16 KV cache (q8_0 next, which needs flash attention); then fewer slots; then fewer layers on the GPU
 // (the output matrix goes first, then layers from the front). Any value the caller fixes is kept as is.
+
+import type { DeviceSettings, KvType, MemoryEstimate, MemoryItem, ModelInfo } from './memory-model.ts';
 import {
   CC_DP4A,
   CTX_PAD,
-  DEFAULT_CUDA_OVERHEAD_BYTES,
-  MMVQ_MAX_BATCH,
   cublasFallback,
+  DEFAULT_CUDA_OVERHEAD_BYTES,
   estimateDeviceMemory,
+  MMVQ_MAX_BATCH,
   mib,
   readModelInfo,
 } from './memory-model.ts';
-import type { DeviceSettings, KvType, MemoryEstimate, MemoryItem, ModelInfo } from './memory-model.ts';
 
 export const DEFAULT_SLOTS = 4;
 export const DEFAULT_CTX_PER_SLOT = 4096;
@@ -123,7 +124,8 @@ export function parseComputeCapability(value: number | string): number {
 }
 
 function positiveInt(name: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new RangeError(`${name} must be an integer >= 1 (got ${v})`);
+  if (v !== undefined && (!Number.isInteger(v) || v < 1))
+    throw new RangeError(`${name} must be an integer >= 1 (got ${v})`);
 }
 
 export function planFit(o: PlanFitOptions): FitResult {
@@ -141,7 +143,8 @@ export function planFit(o: PlanFitOptions): FitResult {
   const overhead = o.cudaOverheadBytes ?? DEFAULT_CUDA_OVERHEAD_BYTES;
 
   const all = n + 1;
-  const fixedLayers = o.gpuLayers !== undefined ? (o.gpuLayers < 0 || o.gpuLayers > all ? all : o.gpuLayers) : undefined;
+  const fixedLayers =
+    o.gpuLayers !== undefined ? (o.gpuLayers < 0 || o.gpuLayers > all ? all : o.gpuLayers) : undefined;
   const minLayers = Math.min(o.minGpuLayers ?? 1, n);
   const layerCandidates = fixedLayers !== undefined ? [fixedLayers] : range(all, minLayers);
 
@@ -161,7 +164,13 @@ export function planFit(o: PlanFitOptions): FitResult {
     return steps.length > 0 ? steps : [top];
   };
 
-  const settingsFor = (gpuLayers: number, slots: number, kvType: KvType, ctxPerSlot: number, ubatch: number): DeviceSettings => ({
+  const settingsFor = (
+    gpuLayers: number,
+    slots: number,
+    kvType: KvType,
+    ctxPerSlot: number,
+    ubatch: number,
+  ): DeviceSettings => ({
     gpuLayers,
     slots,
     ctxPerSlot,
@@ -172,7 +181,8 @@ export function planFit(o: PlanFitOptions): FitResult {
     unified: o.unified ?? false,
     swaFull: o.swaFull ?? false,
   });
-  const estimate = (s: DeviceSettings): MemoryEstimate => estimateDeviceMemory(model, s, { ...(cc !== undefined ? { cc } : {}), cudaOverheadBytes: overhead });
+  const estimate = (s: DeviceSettings): MemoryEstimate =>
+    estimateDeviceMemory(model, s, { ...(cc !== undefined ? { cc } : {}), cudaOverheadBytes: overhead });
   const fits = (s: DeviceSettings): MemoryEstimate | undefined => {
     const e = estimate(s);
     return e.vramBytes <= o.vramBytes ? e : undefined;
@@ -188,7 +198,9 @@ export function planFit(o: PlanFitOptions): FitResult {
   for (const gpuLayers of layerCandidates) {
     for (const slots of slotCandidates) {
       for (const kvType of kvCandidates) {
-        const found = bestCtxAndUbatch(ubatchesFor(slots), ctxSteps, o.ctxPerSlot !== undefined, (ctx, u) => fits(settingsFor(gpuLayers, slots, kvType, ctx, u)));
+        const found = bestCtxAndUbatch(ubatchesFor(slots), ctxSteps, o.ctxPerSlot !== undefined, (ctx, u) =>
+          fits(settingsFor(gpuLayers, slots, kvType, ctx, u)),
+        );
         if (found === undefined) continue;
         const { ctx, ubatch, estimate: e } = found;
         const settings: FitSettings = {
@@ -259,7 +271,9 @@ export function planFit(o: PlanFitOptions): FitResult {
       : '.');
   return {
     fits: false,
-    ...common(planNotes(model, settings, smallest.estimate, cc, { target, floor, requestedSlots: o.slots ?? defaultSlots })),
+    ...common(
+      planNotes(model, settings, smallest.estimate, cc, { target, floor, requestedSlots: o.slots ?? defaultSlots }),
+    ),
     message,
     minimumBytes: smallest.estimate.vramBytes,
     minimumAllLayersBytes: smallestAll.estimate.vramBytes,
@@ -317,7 +331,10 @@ function bestCtxAndUbatch(
 }
 
 /** Binary search over descending candidates for the first (largest) that fits. */
-function largestFitting(desc: readonly number[], fits: (v: number) => MemoryEstimate | undefined): { value: number; estimate: MemoryEstimate } | undefined {
+function largestFitting(
+  desc: readonly number[],
+  fits: (v: number) => MemoryEstimate | undefined,
+): { value: number; estimate: MemoryEstimate } | undefined {
   let lo = 0;
   let hi = desc.length - 1;
   let best: { value: number; estimate: MemoryEstimate } | undefined;
@@ -358,7 +375,16 @@ function summarize(e: MemoryEstimate): string {
 }
 
 function flagsFor(s: FitSettings, batch: number): string[] {
-  const flags = ['-ngl', String(s.gpuLayers), '-c', String(s.ctxTotal), '-np', String(s.slots), '-ub', String(s.ubatch)];
+  const flags = [
+    '-ngl',
+    String(s.gpuLayers),
+    '-c',
+    String(s.ctxTotal),
+    '-np',
+    String(s.slots),
+    '-ub',
+    String(s.ubatch),
+  ];
   if (s.ubatch > batch) flags.push('-b', String(s.ubatch));
   flags.push('-ctk', s.kvType, '-ctv', s.kvType, '-fa', s.flashAttn ? 'on' : 'off');
   return flags;
@@ -382,19 +408,29 @@ function planNotes(
       `CC ${ccText(cc)} has no MMQ (it needs dp4a, CC ${ccText(CC_DP4A)}): a matmul over more than ${MMVQ_MAX_BATCH} rows falls back to ` +
       `cuBLAS SGEMM after dequantizing the whole weight matrix to F32 (${mib(outputF32)} MiB for the output matrix)`;
     if (s.ubatch <= MMVQ_MAX_BATCH) {
-      notes.push(`${base}; ubatch ${s.ubatch} keeps every matmul at ${MMVQ_MAX_BATCH} rows or fewer (MMVQ), so it never happens.`);
+      notes.push(
+        `${base}; ubatch ${s.ubatch} keeps every matmul at ${MMVQ_MAX_BATCH} rows or fewer (MMVQ), so it never happens.`,
+      );
       if (s.slots > MMVQ_MAX_BATCH) {
-        notes.push(`${s.slots} slots > ${MMVQ_MAX_BATCH}: a decode step over all slots runs as ${Math.ceil(s.slots / s.ubatch)} ubatches, each reading every weight once.`);
+        notes.push(
+          `${s.slots} slots > ${MMVQ_MAX_BATCH}: a decode step over all slots runs as ${Math.ceil(s.slots / s.ubatch)} ubatches, each reading every weight once.`,
+        );
       }
     } else {
       notes.push(`${base}; with ubatch ${s.ubatch} it happens, and the table counts the dequantized copies.`);
     }
   }
-  if (!s.outputOnGpu) notes.push(`The output matrix (${mib(model.output.bytes)} MiB) stays on the CPU: the CPU computes the logits every step.`);
-  if (s.gpuLayers < model.nLayer) notes.push(`Only ${s.gpuLayers} of ${model.nLayer} layers are on the GPU; the rest (and their KV) run on the CPU.`);
-  if (s.kvType === 'q8_0') notes.push('A q8_0 KV cache needs flash attention (-fa on); it takes 34 bytes per 32 values instead of 64.');
+  if (!s.outputOnGpu)
+    notes.push(
+      `The output matrix (${mib(model.output.bytes)} MiB) stays on the CPU: the CPU computes the logits every step.`,
+    );
+  if (s.gpuLayers < model.nLayer)
+    notes.push(`Only ${s.gpuLayers} of ${model.nLayer} layers are on the GPU; the rest (and their KV) run on the CPU.`);
+  if (s.kvType === 'q8_0')
+    notes.push('A q8_0 KV cache needs flash attention (-fa on); it takes 34 bytes per 32 values instead of 64.');
   if (s.slots < ctx.requestedSlots) notes.push(`Slots reduced from ${ctx.requestedSlots} to ${s.slots} to fit.`);
-  if (s.ctxPerSlot < ctx.target) notes.push(`Context per slot reduced from ${ctx.target} to ${s.ctxPerSlot} to fit (floor ${ctx.floor}).`);
+  if (s.ctxPerSlot < ctx.target)
+    notes.push(`Context per slot reduced from ${ctx.target} to ${s.ctxPerSlot} to fit (floor ${ctx.floor}).`);
   if (model.nSwa > 0) {
     const sliding = model.layers.filter((l) => l.sliding).length;
     notes.push(
@@ -402,7 +438,9 @@ function planNotes(
         `(min(ctx, ${model.nSwa} + ubatch) padded to 256), only the ${model.nLayer - sliding} global layers hold the full context.`,
     );
   }
-  notes.push(`The logits buffer (${mib(model.nVocab * s.slots * 4)} MiB, one ${mib(model.nVocab * 4)} MiB row per slot) is in pinned host memory, not VRAM.`);
+  notes.push(
+    `The logits buffer (${mib(model.nVocab * s.slots * 4)} MiB, one ${mib(model.nVocab * 4)} MiB row per slot) is in pinned host memory, not VRAM.`,
+  );
   return notes;
 }
 
@@ -411,8 +449,11 @@ export function formatPlan(result: FitResult): string {
   const e = result.fits ? result.estimate : result.smallest.estimate;
   const lines: string[] = [];
   const cc = result.computeCapability !== undefined ? `, CC ${ccText(result.computeCapability)}` : '';
-  lines.push(`${result.model.name} (${result.model.arch}, ${result.model.nLayer} layers, ${mib(result.model.fileBytes)} MiB of tensors) in ${mib(result.vramBudget)} MiB of VRAM${cc}`);
-  if (!result.fits) lines.push(`DOES NOT FIT. Smallest plan: ${describe(result.smallest.settings, result.model.nLayer)}`);
+  lines.push(
+    `${result.model.name} (${result.model.arch}, ${result.model.nLayer} layers, ${mib(result.model.fileBytes)} MiB of tensors) in ${mib(result.vramBudget)} MiB of VRAM${cc}`,
+  );
+  if (!result.fits)
+    lines.push(`DOES NOT FIT. Smallest plan: ${describe(result.smallest.settings, result.model.nLayer)}`);
   lines.push('');
   const vram = e.items.filter((i) => i.where === 'vram');
   const hostItems = e.items.filter((i) => i.where === 'host');
@@ -423,7 +464,9 @@ export function formatPlan(result: FitResult): string {
   for (const i of vram) lines.push(row(i.name, i.bytes, i.formula));
   lines.push(row('total', e.vramBytes, ''));
   lines.push(row('budget', result.vramBudget, ''));
-  lines.push(row(result.vramBudget >= e.vramBytes ? 'headroom' : 'SHORT BY', Math.abs(result.vramBudget - e.vramBytes), ''));
+  lines.push(
+    row(result.vramBudget >= e.vramBytes ? 'headroom' : 'SHORT BY', Math.abs(result.vramBudget - e.vramBytes), ''),
+  );
   lines.push('');
   lines.push(row('host memory (not VRAM)', 'MiB', ''));
   for (const i of hostItems) lines.push(row(i.name, i.bytes, i.formula));
@@ -462,7 +505,11 @@ export interface ServerPlan {
  * For the server's --vram-budget: reads the GGUF header and plans, keeping whatever the user set.
  * Throws FitError (message names the smallest budget) when nothing fits; ModelFileError for a bad file.
  */
-export async function planForServer(path: string, budgetBytes: number, requested: ServerRequest = {}): Promise<ServerPlan> {
+export async function planForServer(
+  path: string,
+  budgetBytes: number,
+  requested: ServerRequest = {},
+): Promise<ServerPlan> {
   const model = await readModelInfo(path);
   const result = planFit({ model, vramBytes: budgetBytes, ...requested });
   if (!result.fits) throw new FitError(result);
@@ -478,5 +525,3 @@ export async function planForServer(path: string, budgetBytes: number, requested
     plan: result,
   };
 }
-
-

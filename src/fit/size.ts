@@ -8,16 +8,19 @@ const DECIMAL: Readonly<Record<string, number>> = { k: 1e3, m: 1e6, g: 1e9, t: 1
 /** Bytes of a size string; throws RangeError naming the problem. */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgt]?)(i?b?)\s*$/i.exec(text);
-  if (!m || m[1] === undefined) throw new RangeError(`'${text}' is not a size (like 1GiB, 1024MiB, 1G, 900M or a number of bytes)`);
+  if (!m || m[1] === undefined)
+    throw new RangeError(`'${text}' is not a size (like 1GiB, 1024MiB, 1G, 900M or a number of bytes)`);
   const value = Number(m[1]);
   const prefix = (m[2] ?? '').toLowerCase();
   const suffix = (m[3] ?? '').toLowerCase();
   let scale: number | undefined;
   if (suffix === 'b' && prefix !== '') scale = DECIMAL[prefix];
-  else if (suffix === 'i') scale = undefined; // "Gi" without the B
+  else if (suffix === 'i')
+    scale = undefined; // "Gi" without the B
   else scale = BINARY[prefix];
   if (suffix === 'ib' && prefix === '') scale = undefined;
-  if (scale === undefined) throw new RangeError(`'${text}' has an unknown unit (use K, M, G, KiB, MiB, GiB, KB, MB or GB)`);
+  if (scale === undefined)
+    throw new RangeError(`'${text}' has an unknown unit (use K, M, G, KiB, MiB, GiB, KB, MB or GB)`);
   const bytes = Math.round(value * scale);
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`'${text}' must be a positive size`);
   return bytes;

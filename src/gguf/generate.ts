@@ -6,12 +6,12 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { llamaCppDir } from '../paths.ts';
 import { createProgress } from '../progress.ts';
-import { getPreset, isPresetName, PRESET_NAMES, presetMetadata, presetTensors } from './presets.ts';
 import type { PresetName, TensorSpec } from './presets.ts';
+import { getPreset, isPresetName, PRESET_NAMES, presetMetadata, presetTensors } from './presets.ts';
 import { float16Bits, normalTableF16, normalTableF32, tensorRandom } from './random.ts';
 import { readGguf } from './reader.ts';
-import { GgmlType, GgufValue, GgufValueType } from './types.ts';
 import type { GgufTensorInfo } from './types.ts';
+import { GgmlType, GgufValue, GgufValueType } from './types.ts';
 import { GgufWriter } from './writer.ts';
 
 /** Bump whenever the bytes a given (preset, quant, seed) produces change, so cached models are remade. */
@@ -43,17 +43,21 @@ export async function makeModel(options: MakeModelOptions): Promise<void> {
   const { preset: presetName, quant, seed, out, onProgress } = options;
   if (!isPresetName(presetName)) throw new RangeError(`unknown preset '${String(presetName)}'`);
   if (!isQuant(quant)) throw new RangeError(`unknown quantization '${String(quant)}'`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be an integer from 0 to ${0xffffffff}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new RangeError(`seed must be an integer from 0 to ${0xffffffff}`);
 
   await mkdir(dirname(out), { recursive: true });
   // Unique per process and call, so concurrent generators of the same file never share a temporary file.
-  const temp = (suffix: string): string => join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}${suffix}`);
+  const temp = (suffix: string): string =>
+    join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}${suffix}`);
   const f16Share = quant === 'F16' ? 1 : F16_SHARE_BEFORE_QUANTIZE;
 
   const f16Path = temp('.f16.tmp');
   const quantizedPath = temp('.tmp');
   try {
-    await writeF16Model(presetName, seed, f16Path, (fraction) => onProgress?.(fraction * f16Share, 'writing F16 weights'));
+    await writeF16Model(presetName, seed, f16Path, (fraction) =>
+      onProgress?.(fraction * f16Share, 'writing F16 weights'),
+    );
     if (quant === 'F16') {
       await rename(f16Path, out);
     } else {
@@ -70,12 +74,19 @@ export async function makeModel(options: MakeModelOptions): Promise<void> {
   }
 }
 
-async function writeF16Model(presetName: PresetName, seed: number, path: string, onProgress: (fraction: number) => void): Promise<void> {
+async function writeF16Model(
+  presetName: PresetName,
+  seed: number,
+  path: string,
+  onProgress: (fraction: number) => void,
+): Promise<void> {
   const preset = getPreset(presetName);
   const vocab = await readGguf(join(llamaCppDir(), 'models', preset.vocabFile));
   const tokens = vocab.metadata.get('tokenizer.ggml.tokens');
   if (tokens?.type !== GgufValueType.ARRAY || tokens.value.length !== preset.vocabSize) {
-    throw new Error(`${vocab.path}: expected ${preset.vocabSize} tokens in tokenizer.ggml.tokens for preset '${preset.name}'`);
+    throw new Error(
+      `${vocab.path}: expected ${preset.vocabSize} tokens in tokenizer.ggml.tokens for preset '${preset.name}'`,
+    );
   }
 
   const writer = new GgufWriter();
@@ -99,7 +110,8 @@ async function writeF16Model(presetName: PresetName, seed: number, path: string,
 function* tensorData(tensor: GgufTensorInfo, spec: TensorSpec, seed: number): Generator<Uint8Array> {
   const count = tensor.dims.reduce((n, ne) => n * ne, 1);
   const { init } = spec;
-  if (spec.type !== GgmlType.F16 && spec.type !== GgmlType.F32) throw new Error(`cannot generate ${tensor.name}: only F16 and F32 are generated`);
+  if (spec.type !== GgmlType.F16 && spec.type !== GgmlType.F32)
+    throw new Error(`cannot generate ${tensor.name}: only F16 and F32 are generated`);
   const f16 = spec.type === GgmlType.F16;
   const rng = init.kind === 'normal' ? tensorRandom(seed, tensor.name) : undefined;
 
@@ -160,14 +172,16 @@ export function parseMakeModelArgs(argv: readonly string[]): MakeModelArgs {
 
   const preset = values.get('--preset');
   if (preset === undefined) throw new Error(`--preset is required (${PRESET_NAMES.join(', ')})`);
-  if (!isPresetName(preset)) throw new Error(`--preset '${preset}' is not a preset (expected one of ${PRESET_NAMES.join(', ')})`);
+  if (!isPresetName(preset))
+    throw new Error(`--preset '${preset}' is not a preset (expected one of ${PRESET_NAMES.join(', ')})`);
 
   const quant = values.get('--quant') ?? 'F16';
   if (!isQuant(quant)) throw new Error(`--quant '${quant}' is not supported (expected one of ${QUANTS.join(', ')})`);
 
   const seedText = values.get('--seed') ?? '1';
   const seed = Number(seedText);
-  if (!/^\d+$/.test(seedText) || seed > 0xffffffff) throw new Error(`--seed '${seedText}' must be an integer from 0 to ${0xffffffff}`);
+  if (!/^\d+$/.test(seedText) || seed > 0xffffffff)
+    throw new Error(`--seed '${seedText}' must be an integer from 0 to ${0xffffffff}`);
 
   const out = values.get('--out');
   if (out === undefined) throw new Error('--out is required (the file to write)');
@@ -178,7 +192,10 @@ export function parseMakeModelArgs(argv: readonly string[]): MakeModelArgs {
 /** The make-model command: returns the process exit code (0 ok, 1 failed, 2 bad arguments). */
 export async function runMakeModel(
   argv: readonly string[],
-  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream } = { stdout: process.stdout, stderr: process.stderr },
+  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream } = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+  },
 ): Promise<number> {
   const { stdout, stderr } = streams;
   if (argv.includes('--help') || argv.includes('-h')) {

@@ -1,8 +1,8 @@
 // Typed access to GGUF metadata. Each getter returns undefined for a missing key and throws GGUF_CORRUPT for
 // a key of the wrong type, so callers (model info, the memory planner) need no type checks of their own.
 import { ModelFileError } from '../errors.ts';
-import { GgufValueType, valueTypeName } from './types.ts';
 import type { GgufArrayValue, GgufFile, GgufMetadata, GgufValue } from './types.ts';
+import { GgufValueType, valueTypeName } from './types.ts';
 
 /** A whole file (errors then name its path) or just its metadata. */
 export type MetadataSource = GgufFile | GgufMetadata;
@@ -13,7 +13,8 @@ function lookup(source: MetadataSource, key: string): GgufValue | undefined {
 
 function wrongType(source: MetadataSource, key: string, entry: GgufValue, expected: string): ModelFileError {
   const where = source instanceof Map ? '' : `${source.path}: `;
-  const actual = entry.type === GgufValueType.ARRAY ? `an array of ${valueTypeName(entry.itemType)}` : valueTypeName(entry.type);
+  const actual =
+    entry.type === GgufValueType.ARRAY ? `an array of ${valueTypeName(entry.itemType)}` : valueTypeName(entry.type);
   return new ModelFileError('GGUF_CORRUPT', `${where}key '${key}' is ${actual}, expected ${expected}`);
 }
 
@@ -39,7 +40,8 @@ export function getString(source: MetadataSource, key: string): string | undefin
 export function getInt(source: MetadataSource, key: string): number | undefined {
   const entry = lookup(source, key);
   if (entry === undefined) return undefined;
-  if (entry.type === GgufValueType.ARRAY || !INTEGER_TYPES.has(entry.type)) throw wrongType(source, key, entry, 'an integer');
+  if (entry.type === GgufValueType.ARRAY || !INTEGER_TYPES.has(entry.type))
+    throw wrongType(source, key, entry, 'an integer');
   const value = Number(entry.value);
   if (!Number.isSafeInteger(value)) throw wrongType(source, key, entry, 'an integer below 2^53');
   return value;
@@ -59,7 +61,8 @@ export function getUint(source: MetadataSource, key: string): number | undefined
 export function getFloat(source: MetadataSource, key: string): number | undefined {
   const entry = lookup(source, key);
   if (entry === undefined) return undefined;
-  if (entry.type !== GgufValueType.FLOAT32 && entry.type !== GgufValueType.FLOAT64) throw wrongType(source, key, entry, 'a float');
+  if (entry.type !== GgufValueType.FLOAT32 && entry.type !== GgufValueType.FLOAT64)
+    throw wrongType(source, key, entry, 'a float');
   return entry.value;
 }
 

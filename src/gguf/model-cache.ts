@@ -3,8 +3,8 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../paths.ts';
-import { GENERATOR_VERSION, makeModel } from './generate.ts';
 import type { Quant } from './generate.ts';
+import { GENERATOR_VERSION, makeModel } from './generate.ts';
 import type { PresetName } from './presets.ts';
 
 export interface CachedModel {
@@ -22,7 +22,9 @@ export function cachedModelPath({ preset, quant, seed = 1 }: CachedModel): strin
 const inFlight = new Map<string, Promise<string>>();
 
 /** The path of the model, generating it first if it is not cached yet. */
-export function ensureModel(model: CachedModel & { onProgress?: (fraction: number, detail: string) => void }): Promise<string> {
+export function ensureModel(
+  model: CachedModel & { onProgress?: (fraction: number, detail: string) => void },
+): Promise<string> {
   const path = cachedModelPath(model);
   let pending = inFlight.get(path);
   if (pending === undefined) {
@@ -32,8 +34,14 @@ export function ensureModel(model: CachedModel & { onProgress?: (fraction: numbe
   return pending;
 }
 
-async function generateIfMissing(path: string, model: CachedModel & { onProgress?: (fraction: number, detail: string) => void }): Promise<string> {
-  const exists = await stat(path).then((s) => s.isFile(), () => false);
+async function generateIfMissing(
+  path: string,
+  model: CachedModel & { onProgress?: (fraction: number, detail: string) => void },
+): Promise<string> {
+  const exists = await stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   if (!exists) {
     const { preset, quant, seed = 1, onProgress } = model;
     await makeModel({ preset, quant, seed, out: path, ...(onProgress ? { onProgress } : {}) });

@@ -219,8 +219,18 @@ export function presetTensors(preset: Preset): TensorSpec[] {
   // stream stays well scaled through all layers.
   const residualStd = WEIGHT_STD / Math.sqrt(2 * hp.blockCount);
 
-  const norm = (name: string, size: number): TensorSpec => ({ name, dims: [size], type: GgmlType.F32, init: { kind: 'constant', value: 1 } });
-  const weight = (name: string, dims: number[], std = WEIGHT_STD): TensorSpec => ({ name, dims, type: GgmlType.F16, init: { kind: 'normal', std } });
+  const norm = (name: string, size: number): TensorSpec => ({
+    name,
+    dims: [size],
+    type: GgmlType.F32,
+    init: { kind: 'constant', value: 1 },
+  });
+  const weight = (name: string, dims: number[], std = WEIGHT_STD): TensorSpec => ({
+    name,
+    dims,
+    type: GgmlType.F16,
+    init: { kind: 'normal', std },
+  });
 
   const tensors: TensorSpec[] = [weight('token_embd.weight', [nEmbd, preset.vocabSize])];
   for (let i = 0; i < hp.blockCount; i++) {

@@ -80,7 +80,8 @@ function fnv1a(bytes: Uint8Array, basis: number): number {
 
 /** The random stream of one tensor of one model: a function of (seed, name) only. */
 export function tensorRandom(seed: number, name: string): Xoshiro128 {
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be a 32-bit unsigned integer, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new RangeError(`seed must be a 32-bit unsigned integer, got ${seed}`);
   const bytes = Buffer.from(name, 'utf8');
   const h1 = fnv1a(bytes, 0x811c9dc5);
   const h2 = fnv1a(bytes, 0x2f8e1d53);
@@ -95,9 +96,17 @@ export function tensorRandom(seed: number, name: string): Xoshiro128 {
 
 /** Φ⁻¹(p) for 0 < p < 1 (Acklam's rational approximation, |relative error| < 1.2e-9). */
 export function normalQuantile(p: number): number {
-  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
-  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const a = [
+    -3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1,
+    2.506628277459239,
+  ];
+  const b = [
+    -5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1,
+  ];
+  const c = [
+    -7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
   const low = 0.02425;
   const poly = (k: number[], x: number): number => k.reduce((acc, coef) => acc * x + coef, 0);
@@ -125,7 +134,7 @@ export function float16Bits(x: number): number {
   const exp = (f >>> 23) & 0xff;
   let mant = f & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0); // inf / nan
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00; // overflow to inf
   if (e <= 0) {
     if (e < -10) return sign; // underflow to zero

@@ -1,29 +1,39 @@
 // Reads and validates a GGUF file's header, metadata and tensor infos, so a bad file gets a precise
 // ModelFileError here instead of a vague failure (or a crash) inside llama.cpp. Tensor data is not read;
 // only its extents are checked against the file size.
-import { open, stat } from 'node:fs/promises';
+
 import type { FileHandle } from 'node:fs/promises';
-import { ModelFileError } from '../errors.ts';
+import { open, stat } from 'node:fs/promises';
 import type { ErrorCode } from '../errors.ts';
+import { ModelFileError } from '../errors.ts';
+import type { GgufArrayItemType, GgufFile, GgufMetadata, GgufTensorInfo, GgufValue } from './types.ts';
 import {
+  alignUp,
   GGML_MAX_DIMS,
   GGML_MAX_NAME_LENGTH,
   GGUF_ALIGNMENT_KEY,
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
   GgufValueType,
-  VALUE_TYPE_SIZE,
-  alignUp,
   ggmlTypeName,
   ggmlTypeTraits,
   isGgmlType,
   isValueType,
+  VALUE_TYPE_SIZE,
   valueTypeName,
 } from './types.ts';
-import type { GgufArrayItemType, GgufFile, GgufMetadata, GgufTensorInfo, GgufValue } from './types.ts';
 
 // Typed getters for the metadata this returns live in metadata.ts; re-exported so one import serves readers.
-export { getArchitecture, getArray, getBool, getFloat, getInt, getString, getStringArray, getUint } from './metadata.ts';
+export {
+  getArchitecture,
+  getArray,
+  getBool,
+  getFloat,
+  getInt,
+  getString,
+  getStringArray,
+  getUint,
+} from './metadata.ts';
 
 // llama.cpp's own limits (gguf.cpp GGUF_MAX_STRING_LENGTH / GGUF_MAX_ARRAY_ELEMENTS). A length above them is
 // garbage, not a cut-off file; a smaller length that runs past the end of the file means the file is cut off.
@@ -47,7 +57,8 @@ export async function readGguf(path: string): Promise<GgufFile> {
   } catch (err) {
     throw openError(err, fail);
   }
-  if (!stats.isFile()) throw fail('NOT_A_FILE', stats.isDirectory() ? 'is a directory, not a model file' : 'is not a regular file');
+  if (!stats.isFile())
+    throw fail('NOT_A_FILE', stats.isDirectory() ? 'is a directory, not a model file' : 'is not a regular file');
 
   let fh: FileHandle;
   try {
@@ -87,7 +98,10 @@ async function parse(src: ByteSource, path: string): Promise<GgufFile> {
   await src.need(4, 'the header');
   const version = src.u32();
   if ((version & 0xffff) === 0 && version !== 0) {
-    throw fail('GGUF_CORRUPT', `GGUF version 0x${version.toString(16)} looks byte-swapped (big-endian files are not supported)`);
+    throw fail(
+      'GGUF_CORRUPT',
+      `GGUF version 0x${version.toString(16)} looks byte-swapped (big-endian files are not supported)`,
+    );
   }
   if (version !== 2 && version !== 3) {
     throw fail('GGUF_CORRUPT', `GGUF version ${version} is not supported (only versions 2 and 3)`);
@@ -124,7 +138,9 @@ async function parse(src: ByteSource, path: string): Promise<GgufFile> {
 
 function describeMagic(magic: Buffer): string {
   const printable = [...magic].every((byte) => byte >= 0x20 && byte < 0x7f);
-  return printable ? JSON.stringify(magic.toString('latin1')) : `bytes ${magic.toString('hex').replace(/(..)(?!$)/g, '$1 ')}`;
+  return printable
+    ? JSON.stringify(magic.toString('latin1'))
+    : `bytes ${magic.toString('hex').replace(/(..)(?!$)/g, '$1 ')}`;
 }
 
 function checkedCount(count: bigint, max: number, what: string, fail: Fail): number {
@@ -166,11 +182,16 @@ async function readValue(src: ByteSource, key: string): Promise<GgufValue> {
   if (type === GgufValueType.ARRAY) {
     await src.need(4 + 8, what);
     const itemType = src.i32();
-    if (!isValueType(itemType)) throw src.fail('GGUF_CORRUPT', `key '${key}' is an array of unknown value type ${itemType}`);
-    if (itemType === GgufValueType.ARRAY) throw src.fail('GGUF_CORRUPT', `key '${key}' is an array of arrays, which GGUF does not allow`);
+    if (!isValueType(itemType))
+      throw src.fail('GGUF_CORRUPT', `key '${key}' is an array of unknown value type ${itemType}`);
+    if (itemType === GgufValueType.ARRAY)
+      throw src.fail('GGUF_CORRUPT', `key '${key}' is an array of arrays, which GGUF does not allow`);
     const count = src.u64();
     if (count > BigInt(MAX_ARRAY_ELEMENTS)) {
-      throw src.fail('GGUF_CORRUPT', `key '${key}' claims ${count} array elements (at most ${MAX_ARRAY_ELEMENTS} allowed)`);
+      throw src.fail(
+        'GGUF_CORRUPT',
+        `key '${key}' claims ${count} array elements (at most ${MAX_ARRAY_ELEMENTS} allowed)`,
+      );
     }
     return readArray(src, key, itemType, Number(count));
   }
@@ -178,17 +199,28 @@ async function readValue(src: ByteSource, key: string): Promise<GgufValue> {
 
   await src.need(VALUE_TYPE_SIZE[type] ?? 0, what);
   switch (type) {
-    case GgufValueType.UINT8: return { type, value: src.u8() };
-    case GgufValueType.INT8: return { type, value: src.i8() };
-    case GgufValueType.UINT16: return { type, value: src.u16() };
-    case GgufValueType.INT16: return { type, value: src.i16() };
-    case GgufValueType.UINT32: return { type, value: src.u32() };
-    case GgufValueType.INT32: return { type, value: src.i32() };
-    case GgufValueType.FLOAT32: return { type, value: src.f32() };
-    case GgufValueType.FLOAT64: return { type, value: src.f64() };
-    case GgufValueType.UINT64: return { type, value: src.u64() };
-    case GgufValueType.INT64: return { type, value: src.i64() };
-    case GgufValueType.BOOL: return { type, value: src.u8() !== 0 };
+    case GgufValueType.UINT8:
+      return { type, value: src.u8() };
+    case GgufValueType.INT8:
+      return { type, value: src.i8() };
+    case GgufValueType.UINT16:
+      return { type, value: src.u16() };
+    case GgufValueType.INT16:
+      return { type, value: src.i16() };
+    case GgufValueType.UINT32:
+      return { type, value: src.u32() };
+    case GgufValueType.INT32:
+      return { type, value: src.i32() };
+    case GgufValueType.FLOAT32:
+      return { type, value: src.f32() };
+    case GgufValueType.FLOAT64:
+      return { type, value: src.f64() };
+    case GgufValueType.UINT64:
+      return { type, value: src.u64() };
+    case GgufValueType.INT64:
+      return { type, value: src.i64() };
+    case GgufValueType.BOOL:
+      return { type, value: src.u8() !== 0 };
   }
 }
 
@@ -204,7 +236,10 @@ async function readArray(src: ByteSource, key: string, itemType: GgufArrayItemTy
       if (!src.has(8)) await src.need(8, () => `string #${i} of ${what}`);
       const length = src.u64();
       if (length > BigInt(MAX_STRING_LENGTH)) {
-        throw src.fail('GGUF_CORRUPT', `string #${i} of ${what} claims a length of ${length} bytes (at most ${MAX_STRING_LENGTH} allowed)`);
+        throw src.fail(
+          'GGUF_CORRUPT',
+          `string #${i} of ${what} claims a length of ${length} bytes (at most ${MAX_STRING_LENGTH} allowed)`,
+        );
       }
       const n = Number(length);
       if (!src.has(n)) await src.need(n, () => `string #${i} of ${what}`);
@@ -219,17 +254,28 @@ async function readArray(src: ByteSource, key: string, itemType: GgufArrayItemTy
   const bytes = src.bytes(count * size);
   const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   switch (itemType) {
-    case GgufValueType.UINT8: return { type: array, itemType, value: new Uint8Array(copy) };
-    case GgufValueType.INT8: return { type: array, itemType, value: new Int8Array(copy) };
-    case GgufValueType.UINT16: return { type: array, itemType, value: new Uint16Array(copy) };
-    case GgufValueType.INT16: return { type: array, itemType, value: new Int16Array(copy) };
-    case GgufValueType.UINT32: return { type: array, itemType, value: new Uint32Array(copy) };
-    case GgufValueType.INT32: return { type: array, itemType, value: new Int32Array(copy) };
-    case GgufValueType.FLOAT32: return { type: array, itemType, value: new Float32Array(copy) };
-    case GgufValueType.FLOAT64: return { type: array, itemType, value: new Float64Array(copy) };
-    case GgufValueType.UINT64: return { type: array, itemType, value: new BigUint64Array(copy) };
-    case GgufValueType.INT64: return { type: array, itemType, value: new BigInt64Array(copy) };
-    case GgufValueType.BOOL: return { type: array, itemType, value: Array.from(bytes, (byte) => byte !== 0) };
+    case GgufValueType.UINT8:
+      return { type: array, itemType, value: new Uint8Array(copy) };
+    case GgufValueType.INT8:
+      return { type: array, itemType, value: new Int8Array(copy) };
+    case GgufValueType.UINT16:
+      return { type: array, itemType, value: new Uint16Array(copy) };
+    case GgufValueType.INT16:
+      return { type: array, itemType, value: new Int16Array(copy) };
+    case GgufValueType.UINT32:
+      return { type: array, itemType, value: new Uint32Array(copy) };
+    case GgufValueType.INT32:
+      return { type: array, itemType, value: new Int32Array(copy) };
+    case GgufValueType.FLOAT32:
+      return { type: array, itemType, value: new Float32Array(copy) };
+    case GgufValueType.FLOAT64:
+      return { type: array, itemType, value: new Float64Array(copy) };
+    case GgufValueType.UINT64:
+      return { type: array, itemType, value: new BigUint64Array(copy) };
+    case GgufValueType.INT64:
+      return { type: array, itemType, value: new BigInt64Array(copy) };
+    case GgufValueType.BOOL:
+      return { type: array, itemType, value: Array.from(bytes, (byte) => byte !== 0) };
   }
 }
 
@@ -237,12 +283,16 @@ async function readTensorInfo(src: ByteSource, index: number): Promise<GgufTenso
   const { fail } = src;
   const name = await readString(src, `the name of tensor #${index}`);
   if (Buffer.byteLength(name) > GGML_MAX_NAME_LENGTH) {
-    throw fail('GGUF_CORRUPT', `tensor name '${name.slice(0, 80)}' is longer than ggml's limit of ${GGML_MAX_NAME_LENGTH} bytes`);
+    throw fail(
+      'GGUF_CORRUPT',
+      `tensor name '${name.slice(0, 80)}' is longer than ggml's limit of ${GGML_MAX_NAME_LENGTH} bytes`,
+    );
   }
   const what = `the shape of tensor '${name}'`;
   await src.need(4, what);
   const nDims = src.u32();
-  if (nDims > GGML_MAX_DIMS) throw fail('GGUF_CORRUPT', `tensor '${name}' has ${nDims} dimensions (at most ${GGML_MAX_DIMS})`);
+  if (nDims > GGML_MAX_DIMS)
+    throw fail('GGUF_CORRUPT', `tensor '${name}' has ${nDims} dimensions (at most ${GGML_MAX_DIMS})`);
   await src.need(nDims * 8 + 4 + 8, what);
 
   const dims: number[] = [];
@@ -262,7 +312,10 @@ async function readTensorInfo(src: ByteSource, index: number): Promise<GgufTenso
   const traits = ggmlTypeTraits(type);
   const ne0 = dims[0] ?? 1;
   if (ne0 % traits.blockSize !== 0) {
-    throw fail('GGUF_CORRUPT', `tensor '${name}' of type ${traits.name} has rows of ${ne0} elements, not a multiple of its block size ${traits.blockSize}`);
+    throw fail(
+      'GGUF_CORRUPT',
+      `tensor '${name}' of type ${traits.name} has rows of ${ne0} elements, not a multiple of its block size ${traits.blockSize}`,
+    );
   }
   const nbytes = (elements / BigInt(traits.blockSize)) * BigInt(traits.typeSize);
   const offset = src.u64();
@@ -274,22 +327,40 @@ async function readTensorInfo(src: ByteSource, index: number): Promise<GgufTenso
 
 // llama.cpp requires the tensors packed in the order listed, each at the next aligned offset, so anything
 // else (overlap, gap, misalignment) is a file it would refuse.
-function checkTensorLayout(tensors: GgufTensorInfo[], alignment: number, dataOffset: number, fileSize: number, fail: Fail): void {
+function checkTensorLayout(
+  tensors: GgufTensorInfo[],
+  alignment: number,
+  dataOffset: number,
+  fileSize: number,
+  fail: Fail,
+): void {
   let expected = 0;
   let previous: GgufTensorInfo | undefined;
   for (const tensor of tensors) {
     if (tensor.offset % alignment !== 0) {
-      throw fail('GGUF_CORRUPT', `tensor '${tensor.name}' data offset ${tensor.offset} is not aligned to ${alignment} bytes`);
+      throw fail(
+        'GGUF_CORRUPT',
+        `tensor '${tensor.name}' data offset ${tensor.offset} is not aligned to ${alignment} bytes`,
+      );
     }
     if (tensor.offset < expected && previous !== undefined) {
-      throw fail('GGUF_CORRUPT', `tensor '${tensor.name}' data at offset ${tensor.offset} overlaps tensor '${previous.name}', which ends at ${previous.offset + previous.nbytes}`);
+      throw fail(
+        'GGUF_CORRUPT',
+        `tensor '${tensor.name}' data at offset ${tensor.offset} overlaps tensor '${previous.name}', which ends at ${previous.offset + previous.nbytes}`,
+      );
     }
     if (tensor.offset !== expected) {
-      throw fail('GGUF_CORRUPT', `tensor '${tensor.name}' data starts at offset ${tensor.offset}, but tensors must be packed in order and it should start at ${expected}`);
+      throw fail(
+        'GGUF_CORRUPT',
+        `tensor '${tensor.name}' data starts at offset ${tensor.offset}, but tensors must be packed in order and it should start at ${expected}`,
+      );
     }
     const end = dataOffset + tensor.offset + tensor.nbytes;
     if (end > fileSize) {
-      throw fail('GGUF_TRUNCATED', `tensor '${tensor.name}' (${ggmlTypeName(tensor.type)}) data ends at byte ${end} but the file has ${fileSize} bytes`);
+      throw fail(
+        'GGUF_TRUNCATED',
+        `tensor '${tensor.name}' (${ggmlTypeName(tensor.type)}) data ends at byte ${end} but the file has ${fileSize} bytes`,
+      );
     }
     expected = alignUp(tensor.offset + tensor.nbytes, alignment);
     previous = tensor;
@@ -315,7 +386,10 @@ class ByteSource {
   checkFits(n: number, what: string | (() => string)): void {
     if (this.pos + n > this.fileSize) {
       const context = typeof what === 'string' ? what : what();
-      throw this.fail('GGUF_TRUNCATED', `the file ends at byte ${this.fileSize}, inside ${context} (${n} bytes needed from byte ${this.pos})`);
+      throw this.fail(
+        'GGUF_TRUNCATED',
+        `the file ends at byte ${this.fileSize}, inside ${context} (${n} bytes needed from byte ${this.pos})`,
+      );
     }
   }
 
@@ -355,16 +429,36 @@ class ByteSource {
     return at;
   }
 
-  u8(): number { return this.buf.readUInt8(this.take(1)); }
-  i8(): number { return this.buf.readInt8(this.take(1)); }
-  u16(): number { return this.buf.readUInt16LE(this.take(2)); }
-  i16(): number { return this.buf.readInt16LE(this.take(2)); }
-  u32(): number { return this.buf.readUInt32LE(this.take(4)); }
-  i32(): number { return this.buf.readInt32LE(this.take(4)); }
-  u64(): bigint { return this.buf.readBigUInt64LE(this.take(8)); }
-  i64(): bigint { return this.buf.readBigInt64LE(this.take(8)); }
-  f32(): number { return this.buf.readFloatLE(this.take(4)); }
-  f64(): number { return this.buf.readDoubleLE(this.take(8)); }
+  u8(): number {
+    return this.buf.readUInt8(this.take(1));
+  }
+  i8(): number {
+    return this.buf.readInt8(this.take(1));
+  }
+  u16(): number {
+    return this.buf.readUInt16LE(this.take(2));
+  }
+  i16(): number {
+    return this.buf.readInt16LE(this.take(2));
+  }
+  u32(): number {
+    return this.buf.readUInt32LE(this.take(4));
+  }
+  i32(): number {
+    return this.buf.readInt32LE(this.take(4));
+  }
+  u64(): bigint {
+    return this.buf.readBigUInt64LE(this.take(8));
+  }
+  i64(): bigint {
+    return this.buf.readBigInt64LE(this.take(8));
+  }
+  f32(): number {
+    return this.buf.readFloatLE(this.take(4));
+  }
+  f64(): number {
+    return this.buf.readDoubleLE(this.take(8));
+  }
 
   /** A view of the next `n` bytes, valid until the next `need`. */
   bytes(n: number): Buffer {

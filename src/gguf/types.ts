@@ -230,7 +230,8 @@ export function tensorBytes(type: GgmlType, dims: readonly number[]): number {
   }
   let bytes = (ne0 / traits.blockSize) * traits.typeSize;
   for (const ne of dims.slice(1)) bytes *= ne;
-  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`tensor of shape [${dims.join(', ')}] is too large`);
+  if (!Number.isSafeInteger(bytes) || bytes < 0)
+    throw new RangeError(`tensor of shape [${dims.join(', ')}] is too large`);
   return bytes;
 }
 

@@ -1,7 +1,9 @@
 // Writes GGUF v3 the way llama.cpp's gguf_write_to_file does (same layout, same padding), but streams the
 // tensor data: a 2 GB model is written chunk by chunk and never held in memory.
 import { open } from 'node:fs/promises';
+import type { GgmlType, GgufTensorInfo, GgufValue } from './types.ts';
 import {
+  alignUp,
   GGML_MAX_DIMS,
   GGML_MAX_NAME_LENGTH,
   GGUF_ALIGNMENT_KEY,
@@ -9,12 +11,10 @@ import {
   GGUF_MAGIC,
   GGUF_VERSION,
   GgufValueType,
-  alignUp,
   ggmlTypeName,
   tensorBytes,
   valueTypeName,
 } from './types.ts';
-import type { GgmlType, GgufTensorInfo, GgufValue } from './types.ts';
 
 /** Produces one tensor's bytes, in order, in chunks of any size. */
 export type TensorDataSource = (tensor: GgufTensorInfo) => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
@@ -33,9 +33,11 @@ export class GgufWriter {
     if (key === '') throw new RangeError('a GGUF key cannot be empty');
     if (key === GGUF_ALIGNMENT_KEY) {
       if (value.type !== GgufValueType.UINT32) throw new TypeError(`${GGUF_ALIGNMENT_KEY} must be a uint32`);
-      if (this.tensors.length > 0) throw new Error(`set ${GGUF_ALIGNMENT_KEY} before adding tensors: it decides their offsets`);
+      if (this.tensors.length > 0)
+        throw new Error(`set ${GGUF_ALIGNMENT_KEY} before adding tensors: it decides their offsets`);
       const alignment = value.value;
-      if (alignment <= 0 || (alignment & (alignment - 1)) !== 0) throw new RangeError(`alignment ${alignment} is not a power of two`);
+      if (alignment <= 0 || (alignment & (alignment - 1)) !== 0)
+        throw new RangeError(`alignment ${alignment} is not a power of two`);
     }
     this.metadata.set(key, value);
     return this;
@@ -119,7 +121,9 @@ export class GgufWriter {
           await put(chunk);
         }
         if (produced !== tensor.nbytes) {
-          throw new Error(`tensor '${tensor.name}' (${ggmlTypeName(tensor.type)} [${tensor.dims.join(', ')}]) needs ${tensor.nbytes} bytes but its data source gave ${produced > tensor.nbytes ? 'more' : produced}`);
+          throw new Error(
+            `tensor '${tensor.name}' (${ggmlTypeName(tensor.type)} [${tensor.dims.join(', ')}]) needs ${tensor.nbytes} bytes but its data source gave ${produced > tensor.nbytes ? 'more' : produced}`,
+          );
         }
         const pad = alignUp(tensor.nbytes, this.alignment) - tensor.nbytes;
         if (pad > 0) await put(padding.subarray(0, pad));
@@ -132,7 +136,8 @@ export class GgufWriter {
 
 function writeValue(out: ByteSink, key: string, entry: GgufValue): void {
   if (entry.type === GgufValueType.ARRAY) {
-    if (entry.itemType === (GgufValueType.ARRAY as number)) throw new TypeError(`key '${key}': GGUF has no arrays of arrays`);
+    if (entry.itemType === (GgufValueType.ARRAY as number))
+      throw new TypeError(`key '${key}': GGUF has no arrays of arrays`);
     out.i32(GgufValueType.ARRAY);
     out.i32(entry.itemType);
     out.u64(BigInt(entry.value.length));
@@ -148,19 +153,32 @@ function writeValue(out: ByteSink, key: string, entry: GgufValue): void {
   }
   out.i32(entry.type);
   switch (entry.type) {
-    case GgufValueType.UINT8: return out.u8(entry.value);
-    case GgufValueType.INT8: return out.i8(entry.value);
-    case GgufValueType.UINT16: return out.u16(entry.value);
-    case GgufValueType.INT16: return out.i16(entry.value);
-    case GgufValueType.UINT32: return out.u32(entry.value);
-    case GgufValueType.INT32: return out.i32(entry.value);
-    case GgufValueType.FLOAT32: return out.f32(entry.value);
-    case GgufValueType.FLOAT64: return out.f64(entry.value);
-    case GgufValueType.UINT64: return out.u64(entry.value);
-    case GgufValueType.INT64: return out.i64(entry.value);
-    case GgufValueType.BOOL: return out.u8(entry.value ? 1 : 0);
-    case GgufValueType.STRING: return out.string(entry.value);
-    default: throw new TypeError(`key '${key}' has unknown value type ${valueTypeName((entry as { type: number }).type)}`);
+    case GgufValueType.UINT8:
+      return out.u8(entry.value);
+    case GgufValueType.INT8:
+      return out.i8(entry.value);
+    case GgufValueType.UINT16:
+      return out.u16(entry.value);
+    case GgufValueType.INT16:
+      return out.i16(entry.value);
+    case GgufValueType.UINT32:
+      return out.u32(entry.value);
+    case GgufValueType.INT32:
+      return out.i32(entry.value);
+    case GgufValueType.FLOAT32:
+      return out.f32(entry.value);
+    case GgufValueType.FLOAT64:
+      return out.f64(entry.value);
+    case GgufValueType.UINT64:
+      return out.u64(entry.value);
+    case GgufValueType.INT64:
+      return out.i64(entry.value);
+    case GgufValueType.BOOL:
+      return out.u8(entry.value ? 1 : 0);
+    case GgufValueType.STRING:
+      return out.string(entry.value);
+    default:
+      throw new TypeError(`key '${key}' has unknown value type ${valueTypeName((entry as { type: number }).type)}`);
   }
 }
 
@@ -181,16 +199,46 @@ class ByteSink {
     return at;
   }
 
-  u8(v: number): void { const at = this.reserve(1); this.buf.writeUInt8(v, at); }
-  i8(v: number): void { const at = this.reserve(1); this.buf.writeInt8(v, at); }
-  u16(v: number): void { const at = this.reserve(2); this.buf.writeUInt16LE(v, at); }
-  i16(v: number): void { const at = this.reserve(2); this.buf.writeInt16LE(v, at); }
-  u32(v: number): void { const at = this.reserve(4); this.buf.writeUInt32LE(v, at); }
-  i32(v: number): void { const at = this.reserve(4); this.buf.writeInt32LE(v, at); }
-  u64(v: bigint): void { const at = this.reserve(8); this.buf.writeBigUInt64LE(v, at); }
-  i64(v: bigint): void { const at = this.reserve(8); this.buf.writeBigInt64LE(v, at); }
-  f32(v: number): void { const at = this.reserve(4); this.buf.writeFloatLE(v, at); }
-  f64(v: number): void { const at = this.reserve(8); this.buf.writeDoubleLE(v, at); }
+  u8(v: number): void {
+    const at = this.reserve(1);
+    this.buf.writeUInt8(v, at);
+  }
+  i8(v: number): void {
+    const at = this.reserve(1);
+    this.buf.writeInt8(v, at);
+  }
+  u16(v: number): void {
+    const at = this.reserve(2);
+    this.buf.writeUInt16LE(v, at);
+  }
+  i16(v: number): void {
+    const at = this.reserve(2);
+    this.buf.writeInt16LE(v, at);
+  }
+  u32(v: number): void {
+    const at = this.reserve(4);
+    this.buf.writeUInt32LE(v, at);
+  }
+  i32(v: number): void {
+    const at = this.reserve(4);
+    this.buf.writeInt32LE(v, at);
+  }
+  u64(v: bigint): void {
+    const at = this.reserve(8);
+    this.buf.writeBigUInt64LE(v, at);
+  }
+  i64(v: bigint): void {
+    const at = this.reserve(8);
+    this.buf.writeBigInt64LE(v, at);
+  }
+  f32(v: number): void {
+    const at = this.reserve(4);
+    this.buf.writeFloatLE(v, at);
+  }
+  f64(v: number): void {
+    const at = this.reserve(8);
+    this.buf.writeDoubleLE(v, at);
+  }
 
   raw(bytes: Uint8Array): void {
     const at = this.reserve(bytes.byteLength);

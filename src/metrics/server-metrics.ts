@@ -61,19 +61,33 @@ export class ServerMetrics implements SchedulerObserver {
   constructor(live: LiveState, options: { processMetrics?: boolean } = {}) {
     const r = [this.registry];
     const counter = (name: string, help: string) => new Counter({ name, help, registers: r });
-    this.#promptTokens = counter('llamacpp:prompt_tokens_total', 'Number of prompt tokens processed, excluding cached tokens');
-    this.#promptTokensCached = counter('llamacpp:prompt_tokens_cached_total', 'Number of prompt tokens reused from the cache');
+    this.#promptTokens = counter(
+      'llamacpp:prompt_tokens_total',
+      'Number of prompt tokens processed, excluding cached tokens',
+    );
+    this.#promptTokensCached = counter(
+      'llamacpp:prompt_tokens_cached_total',
+      'Number of prompt tokens reused from the cache',
+    );
     this.#promptSeconds = counter('llamacpp:prompt_seconds_total', 'Total time spent processing prompts');
     this.#tokensPredicted = counter('llamacpp:tokens_predicted_total', 'Number of generation tokens processed');
-    this.#tokensPredictedSeconds = counter('llamacpp:tokens_predicted_seconds_total', 'Total time spent generating tokens');
-    this.#decodes = counter('llamacpp:n_decode_total', 'Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding');
+    this.#tokensPredictedSeconds = counter(
+      'llamacpp:tokens_predicted_seconds_total',
+      'Total time spent generating tokens',
+    );
+    this.#decodes = counter(
+      'llamacpp:n_decode_total',
+      'Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding',
+    );
     // A counter in llama-server too (its to_metrics() lists it with the counters): it only ever grows.
     this.#tokensMax = counter('llamacpp:n_tokens_max', 'Largest observed sequence length (prompt + generation)');
     // llama-server always reports these; without speculative decoding they stay 0 (as there).
     counter('llamacpp:spec_decode_num_draft_tokens_total', 'Speculative: Total draft tokens generated');
-    counter('llamacpp:spec_decode_num_accepted_tokens_total', 'Speculative: Total draft tokens accepted by the target model');
+    counter(
+      'llamacpp:spec_decode_num_accepted_tokens_total',
+      'Speculative: Total draft tokens accepted by the target model',
+    );
     counter('llamacpp:spec_decode_num_drafts_total', 'Speculative: Total speculative decoding verification steps');
-    const self = this;
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
         name,
@@ -84,15 +98,15 @@ export class ServerMetrics implements SchedulerObserver {
         },
       });
     gauge('llamacpp:prompt_tokens_seconds', 'Average prompt throughput in tokens/s', () =>
-      self.#promptSecondSum > 0 ? self.#promptTokenSum / self.#promptSecondSum : 0,
+      this.#promptSecondSum > 0 ? this.#promptTokenSum / this.#promptSecondSum : 0,
     );
     gauge('llamacpp:predicted_tokens_seconds', 'Average generation throughput in tokens/s', () =>
-      self.#predictedSecondSum > 0 ? self.#predictedTokenSum / self.#predictedSecondSum : 0,
+      this.#predictedSecondSum > 0 ? this.#predictedTokenSum / this.#predictedSecondSum : 0,
     );
     gauge('llamacpp:requests_processing', 'Number of requests processing', () => live.busySlots());
     gauge('llamacpp:requests_deferred', 'Number of requests deferred', () => live.queueLength());
     gauge('llamacpp:n_busy_slots_per_decode', 'Average number of busy slots per llama_decode() call', () =>
-      self.#decodeCount > 0 ? self.#busySlotSum / self.#decodeCount : 0,
+      this.#decodeCount > 0 ? this.#busySlotSum / this.#decodeCount : 0,
     );
     gauge('llama_slots_busy', 'Slots decoding a request now', () => live.busySlots());
     gauge('llama_slots_queue_length', 'Requests waiting for a slot', () => live.queueLength());
@@ -112,14 +126,35 @@ export class ServerMetrics implements SchedulerObserver {
       labelNames: ['cause'],
       registers: r,
     });
-    const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers: r });
-    this.#ttft = histogram('llama_slots_time_to_first_token_seconds', 'Time from request to first generated token', LATENCY_BUCKETS);
-    this.#itl = histogram('llama_slots_inter_token_latency_seconds', 'Time between consecutive generated tokens', ITL_BUCKETS);
-    this.#e2e = histogram('llama_slots_request_duration_seconds', 'Time from request to its last token', LATENCY_BUCKETS);
+    const histogram = (name: string, help: string, buckets: number[]) =>
+      new Histogram({ name, help, buckets, registers: r });
+    this.#ttft = histogram(
+      'llama_slots_time_to_first_token_seconds',
+      'Time from request to first generated token',
+      LATENCY_BUCKETS,
+    );
+    this.#itl = histogram(
+      'llama_slots_inter_token_latency_seconds',
+      'Time between consecutive generated tokens',
+      ITL_BUCKETS,
+    );
+    this.#e2e = histogram(
+      'llama_slots_request_duration_seconds',
+      'Time from request to its last token',
+      LATENCY_BUCKETS,
+    );
     this.#queue = histogram('llama_slots_queue_time_seconds', 'Time a request waited for a slot', LATENCY_BUCKETS);
     this.#promptPerRequest = histogram('llama_slots_prompt_tokens', 'Prompt tokens per request', TOKEN_BUCKETS);
-    this.#generatedPerRequest = histogram('llama_slots_generated_tokens', 'Generated tokens per request', TOKEN_BUCKETS);
-    this.#stepSeconds = histogram('llama_slots_step_seconds', 'Duration of one decoding step (one llama_decode)', ITL_BUCKETS);
+    this.#generatedPerRequest = histogram(
+      'llama_slots_generated_tokens',
+      'Generated tokens per request',
+      TOKEN_BUCKETS,
+    );
+    this.#stepSeconds = histogram(
+      'llama_slots_step_seconds',
+      'Duration of one decoding step (one llama_decode)',
+      ITL_BUCKETS,
+    );
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     for (const cause of ['queue_full', 'auth', 'invalid', 'context_exceeded', 'shutting_down', 'too_large'] as const) {
       this.#rejections.inc({ cause }, 0);

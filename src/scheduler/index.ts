@@ -1,7 +1,8 @@
 // Public surface of the scheduler: the step loop and the contracts the HTTP layer and the engine meet at.
-export { Scheduler } from './scheduler.ts';
+
 export { FairQueue, type FairQueueLimits, type QueueOverflow } from './fair-queue.ts';
-export { chooseSlot, commonPrefix, MIN_REUSE_PREFIX, type IdleSlot, type SlotChoice } from './slot-choice.ts';
+export { Scheduler } from './scheduler.ts';
+export { chooseSlot, commonPrefix, type IdleSlot, MIN_REUSE_PREFIX, type SlotChoice } from './slot-choice.ts';
 export type {
   Decoder,
   GenerationHandlers,

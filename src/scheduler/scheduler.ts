@@ -80,14 +80,23 @@ export class Scheduler {
     this.#now = options.now ?? (() => performance.now());
     this.#ctxPerSlot = decoder.ctxPerSlot;
     this.#batchSize = decoder.batchSize;
-    this.#stepTokenBudget = Math.min(positiveInteger('stepTokenBudget', options.stepTokenBudget ?? this.#batchSize), this.#batchSize);
+    this.#stepTokenBudget = Math.min(
+      positiveInteger('stepTokenBudget', options.stepTokenBudget ?? this.#batchSize),
+      this.#batchSize,
+    );
     this.#retryAfterSeconds = nonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 1);
     this.#minReusePrefix = nonNegative('minReusePrefix', options.minReusePrefix ?? MIN_REUSE_PREFIX);
     this.#queue = new FairQueue({
       maxRequests: nonNegative('maxQueuedRequests', options.maxQueuedRequests ?? 64),
       maxTokens: nonNegative('maxQueuedTokens', options.maxQueuedTokens ?? 16 * this.#ctxPerSlot),
     });
-    this.#slots = Array.from({ length: decoder.slots }, (_, id) => ({ id, job: null, cache: null, cachedCount: 0, lastUsed: -Infinity }));
+    this.#slots = Array.from({ length: decoder.slots }, (_, id) => ({
+      id,
+      job: null,
+      cache: null,
+      cachedCount: 0,
+      lastUsed: -Infinity,
+    }));
   }
 
   /** Requests waiting for a slot. */
@@ -117,11 +126,19 @@ export class Scheduler {
    */
   submit(request: GenerationRequest, handlers: GenerationHandlers): RequestHandle {
     const n = request.tokens.length;
-    if (this.#closing) throw this.#reject('shutting_down', new RejectedError('SHUTTING_DOWN', 'the server is shutting down', { retryAfterSeconds: this.#retryAfterSeconds }));
+    if (this.#closing)
+      throw this.#reject(
+        'shutting_down',
+        new RejectedError('SHUTTING_DOWN', 'the server is shutting down', {
+          retryAfterSeconds: this.#retryAfterSeconds,
+        }),
+      );
     if (n === 0) throw new ArgumentError('INVALID_ARGUMENT', 'the prompt must contain at least one token');
     const maxTokens = request.options.maxTokens;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new ArgumentError('INVALID_ARGUMENT', `maxTokens must be an integer >= 1 (got ${maxTokens})`);
-    if (request.timeoutMs !== undefined && !(request.timeoutMs > 0)) throw new ArgumentError('INVALID_ARGUMENT', `timeoutMs must be > 0 (got ${request.timeoutMs})`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      throw new ArgumentError('INVALID_ARGUMENT', `maxTokens must be an integer >= 1 (got ${maxTokens})`);
+    if (request.timeoutMs !== undefined && !(request.timeoutMs > 0))
+      throw new ArgumentError('INVALID_ARGUMENT', `timeoutMs must be > 0 (got ${request.timeoutMs})`);
     if (n >= this.#ctxPerSlot) {
       throw this.#reject(
         'context_exceeded',
@@ -140,7 +157,12 @@ export class Scheduler {
         overflow === 'requests'
           ? `${this.#queue.size - idle} requests waiting, at most ${maxRequests}`
           : `${this.#queue.tokens} prompt tokens waiting, at most ${maxTokens}; this request has ${n}`;
-      throw this.#reject('queue_full', new RejectedError('QUEUE_FULL', `the queue is full (${what}); retry later`, { retryAfterSeconds: this.#retryAfterSeconds }));
+      throw this.#reject(
+        'queue_full',
+        new RejectedError('QUEUE_FULL', `the queue is full (${what}); retry later`, {
+          retryAfterSeconds: this.#retryAfterSeconds,
+        }),
+      );
     }
 
     const id = `req-${this.#nextId++}`;
@@ -367,7 +389,8 @@ export class Scheduler {
     if (result.batchTokens === 0 && result.events.length === 0) {
       // The decoder has nothing to do for requests we think are running: it lost them. Fail them rather
       // than spin on empty steps.
-      for (const slot of this.#slots) if (slot.job) this.#cancel(slot.job, 'error', `the decoder has no work for slot ${slot.id}`);
+      for (const slot of this.#slots)
+        if (slot.job) this.#cancel(slot.job, 'error', `the decoder has no work for slot ${slot.id}`);
     }
   }
 
@@ -491,7 +514,8 @@ function messageOf(err: unknown): string {
 }
 
 function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new ArgumentError('INVALID_ARGUMENT', `${name} must be an integer >= 1 (got ${value})`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new ArgumentError('INVALID_ARGUMENT', `${name} must be an integer >= 1 (got ${value})`);
   return value;
 }
 

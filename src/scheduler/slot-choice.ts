@@ -26,7 +26,11 @@ export interface SlotChoice {
 export const MIN_REUSE_PREFIX = 16;
 
 /** Picks the idle slot for `prompt`; null when there is none. Ties go to the least recently used slot. */
-export function chooseSlot(idle: readonly IdleSlot[], prompt: readonly number[], minPrefix = MIN_REUSE_PREFIX): SlotChoice | null {
+export function chooseSlot(
+  idle: readonly IdleSlot[],
+  prompt: readonly number[],
+  minPrefix = MIN_REUSE_PREFIX,
+): SlotChoice | null {
   let best: SlotChoice | null = null;
   let bestLastUsed = Infinity;
   for (const s of idle) {

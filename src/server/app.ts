@@ -2,16 +2,16 @@
 // the entry point does (and calls markReady(), and closes the scheduler on shutdown).
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { RejectionCause } from '../metrics/server-metrics.ts';
 import { apiKeyHook } from './auth.ts';
-import { type ServedModel, type ServedScheduler, type ServerConfig, resolveServerConfig } from './config.ts';
+import { resolveServerConfig, type ServedModel, type ServedScheduler, type ServerConfig } from './config.ts';
+import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
 import type { GenerationMetrics, ServerDeps } from './generation.ts';
-import type { RejectionCause } from '../metrics/server-metrics.ts';
-import type { ApiError } from './errors.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { modelRoutes } from './routes/models.ts';
-import { type ServerState, opsRoutes } from './routes/ops.ts';
+import { opsRoutes, type ServerState } from './routes/ops.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -47,7 +47,12 @@ export interface BuildAppOptions {
   ready?: boolean;
 }
 
-const REDACT = ['req.headers.authorization', 'req.headers["x-api-key"]', 'headers.authorization', 'headers["x-api-key"]'];
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  'headers["x-api-key"]',
+];
 
 export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInstance {
   const config = resolveServerConfig(deps.config, deps.model);

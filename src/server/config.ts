@@ -72,7 +72,9 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be an integer >= 1, got ${value}`);
   }
   const modelId = config.modelId ?? basename(model.info.path);
-  const fingerprint = createHash('sha256').update(`${model.info.name}|${model.info.sizeBytes}|${model.info.nParams}|${config.ctxPerSlot}`).digest('hex');
+  const fingerprint = createHash('sha256')
+    .update(`${model.info.name}|${model.info.sizeBytes}|${model.info.nParams}|${config.ctxPerSlot}`)
+    .digest('hex');
   return {
     modelId,
     apiKeys: (config.apiKeys ?? []).filter((k) => k !== ''),

@@ -25,7 +25,13 @@ export class ApiError extends Error {
     statusCode: number,
     type: string,
     message: string,
-    options: { param?: string | null; code?: string | null; extra?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
+    options: {
+      param?: string | null;
+      code?: string | null;
+      extra?: Record<string, unknown>;
+      headers?: Record<string, string>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ApiError';
@@ -57,13 +63,20 @@ export function contextExceeded(promptTokens: number, nCtx: number): ApiError {
 }
 
 export function invalidApiKey(): ApiError {
-  return new ApiError(401, 'authentication_error', 'Invalid API key: send a configured key as "Authorization: Bearer <key>"', {
-    code: 'invalid_api_key',
-  });
+  return new ApiError(
+    401,
+    'authentication_error',
+    'Invalid API key: send a configured key as "Authorization: Bearer <key>"',
+    {
+      code: 'invalid_api_key',
+    },
+  );
 }
 
 export function notFound(method: string, url: string): ApiError {
-  return new ApiError(404, 'not_found_error', `Unknown route: ${method} ${url.split('?')[0] ?? url}`, { code: 'not_found' });
+  return new ApiError(404, 'not_found_error', `Unknown route: ${method} ${url.split('?')[0] ?? url}`, {
+    code: 'not_found',
+  });
 }
 
 export function modelLoading(): ApiError {
@@ -76,13 +89,20 @@ export function shuttingDown(): ApiError {
 
 /** The request's deadline passed (ServerConfig.requestTimeoutMs). 504: the server gave up waiting on generation. */
 export function requestTimeout(ms: number | undefined): ApiError {
-  return new ApiError(504, 'timeout_error', `The request did not finish within its deadline${ms === undefined ? '' : ` of ${ms} ms`}`, {
-    code: 'request_timeout',
-  });
+  return new ApiError(
+    504,
+    'timeout_error',
+    `The request did not finish within its deadline${ms === undefined ? '' : ` of ${ms} ms`}`,
+    {
+      code: 'request_timeout',
+    },
+  );
 }
 
 export function generationFailed(): ApiError {
-  return new ApiError(500, 'server_error', 'Generation failed; the server logged the cause', { code: 'generation_failed' });
+  return new ApiError(500, 'server_error', 'Generation failed; the server logged the cause', {
+    code: 'generation_failed',
+  });
 }
 
 export function internalError(): ApiError {
@@ -110,10 +130,15 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof RejectedError) {
     if (err.code === 'QUEUE_FULL') {
       const seconds = Math.max(1, Math.ceil(err.retryAfterSeconds));
-      return new ApiError(429, 'rate_limit_exceeded', `The server is busy (request queue full); retry after ${seconds} s`, {
-        code: 'queue_full',
-        headers: { 'retry-after': String(seconds) },
-      });
+      return new ApiError(
+        429,
+        'rate_limit_exceeded',
+        `The server is busy (request queue full); retry after ${seconds} s`,
+        {
+          code: 'queue_full',
+          headers: { 'retry-after': String(seconds) },
+        },
+      );
     }
     return shuttingDown();
   }
@@ -124,7 +149,10 @@ export function toApiError(err: unknown): ApiError {
   if (typeof err !== 'object' || err === null) return internalError();
   const e = err as FastifyLikeError;
   if (Array.isArray(e.validation)) {
-    return validationError(e.validation as ValidationIssue[], typeof e.validationContext === 'string' ? e.validationContext : 'body');
+    return validationError(
+      e.validation as ValidationIssue[],
+      typeof e.validationContext === 'string' ? e.validationContext : 'body',
+    );
   }
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -132,14 +160,19 @@ export function toApiError(err: unknown): ApiError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return invalidRequest('The request body is empty; expected a JSON object', null, 'invalid_json');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError(413, 'invalid_request_error', 'The request body is larger than the server accepts', { code: 'request_too_large' });
+      return new ApiError(413, 'invalid_request_error', 'The request body is larger than the server accepts', {
+        code: 'request_too_large',
+      });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError(415, 'invalid_request_error', 'Unsupported Content-Type; send application/json', { code: 'unsupported_media_type' });
+      return new ApiError(415, 'invalid_request_error', 'Unsupported Content-Type; send application/json', {
+        code: 'unsupported_media_type',
+      });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return invalidRequest('Content-Length does not match the body', null, 'invalid_content_length');
   }
   // JSON parse errors from other parsers, and Fastify's own 4xx errors: their messages are meant for clients.
-  if (err instanceof SyntaxError) return invalidRequest(`The request body is not valid JSON: ${err.message}`, null, 'invalid_json');
+  if (err instanceof SyntaxError)
+    return invalidRequest(`The request body is not valid JSON: ${err.message}`, null, 'invalid_json');
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && typeof e.message === 'string') {
     return new ApiError(e.statusCode, 'invalid_request_error', e.message);
   }
@@ -176,19 +209,19 @@ export function validationError(issues: readonly ValidationIssue[], context = 'b
   const where = paramName(best.instancePath);
 
   if (best.keyword === 'required') {
-    const missing = best.params['requiredProperties'] ?? best.params['missingProperty'];
+    const missing = best.params.requiredProperties ?? best.params.missingProperty;
     const first = Array.isArray(missing) ? String(missing[0]) : String(missing);
     const param = joinPath(where, first);
     return invalidRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
   }
   let detail: string;
   if (best.keyword === 'type') {
-    const types = [...new Set(atDeepest.filter((i) => i.keyword === 'type').map((i) => String(i.params['type'])))];
+    const types = [...new Set(atDeepest.filter((i) => i.keyword === 'type').map((i) => String(i.params.type)))];
     detail = `must be ${types.join(' or ')}`;
-  } else if (best.keyword === 'enum' && Array.isArray(best.params['allowedValues'])) {
-    detail = `must be one of ${best.params['allowedValues'].map((v) => `'${String(v)}'`).join(', ')}`;
+  } else if (best.keyword === 'enum' && Array.isArray(best.params.allowedValues)) {
+    detail = `must be one of ${best.params.allowedValues.map((v) => `'${String(v)}'`).join(', ')}`;
   } else if (best.keyword === 'const' && 'allowedValue' in best.params) {
-    detail = `must be '${String(best.params['allowedValue'])}'`;
+    detail = `must be '${String(best.params.allowedValue)}'`;
   } else {
     detail = best.message ?? 'is invalid';
   }

@@ -8,7 +8,14 @@ import { ContextExceededError } from '../errors.ts';
 import type { RejectionCause, ResponseRecord } from '../metrics/server-metrics.ts';
 import type { RequestSummary } from '../scheduler/types.ts';
 import type { ResolvedServerConfig, ServedModel, ServedScheduler } from './config.ts';
-import { type ApiError, contextExceeded, generationFailed, invalidRequest, requestTimeout, shuttingDown } from './errors.ts';
+import {
+  type ApiError,
+  contextExceeded,
+  generationFailed,
+  invalidRequest,
+  requestTimeout,
+  shuttingDown,
+} from './errors.ts';
 import type { SamplingBody } from './schemas.ts';
 import { SseStream, watchDisconnect } from './sse.ts';
 import { StopMatcher } from './stop-strings.ts';
@@ -67,9 +74,14 @@ export function nowSeconds(): number {
 /** Refuses fields the server knows but cannot honour, naming them. */
 export function refuseUnsupported(body: SamplingBody): void {
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
-    throw invalidRequest(`Invalid value for 'n': this server returns one choice per request, so n must be 1 (got ${body.n}).`, 'n', 'invalid_value');
+    throw invalidRequest(
+      `Invalid value for 'n': this server returns one choice per request, so n must be 1 (got ${body.n}).`,
+      'n',
+      'invalid_value',
+    );
   }
-  if (body.logprobs === true) throw invalidRequest("'logprobs' is not supported by this server.", 'logprobs', 'unsupported_parameter');
+  if (body.logprobs === true)
+    throw invalidRequest("'logprobs' is not supported by this server.", 'logprobs', 'unsupported_parameter');
 }
 
 /** Prompt tokens as llama-server makes them: special tokens added (BOS) and parsed in the text. */
@@ -114,12 +126,16 @@ export function prepareGeneration(
   if (body.min_p !== undefined && body.min_p !== null) options.minP = body.min_p;
   // The sampler's seed is 32-bit; -1 wraps to LLAMA_DEFAULT_SEED, which llama.cpp takes as "random" (as llama-server).
   if (body.seed !== undefined && body.seed !== null) options.seed = body.seed >>> 0;
-  if (body.presence_penalty !== undefined && body.presence_penalty !== null) options.presencePenalty = body.presence_penalty;
-  if (body.frequency_penalty !== undefined && body.frequency_penalty !== null) options.frequencyPenalty = body.frequency_penalty;
+  if (body.presence_penalty !== undefined && body.presence_penalty !== null)
+    options.presencePenalty = body.presence_penalty;
+  if (body.frequency_penalty !== undefined && body.frequency_penalty !== null)
+    options.frequencyPenalty = body.frequency_penalty;
   if (body.repeat_penalty !== undefined && body.repeat_penalty !== null) options.repeatPenalty = body.repeat_penalty;
-  if (body.logit_bias !== undefined && body.logit_bias !== null) options.logitBias = logitBias(body.logit_bias, model.info.nVocab);
+  if (body.logit_bias !== undefined && body.logit_bias !== null)
+    options.logitBias = logitBias(body.logit_bias, model.info.nVocab);
 
-  const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  const stop =
+    body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
     tokens,
     options,
@@ -135,7 +151,11 @@ function logitBias(bias: Record<string, number>, nVocab: number): Map<number, nu
   for (const [key, value] of Object.entries(bias)) {
     const id = /^\d+$/.test(key) ? Number(key) : Number.NaN;
     if (!Number.isSafeInteger(id) || id >= nVocab) {
-      throw invalidRequest(`Invalid key in 'logit_bias': '${key}' is not a token id (0..${nVocab - 1}).`, 'logit_bias', 'invalid_value');
+      throw invalidRequest(
+        `Invalid key in 'logit_bias': '${key}' is not a token id (0..${nVocab - 1}).`,
+        'logit_bias',
+        'invalid_value',
+      );
     }
     // OpenAI: -100 bans the token. An additive -100 only makes it unlikely.
     out.set(id, value <= -100 ? Number.NEGATIVE_INFINITY : value);
@@ -143,7 +163,10 @@ function logitBias(bias: Record<string, number>, nVocab: number): Map<number, nu
   return out;
 }
 
-type Outcome = { kind: 'finished'; finish: FinishReason; usage: Usage } | { kind: 'failed'; error: ApiError } | { kind: 'gone' };
+type Outcome =
+  | { kind: 'finished'; finish: FinishReason; usage: Usage }
+  | { kind: 'failed'; error: ApiError }
+  | { kind: 'gone' };
 
 interface TextSink {
   onStart(): void;
@@ -155,14 +178,28 @@ interface TextSink {
  * request (its slot frees within one step) and ends it with finish_reason 'stop'. Rejects with what submit
  * throws (queue full, shutting down, context exceeded).
  */
-function run(deps: ServerDeps, job: PreparedGeneration, sink: TextSink, abort: AbortController, isGone: () => boolean, log: FastifyBaseLogger): Promise<Outcome> {
+function run(
+  deps: ServerDeps,
+  job: PreparedGeneration,
+  sink: TextSink,
+  abort: AbortController,
+  isGone: () => boolean,
+  log: FastifyBaseLogger,
+): Promise<Outcome> {
   return generate(deps, job, sink, abort, isGone, log).catch((err: unknown) => {
     // The route checks the prompt against the slot first; should the scheduler disagree, answer the same way.
     throw err instanceof ContextExceededError ? contextExceeded(job.tokens.length, deps.config.ctxPerSlot) : err;
   });
 }
 
-function generate(deps: ServerDeps, job: PreparedGeneration, sink: TextSink, abort: AbortController, isGone: () => boolean, log: FastifyBaseLogger): Promise<Outcome> {
+function generate(
+  deps: ServerDeps,
+  job: PreparedGeneration,
+  sink: TextSink,
+  abort: AbortController,
+  isGone: () => boolean,
+  log: FastifyBaseLogger,
+): Promise<Outcome> {
   const matcher = new StopMatcher(job.stop);
   let received = 0;
   let tokensAtStop = 0;
@@ -281,7 +318,13 @@ function finishReason(summary: RequestSummary): FinishReason | null {
 }
 
 /** Answers a prepared request: a JSON body, or an SSE stream when it asked for one. */
-export async function respond(deps: ServerDeps, request: FastifyRequest, reply: FastifyReply, job: PreparedGeneration, presenter: Presenter): Promise<unknown> {
+export async function respond(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  job: PreparedGeneration,
+  presenter: Presenter,
+): Promise<unknown> {
   const abort = new AbortController();
   let gone = false;
   const clientGone = (): void => {
@@ -345,4 +388,3 @@ function abandon(reply: FastifyReply): FastifyReply {
   if (!reply.raw.destroyed) reply.raw.destroy();
   return reply;
 }
-

@@ -39,6 +39,9 @@ t.test('server up: npm run bench with the seed settings, extra arguments passed 
   t.teardown(() => server.close());
   const r = await run([`--url=${server.url}`, '--json', 'out.json']);
   t.equal(r.status, 0, r.stderr);
-  t.equal(r.stdout.trim(), `npm run --silent bench -- --url ${server.url} --ranks 2 --requests 10 --max-tokens 64 --url=${server.url} --json out.json`);
+  t.equal(
+    r.stdout.trim(),
+    `npm run --silent bench -- --url ${server.url} --ranks 2 --requests 10 --max-tokens 64 --url=${server.url} --json out.json`,
+  );
   t.ok(spawnSync('bash', ['-n', script]).status === 0, 'valid bash');
 });

@@ -9,10 +9,13 @@ import {
 
 t.test('nvcc version parsing', async (t) => {
   t.same(parseNvccVersion('Cuda compilation tools, release 12.8, V12.8.93'), { major: 12, minor: 8 });
-  t.same(parseNvccVersion('Build cuda_13.0.r13.0/compiler.36424714_0\nCuda compilation tools, release 13.0, V13.0.48'), {
-    major: 13,
-    minor: 0,
-  });
+  t.same(
+    parseNvccVersion('Build cuda_13.0.r13.0/compiler.36424714_0\nCuda compilation tools, release 13.0, V13.0.48'),
+    {
+      major: 13,
+      minor: 0,
+    },
+  );
   t.equal(parseNvccVersion('garbage'), null);
   t.equal(parseNvccVersion(undefined), null);
 });
@@ -33,7 +36,11 @@ t.test('CUDA architectures default to sm_50 where the toolkit can build it', asy
 t.test('CUDA 13 cannot build Maxwell: defaults move up, explicit requests fail clearly', async (t) => {
   t.equal(cudaArchitectures({ nvcc: { major: 13, minor: 0 } }), '75');
   t.equal(cudaArchitectures({ nvcc: { major: 13, minor: 0 }, detected: 90 }), '90');
-  t.equal(cudaArchitectures({ nvcc: { major: 13, minor: 0 }, detected: 61 }), '75', 'an unsupported local GPU is not picked');
+  t.equal(
+    cudaArchitectures({ nvcc: { major: 13, minor: 0 }, detected: 61 }),
+    '75',
+    'an unsupported local GPU is not picked',
+  );
   t.throws(() => cudaArchitectures({ nvcc: { major: 13, minor: 0 }, requested: '50' }), {
     message: /CUDA 13\.0 cannot build for sm_50.*CUDA 12\.x.*LLAMA_CUDA_ARCH=75 or newer/s,
   });
@@ -53,7 +60,9 @@ t.test('missing nvcc names the fix', async (t) => {
 });
 
 t.test('CPU options: explicit instruction sets, never native, never AMX', async (t) => {
-  const flags = parseCpuFlags('processor: 0\nflags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512bw avx512dq avx512vl avx512cd amx_tile amx_int8\n');
+  const flags = parseCpuFlags(
+    'processor: 0\nflags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512bw avx512dq avx512vl avx512cd amx_tile amx_int8\n',
+  );
   const defs = cpuDefines({ arch: 'x64', cpuFlags: flags });
   t.equal(defs.GGML_NATIVE, 'OFF');
   t.equal(defs.GGML_AVX2, 'ON');

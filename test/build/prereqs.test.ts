@@ -9,12 +9,15 @@ t.test('present tools pass', async (t) => {
 t.test('a missing tool is named with how to get it', async (t) => {
   t.notOk(hasCommand('definitely-not-installed-tool'));
   t.throws(() => requireTools(['git', 'definitely-not-installed-tool']), {
-    message: /missing build prerequisites:\n {2}- definitely-not-installed-tool: install it and make sure it is on PATH/,
+    message:
+      /missing build prerequisites:\n {2}- definitely-not-installed-tool: install it and make sure it is on PATH/,
   });
   const path = process.env.PATH;
   process.env.PATH = '/nonexistent';
   try {
-    t.throws(() => requireTools(['git', 'cmake']), { message: /git: install git \(Debian\/Ubuntu: apt-get install git\)[\s\S]*cmake: install CMake/ });
+    t.throws(() => requireTools(['git', 'cmake']), {
+      message: /git: install git \(Debian\/Ubuntu: apt-get install git\)[\s\S]*cmake: install CMake/,
+    });
   } finally {
     process.env.PATH = path;
   }

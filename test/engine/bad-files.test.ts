@@ -3,8 +3,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { ModelFileError, ModelLoadError } from '../../src/errors.ts';
 import { Model } from '../../src/engine/index.ts';
+import { ModelFileError, ModelLoadError } from '../../src/errors.ts';
 import { llamaCppDir } from '../../src/paths.ts';
 import { modelPath } from '../helpers/models.ts';
 
@@ -50,7 +50,10 @@ t.test('GGUF with corrupt metadata', async (t) => {
   // Header: magic(4) version(4) tensor count(8) kv count(8); the first key's length is at byte 24.
   const hugeKey = Buffer.from(good);
   hugeKey.writeBigUInt64LE(1n << 40n, 24);
-  await t.rejects(Model.load(await file('huge-key.gguf', hugeKey)), { constructor: ModelFileError, code: /GGUF_(CORRUPT|TRUNCATED)/ });
+  await t.rejects(Model.load(await file('huge-key.gguf', hugeKey)), {
+    constructor: ModelFileError,
+    code: /GGUF_(CORRUPT|TRUNCATED)/,
+  });
 
   const keyLen = Number(good.readBigUInt64LE(24));
   const badType = Buffer.from(good);
@@ -68,7 +71,11 @@ t.test('GGUF with corrupt metadata', async (t) => {
 
 t.test('a valid GGUF that is not a usable model is refused by llama.cpp with a code', async (t) => {
   const vocabOnly = join(llamaCppDir(), 'models', 'ggml-vocab-llama-spm.gguf');
-  await t.rejects(Model.load(vocabOnly), { constructor: ModelLoadError, code: 'MODEL_LOAD_FAILED', message: /token_embd/ });
+  await t.rejects(Model.load(vocabOnly), {
+    constructor: ModelLoadError,
+    code: 'MODEL_LOAD_FAILED',
+    message: /token_embd/,
+  });
 });
 
 t.test('the process is still healthy after all of that', async (t) => {

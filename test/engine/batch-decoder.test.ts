@@ -7,7 +7,12 @@ import { loadModel } from '../helpers/models.ts';
 const model = await loadModel('tiny');
 t.teardown(() => model.dispose());
 
-async function alone(m: Model, prompt: number[], maxTokens: number, opts: Partial<ConstructorParameters<typeof BatchDecoder>[1]> = {}) {
+async function alone(
+  m: Model,
+  prompt: number[],
+  maxTokens: number,
+  opts: Partial<ConstructorParameters<typeof BatchDecoder>[1]> = {},
+) {
   const d = new BatchDecoder(m, { slots: 1, ctxPerSlot: 1200, batchSize: 512, ...opts });
   try {
     d.start(0, prompt, { maxTokens });
@@ -33,11 +38,15 @@ t.test('batch invariance: a prompt decodes the same alone and beside 3 others', 
   const solo = await alone(model, prompts[0] ?? [], 40);
   const d = new BatchDecoder(model, { slots: 4, ctxPerSlot: 256, batchSize: 512 });
   t.teardown(() => d.dispose());
-  prompts.forEach((p, slot) => d.start(slot, p, { maxTokens: 40 }));
+  for (const [slot, p] of prompts.entries()) d.start(slot, p, { maxTokens: 40 });
   const all = await runToEnd(d, [0, 1, 2, 3]);
   t.same(all.get(0)?.tokens, solo?.tokens, 'slot 0 matches its solo run');
   for (let slot = 1; slot < 4; slot++) {
-    t.same(all.get(slot)?.tokens, (await alone(model, prompts[slot] ?? [], 40))?.tokens, `slot ${slot} matches its solo run`);
+    t.same(
+      all.get(slot)?.tokens,
+      (await alone(model, prompts[slot] ?? [], 40))?.tokens,
+      `slot ${slot} matches its solo run`,
+    );
   }
 });
 
@@ -100,7 +109,11 @@ t.test('prefix reuse on gemma3 with sliding-window layers never changes the outp
   const longNext = [...longShared.slice(0, window * 2), ...syntheticPrompt(30, 46).slice(1)];
   const reuse = d.start(0, longNext, { maxTokens: 24 }).reusedTokens;
   t.comment(`reused ${reuse} of ${longNext.length} tokens after the window moved`);
-  t.same((await runToEnd(d, [0])).get(0)?.tokens, (await alone(gemma, longNext, 24))?.tokens, 'same output as a cold run');
+  t.same(
+    (await runToEnd(d, [0])).get(0)?.tokens,
+    (await alone(gemma, longNext, 24))?.tokens,
+    'same output as a cold run',
+  );
 });
 
 t.test('chunked prefill: a 1000-token prompt in chunks of 64 equals one chunk', async (t) => {
@@ -218,7 +231,10 @@ t.test('errors: busy slot, bad slot, long prompt, bad parameters, use after disp
   t.throws(() => d.start(2, [1, 2], { maxTokens: 4 }), { code: 'INVALID_ARGUMENT', message: /slot 2 does not exist/ });
   t.throws(() => d.start(-1, [1, 2], { maxTokens: 4 }), { code: 'INVALID_ARGUMENT' });
   t.throws(() => d.start(1, syntheticPrompt(64, 1), { maxTokens: 4 }), ContextExceededError);
-  t.throws(() => d.start(1, syntheticPrompt(100, 1), { maxTokens: 4 }), { code: 'CONTEXT_EXCEEDED', message: /100 tokens/ });
+  t.throws(() => d.start(1, syntheticPrompt(100, 1), { maxTokens: 4 }), {
+    code: 'CONTEXT_EXCEEDED',
+    message: /100 tokens/,
+  });
   t.throws(() => d.start(1, [], { maxTokens: 4 }), { code: 'INVALID_ARGUMENT' });
   t.throws(() => d.start(1, [1, 40000], { maxTokens: 4 }), { code: 'INVALID_ARGUMENT', message: /40000/ });
   t.throws(() => d.start(1, [1, 2], { maxTokens: 0 }), { code: 'INVALID_ARGUMENT' });

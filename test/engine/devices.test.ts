@@ -8,10 +8,13 @@ t.test('compute capabilities from the CUDA backend report', async (t) => {
     '  Device 0: NVIDIA GeForce 940M, compute capability 5.0, VMM: yes, VRAM: 1024 MiB',
     '  Device 1: NVIDIA H100 80GB HBM3, compute capability 9.0, VMM: yes, VRAM: 81089 MiB',
   ].join('\n');
-  t.same([...parseComputeCapabilities(log)], [
-    [0, '5.0'],
-    [1, '9.0'],
-  ]);
+  t.same(
+    [...parseComputeCapabilities(log)],
+    [
+      [0, '5.0'],
+      [1, '9.0'],
+    ],
+  );
   t.same([...parseComputeCapabilities('')], []);
 });
 

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import t from 'tap';
-import { ArgumentError, StateError } from '../../src/errors.ts';
 import { Model } from '../../src/engine/index.ts';
+import { ArgumentError, StateError } from '../../src/errors.ts';
 import { getPreset, parameterCount, presetTensors } from '../../src/gguf/presets.ts';
 import { loadModel, modelPath } from '../helpers/models.ts';
 
@@ -31,7 +31,14 @@ t.test('metadata of the tiny model', async (t) => {
 });
 
 t.test('tokenize and detokenize round trips', async (t) => {
-  for (const text of ['Hello world', 'héllo wörld', '日本語のテキスト', 'emoji 🦙 and tabs\tand\nnewlines', 'trailing spaces  ', 'a']) {
+  for (const text of [
+    'Hello world',
+    'héllo wörld',
+    '日本語のテキスト',
+    'emoji 🦙 and tabs\tand\nnewlines',
+    'trailing spaces  ',
+    'a',
+  ]) {
     const tokens = model.tokenize(text, { addSpecial: false });
     t.ok(tokens.length > 0, `tokens for ${JSON.stringify(text)}`);
     t.ok(tokens.every((id) => id >= 0 && id < 32000));
@@ -66,7 +73,10 @@ t.test('chat template', async (t) => {
     { role: 'system', content: 'Be brief.' },
     { role: 'user', content: 'Hi there' },
   ]);
-  t.equal(prompt, '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n');
+  t.equal(
+    prompt,
+    '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n',
+  );
   t.equal(
     model.applyChatTemplate([{ role: 'user', content: 'x' }], { addAssistant: false }),
     '<|im_start|>user\nx<|im_end|>\n',
@@ -97,7 +107,10 @@ t.test('bad arguments are typed errors', async (t) => {
   t.throws(() => model.detokenize([99999]), ArgumentError);
   t.throws(() => model.detokenize([-1]), { code: 'INVALID_ARGUMENT', message: /outside the vocabulary/ });
   t.throws(() => model.tokenToPiece(32000), { code: 'INVALID_ARGUMENT' });
-  t.throws(() => model.tokenize(42 as unknown as string), { code: 'INVALID_ARGUMENT', message: /text must be a string/ });
+  t.throws(() => model.tokenize(42 as unknown as string), {
+    code: 'INVALID_ARGUMENT',
+    message: /text must be a string/,
+  });
   t.throws(() => model.detokenize([1.5]), { code: 'INVALID_ARGUMENT' });
   t.throws(() => model.applyChatTemplate([{ role: 'user' } as never]), { code: 'INVALID_ARGUMENT' });
 });
@@ -108,7 +121,10 @@ t.test('load reports progress; dispose is idempotent; use after dispose is an er
   await new Promise((r) => setImmediate(r));
   t.ok(seen.length > 0, 'progress was reported');
   t.equal(seen.at(-1), 1, 'progress ends at 1');
-  t.ok(seen.every((p, k) => k === 0 || p >= (seen[k - 1] ?? 0)), 'monotonic');
+  t.ok(
+    seen.every((p, k) => k === 0 || p >= (seen[k - 1] ?? 0)),
+    'monotonic',
+  );
   m.dispose();
   m.dispose();
   t.equal(m.disposed, true);

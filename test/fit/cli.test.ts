@@ -31,9 +31,28 @@ t.test('exit 0 when it fits: the table and llama-server flags', async (t) => {
 });
 
 t.test('--json', async (t) => {
-  const r = await run(['--model', gemma, '--vram=1024MiB', '--cc', '5.0', '--slots', '2', '--ctx', '2048', '--kv', 'q8_0', '--json']);
+  const r = await run([
+    '--model',
+    gemma,
+    '--vram=1024MiB',
+    '--cc',
+    '5.0',
+    '--slots',
+    '2',
+    '--ctx',
+    '2048',
+    '--kv',
+    'q8_0',
+    '--json',
+  ]);
   t.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as { fits: boolean; settings: Record<string, unknown>; flags: string[]; table: Array<{ name: string; bytes: number; mib: number }>; computeCapability: string };
+  const j = JSON.parse(r.stdout) as {
+    fits: boolean;
+    settings: Record<string, unknown>;
+    flags: string[];
+    table: Array<{ name: string; bytes: number; mib: number }>;
+    computeCapability: string;
+  };
   t.equal(j.fits, true);
   t.equal(j.computeCapability, '5.0');
   t.match(j.settings, { slots: 2, ctxPerSlot: 2048, kvType: 'q8_0', gpuLayers: 27 });

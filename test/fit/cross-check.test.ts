@@ -2,40 +2,60 @@
 // output, compute and weight bytes are each within 5% of what llama.cpp reports when it really creates the
 // context (src/engine/memory-probe.ts). On this machine everything lands in CPU buffers; CPU_REPACK is a
 // CPU-only second copy of some weights and is left out. The errors are printed as comments.
-import t from 'tap';
+
 import type { Test } from 'tap';
+import t from 'tap';
 import type { DecoderOptions } from '../../src/engine/batch-decoder.ts';
 import { probeMemory, totalBytes } from '../../src/engine/memory-probe.ts';
 import { computeBuffer, kvBytes, kvCells, outputBufferBytes, readModelInfo } from '../../src/fit/memory-model.ts';
 import { planFit } from '../../src/fit/planner.ts';
-import type { PresetName } from '../../src/gguf/presets.ts';
 import type { Quant } from '../../src/gguf/generate.ts';
+import type { PresetName } from '../../src/gguf/presets.ts';
 import { modelPath } from '../helpers/models.ts';
 
 const TOLERANCE = 0.05;
 
-async function check(t: Test, preset: PresetName, quant: Quant, decoder: DecoderOptions & { slots: number; ctxPerSlot: number }): Promise<void> {
+async function check(
+  t: Test,
+  preset: PresetName,
+  quant: Quant,
+  decoder: DecoderOptions & { slots: number; ctxPerSlot: number },
+): Promise<void> {
   const path = await modelPath(preset, quant);
   const model = await readModelInfo(path);
   const report = await probeMemory(path, { decoder });
   const ubatch = decoder.ubatchSize ?? decoder.batchSize ?? 512;
   const kvType = decoder.kvType === 'q8_0' ? 'q8_0' : 'f16';
   const flashAttn = decoder.flashAttn !== 'off';
-  const cells = kvCells({ slots: decoder.slots, ctxPerSlot: decoder.ctxPerSlot, ubatch, batch: decoder.batchSize ?? 512 }, model.nSwa);
-  const weights = Object.entries(report.model).filter(([buffer]) => buffer !== 'CPU_REPACK').reduce((a, [, b]) => a + b, 0);
+  const cells = kvCells(
+    { slots: decoder.slots, ctxPerSlot: decoder.ctxPerSlot, ubatch, batch: decoder.batchSize ?? 512 },
+    model.nSwa,
+  );
+  const weights = Object.entries(report.model)
+    .filter(([buffer]) => buffer !== 'CPU_REPACK')
+    .reduce((a, [, b]) => a + b, 0);
   const pairs: Array<[string, number, number]> = [
     ['weights', model.totalBytes, weights],
     ['kv', kvBytes(model, cells, kvType).bytes, totalBytes(report.kv)],
     ['output', outputBufferBytes(model, decoder.slots), totalBytes(report.output)],
-    ['compute', computeBuffer(model, { cells, slots: decoder.slots, flashAttn, kvType, cuda: false }).bytes, totalBytes(report.compute)],
+    [
+      'compute',
+      computeBuffer(model, { cells, slots: decoder.slots, flashAttn, kvType, cuda: false }).bytes,
+      totalBytes(report.compute),
+    ],
   ];
   const label = `${preset} ${quant} ${decoder.slots}×${decoder.ctxPerSlot} ub ${ubatch} ${kvType}${flashAttn ? '' : ' no-FA'}`;
   const errors: string[] = [];
   for (const [what, planned, actual] of pairs) {
     t.ok(actual > 0, `${label}: llama.cpp reported a ${what} size`);
     const error = planned / actual - 1;
-    errors.push(`${what} ${(planned / 2 ** 20).toFixed(2)}/${(actual / 2 ** 20).toFixed(2)} MiB (${(error * 100).toFixed(2)}%)`);
-    t.ok(Math.abs(error) <= TOLERANCE, `${label}: ${what} planned ${planned} vs llama.cpp ${actual} (${(error * 100).toFixed(2)}%)`);
+    errors.push(
+      `${what} ${(planned / 2 ** 20).toFixed(2)}/${(actual / 2 ** 20).toFixed(2)} MiB (${(error * 100).toFixed(2)}%)`,
+    );
+    t.ok(
+      Math.abs(error) <= TOLERANCE,
+      `${label}: ${what} planned ${planned} vs llama.cpp ${actual} (${(error * 100).toFixed(2)}%)`,
+    );
   }
   t.comment(`${label}: ${errors.join(', ')}`);
 }

@@ -1,9 +1,9 @@
-import t from 'tap';
 import type { Test } from 'tap';
-import { GIB, MIB, estimateDeviceMemory, mib, readModelInfo } from '../../src/fit/memory-model.ts';
+import t from 'tap';
 import type { ModelInfo } from '../../src/fit/memory-model.ts';
-import { FitError, formatPlan, parseComputeCapability, planFit, planForServer } from '../../src/fit/planner.ts';
+import { estimateDeviceMemory, GIB, MIB, mib, readModelInfo } from '../../src/fit/memory-model.ts';
 import type { FitPlan, FitRefusal, FitResult } from '../../src/fit/planner.ts';
+import { FitError, formatPlan, parseComputeCapability, planFit, planForServer } from '../../src/fit/planner.ts';
 import { modelPath } from '../helpers/models.ts';
 
 function fitted(t: Test, r: FitResult): FitPlan {
@@ -13,7 +13,11 @@ function fitted(t: Test, r: FitResult): FitPlan {
   }
   t.ok(r.vramTotal <= r.vramBudget, 'within the budget');
   t.equal(r.headroom, r.vramBudget - r.vramTotal);
-  t.equal(r.table.filter((i) => i.where === 'vram').reduce((a, i) => a + i.bytes, 0), r.vramTotal, 'the table adds up');
+  t.equal(
+    r.table.filter((i) => i.where === 'vram').reduce((a, i) => a + i.bytes, 0),
+    r.vramTotal,
+    'the table adds up',
+  );
   return r;
 }
 
@@ -41,7 +45,10 @@ t.test('gemma3-1b Q4_K_M in 1 GiB on CC 5.0: every layer, a modest context, at m
   t.equal(s.kvType, 'f16');
   t.equal(s.ctxTotal, s.ctxPerSlot * s.slots);
   t.same(r.flags.slice(0, 8), ['-ngl', '27', '-c', String(s.ctxTotal), '-np', '4', '-ub', String(s.ubatch)]);
-  t.notOk(r.table.some((i) => i.name.startsWith('cuBLAS')), 'no dequantized copies');
+  t.notOk(
+    r.table.some((i) => i.name.startsWith('cuBLAS')),
+    'no dequantized copies',
+  );
   t.match(r.notes.join('\n'), /CC 5\.0 has no MMQ.*cuBLAS SGEMM.*1152\.00 MiB for the output matrix/);
   const text = formatPlan(r);
   t.match(text, /weights: layers 0-25 \(26\/26\)\s+456\.5\d/);
@@ -106,13 +113,27 @@ t.test('a budget too small: a refusal that names what does not fit and the small
   fitted(t, planFit({ model: gemma, vramBytes: r.minimumBytes, computeCapability: '5.0' }));
   refused(t, planFit({ model: gemma, vramBytes: r.minimumBytes - 1, computeCapability: '5.0' }));
 
-  const fixed = refused(t, planFit({ model: gemma, vramBytes: GIB, computeCapability: '5.0', gpuLayers: -1, ctxPerSlot: 32768, slots: 8 }));
+  const fixed = refused(
+    t,
+    planFit({ model: gemma, vramBytes: GIB, computeCapability: '5.0', gpuLayers: -1, ctxPerSlot: 32768, slots: 8 }),
+  );
   t.match(fixed.message, /with 8 slots, ctx 32768, -ngl 27 fixed/);
   t.equal(fixed.smallest.settings.ctxPerSlot, 32768);
 });
 
 t.test('fixed values are kept', async (t) => {
-  const r = fitted(t, planFit({ model: gemma, vramBytes: GIB, computeCapability: '5.0', slots: 2, ctxPerSlot: 1000, kvType: 'q8_0', ubatch: 4 }));
+  const r = fitted(
+    t,
+    planFit({
+      model: gemma,
+      vramBytes: GIB,
+      computeCapability: '5.0',
+      slots: 2,
+      ctxPerSlot: 1000,
+      kvType: 'q8_0',
+      ubatch: 4,
+    }),
+  );
   t.same([r.settings.slots, r.settings.ctxPerSlot, r.settings.kvType, r.settings.ubatch], [2, 1000, 'q8_0', 4]);
   t.equal(r.estimate.cells.base, 1024, 'llama.cpp pads the slot to 1024 cells');
 
@@ -120,15 +141,24 @@ t.test('fixed values are kept', async (t) => {
   t.equal(n.settings.gpuLayers, 10);
 
   // 16 rows per batch on CC 5.0: the table counts the F32 copy of the output matrix, which no 1 GiB card holds.
-  const big = refused(t, planFit({ model: gemma, vramBytes: GIB, computeCapability: '5.0', slots: 16, ubatch: 16, gpuLayers: -1 }));
+  const big = refused(
+    t,
+    planFit({ model: gemma, vramBytes: GIB, computeCapability: '5.0', slots: 16, ubatch: 16, gpuLayers: -1 }),
+  );
   const item = big.smallest.estimate.items.find((i) => i.name.startsWith('cuBLAS fallback: output matrix'));
   t.equal(item?.bytes, 1152 * 262_144 * 4, '1.125 GiB');
   t.match(big.notes.join('\n'), /with ubatch 16 it happens/);
   // Without the output matrix on the GPU only the layer matrices are dequantized (30 MiB at most): that fits.
   const partial = fitted(t, planFit({ model: gemma, vramBytes: GIB, computeCapability: '5.0', slots: 16, ubatch: 16 }));
   t.equal(partial.settings.gpuLayers, 26);
-  t.equal(partial.table.find((i) => i.name.startsWith('cuBLAS fallback: largest layer matrix'))?.bytes, 1152 * 6912 * 4);
-  const roomy = fitted(t, planFit({ model: gemma, vramBytes: 4 * GIB, computeCapability: '5.0', slots: 16, ubatch: 16 }));
+  t.equal(
+    partial.table.find((i) => i.name.startsWith('cuBLAS fallback: largest layer matrix'))?.bytes,
+    1152 * 6912 * 4,
+  );
+  const roomy = fitted(
+    t,
+    planFit({ model: gemma, vramBytes: 4 * GIB, computeCapability: '5.0', slots: 16, ubatch: 16 }),
+  );
   t.equal(roomy.settings.gpuLayers, 27);
   t.ok(roomy.table.some((i) => i.name.startsWith('cuBLAS fallback: output matrix')));
   // More than 8 slots with ubatch 8: no fallback, several ubatches per step.
@@ -146,7 +176,11 @@ t.test('fixed values are kept', async (t) => {
 t.test('tiny presets fit small budgets whole', async (t) => {
   const tiny = await readModelInfo(await modelPath('tiny', 'F16'));
   let r = fitted(t, planFit({ model: tiny, vramBytes: 256 * MIB }));
-  t.same([r.settings.gpuLayers, r.settings.slots, r.settings.ctxPerSlot, r.settings.ubatch, r.settings.kvType], [3, 4, 2048, 512, 'f16'], 'context capped at n_ctx_train 2048');
+  t.same(
+    [r.settings.gpuLayers, r.settings.slots, r.settings.ctxPerSlot, r.settings.ubatch, r.settings.kvType],
+    [3, 4, 2048, 512, 'f16'],
+    'context capped at n_ctx_train 2048',
+  );
   r = fitted(t, planFit({ model: tiny, vramBytes: 256 * MIB, computeCapability: 5 }));
   t.equal(r.settings.ubatch, 8);
   refused(t, planFit({ model: tiny, vramBytes: 100 * MIB }));
@@ -177,7 +211,16 @@ t.test('planForServer: the settings the server needs, or a FitError', async (t) 
 });
 
 t.test('compute capability spellings', async (t) => {
-  for (const [value, cc] of [[5, 500], [5.0, 500], ['5.0', 500], ['6.1', 610], [6.1, 610], [86, 860], ['75', 750], [610, 610]] as const) {
+  for (const [value, cc] of [
+    [5, 500],
+    [5.0, 500],
+    ['5.0', 500],
+    ['6.1', 610],
+    [6.1, 610],
+    [86, 860],
+    ['75', 750],
+    [610, 610],
+  ] as const) {
     t.equal(parseComputeCapability(value), cc, String(value));
   }
   t.throws(() => parseComputeCapability('five'), RangeError);

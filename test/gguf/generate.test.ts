@@ -3,15 +3,17 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { makeModel, MAKE_MODEL_USAGE, parseMakeModelArgs, runMakeModel } from '../../src/gguf/generate.ts';
-import { getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
+import { MAKE_MODEL_USAGE, makeModel, parseMakeModelArgs, runMakeModel } from '../../src/gguf/generate.ts';
 import { getPreset, presetTensors } from '../../src/gguf/presets.ts';
+import { getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
 import { GgmlType } from '../../src/gguf/types.ts';
 
 const dir = t.testdir({});
 
 async function sha256(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 t.test('tiny F16: deterministic per seed, valid, complete', async (t) => {
@@ -20,14 +22,23 @@ t.test('tiny F16: deterministic per seed, valid, complete', async (t) => {
   const c = join(dir, 'c.gguf');
   const fractions: number[] = [];
   const started = performance.now();
-  await makeModel({ preset: 'tiny', quant: 'F16', seed: 1, out: a, onProgress: (fraction) => fractions.push(fraction) });
+  await makeModel({
+    preset: 'tiny',
+    quant: 'F16',
+    seed: 1,
+    out: a,
+    onProgress: (fraction) => fractions.push(fraction),
+  });
   t.comment(`tiny F16 generated in ${(performance.now() - started).toFixed(0)} ms`);
   await makeModel({ preset: 'tiny', quant: 'F16', seed: 1, out: b });
   await makeModel({ preset: 'tiny', quant: 'F16', seed: 2, out: c });
   t.equal(await sha256(a), await sha256(b), 'same seed, same bytes');
   t.not(await sha256(a), await sha256(c), 'different seed, different bytes');
   t.equal(fractions.at(-1), 1);
-  t.ok(fractions.every((x, i) => i === 0 || x >= fractions[i - 1]!), 'progress only grows');
+  t.ok(
+    fractions.every((x, i) => i === 0 || x >= fractions[i - 1]!),
+    'progress only grows',
+  );
   t.same((await readdir(dir)).sort(), ['a.gguf', 'b.gguf', 'c.gguf'], 'no temporary files left behind');
 
   const file = await readGguf(a);
@@ -47,13 +58,19 @@ t.test('tiny F16: deterministic per seed, valid, complete', async (t) => {
   // Norms hold 1.0; weights are small and finite.
   const bytes = await readFile(a);
   const norm = file.tensors.find((x) => x.name === 'blk.0.attn_norm.weight')!;
-  const normValues = new Float32Array(bytes.buffer.slice(bytes.byteOffset + file.dataOffset + norm.offset, bytes.byteOffset + file.dataOffset + norm.offset + norm.nbytes));
+  const normValues = new Float32Array(
+    bytes.buffer.slice(
+      bytes.byteOffset + file.dataOffset + norm.offset,
+      bytes.byteOffset + file.dataOffset + norm.offset + norm.nbytes,
+    ),
+  );
   t.ok(normValues.every((x) => x === 1));
   const weight = file.tensors.find((x) => x.name === 'blk.1.ffn_up.weight')!;
   t.equal(weight.type, GgmlType.F16);
   const at = file.dataOffset + weight.offset;
   let maxExponent = 0;
-  for (let i = 0; i < weight.nbytes; i += 2) maxExponent = Math.max(maxExponent, (bytes.readUInt16LE(at + i) >> 10) & 0x1f);
+  for (let i = 0; i < weight.nbytes; i += 2)
+    maxExponent = Math.max(maxExponent, (bytes.readUInt16LE(at + i) >> 10) & 0x1f);
   t.ok(maxExponent > 0 && maxExponent < 15, 'every weight is below 1 in magnitude');
 });
 
@@ -77,7 +94,12 @@ t.test('bad options are refused before anything is written', async (t) => {
 });
 
 t.test('parseMakeModelArgs', async (t) => {
-  t.same(parseMakeModelArgs(['--preset', 'tiny', '--out', 'm.gguf']), { preset: 'tiny', quant: 'F16', seed: 1, out: 'm.gguf' });
+  t.same(parseMakeModelArgs(['--preset', 'tiny', '--out', 'm.gguf']), {
+    preset: 'tiny',
+    quant: 'F16',
+    seed: 1,
+    out: 'm.gguf',
+  });
   t.same(parseMakeModelArgs(['--preset=gemma3-1b', '--quant=Q4_K_M', '--seed=42', '--out=x/y.gguf']), {
     preset: 'gemma3-1b',
     quant: 'Q4_K_M',
@@ -87,7 +109,10 @@ t.test('parseMakeModelArgs', async (t) => {
   const errors: [string[], RegExp][] = [
     [['--out', 'm.gguf'], /--preset is required/],
     [['--preset', 'tiny'], /--out is required/],
-    [['--preset', 'huge', '--out', 'm'], /--preset 'huge' is not a preset \(expected one of tiny, tiny-gemma3, gemma3-1b\)/],
+    [
+      ['--preset', 'huge', '--out', 'm'],
+      /--preset 'huge' is not a preset \(expected one of tiny, tiny-gemma3, gemma3-1b\)/,
+    ],
     [['--preset', 'tiny', '--quant', 'Q5_K', '--out', 'm'], /--quant 'Q5_K' is not supported/],
     [['--preset', 'tiny', '--seed', 'abc', '--out', 'm'], /--seed 'abc' must be an integer/],
     [['--preset', 'tiny', '--seed', '-3', '--out', 'm'], /--seed '-3' must be an integer/],

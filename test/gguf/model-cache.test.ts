@@ -14,13 +14,22 @@ t.teardown(() => {
 });
 
 t.test('path names everything that decides the bytes', async (t) => {
-  t.equal(cachedModelPath({ preset: 'tiny', quant: 'F16' }), join(cache, 'models', `tiny-F16-s1-g${GENERATOR_VERSION}.gguf`));
-  t.equal(cachedModelPath({ preset: 'gemma3-1b', quant: 'Q4_K_M', seed: 7 }), join(cache, 'models', `gemma3-1b-Q4_K_M-s7-g${GENERATOR_VERSION}.gguf`));
+  t.equal(
+    cachedModelPath({ preset: 'tiny', quant: 'F16' }),
+    join(cache, 'models', `tiny-F16-s1-g${GENERATOR_VERSION}.gguf`),
+  );
+  t.equal(
+    cachedModelPath({ preset: 'gemma3-1b', quant: 'Q4_K_M', seed: 7 }),
+    join(cache, 'models', `gemma3-1b-Q4_K_M-s7-g${GENERATOR_VERSION}.gguf`),
+  );
 });
 
 t.test('generates once, then reuses', async (t) => {
   // Concurrent callers share one generation.
-  const [first, second] = await Promise.all([ensureModel({ preset: 'tiny', quant: 'F16' }), ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 })]);
+  const [first, second] = await Promise.all([
+    ensureModel({ preset: 'tiny', quant: 'F16' }),
+    ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 }),
+  ]);
   t.equal(first, cachedModelPath({ preset: 'tiny', quant: 'F16' }));
   t.equal(second, first);
   t.equal((await readGguf(first)).tensors.length, 21);

@@ -1,5 +1,12 @@
 import t from 'tap';
-import { getPreset, isPresetName, parameterCount, PRESET_NAMES, presetMetadata, presetTensors } from '../../src/gguf/presets.ts';
+import {
+  getPreset,
+  isPresetName,
+  PRESET_NAMES,
+  parameterCount,
+  presetMetadata,
+  presetTensors,
+} from '../../src/gguf/presets.ts';
 import { GgmlType, GgufValue, tensorBytes } from '../../src/gguf/types.ts';
 
 t.test('parameter counts', async (t) => {
@@ -35,8 +42,15 @@ t.test('every preset: norms are 1-D F32 ones, weights 2-D F16, names unique', as
     for (const tensor of tensors) {
       const isNorm = tensor.name.includes('norm');
       const ok = isNorm
-        ? tensor.dims.length === 1 && tensor.type === GgmlType.F32 && tensor.init.kind === 'constant' && tensor.init.value === 1
-        : tensor.dims.length === 2 && tensor.type === GgmlType.F16 && tensor.init.kind === 'normal' && tensor.init.std > 0 && tensor.init.std <= 0.02;
+        ? tensor.dims.length === 1 &&
+          tensor.type === GgmlType.F32 &&
+          tensor.init.kind === 'constant' &&
+          tensor.init.value === 1
+        : tensor.dims.length === 2 &&
+          tensor.type === GgmlType.F16 &&
+          tensor.init.kind === 'normal' &&
+          tensor.init.std > 0 &&
+          tensor.init.std <= 0.02;
       if (!ok) t.fail(`${name}: ${tensor.name} ${JSON.stringify(tensor)}`);
     }
   }
@@ -45,7 +59,10 @@ t.test('every preset: norms are 1-D F32 ones, weights 2-D F16, names unique', as
 t.test('tiny presets can be K-quantized: every matrix row is whole 256-element blocks', async (t) => {
   for (const name of ['tiny', 'tiny-gemma3'] as const) {
     const rows = presetTensors(getPreset(name)).filter((x) => x.dims.length === 2);
-    t.ok(rows.every((x) => x.dims[0]! % 256 === 0), name);
+    t.ok(
+      rows.every((x) => x.dims[0]! % 256 === 0),
+      name,
+    );
   }
 });
 

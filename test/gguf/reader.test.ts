@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import t from 'tap';
 import type { Test } from 'tap';
+import t from 'tap';
 import { ModelFileError } from '../../src/errors.ts';
 import { getBool, getFloat, getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
 import { GgmlType, GgufValue, GgufValueType } from '../../src/gguf/types.ts';
@@ -43,7 +43,10 @@ t.test('reads the 15 MB gemma-4 vocab file quickly', async (t) => {
 t.test('typed getters reject the wrong type', async (t) => {
   const file = await readGguf(vocab('ggml-vocab-llama-spm.gguf'));
   t.equal(getString(file, 'no.such.key'), undefined);
-  t.throws(() => getString(file, 'llama.block_count'), { code: 'GGUF_CORRUPT', message: /'llama.block_count' is uint32, expected a string/ });
+  t.throws(() => getString(file, 'llama.block_count'), {
+    code: 'GGUF_CORRUPT',
+    message: /'llama.block_count' is uint32, expected a string/,
+  });
   t.throws(() => getUint(file, 'tokenizer.ggml.tokens'), { code: 'GGUF_CORRUPT' });
   t.throws(() => getStringArray(file, 'tokenizer.ggml.scores'), { code: 'GGUF_CORRUPT' });
 });
@@ -99,7 +102,11 @@ t.test('a valid sample reads back', async (t) => {
 });
 
 t.test('missing path, directory, not a GGUF', async (t) => {
-  await t.rejects(readGguf(join(dir, 'nope.gguf')), { constructor: ModelFileError, code: 'MODEL_NOT_FOUND', message: /nope\.gguf: no such file/ });
+  await t.rejects(readGguf(join(dir, 'nope.gguf')), {
+    constructor: ModelFileError,
+    code: 'MODEL_NOT_FOUND',
+    message: /nope\.gguf: no such file/,
+  });
   await t.rejects(readGguf(join(dir, 'nope', 'x.gguf')), { code: 'MODEL_NOT_FOUND' });
   const sub = join(dir, 'a-directory.gguf');
   await mkdir(sub);
@@ -110,7 +117,12 @@ t.test('missing path, directory, not a GGUF', async (t) => {
   const badMagic = await sample();
   badMagic.write('GGML', 0, 'latin1');
   await expectError(t, badMagic, 'NOT_A_GGUF', /"GGML"/);
-  await expectError(t, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), 'NOT_A_GGUF', /"\\u007fELF"|bytes 7f 45 4c 46/);
+  await expectError(
+    t,
+    Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]),
+    'NOT_A_GGUF',
+    /"\\u007fELF"|bytes 7f 45 4c 46/,
+  );
 });
 
 t.test('unsupported versions', async (t) => {
@@ -130,7 +142,10 @@ t.test('every cut inside the file is GGUF_TRUNCATED', async (t) => {
   // The last tensor (128 bytes) ends on an alignment boundary, so even a one-byte cut removes its data.
   for (let length = 4; length < bytes.length; length += length < 400 ? 1 : 7) {
     const path = await save('cut.gguf', bytes.subarray(0, length));
-    const err = await readGguf(path).then(() => undefined, (e: unknown) => e);
+    const err = await readGguf(path).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     if (!(err instanceof ModelFileError) || err.code !== 'GGUF_TRUNCATED') {
       t.fail(`cut at ${length}: expected GGUF_TRUNCATED, got ${String(err)}`);
       return;
@@ -142,8 +157,20 @@ t.test('every cut inside the file is GGUF_TRUNCATED', async (t) => {
 t.test('truncation messages say where', async (t) => {
   const bytes = await sample();
   await expectError(t, bytes.subarray(0, 12), 'GGUF_TRUNCATED', /ends at byte 12, inside the header/);
-  await expectError(t, bytes.subarray(0, after(bytes, 'test.b') + 6), 'GGUF_TRUNCATED', /inside the value of key 'test.b'/);
-  await expectError(t, bytes.subarray(0, bytes.length - 10), 'GGUF_TRUNCATED', new RegExp(`tensor 'tensor_b.weight' \\(F16\\) data ends at byte ${bytes.length} but the file has ${bytes.length - 10} bytes`));
+  await expectError(
+    t,
+    bytes.subarray(0, after(bytes, 'test.b') + 6),
+    'GGUF_TRUNCATED',
+    /inside the value of key 'test.b'/,
+  );
+  await expectError(
+    t,
+    bytes.subarray(0, bytes.length - 10),
+    'GGUF_TRUNCATED',
+    new RegExp(
+      `tensor 'tensor_b.weight' \\(F16\\) data ends at byte ${bytes.length} but the file has ${bytes.length - 10} bytes`,
+    ),
+  );
 });
 
 t.test('corrupt metadata', async (t) => {
@@ -224,7 +251,12 @@ t.test('bad tensor data layout', async (t) => {
 
   const overlapping = await sample();
   overlapping.writeBigUInt64LE(32n, offsetAt(overlapping));
-  await expectError(t, overlapping, 'GGUF_CORRUPT', /'tensor_b.weight' data at offset 32 overlaps tensor 'tensor_a.weight'/);
+  await expectError(
+    t,
+    overlapping,
+    'GGUF_CORRUPT',
+    /'tensor_b.weight' data at offset 32 overlaps tensor 'tensor_a.weight'/,
+  );
 
   const gap = await sample();
   gap.writeBigUInt64LE(96n, offsetAt(gap));
@@ -232,7 +264,12 @@ t.test('bad tensor data layout', async (t) => {
 
   const pastEnd = await sample();
   pastEnd.writeBigInt64LE(1n << 20n, after(pastEnd, 'tensor_b.weight') + 4 + 8); // 32 x 1M F16
-  await expectError(t, pastEnd, 'GGUF_TRUNCATED', /tensor 'tensor_b.weight' \(F16\) data ends at byte \d+ but the file has \d+ bytes/);
+  await expectError(
+    t,
+    pastEnd,
+    'GGUF_TRUNCATED',
+    /tensor 'tensor_b.weight' \(F16\) data ends at byte \d+ but the file has \d+ bytes/,
+  );
 });
 
 t.test('random corruption never escapes as anything but ModelFileError', async (t) => {
@@ -246,7 +283,10 @@ t.test('random corruption never escapes as anything but ModelFileError', async (
   for (let i = 0; i < 300; i++) {
     const broken = Buffer.from(bytes);
     for (let k = 0; k < 1 + random(4); k++) broken[random(broken.length - 200)] = random(256);
-    const err = await readGguf(await save('fuzz.gguf', broken)).then(() => undefined, (e: unknown) => e);
+    const err = await readGguf(await save('fuzz.gguf', broken)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     if (err === undefined) continue;
     rejected++;
     if (!(err instanceof ModelFileError)) {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { GgmlType, alignUp, blockSize, ggmlTypeName, isGgmlType, tensorBytes, typeSize } from '../../src/gguf/types.ts';
+import { alignUp, blockSize, GgmlType, ggmlTypeName, isGgmlType, tensorBytes, typeSize } from '../../src/gguf/types.ts';
 
 t.test('block layouts match ggml', async (t) => {
   // [type, elements per block, bytes per block], from sizeof(block_*) in ggml-common.h.

@@ -48,7 +48,10 @@ t.test('round trip: metadata, tensor infos and data', async (t) => {
     writer.addTensor({ name: 'q.weight', dims: [256, 2], type: GgmlType.Q4_K }),
     writer.addTensor({ name: 'cube', dims: [2, 3, 5, 7], type: GgmlType.I8 }),
   ];
-  t.same(tensors.map((x) => x.offset), [0, 64, 448, 736]);
+  t.same(
+    tensors.map((x) => x.offset),
+    [0, 64, 448, 736],
+  );
 
   const path = join(dir, 'round-trip.gguf');
   let progressCalls = 0;
@@ -65,7 +68,10 @@ t.test('round trip: metadata, tensor infos and data', async (t) => {
 
   const file = await readGguf(path);
   t.equal(file.version, 3);
-  t.same([...file.metadata.keys()], METADATA.map(([key]) => key));
+  t.same(
+    [...file.metadata.keys()],
+    METADATA.map(([key]) => key),
+  );
   for (const [key, value] of METADATA) t.same(file.metadata.get(key), value, key);
   t.same(file.tensors, tensors);
 
@@ -89,7 +95,10 @@ t.test('custom alignment and async sources', async (t) => {
   const file = await readGguf(path);
   t.equal(file.alignment, 256);
   t.equal(file.dataOffset % 256, 0);
-  t.same(file.tensors.map((x) => x.offset), [0, 256]);
+  t.same(
+    file.tensors.map((x) => x.offset),
+    [0, 256],
+  );
 });
 
 t.test('writes a vocab file byte for byte', async (t) => {
@@ -121,6 +130,12 @@ t.test('refuses what llama.cpp would refuse', async (t) => {
 t.test('a data source of the wrong size is an error', async (t) => {
   const writer = new GgufWriter();
   writer.addTensor({ name: 'a', dims: [8], type: GgmlType.F32 });
-  await t.rejects(writer.write(join(dir, 'short.gguf'), () => [Buffer.alloc(31)]), /needs 32 bytes but its data source gave 31/);
-  await t.rejects(writer.write(join(dir, 'long.gguf'), () => [Buffer.alloc(32), Buffer.alloc(1)]), /gave more/);
+  await t.rejects(
+    writer.write(join(dir, 'short.gguf'), () => [Buffer.alloc(31)]),
+    /needs 32 bytes but its data source gave 31/,
+  );
+  await t.rejects(
+    writer.write(join(dir, 'long.gguf'), () => [Buffer.alloc(32), Buffer.alloc(1)]),
+    /gave more/,
+  );
 });

@@ -8,13 +8,18 @@ export interface SlotOutput {
   error?: string;
 }
 
-export async function runToEnd(decoder: BatchDecoder, slots: number[], tokenBudget?: number): Promise<Map<number, SlotOutput>> {
+export async function runToEnd(
+  decoder: BatchDecoder,
+  slots: number[],
+  tokenBudget?: number,
+): Promise<Map<number, SlotOutput>> {
   const out = new Map<number, SlotOutput>(slots.map((s) => [s, { tokens: [], text: '', end: null }]));
   const open = new Set(slots);
   for (let guard = 0; open.size > 0; guard++) {
     if (guard > 100_000) throw new Error('decoder made no progress');
     const r = await decoder.step(tokenBudget);
-    if (r.batchTokens === 0 && r.events.length === 0) throw new Error(`slots ${[...open]} are open but the decoder is idle`);
+    if (r.batchTokens === 0 && r.events.length === 0)
+      throw new Error(`slots ${[...open]} are open but the decoder is idle`);
     for (const e of r.events) {
       const o = out.get(e.slot);
       if (!o) continue;

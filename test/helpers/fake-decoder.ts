@@ -161,7 +161,11 @@ export class FakeDecoder implements Decoder {
     this.#failures.push(error);
   }
 
-  start(slot: number, tokens: readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number } {
+  start(
+    slot: number,
+    tokens: readonly number[],
+    options: StartOptions,
+  ): { reusedTokens: number; promptTokens: number } {
     if (this.#inFlight) {
       this.violations.push(`start(${slot}) while step ${this.#stepCount} was in flight`);
       throw new StateError('BUSY', 'a step is running; start slots between steps');
@@ -169,11 +173,16 @@ export class FakeDecoder implements Decoder {
     const s = this.#slot(slot);
     if (s.state !== 'idle') throw new StateError('BUSY', `slot ${slot} is busy`);
     if (tokens.length === 0) throw new ArgumentError('INVALID_ARGUMENT', 'the prompt must contain at least one token');
-    if (!Number.isInteger(options.maxTokens) || options.maxTokens < 1) throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
+    if (!Number.isInteger(options.maxTokens) || options.maxTokens < 1)
+      throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
     const bad = tokens.find((tok) => !Number.isInteger(tok) || tok < 0 || tok >= this.vocab);
-    if (bad !== undefined) throw new ArgumentError('INVALID_ARGUMENT', `token ${bad} is outside the vocabulary (0..${this.vocab - 1})`);
+    if (bad !== undefined)
+      throw new ArgumentError('INVALID_ARGUMENT', `token ${bad} is outside the vocabulary (0..${this.vocab - 1})`);
     if (tokens.length >= this.ctxPerSlot) {
-      throw new ContextExceededError('CONTEXT_EXCEEDED', `the prompt has ${tokens.length} tokens but a slot holds at most ${this.ctxPerSlot}`);
+      throw new ContextExceededError(
+        'CONTEXT_EXCEEDED',
+        `the prompt has ${tokens.length} tokens but a slot holds at most ${this.ctxPerSlot}`,
+      );
     }
     let keep = 0;
     while (keep < s.cache.length && keep < tokens.length && s.cache[keep] === tokens[keep]) keep++;
@@ -250,7 +259,14 @@ export class FakeDecoder implements Decoder {
       lastServed = id;
     }
     const promptTokens = [...take.values()].reduce((a, b) => a + b, 0);
-    const record: StepRecord = { budget: tokenBudget, batchTokens: nGen + promptTokens, promptTokens, generatedTokens: nGen, prompt: take, generating: [] };
+    const record: StepRecord = {
+      budget: tokenBudget,
+      batchTokens: nGen + promptTokens,
+      promptTokens,
+      generatedTokens: nGen,
+      prompt: take,
+      generating: [],
+    };
     if (record.batchTokens > 0) {
       if (lastServed >= 0) this.#nextPrefill = (lastServed + 1) % this.slots;
       this.#slots.forEach((s, id) => {
@@ -276,14 +292,22 @@ export class FakeDecoder implements Decoder {
         const token = fakeToken(s.prompt, index);
         s.generated++;
         s.last = token;
-        const end: EndReason | null = s.generated >= s.maxTokens ? 'length' : s.cache.length >= this.ctxPerSlot ? 'context_full' : null;
+        const end: EndReason | null =
+          s.generated >= s.maxTokens ? 'length' : s.cache.length >= this.ctxPerSlot ? 'context_full' : null;
         events.push({ slot: id, token, text: fakeText(token), end, promptProcessed: n });
         if (end !== null) this.#idle(s);
       });
       this.steps.push(record);
     }
     this.#applyCancels(index, 'end', events);
-    return { events, batchTokens: record.batchTokens, promptTokens, generatedTokens: nGen, retries: 0, decodeMicros: 0 };
+    return {
+      events,
+      batchTokens: record.batchTokens,
+      promptTokens,
+      generatedTokens: nGen,
+      retries: 0,
+      decodeMicros: 0,
+    };
   }
 
   #applyCancels(step: number, at: 'start' | 'end', events: SlotEvent[]): void {

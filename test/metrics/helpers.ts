@@ -1,8 +1,9 @@
 // Shared by the metrics tests: a parser for the Prometheus text exposition format (0.0.4), and an app with a
 // ServerMetrics over the real tiny model, BatchDecoder and Scheduler (as in test/server/harness.ts, which
 // builds its apps without metrics), whose decoding steps can be held to make concurrency deterministic.
-import type { Test } from 'tap';
+
 import type { FastifyInstance } from 'fastify';
+import type { Test } from 'tap';
 import { BatchDecoder, type Model } from '../../src/engine/index.ts';
 import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
@@ -32,7 +33,7 @@ const SUFFIXES: Record<string, readonly string[]> = {
   summary: ['_sum', '_count'],
 };
 
-function unescape(s: string, what: 'help' | 'label'): string {
+function unescapeText(s: string, what: 'help' | 'label'): string {
   return s.replace(/\\(.)/g, (m, c: string) => {
     if (c === '\\') return '\\';
     if (c === 'n') return '\n';
@@ -47,7 +48,8 @@ function unescape(s: string, what: 'help' | 'label'): string {
  */
 function parseValue(s: string): number {
   const special = s.toLowerCase();
-  if (special === '+inf' || special === 'inf' || special === '+infinity' || special === 'infinity') return Number.POSITIVE_INFINITY;
+  if (special === '+inf' || special === 'inf' || special === '+infinity' || special === 'infinity')
+    return Number.POSITIVE_INFINITY;
   if (special === '-inf' || special === '-infinity') return Number.NEGATIVE_INFINITY;
   if (special === 'nan') return Number.NaN;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) throw new Error(`bad sample value '${s}'`);
@@ -81,14 +83,15 @@ function parseSample(line: string): Sample {
       }
       if (j >= line.length) throw new Error(`unterminated label value in '${line}'`);
       if (label in labels) throw new Error(`duplicate label '${label}' in '${line}'`);
-      labels[label] = unescape(raw, 'label');
+      labels[label] = unescapeText(raw, 'label');
       i = j + 1;
       if (line[i] === ',') i++;
       else if (line[i] !== '}') throw new Error(`bad labels in '${line}'`);
     }
   }
   const rest = line.slice(i).trim().split(/\s+/);
-  if (line[i] !== ' ' || rest.length < 1 || rest.length > 2 || rest[0] === undefined) throw new Error(`bad sample line '${line}'`);
+  if (line[i] !== ' ' || rest.length < 1 || rest.length > 2 || rest[0] === undefined)
+    throw new Error(`bad sample line '${line}'`);
   if (rest[1] !== undefined && !/^-?\d+$/.test(rest[1])) throw new Error(`bad timestamp in '${line}'`);
   return { name, labels, value: parseValue(rest[0]) };
 }
@@ -117,10 +120,11 @@ export function parseExposition(text: string): Map<string, Family> {
       if (f.samples.length > 0) throw new Error(`${kind} of ${name} after its samples`);
       if (kind === 'HELP') {
         if (f.help !== undefined) throw new Error(`two HELP lines for ${name}`);
-        f.help = unescape(rest, 'help');
+        f.help = unescapeText(rest, 'help');
       } else {
         if (f.type !== undefined) throw new Error(`two TYPE lines for ${name}`);
-        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(rest)) throw new Error(`bad type '${rest}' for ${name}`);
+        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(rest))
+          throw new Error(`bad type '${rest}' for ${name}`);
         f.type = rest;
       }
       continue;
@@ -128,7 +132,9 @@ export function parseExposition(text: string): Map<string, Family> {
     if (line.startsWith('#')) continue;
     const sample = parseSample(line);
     const owner = current;
-    const owns = owner !== undefined && (sample.name === owner.name || (SUFFIXES[owner.type ?? ''] ?? []).some((s) => sample.name === owner.name + s));
+    const owns =
+      owner !== undefined &&
+      (sample.name === owner.name || (SUFFIXES[owner.type ?? ''] ?? []).some((s) => sample.name === owner.name + s));
     if (!owns) throw new Error(`sample ${sample.name} outside its family (after ${owner?.name ?? 'nothing'})`);
     owner.samples.push(sample);
   }
@@ -141,7 +147,7 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
 }
 
 /** The value of the one sample `name{labels}` (exactly these labels). */
-export function valueOf(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
+export function sampleValue(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
   for (const f of families.values()) {
     const hits = f.samples.filter((s) => s.name === name && sameLabels(s.labels, labels));
     if (hits.length > 1) throw new Error(`${name}${JSON.stringify(labels)} appears ${hits.length} times`);
@@ -172,10 +178,11 @@ export function histogramOf(families: Map<string, Family>, name: string): Histog
     const [a, b] = [buckets[i - 1], buckets[i]];
     if (!a || !b || !(a.le < b.le) || !(a.count <= b.count)) throw new Error(`${name}: buckets not cumulative at ${i}`);
   }
-  const count = valueOf(families, `${name}_count`);
+  const count = sampleValue(families, `${name}_count`);
   const last = buckets.at(-1);
-  if (last?.le !== Number.POSITIVE_INFINITY || last.count !== count) throw new Error(`${name}: +Inf bucket missing or not equal to _count`);
-  return { buckets, sum: valueOf(families, `${name}_sum`), count };
+  if (last?.le !== Number.POSITIVE_INFINITY || last.count !== count)
+    throw new Error(`${name}: +Inf bucket missing or not equal to _count`);
+  return { buckets, sum: sampleValue(families, `${name}_sum`), count };
 }
 
 // --- an app with metrics ----------------------------------------------------------------------------------
@@ -241,7 +248,10 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     kvCellsTotal: () => ctxPerSlot * slots,
   });
   scheduler = new Scheduler(decoder, options.scheduler ?? {}, metrics);
-  const app = buildApp({ model, scheduler, config: { ctxPerSlot, slots, ...options.config }, metrics }, { ready: true });
+  const app = buildApp(
+    { model, scheduler, config: { ctxPerSlot, slots, ...options.config }, metrics },
+    { ready: true },
+  );
   const owned = scheduler;
   t.teardown(async () => {
     gate.open();
@@ -260,8 +270,16 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
  * draft was accepted, so never here.)
  */
 export const LLAMA_SERVER_METRICS: ReadonlyArray<{ name: string; type: 'counter' | 'gauge'; help: string }> = [
-  { name: 'llamacpp:prompt_tokens_total', type: 'counter', help: 'Number of prompt tokens processed, excluding cached tokens' },
-  { name: 'llamacpp:prompt_tokens_cached_total', type: 'counter', help: 'Number of prompt tokens reused from the cache' },
+  {
+    name: 'llamacpp:prompt_tokens_total',
+    type: 'counter',
+    help: 'Number of prompt tokens processed, excluding cached tokens',
+  },
+  {
+    name: 'llamacpp:prompt_tokens_cached_total',
+    type: 'counter',
+    help: 'Number of prompt tokens reused from the cache',
+  },
   { name: 'llamacpp:prompt_seconds_total', type: 'counter', help: 'Total time spent processing prompts' },
   { name: 'llamacpp:tokens_predicted_total', type: 'counter', help: 'Number of generation tokens processed' },
   { name: 'llamacpp:tokens_predicted_seconds_total', type: 'counter', help: 'Total time spent generating tokens' },
@@ -271,12 +289,28 @@ export const LLAMA_SERVER_METRICS: ReadonlyArray<{ name: string; type: 'counter'
     help: 'Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding',
   },
   { name: 'llamacpp:n_tokens_max', type: 'counter', help: 'Largest observed sequence length (prompt + generation)' },
-  { name: 'llamacpp:spec_decode_num_draft_tokens_total', type: 'counter', help: 'Speculative: Total draft tokens generated' },
-  { name: 'llamacpp:spec_decode_num_accepted_tokens_total', type: 'counter', help: 'Speculative: Total draft tokens accepted by the target model' },
-  { name: 'llamacpp:spec_decode_num_drafts_total', type: 'counter', help: 'Speculative: Total speculative decoding verification steps' },
+  {
+    name: 'llamacpp:spec_decode_num_draft_tokens_total',
+    type: 'counter',
+    help: 'Speculative: Total draft tokens generated',
+  },
+  {
+    name: 'llamacpp:spec_decode_num_accepted_tokens_total',
+    type: 'counter',
+    help: 'Speculative: Total draft tokens accepted by the target model',
+  },
+  {
+    name: 'llamacpp:spec_decode_num_drafts_total',
+    type: 'counter',
+    help: 'Speculative: Total speculative decoding verification steps',
+  },
   { name: 'llamacpp:prompt_tokens_seconds', type: 'gauge', help: 'Average prompt throughput in tokens/s' },
   { name: 'llamacpp:predicted_tokens_seconds', type: 'gauge', help: 'Average generation throughput in tokens/s' },
   { name: 'llamacpp:requests_processing', type: 'gauge', help: 'Number of requests processing' },
   { name: 'llamacpp:requests_deferred', type: 'gauge', help: 'Number of requests deferred' },
-  { name: 'llamacpp:n_busy_slots_per_decode', type: 'gauge', help: 'Average number of busy slots per llama_decode() call' },
+  {
+    name: 'llamacpp:n_busy_slots_per_decode',
+    type: 'gauge',
+    help: 'Average number of busy slots per llama_decode() call',
+  },
 ];

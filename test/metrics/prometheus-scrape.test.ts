@@ -9,7 +9,9 @@ import { modelPath } from '../helpers/models.ts';
 import { startServer } from '../helpers/server-process.ts';
 
 const PROMETHEUS = '/usr/bin/prometheus';
-const skip = existsSync(PROMETHEUS) ? false : `${PROMETHEUS} is not installed (Debian/Ubuntu: apt-get install prometheus)`;
+const skip = existsSync(PROMETHEUS)
+  ? false
+  : `${PROMETHEUS} is not installed (Debian/Ubuntu: apt-get install prometheus)`;
 const KEY = 'sk-scrape-test';
 /** How long Prometheus gets to start, and then to see a value (scrapes are 1 s apart). */
 const WAIT_MS = 30_000;
@@ -27,7 +29,12 @@ function freePort(): Promise<number> {
 }
 
 /** Polls `probe` until it returns something other than undefined, for at most `ms`. */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>, detail: () => string = () => ''): Promise<T> {
+async function until<T>(
+  what: string,
+  ms: number,
+  probe: () => Promise<T | undefined>,
+  detail: () => string = () => '',
+): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown;
   for (;;) {
@@ -37,7 +44,10 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\n${detail()}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\n${detail()}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -91,7 +101,12 @@ t.test('Prometheus scrapes /metrics with the API key and stores what the respons
   const port = await freePort();
   const prometheus = spawn(
     PROMETHEUS,
-    [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';
@@ -100,11 +115,16 @@ t.test('Prometheus scrapes /metrics with the API key and stores what the respons
   t.teardown(() => terminate(prometheus));
   const api = `http://127.0.0.1:${port}`;
   const detail = () => `prometheus output:\n${log}\nserver output:\n${server.output().slice(-2000)}`;
-  await until('Prometheus to be ready', WAIT_MS, async () => {
-    if (prometheus.exitCode !== null) throw new Error(`prometheus exited (${prometheus.exitCode})`);
-    const res = await fetch(`${api}/-/ready`, { signal: AbortSignal.timeout(2000) });
-    return res.status === 200 ? true : undefined;
-  }, detail);
+  await until(
+    'Prometheus to be ready',
+    WAIT_MS,
+    async () => {
+      if (prometheus.exitCode !== null) throw new Error(`prometheus exited (${prometheus.exitCode})`);
+      const res = await fetch(`${api}/-/ready`, { signal: AbortSignal.timeout(2000) });
+      return res.status === 200 ? true : undefined;
+    },
+    detail,
+  );
 
   // Traffic: the numbers Prometheus must end up with.
   let completion = 0;
@@ -114,7 +134,11 @@ t.test('Prometheus scrapes /metrics with the API key and stores what the respons
     const res = await fetch(`${server.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-      body: JSON.stringify({ messages: [{ role: 'user', content: `Say something, ${i}` }], temperature: 0, max_tokens: 5 + i }),
+      body: JSON.stringify({
+        messages: [{ role: 'user', content: `Say something, ${i}` }],
+        temperature: 0,
+        max_tokens: 5 + i,
+      }),
       signal: AbortSignal.timeout(30_000),
     });
     t.equal(res.status, 200);
@@ -137,13 +161,19 @@ t.test('Prometheus scrapes /metrics with the API key and stores what the respons
   );
   t.equal(predicted, completion, 'llamacpp:tokens_predicted_total in Prometheus = sum of usage.completion_tokens');
   // Scraped together with it, so already there.
-  t.equal(await query('llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total'), prompt, 'prompt tokens, cached or not = sum of usage.prompt_tokens');
+  t.equal(
+    await query('llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total'),
+    prompt,
+    'prompt tokens, cached or not = sum of usage.prompt_tokens',
+  );
   t.equal(await query('llama_slots_request_duration_seconds_count'), n, 'our histograms are stored too');
   t.equal(await query('sum(llama_slots_requests_total)'), n);
   t.equal(await query('llama_slots_rejections_total{cause="auth"}'), 0, "Prometheus's scrapes carry the key");
 
   const targets = (await getJson(`${api}/api/v1/targets`)) as {
-    data: { activeTargets: Array<{ health: string; lastError: string; scrapeUrl: string; labels: Record<string, string> }> };
+    data: {
+      activeTargets: Array<{ health: string; lastError: string; scrapeUrl: string; labels: Record<string, string> }>;
+    };
   };
   t.equal(targets.data.activeTargets.length, 1);
   const [active] = targets.data.activeTargets;
@@ -153,11 +183,13 @@ t.test('Prometheus scrapes /metrics with the API key and stores what the respons
   t.equal(active?.labels.job, 'llama-slots-server');
 
   // Prometheus took llama-server's types from our TYPE lines.
-  const metadata = (await getJson(`${api}/api/v1/metadata`)) as { data: Record<string, Array<{ type: string; help: string }>> };
+  const metadata = (await getJson(`${api}/api/v1/metadata`)) as {
+    data: Record<string, Array<{ type: string; help: string }>>;
+  };
   t.equal(metadata.data['llamacpp:tokens_predicted_total']?.[0]?.type, 'counter');
   t.equal(metadata.data['llamacpp:n_tokens_max']?.[0]?.type, 'counter');
   t.equal(metadata.data['llamacpp:requests_processing']?.[0]?.type, 'gauge');
-  t.equal(metadata.data['llama_slots_time_to_first_token_seconds']?.[0]?.type, 'histogram');
+  t.equal(metadata.data.llama_slots_time_to_first_token_seconds?.[0]?.type, 'histogram');
 
   await terminate(prometheus);
   t.equal(await server.stop(), 0, 'the server stops cleanly');

@@ -10,7 +10,10 @@ import t from 'tap';
 import { loadModel } from '../helpers/models.ts';
 import { LLAMA_SERVER_METRICS, makeMetricsApp, parseExposition } from './helpers.ts';
 
-const promtool = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'promtool')).find((p) => existsSync(p));
+const promtool = (process.env.PATH ?? '')
+  .split(delimiter)
+  .map((dir) => join(dir, 'promtool'))
+  .find((p) => existsSync(p));
 const skip = promtool === undefined ? 'promtool is not installed (Debian/Ubuntu: apt-get install prometheus)' : false;
 
 /** Exit 0: no problem. Exit 3: lint remarks only (`promtool check metrics` in Prometheus 2.x). Exit 1: unreadable. */
@@ -18,7 +21,10 @@ const LINT_EXIT = 3;
 
 function check(exposition: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(promtool ?? 'promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+    const child = spawn(promtool ?? 'promtool', ['check', 'metrics'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 30_000,
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -55,7 +61,11 @@ function withoutFamilies(text: string, drop: (name: string) => boolean): string 
 
 const COLON = "metric names should not contain ':'";
 /** prom-client's default metrics: gauges of Node's active handles, requests and resources named *_total. */
-const PROM_CLIENT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+const PROM_CLIENT_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 const TOTAL_ON_GAUGE = 'non-counter metrics should not have "_total" suffix';
 
 t.test('promtool check metrics: only the remarks llama-server gets too', { skip }, async (t) => {
@@ -65,7 +75,12 @@ t.test('promtool check metrics: only the remarks llama-server gets too', { skip 
   const headers = { authorization: 'Bearer sk-lint' };
   const messages = [{ role: 'user', content: 'hi' }];
   for (const stream of [false, true]) {
-    const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers, payload: { messages, temperature: 0, max_tokens: 4, stream } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/chat/completions',
+      headers,
+      payload: { messages, temperature: 0, max_tokens: 4, stream },
+    });
     t.equal(res.statusCode, 200);
   }
   t.equal((await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { messages } })).statusCode, 401);
@@ -76,16 +91,34 @@ t.test('promtool check metrics: only the remarks llama-server gets too', { skip 
   t.ok(families.has('llama_slots_request_duration_seconds') && families.has('process_resident_memory_bytes'));
 
   const whole = await check(exposition);
-  t.equal(whole.code, LINT_EXIT, `the whole exposition parses; lint remarks only (exit ${LINT_EXIT}, not 1):\n${whole.output}`);
+  t.equal(
+    whole.code,
+    LINT_EXIT,
+    `the whole exposition parses; lint remarks only (exit ${LINT_EXIT}, not 1):\n${whole.output}`,
+  );
   const found = remarks(whole.output);
   const llamacpp = found.filter((r) => r.metric.startsWith('llamacpp:'));
   // Exactly what promtool says about llama-server's /metrics: a ':' in every name (Prometheus reserves colons
   // for recording rules), and n_tokens_max, a counter in llama-server, lacks _total.
-  const expected = [...LLAMA_SERVER_METRICS.map((m) => `${m.name} ${COLON}`), `llamacpp:n_tokens_max counter metrics should have "_total" suffix`];
-  t.same(llamacpp.map((r) => `${r.metric} ${r.text}`).sort(), expected.sort(), "llamacpp:* remarks are llama-server's own");
+  const expected = [
+    ...LLAMA_SERVER_METRICS.map((m) => `${m.name} ${COLON}`),
+    `llamacpp:n_tokens_max counter metrics should have "_total" suffix`,
+  ];
+  t.same(
+    llamacpp.map((r) => `${r.metric} ${r.text}`).sort(),
+    expected.sort(),
+    "llamacpp:* remarks are llama-server's own",
+  );
   const rest = found.filter((r) => !r.metric.startsWith('llamacpp:'));
-  for (const r of rest) t.ok(PROM_CLIENT_GAUGES.includes(r.metric) && r.text === TOTAL_ON_GAUGE, `only prom-client's own names otherwise: ${r.metric} ${r.text}`);
-  t.notOk(found.some((r) => r.metric.startsWith('llama_slots_')), 'no remark on our llama_slots_* metrics');
+  for (const r of rest)
+    t.ok(
+      PROM_CLIENT_GAUGES.includes(r.metric) && r.text === TOTAL_ON_GAUGE,
+      `only prom-client's own names otherwise: ${r.metric} ${r.text}`,
+    );
+  t.notOk(
+    found.some((r) => r.metric.startsWith('llama_slots_')),
+    'no remark on our llama_slots_* metrics',
+  );
 
   const ours = withoutFamilies(exposition, (name) => name.startsWith('llamacpp:') || PROM_CLIENT_GAUGES.includes(name));
   t.ok(parseExposition(ours).has('llama_slots_requests_total'));

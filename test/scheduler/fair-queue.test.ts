@@ -132,6 +132,11 @@ t.test('many clients: every operation keeps the invariants', async (t) => {
   const order = drain(q);
   const byClient = new Map<string, number[]>();
   for (const id of order) byClient.set(waiting.get(id) ?? '', [...(byClient.get(waiting.get(id) ?? '') ?? []), id]);
-  for (const [client, ids] of byClient) t.same(ids, [...ids].sort((a, b) => a - b), `${client} in FIFO order`);
+  for (const [client, ids] of byClient)
+    t.same(
+      ids,
+      [...ids].sort((a, b) => a - b),
+      `${client} in FIFO order`,
+    );
   t.equal(q.clients, 0);
 });

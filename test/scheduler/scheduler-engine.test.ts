@@ -15,7 +15,13 @@ interface Output {
   summary: RequestSummary;
 }
 
-function generate(scheduler: Scheduler, client: string, tokens: number[], maxTokens: number, onToken?: (n: number) => void): Promise<Output> {
+function generate(
+  scheduler: Scheduler,
+  client: string,
+  tokens: number[],
+  maxTokens: number,
+  onToken?: (n: number) => void,
+): Promise<Output> {
   return new Promise((resolve) => {
     const out: number[] = [];
     let text = '';
@@ -37,14 +43,20 @@ function generate(scheduler: Scheduler, client: string, tokens: number[], maxTok
 
 // Some prompts share a long prefix, so the prompt cache and slot choice take part.
 const shared = syntheticPrompt(48, 900);
-const prompts = Array.from({ length: 8 }, (_, i) => (i % 3 === 0 ? [...shared, ...syntheticPrompt(8 + i, 910 + i).slice(1)] : syntheticPrompt(12 + i * 11, 920 + i)));
+const prompts = Array.from({ length: 8 }, (_, i) =>
+  i % 3 === 0 ? [...shared, ...syntheticPrompt(8 + i, 910 + i).slice(1)] : syntheticPrompt(12 + i * 11, 920 + i),
+);
 const maxTokens = (i: number) => 10 + ((i * 7) % 19);
 
 t.test('8 concurrent requests on 4 slots give the same greedy tokens as one by one', async (t) => {
   const decoder = new BatchDecoder(model, { slots: 4, ctxPerSlot: 256 });
   t.teardown(() => decoder.dispose());
   let fullSteps = 0;
-  const scheduler = new Scheduler(decoder, { stepTokenBudget: 32 }, { onStep: (s) => (fullSteps += s.busySlots === 4 ? 1 : 0) });
+  const scheduler = new Scheduler(
+    decoder,
+    { stepTokenBudget: 32 },
+    { onStep: (s) => (fullSteps += s.busySlots === 4 ? 1 : 0) },
+  );
   const together = await Promise.all(prompts.map((p, i) => generate(scheduler, `client${i % 3}`, p, maxTokens(i))));
   await scheduler.close(0);
   t.ok(fullSteps > 0, `${fullSteps} steps ran all 4 slots at once`);

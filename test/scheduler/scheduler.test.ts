@@ -1,10 +1,24 @@
-import t from 'tap';
 import type { Test } from 'tap';
+import t from 'tap';
 import { ArgumentError, ContextExceededError, RejectedError } from '../../src/errors.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
-import type { GenerationHandlers, GenerationRequest, RequestEndReason, RequestHandle, RequestSummary, SchedulerObserver, StepStats } from '../../src/scheduler/types.ts';
+import type {
+  GenerationHandlers,
+  GenerationRequest,
+  RequestEndReason,
+  RequestHandle,
+  RequestSummary,
+  SchedulerObserver,
+  StepStats,
+} from '../../src/scheduler/types.ts';
 import { syntheticPrompt } from '../helpers/decode.ts';
-import { type DecoderCall, FakeDecoder, type FakeDecoderOptions, fakeText, fakeTokens } from '../helpers/fake-decoder.ts';
+import {
+  type DecoderCall,
+  FakeDecoder,
+  type FakeDecoderOptions,
+  fakeText,
+  fakeTokens,
+} from '../helpers/fake-decoder.ts';
 
 /** What one request saw through its handlers. */
 interface Run {
@@ -71,7 +85,11 @@ function submit(s: Scheduler, o: Submit = {}): Run {
   return run;
 }
 
-function setup(fakeOptions: FakeDecoderOptions = {}, options: ConstructorParameters<typeof Scheduler>[1] = {}, observer: SchedulerObserver = {}) {
+function setup(
+  fakeOptions: FakeDecoderOptions = {},
+  options: ConstructorParameters<typeof Scheduler>[1] = {},
+  observer: SchedulerObserver = {},
+) {
   const fake = new FakeDecoder(fakeOptions);
   const scheduler = new Scheduler(fake, options, observer);
   return { fake, scheduler };
@@ -115,7 +133,11 @@ function assertQuiet(t: Test, scheduler: Scheduler, fake: FakeDecoder): void {
 
 t.test('admission: requests take idle slots, the rest wait, each gets its tokens and one onEnd', async (t) => {
   const { fake, scheduler } = setup({ slots: 2 });
-  const runs = [submit(scheduler, { maxTokens: 5 }), submit(scheduler, { maxTokens: 3 }), submit(scheduler, { maxTokens: 4 })];
+  const runs = [
+    submit(scheduler, { maxTokens: 5 }),
+    submit(scheduler, { maxTokens: 3 }),
+    submit(scheduler, { maxTokens: 4 }),
+  ];
   t.equal(scheduler.queueLength, 3, 'nothing starts inside submit()');
   t.same(
     runs.map((r) => r.starts.length),
@@ -224,7 +246,8 @@ t.test('a budget smaller than the generating slots still moves a waiting prompt'
     log,
     handlers: {
       onToken: () => {
-        if (b.tokens.length === 1) c = submit(scheduler, { client: 'C', prompt: syntheticPrompt(10, 99), maxTokens: 2, log });
+        if (b.tokens.length === 1)
+          c = submit(scheduler, { client: 'C', prompt: syntheticPrompt(10, 99), maxTokens: 2, log });
       },
     },
   });
@@ -270,10 +293,7 @@ t.test('fairness: a client behind 50 queued requests of another starts at the ne
   const starts = log.filter((l) => l.startsWith('start'));
   t.ok(queuedWhenB >= 40, `${queuedWhenB} requests of A were waiting`);
   t.equal(starts[startsBeforeB], 'start B', 'the first start after B arrived is B');
-  t.equal(
-    runs.filter((r) => r.summary().reason === 'length').length,
-    51,
-  );
+  t.equal(runs.filter((r) => r.summary().reason === 'length').length, 51);
   assertQuiet(t, scheduler, fake);
 });
 
@@ -302,7 +322,10 @@ t.test('fairness: clients alternate; two newcomers each go before the heavy clie
           onToken: () => {
             if (i === 3 && mark < 0) {
               mark = log.filter((l) => l.startsWith('start')).length;
-              heavy.push(submit(scheduler, { client: 'B', maxTokens: 1, log }), submit(scheduler, { client: 'C', maxTokens: 1, log }));
+              heavy.push(
+                submit(scheduler, { client: 'B', maxTokens: 1, log }),
+                submit(scheduler, { client: 'C', maxTokens: 1, log }),
+              );
             }
           },
         },
@@ -343,28 +366,43 @@ t.test('queue full: refused by request count and by queued tokens, with Retry-Af
   assertQuiet(t, scheduler, fake);
 });
 
-t.test('a prompt that cannot fit the slot context is refused with both numbers; bad requests are argument errors', async (t) => {
-  const rejected: string[] = [];
-  const { fake, scheduler } = setup({ slots: 1, ctxPerSlot: 64 }, {}, { onRejected: (cause) => rejected.push(cause) });
-  const err = t.throws(() => submit(scheduler, { prompt: syntheticPrompt(64, 1) })) as unknown;
-  t.ok(err instanceof ContextExceededError);
-  t.match(err, { code: 'CONTEXT_EXCEEDED', message: /64 tokens.*at most 64/ });
-  t.match(t.throws(() => submit(scheduler, { prompt: syntheticPrompt(100, 1) })), { message: /100 tokens/ });
-  t.same(rejected, ['context_exceeded', 'context_exceeded']);
-  const empty = t.throws(() => submit(scheduler, { prompt: [] })) as unknown;
-  t.ok(empty instanceof ArgumentError);
-  t.match(empty, { code: 'INVALID_ARGUMENT' });
-  t.match(t.throws(() => submit(scheduler, { maxTokens: 0 })), { code: 'INVALID_ARGUMENT', message: /maxTokens/ });
-  t.match(t.throws(() => submit(scheduler, { timeoutMs: -1 })), { code: 'INVALID_ARGUMENT', message: /timeoutMs/ });
-  const fits = submit(scheduler, { prompt: syntheticPrompt(63, 1), maxTokens: 5 });
-  await fits.handle.done;
-  t.equal(fits.summary().reason, 'context_full', 'the largest prompt fits and fills the context');
-  t.equal(fits.tokens.length, 2, "one from the prompt's logits, one decoded into the last free cell");
-  t.throws(() => new Scheduler(fake, { stepTokenBudget: 0 }), { code: 'INVALID_ARGUMENT' });
-  t.throws(() => new Scheduler(fake, { maxQueuedRequests: -1 }), { code: 'INVALID_ARGUMENT' });
-  assertQuiet(t, scheduler, fake);
-});
-
+t.test(
+  'a prompt that cannot fit the slot context is refused with both numbers; bad requests are argument errors',
+  async (t) => {
+    const rejected: string[] = [];
+    const { fake, scheduler } = setup(
+      { slots: 1, ctxPerSlot: 64 },
+      {},
+      { onRejected: (cause) => rejected.push(cause) },
+    );
+    const err = t.throws(() => submit(scheduler, { prompt: syntheticPrompt(64, 1) })) as unknown;
+    t.ok(err instanceof ContextExceededError);
+    t.match(err, { code: 'CONTEXT_EXCEEDED', message: /64 tokens.*at most 64/ });
+    t.match(
+      t.throws(() => submit(scheduler, { prompt: syntheticPrompt(100, 1) })),
+      { message: /100 tokens/ },
+    );
+    t.same(rejected, ['context_exceeded', 'context_exceeded']);
+    const empty = t.throws(() => submit(scheduler, { prompt: [] })) as unknown;
+    t.ok(empty instanceof ArgumentError);
+    t.match(empty, { code: 'INVALID_ARGUMENT' });
+    t.match(
+      t.throws(() => submit(scheduler, { maxTokens: 0 })),
+      { code: 'INVALID_ARGUMENT', message: /maxTokens/ },
+    );
+    t.match(
+      t.throws(() => submit(scheduler, { timeoutMs: -1 })),
+      { code: 'INVALID_ARGUMENT', message: /timeoutMs/ },
+    );
+    const fits = submit(scheduler, { prompt: syntheticPrompt(63, 1), maxTokens: 5 });
+    await fits.handle.done;
+    t.equal(fits.summary().reason, 'context_full', 'the largest prompt fits and fills the context');
+    t.equal(fits.tokens.length, 2, "one from the prompt's logits, one decoded into the last free cell");
+    t.throws(() => new Scheduler(fake, { stepTokenBudget: 0 }), { code: 'INVALID_ARGUMENT' });
+    t.throws(() => new Scheduler(fake, { maxQueuedRequests: -1 }), { code: 'INVALID_ARGUMENT' });
+    assertQuiet(t, scheduler, fake);
+  },
+);
 
 t.test('a request the decoder refuses to start ends with an error; the slot serves the next', async (t) => {
   const { fake, scheduler } = setup({ slots: 1, vocab: 32000 });
@@ -400,44 +438,51 @@ t.test('cancel while queued: removed, onEnd(cancelled) at once, idempotent', asy
 });
 
 for (const mode of ['reported', 'at-once', 'late'] as const) {
-  t.test(`cancel while a step is in flight (${mode}): no more tokens, the slot serves the next request after that step`, async (t) => {
-    const { fake, scheduler } = setup({ slots: 1, cancelDuringStep: mode });
-    const victim = submit(scheduler, { maxTokens: 100 });
-    let stepsBegunAtCancel = -1;
-    let tokensAtCancel = -1;
-    const next = submit(scheduler, {
-      maxTokens: 2,
-      handlers: { onStart: () => t.equal(fake.stepCount, stepsBegunAtCancel, 'started before another step began') },
-    });
-    fake.onStepStart = (index) => {
-      if (index !== 3) return;
-      stepsBegunAtCancel = fake.stepCount;
-      tokensAtCancel = victim.tokens.length;
-      victim.handle.cancel();
-      // At once: the slot is free now; otherwise the step in flight ends it.
-      t.equal(victim.ends.length, mode === 'at-once' ? 1 : 0, 'ends now only when the decoder freed the slot at once');
-      victim.handle.cancel();
-    };
-    await ended([victim, next]);
-    t.equal(victim.summary().reason, 'cancelled');
-    t.equal(victim.tokens.length, tokensAtCancel, 'no token after the cancel');
-    t.same(victim.tokens, fakeTokens(victim.prompt, tokensAtCancel));
-    t.equal(victim.summary().generatedTokens, tokensAtCancel);
-    t.equal(victim.ends.length, 1);
-    t.same(next.tokens, fakeTokens(next.prompt, 2));
-    const cancels = fake.calls.filter((c) => c.op === 'cancel');
-    if (mode === 'late') {
-      t.same(
-        cancels.map((c) => [c.freed, c.inFlight]),
-        [
-          [false, true],
-          [true, false],
-        ],
-        'the step missed it, so the scheduler cancels again between steps',
-      );
-    } else t.equal(cancels.length, 1, 'one decoder cancel, however often the handle is cancelled');
-    assertQuiet(t, scheduler, fake);
-  });
+  t.test(
+    `cancel while a step is in flight (${mode}): no more tokens, the slot serves the next request after that step`,
+    async (t) => {
+      const { fake, scheduler } = setup({ slots: 1, cancelDuringStep: mode });
+      const victim = submit(scheduler, { maxTokens: 100 });
+      let stepsBegunAtCancel = -1;
+      let tokensAtCancel = -1;
+      const next = submit(scheduler, {
+        maxTokens: 2,
+        handlers: { onStart: () => t.equal(fake.stepCount, stepsBegunAtCancel, 'started before another step began') },
+      });
+      fake.onStepStart = (index) => {
+        if (index !== 3) return;
+        stepsBegunAtCancel = fake.stepCount;
+        tokensAtCancel = victim.tokens.length;
+        victim.handle.cancel();
+        // At once: the slot is free now; otherwise the step in flight ends it.
+        t.equal(
+          victim.ends.length,
+          mode === 'at-once' ? 1 : 0,
+          'ends now only when the decoder freed the slot at once',
+        );
+        victim.handle.cancel();
+      };
+      await ended([victim, next]);
+      t.equal(victim.summary().reason, 'cancelled');
+      t.equal(victim.tokens.length, tokensAtCancel, 'no token after the cancel');
+      t.same(victim.tokens, fakeTokens(victim.prompt, tokensAtCancel));
+      t.equal(victim.summary().generatedTokens, tokensAtCancel);
+      t.equal(victim.ends.length, 1);
+      t.same(next.tokens, fakeTokens(next.prompt, 2));
+      const cancels = fake.calls.filter((c) => c.op === 'cancel');
+      if (mode === 'late') {
+        t.same(
+          cancels.map((c) => [c.freed, c.inFlight]),
+          [
+            [false, true],
+            [true, false],
+          ],
+          'the step missed it, so the scheduler cancels again between steps',
+        );
+      } else t.equal(cancels.length, 1, 'one decoder cancel, however often the handle is cancelled');
+      assertQuiet(t, scheduler, fake);
+    },
+  );
 }
 
 t.test('cancel between steps (from a handler): the slot is free at once', async (t) => {
@@ -593,7 +638,11 @@ t.test('throwing handlers and observers are isolated', async (t) => {
     },
   });
   const good = submit(scheduler, { maxTokens: 20 });
-  t.throws(() => submit(scheduler, { prompt: syntheticPrompt(64, 1) }), { code: 'CONTEXT_EXCEEDED' }, 'a throwing onRejected does not change the refusal');
+  t.throws(
+    () => submit(scheduler, { prompt: syntheticPrompt(64, 1) }),
+    { code: 'CONTEXT_EXCEEDED' },
+    'a throwing onRejected does not change the refusal',
+  );
   await ended([badToken, badStart, badEnd, good]);
   t.match(badToken.summary(), { reason: 'error', error: /onToken handler threw: socket closed/, generatedTokens: 2 });
   t.match(badStart.summary(), { reason: 'error', error: /onStart handler threw: no/ });
@@ -610,7 +659,12 @@ t.test('throwing handlers and observers are isolated', async (t) => {
 t.test('close(): queued and running requests finish within the grace period', async (t) => {
   const rejected: string[] = [];
   const { fake, scheduler } = setup({ slots: 2 }, {}, { onRejected: (cause) => rejected.push(cause) });
-  const runs = [submit(scheduler, { maxTokens: 5 }), submit(scheduler, { maxTokens: 6 }), submit(scheduler, { maxTokens: 4 }), submit(scheduler, { maxTokens: 2 })];
+  const runs = [
+    submit(scheduler, { maxTokens: 5 }),
+    submit(scheduler, { maxTokens: 6 }),
+    submit(scheduler, { maxTokens: 4 }),
+    submit(scheduler, { maxTokens: 2 }),
+  ];
   await fake.nextStepStarted();
   const closed = scheduler.close(60_000);
   t.equal(scheduler.closing, true);
@@ -631,7 +685,11 @@ t.test('close(): queued and running requests finish within the grace period', as
 t.test('close(): what is left after the grace period ends with reason shutdown', async (t) => {
   const { fake, scheduler } = setup({ slots: 2 });
   fake.pause();
-  const runs = [submit(scheduler, { maxTokens: 100 }), submit(scheduler, { maxTokens: 100 }), submit(scheduler, { maxTokens: 100 })];
+  const runs = [
+    submit(scheduler, { maxTokens: 100 }),
+    submit(scheduler, { maxTokens: 100 }),
+    submit(scheduler, { maxTokens: 100 }),
+  ];
   await fake.nextStepStarted();
   let resolved = false;
   const closed = scheduler.close(20).then(() => {
@@ -667,7 +725,10 @@ t.test('100 requests cancelled at random moments leave every slot idle and the q
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     return (x >>> 8) % n;
   };
-  const { fake, scheduler } = setup({ slots: 4, ctxPerSlot: 128, batchSize: 32 }, { maxQueuedRequests: 200, maxQueuedTokens: 100_000, stepTokenBudget: 16 });
+  const { fake, scheduler } = setup(
+    { slots: 4, ctxPerSlot: 128, batchSize: 32 },
+    { maxQueuedRequests: 200, maxQueuedTokens: 100_000, stepTokenBudget: 16 },
+  );
   const runs: Run[] = [];
   const controllers: AbortController[] = [];
   const live = () => runs.filter((r) => r.ends.length === 0);
@@ -710,7 +771,11 @@ t.test('100 requests cancelled at random moments leave every slot idle and the q
   t.comment(`end reasons: ${JSON.stringify(Object.fromEntries(reasons))}`);
   t.ok((reasons.get('cancelled') ?? 0) > 10, 'many were cancelled');
   t.ok((reasons.get('length') ?? 0) > 10, 'many finished');
-  t.same([...reasons.keys()].filter((r) => r !== 'cancelled' && r !== 'length' && r !== 'context_full'), [], 'no other outcome');
+  t.same(
+    [...reasons.keys()].filter((r) => r !== 'cancelled' && r !== 'length' && r !== 'context_full'),
+    [],
+    'no other outcome',
+  );
   assertQuiet(t, scheduler, fake);
 });
 
@@ -737,11 +802,24 @@ t.test('summaries, snapshots and observer stats', async (t) => {
   await a.handle.done;
   if (b === undefined) throw new Error('B was not submitted');
   await b.handle.done;
-  t.match(snapshot[0], { id: 0, state: 'generating', request: { id: a.handle.id, client: 'A', promptTokens: 8, generatedTokens: 3 } });
-  t.match(snapshot[1], { id: 1, state: 'prefill', request: { id: b.handle.id, client: 'B', promptTokens: 30, generatedTokens: 0 } });
+  t.match(snapshot[0], {
+    id: 0,
+    state: 'generating',
+    request: { id: a.handle.id, client: 'A', promptTokens: 8, generatedTokens: 3 },
+  });
+  t.match(snapshot[1], {
+    id: 1,
+    state: 'prefill',
+    request: { id: b.handle.id, client: 'B', promptTokens: 30, generatedTokens: 0 },
+  });
   t.equal(snapshot[0]?.cachedTokens, 8 + 2, 'prompt plus generated tokens less the last');
   const sa = a.summary();
-  t.ok(sa.queuedAt < (sa.startedAt ?? 0) && (sa.startedAt ?? 0) < (sa.firstTokenAt ?? 0) && (sa.firstTokenAt ?? 0) < sa.endedAt, 'timings in order');
+  t.ok(
+    sa.queuedAt < (sa.startedAt ?? 0) &&
+      (sa.startedAt ?? 0) < (sa.firstTokenAt ?? 0) &&
+      (sa.firstTokenAt ?? 0) < sa.endedAt,
+    'timings in order',
+  );
   t.same(
     ends.map((s) => s.id),
     [b.handle.id, a.handle.id],

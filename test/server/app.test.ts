@@ -1,9 +1,10 @@
 // The HTTP surface: health, auth, errors, /v1/models, /slots, request validation.
-import t from 'tap';
+
 import { basename } from 'node:path';
+import t from 'tap';
 import type { ServedScheduler } from '../../src/server/config.ts';
 import { loadModel } from '../helpers/models.ts';
-import { HELLO, NO_EOS, USER_HI, errorOf, makeHarness } from './harness.ts';
+import { errorOf, HELLO, makeHarness, NO_EOS, USER_HI } from './harness.ts';
 
 const model = await loadModel('tiny');
 t.teardown(() => model.dispose());
@@ -11,7 +12,12 @@ t.teardown(() => model.dispose());
 const CHAT = '/v1/chat/completions';
 const COMPLETIONS = '/v1/completions';
 const chat = (extra: Record<string, unknown> = {}) => ({ messages: USER_HI, temperature: 0, max_tokens: 4, ...extra });
-const completion = (extra: Record<string, unknown> = {}) => ({ prompt: 'Once upon a time', temperature: 0, max_tokens: 4, ...extra });
+const completion = (extra: Record<string, unknown> = {}) => ({
+  prompt: 'Once upon a time',
+  temperature: 0,
+  max_tokens: 4,
+  ...extra,
+});
 
 t.test('/health is 503 loading until markReady(), then 200; generation waits for it too', async (t) => {
   const { app } = await makeHarness(t, model, { app: {} });
@@ -22,7 +28,11 @@ t.test('/health is 503 loading until markReady(), then 200; generation waits for
   res = await app.inject({ method: 'POST', url: CHAT, payload: chat() });
   t.equal(res.statusCode, 503);
   t.equal(errorOf(res).type, 'unavailable_error');
-  t.equal((await app.inject({ method: 'GET', url: '/v1/models' })).statusCode, 200, 'model info is available while loading');
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/v1/models' })).statusCode,
+    200,
+    'model info is available while loading',
+  );
 
   app.markReady();
   res = await app.inject({ method: 'GET', url: '/health' });
@@ -42,10 +52,21 @@ t.test('API keys: 401 on every route but /health', async (t) => {
     { method: 'POST', url: CHAT, payload: { not: 'valid' } },
   ] as const;
   for (const r of routes) {
-    for (const headers of [{}, { authorization: 'Bearer sk-wrong' }, { authorization: 'sk-one' }, { authorization: 'Basic sk-one' }, { 'x-api-key': 'nope' }]) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer sk-wrong' },
+      { authorization: 'sk-one' },
+      { authorization: 'Basic sk-one' },
+      { 'x-api-key': 'nope' },
+    ]) {
       const res = await app.inject({ ...r, headers });
       t.equal(res.statusCode, 401, `${r.method} ${r.url} with ${JSON.stringify(headers)}`);
-      t.same(errorOf(res), { message: errorOf(res).message, type: 'authentication_error', param: null, code: 'invalid_api_key' });
+      t.same(errorOf(res), {
+        message: errorOf(res).message,
+        type: 'authentication_error',
+        param: null,
+        code: 'invalid_api_key',
+      });
     }
   }
   const health = await app.inject({ method: 'GET', url: '/health' });
@@ -60,17 +81,33 @@ t.test('API keys: 401 on every route but /health', async (t) => {
     [{ method: 'POST', url: CHAT, payload: { not: 'valid' } }, 400],
   ] as const;
   for (const [r, status] of ok) {
-    t.equal((await app.inject({ ...r, headers: { authorization: 'Bearer sk-two' } })).statusCode, status, `${r.url} with the second key`);
+    t.equal(
+      (await app.inject({ ...r, headers: { authorization: 'Bearer sk-two' } })).statusCode,
+      status,
+      `${r.url} with the second key`,
+    );
   }
-  t.equal((await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'bearer   sk-one' } })).statusCode, 200, 'scheme is case-insensitive');
-  t.equal((await app.inject({ method: 'GET', url: '/v1/models', headers: { 'x-api-key': 'sk-one' } })).statusCode, 200, 'X-Api-Key as llama-server');
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'bearer   sk-one' } })).statusCode,
+    200,
+    'scheme is case-insensitive',
+  );
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/v1/models', headers: { 'x-api-key': 'sk-one' } })).statusCode,
+    200,
+    'X-Api-Key as llama-server',
+  );
 });
 
 t.test('no keys configured: nothing asks for one', async (t) => {
   const { app } = await makeHarness(t, model, { config: { apiKeys: [] } });
   t.equal((await app.inject({ method: 'GET', url: '/v1/models' })).statusCode, 200);
   t.equal((await app.inject({ method: 'GET', url: '/slots' })).statusCode, 200);
-  t.equal((await app.inject({ method: 'POST', url: CHAT, payload: chat(), headers: { authorization: 'Bearer whatever' } })).statusCode, 200);
+  t.equal(
+    (await app.inject({ method: 'POST', url: CHAT, payload: chat(), headers: { authorization: 'Bearer whatever' } }))
+      .statusCode,
+    200,
+  );
   t.equal((await app.inject({ method: 'POST', url: COMPLETIONS, payload: completion() })).statusCode, 200);
 });
 
@@ -122,11 +159,35 @@ t.test('chat request validation: 400 naming the field', async (t) => {
     ['missing messages', { model: 'x' }, 'messages', /Missing required parameter: 'messages'/],
     ['empty messages', { messages: [] }, 'messages', /fewer than 1/],
     ['messages not an array', { messages: 'hi' }, 'messages', /must be array/],
-    ['unknown role', { messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', /must be one of 'system', 'developer', 'user', 'assistant'/],
-    ['second message bad role', { messages: [{ role: 'user', content: 'x' }, { role: 'robot', content: 'y' }] }, 'messages[1].role'],
+    [
+      'unknown role',
+      { messages: [{ role: 'tool', content: 'x' }] },
+      'messages[0].role',
+      /must be one of 'system', 'developer', 'user', 'assistant'/,
+    ],
+    [
+      'second message bad role',
+      {
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'robot', content: 'y' },
+        ],
+      },
+      'messages[1].role',
+    ],
     ['missing content', { messages: [{ role: 'user' }] }, 'messages[0].content', /Missing required/],
-    ['content a number', { messages: [{ role: 'user', content: 5 }] }, 'messages[0].content', /must be string or array or null/],
-    ['image part', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content[0].type', /must be 'text'/],
+    [
+      'content a number',
+      { messages: [{ role: 'user', content: 5 }] },
+      'messages[0].content',
+      /must be string or array or null/,
+    ],
+    [
+      'image part',
+      { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
+      'messages[0].content[0].type',
+      /must be 'text'/,
+    ],
     ['temperature > 2', { ...chat(), temperature: 2.5 }, 'temperature', /<= 2/],
     ['temperature < 0', { ...chat(), temperature: -0.1 }, 'temperature', />= 0/],
     ['temperature a string', { ...chat(), temperature: 'hot' }, 'temperature', /must be number or null/],
@@ -139,7 +200,12 @@ t.test('chat request validation: 400 naming the field', async (t) => {
     ['frequency_penalty < -2', { ...chat(), frequency_penalty: -2.5 }, 'frequency_penalty', />= -2/],
     ['logit_bias value > 100', { ...chat(), logit_bias: { '15043': 101 } }, 'logit_bias[15043]', /<= 100/],
     ['logit_bias value < -100', { ...chat(), logit_bias: { '15043': -101 } }, 'logit_bias[15043]'],
-    ['logit_bias key not a token id', { ...chat(), logit_bias: { hello: 1 } }, 'logit_bias', /'hello' is not a token id/],
+    [
+      'logit_bias key not a token id',
+      { ...chat(), logit_bias: { hello: 1 } },
+      'logit_bias',
+      /'hello' is not a token id/,
+    ],
     ['logit_bias key outside the vocabulary', { ...chat(), logit_bias: { '32000': 1 } }, 'logit_bias', /0\.\.31999/],
     ['logit_bias not an object', { ...chat(), logit_bias: [1, 2] }, 'logit_bias'],
     ['stop with 5 strings', { ...chat(), stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', /more than 4/],
@@ -149,7 +215,11 @@ t.test('chat request validation: 400 naming the field', async (t) => {
     ['max_tokens fractional', { ...chat(), max_tokens: 2.5 }, 'max_tokens'],
     ['max_completion_tokens a string', { ...chat(), max_completion_tokens: '5' }, 'max_completion_tokens'],
     ['stream a string', { ...chat(), stream: 'yes' }, 'stream', /boolean/],
-    ['stream_options.include_usage a string', { ...chat(), stream: true, stream_options: { include_usage: 'yes' } }, 'stream_options.include_usage'],
+    [
+      'stream_options.include_usage a string',
+      { ...chat(), stream: true, stream_options: { include_usage: 'yes' } },
+      'stream_options.include_usage',
+    ],
     ['n = 2', { ...chat(), n: 2 }, 'n', /n must be 1/],
     ['n = 0', { ...chat(), n: 0 }, 'n', /n must be 1/],
     ['logprobs', { ...chat(), logprobs: true }, 'logprobs', /not supported/],
@@ -170,9 +240,36 @@ t.test('chat request validation: 400 naming the field', async (t) => {
 
   // Accepted variations: nulls for optional fields, n = 1, unknown fields ignored, text parts, developer role.
   for (const payload of [
-    { ...chat(), temperature: null, top_p: null, stop: null, max_tokens: 2, n: 1, user: null, seed: null, logit_bias: null, stream: null },
-    { ...chat(), tools_choice_unknown_field: 'ignored', frequency_penalty: 0.5, presence_penalty: -0.5, top_k: 40, min_p: 0.05, top_p: 0.9, seed: -1 },
-    { messages: [{ role: 'developer', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }, { role: 'assistant', content: null }], max_tokens: 2 },
+    {
+      ...chat(),
+      temperature: null,
+      top_p: null,
+      stop: null,
+      max_tokens: 2,
+      n: 1,
+      user: null,
+      seed: null,
+      logit_bias: null,
+      stream: null,
+    },
+    {
+      ...chat(),
+      tools_choice_unknown_field: 'ignored',
+      frequency_penalty: 0.5,
+      presence_penalty: -0.5,
+      top_k: 40,
+      min_p: 0.05,
+      top_p: 0.9,
+      seed: -1,
+    },
+    {
+      messages: [
+        { role: 'developer', content: 'be brief' },
+        { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+        { role: 'assistant', content: null },
+      ],
+      max_tokens: 2,
+    },
     { ...chat(), logit_bias: { [String(HELLO)]: 100, ...NO_EOS }, stop: 'zzz', max_completion_tokens: 2 },
   ]) {
     const res = await app.inject({ method: 'POST', url: CHAT, payload });
@@ -217,15 +314,23 @@ t.test('a prompt longer than a slot: 400 exceed_context_size_error with the coun
     t.equal(e.type, 'exceed_context_size_error');
     t.equal(e.code, 'context_length_exceeded');
     t.equal(e.n_ctx, 64);
-    t.ok(typeof e.n_prompt_tokens === 'number' && e.n_prompt_tokens > 64, `n_prompt_tokens ${String(e.n_prompt_tokens)}`);
+    t.ok(
+      typeof e.n_prompt_tokens === 'number' && e.n_prompt_tokens > 64,
+      `n_prompt_tokens ${String(e.n_prompt_tokens)}`,
+    );
   }
   t.equal(ended.length, 0, 'never submitted');
 });
 
 t.test('queue full: 429 with Retry-After', async (t) => {
-  const { app, scheduler } = await makeHarness(t, model, { ctxPerSlot: 1024, scheduler: { maxQueuedRequests: 0, retryAfterSeconds: 2 } });
+  const { app, scheduler } = await makeHarness(t, model, {
+    ctxPerSlot: 1024,
+    scheduler: { maxQueuedRequests: 0, retryAfterSeconds: 2 },
+  });
   // Two long generations take both slots; with no queue, the third is refused.
-  const busy = [1, 2].map(() => app.inject({ method: 'POST', url: CHAT, payload: chat({ max_tokens: 800, logit_bias: NO_EOS }) }));
+  const busy = [1, 2].map(() =>
+    app.inject({ method: 'POST', url: CHAT, payload: chat({ max_tokens: 800, logit_bias: NO_EOS }) }),
+  );
   while (scheduler.busySlots + scheduler.queueLength < 2) await new Promise((r) => setTimeout(r, 2));
   const res = await app.inject({ method: 'POST', url: CHAT, payload: chat({ stream: true }) });
   t.equal(res.statusCode, 429);
@@ -239,7 +344,7 @@ t.test('queue full: 429 with Retry-After', async (t) => {
 t.test('shutting down: 503 from the scheduler, and from the app once close() starts', async (t) => {
   const { app, scheduler } = await makeHarness(t, model);
   await scheduler.close(0);
-  let res = await app.inject({ method: 'POST', url: CHAT, payload: chat() });
+  const res = await app.inject({ method: 'POST', url: CHAT, payload: chat() });
   t.equal(res.statusCode, 503);
   t.equal(errorOf(res).type, 'unavailable_error');
   t.equal(errorOf(res).code, 'shutting_down');
@@ -271,7 +376,10 @@ t.test('GET /v1/models', async (t) => {
   const { app } = await makeHarness(t, model, { ctxPerSlot: 512 });
   const res = await app.inject({ method: 'GET', url: '/v1/models' });
   t.equal(res.statusCode, 200);
-  const body = res.json() as { object: string; data: Array<Record<string, unknown> & { meta: Record<string, unknown> }> };
+  const body = res.json() as {
+    object: string;
+    data: Array<Record<string, unknown> & { meta: Record<string, unknown> }>;
+  };
   t.equal(body.object, 'list');
   t.equal(body.data.length, 1);
   const m = body.data[0];
@@ -279,10 +387,18 @@ t.test('GET /v1/models', async (t) => {
   t.equal(m?.object, 'model');
   t.ok(Number.isInteger(m?.created) && (m?.created as number) > 1_600_000_000, 'created in seconds');
   t.equal(m?.owned_by, 'llamacpp');
-  t.match(m?.meta, { n_ctx: 512, n_ctx_train: model.info.nCtxTrain, n_params: model.info.nParams, size: model.info.sizeBytes });
+  t.match(m?.meta, {
+    n_ctx: 512,
+    n_ctx_train: model.info.nCtxTrain,
+    n_params: model.info.nParams,
+    size: model.info.sizeBytes,
+  });
 
   const { app: aliased } = await makeHarness(t, model, { config: { modelId: 'tiny-alias' } });
-  t.equal(((await aliased.inject({ method: 'GET', url: '/v1/models' })).json() as typeof body).data[0]?.id, 'tiny-alias');
+  t.equal(
+    ((await aliased.inject({ method: 'GET', url: '/v1/models' })).json() as typeof body).data[0]?.id,
+    'tiny-alias',
+  );
   const c = await aliased.inject({ method: 'POST', url: CHAT, payload: chat() });
   t.equal((c.json() as { model: string }).model, 'tiny-alias', 'responses carry the id');
 });
@@ -297,7 +413,13 @@ t.test('GET /slots shows each slot and the fairness key of its client', async (t
     { id: 1, state: 'idle', request: null },
   ]);
   // A stream keeps its slot while the test looks; the stream opens once the request has a slot.
-  const stream = await app.inject({ method: 'POST', url: CHAT, headers: auth, payload: chat({ stream: true, max_tokens: 900, logit_bias: NO_EOS, user: 'alice' }), payloadAsStream: true });
+  const stream = await app.inject({
+    method: 'POST',
+    url: CHAT,
+    headers: auth,
+    payload: chat({ stream: true, max_tokens: 900, logit_bias: NO_EOS, user: 'alice' }),
+    payloadAsStream: true,
+  });
   res = await app.inject({ method: 'GET', url: '/slots', headers: auth });
   const slots = res.json() as Array<{ request: { client: string } | null }>;
   const clients = slots.map((s) => s.request?.client).filter((c) => c !== undefined);
@@ -317,12 +439,25 @@ t.test('logging redacts API keys', async (t) => {
     app: {
       ready: true,
       // A request serializer that logs headers, as an operator might configure.
-      logger: { level: 'info', stream, serializers: { req: (req: { method: string; url: string; headers: unknown }) => ({ method: req.method, url: req.url, headers: req.headers }) } },
+      logger: {
+        level: 'info',
+        stream,
+        serializers: {
+          req: (req: { method: string; url: string; headers: unknown }) => ({
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+          }),
+        },
+      },
     },
   });
   await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer sk-log-secret' } });
   await app.inject({ method: 'GET', url: '/v1/models', headers: { 'x-api-key': 'sk-log-secret' } });
-  t.ok(lines.some((l) => l.includes('"authorization":"[redacted]"')), 'the header is logged, redacted');
+  t.ok(
+    lines.some((l) => l.includes('"authorization":"[redacted]"')),
+    'the header is logged, redacted',
+  );
   t.ok(lines.some((l) => l.includes('"x-api-key":"[redacted]"')));
   t.notOk(lines.some((l) => l.includes('sk-log-secret')));
 });
@@ -342,6 +477,10 @@ t.test('a chat template that fails: 500 without its details', async (t) => {
   t.equal(errorOf(res).type, 'server_error');
   t.equal(errorOf(res).code, 'template_failed');
   t.notMatch(res.body, /secret|jinja/);
-  t.equal((await app.inject({ method: 'POST', url: COMPLETIONS, payload: completion() })).statusCode, 200, 'completions need no template');
+  t.equal(
+    (await app.inject({ method: 'POST', url: COMPLETIONS, payload: completion() })).statusCode,
+    200,
+    'completions need no template',
+  );
   t.equal(ended.length, 1);
 });

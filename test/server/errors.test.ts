@@ -8,7 +8,11 @@ t.test('queue full: 429 with Retry-After, in a rate-limit error', async (t) => {
   t.equal(e.type, 'rate_limit_exceeded');
   t.equal(e.code, 'queue_full');
   t.same(e.headers, { 'retry-after': '3' }, 'whole seconds, rounded up');
-  t.equal(toApiError(new RejectedError('QUEUE_FULL', 'x', { retryAfterSeconds: 0 })).headers['retry-after'], '1', 'at least 1');
+  t.equal(
+    toApiError(new RejectedError('QUEUE_FULL', 'x', { retryAfterSeconds: 0 })).headers['retry-after'],
+    '1',
+    'at least 1',
+  );
 });
 
 t.test('shutting down: 503', async (t) => {
@@ -30,7 +34,13 @@ t.test('context exceeded: llama-server fields', async (t) => {
 });
 
 t.test('anything else is a 500 that does not leak its message', async (t) => {
-  for (const err of [new Error('/secret/path failed at 0xdeadbeef'), new NativeError('DECODE_FAILED', 'llama_decode -3 at /secret'), 'a string', null, { statusCode: 500, message: 'internal' }]) {
+  for (const err of [
+    new Error('/secret/path failed at 0xdeadbeef'),
+    new NativeError('DECODE_FAILED', 'llama_decode -3 at /secret'),
+    'a string',
+    null,
+    { statusCode: 500, message: 'internal' },
+  ]) {
     const e = toApiError(err);
     t.equal(e.statusCode, 500);
     t.equal(e.type, 'server_error');
@@ -39,8 +49,14 @@ t.test('anything else is a 500 that does not leak its message', async (t) => {
 });
 
 t.test('Fastify body errors', async (t) => {
-  t.equal(toApiError({ code: 'FST_ERR_CTP_INVALID_JSON_BODY', statusCode: 400, message: 'Unexpected token' }).statusCode, 400);
-  t.equal(toApiError({ code: 'FST_ERR_CTP_EMPTY_JSON_BODY', statusCode: 400, message: 'x' }).type, 'invalid_request_error');
+  t.equal(
+    toApiError({ code: 'FST_ERR_CTP_INVALID_JSON_BODY', statusCode: 400, message: 'Unexpected token' }).statusCode,
+    400,
+  );
+  t.equal(
+    toApiError({ code: 'FST_ERR_CTP_EMPTY_JSON_BODY', statusCode: 400, message: 'x' }).type,
+    'invalid_request_error',
+  );
   t.equal(toApiError({ code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413, message: 'x' }).statusCode, 413);
   t.equal(toApiError({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415, message: 'x' }).statusCode, 415);
   t.equal(toApiError(new SyntaxError('Unexpected end of JSON input')).statusCode, 400);
@@ -75,7 +91,9 @@ t.test('validation messages pick the useful issue out of a union', async (t) => 
     { keyword: 'anyOf', instancePath: '/stop', params: {} },
   ]);
   t.equal(types.message, "Invalid value for 'stop': must be string or array or null.");
-  const missing = validationError([{ keyword: 'required', instancePath: '/messages/0', params: { requiredProperties: ['content'] } }]);
+  const missing = validationError([
+    { keyword: 'required', instancePath: '/messages/0', params: { requiredProperties: ['content'] } },
+  ]);
   t.equal(missing.param, 'messages[0].content');
   t.equal(missing.message, "Missing required parameter: 'messages[0].content'.");
   const whole = validationError([{ keyword: 'type', instancePath: '', params: { type: 'object' } }]);

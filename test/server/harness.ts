@@ -1,6 +1,7 @@
 // A real app over the real engine and scheduler (tiny model, 2 slots), for app.inject() tests.
-import type { Test } from 'tap';
+
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Test } from 'tap';
 import { BatchDecoder, type Model } from '../../src/engine/index.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
@@ -55,7 +56,11 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
     snapshot: () => scheduler.snapshot(),
   };
   const app = buildApp(
-    { model: options.wrapModel ? options.wrapModel(model) : model, scheduler: options.wrap ? options.wrap(recording) : recording, config: { ctxPerSlot, slots, ...options.config } },
+    {
+      model: options.wrapModel ? options.wrapModel(model) : model,
+      scheduler: options.wrap ? options.wrap(recording) : recording,
+      config: { ctxPerSlot, slots, ...options.config },
+    },
     options.app ?? { ready: true },
   );
   options.setup?.(app);
@@ -69,11 +74,18 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
     scheduler,
     decoder,
     ended,
-    endedCount: (n) => (ended.length >= n ? Promise.resolve([...ended]) : new Promise((resolve) => waiters.push({ n, resolve }))),
+    endedCount: (n) =>
+      ended.length >= n ? Promise.resolve([...ended]) : new Promise((resolve) => waiters.push({ n, resolve })),
   };
 }
 
-export function errorOf(res: LightMyRequestResponse): { message: string; type: string; param: string | null; code: string | null; [k: string]: unknown } {
+export function errorOf(res: LightMyRequestResponse): {
+  message: string;
+  type: string;
+  param: string | null;
+  code: string | null;
+  [k: string]: unknown;
+} {
   return (res.json() as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
 }
 

@@ -121,7 +121,9 @@ t.test('property: released text + match equals the plain search over the whole t
   const alphabet = 'abc ';
   for (let trial = 0; trial < 500; trial++) {
     const text = Array.from({ length: 1 + rand(30) }, () => alphabet[rand(alphabet.length)]).join('');
-    const stops = Array.from({ length: 1 + rand(3) }, () => Array.from({ length: 1 + rand(4) }, () => alphabet[rand(3)]).join(''));
+    const stops = Array.from({ length: 1 + rand(3) }, () =>
+      Array.from({ length: 1 + rand(4) }, () => alphabet[rand(3)]).join(''),
+    );
     const pieces: string[] = [];
     for (let i = 0; i < text.length; ) {
       const n = 1 + rand(4);
@@ -138,8 +140,10 @@ t.test('property: released text + match equals the plain search over the whole t
     const expected = first >= 0 ? text.slice(0, first) : text;
     const r = feed(stops, pieces);
     const byChar = feed(stops, [...text]);
-    if (r.out !== expected || (first >= 0) !== (r.stop !== null) || byChar.out !== r.out || byChar.stop !== r.stop) {
-      t.fail(`text ${JSON.stringify(text)} stops ${JSON.stringify(stops)} pieces ${JSON.stringify(pieces)}: got ${JSON.stringify(r.out)}`);
+    if (r.out !== expected || first >= 0 !== (r.stop !== null) || byChar.out !== r.out || byChar.stop !== r.stop) {
+      t.fail(
+        `text ${JSON.stringify(text)} stops ${JSON.stringify(stops)} pieces ${JSON.stringify(pieces)}: got ${JSON.stringify(r.out)}`,
+      );
       return;
     }
     for (const s of stops) {

@@ -4,7 +4,14 @@
 // it did deliver.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { epochNow, type CoordinatorMessage, type RankMessage, type RankPlan, type RequestRecord, type RequestTemplate } from './types.ts';
+import {
+  type CoordinatorMessage,
+  epochNow,
+  type RankMessage,
+  type RankPlan,
+  type RequestRecord,
+  type RequestTemplate,
+} from './types.ts';
 
 /** How the coordinator talks to one rank; a forked process in production, a fake in tests. */
 export interface RankLink {
@@ -130,19 +137,28 @@ export function runRanks(o: RunRanksOptions): Promise<RankRun> {
           return;
         case 'fatal':
           if (goMs === null) return failStart(rank, message.message);
-          failRun(rank, `${message.message} (after ${delivered.get(rank) ?? 0} of ${o.plans[rank]?.requests.length ?? 0} requests)`);
+          failRun(
+            rank,
+            `${message.message} (after ${delivered.get(rank) ?? 0} of ${o.plans[rank]?.requests.length ?? 0} requests)`,
+          );
           return;
       }
     };
     const onExit = (rank: number, code: number | null, signal: string | null): void => {
       if (settled) return;
       if (goMs === null) return failStart(rank, `${exitText(code, signal)} before it was ready`);
-      failRun(rank, `${exitText(code, signal)} after ${delivered.get(rank) ?? 0} of ${o.plans[rank]?.requests.length ?? 0} requests`);
+      failRun(
+        rank,
+        `${exitText(code, signal)} after ${delivered.get(rank) ?? 0} of ${o.plans[rank]?.requests.length ?? 0} requests`,
+      );
     };
 
     readyTimer = setTimeout(() => {
       const missing = o.plans.map((p) => p.rank).filter((r) => !ready.has(r));
-      failStart(missing[0] ?? 0, `not ready after ${(o.readyTimeoutMs ?? 60_000) / 1000} s (ranks not ready: ${missing.join(', ')})`);
+      failStart(
+        missing[0] ?? 0,
+        `not ready after ${(o.readyTimeoutMs ?? 60_000) / 1000} s (ranks not ready: ${missing.join(', ')})`,
+      );
     }, o.readyTimeoutMs ?? 60_000);
 
     for (const [rank, plan] of o.plans.entries()) {
@@ -167,7 +183,9 @@ export function runRanks(o: RunRanksOptions): Promise<RankRun> {
 }
 
 /** The rank process entry next to this file (TypeScript here, JavaScript if this file was compiled). */
-export const RANK_ENTRY = fileURLToPath(new URL(`./rank-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+export const RANK_ENTRY = fileURLToPath(
+  new URL(`./rank-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+);
 
 /**
  * Starts a rank as a child process with an IPC channel (stdout/stderr shared with ours). A TypeScript

@@ -3,11 +3,11 @@
 // Exit codes: 0 it ran (request errors included), 1 server unreachable or a rank failed, 2 bad arguments.
 import { writeFile } from 'node:fs/promises';
 import { createProgress } from '../../progress.ts';
-import { forkRank, RankStartError, runRanks, type RankRun, type StartRank } from './barrier.ts';
+import { forkRank, type RankRun, RankStartError, runRanks, type StartRank } from './barrier.ts';
 import { renderHtml } from './html.ts';
 import { LOADGEN_USAGE, type LoadgenOptions, parseLoadgenArgs, UsageError } from './options.ts';
 import { planRanks } from './plan.ts';
-import { formatReport, reportJson, type RunInfo } from './report.ts';
+import { formatReport, type RunInfo, reportJson } from './report.ts';
 import { authHeaders, describeNetworkError } from './request.ts';
 import { computeReport } from './stats.ts';
 import type { RequestTemplate } from './types.ts';
@@ -25,7 +25,10 @@ export type ProbeResult = { reachable: true; status: number; models: string[] } 
 /** GET /v1/models: any HTTP answer means the server is there; its first model id is the default --model. */
 export async function probeServer(url: string, apiKey: string | null, timeoutMs = 10_000): Promise<ProbeResult> {
   try {
-    const response = await fetch(`${url}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(`${url}/v1/models`, {
+      headers: authHeaders(apiKey),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     let models: string[] = [];
     if (response.ok) {
       const body = (await response.json().catch(() => null)) as { data?: Array<{ id?: unknown }> } | null;
@@ -35,7 +38,10 @@ export async function probeServer(url: string, apiKey: string | null, timeoutMs 
     }
     return { reachable: true, status: response.status, models };
   } catch (err) {
-    const message = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : describeNetworkError(err);
+    const message =
+      err instanceof Error && err.name === 'TimeoutError'
+        ? `no answer within ${timeoutMs / 1000} s`
+        : describeNetworkError(err);
     return { reachable: false, message };
   }
 }
@@ -44,11 +50,15 @@ export async function runLoadgen(o: LoadgenOptions, io: LoadgenIo): Promise<numb
   const { stdout, stderr } = io;
   const probe = await probeServer(o.url, o.apiKey);
   if (!probe.reachable) {
-    stderr.write(`bench: cannot reach the server at ${o.url} (${probe.message}).\nIs it running? Start it with \`npm start\`, or point --url at a running server.\n`);
+    stderr.write(
+      `bench: cannot reach the server at ${o.url} (${probe.message}).\nIs it running? Start it with \`npm start\`, or point --url at a running server.\n`,
+    );
     return 1;
   }
   if (probe.status === 401 || probe.status === 403) {
-    stderr.write(`bench: warning: ${o.url}/v1/models answered HTTP ${probe.status}; requests will likely fail too (--api-key?)\n`);
+    stderr.write(
+      `bench: warning: ${o.url}/v1/models answered HTTP ${probe.status}; requests will likely fail too (--api-key?)\n`,
+    );
   }
   const model = o.model ?? probe.models[0] ?? null;
 
@@ -121,7 +131,10 @@ export async function runLoadgen(o: LoadgenOptions, io: LoadgenIo): Promise<numb
     code = 1;
   }
   const outputs: Array<[string | null, () => string]> = [
-    [o.jsonFile, () => `${JSON.stringify({ ...reportJson(report, info, run.records), rankFailures: run.failures }, null, 2)}\n`],
+    [
+      o.jsonFile,
+      () => `${JSON.stringify({ ...reportJson(report, info, run.records), rankFailures: run.failures }, null, 2)}\n`,
+    ],
     [o.htmlFile, () => renderHtml(report, info, run.records)],
   ];
   for (const [file, render] of outputs) {
@@ -137,7 +150,10 @@ export async function runLoadgen(o: LoadgenOptions, io: LoadgenIo): Promise<numb
   return code;
 }
 
-export async function runLoadgenCli(argv: string[], io: LoadgenIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function runLoadgenCli(
+  argv: string[],
+  io: LoadgenIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     io.stdout.write(LOADGEN_USAGE);
     return 0;

@@ -9,7 +9,10 @@ const WIDTH = 720;
 const MARGIN = { left: 64, right: 24, top: 16, bottom: 44 };
 
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
 }
 
 /** Round tick values (1, 2, 5 x 10^k) covering [0, max]. */
@@ -25,7 +28,8 @@ export function niceTicks(max: number, target = 6): number[] {
 }
 
 const num = (v: number): string => (Math.round(v * 10) / 10).toString();
-const label = (v: number): string => (Math.abs(v) >= 1000 ? v.toLocaleString('en-US') : String(Number(v.toPrecision(6))));
+const label = (v: number): string =>
+  Math.abs(v) >= 1000 ? v.toLocaleString('en-US') : String(Number(v.toPrecision(6)));
 
 interface Frame {
   height: number;
@@ -34,7 +38,14 @@ interface Frame {
   parts: string[];
 }
 
-function frame(height: number, xMax: number, yMax: number, xTitle: string, yTitle: string, yTicks?: number[]): Frame & { xMax: number; yMax: number } {
+function frame(
+  height: number,
+  xMax: number,
+  yMax: number,
+  xTitle: string,
+  yTitle: string,
+  yTicks?: number[],
+): Frame & { xMax: number; yMax: number } {
   const xt = niceTicks(xMax);
   const yt = yTicks ?? niceTicks(yMax, 4);
   const xEnd = xt.at(-1) ?? 1;
@@ -45,15 +56,23 @@ function frame(height: number, xMax: number, yMax: number, xTitle: string, yTitl
   const y = (v: number): number => MARGIN.top + plotH - (v / yEnd) * plotH;
   const parts: string[] = [];
   for (const v of yt) {
-    parts.push(`<line class="grid" x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${num(y(v))}" y2="${num(y(v))}"/>`);
+    parts.push(
+      `<line class="grid" x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${num(y(v))}" y2="${num(y(v))}"/>`,
+    );
     parts.push(`<text class="tick" x="${MARGIN.left - 6}" y="${num(y(v) + 4)}" text-anchor="end">${label(v)}</text>`);
   }
   for (const v of xt) {
-    parts.push(`<line class="grid" x1="${num(x(v))}" x2="${num(x(v))}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/>`);
-    parts.push(`<text class="tick" x="${num(x(v))}" y="${MARGIN.top + plotH + 16}" text-anchor="middle">${label(v)}</text>`);
+    parts.push(
+      `<line class="grid" x1="${num(x(v))}" x2="${num(x(v))}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/>`,
+    );
+    parts.push(
+      `<text class="tick" x="${num(x(v))}" y="${MARGIN.top + plotH + 16}" text-anchor="middle">${label(v)}</text>`,
+    );
   }
   parts.push(`<rect class="axis" x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}"/>`);
-  parts.push(`<text class="title" x="${MARGIN.left + plotW / 2}" y="${height - 6}" text-anchor="middle">${escapeHtml(xTitle)}</text>`);
+  parts.push(
+    `<text class="title" x="${MARGIN.left + plotW / 2}" y="${height - 6}" text-anchor="middle">${escapeHtml(xTitle)}</text>`,
+  );
   parts.push(
     `<text class="title" transform="translate(14 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeHtml(yTitle)}</text>`,
   );
@@ -77,7 +96,11 @@ export function cdfChart(values: readonly number[], xTitle: string): string {
 }
 
 /** Output tokens per second in time bins since go: each content chunk carries its request's tokens / chunks. */
-export function tokensOverTime(records: readonly RequestRecord[], goMs: number, wallMs: number): { binMs: number; tokensPerSecond: number[] } {
+export function tokensOverTime(
+  records: readonly RequestRecord[],
+  goMs: number,
+  wallMs: number,
+): { binMs: number; tokensPerSecond: number[] } {
   const binMs = Math.max(50, niceTicks(Math.max(wallMs, 1), 40)[1] ?? 1000);
   const bins = new Array<number>(Math.max(1, Math.ceil(wallMs / binMs))).fill(0);
   for (const r of records) {
@@ -125,12 +148,24 @@ function timelineChart(records: readonly RequestRecord[], goMs: number, wallMs: 
     return { rs, lanes, count: Math.max(1, ...[...lanes.values()].map((l) => l + 1)) };
   });
   const plotH = layout.reduce((h, l) => h + l.count * LANE + GAP, GAP);
-  const f = frame(plotH + MARGIN.top + MARGIN.bottom, Math.max(wallMs / 1000, 0.001), 1, 'seconds since the go signal', '', []);
+  const f = frame(
+    plotH + MARGIN.top + MARGIN.bottom,
+    Math.max(wallMs / 1000, 0.001),
+    1,
+    'seconds since the go signal',
+    '',
+    [],
+  );
   const body: string[] = [];
   let top = MARGIN.top + GAP;
   layout.forEach(({ rs, lanes, count }, rank) => {
-    body.push(`<text class="tick" x="${MARGIN.left - 6}" y="${num(top + (count * LANE) / 2 + 4)}" text-anchor="end">rank ${rank}</text>`);
-    if (rank > 0) body.push(`<line class="grid" x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${num(top - GAP / 2)}" y2="${num(top - GAP / 2)}"/>`);
+    body.push(
+      `<text class="tick" x="${MARGIN.left - 6}" y="${num(top + (count * LANE) / 2 + 4)}" text-anchor="end">rank ${rank}</text>`,
+    );
+    if (rank > 0)
+      body.push(
+        `<line class="grid" x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${num(top - GAP / 2)}" y2="${num(top - GAP / 2)}"/>`,
+      );
     for (const r of rs) {
       const t = requestTimings(r);
       const y = top + (lanes.get(r.id) ?? 0) * LANE + 1;
@@ -142,10 +177,14 @@ function timelineChart(records: readonly RequestRecord[], goMs: number, wallMs: 
           `E2E ${t.e2eMs.toFixed(1)} ms, ${r.outputTokens} tokens`,
       );
       body.push(`<g><title>${tip}</title>`);
-      body.push(`<rect class="${r.ok ? 'req' : 'req-err'}" x="${num(x0)}" y="${num(y)}" width="${num(Math.max(1, x1 - x0))}" height="${LANE - 2}"/>`);
+      body.push(
+        `<rect class="${r.ok ? 'req' : 'req-err'}" x="${num(x0)}" y="${num(y)}" width="${num(Math.max(1, x1 - x0))}" height="${LANE - 2}"/>`,
+      );
       if (t.ttftMs !== null) {
         const xf = f.x((r.sendMs + t.ttftMs - goMs) / 1000);
-        body.push(`<rect class="ttft" x="${num(x0)}" y="${num(y)}" width="${num(Math.max(0.5, xf - x0))}" height="${LANE - 2}"/>`);
+        body.push(
+          `<rect class="ttft" x="${num(x0)}" y="${num(y)}" width="${num(Math.max(0.5, xf - x0))}" height="${LANE - 2}"/>`,
+        );
       }
       body.push('</g>');
     }

@@ -124,7 +124,9 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenOptions {
   const ranks = integer('ranks', values.ranks, 2, 1);
   const requests = integer('requests', values.requests, 10, 1);
   if (ranks > requests) {
-    throw new UsageError(`--ranks (${ranks}) must not exceed --requests (${requests}): every rank sends at least one request`);
+    throw new UsageError(
+      `--ranks (${ranks}) must not exceed --requests (${requests}): every rank sends at least one request`,
+    );
   }
   const seed = integer('seed', values.seed, 1, 0);
   if (seed > 0xffffffff) throw new UsageError(`--seed must be at most ${0xffffffff}, got '${values.seed}'`);

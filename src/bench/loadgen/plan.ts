@@ -85,7 +85,10 @@ export function poissonArrivals(count: number, ratePerSecond: number, random: ()
 
 export function planRanks(o: { requests: number; ranks: number; rate: number | null; seed: number }): RankPlan[] {
   return splitRequests(o.requests, o.ranks).map((ids, rank) => {
-    const arrivals = o.rate === null ? null : poissonArrivals(ids.length, o.rate / o.ranks, mulberry32(mixSeed(o.seed, ARRIVAL_STREAM, rank)));
+    const arrivals =
+      o.rate === null
+        ? null
+        : poissonArrivals(ids.length, o.rate / o.ranks, mulberry32(mixSeed(o.seed, ARRIVAL_STREAM, rank)));
     return { rank, requests: ids.map((id, k) => ({ id, atMs: arrivals?.[k] ?? null })) };
   });
 }

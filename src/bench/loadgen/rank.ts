@@ -2,7 +2,14 @@
 // one after another (closed loop) or each at its planned arrival time (open loop, may overlap).
 import { promptText } from './plan.ts';
 import { authHeaders, describeNetworkError, sendChatRequest } from './request.ts';
-import { epochNow, type CoordinatorMessage, type RankMessage, type RankPlan, type RequestRecord, type RequestTemplate } from './types.ts';
+import {
+  type CoordinatorMessage,
+  epochNow,
+  type RankMessage,
+  type RankPlan,
+  type RequestRecord,
+  type RequestTemplate,
+} from './types.ts';
 
 export type SendRequest = typeof sendChatRequest;
 
@@ -52,7 +59,10 @@ export async function runRankPlan(
  */
 export async function connect(template: RequestTemplate): Promise<void> {
   try {
-    const response = await fetch(`${template.url}/v1/models`, { headers: authHeaders(template.apiKey), signal: AbortSignal.timeout(10_000) });
+    const response = await fetch(`${template.url}/v1/models`, {
+      headers: authHeaders(template.apiKey),
+      signal: AbortSignal.timeout(10_000),
+    });
     await response.arrayBuffer();
   } catch (err) {
     throw new Error(`cannot reach ${template.url}: ${describeNetworkError(err)}`);
@@ -85,12 +95,15 @@ export function serveRank(
       if (message.type === 'init') {
         const { plan, template } = message;
         (async () => {
-          const prompts = new Map(plan.requests.map(({ id }) => [id, promptText(template.seed, id, template.promptTokens)]));
+          const prompts = new Map(
+            plan.requests.map(({ id }) => [id, promptText(template.seed, id, template.promptTokens)]),
+          );
           await (options.connect ?? connect)(template);
           init = { plan, template, prompts };
         })().then(
           () => post({ type: 'ready', rank: plan.rank }),
-          (err: unknown) => post({ type: 'fatal', rank: plan.rank, message: (err as Error).message ?? String(err) }).then(resolve),
+          (err: unknown) =>
+            post({ type: 'fatal', rank: plan.rank, message: (err as Error).message ?? String(err) }).then(resolve),
         );
         return;
       }

@@ -35,7 +35,9 @@ export function formatSeedBlock(r: LoadgenReport): string {
 
 function table(rows: string[][], alignLeft: ReadonlySet<number>): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
+  }
   return rows.map((row) =>
     row
       .map((cell, i) => {
@@ -63,7 +65,9 @@ export function formatDetails(r: LoadgenReport, info: RunInfo): string {
       ` | max_tokens ${info.maxTokens}`,
   );
   if (r.outputTokensFromChunks > 0) {
-    lines.push(`note: ${r.outputTokensFromChunks} successful requests had no usage; their output tokens are counted as content chunks`);
+    lines.push(
+      `note: ${r.outputTokensFromChunks} successful requests had no usage; their output tokens are counted as content chunks`,
+    );
   }
   lines.push('');
 
@@ -89,7 +93,9 @@ export function formatDetails(r: LoadgenReport, info: RunInfo): string {
       new Set([0]),
     ),
   );
-  lines.push('percentiles: linear interpolation between closest ranks (numpy default); latency of successful requests only');
+  lines.push(
+    'percentiles: linear interpolation between closest ranks (numpy default); latency of successful requests only',
+  );
   lines.push('');
 
   const throughput: string[][] = [
@@ -102,7 +108,11 @@ export function formatDetails(r: LoadgenReport, info: RunInfo): string {
       r.goodput.slo.ttftMs === null ? null : `TTFT <= ${r.goodput.slo.ttftMs} ms`,
       r.goodput.slo.tpotMs === null ? null : `TPOT <= ${r.goodput.slo.tpotMs} ms`,
     ].filter((x) => x !== null);
-    throughput.push(['goodput (req/s)', fixed(r.goodput.perSecond, 3), `${r.goodput.requests} of ${r.completed} requests with ${slo.join(' and ')} / wall time`]);
+    throughput.push([
+      'goodput (req/s)',
+      fixed(r.goodput.perSecond, 3),
+      `${r.goodput.requests} of ${r.completed} requests with ${slo.join(' and ')} / wall time`,
+    ]);
   } else {
     throughput.push(['goodput (req/s)', 'n/a', 'give --slo-ttft and/or --slo-tpot']);
   }
@@ -130,7 +140,11 @@ export function formatReport(r: LoadgenReport, info: RunInfo): string {
 }
 
 /** The JSON report: the run, every figure with its formula, and each request with times relative to go. */
-export function reportJson(r: LoadgenReport, info: RunInfo, records: readonly RequestRecord[]): Record<string, unknown> {
+export function reportJson(
+  r: LoadgenReport,
+  info: RunInfo,
+  records: readonly RequestRecord[],
+): Record<string, unknown> {
   const rel = (t: number): number => Math.round((t - info.goMs) * 1000) / 1000;
   return {
     tool: 'llama-slots-server loadgen',

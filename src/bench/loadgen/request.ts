@@ -1,7 +1,7 @@
 // One streaming chat completion, timed: send, each content chunk, end. Never throws: every failure
 // becomes a record with its kind (HTTP status, network, timeout, in-stream error).
 import { parseChatEvent, SseDecoder } from './sse.ts';
-import { epochNow, type ErrorKind, type RequestRecord } from './types.ts';
+import { type ErrorKind, epochNow, type RequestRecord } from './types.ts';
 
 export interface ChatRequest {
   id: number;

@@ -8,11 +8,13 @@ export const FORMULAS = {
   e2e: 'E2E = last chunk - send',
   tpot: 'TPOT = (E2E - TTFT) / (n - 1), n = output tokens, requests with n > 1',
   itl: 'ITL = gaps between consecutive content chunks, pooled over requests',
-  percentiles: 'percentiles: linear interpolation between closest ranks (numpy default): x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)]), h = (n - 1) * p / 100',
+  percentiles:
+    'percentiles: linear interpolation between closest ranks (numpy default): x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)]), h = (n - 1) * p / 100',
   requestsPerSecond: 'requests/s = successful requests / wall time',
   tokensPerSecond: 'output tokens/s = sum of usage.completion_tokens over successful requests / wall time',
   wall: 'wall time = go signal -> end of the last response',
-  goodput: 'goodput = successful requests with TTFT <= slo-ttft and TPOT <= slo-tpot (n <= 1 counts as TPOT 0) / wall time',
+  goodput:
+    'goodput = successful requests with TTFT <= slo-ttft and TPOT <= slo-tpot (n <= 1 counts as TPOT 0) / wall time',
 } as const;
 
 export interface Summary {

@@ -2,7 +2,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ChatMessage } from '../../engine/index.ts';
 import { ApiError } from '../errors.ts';
-import { type FinishReason, type Presenter, type ServerDeps, type Usage, newCompletionId, nowSeconds, prepareGeneration, refuseUnsupported, respond, tokenizePrompt } from '../generation.ts';
+import {
+  type FinishReason,
+  newCompletionId,
+  nowSeconds,
+  type Presenter,
+  prepareGeneration,
+  refuseUnsupported,
+  respond,
+  type ServerDeps,
+  tokenizePrompt,
+  type Usage,
+} from '../generation.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 
 type Content = ChatCompletionBody['messages'][number]['content'];
@@ -18,17 +29,33 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
   app.post('/v1/chat/completions', { schema: { body: ChatCompletionBody } }, async (request, reply) => {
     const body = request.body;
     refuseUnsupported(body);
-    const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role === 'developer' ? 'system' : m.role, content: contentText(m.content) }));
+    const messages: ChatMessage[] = body.messages.map((m) => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: contentText(m.content),
+    }));
     let prompt: string;
     try {
       prompt = deps.model.applyChatTemplate(messages, { addAssistant: true });
     } catch (err) {
       request.log.error({ err }, 'chat template failed');
-      throw new ApiError(500, 'server_error', "The model's chat template could not be applied to these messages", { code: 'template_failed' });
+      throw new ApiError(500, 'server_error', "The model's chat template could not be applied to these messages", {
+        code: 'template_failed',
+      });
     }
-    const job = prepareGeneration(deps, request, body, tokenizePrompt(deps.model, prompt), body.max_completion_tokens ?? body.max_tokens);
+    const job = prepareGeneration(
+      deps,
+      request,
+      body,
+      tokenizePrompt(deps.model, prompt),
+      body.max_completion_tokens ?? body.max_tokens,
+    );
 
-    const head = { id: newCompletionId('chatcmpl'), created: nowSeconds(), model: deps.config.modelId, system_fingerprint: deps.config.systemFingerprint };
+    const head = {
+      id: newCompletionId('chatcmpl'),
+      created: nowSeconds(),
+      model: deps.config.modelId,
+      system_fingerprint: deps.config.systemFingerprint,
+    };
     // With include_usage, OpenAI puts `usage: null` on every chunk but the last.
     const usageNull = job.includeUsage ? { usage: null } : {};
     const chunk = (delta: object, finish: FinishReason | null): object => ({
@@ -44,7 +71,15 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
       firstChunk: () => chunk({ role: 'assistant', content: '' }, null),
       textChunk: (text) => chunk({ content: text }, null),
       finalChunk: (finish) => chunk({}, finish),
-      usageChunk: (usage: Usage) => ({ id: head.id, object: 'chat.completion.chunk', created: head.created, model: head.model, system_fingerprint: head.system_fingerprint, choices: [], usage }),
+      usageChunk: (usage: Usage) => ({
+        id: head.id,
+        object: 'chat.completion.chunk',
+        created: head.created,
+        model: head.model,
+        system_fingerprint: head.system_fingerprint,
+        choices: [],
+        usage,
+      }),
       completion: (text, finish, usage) => ({
         id: head.id,
         object: 'chat.completion',

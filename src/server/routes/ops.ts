@@ -4,7 +4,10 @@ import type { ServerDeps } from '../generation.ts';
 
 export type ServerState = 'loading' | 'ok' | 'shutting_down';
 
-export const opsRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps; state: () => ServerState }> = async (app, { deps, state }) => {
+export const opsRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps; state: () => ServerState }> = async (
+  app,
+  { deps, state },
+) => {
   app.get('/health', { config: { public: true } }, async (_request, reply) => {
     const s = state();
     return reply.code(s === 'ok' ? 200 : 503).send({ status: s });

@@ -1,10 +1,23 @@
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { forkRank, RankStartError, runRanks, type RankLink } from '../../../src/bench/loadgen/barrier.ts';
+import { forkRank, type RankLink, RankStartError, runRanks } from '../../../src/bench/loadgen/barrier.ts';
 import { planRanks } from '../../../src/bench/loadgen/plan.ts';
-import type { CoordinatorMessage, RankMessage, RequestRecord, RequestTemplate } from '../../../src/bench/loadgen/types.ts';
+import type {
+  CoordinatorMessage,
+  RankMessage,
+  RequestRecord,
+  RequestTemplate,
+} from '../../../src/bench/loadgen/types.ts';
 
-const template: RequestTemplate = { url: 'http://127.0.0.1:1', apiKey: null, model: null, maxTokens: 4, promptTokens: 8, seed: 1, timeoutMs: 1000 };
+const template: RequestTemplate = {
+  url: 'http://127.0.0.1:1',
+  apiKey: null,
+  model: null,
+  maxTokens: 4,
+  promptTokens: 8,
+  seed: 1,
+  timeoutMs: 1000,
+};
 
 /** A rank under the test's control: it records what the coordinator sends and replies when told. */
 class FakeRank implements RankLink {
@@ -57,20 +70,40 @@ t.test('no rank is released before all are ready; then one go with one time for 
   const ranks = [new FakeRank(), new FakeRank(), new FakeRank()];
   const plans = planRanks({ requests: 5, ranks: 3, rate: null, seed: 1 });
   const records: RequestRecord[] = [];
-  const done = runRanks({ plans, template, startRank: (r) => ranks[r] as FakeRank, now: () => 1234, onRecord: (r) => records.push(r) });
+  const done = runRanks({
+    plans,
+    template,
+    startRank: (r) => ranks[r] as FakeRank,
+    now: () => 1234,
+    onRecord: (r) => records.push(r),
+  });
   await tick();
-  t.same(ranks.map((r) => r.types()), [['init'], ['init'], ['init']], 'each rank got its plan');
+  t.same(
+    ranks.map((r) => r.types()),
+    [['init'], ['init'], ['init']],
+    'each rank got its plan',
+  );
   t.same(ranks[1]?.received[0], { type: 'init', plan: plans[1], template });
 
   ranks[2]?.reply({ type: 'ready', rank: 2 });
   ranks[0]?.reply({ type: 'ready', rank: 0 });
   ranks[0]?.reply({ type: 'ready', rank: 0 }); // a repeated ready counts once
   await tick();
-  t.ok(ranks.every((r) => !r.types().includes('go')), 'two of three ready: nobody goes');
+  t.ok(
+    ranks.every((r) => !r.types().includes('go')),
+    'two of three ready: nobody goes',
+  );
 
   ranks[1]?.reply({ type: 'ready', rank: 1 });
   await tick();
-  t.same(ranks.map((r) => r.received.at(-1)), [{ type: 'go', goMs: 1234 }, { type: 'go', goMs: 1234 }, { type: 'go', goMs: 1234 }]);
+  t.same(
+    ranks.map((r) => r.received.at(-1)),
+    [
+      { type: 'go', goMs: 1234 },
+      { type: 'go', goMs: 1234 },
+      { type: 'go', goMs: 1234 },
+    ],
+  );
 
   ranks[0]?.reply({ type: 'record', record: record(0, 0) });
   ranks[0]?.reply({ type: 'record', record: record(3, 0) });
@@ -82,21 +115,40 @@ t.test('no rank is released before all are ready; then one go with one time for 
   ranks[2]?.reply({ type: 'done', rank: 2 });
   const run = await done;
   t.equal(run.goMs, 1234);
-  t.same(run.records.map((r) => r.id), [0, 3, 1, 2]);
-  t.same(records.map((r) => r.id), [0, 3, 1, 2], 'records are reported as they arrive');
+  t.same(
+    run.records.map((r) => r.id),
+    [0, 3, 1, 2],
+  );
+  t.same(
+    records.map((r) => r.id),
+    [0, 3, 1, 2],
+    'records are reported as they arrive',
+  );
   t.same(run.failures, []);
 });
 
 t.test('a rank that dies before it is ready stops the run: reported, the others killed, no go', async (t) => {
   const ranks = [new FakeRank(), new FakeRank()];
-  const done = runRanks({ plans: planRanks({ requests: 2, ranks: 2, rate: null, seed: 1 }), template, startRank: (r) => ranks[r] as FakeRank });
+  const done = runRanks({
+    plans: planRanks({ requests: 2, ranks: 2, rate: null, seed: 1 }),
+    template,
+    startRank: (r) => ranks[r] as FakeRank,
+  });
   await tick();
   ranks[0]?.reply({ type: 'ready', rank: 0 });
   ranks[1]?.exit(1);
-  const err = await done.then(() => null, (e: unknown) => e);
+  const err = await done.then(
+    () => null,
+    (e: unknown) => e,
+  );
   t.ok(err instanceof RankStartError);
-  t.same((err as RankStartError).failures, [{ rank: 1, phase: 'start', message: 'exited with code 1 before it was ready' }]);
-  t.ok(ranks.every((r) => r.killed), 'all ranks killed');
+  t.same((err as RankStartError).failures, [
+    { rank: 1, phase: 'start', message: 'exited with code 1 before it was ready' },
+  ]);
+  t.ok(
+    ranks.every((r) => r.killed),
+    'all ranks killed',
+  );
   t.ok(ranks.every((r) => !r.types().includes('go')));
 });
 
@@ -129,7 +181,11 @@ t.test('start failures: fatal before ready, spawn throwing, ready timeout', asyn
 
 t.test('a rank failing after go: reported with what it delivered, the others finish', async (t) => {
   const ranks = [new FakeRank(), new FakeRank()];
-  const done = runRanks({ plans: planRanks({ requests: 6, ranks: 2, rate: null, seed: 1 }), template, startRank: (r) => ranks[r] as FakeRank });
+  const done = runRanks({
+    plans: planRanks({ requests: 6, ranks: 2, rate: null, seed: 1 }),
+    template,
+    startRank: (r) => ranks[r] as FakeRank,
+  });
   await tick();
   for (const [k, r] of ranks.entries()) r.reply({ type: 'ready', rank: k });
   await tick();
@@ -138,7 +194,10 @@ t.test('a rank failing after go: reported with what it delivered, the others fin
   ranks[1]?.reply({ type: 'record', record: record(1, 1) });
   ranks[1]?.reply({ type: 'fatal', rank: 1, message: 'out of memory' });
   const run = await done;
-  t.same(run.records.map((r) => r.id), [0, 1]);
+  t.same(
+    run.records.map((r) => r.id),
+    [0, 1],
+  );
   t.same(run.failures, [
     { rank: 0, phase: 'run', message: 'killed by SIGKILL after 1 of 3 requests' },
     { rank: 1, phase: 'run', message: 'out of memory (after 1 of 3 requests)' },
@@ -148,7 +207,11 @@ t.test('a rank failing after go: reported with what it delivered, the others fin
 t.test('a real rank process that fails to start is reported', async (t) => {
   const entry = fileURLToPath(new URL('fixtures/dead-rank.mjs', import.meta.url));
   const started = performance.now();
-  const err = await runRanks({ plans: planRanks({ requests: 2, ranks: 2, rate: null, seed: 1 }), template, startRank: forkRank(entry) }).then(
+  const err = await runRanks({
+    plans: planRanks({ requests: 2, ranks: 2, rate: null, seed: 1 }),
+    template,
+    startRank: forkRank(entry),
+  }).then(
     () => null,
     (e: unknown) => e,
   );

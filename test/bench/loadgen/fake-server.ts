@@ -69,7 +69,9 @@ async function stream(res: ServerResponse, s: Extract<Script, { kind: 'stream' }
       return;
     }
     if (s.errorAfter === k) {
-      res.end(`data: ${JSON.stringify({ error: { message: 'decode failed', type: 'server_error', param: null, code: null } })}\n\n`);
+      res.end(
+        `data: ${JSON.stringify({ error: { message: 'decode failed', type: 'server_error', param: null, code: null } })}\n\n`,
+      );
       return;
     }
     res.write(chunk(id, { content: ` tok${k}` }, null));
@@ -78,14 +80,19 @@ async function stream(res: ServerResponse, s: Extract<Script, { kind: 'stream' }
   if (s.usage ?? true) {
     const prompt = s.promptTokens ?? 17;
     const usage = { prompt_tokens: prompt, completion_tokens: s.tokens, total_tokens: prompt + s.tokens };
-    res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1700000000, model: 'fake-model', choices: [], usage })}\n\n`);
+    res.write(
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1700000000, model: 'fake-model', choices: [], usage })}\n\n`,
+    );
   }
   if (s.done ?? true) res.write('data: [DONE]\n\n');
   res.end();
 }
 
 /** `script(index, body)` decides what request number `index` gets; beyond `maxRequests` it gets 503. */
-export async function startFakeServer(script: (index: number, body: Record<string, unknown>) => Script, maxRequests = 100): Promise<FakeServer> {
+export async function startFakeServer(
+  script: (index: number, body: Record<string, unknown>) => Script,
+  maxRequests = 100,
+): Promise<FakeServer> {
   const seen: SeenRequest[] = [];
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/v1/models') {

@@ -1,12 +1,29 @@
 import t from 'tap';
-import { CHARS_PER_TOKEN, mulberry32, planRanks, poissonArrivals, promptText, splitRequests } from '../../../src/bench/loadgen/plan.ts';
+import {
+  CHARS_PER_TOKEN,
+  mulberry32,
+  planRanks,
+  poissonArrivals,
+  promptText,
+  splitRequests,
+} from '../../../src/bench/loadgen/plan.ts';
 
 t.test('requests split as evenly as possible, interleaved', async (t) => {
-  t.same(splitRequests(10, 2), [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]);
-  t.same(splitRequests(7, 3), [[0, 3, 6], [1, 4], [2, 5]]);
+  t.same(splitRequests(10, 2), [
+    [0, 2, 4, 6, 8],
+    [1, 3, 5, 7, 9],
+  ]);
+  t.same(splitRequests(7, 3), [
+    [0, 3, 6],
+    [1, 4],
+    [2, 5],
+  ]);
   const counts = splitRequests(101, 8).map((ids) => ids.length);
   t.equal(Math.max(...counts) - Math.min(...counts), 1);
-  t.equal(counts.reduce((a, b) => a + b), 101);
+  t.equal(
+    counts.reduce((a, b) => a + b),
+    101,
+  );
 });
 
 t.test('prompts: deterministic per seed and request, about 4 characters per token', async (t) => {
@@ -32,8 +49,21 @@ t.test('Poisson arrivals: increasing, exponential gaps with mean 1/rate', async 
 t.test('rank plans: closed loop has no arrival times, open loop gives each rank its share of the rate', async (t) => {
   const closed = planRanks({ requests: 5, ranks: 2, rate: null, seed: 1 });
   t.same(closed, [
-    { rank: 0, requests: [{ id: 0, atMs: null }, { id: 2, atMs: null }, { id: 4, atMs: null }] },
-    { rank: 1, requests: [{ id: 1, atMs: null }, { id: 3, atMs: null }] },
+    {
+      rank: 0,
+      requests: [
+        { id: 0, atMs: null },
+        { id: 2, atMs: null },
+        { id: 4, atMs: null },
+      ],
+    },
+    {
+      rank: 1,
+      requests: [
+        { id: 1, atMs: null },
+        { id: 3, atMs: null },
+      ],
+    },
   ]);
   const open = planRanks({ requests: 2000, ranks: 4, rate: 100, seed: 1 });
   t.same(planRanks({ requests: 2000, ranks: 4, rate: 100, seed: 1 }), open, 'deterministic');

@@ -2,10 +2,23 @@ import t from 'tap';
 import { planRanks } from '../../../src/bench/loadgen/plan.ts';
 import { runRankPlan, serveRank } from '../../../src/bench/loadgen/rank.ts';
 import type { ChatRequest } from '../../../src/bench/loadgen/request.ts';
+import type {
+  CoordinatorMessage,
+  RankMessage,
+  RequestRecord,
+  RequestTemplate,
+} from '../../../src/bench/loadgen/types.ts';
 import { closedPort } from './fake-server.ts';
-import type { CoordinatorMessage, RankMessage, RequestRecord, RequestTemplate } from '../../../src/bench/loadgen/types.ts';
 
-const template: RequestTemplate = { url: 'http://127.0.0.1:1', apiKey: null, model: null, maxTokens: 4, promptTokens: 8, seed: 1, timeoutMs: 1000 };
+const template: RequestTemplate = {
+  url: 'http://127.0.0.1:1',
+  apiKey: null,
+  model: null,
+  maxTokens: 4,
+  promptTokens: 8,
+  seed: 1,
+  timeoutMs: 1000,
+};
 const now = () => performance.timeOrigin + performance.now();
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -27,18 +40,24 @@ const record = (id: number, rank: number, sendMs = 1, endMs = 3): RequestRecord 
 });
 
 /** A request that takes `ms` and records when it ran. */
-const slowSend = (ms: number) => async (r: ChatRequest): Promise<RequestRecord> => {
-  const start = now();
-  await sleep(ms);
-  return record(r.id, r.rank, start, now());
-};
+const slowSend =
+  (ms: number) =>
+  async (r: ChatRequest): Promise<RequestRecord> => {
+    const start = now();
+    await sleep(ms);
+    return record(r.id, r.rank, start, now());
+  };
 
 t.test('closed loop: each request leaves when the previous one has ended', async (t) => {
   const plan = { rank: 0, requests: [0, 1, 2].map((id) => ({ id, atMs: null })) };
   const records: RequestRecord[] = [];
   await runRankPlan(plan, template, now(), (r) => records.push(r), { send: slowSend(30) });
-  t.same(records.map((r) => r.id), [0, 1, 2]);
-  for (let k = 1; k < records.length; k++) t.ok((records[k]?.sendMs ?? 0) >= (records[k - 1]?.endMs ?? Infinity), `request ${k} after ${k - 1}`);
+  t.same(
+    records.map((r) => r.id),
+    [0, 1, 2],
+  );
+  for (let k = 1; k < records.length; k++)
+    t.ok((records[k]?.sendMs ?? 0) >= (records[k - 1]?.endMs ?? Infinity), `request ${k} after ${k - 1}`);
 });
 
 t.test('open loop: requests leave at their arrival times and overlap within a rank', async (t) => {
@@ -83,9 +102,15 @@ t.test('rank side: ready after init, nothing before go, records then done', asyn
   t.same(calls, [], 'no request before go');
   listener({ type: 'go', goMs: performance.timeOrigin + performance.now() });
   await served;
-  t.same(calls.map((c) => c.id), [1, 3]);
+  t.same(
+    calls.map((c) => c.id),
+    [1, 3],
+  );
   t.ok(calls.every((c) => c.prompt.length >= 8 * 4));
-  t.same(sent.map((m) => m.type), ['ready', 'record', 'record', 'done']);
+  t.same(
+    sent.map((m) => m.type),
+    ['ready', 'record', 'record', 'done'],
+  );
 });
 
 t.test('rank side: a rank that cannot connect reports fatal instead of ready', async (t) => {

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import t from 'tap';
-import { chatCompletionBody, describeNetworkError, httpErrorMessage, sendChatRequest, type ChatRequest } from '../../../src/bench/loadgen/request.ts';
+import {
+  type ChatRequest,
+  chatCompletionBody,
+  describeNetworkError,
+  httpErrorMessage,
+  sendChatRequest,
+} from '../../../src/bench/loadgen/request.ts';
 import { closedPort, type Script, startFakeServer } from './fake-server.ts';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`fixtures/${name}`, import.meta.url));
@@ -20,7 +26,10 @@ const request = (url: string, extra: Partial<ChatRequest> = {}): ChatRequest => 
 
 /** Serves one script per request, in order. */
 async function serve(t: Test, ...scripts: Script[]) {
-  const server = await startFakeServer((index) => scripts[index] ?? { kind: 'status', status: 500, body: '{}' }, scripts.length);
+  const server = await startFakeServer(
+    (index) => scripts[index] ?? { kind: 'status', status: 500, body: '{}' },
+    scripts.length,
+  );
   t.teardown(() => server.close());
   return server;
 }
@@ -39,18 +48,35 @@ t.test('the request: streaming chat completion with usage, temperature 0, Bearer
     temperature: 0,
   });
   t.equal(seen?.headers.authorization, 'Bearer sk-test');
-  t.notOk('model' in chatCompletionBody({ model: null, prompt: 'x', maxTokens: 1 }), 'no model field when none is known');
+  t.notOk(
+    'model' in chatCompletionBody({ model: null, prompt: 'x', maxTokens: 1 }),
+    'no model field when none is known',
+  );
 });
 
 t.test('timings, usage and identity of a successful stream', async (t) => {
   const server = await serve(t, { kind: 'stream', ttftMs: 60, itlMs: 25, tokens: 4, promptTokens: 33 });
   const record = await sendChatRequest(request(server.url));
-  t.match(record, { id: 3, rank: 1, ok: true, status: 200, errorKind: null, error: null, promptTokens: 33, outputTokens: 4, outputTokensFrom: 'usage', finishReason: 'length' });
+  t.match(record, {
+    id: 3,
+    rank: 1,
+    ok: true,
+    status: 200,
+    errorKind: null,
+    error: null,
+    promptTokens: 33,
+    outputTokens: 4,
+    outputTokensFrom: 'usage',
+    finishReason: 'length',
+  });
   t.equal(record.chunkMs.length, 4);
   const ttft = (record.chunkMs[0] ?? 0) - record.sendMs;
   t.ok(ttft >= 58 && ttft < 300, `TTFT ${ttft.toFixed(1)} ms ~ 60`);
   const gaps = record.chunkMs.slice(1).map((c, k) => c - (record.chunkMs[k] ?? 0));
-  t.ok(gaps.every((g) => g >= 23 && g < 250), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ~ 25`);
+  t.ok(
+    gaps.every((g) => g >= 23 && g < 250),
+    `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ~ 25`,
+  );
   t.ok(record.endMs >= (record.chunkMs.at(-1) ?? Infinity), 'ends after the last chunk');
 });
 
@@ -74,7 +100,12 @@ t.test('the captured llama-server error stream: an in-stream error', async (t) =
 t.test('HTTP errors: 429 and 500 with OpenAI error bodies', async (t) => {
   const server = await serve(
     t,
-    { kind: 'status', status: 429, body: JSON.stringify({ error: { message: 'queue full', type: 'server_error' } }), headers: { 'retry-after': '1' } },
+    {
+      kind: 'status',
+      status: 429,
+      body: JSON.stringify({ error: { message: 'queue full', type: 'server_error' } }),
+      headers: { 'retry-after': '1' },
+    },
     { kind: 'status', status: 500, body: 'plain failure' },
   );
   const a = await sendChatRequest(request(server.url));
@@ -87,7 +118,13 @@ t.test('HTTP errors: 429 and 500 with OpenAI error bodies', async (t) => {
 t.test('in-stream error after some tokens (our server format)', async (t) => {
   const server = await serve(t, { kind: 'stream', ttftMs: 0, itlMs: 1, tokens: 5, errorAfter: 2 });
   const record = await sendChatRequest(request(server.url));
-  t.match(record, { ok: false, status: 200, errorKind: 'stream', error: 'decode failed (server_error)', outputTokens: 2 });
+  t.match(record, {
+    ok: false,
+    status: 200,
+    errorKind: 'stream',
+    error: 'decode failed (server_error)',
+    outputTokens: 2,
+  });
 });
 
 t.test('network errors: refused, and a connection broken mid-stream', async (t) => {
@@ -114,7 +151,13 @@ t.test('timeouts: before the headers and during the stream', async (t) => {
 t.test('no usage: tokens counted from content chunks; no [DONE] but a finish_reason is fine', async (t) => {
   const server = await serve(t, { kind: 'stream', ttftMs: 0, itlMs: 1, tokens: 3, usage: false, done: false });
   const record = await sendChatRequest(request(server.url));
-  t.match(record, { ok: true, outputTokens: 3, outputTokensFrom: 'chunks', promptTokens: null, finishReason: 'length' });
+  t.match(record, {
+    ok: true,
+    outputTokens: 3,
+    outputTokensFrom: 'chunks',
+    promptTokens: null,
+    finishReason: 'length',
+  });
 });
 
 t.test('a stream cut short cleanly, and a response that is not a stream, are errors', async (t) => {
@@ -124,7 +167,12 @@ t.test('a stream cut short cleanly, and a response that is not a stream, are err
     { kind: 'raw', pieces: ['{"choices":[]}'], contentType: 'application/json' },
   );
   const cut = await sendChatRequest(request(server.url));
-  t.match(cut, { ok: false, errorKind: 'stream', error: 'stream ended without a finish_reason or [DONE]', outputTokens: 1 });
+  t.match(cut, {
+    ok: false,
+    errorKind: 'stream',
+    error: 'stream ended without a finish_reason or [DONE]',
+    outputTokens: 1,
+  });
   const json = await sendChatRequest(request(server.url));
   t.match(json, { ok: false, errorKind: 'stream' });
   t.match(json.error, /expected an event stream/);

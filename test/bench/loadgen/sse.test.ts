@@ -9,7 +9,8 @@ function decodeInPieces(bytes: Buffer, size: number): SseEvent[] {
   const sse = new SseDecoder();
   const text = new TextDecoder();
   const events: SseEvent[] = [];
-  for (let k = 0; k < bytes.length; k += size) events.push(...sse.push(text.decode(bytes.subarray(k, k + size), { stream: true })));
+  for (let k = 0; k < bytes.length; k += size)
+    events.push(...sse.push(text.decode(bytes.subarray(k, k + size), { stream: true })));
   events.push(...sse.push(text.decode()), ...sse.end());
   return events;
 }
@@ -21,20 +22,38 @@ t.test('llama-server stream (captured): the same events however the bytes are sp
   for (const size of [1, 2, 3, 7, 64]) t.same(decodeInPieces(bytes, size), whole, `pieces of ${size} bytes`);
 
   const items = whole.map(parseChatEvent);
-  t.same(items[0], { kind: 'chunk', content: '', finishReason: null, usage: null }, 'role-only first chunk, content null');
+  t.same(
+    items[0],
+    { kind: 'chunk', content: '', finishReason: null, usage: null },
+    'role-only first chunk, content null',
+  );
   const content = items.flatMap((i) => (i.kind === 'chunk' && i.content ? [i.content] : []));
   t.equal(content.length, 6, 'six content chunks');
   t.equal(content.join(''), ' grasp я\u00fdmNavigation arg\u00b2,', 'multi-byte characters survive splits');
-  t.same(items[7], { kind: 'chunk', content: '', finishReason: 'length', usage: null }, 'finish chunk with an empty delta');
-  t.same(items[8], { kind: 'chunk', content: '', finishReason: null, usage: { promptTokens: 34, completionTokens: 6 } }, 'usage (and timings) last');
+  t.same(
+    items[7],
+    { kind: 'chunk', content: '', finishReason: 'length', usage: null },
+    'finish chunk with an empty delta',
+  );
+  t.same(
+    items[8],
+    { kind: 'chunk', content: '', finishReason: null, usage: { promptTokens: 34, completionTokens: 6 } },
+    'usage (and timings) last',
+  );
   t.same(items[9], { kind: 'done' });
 });
 
 t.test('llama-server stream with an error after it started (captured)', async (t) => {
   const items = decodeInPieces(fixture('llama-server-chat-stream-error.txt'), 5).map(parseChatEvent);
   t.equal(items.filter((i) => i.kind === 'chunk' && i.content).length, 8);
-  t.same(items.at(-1), { kind: 'error', message: 'The model produced output that does not match the expected peg-native format (server_error)' });
-  t.notOk(items.some((i) => i.kind === 'done'), 'no [DONE] after the error');
+  t.same(items.at(-1), {
+    kind: 'error',
+    message: 'The model produced output that does not match the expected peg-native format (server_error)',
+  });
+  t.notOk(
+    items.some((i) => i.kind === 'done'),
+    'no [DONE] after the error',
+  );
 });
 
 t.test('OpenAI-style stream (ours): role chunk with empty content, usage chunk with empty choices', async (t) => {

@@ -1,9 +1,23 @@
 import t from 'tap';
-import { computeReport, errorCause, mean, meetsSlo, percentile, requestTimings, summarize } from '../../../src/bench/loadgen/stats.ts';
+import {
+  computeReport,
+  errorCause,
+  mean,
+  meetsSlo,
+  percentile,
+  requestTimings,
+  summarize,
+} from '../../../src/bench/loadgen/stats.ts';
 import type { RequestRecord } from '../../../src/bench/loadgen/types.ts';
 
 /** A successful request: sent at `send`, content chunks at `chunks`, ended at `end` (ms). */
-function okRecord(id: number, send: number, chunks: number[], end: number, extra: Partial<RequestRecord> = {}): RequestRecord {
+function okRecord(
+  id: number,
+  send: number,
+  chunks: number[],
+  end: number,
+  extra: Partial<RequestRecord> = {},
+): RequestRecord {
   return {
     id,
     rank: 0,
@@ -22,14 +36,36 @@ function okRecord(id: number, send: number, chunks: number[], end: number, extra
   };
 }
 
-function failed(id: number, kind: RequestRecord['errorKind'], status: number | null, end: number, error = 'boom'): RequestRecord {
-  return { ...okRecord(id, 0, [], end), ok: false, errorKind: kind, status, error, promptTokens: null, outputTokens: 0 };
+function failed(
+  id: number,
+  kind: RequestRecord['errorKind'],
+  status: number | null,
+  end: number,
+  error = 'boom',
+): RequestRecord {
+  return {
+    ...okRecord(id, 0, [], end),
+    ok: false,
+    errorKind: kind,
+    status,
+    error,
+    promptTokens: null,
+    outputTokens: 0,
+  };
 }
 
 t.test('percentile: linear interpolation between closest ranks, as numpy.percentile', async (t) => {
   // numpy.percentile([15, 20, 35, 40, 50], [0, 25, 50, 90, 95, 99, 100]) = [15, 20, 35, 46, 48, 49.6, 50]
   const xs = [15, 20, 35, 40, 50];
-  const expected: Array<[number, number]> = [[0, 15], [25, 20], [50, 35], [90, 46], [95, 48], [99, 49.6], [100, 50]];
+  const expected: Array<[number, number]> = [
+    [0, 15],
+    [25, 20],
+    [50, 35],
+    [90, 46],
+    [95, 48],
+    [99, 49.6],
+    [100, 50],
+  ];
   for (const [p, want] of expected) t.ok(Math.abs((percentile(xs, p) ?? NaN) - want) < 1e-9, `p${p} = ${want}`);
   // numpy.percentile([1, 2, 3, 4], 90) = 3.7; median of an even count is the midpoint
   t.ok(Math.abs((percentile([1, 2, 3, 4], 90) ?? NaN) - 3.7) < 1e-9);
@@ -92,7 +128,12 @@ t.test('report: counts, wall time from go, rates, goodput', async (t) => {
   t.equal(r.rejected, 2, '429s counted apart');
   t.same(
     r.errorsByCause.map((e) => [e.cause, e.count]),
-    [['HTTP 429', 2], ['HTTP 500', 1], ['in-stream', 1], ['network', 1]],
+    [
+      ['HTTP 429', 2],
+      ['HTTP 500', 1],
+      ['in-stream', 1],
+      ['network', 1],
+    ],
   );
   t.equal(r.errorsByCause[0]?.example, 'HTTP 429: queue full');
   t.equal(r.wallMs, 2000, 'go signal -> end of the last response');

@@ -1,10 +1,11 @@
 // POST /v1/chat/completions over the real tiny model and scheduler.
-import t, { type Test } from 'tap';
-import type { LightMyRequestResponse } from 'fastify';
+
 import type { ServerResponse } from 'node:http';
+import type { LightMyRequestResponse } from 'fastify';
+import t, { type Test } from 'tap';
 import type { ServedScheduler } from '../../../src/server/config.ts';
 import { loadModel } from '../../helpers/models.ts';
-import { HELLO, NO_EOS, USER_HI, errorOf, makeHarness, sseEvents } from '../harness.ts';
+import { errorOf, HELLO, makeHarness, NO_EOS, sseEvents, USER_HI } from '../harness.ts';
 
 const model = await loadModel('tiny');
 t.teardown(() => model.dispose());
@@ -33,11 +34,17 @@ interface Chunk {
   created: number;
   model: string;
   system_fingerprint: string;
-  choices: Array<{ index: number; delta: { role?: string; content?: string }; logprobs: null; finish_reason: string | null }>;
+  choices: Array<{
+    index: number;
+    delta: { role?: string; content?: string };
+    logprobs: null;
+    finish_reason: string | null;
+  }>;
   usage?: Usage | null;
 }
 
-const post = (app: { inject: (o: object) => Promise<LightMyRequestResponse> }, payload: object) => app.inject({ method: 'POST', url: URL, payload });
+const post = (app: { inject: (o: object) => Promise<LightMyRequestResponse> }, payload: object) =>
+  app.inject({ method: 'POST', url: URL, payload });
 const completionOf = (res: LightMyRequestResponse): Completion => res.json() as Completion;
 const contentOf = (res: LightMyRequestResponse): string => completionOf(res).choices[0]?.message.content ?? '';
 
@@ -57,7 +64,9 @@ function streamedText(chunks: Chunk[]): string {
 
 /** The prompt tokens the server should build: the chat template, then tokenization with special tokens parsed. */
 function promptTokens(messages: Array<{ role: string; content: string }>): number[] {
-  return Array.from(model.tokenize(model.applyChatTemplate(messages, { addAssistant: true }), { addSpecial: true, parseSpecial: true }));
+  return Array.from(
+    model.tokenize(model.applyChatTemplate(messages, { addAssistant: true }), { addSpecial: true, parseSpecial: true }),
+  );
 }
 
 t.test('a completion in OpenAI shape; the text is the greedy continuation of the templated prompt', async (t) => {
@@ -93,23 +102,46 @@ t.test('a completion in OpenAI shape; the text is the greedy continuation of the
 
 t.test('a repeated prompt reuses the slot cache: cached_tokens > 0, same text', async (t) => {
   const { app } = await makeHarness(t, model);
-  const payload = { messages: [{ role: 'system', content: 'You are terse.' }, ...USER_HI], temperature: 0, max_tokens: 6 };
+  const payload = {
+    messages: [{ role: 'system', content: 'You are terse.' }, ...USER_HI],
+    temperature: 0,
+    max_tokens: 6,
+  };
   const first = completionOf(await post(app, payload));
   const second = completionOf(await post(app, payload));
   t.equal(first.usage.prompt_tokens_details.cached_tokens, 0);
-  t.ok(second.usage.prompt_tokens_details.cached_tokens > 0, `cached ${second.usage.prompt_tokens_details.cached_tokens}`);
-  t.ok(second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens, 'at least one token re-evaluated');
+  t.ok(
+    second.usage.prompt_tokens_details.cached_tokens > 0,
+    `cached ${second.usage.prompt_tokens_details.cached_tokens}`,
+  );
+  t.ok(
+    second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens,
+    'at least one token re-evaluated',
+  );
   t.equal(second.choices[0]?.message.content, first.choices[0]?.message.content);
   t.not(second.id, first.id);
 });
 
 t.test('content parts and the developer role mean the same as strings and system', async (t) => {
   const { app } = await makeHarness(t, model);
-  const plain = await post(app, { messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'hi\nthere' }], temperature: 0, max_tokens: 5 });
+  const plain = await post(app, {
+    messages: [
+      { role: 'system', content: 'Be kind.' },
+      { role: 'user', content: 'hi\nthere' },
+    ],
+    temperature: 0,
+    max_tokens: 5,
+  });
   const parts = await post(app, {
     messages: [
       { role: 'developer', content: [{ type: 'text', text: 'Be kind.' }] },
-      { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'text', text: 'there' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'hi' },
+          { type: 'text', text: 'there' },
+        ],
+      },
     ],
     temperature: 0,
     max_tokens: 5,
@@ -156,7 +188,12 @@ t.test('stream_options.include_usage: usage null on every chunk, then a usage ch
   t.same(usageChunk?.choices, []);
   for (const c of chunks.slice(0, -1)) t.equal(c.usage, null);
   const prompt = promptTokens(USER_HI).length;
-  t.same(usageChunk?.usage, { prompt_tokens: prompt, completion_tokens: 7, total_tokens: prompt + 7, prompt_tokens_details: { cached_tokens: 0 } });
+  t.same(usageChunk?.usage, {
+    prompt_tokens: prompt,
+    completion_tokens: 7,
+    total_tokens: prompt + 7,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
   t.equal(chunks.at(-2)?.choices[0]?.finish_reason, 'length');
   t.equal(usageChunk?.id, chunks[0]?.id);
   const off = chunksOf(t, await post(app, { ...payload, stream: true, stream_options: { include_usage: false } }));
@@ -169,10 +206,14 @@ t.test('finish reasons and token limits', async (t) => {
   t.equal(body.choices[0]?.finish_reason, 'length');
   t.equal(body.usage.completion_tokens, 3);
 
-  body = completionOf(await post(app, { messages: USER_HI, temperature: 0, max_tokens: 9, max_completion_tokens: 2, logit_bias: NO_EOS }));
+  body = completionOf(
+    await post(app, { messages: USER_HI, temperature: 0, max_tokens: 9, max_completion_tokens: 2, logit_bias: NO_EOS }),
+  );
   t.equal(body.usage.completion_tokens, 2, 'max_completion_tokens wins over max_tokens');
 
-  body = completionOf(await post(app, { messages: USER_HI, temperature: 0, max_tokens: 5, logit_bias: { [EOS]: 100 } }));
+  body = completionOf(
+    await post(app, { messages: USER_HI, temperature: 0, max_tokens: 5, logit_bias: { [EOS]: 100 } }),
+  );
   t.equal(body.choices[0]?.finish_reason, 'stop', 'end of generation');
   t.equal(body.usage.completion_tokens, 0);
   t.equal(body.choices[0]?.message.content, '');
@@ -188,16 +229,34 @@ t.test('finish reasons and token limits', async (t) => {
 
 t.test('logit_bias forces and bans tokens; -100 is a ban', async (t) => {
   const { app } = await makeHarness(t, model);
-  const forced = completionOf(await post(app, { messages: USER_HI, temperature: 0, max_tokens: 4, logit_bias: { [HELLO]: 100 } }));
+  const forced = completionOf(
+    await post(app, { messages: USER_HI, temperature: 0, max_tokens: 4, logit_bias: { [HELLO]: 100 } }),
+  );
   t.equal(forced.choices[0]?.message.content, ' Hello Hello Hello Hello');
   const [firstToken] = await model.referenceGreedy(promptTokens(USER_HI), { nPredict: 1 });
-  const banned = completionOf(await post(app, { messages: USER_HI, temperature: 0, max_tokens: 1, logit_bias: { [String(firstToken)]: -100, ...NO_EOS } }));
+  const banned = completionOf(
+    await post(app, {
+      messages: USER_HI,
+      temperature: 0,
+      max_tokens: 1,
+      logit_bias: { [String(firstToken)]: -100, ...NO_EOS },
+    }),
+  );
   t.not(banned.choices[0]?.message.content, model.tokenToPiece(firstToken ?? 0), 'the greedy first token is banned');
 });
 
 t.test('sampling: a seed makes temperature > 0 repeatable', async (t) => {
   const { app } = await makeHarness(t, model);
-  const payload = { messages: USER_HI, temperature: 1.5, top_k: 100, top_p: 0.95, min_p: 0.01, seed: 1234, max_tokens: 12, logit_bias: NO_EOS };
+  const payload = {
+    messages: USER_HI,
+    temperature: 1.5,
+    top_k: 100,
+    top_p: 0.95,
+    min_p: 0.01,
+    seed: 1234,
+    max_tokens: 12,
+    logit_bias: NO_EOS,
+  };
   const a = contentOf(await post(app, payload));
   const b = contentOf(await post(app, payload));
   t.equal(a, b);
@@ -225,9 +284,13 @@ t.test('stop strings: cut before the match, never leaked, even split across toke
   t.equal(body.choices[0]?.message.content, ' Hello Hello Hello', 'held-back text is released when generation ends');
   t.equal(body.choices[0]?.finish_reason, 'length');
 
-  const chunks = chunksOf(t, await post(app, { ...payload, stream: true, stream_options: { include_usage: true }, stop: ['lo He'] }));
+  const chunks = chunksOf(
+    t,
+    await post(app, { ...payload, stream: true, stream_options: { include_usage: true }, stop: ['lo He'] }),
+  );
   t.equal(streamedText(chunks), ' Hel');
-  for (const c of chunks) t.notMatch(c.choices[0]?.delta.content ?? '', /lo|He(?!l)/, 'no part of the stop string in any chunk');
+  for (const c of chunks)
+    t.notMatch(c.choices[0]?.delta.content ?? '', /lo|He(?!l)/, 'no part of the stop string in any chunk');
   t.equal(chunks.at(-2)?.choices[0]?.finish_reason, 'stop');
   t.equal(chunks.at(-1)?.usage?.completion_tokens, 2);
 });
@@ -243,7 +306,12 @@ t.test('client disconnect cancels the request and frees the slot', async (t) => 
   });
   const payload = { messages: USER_HI, temperature: 0, max_tokens: 900, logit_bias: NO_EOS };
   // Streaming: the response arrives when the stream opens; then the client goes away.
-  const stream = await app.inject({ method: 'POST', url: URL, payload: { ...payload, stream: true }, payloadAsStream: true });
+  const stream = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { ...payload, stream: true },
+    payloadAsStream: true,
+  });
   t.equal(stream.statusCode, 200);
   stream.stream().on('error', () => {});
   stream.raw.res.destroy();
@@ -265,7 +333,12 @@ t.test('client disconnect cancels the request and frees the slot', async (t) => 
 
 t.test('a client that never reads its stream is cancelled after the drain timeout', async (t) => {
   const { app, endedCount } = await makeHarness(t, model, { ctxPerSlot: 1024, config: { streamDrainTimeoutMs: 100 } });
-  const res = await app.inject({ method: 'POST', url: URL, payload: { messages: USER_HI, temperature: 0, max_tokens: 1000, logit_bias: NO_EOS, stream: true }, payloadAsStream: true });
+  const res = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { messages: USER_HI, temperature: 0, max_tokens: 1000, logit_bias: NO_EOS, stream: true },
+    payloadAsStream: true,
+  });
   t.equal(res.statusCode, 200);
   res.stream().on('error', () => {});
   // Never read. Past the stream buffer's high-water mark writes report backpressure and never drain.
@@ -285,9 +358,19 @@ t.test('request deadline: 504 before the stream starts, an error event after', a
     },
     snapshot: () => real.snapshot(),
   });
-  const { app, endedCount } = await makeHarness(t, model, { slots: 1, ctxPerSlot: 1024, config: { requestTimeoutMs: 300 }, wrap: noDeadlineForBlocker });
+  const { app, endedCount } = await makeHarness(t, model, {
+    slots: 1,
+    ctxPerSlot: 1024,
+    config: { requestTimeoutMs: 300 },
+    wrap: noDeadlineForBlocker,
+  });
   const long = { messages: USER_HI, temperature: 0, max_tokens: 1000, logit_bias: NO_EOS };
-  const blocker = await app.inject({ method: 'POST', url: URL, payload: { ...long, stream: true, user: 'blocker' }, payloadAsStream: true });
+  const blocker = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { ...long, stream: true, user: 'blocker' },
+    payloadAsStream: true,
+  });
   blocker.stream().on('error', () => {});
   const queued = await post(app, { ...long, stream: true });
   t.equal(queued.statusCode, 504, 'timed out while queued: a plain error response');
@@ -297,7 +380,12 @@ t.test('request deadline: 504 before the stream starts, an error event after', a
   blocker.raw.res.destroy();
   await endedCount(2);
 
-  const running = await app.inject({ method: 'POST', url: URL, payload: { ...long, stream: true }, payloadAsStream: true });
+  const running = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { ...long, stream: true },
+    payloadAsStream: true,
+  });
   let text = '';
   for await (const chunk of running.stream()) text += String(chunk);
   const events = sseEvents(text);
@@ -315,7 +403,12 @@ t.test('request deadline: 504 before the stream starts, an error event after', a
 
 t.test('shutdown during a stream: an error event, then [DONE]', async (t) => {
   const { app, scheduler } = await makeHarness(t, model, { ctxPerSlot: 1024 });
-  const res = await app.inject({ method: 'POST', url: URL, payload: { messages: USER_HI, max_tokens: 1000, logit_bias: NO_EOS, stream: true }, payloadAsStream: true });
+  const res = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { messages: USER_HI, max_tokens: 1000, logit_bias: NO_EOS, stream: true },
+    payloadAsStream: true,
+  });
   await scheduler.close(0);
   let text = '';
   for await (const chunk of res.stream()) text += String(chunk);
@@ -327,15 +420,22 @@ t.test('shutdown during a stream: an error event, then [DONE]', async (t) => {
 t.test('fairness key: the request user, else the remote address', async (t) => {
   const { app, endedCount } = await makeHarness(t, model, { ctxPerSlot: 1024 });
   const payload = { messages: USER_HI, max_tokens: 1000, logit_bias: NO_EOS, stream: true };
-  const a = await app.inject({ method: 'POST', url: URL, payload: { ...payload, user: 'alice' }, payloadAsStream: true });
+  const a = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { ...payload, user: 'alice' },
+    payloadAsStream: true,
+  });
   const b = await app.inject({ method: 'POST', url: URL, payload, payloadAsStream: true });
-  const clients = (scheduler(await app.inject({ method: 'GET', url: '/slots' }))).sort();
+  const clients = scheduler(await app.inject({ method: 'GET', url: '/slots' })).sort();
   t.same(clients, ['ip:127.0.0.1', 'user:alice']);
   a.raw.res.destroy();
   b.raw.res.destroy();
   await endedCount(2);
 
   function scheduler(res: LightMyRequestResponse): string[] {
-    return (res.json() as Array<{ request: { client: string } | null }>).flatMap((s) => (s.request ? [s.request.client] : []));
+    return (res.json() as Array<{ request: { client: string } | null }>).flatMap((s) =>
+      s.request ? [s.request.client] : [],
+    );
   }
 });

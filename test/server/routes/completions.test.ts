@@ -1,8 +1,9 @@
 // POST /v1/completions over the real tiny model and scheduler.
-import t, { type Test } from 'tap';
+
 import type { LightMyRequestResponse } from 'fastify';
+import t, { type Test } from 'tap';
 import { loadModel } from '../../helpers/models.ts';
-import { HELLO, NO_EOS, makeHarness, sseEvents } from '../harness.ts';
+import { HELLO, makeHarness, NO_EOS, sseEvents } from '../harness.ts';
 
 const model = await loadModel('tiny');
 t.teardown(() => model.dispose());
@@ -27,7 +28,8 @@ interface TextCompletion {
   usage?: Usage | null;
 }
 
-const post = (app: { inject: (o: object) => Promise<LightMyRequestResponse> }, payload: object) => app.inject({ method: 'POST', url: URL, payload });
+const post = (app: { inject: (o: object) => Promise<LightMyRequestResponse> }, payload: object) =>
+  app.inject({ method: 'POST', url: URL, payload });
 
 function chunksOf(t: Test, res: LightMyRequestResponse): TextCompletion[] {
   t.equal(res.statusCode, 200);
@@ -53,11 +55,19 @@ t.test('a text completion in OpenAI shape; the prompt is tokenized as it is', as
 
   const prompt = Array.from(model.tokenize(PROMPT, { addSpecial: true, parseSpecial: true }));
   const reference = await model.referenceGreedy(prompt, { nPredict: 6 });
-  if (!reference.includes(2)) t.equal(body.choices[0]?.text, Buffer.concat(reference.map((id) => model.tokenBytes(id))).toString('utf8'));
-  t.same(body.usage, { prompt_tokens: prompt.length, completion_tokens: 6, total_tokens: prompt.length + 6, prompt_tokens_details: { cached_tokens: 0 } });
+  if (!reference.includes(2))
+    t.equal(body.choices[0]?.text, Buffer.concat(reference.map((id) => model.tokenBytes(id))).toString('utf8'));
+  t.same(body.usage, {
+    prompt_tokens: prompt.length,
+    completion_tokens: 6,
+    total_tokens: prompt.length + 6,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const again = res.json() as TextCompletion;
-  const second = (await post(app, { prompt: PROMPT, temperature: 0, max_tokens: 6, logit_bias: NO_EOS })).json() as TextCompletion;
+  const second = (
+    await post(app, { prompt: PROMPT, temperature: 0, max_tokens: 6, logit_bias: NO_EOS })
+  ).json() as TextCompletion;
   t.equal(second.choices[0]?.text, again.choices[0]?.text);
   t.ok((second.usage?.prompt_tokens_details.cached_tokens ?? 0) > 0, 'the repeated prompt reuses the cache');
 });
@@ -89,10 +99,22 @@ t.test('streaming: text chunks, a final finish_reason, usage on request, [DONE]'
 
 t.test('stop strings and special tokens in the prompt', async (t) => {
   const { app } = await makeHarness(t, model);
-  let body = (await post(app, { prompt: PROMPT, temperature: 0, max_tokens: 10, logit_bias: { [HELLO]: 100 }, stop: ['llo Hel'] })).json() as TextCompletion;
+  let body = (
+    await post(app, { prompt: PROMPT, temperature: 0, max_tokens: 10, logit_bias: { [HELLO]: 100 }, stop: ['llo Hel'] })
+  ).json() as TextCompletion;
   t.equal(body.choices[0]?.text, ' He');
   t.equal(body.choices[0]?.finish_reason, 'stop');
-  const chunks = chunksOf(t, await post(app, { prompt: PROMPT, temperature: 0, max_tokens: 10, logit_bias: { [HELLO]: 100 }, stop: 'llo Hel', stream: true }));
+  const chunks = chunksOf(
+    t,
+    await post(app, {
+      prompt: PROMPT,
+      temperature: 0,
+      max_tokens: 10,
+      logit_bias: { [HELLO]: 100 },
+      stop: 'llo Hel',
+      stream: true,
+    }),
+  );
   t.equal(chunks.map((c) => c.choices[0]?.text ?? '').join(''), ' He');
 
   // "<s>" in the text is parsed as the BOS token (as llama-server does), so it adds one token, not three.
