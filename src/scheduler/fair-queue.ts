@@ -1,14 +1,16 @@
-// Requests waiting for a slot: one FIFO per client, served in rounds so one heavy client can't starve
-// the rest. In each round every waiting client gets one turn; a client that just had its turn goes to
-// the next round (the back of the rotation), and a client that arrives mid-round joins the current one
+// Requests waiting for a slot, by priority, then one FIFO per client served in rounds so one heavy client
+// can't starve the rest. A higher priority is always served first; fairness holds between the clients of
+// one priority (as the Gateway API Inference Extension's flow control does: InferenceObjective priority).
+// Within a priority, every waiting client gets one turn per round; a client that just had its turn goes
+// to the next round (the back of the rotation), and a client that arrives mid-round joins the current one
 // unless it already had its turn in it. So a newcomer waits for at most one turn of each other client,
 // and when a single client has been hogging the slots, a newcomer gets the very next one.
 //
-// Every operation is O(1): insertion-ordered Maps and Sets give FIFO order with O(1) removal, which is
-// what cancelling a queued request needs.
+// Every operation is O(1) but for the priority lookup (O(distinct priorities), a handful): insertion-ordered
+// Maps and Sets give FIFO order with O(1) removal, which is what cancelling a queued request needs.
 
 export interface FairQueueLimits {
-  /** Most requests waiting. */
+  /** Most requests waiting, over all priorities. */
   maxRequests: number;
   /** Most prompt tokens waiting, summed over requests. */
   maxTokens: number;
@@ -17,9 +19,16 @@ export interface FairQueueLimits {
 /** Which bound a new request would break. */
 export type QueueOverflow = 'requests' | 'tokens';
 
+/** The priority a request gets when it names none (InferenceObjective's default). */
+export const DEFAULT_PRIORITY = 0;
+
+/** Past this many levels the empty ones are dropped, so arbitrary priorities can't grow the queue's memory. */
+const MAX_LEVELS = 16;
+
 interface Waiting<T> {
   id: string;
-  client: ClientLine<T>;
+  level: Level<T>;
+  line: ClientLine<T>;
   cost: number;
   item: T;
 }
@@ -29,16 +38,79 @@ interface ClientLine<T> {
   waiting: Map<string, Waiting<T>>;
 }
 
+/** The clients waiting at one priority, served round-robin. */
+class Level<T> {
+  readonly lines = new Map<string, ClientLine<T>>();
+  /** Clients still due a turn in this round, in arrival order. */
+  thisRound = new Set<ClientLine<T>>();
+  /** Clients that had their turn in this round and still wait. */
+  nextRound = new Set<ClientLine<T>>();
+  /** Clients that had their turn in this round and have nothing waiting: if they come back, they wait for the next round. */
+  readonly servedThisRound = new Set<string>();
+  size = 0;
+
+  constructor(readonly priority: number) {}
+
+  line(client: string): ClientLine<T> {
+    let line = this.lines.get(client);
+    if (line === undefined) {
+      line = { client, waiting: new Map() };
+      this.lines.set(client, line);
+      (this.servedThisRound.has(client) ? this.nextRound : this.thisRound).add(line);
+    }
+    return line;
+  }
+
+  /** The next request by round-robin between this level's clients. */
+  next(): Waiting<T> | undefined {
+    if (this.thisRound.size === 0) {
+      // A new round: everyone still waiting is due a turn again.
+      this.thisRound = this.nextRound;
+      this.nextRound = new Set();
+      this.servedThisRound.clear();
+    }
+    const line = first(this.thisRound);
+    if (line === undefined) return undefined;
+    const w = first(line.waiting.values());
+    if (w === undefined) throw new Error('a client line in the rotation is empty');
+    return w;
+  }
+
+  /** Takes `w` out; `served`: it leaves because it had its turn (not cancelled). */
+  take(w: Waiting<T>, served: boolean): void {
+    const line = w.line;
+    line.waiting.delete(w.id);
+    this.size--;
+    if (served) {
+      this.thisRound.delete(line);
+      if (line.waiting.size > 0) this.nextRound.add(line);
+      else {
+        this.lines.delete(line.client);
+        this.servedThisRound.add(line.client);
+      }
+      return;
+    }
+    if (line.waiting.size === 0) {
+      this.lines.delete(line.client);
+      this.thisRound.delete(line);
+      // Had its turn this round: cancelling and resubmitting must not buy it another one.
+      if (this.nextRound.delete(line)) this.servedThisRound.add(line.client);
+    }
+  }
+
+  *values(): IterableIterator<T> {
+    for (const line of [...this.thisRound, ...this.nextRound]) for (const w of line.waiting.values()) yield w.item;
+  }
+}
+
 export class FairQueue<T> {
   readonly limits: FairQueueLimits;
-  readonly #lines = new Map<string, ClientLine<T>>();
+  /**
+   * Levels, highest priority first. An emptied level stays (its round goes on: a client that just had its
+   * turn still waits behind a newcomer) until there are more than MAX_LEVELS levels.
+   */
+  readonly #levels: Level<T>[] = [];
   readonly #byId = new Map<string, Waiting<T>>();
-  /** Clients still due a turn in this round, in arrival order. */
-  #thisRound = new Set<ClientLine<T>>();
-  /** Clients that had their turn in this round and still wait. */
-  #nextRound = new Set<ClientLine<T>>();
-  /** Clients that had their turn in this round and have nothing waiting: if they come back, they wait for the next round. */
-  readonly #servedThisRound = new Set<string>();
   #tokens = 0;
 
   constructor(limits: FairQueueLimits) {
@@ -54,9 +126,14 @@ export class FairQueue<T> {
     return this.#tokens;
   }
 
-  /** Clients with at least one request waiting. */
+  /** Client lines with at least one request waiting (a client waiting at two priorities counts twice). */
   get clients(): number {
-    return this.#lines.size;
+    return this.#levels.reduce((n, level) => n + level.lines.size, 0);
+  }
+
+  /** Priorities with requests waiting, highest first. */
+  get priorities(): number[] {
+    return this.#levels.filter((level) => level.size > 0).map((level) => level.priority);
   }
 
   has(id: string): boolean {
@@ -77,41 +154,29 @@ export class FairQueue<T> {
     return null;
   }
 
-  /** Appends a request to its client's line. Bounds are the caller's to check first (overflow()). */
-  push(id: string, client: string, cost: number, item: T): void {
+  /**
+   * Appends a request to its client's line at its priority (higher first; default 0). Bounds are the
+   * caller's to check first (overflow()).
+   */
+  push(id: string, client: string, cost: number, item: T, priority = DEFAULT_PRIORITY): void {
     if (this.#byId.has(id)) throw new Error(`request ${id} is already queued`);
-    let line = this.#lines.get(client);
-    if (line === undefined) {
-      line = { client, waiting: new Map() };
-      this.#lines.set(client, line);
-      (this.#servedThisRound.has(client) ? this.#nextRound : this.#thisRound).add(line);
-    }
-    const w: Waiting<T> = { id, client: line, cost, item };
+    if (!Number.isSafeInteger(priority)) throw new RangeError(`priority must be an integer (got ${priority})`);
+    const level = this.#level(priority);
+    const line = level.line(client);
+    const w: Waiting<T> = { id, level, line, cost, item };
     line.waiting.set(id, w);
+    level.size++;
     this.#byId.set(id, w);
     this.#tokens += cost;
   }
 
-  /** The next request by round-robin between clients, or undefined when none waits. */
+  /** The next request: from the highest priority waiting, by round-robin between its clients. */
   shift(): T | undefined {
-    if (this.#byId.size === 0) return undefined;
-    if (this.#thisRound.size === 0) {
-      // A new round: everyone still waiting is due a turn again.
-      this.#thisRound = this.#nextRound;
-      this.#nextRound = new Set();
-      this.#servedThisRound.clear();
-    }
-    const line = first(this.#thisRound);
-    if (line === undefined) return undefined;
-    this.#thisRound.delete(line);
-    const w = first(line.waiting.values());
-    if (w === undefined) throw new Error('a client line in the rotation is empty');
-    this.#take(w);
-    if (line.waiting.size > 0) this.#nextRound.add(line);
-    else {
-      this.#lines.delete(line.client);
-      this.#servedThisRound.add(line.client);
-    }
+    const level = this.#levels.find((l) => l.size > 0);
+    if (level === undefined) return undefined;
+    const w = level.next();
+    if (w === undefined) throw new Error(`priority ${level.priority} has requests but no client due a turn`);
+    this.#take(w, true);
     return w.item;
   }
 
@@ -119,24 +184,32 @@ export class FairQueue<T> {
   remove(id: string): boolean {
     const w = this.#byId.get(id);
     if (w === undefined) return false;
-    this.#take(w);
-    const line = w.client;
-    if (line.waiting.size === 0) {
-      this.#lines.delete(line.client);
-      this.#thisRound.delete(line);
-      // Had its turn this round: cancelling and resubmitting must not buy it another one.
-      if (this.#nextRound.delete(line)) this.#servedThisRound.add(line.client);
-    }
+    this.#take(w, false);
     return true;
   }
 
-  /** Waiting requests, clients in rotation order, each client's in FIFO order. */
+  /** Waiting requests: highest priority first; within one, clients in rotation order, each client's in FIFO order. */
   *values(): IterableIterator<T> {
-    for (const line of [...this.#thisRound, ...this.#nextRound]) for (const w of line.waiting.values()) yield w.item;
+    for (const level of this.#levels) yield* level.values();
   }
 
-  #take(w: Waiting<T>): void {
-    w.client.waiting.delete(w.id);
+  #level(priority: number): Level<T> {
+    let i = 0;
+    while (i < this.#levels.length && (this.#levels[i]?.priority ?? 0) > priority) i++;
+    const found = this.#levels[i];
+    if (found?.priority === priority) return found;
+    const level = new Level<T>(priority);
+    this.#levels.splice(i, 0, level);
+    if (this.#levels.length > MAX_LEVELS) {
+      // Many priorities seen: forget the rounds of the empty levels (their clients' next turn comes sooner).
+      for (let k = this.#levels.length - 1; k >= 0; k--)
+        if (this.#levels[k]?.size === 0 && this.#levels[k] !== level) this.#levels.splice(k, 1);
+    }
+    return level;
+  }
+
+  #take(w: Waiting<T>, served: boolean): void {
+    w.level.take(w, served);
     this.#byId.delete(w.id);
     this.#tokens -= w.cost;
   }

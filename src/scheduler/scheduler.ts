@@ -4,7 +4,7 @@
 // slot choice decides where a request goes.
 import type { StepResult } from '../engine/index.ts';
 import { ArgumentError, ContextExceededError, RejectedError } from '../errors.ts';
-import { FairQueue } from './fair-queue.ts';
+import { DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {
   Decoder,
@@ -137,6 +137,9 @@ export class Scheduler {
     const maxTokens = request.options.maxTokens;
     if (!Number.isInteger(maxTokens) || maxTokens < 1)
       throw new ArgumentError('INVALID_ARGUMENT', `maxTokens must be an integer >= 1 (got ${maxTokens})`);
+    const priority = request.priority ?? DEFAULT_PRIORITY;
+    if (!Number.isSafeInteger(priority))
+      throw new ArgumentError('INVALID_ARGUMENT', `priority must be an integer (got ${request.priority})`);
     if (request.timeoutMs !== undefined && !(request.timeoutMs > 0))
       throw new ArgumentError('INVALID_ARGUMENT', `timeoutMs must be > 0 (got ${request.timeoutMs})`);
     if (n >= this.#ctxPerSlot) {
@@ -189,7 +192,7 @@ export class Scheduler {
       resolve,
     };
     this.#live.set(id, job);
-    this.#queue.push(id, request.client, n, job);
+    this.#queue.push(id, request.client, n, job, priority);
     const { signal } = request;
     if (signal?.aborted) {
       // Already gone: end it, but not inside submit(), which promises no handler calls.
@@ -214,6 +217,7 @@ export class Scheduler {
         request: {
           id: job.id,
           client: job.request.client,
+          priority: job.request.priority ?? DEFAULT_PRIORITY,
           promptTokens: job.request.tokens.length,
           generatedTokens: job.generated,
           startedAt: job.startedAt ?? job.queuedAt,

@@ -40,6 +40,11 @@ export interface SchedulerOptions {
 export interface GenerationRequest {
   /** Fairness key: API key, else the request's `user`, else the remote address. */
   client: string;
+  /**
+   * Higher is admitted first; fairness between clients holds within one priority. An integer, default 0
+   * (the scale of the Gateway API Inference Extension's InferenceObjective priority).
+   */
+  priority?: number;
   tokens: readonly number[];
   options: StartOptions;
   /** Milliseconds from submission after which the request is cancelled with reason 'timeout'. */
@@ -102,5 +107,12 @@ export interface SlotSnapshot {
   id: number;
   state: 'idle' | 'prefill' | 'generating';
   cachedTokens: number;
-  request: { id: string; client: string; promptTokens: number; generatedTokens: number; startedAt: number } | null;
+  request: {
+    id: string;
+    client: string;
+    priority: number;
+    promptTokens: number;
+    generatedTokens: number;
+    startedAt: number;
+  } | null;
 }

@@ -140,3 +140,47 @@ t.test('many clients: every operation keeps the invariants', async (t) => {
     );
   t.equal(q.clients, 0);
 });
+
+t.test(
+  'priority: the highest level is served first, round-robin within it; remove and values span levels',
+  async (t) => {
+    const q = new FairQueue<string>(big);
+    q.push('a1', 'A', 1, 'a1');
+    q.push('a2', 'A', 1, 'a2');
+    q.push('b1', 'B', 2, 'b1', -3);
+    q.push('x1', 'X', 4, 'x1', 7);
+    q.push('x2', 'X', 4, 'x2', 7);
+    q.push('y1', 'Y', 4, 'y1', 7);
+    q.push('a3', 'A', 1, 'a3', 7);
+    t.same(q.priorities, [7, 0, -3]);
+    t.equal(q.clients, 5, 'A waits at two priorities: two lines');
+    t.equal(q.tokens, 17);
+    t.same([...q.values()], ['x1', 'x2', 'y1', 'a3', 'a1', 'a2', 'b1'], 'by priority, then client lines');
+    t.ok(q.remove('y1'));
+    t.equal(q.shift(), 'x1');
+    q.push('z1', 'Z', 1, 'z1', 7);
+    t.equal(q.shift(), 'a3', 'A at priority 7 is due its turn before X, which just had one');
+    t.equal(q.shift(), 'z1', 'a newcomer joins the round before X');
+    t.equal(q.shift(), 'x2');
+    t.same(q.priorities, [0, -3], 'an emptied priority is not reported');
+    t.same(drain(q), ['a1', 'a2', 'b1']);
+    t.equal(q.tokens, 0);
+    t.throws(() => q.push('bad', 'A', 1, 'bad', 0.5), RangeError);
+  },
+);
+
+t.test('priority: many distinct priorities keep the order and the counts right', async (t) => {
+  const q = new FairQueue<number>(big);
+  // 40 priorities, each seen once: empty levels are pruned along the way, waiting ones never.
+  for (let p = 0; p < 40; p++) {
+    q.push(String(p), `c${p % 3}`, 1, p, p % 2 === 0 ? p : -p);
+    if (p % 4 === 3) q.remove(String(p - 1));
+  }
+  const order = drain(q);
+  const expected = [...Array(40).keys()]
+    .filter((p) => !(p % 4 === 2))
+    .sort((a, b) => (b % 2 === 0 ? b : -b) - (a % 2 === 0 ? a : -a));
+  t.same(order, expected);
+  t.equal(q.size, 0);
+  t.equal(q.tokens, 0);
+});

@@ -34,6 +34,7 @@ interface Run {
 
 interface Submit {
   client?: string;
+  priority?: number;
   prompt?: number[];
   maxTokens?: number;
   timeoutMs?: number;
@@ -49,6 +50,7 @@ function submit(s: Scheduler, o: Submit = {}): Run {
   const prompt = o.prompt ?? syntheticPrompt(8, promptSeed++);
   const request: GenerationRequest = { client, tokens: prompt, options: { maxTokens: o.maxTokens ?? 4 } };
   if (o.timeoutMs !== undefined) request.timeoutMs = o.timeoutMs;
+  if (o.priority !== undefined) request.priority = o.priority;
   if (o.signal !== undefined) request.signal = o.signal;
   const run: Run = {
     client,
@@ -67,7 +69,7 @@ function submit(s: Scheduler, o: Submit = {}): Run {
   run.handle = s.submit(request, {
     onStart(info) {
       run.starts.push(info);
-      o.log?.push(`start ${client}`);
+      o.log?.push(o.priority === undefined ? `start ${client}` : `start ${client}@${o.priority}`);
       o.handlers?.onStart?.(info);
     },
     onToken(token, text) {
@@ -334,6 +336,59 @@ t.test('fairness: clients alternate; two newcomers each go before the heavy clie
   }
   await ended(heavy);
   t.same(log.filter((l) => l.startsWith('start')).slice(mark, mark + 3), ['start B', 'start C', 'start A']);
+  assertQuiet(t, scheduler, fake);
+});
+
+t.test('priority: higher is admitted first, fairness holds within a priority, the rest keep FIFO', async (t) => {
+  const { fake, scheduler } = setup({ slots: 1 });
+  const log: string[] = [];
+  const runs: Run[] = [];
+  // Admission runs after submit() returns, so all of these wait; one slot admits them one at a time.
+  runs.push(submit(scheduler, { client: 'A', maxTokens: 1, log }));
+  runs.push(submit(scheduler, { client: 'A', maxTokens: 1, log }));
+  runs.push(submit(scheduler, { client: 'B', maxTokens: 1, log, priority: -5 }));
+  runs.push(submit(scheduler, { client: 'B', maxTokens: 1, log }));
+  for (const client of ['X', 'X', 'Y']) runs.push(submit(scheduler, { client, maxTokens: 1, log, priority: 10 }));
+  runs.push(submit(scheduler, { client: 'Z', maxTokens: 1, log, priority: 3 }));
+  await ended(runs);
+  t.same(
+    log.filter((l) => l.startsWith('start')),
+    ['start X@10', 'start Y@10', 'start X@10', 'start Z@3', 'start A', 'start B', 'start A', 'start B@-5'],
+  );
+  t.throws(
+    () => scheduler.submit({ client: 'A', priority: 1.5, tokens: [1, 2], options: { maxTokens: 1 } }, { onEnd() {} }),
+    ArgumentError,
+    'a priority must be an integer',
+  );
+  assertQuiet(t, scheduler, fake);
+});
+
+t.test('priority: a high-priority newcomer takes the next free slot ahead of a long queue', async (t) => {
+  const { fake, scheduler } = setup({ slots: 2 }, { maxQueuedRequests: 100 });
+  const log: string[] = [];
+  const runs: Run[] = [];
+  let startsBefore = -1;
+  for (let i = 0; i < 30; i++) {
+    runs.push(
+      submit(scheduler, {
+        client: `c${i % 3}`,
+        maxTokens: 2,
+        log,
+        handlers: {
+          onToken: () => {
+            if (i === 4 && startsBefore < 0) {
+              startsBefore = log.filter((l) => l.startsWith('start')).length;
+              runs.push(submit(scheduler, { client: 'c0', maxTokens: 2, log, priority: 1 }));
+            }
+          },
+        },
+      }),
+    );
+  }
+  await ended(runs);
+  const starts = log.filter((l) => l.startsWith('start'));
+  t.equal(starts[startsBefore], 'start c0@1', 'the first start after it arrived is the priority request');
+  t.equal(runs.filter((r) => r.summary().reason === 'length').length, 31);
   assertQuiet(t, scheduler, fake);
 });
 
