@@ -156,6 +156,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     busySlots: () => late.scheduler?.busySlots ?? 0,
     queueLength: () => late.scheduler?.queueLength ?? 0,
     kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
+    kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
     kvCellsTotal: () => ctxPerSlot * config.parallel,
   });
   const app = buildApp(

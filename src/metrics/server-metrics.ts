@@ -1,5 +1,7 @@
 // Prometheus metrics on the server's own Registry. llama-server's names and meanings (llamacpp:*) so
-// its dashboards work unchanged, plus latency histograms and counters of our own (llama_slots_*).
+// its dashboards work unchanged, vLLM's gauges that routers read (vllm:*: the Gateway API Inference
+// Extension's model-server protocol, docs/SCALING.md), plus latency histograms and counters of our own
+// (llama_slots_*).
 // Token counters are fed from what each response reported (usage), so their totals equal the sums of
 // usage over responses; step figures come from the scheduler through SchedulerObserver.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -24,9 +26,19 @@ export type RejectionCause = 'queue_full' | 'auth' | 'invalid' | 'context_exceed
 export interface LiveState {
   busySlots(): number;
   queueLength(): number;
+  /** Cells holding tokens, idle slots' prompt caches included. */
   kvCellsUsed(): number;
+  /** Cells held by running requests: what is not free for the next request (idle slots' caches are). */
+  kvCellsRunning(): number;
   kvCellsTotal(): number;
 }
+
+/**
+ * The block size vllm:cache_config_info declares. Our prompt cache reuses a prefix of any length, so every
+ * block size is true of it; the Endpoint Picker's prefix scorer hashes prompts in blocks of at least 64
+ * tokens and sizes each replica's cache as num_gpu_blocks of them, so this is the one it uses unchanged.
+ */
+export const KV_BLOCK_TOKENS = 64;
 
 const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const ITL_BUCKETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
@@ -113,6 +125,32 @@ export class ServerMetrics implements SchedulerObserver {
     gauge('llama_slots_kv_cells_used', 'KV cache cells holding tokens, over all slots', () => live.kvCellsUsed());
     // Not *_total: that suffix is for counters (promtool check metrics).
     gauge('llama_slots_kv_cells_capacity', 'KV cache cells, over all slots', () => live.kvCellsTotal());
+    const kvUsage = (): number => {
+      const total = live.kvCellsTotal();
+      return total > 0 ? Math.min(1, live.kvCellsRunning() / total) : 0;
+    };
+    gauge(
+      'llama_slots_kv_cache_usage_ratio',
+      "KV cache cells held by running requests over all cells (0..1; idle slots' prompt caches count as free)",
+      kvUsage,
+    );
+    // vLLM's names and meanings, the Endpoint Picker's defaults: waiting = deferred for a slot, running =
+    // holding a slot, usage = the fraction of KV cells running requests hold (vLLM counts cached blocks no
+    // request holds as free, and so do we).
+    gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', () => live.queueLength());
+    gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', () => live.busySlots());
+    gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', kvUsage);
+    new Gauge({
+      name: 'vllm:cache_config_info',
+      help: 'Information of the LLMEngine CacheConfig',
+      labelNames: ['block_size', 'num_gpu_blocks'],
+      registers: r,
+      collect() {
+        this.reset();
+        const blocks = Math.floor(live.kvCellsTotal() / KV_BLOCK_TOKENS);
+        this.set({ block_size: String(KV_BLOCK_TOKENS), num_gpu_blocks: String(blocks) }, 1);
+      },
+    });
 
     this.#requestsByFinish = new Counter({
       name: 'llama_slots_requests_total',

@@ -114,6 +114,14 @@ export class Scheduler {
     return this.#slots.reduce((n, s) => n + (s.job ? 1 : 0), 0);
   }
 
+  /**
+   * KV cells the running requests hold: prompt and generated tokens so far, less the last token, which the
+   * next step decodes. Idle slots' prompt caches are not counted (the next request may take them over).
+   */
+  get runningKvTokens(): number {
+    return this.#slots.reduce((n, s) => n + (s.job ? s.cachedCount : 0), 0);
+  }
+
   /** True once close() was called: new requests are refused. */
   get closing(): boolean {
     return this.#closing;

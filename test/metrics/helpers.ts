@@ -245,6 +245,7 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     busySlots: () => scheduler?.busySlots ?? 0,
     queueLength: () => scheduler?.queueLength ?? 0,
     kvCellsUsed: () => scheduler?.snapshot().reduce((n, s) => n + s.cachedTokens, 0) ?? 0,
+    kvCellsRunning: () => scheduler?.runningKvTokens ?? 0,
     kvCellsTotal: () => ctxPerSlot * slots,
   });
   scheduler = new Scheduler(decoder, options.scheduler ?? {}, metrics);
@@ -261,6 +262,16 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
   });
   return { app, scheduler: owned, metrics, gate };
 }
+
+// --- vLLM's gauges, as the Endpoint Picker reads them ----------------------------------------------------------
+
+/** The vllm:* families /metrics exports (docs/SCALING.md): the gateway's model-server protocol. */
+export const VLLM_METRICS = [
+  'vllm:num_requests_waiting',
+  'vllm:num_requests_running',
+  'vllm:kv_cache_usage_perc',
+  'vllm:cache_config_info',
+] as const;
 
 // --- llama-server's metrics -------------------------------------------------------------------------------
 

@@ -2,13 +2,14 @@
 // and lints it (exit 3 when it has remarks). It remarks on llama-server's llamacpp:* names, which we keep as
 // llama-server has them so its dashboards work: those remarks must be exactly the ones promtool makes on
 // llama-server's own /metrics, and everything else (our llama_slots_* metrics, the process metrics) must
-// pass without a remark.
+// pass without a remark. The same holds for vLLM's vllm:* names, kept as vLLM has them for the routers that
+// read them (the Gateway API Inference Extension's Endpoint Picker).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import t from 'tap';
 import { loadModel } from '../helpers/models.ts';
-import { LLAMA_SERVER_METRICS, makeMetricsApp, parseExposition } from './helpers.ts';
+import { LLAMA_SERVER_METRICS, makeMetricsApp, parseExposition, VLLM_METRICS } from './helpers.ts';
 
 const promtool = (process.env.PATH ?? '')
   .split(delimiter)
@@ -109,7 +110,15 @@ t.test('promtool check metrics: only the remarks llama-server gets too', { skip 
     expected.sort(),
     "llamacpp:* remarks are llama-server's own",
   );
-  const rest = found.filter((r) => !r.metric.startsWith('llamacpp:'));
+  t.same(
+    found
+      .filter((r) => r.metric.startsWith('vllm:'))
+      .map((r) => `${r.metric} ${r.text}`)
+      .sort(),
+    VLLM_METRICS.map((name) => `${name} ${COLON}`).sort(),
+    "vllm:* remarks: the colon, as on vLLM's own /metrics",
+  );
+  const rest = found.filter((r) => !r.metric.startsWith('llamacpp:') && !r.metric.startsWith('vllm:'));
   for (const r of rest)
     t.ok(
       PROM_CLIENT_GAUGES.includes(r.metric) && r.text === TOTAL_ON_GAUGE,
@@ -120,7 +129,10 @@ t.test('promtool check metrics: only the remarks llama-server gets too', { skip 
     'no remark on our llama_slots_* metrics',
   );
 
-  const ours = withoutFamilies(exposition, (name) => name.startsWith('llamacpp:') || PROM_CLIENT_GAUGES.includes(name));
+  const ours = withoutFamilies(
+    exposition,
+    (name) => name.startsWith('llamacpp:') || name.startsWith('vllm:') || PROM_CLIENT_GAUGES.includes(name),
+  );
   t.ok(parseExposition(ours).has('llama_slots_requests_total'));
   const clean = await check(ours);
   t.equal(clean.code, 0, `everything else passes (exit 0):\n${clean.output}`);
