@@ -3,6 +3,7 @@
 // Pure: parseServeConfig(argv, env) returns the config or throws ConfigError naming the bad flag.
 import { availableParallelism } from 'node:os';
 import { parseSize } from './fit/size.ts';
+import { parseObjectivePriorities } from './server/client-key.ts';
 
 export class ConfigError extends Error {}
 
@@ -22,6 +23,8 @@ export interface ServeConfig {
   flashAttn: 'auto' | 'on' | 'off';
   kvType: 'f16' | 'q8_0';
   apiKeys: string[];
+  /** NAME=PRIORITY: the scheduler priority of requests for an InferenceObjective (the router's objective header). */
+  objectivePriorities: string[];
   maxQueue: number;
   maxQueueTokens: number | undefined;
   timeoutSeconds: number;
@@ -159,6 +162,13 @@ const FLAGS: FlagSpec[] = [
     help: 'require this Bearer key (repeat, or comma-separate in the env var, for several)',
   },
   {
+    names: ['--objective-priority'],
+    env: 'LLAMA_ARG_OBJECTIVE_PRIORITY',
+    kind: 'list',
+    key: 'objectivePriorities',
+    help: 'NAME=P: requests whose x-llm-d-inference-objective (or x-gateway-inference-objective) header is NAME get priority P (higher first; repeat, or comma-separate)',
+  },
+  {
     names: ['--max-queue'],
     env: 'LLAMA_ARG_MAX_QUEUE',
     kind: 'int',
@@ -244,6 +254,7 @@ export function defaultServeConfig(): ServeConfig {
     flashAttn: 'auto',
     kvType: 'f16',
     apiKeys: [],
+    objectivePriorities: [],
     maxQueue: 64,
     maxQueueTokens: undefined,
     timeoutSeconds: 600,
@@ -297,8 +308,10 @@ function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
   (config.explicit as Set<keyof ServeConfig>).add(spec.key);
   // --no-mmap sets mmap to false; every other boolean flag sets its key to true.
   if (spec.key === 'mmap') (config as unknown as Record<string, unknown>).mmap = !(value as boolean);
-  else if (spec.kind === 'list') config.apiKeys = [...config.apiKeys, ...(value as string[])];
-  else (config as unknown as Record<string, unknown>)[spec.key] = value;
+  else if (spec.kind === 'list') {
+    const list = config as unknown as Record<string, string[]>;
+    list[spec.key] = [...(list[spec.key] ?? []), ...(value as string[])];
+  } else (config as unknown as Record<string, unknown>)[spec.key] = value;
 }
 
 export function parseServeConfig(
@@ -326,14 +339,20 @@ export function parseServeConfig(
       raw = next;
       i++;
     }
-    // Flags replace what the environment said (api keys from flags replace those from the env too).
-    if (spec.kind === 'list' && !fromFlags.has(spec.key)) config.apiKeys = [];
+    // Flags replace what the environment said (lists from flags replace those from the env too).
+    if (spec.kind === 'list' && !fromFlags.has(spec.key))
+      (config as unknown as Record<string, string[]>)[spec.key] = [];
     fromFlags.add(spec.key);
     assign(config, spec, convert(spec, raw, name));
   }
   if (config.ubatchSize > config.batchSize) config.ubatchSize = config.batchSize;
   if (config.batchSize < config.parallel)
     throw new ConfigError(`--batch-size (${config.batchSize}) must be at least --parallel (${config.parallel})`);
+  try {
+    parseObjectivePriorities(config.objectivePriorities);
+  } catch (err) {
+    throw new ConfigError(`--objective-priority: ${(err as Error).message}`);
+  }
   if (config.kvType === 'q8_0' && config.flashAttn === 'off')
     throw new ConfigError('--cache-type q8_0 needs flash attention (--flash-attn auto or on)');
   return config;

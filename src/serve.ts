@@ -17,6 +17,7 @@ import { createProgress } from './progress.ts';
 import { Scheduler } from './scheduler/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle } from './scheduler/types.ts';
 import { buildApp } from './server/app.ts';
+import { parseObjectivePriorities } from './server/client-key.ts';
 import type { ServedModel, ServedScheduler } from './server/config.ts';
 
 /** The demo model served when no -m is given: small, generated once and cached. */
@@ -166,6 +167,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       config: {
         modelId: config.alias ?? basename(path),
         apiKeys: config.apiKeys,
+        objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
         bodyLimitBytes: config.bodyLimitBytes,
         ctxPerSlot,
         slots: config.parallel,

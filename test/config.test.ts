@@ -80,6 +80,18 @@ t.test('environment variables, overridden by flags', async (t) => {
   t.same(d.apiKeys, ['c']);
 });
 
+t.test('--objective-priority: NAME=P entries from flags or the environment, checked', async (t) => {
+  const env = { LLAMA_ARG_OBJECTIVE_PRIORITY: 'critical=10,batch=-5' };
+  t.same(parseServeConfig([], env).objectivePriorities, ['critical=10', 'batch=-5']);
+  const c = parseServeConfig(['--objective-priority', 'a=1', '--objective-priority=b=2'], env);
+  t.same(c.objectivePriorities, ['a=1', 'b=2'], 'flags replace the environment, and add up');
+  t.same(c.apiKeys, [], 'other lists are left alone');
+  t.throws(() => parseServeConfig(['--objective-priority', 'critical'], {}), {
+    constructor: ConfigError,
+    message: /--objective-priority: 'critical' is not NAME=PRIORITY/,
+  });
+});
+
 t.test('bad values name the flag', async (t) => {
   t.throws(() => parseServeConfig(['--port', 'abc'], {}), {
     constructor: ConfigError,

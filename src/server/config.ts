@@ -28,6 +28,8 @@ export interface ServerConfig {
   modelCreated?: number;
   /** `owned_by` in /v1/models. Default 'llamacpp' (as llama-server). */
   ownedBy?: string;
+  /** Scheduler priority of each InferenceObjective name the router sends (src/server/client-key.ts). */
+  objectivePriorities?: ReadonlyMap<string, number>;
 }
 
 /** ServerConfig with every default filled in. */
@@ -43,6 +45,7 @@ export interface ResolvedServerConfig {
   systemFingerprint: string;
   modelCreated: number;
   ownedBy: string;
+  objectivePriorities: ReadonlyMap<string, number>;
 }
 
 /** The part of the engine's Model the HTTP layer uses. */
@@ -87,5 +90,6 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     systemFingerprint: config.systemFingerprint ?? `fp_${fingerprint.slice(0, 10)}`,
     modelCreated: config.modelCreated ?? Math.floor(Date.now() / 1000),
     ownedBy: config.ownedBy ?? 'llamacpp',
+    objectivePriorities: config.objectivePriorities ?? new Map(),
   };
 }

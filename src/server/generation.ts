@@ -7,6 +7,7 @@ import type { StartOptions } from '../engine/index.ts';
 import { ContextExceededError } from '../errors.ts';
 import type { RejectionCause, ResponseRecord } from '../metrics/server-metrics.ts';
 import type { RequestSummary } from '../scheduler/types.ts';
+import { clientKey, requestPriority } from './client-key.ts';
 import type { ResolvedServerConfig, ServedModel, ServedScheduler } from './config.ts';
 import {
   type ApiError,
@@ -59,6 +60,7 @@ export interface PreparedGeneration {
   options: StartOptions;
   stop: string[];
   client: string;
+  priority: number;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -91,13 +93,6 @@ export function tokenizePrompt(model: ServedModel, text: string): number[] {
   const bos = model.info.bos;
   if (bos >= 0 && tokens.length >= 2 && tokens[0] === bos && tokens[1] === bos) tokens.shift();
   return tokens;
-}
-
-/** The fairness key: the API key (hashed, as /slots shows it), else the body's `user`, else the address. */
-export function clientKey(request: FastifyRequest, user: string | null | undefined): string {
-  if (request.apiKeyClient !== null) return request.apiKeyClient;
-  if (typeof user === 'string' && user !== '') return `user:${user}`;
-  return `ip:${request.ip}`;
 }
 
 /**
@@ -141,6 +136,7 @@ export function prepareGeneration(
     options,
     stop,
     client: clientKey(request, body.user),
+    priority: requestPriority(request, config.objectivePriorities),
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
   };
@@ -209,6 +205,7 @@ function generate(
     deps.scheduler.submit(
       {
         client: job.client,
+        priority: job.priority,
         tokens: job.tokens,
         options: job.options,
         signal: abort.signal,
