@@ -25,6 +25,8 @@ export interface ServeConfig {
   apiKeys: string[];
   /** NAME=PRIORITY: the scheduler priority of requests for an InferenceObjective (the router's objective header). */
   objectivePriorities: string[];
+  /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client. */
+  trustProxy: string[];
   maxQueue: number;
   maxQueueTokens: number | undefined;
   timeoutSeconds: number;
@@ -169,6 +171,13 @@ const FLAGS: FlagSpec[] = [
     help: 'NAME=P: requests whose x-llm-d-inference-objective (or x-gateway-inference-objective) header is NAME get priority P (higher first; repeat, or comma-separate)',
   },
   {
+    names: ['--trust-proxy'],
+    env: 'LLAMA_ARG_TRUST_PROXY',
+    kind: 'list',
+    key: 'trustProxy',
+    help: "proxy addresses (or CIDRs) whose X-Forwarded-For gives the client's address, the last-resort fairness key",
+  },
+  {
     names: ['--max-queue'],
     env: 'LLAMA_ARG_MAX_QUEUE',
     kind: 'int',
@@ -255,6 +264,7 @@ export function defaultServeConfig(): ServeConfig {
     kvType: 'f16',
     apiKeys: [],
     objectivePriorities: [],
+    trustProxy: [],
     maxQueue: 64,
     maxQueueTokens: undefined,
     timeoutSeconds: 600,

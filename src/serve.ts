@@ -168,6 +168,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
         modelId: config.alias ?? basename(path),
         apiKeys: config.apiKeys,
         objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
+        trustedProxies: config.trustProxy,
         bodyLimitBytes: config.bodyLimitBytes,
         ctxPerSlot,
         slots: config.parallel,

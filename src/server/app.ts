@@ -64,6 +64,7 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     // Fastify's own 503 while closing is not OpenAI-shaped; the onRequest hook below answers instead.
     return503OnClosing: false,
   };
+  if (config.trustedProxies.length > 0) options.trustProxy = [...config.trustedProxies];
   if (opts.loggerInstance !== undefined) options.loggerInstance = opts.loggerInstance;
   else if (opts.logger !== undefined && opts.logger !== false) {
     const given = typeof opts.logger === 'object' ? opts.logger : {};

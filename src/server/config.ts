@@ -30,6 +30,8 @@ export interface ServerConfig {
   ownedBy?: string;
   /** Scheduler priority of each InferenceObjective name the router sends (src/server/client-key.ts). */
   objectivePriorities?: ReadonlyMap<string, number>;
+  /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). Default: none. */
+  trustedProxies?: readonly string[];
 }
 
 /** ServerConfig with every default filled in. */
@@ -46,6 +48,7 @@ export interface ResolvedServerConfig {
   modelCreated: number;
   ownedBy: string;
   objectivePriorities: ReadonlyMap<string, number>;
+  trustedProxies: readonly string[];
 }
 
 /** The part of the engine's Model the HTTP layer uses. */
@@ -91,5 +94,6 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     modelCreated: config.modelCreated ?? Math.floor(Date.now() / 1000),
     ownedBy: config.ownedBy ?? 'llamacpp',
     objectivePriorities: config.objectivePriorities ?? new Map(),
+    trustedProxies: config.trustedProxies ?? [],
   };
 }

@@ -54,6 +54,18 @@ t.test('fairness key: the tenant header, else the API key, else user, else the a
   t.equal(open.submitted.at(-1)?.client, 'ip:10.1.2.3');
 });
 
+t.test("behind a trusted proxy the address is the client's (X-Forwarded-For), never otherwise", async (t) => {
+  const { app, submitted } = await harness(t, { config: { trustedProxies: ['127.0.0.1'] } });
+  const xff = { 'x-forwarded-for': '10.9.8.7' };
+  await app.inject({ method: 'POST', url: CHAT, headers: xff, payload: chat(), remoteAddress: '127.0.0.1' });
+  t.equal(submitted.at(-1)?.client, 'ip:10.9.8.7', 'from the trusted proxy: the forwarded address');
+  await app.inject({ method: 'POST', url: CHAT, headers: xff, payload: chat(), remoteAddress: '10.0.0.5' });
+  t.equal(submitted.at(-1)?.client, 'ip:10.0.0.5', 'from anyone else: their own address');
+  const open = await harness(t);
+  await open.app.inject({ method: 'POST', url: CHAT, headers: xff, payload: chat(), remoteAddress: '127.0.0.1' });
+  t.equal(open.submitted.at(-1)?.client, 'ip:127.0.0.1', 'no proxy trusted by default');
+});
+
 t.test('priority: x-priority, else the objective mapped by --objective-priority, else 0', async (t) => {
   const objectivePriorities = parseObjectivePriorities(['critical=10', 'batch=-5']);
   const { app, submitted } = await harness(t, { config: { objectivePriorities } });
