@@ -133,6 +133,9 @@ async function measure(label: string, server: Running, o: CompareOptions, dir: s
     sloTpotMs: null,
     seed: 999,
     timeoutMs: 600_000,
+    mpi: false,
+    coordinator: null,
+    ranksGiven: true,
   };
   const quiet = { write: () => true } as unknown as NodeJS.WriteStream;
   await runLoadgen(warmup, { stdout: quiet, stderr: quiet });

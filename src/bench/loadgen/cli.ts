@@ -1,10 +1,20 @@
 // `npm run bench`: the load generator. Checks the server answers, plans the workload, runs the ranks
 // behind a barrier, prints the seed's block and the details, and writes the JSON and HTML reports.
+// Under --mpi this process is one MPI rank: rank 0 does all of that with the others as its remote ranks.
 // Exit codes: 0 it ran (request errors included), 1 server unreachable or a rank failed, 2 bad arguments.
 import { writeFile } from 'node:fs/promises';
 import { createProgress } from '../../progress.ts';
 import { forkRank, type RankRun, RankStartError, runRanks, type StartRank } from './barrier.ts';
 import { renderHtml } from './html.ts';
+import {
+  acceptRanks,
+  type CoordinatorAddress,
+  MpiError,
+  type MpiWorld,
+  mpiWorld,
+  parseCoordinator,
+  runRemoteRank,
+} from './mpi.ts';
 import { LOADGEN_USAGE, type LoadgenOptions, parseLoadgenArgs, UsageError } from './options.ts';
 import { planRanks } from './plan.ts';
 import { formatReport, type RunInfo, reportJson } from './report.ts';
@@ -15,9 +25,11 @@ import type { RequestTemplate } from './types.ts';
 export interface LoadgenIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WriteStream;
-  /** How ranks start; default: forked processes. */
+  /** How ranks start; default: forked processes (under --mpi: rank 0's own rank). */
   startRank?: StartRank;
   readyTimeoutMs?: number;
+  /** Where --mpi reads its rank and world size; default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export type ProbeResult = { reachable: true; status: number; models: string[] } | { reachable: false; message: string };
@@ -47,6 +59,56 @@ export async function probeServer(url: string, apiKey: string | null, timeoutMs 
 }
 
 export async function runLoadgen(o: LoadgenOptions, io: LoadgenIo): Promise<number> {
+  if (!o.mpi) return coordinate(o, io, io.startRank ?? forkRank(), '');
+  const { stderr } = io;
+  let world: MpiWorld;
+  let address: CoordinatorAddress;
+  try {
+    world = mpiWorld(io.env ?? process.env, o.ranksGiven ? o.ranks : null);
+    address = parseCoordinator(o.coordinator);
+  } catch (err) {
+    if (!(err instanceof MpiError)) throw err;
+    stderr.write(`bench: ${err.message}\n`);
+    return 2;
+  }
+  if (world.size > o.requests) {
+    stderr.write(
+      `bench: ${world.size} MPI ranks but --requests ${o.requests}: every rank sends at least one request\n`,
+    );
+    return 2;
+  }
+  const timeoutMs = io.readyTimeoutMs ?? 60_000;
+  if (world.rank !== 0) return runRemoteRank(world, address, timeoutMs, (line) => stderr.write(`bench: ${line}\n`));
+  // Rank 0: meet the others first, so that whatever happens next they hear of it (and exit) at once.
+  let accepted: Awaited<ReturnType<typeof acceptRanks>>;
+  try {
+    accepted = await acceptRanks(world, address, timeoutMs);
+  } catch (err) {
+    if (!(err instanceof MpiError)) throw err;
+    stderr.write(`bench: ${err.message}\n`);
+    return 1;
+  }
+  const own = io.startRank ?? forkRank();
+  const startRank: StartRank = (rank) => {
+    if (rank === 0) return own(0);
+    const link = accepted.links.get(rank);
+    if (link === undefined) throw new Error(`MPI rank ${rank} is not connected`);
+    return link;
+  };
+  try {
+    return await coordinate(
+      { ...o, ranks: world.size },
+      io,
+      startRank,
+      ` (MPI: ${world.size} processes, ${world.source}; coordinator ${address.host}:${address.port})`,
+    );
+  } finally {
+    accepted.close();
+  }
+}
+
+/** Probe, plan, run the ranks behind the barrier, report. `how` says where the ranks run. */
+async function coordinate(o: LoadgenOptions, io: LoadgenIo, startRank: StartRank, how: string): Promise<number> {
   const { stdout, stderr } = io;
   const probe = await probeServer(o.url, o.apiKey);
   if (!probe.reachable) {
@@ -74,7 +136,7 @@ export async function runLoadgen(o: LoadgenOptions, io: LoadgenIo): Promise<numb
   const plans = planRanks(o);
   const loop = o.rate === null ? 'closed loop' : `open loop at ${o.rate} requests/s`;
   stderr.write(
-    `bench: ${o.ranks} ranks, ${o.requests} requests (${loop}) -> ${o.url}, model ${model ?? '(none sent)'}, ` +
+    `bench: ${o.ranks} ranks${how}, ${o.requests} requests (${loop}) -> ${o.url}, model ${model ?? '(none sent)'}, ` +
       `max_tokens ${o.maxTokens}, ~${o.promptTokens} prompt tokens\n`,
   );
 
@@ -86,7 +148,7 @@ export async function runLoadgen(o: LoadgenOptions, io: LoadgenIo): Promise<numb
     run = await runRanks({
       plans,
       template,
-      startRank: io.startRank ?? forkRank(),
+      startRank,
       ...(io.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: io.readyTimeoutMs }),
       onReady: (ready) => progress.update(0, `${ready}/${o.ranks} ranks ready`),
       onRecord: (record) => {

@@ -21,6 +21,12 @@ export interface LoadgenOptions {
   seed: number;
   /** Per request, from send to the end of its stream. */
   timeoutMs: number;
+  /** Each rank is an MPI process (mpi.ts); rank 0 coordinates and reports. */
+  mpi: boolean;
+  /** Rank 0's address for the other MPI ranks (--coordinator), null: the default. */
+  coordinator: string | null;
+  /** --ranks was given (under MPI it must agree with the world size). */
+  ranksGiven: boolean;
 }
 
 export const DEFAULT_URL = 'http://127.0.0.1:8090';
@@ -28,6 +34,7 @@ export const DEFAULT_URL = 'http://127.0.0.1:8090';
 export const LOADGEN_USAGE = `Usage: npm run bench -- [--url URL] [--ranks N] [--requests M] [--max-tokens K] [--prompt-tokens P]
        [--rate R] [--api-key KEY] [--model ID] [--json FILE] [--html FILE]
        [--slo-ttft MS] [--slo-tpot MS] [--seed S] [--timeout S]
+       mpirun -np N npm run -s bench -- --mpi [--coordinator HOST:PORT] [options]
 
 Streams chat completions from N client processes (ranks) released together, then prints latency
 (TTFT, E2E, TPOT, ITL) and throughput.
@@ -47,6 +54,10 @@ Streams chat completions from N client processes (ranks) released together, then
   --slo-tpot MS        goodput counts requests with TPOT <= MS
   --seed S             seed of the prompt text and of the arrival times (default 1)
   --timeout S          per-request timeout in seconds (default 600)
+  --mpi                one rank per MPI process (rank and size from mpirun's environment); rank 0
+                       coordinates over TCP and prints the one merged report
+  --coordinator H:P    rank 0's address as the other ranks reach it (default 127.0.0.1:29517: every rank
+                       on one host; across hosts, the host mpirun puts rank 0 on, e.g. node0:29517)
 `;
 
 /** A bad command line: the message names the flag. */
@@ -114,6 +125,8 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenOptions {
         'slo-tpot': { type: 'string' },
         seed: { type: 'string' },
         timeout: { type: 'string' },
+        mpi: { type: 'boolean' },
+        coordinator: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -123,7 +136,10 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenOptions {
   }
   const ranks = integer('ranks', values.ranks, 2, 1);
   const requests = integer('requests', values.requests, 10, 1);
-  if (ranks > requests) {
+  const mpi = values.mpi === true;
+  if (values.coordinator !== undefined && !mpi) throw new UsageError('--coordinator is for --mpi runs');
+  // Under MPI the world size is the rank count; runLoadgen checks it against --requests.
+  if (!mpi && ranks > requests) {
     throw new UsageError(
       `--ranks (${ranks}) must not exceed --requests (${requests}): every rank sends at least one request`,
     );
@@ -145,5 +161,8 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenOptions {
     sloTpotMs: positive('slo-tpot', values['slo-tpot']),
     seed,
     timeoutMs: (positive('timeout', values.timeout) ?? 600) * 1000,
+    mpi,
+    coordinator: nonEmpty('coordinator', values.coordinator),
+    ranksGiven: values.ranks !== undefined,
   };
 }

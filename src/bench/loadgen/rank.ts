@@ -82,7 +82,7 @@ export interface CoordinatorChannel {
  */
 export function serveRank(
   channel: CoordinatorChannel,
-  options: { send?: SendRequest; connect?: (template: RequestTemplate) => Promise<void> } = {},
+  options: { send?: SendRequest; connect?: (template: RequestTemplate) => Promise<void>; now?: () => number } = {},
 ): Promise<void> {
   const post = (message: RankMessage): Promise<void> =>
     new Promise((resolve) => {
@@ -113,7 +113,11 @@ export function serveRank(
         init = null; // a second go is ignored
         const rank = ready.plan.rank;
         const sendRecord = (record: RequestRecord): void => void post({ type: 'record', record });
-        const runOptions = options.send ? { prompts: ready.prompts, send: options.send } : { prompts: ready.prompts };
+        const runOptions = {
+          prompts: ready.prompts,
+          ...(options.send ? { send: options.send } : {}),
+          ...(options.now ? { now: options.now } : {}),
+        };
         runRankPlan(ready.plan, ready.template, message.goMs, sendRecord, runOptions).then(
           () => post({ type: 'done', rank }).then(resolve),
           (err: unknown) => post({ type: 'fatal', rank, message: (err as Error).message ?? String(err) }).then(resolve),

@@ -17,6 +17,9 @@ t.test('defaults', async (t) => {
     sloTpotMs: null,
     seed: 1,
     timeoutMs: 600_000,
+    mpi: false,
+    coordinator: null,
+    ranksGiven: false,
   });
 });
 
@@ -66,6 +69,9 @@ t.test('every flag', async (t) => {
     sloTpotMs: 50.5,
     seed: 0,
     timeoutMs: 30_000,
+    mpi: false,
+    coordinator: null,
+    ranksGiven: true,
   });
 });
 
@@ -76,6 +82,8 @@ t.test('bad arguments name their flag', async (t) => {
     [['--requests', '1.5'], /--requests/],
     [['--requests', ''], /--requests/],
     [['--ranks', '3', '--requests', '2'], /--ranks \(3\) must not exceed --requests \(2\)/],
+    [['--coordinator', 'node0:1234'], /--coordinator is for --mpi runs/],
+    [['--mpi', '--coordinator', ''], /--coordinator must not be empty/],
     [['--max-tokens', '-1'], /--max-tokens/],
     [['--prompt-tokens', '0'], /--prompt-tokens/],
     [['--rate', '0'], /--rate must be a number > 0/],
