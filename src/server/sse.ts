@@ -8,6 +8,17 @@ export type AbortCause = 'closed' | 'stalled';
 
 /** Calls `onGone` once if the connection closes before the response has finished. Returns an unsubscribe. */
 export function watchDisconnect(res: ServerResponse, onGone: () => void): () => void {
+  // Gone already (the client left while the request was prepared, e.g. its chat template rendered off the
+  // main thread): 'close' has been emitted and will not come again. Told in a microtask, like the event.
+  if (res.closed && !res.writableFinished) {
+    let watching = true;
+    queueMicrotask(() => {
+      if (watching) onGone();
+    });
+    return () => {
+      watching = false;
+    };
+  }
   const onClose = (): void => {
     if (!res.writableFinished) onGone();
   };

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import Fastify from 'fastify';
 import t from 'tap';
-import { type AbortCause, SseStream } from '../../src/server/sse.ts';
+import { type AbortCause, SseStream, watchDisconnect } from '../../src/server/sse.ts';
 import { sseEvents } from './sse-events.ts';
 
 /** A route that streams `count` events of `size` bytes, then [DONE], unless the stream is aborted. */
@@ -72,4 +72,36 @@ t.test('a closed connection aborts the stream once', async (t) => {
   await new Promise((r) => setTimeout(r, 20));
   t.same(aborts, ['closed']);
   t.ok(sent() < 10_000);
+});
+
+t.test('watchDisconnect on a response whose client already left tells at once (in a microtask)', async (t) => {
+  const { createServer } = await import('node:http');
+  const seen: string[] = [];
+  let told: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    told = resolve;
+  });
+  const server = createServer((_req, res) => {
+    // The client aborts while the request is "being prepared"; only then is the disconnect watched.
+    res.once('close', () => {
+      const unwatchLate = watchDisconnect(res, () => seen.push('late watcher'));
+      const unwatchCancelled = watchDisconnect(res, () => seen.push('unwatched'));
+      unwatchCancelled();
+      t.same(seen, [], 'not called synchronously');
+      queueMicrotask(() => {
+        unwatchLate();
+        told();
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const ac = new AbortController();
+  const request = fetch(`http://127.0.0.1:${port}/`, { signal: ac.signal }).catch(() => undefined);
+  setTimeout(() => ac.abort(), 50);
+  await request;
+  await done;
+  t.same(seen, ['late watcher'], 'the late watcher is told; the one unwatched first is not');
 });
