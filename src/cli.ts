@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, fit, replicas.
+// One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
+// fit, replicas.
+import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
@@ -15,6 +17,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench: (argv) => runLoadgenCli(argv),
   fit: (argv) => runFitCli(argv),
   'bench-compare': (argv) => runCompareCli(argv),
+  'bench-chat': (argv) => runChatBenchCli(argv),
   replicas: (argv) => runReplicasCli(argv),
 };
 
@@ -26,6 +29,7 @@ Commands:
   bench           load generator: ranks of streaming chat clients (npm run bench -- --help)
   bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
+  bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)
   replicas        N servers behind HAProxy on one host (npm run replicas -- --help)`;
 
 async function main(): Promise<number> {
