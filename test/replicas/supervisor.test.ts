@@ -24,8 +24,8 @@ interface Launcher {
   child: ChildProcess;
   front: string;
   lines: string[];
-  /** Resolves with the first line (from `from` on) matching `re`. */
-  line(re: RegExp, from?: number): Promise<RegExpExecArray>;
+  /** Resolves with the first line (from `from` on) matching `re`; rejects after `timeoutMs` or on exit. */
+  line(re: RegExp, from?: number, timeoutMs?: number): Promise<RegExpExecArray>;
   exited: Promise<number | null>;
 }
 
@@ -60,16 +60,27 @@ function startLauncher(args: string[]): Launcher {
     front: '',
     lines,
     exited,
-    line(re, from = 0) {
+    line(re, from = 0, timeoutMs = 90_000) {
       for (let i = from; i < lines.length; i++) {
         const m = re.exec(lines[i] ?? '');
         if (m) return Promise.resolve(m);
       }
       return new Promise((resolve, reject) => {
-        waiters.push({ re, from, resolve });
-        void exited.then((code) =>
-          reject(new Error(`launcher exited (${code}) waiting for ${re}:\n${lines.join('\n')}`)),
-        );
+        const fail = (why: string) => reject(new Error(`${why} waiting for ${re}:\n${lines.join('\n')}`));
+        // A line that never comes fails the test instead of hanging it.
+        const timer = setTimeout(() => fail(`no such line within ${timeoutMs / 1000} s`), timeoutMs);
+        waiters.push({
+          re,
+          from,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          fail(`launcher exited (${code})`);
+        });
       });
     },
   };
@@ -91,9 +102,9 @@ function haproxyStats(socket: string): Promise<Array<Record<string, string>>> {
   });
 }
 
-/** Resolves once the replica's /metrics shows at least one running request. */
+/** Resolves once the replica's /metrics shows at least one running request (throws after a minute). */
 async function running(url: string): Promise<void> {
-  for (;;) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     const text = await fetch(`${url}/metrics`)
       .then((r) => r.text())
       .catch(() => '');
@@ -101,6 +112,7 @@ async function running(url: string): Promise<void> {
     if (m && Number(m[1]) >= 1) return;
     await new Promise((r) => setTimeout(r, 25));
   }
+  throw new Error(`${url} ran no request within a minute`);
 }
 
 if (skip) t.test('replicas behind haproxy', { skip }, () => {});
