@@ -29,6 +29,8 @@ export interface ServeConfig {
   bodyLimitBytes: number;
   mlock: boolean;
   mmap: boolean;
+  /** Serve the web page at / (--no-webui: off). */
+  webui: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
@@ -212,6 +214,13 @@ const FLAGS: FlagSpec[] = [
     help: 'read the model instead of memory-mapping it',
   },
   {
+    names: ['--no-webui', '--no-ui'],
+    env: 'LLAMA_ARG_NO_WEBUI',
+    kind: 'bool',
+    key: 'webui',
+    help: 'do not serve the web page (chat and live view) at /',
+  },
+  {
     names: ['--vram-budget'],
     env: 'LLAMA_ARG_VRAM_BUDGET',
     kind: 'size',
@@ -251,6 +260,7 @@ export function defaultServeConfig(): ServeConfig {
     bodyLimitBytes: 1 << 20,
     mlock: false,
     mmap: true,
+    webui: true,
     logLevel: 'info',
     vramBudgetBytes: undefined,
     help: false,
@@ -295,8 +305,9 @@ function convert(spec: FlagSpec, raw: string, from: string): unknown {
 
 function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
   (config.explicit as Set<keyof ServeConfig>).add(spec.key);
-  // --no-mmap sets mmap to false; every other boolean flag sets its key to true.
-  if (spec.key === 'mmap') (config as unknown as Record<string, unknown>).mmap = !(value as boolean);
+  // --no-mmap and --no-webui set their key to false; every other boolean flag sets its key to true.
+  if (spec.key === 'mmap' || spec.key === 'webui')
+    (config as unknown as Record<string, unknown>)[spec.key] = !(value as boolean);
   else if (spec.kind === 'list') config.apiKeys = [...config.apiKeys, ...(value as string[])];
   else (config as unknown as Record<string, unknown>)[spec.key] = value;
 }

@@ -14,6 +14,14 @@ export interface FairQueueLimits {
   maxTokens: number;
 }
 
+/** One client's line in the queue. */
+export interface ClientWaiting {
+  client: string;
+  requests: number;
+  /** Prompt tokens of its waiting requests, summed. */
+  tokens: number;
+}
+
 /** Which bound a new request would break. */
 export type QueueOverflow = 'requests' | 'tokens';
 
@@ -128,6 +136,15 @@ export class FairQueue<T> {
       if (this.#nextRound.delete(line)) this.#servedThisRound.add(line.client);
     }
     return true;
+  }
+
+  /** Per client: requests and prompt tokens waiting, clients in rotation order (read-only view, for stats). */
+  waitingByClient(): ClientWaiting[] {
+    return [...this.#thisRound, ...this.#nextRound].map((line) => {
+      let tokens = 0;
+      for (const w of line.waiting.values()) tokens += w.cost;
+      return { client: line.client, requests: line.waiting.size, tokens };
+    });
   }
 
   /** Waiting requests, clients in rotation order, each client's in FIFO order. */

@@ -1,6 +1,6 @@
 // Public surface of the scheduler: the step loop and the contracts the HTTP layer and the engine meet at.
 
-export { FairQueue, type FairQueueLimits, type QueueOverflow } from './fair-queue.ts';
+export { type ClientWaiting, FairQueue, type FairQueueLimits, type QueueOverflow } from './fair-queue.ts';
 export { Scheduler } from './scheduler.ts';
 export { chooseSlot, commonPrefix, type IdleSlot, MIN_REUSE_PREFIX, type SlotChoice } from './slot-choice.ts';
 export type {

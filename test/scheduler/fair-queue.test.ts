@@ -140,3 +140,25 @@ t.test('many clients: every operation keeps the invariants', async (t) => {
     );
   t.equal(q.clients, 0);
 });
+
+t.test('waitingByClient: requests and tokens per client, in the order their turns come', async (t) => {
+  const q = new FairQueue<string>(big);
+  t.same(q.waitingByClient(), []);
+  q.push('a1', 'A', 10, 'a1');
+  q.push('a2', 'A', 5, 'a2');
+  q.push('b1', 'B', 7, 'b1');
+  t.same(q.waitingByClient(), [
+    { client: 'A', requests: 2, tokens: 15 },
+    { client: 'B', requests: 1, tokens: 7 },
+  ]);
+  t.equal(q.shift(), 'a1');
+  // A had its turn: B's comes first now.
+  t.same(q.waitingByClient(), [
+    { client: 'B', requests: 1, tokens: 7 },
+    { client: 'A', requests: 1, tokens: 5 },
+  ]);
+  q.remove('b1');
+  t.same(q.waitingByClient(), [{ client: 'A', requests: 1, tokens: 5 }]);
+  q.waitingByClient().pop();
+  t.equal(q.size, 1, 'the view is a copy: changing it leaves the queue alone');
+});

@@ -872,3 +872,24 @@ t.test('an end-of-generation stop ends with reason stop and no extra token', asy
   t.same(r.ends, [{ summary: r.summary(), text: '' }]);
   assertQuiet(t, scheduler, fake);
 });
+
+t.test('queueByClient: what each client has waiting, running requests excluded', async (t) => {
+  const { fake, scheduler } = setup({ slots: 1, ctxPerSlot: 256 });
+  fake.pause();
+  const running = submit(scheduler, { client: 'A', prompt: syntheticPrompt(8, 1) });
+  await fake.nextStepStarted();
+  const waiting = [
+    submit(scheduler, { client: 'A', prompt: syntheticPrompt(5, 2) }),
+    submit(scheduler, { client: 'B', prompt: syntheticPrompt(3, 3) }),
+    submit(scheduler, { client: 'A', prompt: syntheticPrompt(4, 4) }),
+  ];
+  // A's turn this round went to its running request, so B's turn comes first.
+  t.same(scheduler.queueByClient(), [
+    { client: 'B', requests: 1, tokens: 3 },
+    { client: 'A', requests: 2, tokens: 9 },
+  ]);
+  fake.resume();
+  await ended([running, ...waiting]);
+  t.same(scheduler.queueByClient(), []);
+  assertQuiet(t, scheduler, fake);
+});

@@ -1,0 +1,20 @@
+// App deps with no model behind them, for routes that never generate (the web page, the stats stream).
+import type { AppDeps } from '../../src/server/app.ts';
+
+export function stubDeps(extra: Partial<AppDeps> = {}): AppDeps {
+  return {
+    model: {
+      info: { path: '/models/stub.gguf', name: 'stub', nParams: 1, sizeBytes: 1, nCtxTrain: 256, nVocab: 10, bos: -1 },
+      tokenize: () => [],
+      applyChatTemplate: () => '',
+    },
+    scheduler: {
+      submit: () => {
+        throw new Error('no generation in these tests');
+      },
+      snapshot: () => [],
+    },
+    config: { ctxPerSlot: 256, slots: 2 },
+    ...extra,
+  };
+}
