@@ -61,7 +61,8 @@ class Samples {
   /** Percentiles (numpy's linear interpolation) of the samples taken at `since` or later. */
   percentiles(since: number): Percentiles {
     const recent: number[] = [];
-    for (let i = 0; i < this.#times.length; i++) if ((this.#times[i] as number) >= since) recent.push(this.#values[i] as number);
+    for (let i = 0; i < this.#times.length; i++)
+      if ((this.#times[i] as number) >= since) recent.push(this.#values[i] as number);
     recent.sort((a, b) => a - b);
     return {
       count: recent.length,

@@ -220,6 +220,7 @@ export class Scheduler {
           id: job.id,
           client: job.request.client,
           promptTokens: job.request.tokens.length,
+          reusedTokens: job.reusedTokens,
           generatedTokens: job.generated,
           startedAt: job.startedAt ?? job.queuedAt,
         },

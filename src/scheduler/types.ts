@@ -102,5 +102,13 @@ export interface SlotSnapshot {
   id: number;
   state: 'idle' | 'prefill' | 'generating';
   cachedTokens: number;
-  request: { id: string; client: string; promptTokens: number; generatedTokens: number; startedAt: number } | null;
+  request: {
+    id: string;
+    client: string;
+    promptTokens: number;
+    /** Prompt tokens whose KV was reused from the slot's cache (a prompt cache hit). */
+    reusedTokens: number;
+    generatedTokens: number;
+    startedAt: number;
+  } | null;
 }

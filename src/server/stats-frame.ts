@@ -49,6 +49,8 @@ export interface SlotView {
     /** The fairness key: `key:<digest>`, `user:<name>` or `ip:<address>`. */
     client: string;
     promptTokens: number;
+    /** Prompt tokens whose KV the slot already held (prompt cache hit). */
+    reusedTokens: number;
     generatedTokens: number;
     /** Milliseconds the request has held the slot. */
     runningMs: number;

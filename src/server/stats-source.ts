@@ -81,6 +81,7 @@ export class StatsSource {
               id: s.request.id,
               client: s.request.client,
               promptTokens: s.request.promptTokens,
+              reusedTokens: s.request.reusedTokens,
               generatedTokens: s.request.generatedTokens,
               runningMs: Math.max(0, schedulerNow - s.request.startedAt),
             },
@@ -143,9 +144,13 @@ export class StatsSource {
 }
 
 /** Waiting clients in the order their turns come, then clients that only have running requests. */
-export function clientShares(waiting: readonly ClientWaiting[], slots: readonly SlotSnapshot[]): StatsFrame['queue']['clients'] {
+export function clientShares(
+  waiting: readonly ClientWaiting[],
+  slots: readonly SlotSnapshot[],
+): StatsFrame['queue']['clients'] {
   const running = new Map<string, number>();
-  for (const s of slots) if (s.request !== null) running.set(s.request.client, (running.get(s.request.client) ?? 0) + 1);
+  for (const s of slots)
+    if (s.request !== null) running.set(s.request.client, (running.get(s.request.client) ?? 0) + 1);
   const out = waiting.map((w) => ({
     client: w.client,
     waiting: w.requests,

@@ -850,8 +850,14 @@ t.test('prompt cache: a request goes to the slot holding its prefix; cachedToken
   await ended([first, other]);
   t.equal(first.summary().slot, 0);
   // Slot 2 was never used (least recently used), but slot 0 holds the shared system prompt.
-  const second = submit(scheduler, { prompt: [...system, 9, 9], maxTokens: 2 });
+  let during: ReturnType<Scheduler['snapshot']> = [];
+  const second = submit(scheduler, {
+    prompt: [...system, 9, 9],
+    maxTokens: 2,
+    handlers: { onToken: () => (during = scheduler.snapshot()) },
+  });
   await second.handle.done;
+  t.match(during[0]?.request, { promptTokens: 42, reusedTokens: 40 }, 'the snapshot shows the reuse while it runs');
   t.equal(second.summary().slot, 0);
   t.equal(second.summary().cachedTokens, 40);
   t.same(second.starts, [{ slot: 0, reusedTokens: 40 }]);

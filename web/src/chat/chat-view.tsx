@@ -162,7 +162,9 @@ export function ChatView({ model, onUnauthorized }: ChatViewProps) {
       {showSettings && <SettingsPanel settings={conv.settings} onChange={setSettings} />}
       <div class="messages" ref={list} onScroll={onScroll} data-testid="messages">
         {conv.messages.length === 0 && (
-          <p class="empty">Send a message to start. The conversation stays in this browser until you start a new one.</p>
+          <p class="empty">
+            Send a message to start. The conversation stays in this browser until you start a new one.
+          </p>
         )}
         {conv.messages.map((m, i) => (
           <MessageView key={m.id} message={m} onRegenerate={i === lastAssistant && !streaming ? regenerate : null} />
@@ -302,7 +304,9 @@ function MessageView({ message: m, onRegenerate }: { message: Message; onRegener
           <pre>{prettyJson(call.arguments)}</pre>
         </div>
       ))}
-      {m.streaming && m.content === '' && (m.toolCalls?.length ?? 0) === 0 && <div class="muted">waiting for a slot…</div>}
+      {m.streaming && m.content === '' && (m.toolCalls?.length ?? 0) === 0 && (
+        <div class="muted">waiting for a slot…</div>
+      )}
       {m.error !== undefined && (
         <div class="error" data-testid="error">
           {m.error}

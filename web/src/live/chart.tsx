@@ -31,17 +31,26 @@ export function SeriesChart({ title, start, lines, testId }: ChartProps) {
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: 180,
-      legend: { show: true },
+      // Labels only: values under the cursor would flicker as frames arrive.
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor', size: 50 }],
       series: [
         {},
-        ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 1.5, fill: `${l.color}22`, points: { show: false } })),
+        ...lines.map((l) => ({
+          label: l.label,
+          stroke: l.color,
+          width: 1.5,
+          fill: `${l.color}22`,
+          points: { show: false },
+        })),
       ],
     };
     plot.current = new uPlot(opts, data(), el);
-    const resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, el.clientWidth), height: 180 }));
+    const resize = new ResizeObserver(() =>
+      plot.current?.setSize({ width: Math.max(200, el.clientWidth), height: 180 }),
+    );
     resize.observe(el);
     return () => {
       resize.disconnect();

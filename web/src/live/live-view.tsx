@@ -58,6 +58,10 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
       </section>
     );
   const { server, live, queue, kv } = frame;
+  // The charts begin when the server did, not minutes of zeros before it.
+  const skip = Math.max(0, Math.floor(server.startedAt / 1000) - live.series.start);
+  const since = (values: number[]) => values.slice(skip);
+  const chartStart = live.series.start + skip;
   const busy = frame.slots.filter((s) => s.state !== 'idle').length;
   const lastMinute = (values: number[]) => values.slice(-60).reduce((a, v) => a + v, 0);
   const cached = live.totals.promptTokensCached;
@@ -88,8 +92,9 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
                 <th>state</th>
                 <th>client</th>
                 <th class="num">prompt</th>
+                <th class="num">from cache</th>
                 <th class="num">generated</th>
-                <th class="num">cached (KV)</th>
+                <th class="num">KV held</th>
                 <th class="num">running</th>
               </tr>
             </thead>
@@ -102,6 +107,7 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
                   </td>
                   <td data-testid="slot-client">{s.request?.client ?? ''}</td>
                   <td class="num">{s.request?.promptTokens ?? ''}</td>
+                  <td class="num">{s.request?.reusedTokens ?? ''}</td>
                   <td class="num">{s.request?.generatedTokens ?? ''}</td>
                   <td class="num">{s.cachedTokens}</td>
                   <td class="num">{s.request ? fmtMs(s.request.runningMs) : ''}</td>
@@ -114,20 +120,20 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
         <SeriesChart
           title="Tokens per second"
           testId="chart-tokens"
-          start={live.series.start}
+          start={chartStart}
           lines={[
-            { label: 'generated', color: '#2563eb', values: live.series.generatedTokens },
-            { label: 'prompt', color: '#16a34a', values: live.series.promptTokens },
+            { label: 'generated', color: '#2563eb', values: since(live.series.generatedTokens) },
+            { label: 'prompt', color: '#16a34a', values: since(live.series.promptTokens) },
           ]}
         />
         <SeriesChart
           title="Requests per second"
           testId="chart-requests"
-          start={live.series.start}
+          start={chartStart}
           lines={[
-            { label: 'finished', color: '#7c3aed', values: live.series.requests },
-            { label: 'refused', color: '#dc2626', values: live.series.rejected },
-            { label: 'cancelled', color: '#d97706', values: live.series.cancelled },
+            { label: 'finished', color: '#7c3aed', values: since(live.series.requests) },
+            { label: 'refused', color: '#dc2626', values: since(live.series.rejected) },
+            { label: 'cancelled', color: '#d97706', values: since(live.series.cancelled) },
           ]}
         />
 
@@ -156,7 +162,10 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
 
         <div class="card" data-testid="queue">
           <h3>
-            Queue <span class="muted">{queue.requests} waiting, {queue.tokens} prompt tokens</span>
+            Queue{' '}
+            <span class="muted">
+              {queue.requests} waiting, {queue.tokens} prompt tokens
+            </span>
           </h3>
           {queue.clients.length === 0 ? (
             <p class="muted">No client has a request in.</p>
@@ -248,8 +257,9 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
             </dd>
             <dt>devices</dt>
             <dd>
-              {server.devices.map((d) => `${d.description || d.name}${d.computeCapability ? ` (CC ${d.computeCapability})` : ''}`).join(', ') ||
-                '–'}
+              {server.devices
+                .map((d) => `${d.description || d.name}${d.computeCapability ? ` (CC ${d.computeCapability})` : ''}`)
+                .join(', ') || '–'}
             </dd>
             <dt>slots</dt>
             <dd>
@@ -299,4 +309,3 @@ function Bar({ used, total }: { used: number; total: number }) {
 function pct(used: number, total: number): string {
   return total > 0 ? `${((used / total) * 100).toFixed(1)}%` : '–';
 }
-
