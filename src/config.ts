@@ -32,6 +32,17 @@ export interface ServeConfig {
   /** Serve the web page at / (--no-webui: off). */
   webui: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** Jinja source or a built-in template name (--chat-template); undefined: the model's. */
+  chatTemplate: string | undefined;
+  /** A file holding the template (--chat-template-file); wins over chatTemplate. */
+  chatTemplateFile: string | undefined;
+  /** false: llama.cpp's legacy renderer (--no-jinja). */
+  jinja: boolean;
+  reasoningFormat: 'none' | 'deepseek' | 'deepseek-legacy' | 'auto';
+  /** -rea/--reasoning: thinking on templates that support it. */
+  reasoning: 'on' | 'off' | 'auto';
+  /** Template variables for every request (JSON object). */
+  chatTemplateKwargs: string | undefined;
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
   help: boolean;
@@ -43,6 +54,8 @@ type Kind = 'string' | 'int' | 'bool' | 'list' | 'enum' | 'size';
 
 interface FlagSpec {
   names: string[];
+  /** Boolean flags: names that set the key to false (--no-jinja). */
+  negatedBy?: string[];
   env: string;
   kind: Kind;
   key: keyof ServeConfig;
@@ -235,6 +248,51 @@ const FLAGS: FlagSpec[] = [
     choices: ['error', 'warn', 'info', 'debug'],
     help: 'server log level (default info)',
   },
+  {
+    names: ['--chat-template'],
+    env: 'LLAMA_ARG_CHAT_TEMPLATE',
+    kind: 'string',
+    key: 'chatTemplate',
+    help: "Jinja chat template, or a built-in name (chatml, llama3, gemma, ...) (default: the model's, chatml when it has none)",
+  },
+  {
+    names: ['--chat-template-file'],
+    env: 'LLAMA_ARG_CHAT_TEMPLATE_FILE',
+    kind: 'string',
+    key: 'chatTemplateFile',
+    help: 'file holding a Jinja chat template',
+  },
+  {
+    names: ['--jinja'],
+    negatedBy: ['--no-jinja'],
+    env: 'LLAMA_ARG_JINJA',
+    kind: 'bool',
+    key: 'jinja',
+    help: "render chat templates with llama.cpp's Jinja engine (default); --no-jinja: its legacy renderer (no tools)",
+  },
+  {
+    names: ['--reasoning-format'],
+    env: 'LLAMA_ARG_THINK',
+    kind: 'enum',
+    key: 'reasoningFormat',
+    choices: ['none', 'deepseek', 'deepseek-legacy', 'auto'],
+    help: 'where thoughts go: none (left in content) | deepseek (message.reasoning_content) | deepseek-legacy | auto (default deepseek)',
+  },
+  {
+    names: ['-rea', '--reasoning'],
+    env: 'LLAMA_ARG_REASONING',
+    kind: 'enum',
+    key: 'reasoning',
+    choices: ['on', 'off', 'auto'],
+    help: 'thinking on templates that support it: on|off|auto (default auto: as the template decides)',
+  },
+  {
+    names: ['--chat-template-kwargs'],
+    env: 'LLAMA_CHAT_TEMPLATE_KWARGS',
+    kind: 'string',
+    key: 'chatTemplateKwargs',
+    help: 'JSON object of template variables for every request, e.g. \'{"enable_thinking":false}\'',
+  },
   { names: ['-h', '--help'], env: '', kind: 'bool', key: 'help', help: 'show this help' },
 ];
 
@@ -262,6 +320,12 @@ export function defaultServeConfig(): ServeConfig {
     mmap: true,
     webui: true,
     logLevel: 'info',
+    chatTemplate: undefined,
+    chatTemplateFile: undefined,
+    jinja: true,
+    reasoningFormat: 'deepseek',
+    reasoning: 'auto',
+    chatTemplateKwargs: undefined,
     vramBudgetBytes: undefined,
     help: false,
     explicit: new Set(),
@@ -326,10 +390,13 @@ export function parseServeConfig(
     const arg = argv[i] ?? '';
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const spec = FLAGS.find((f) => f.names.includes(name));
+    const spec = FLAGS.find((f) => f.names.includes(name) || f.negatedBy?.includes(name));
     if (!spec) throw new ConfigError(`unknown option '${arg}' (see --help)`);
     let raw: string;
-    if (eq > 0) raw = arg.slice(eq + 1);
+    if (spec.negatedBy?.includes(name)) {
+      if (eq > 0) throw new ConfigError(`${name} takes no value`);
+      raw = 'false';
+    } else if (eq > 0) raw = arg.slice(eq + 1);
     else if (spec.kind === 'bool') raw = 'true';
     else {
       const next = argv[i + 1];
@@ -347,6 +414,16 @@ export function parseServeConfig(
     throw new ConfigError(`--batch-size (${config.batchSize}) must be at least --parallel (${config.parallel})`);
   if (config.kvType === 'q8_0' && config.flashAttn === 'off')
     throw new ConfigError('--cache-type q8_0 needs flash attention (--flash-attn auto or on)');
+  if (config.chatTemplateKwargs !== undefined) {
+    let kwargs: unknown;
+    try {
+      kwargs = JSON.parse(config.chatTemplateKwargs);
+    } catch (err) {
+      throw new ConfigError(`--chat-template-kwargs is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs))
+      throw new ConfigError('--chat-template-kwargs must be a JSON object');
+  }
   return config;
 }
 
@@ -368,7 +445,7 @@ export function serveUsage(): string {
             : f.kind === 'size'
               ? ' SIZE'
               : ' VALUE';
-    const left = `  ${f.names.join(', ')}${value}`;
+    const left = `  ${[...f.names, ...(f.negatedBy ?? [])].join(', ')}${value}`;
     return `${left.padEnd(44)} ${f.help}${f.env ? ` [env ${f.env}]` : ''}`;
   });
   return `Usage: npm start -- [options]\n\nServes an OpenAI-compatible API (POST /v1/chat/completions, /v1/completions; GET /v1/models, /health, /slots, /metrics).\n\nOptions:\n${rows.join('\n')}\n`;

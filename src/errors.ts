@@ -44,6 +44,8 @@ export class StateError extends LlamaError {}
 export class ArgumentError extends LlamaError {}
 /** A prompt does not fit the context it was given to. */
 export class ContextExceededError extends LlamaError {}
+/** The chat template raised (its own message) or cannot render these messages. */
+export class TemplateError extends LlamaError {}
 /** Any other failure inside the native code. */
 export class NativeError extends LlamaError {}
 /** The scheduler refused a request: its queue is full (retry later) or it is shutting down. */
@@ -71,7 +73,7 @@ const CLASS_BY_CODE: Record<ErrorCode, new (code: ErrorCode, message: string, op
   CONTEXT_FAILED: NativeError,
   CONTEXT_EXCEEDED: ContextExceededError,
   DECODE_FAILED: NativeError,
-  TEMPLATE_FAILED: NativeError,
+  TEMPLATE_FAILED: TemplateError,
   NATIVE_ERROR: NativeError,
   ADDON_NOT_BUILT: NativeError,
   QUEUE_FULL: RejectedError,

@@ -2,11 +2,10 @@
 // start the decoder and the scheduler, mark ready; on SIGTERM/SIGINT stop accepting, let in-flight
 // requests finish within the grace period, cancel the rest, free the model and exit 0.
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
-import type { ChatMessage } from './engine/index.ts';
-import { BatchDecoder, listDevices, Model, systemInfo } from './engine/index.ts';
+import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
 import { LlamaError } from './errors.ts';
 import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
@@ -18,6 +17,7 @@ import { createProgress } from './progress.ts';
 import { Scheduler } from './scheduler/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle } from './scheduler/types.ts';
 import { buildApp } from './server/app.ts';
+import type { ChatLayer } from './server/chat/layer.ts';
 import type { ServedModel, ServedScheduler } from './server/config.ts';
 import { StatsSource } from './server/stats-source.ts';
 
@@ -31,9 +31,11 @@ export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
  */
 class LateEngine {
   model: Model | undefined;
+  chat: ChatTemplates | undefined;
   decoder: BatchDecoder | undefined;
   scheduler: Scheduler | undefined;
   readonly servedModel: ServedModel;
+  readonly servedChat: ChatLayer;
   readonly servedScheduler: ServedScheduler;
 
   constructor(readonly path: string) {
@@ -43,8 +45,15 @@ class LateEngine {
         return engine.model?.info ?? { path, name: '', nParams: 0, sizeBytes: 0, nCtxTrain: 0, nVocab: 0, bos: -1 };
       },
       tokenize: (text, options) => this.#model().tokenize(text, options),
-      applyChatTemplate: (messages: readonly ChatMessage[], options) =>
-        this.#model().applyChatTemplate(messages, options),
+    };
+    this.servedChat = {
+      apply: (request) => this.#chat().apply(request),
+      parser: (config) => this.#chat().parser(config),
+      grammarFromSchema: (schema) => this.#chat().grammarFromSchema(schema),
+      checkGrammar: (grammar) => this.#chat().checkGrammar(grammar),
+      get supportsTools() {
+        return engine.chat?.supportsTools ?? false;
+      },
     };
     this.servedScheduler = {
       submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle =>
@@ -58,10 +67,24 @@ class LateEngine {
     return this.model;
   }
 
+  #chat(): ChatTemplates {
+    if (!this.chat) throw new LlamaError('BUSY', 'the model is still loading');
+    return this.chat;
+  }
+
   #scheduler(): Scheduler {
     if (!this.scheduler) throw new LlamaError('BUSY', 'the model is still loading');
     return this.scheduler;
   }
+}
+
+/** Which chat template the server renders with, in words. */
+function templateName(info: ChatTemplates['info'], config: ServeConfig): string {
+  const engine = info.jinja ? 'Jinja' : 'legacy renderer';
+  if (config.chatTemplateFile !== undefined) return `${config.chatTemplateFile} (${engine})`;
+  if (config.chatTemplate !== undefined)
+    return `${config.chatTemplate.length > 40 ? 'from --chat-template' : config.chatTemplate} (${engine})`;
+  return info.fromModel ? `the model's (${engine})` : `chatml: the model has none (${engine})`;
 }
 
 function line(message: string): void {
@@ -142,6 +165,15 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     line(`error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
+  let chatTemplate = config.chatTemplate;
+  if (config.chatTemplateFile !== undefined) {
+    try {
+      chatTemplate = await readFile(config.chatTemplateFile, 'utf8');
+    } catch (err) {
+      line(`error: cannot read --chat-template-file ${config.chatTemplateFile}: ${(err as Error).message}`);
+      return 1;
+    }
+  }
   let ctxPerSlot = slotContext(config, nCtxTrain);
   if (config.vramBudgetBytes !== undefined) {
     try {
@@ -167,6 +199,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const app = buildApp(
     {
       model: late.servedModel,
+      chat: late.servedChat,
       scheduler: late.servedScheduler,
       config: {
         modelId: config.alias ?? basename(path),
@@ -224,6 +257,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       late.scheduler = undefined;
       late.decoder = undefined;
       decoder?.dispose();
+      chat?.dispose();
       model?.dispose();
       app.log.info('stopped');
       return 0;
@@ -232,6 +266,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     return stopping;
   };
   let model: Model | undefined;
+  let chat: ChatTemplates | undefined;
   let decoder: BatchDecoder | undefined;
   const onSignal = (signal: NodeJS.Signals) => void shutdown(signal);
   process.once('SIGTERM', onSignal);
@@ -256,6 +291,13 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       onProgress: (f) => progress.update(f),
     });
     progress.done();
+    chat = new ChatTemplates(model, {
+      ...(chatTemplate !== undefined ? { template: chatTemplate } : {}),
+      jinja: config.jinja,
+      reasoningFormat: config.reasoningFormat,
+      thinking: config.reasoning,
+      ...(config.chatTemplateKwargs !== undefined ? { defaultKwargs: JSON.parse(config.chatTemplateKwargs) } : {}),
+    });
     decoder = new BatchDecoder(model, {
       slots: config.parallel,
       ctxPerSlot,
@@ -268,10 +310,12 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   } catch (err) {
     app.log.error(`cannot serve ${path}: ${err instanceof Error ? err.message : String(err)}`);
     await app.close();
+    chat?.dispose();
     model?.dispose();
     return 1;
   }
   late.model = model;
+  late.chat = chat;
   late.decoder = decoder;
   late.scheduler = new Scheduler(
     decoder,
@@ -303,6 +347,9 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       slots: config.parallel,
       ctxPerSlot,
       batch: `${config.batchSize}/${config.ubatchSize}`,
+      chatTemplate: templateName(chat.info, config),
+      chatFormat: chat.info.exampleFormat,
+      toolCallFormat: chat.info.toolsFormat,
       rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
     },
     'model loaded; serving',

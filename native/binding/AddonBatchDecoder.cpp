@@ -7,37 +7,6 @@
 namespace binding {
 namespace {
 
-core::SamplingParams samplingFrom(const Napi::Object &o) {
-  core::SamplingParams p;
-  p.temperature = static_cast<float>(optionalNumber(o, "temperature", 0.0, 0.0, 100.0));
-  p.topK = optionalInt(o, "topK", 0, 0, 1 << 30);
-  p.topP = static_cast<float>(optionalNumber(o, "topP", 1.0, 0.0, 1.0));
-  p.minP = static_cast<float>(optionalNumber(o, "minP", 0.0, 0.0, 1.0));
-  const double seed = optionalNumber(o, "seed", LLAMA_DEFAULT_SEED, 0.0, 4294967295.0);
-  p.seed = static_cast<uint32_t>(seed);
-  p.repeatPenalty = static_cast<float>(optionalNumber(o, "repeatPenalty", 1.0, 0.0, 100.0));
-  p.presencePenalty = static_cast<float>(optionalNumber(o, "presencePenalty", 0.0, -100.0, 100.0));
-  p.frequencyPenalty = static_cast<float>(optionalNumber(o, "frequencyPenalty", 0.0, -100.0, 100.0));
-  p.penaltyLastN = optionalInt(o, "penaltyLastN", 64, -1, 1 << 24);
-  Napi::Value bias = o.Get("logitBias");
-  if (!bias.IsUndefined() && !bias.IsNull()) {
-    if (!bias.IsArray())
-      throw core::Error(core::codes::kInvalidArgument, "logitBias must be an array of [token, bias]");
-    Napi::Array arr = bias.As<Napi::Array>();
-    for (uint32_t k = 0; k < arr.Length(); ++k) {
-      Napi::Value e = arr.Get(k);
-      if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsNumber() ||
-          !e.As<Napi::Array>().Get(1u).IsNumber()) {
-        throw core::Error(core::codes::kInvalidArgument, "logitBias[" + std::to_string(k) + "] must be [token, bias]");
-      }
-      Napi::Array pair = e.As<Napi::Array>();
-      p.logitBias.push_back(
-          {pair.Get(0u).As<Napi::Number>().Int32Value(), pair.Get(1u).As<Napi::Number>().FloatValue()});
-    }
-  }
-  return p;
-}
-
 Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
   Napi::Object o = Napi::Object::New(env);
   Napi::Array events = Napi::Array::New(env, result.events.size());
@@ -138,6 +107,7 @@ Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
     Napi::Object o = optionalObject(info, 2, "params");
     p.maxTokens = optionalInt(o, "maxTokens", 256, 1, 1 << 24);
     p.sampling = samplingFrom(o);
+    p.preservedTokens = optionalTokens(o, "preservedTokens");
     const core::StartResult r = d->start(slot, p);
     Napi::Object out = Napi::Object::New(env);
     out.Set("reusedTokens", r.reusedTokens);

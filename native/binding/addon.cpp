@@ -4,8 +4,11 @@
 #include <thread>
 
 #include "AddonBatchDecoder.h"
+#include "AddonChatParser.h"
+#include "AddonChatTemplates.h"
 #include "AddonModel.h"
 #include "backend.h"
+#include "chat_templates.h"
 #include "convert.h"
 #include "js_errors.h"
 #include "llama.h"
@@ -77,6 +80,53 @@ Napi::Value ProbeMemory(const Napi::CallbackInfo &info) {
   });
 }
 
+class GrammarWorker : public PromiseWorker {
+ public:
+  // From a JSON schema (schemaJson non-empty) or a GBNF grammar to check (model set).
+  GrammarWorker(Napi::Env env, std::shared_ptr<core::Model> model, std::string input)
+      : PromiseWorker(env), model_(std::move(model)), input_(std::move(input)) {}
+
+ protected:
+  void Run() override {
+    if (model_) {
+      core::checkGrammar(*model_, input_);
+      grammar_ = input_;
+    } else {
+      grammar_ = core::jsonSchemaToGrammar(input_);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, grammar_); }
+
+ private:
+  std::shared_ptr<core::Model> model_;
+  std::string input_;
+  std::string grammar_;
+};
+
+// jsonSchemaToGrammar(schemaJson) -> Promise<string>: llama.cpp's conversion, off the main thread.
+Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto *worker = new GrammarWorker(env, nullptr, requireString(info, 0, "schema"));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+// checkGrammar(model, gbnf) -> Promise<string>: resolves with the grammar when llama.cpp parses it.
+Napi::Value CheckGrammar(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
+    if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
+    auto *worker = new GrammarWorker(env, model->model(env), requireString(info, 1, "grammar"));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
 Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   core::ensureBackend();
@@ -126,6 +176,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   core::ensureBackend();
   exports.Set("Model", AddonModel::Init(env));
   exports.Set("BatchDecoder", AddonBatchDecoder::Init(env));
+  exports.Set("ChatTemplates", AddonChatTemplates::Init(env));
+  exports.Set("ChatParser", AddonChatParser::Init(env));
+  exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));
+  exports.Set("checkGrammar", Napi::Function::New(env, CheckGrammar, "checkGrammar"));
   exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("probeMemory", Napi::Function::New(env, ProbeMemory, "probeMemory"));

@@ -89,6 +89,46 @@ bool optionalBoolArg(const Napi::CallbackInfo &info, size_t index, const char *n
   return info[index].As<Napi::Boolean>().Value();
 }
 
+std::string optionalString(const Napi::Object &obj, const char *key, const std::string &fallback) {
+  Napi::Value v = obj.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) bad(std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<std::string> optionalStrings(const Napi::Object &obj, const char *key, std::vector<std::string> fallback) {
+  Napi::Value v = obj.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsArray()) bad(std::string(key) + " must be an array of strings");
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value e = arr.Get(i);
+    if (!e.IsString()) bad(std::string(key) + "[" + std::to_string(i) + "] must be a string");
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+std::vector<llama_token> optionalTokens(const Napi::Object &obj, const char *key) {
+  Napi::Value v = obj.Get(key);
+  std::vector<llama_token> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array arr = v.As<Napi::Int32Array>();
+    out.assign(arr.Data(), arr.Data() + arr.ElementLength());
+    return out;
+  }
+  if (!v.IsArray()) bad(std::string(key) + " must be an array of token ids");
+  Napi::Array arr = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value e = arr.Get(i);
+    if (!e.IsNumber()) bad(std::string(key) + "[" + std::to_string(i) + "] is not a number");
+    out.push_back(e.As<Napi::Number>().Int32Value());
+  }
+  return out;
+}
+
 core::LoadOptions loadOptionsFrom(const Napi::Object &o) {
   core::LoadOptions opts;
   opts.nGpuLayers = optionalInt(o, "nGpuLayers", -1, -1, 100000);
@@ -114,6 +154,103 @@ core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
   }
   opts.swaFull = optionalBool(o, "swaFull", false);
   return opts;
+}
+
+core::GrammarSpec grammarFrom(const Napi::Value &v) {
+  core::GrammarSpec g;
+  if (v.IsUndefined() || v.IsNull()) return g;
+  if (!v.IsObject()) bad("grammar must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  g.text = optionalString(o, "text", "");
+  g.kind = optionalInt(o, "kind", core::GrammarSpec::kUser, core::GrammarSpec::kUser, core::GrammarSpec::kToolCalls);
+  g.lazy = optionalBool(o, "lazy", false);
+  g.generationPrompt = optionalString(o, "generationPrompt", "");
+  Napi::Value triggers = o.Get("triggers");
+  if (!triggers.IsUndefined() && !triggers.IsNull()) {
+    if (!triggers.IsArray()) bad("grammar.triggers must be an array");
+    Napi::Array arr = triggers.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      if (!e.IsObject()) bad("grammar.triggers[" + std::to_string(i) + "] must be an object");
+      Napi::Object t = e.As<Napi::Object>();
+      core::GrammarTrigger trigger;
+      trigger.type = optionalInt(t, "type", core::GrammarTrigger::kWord, core::GrammarTrigger::kToken,
+                                 core::GrammarTrigger::kPatternFull);
+      trigger.value = optionalString(t, "value", "");
+      trigger.token = optionalInt(t, "token", LLAMA_TOKEN_NULL, LLAMA_TOKEN_NULL, INT32_MAX);
+      if (trigger.type == core::GrammarTrigger::kToken && trigger.token < 0) bad("a token trigger needs a token");
+      g.triggers.push_back(std::move(trigger));
+    }
+  }
+  return g;
+}
+
+Napi::Object grammarToJs(Napi::Env env, const core::GrammarSpec &g) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("text", g.text);
+  o.Set("kind", g.kind);
+  o.Set("lazy", g.lazy);
+  o.Set("generationPrompt", g.generationPrompt);
+  Napi::Array triggers = Napi::Array::New(env, g.triggers.size());
+  for (size_t i = 0; i < g.triggers.size(); ++i) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("type", g.triggers[i].type);
+    t.Set("value", g.triggers[i].value);
+    t.Set("token", g.triggers[i].token);
+    triggers.Set(static_cast<uint32_t>(i), t);
+  }
+  o.Set("triggers", triggers);
+  return o;
+}
+
+core::SamplingParams samplingFrom(const Napi::Object &o) {
+  core::SamplingParams p;
+  auto num = [&](const char *key, float fallback, double min, double max) {
+    return static_cast<float>(optionalNumber(o, key, fallback, min, max));
+  };
+  p.temperature = num("temperature", p.temperature, 0.0, 1e6);
+  p.dynatempRange = num("dynatempRange", p.dynatempRange, 0.0, 1e6);
+  p.dynatempExponent = num("dynatempExponent", p.dynatempExponent, 0.0, 1e6);
+  p.topK = optionalInt(o, "topK", p.topK, 0, 1 << 30);
+  p.topP = num("topP", p.topP, 0.0, 1.0);
+  p.minP = num("minP", p.minP, 0.0, 1.0);
+  p.typicalP = num("typicalP", p.typicalP, 0.0, 1.0);
+  p.topNSigma = num("topNSigma", p.topNSigma, -1e6, 1e6);
+  p.xtcProbability = num("xtcProbability", p.xtcProbability, 0.0, 1.0);
+  p.xtcThreshold = num("xtcThreshold", p.xtcThreshold, 0.0, 1.0);
+  p.minKeep = optionalInt(o, "minKeep", p.minKeep, 0, 1 << 30);
+  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", LLAMA_DEFAULT_SEED, 0.0, 4294967295.0));
+  p.repeatPenalty = num("repeatPenalty", p.repeatPenalty, 0.0, 100.0);
+  p.presencePenalty = num("presencePenalty", p.presencePenalty, -100.0, 100.0);
+  p.frequencyPenalty = num("frequencyPenalty", p.frequencyPenalty, -100.0, 100.0);
+  p.penaltyLastN = optionalInt(o, "penaltyLastN", p.penaltyLastN, -1, 1 << 24);
+  p.dryMultiplier = num("dryMultiplier", p.dryMultiplier, 0.0, 1e6);
+  p.dryBase = num("dryBase", p.dryBase, 0.0, 1e6);
+  p.dryAllowedLength = optionalInt(o, "dryAllowedLength", p.dryAllowedLength, 0, 1 << 24);
+  p.dryPenaltyLastN = optionalInt(o, "dryPenaltyLastN", p.dryPenaltyLastN, -1, 1 << 24);
+  p.drySequenceBreakers = optionalStrings(o, "drySequenceBreakers", p.drySequenceBreakers);
+  p.mirostat = optionalInt(o, "mirostat", p.mirostat, 0, 2);
+  p.mirostatTau = num("mirostatTau", p.mirostatTau, 0.0, 1e6);
+  p.mirostatEta = num("mirostatEta", p.mirostatEta, 0.0, 1e6);
+  p.samplers = optionalStrings(o, "samplers", {});
+  p.ignoreEos = optionalBool(o, "ignoreEos", false);
+  Napi::Value bias = o.Get("logitBias");
+  if (!bias.IsUndefined() && !bias.IsNull()) {
+    if (!bias.IsArray()) bad("logitBias must be an array of [token, bias]");
+    Napi::Array arr = bias.As<Napi::Array>();
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      Napi::Value e = arr.Get(k);
+      if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsNumber() ||
+          !e.As<Napi::Array>().Get(1u).IsNumber()) {
+        bad("logitBias[" + std::to_string(k) + "] must be [token, bias]");
+      }
+      Napi::Array pair = e.As<Napi::Array>();
+      p.logitBias.push_back(
+          {pair.Get(0u).As<Napi::Number>().Int32Value(), pair.Get(1u).As<Napi::Number>().FloatValue()});
+    }
+  }
+  p.grammar = grammarFrom(o.Get("grammar"));
+  return p;
 }
 
 }  // namespace binding

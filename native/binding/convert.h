@@ -21,10 +21,18 @@ int32_t optionalInt(const Napi::Object &obj, const char *key, int32_t fallback, 
 double optionalNumber(const Napi::Object &obj, const char *key, double fallback, double min, double max);
 bool optionalBool(const Napi::Object &obj, const char *key, bool fallback);
 bool optionalBoolArg(const Napi::CallbackInfo &info, size_t index, const char *name, bool fallback);
+std::string optionalString(const Napi::Object &obj, const char *key, const std::string &fallback);
+std::vector<std::string> optionalStrings(const Napi::Object &obj, const char *key, std::vector<std::string> fallback);
+std::vector<llama_token> optionalTokens(const Napi::Object &obj, const char *key);
 
 // { nGpuLayers, useMmap, useMlock }
 core::LoadOptions loadOptionsFrom(const Napi::Object &o);
 // { nSlots, nCtxPerSlot, kvUnified, nBatch, nUbatch, nThreads, nThreadsBatch, flashAttn, kvType, swaFull }
 core::DecoderOptions decoderOptionsFrom(const Napi::Object &o);
+// Sampling parameters of a start() call (camelCase names of core::SamplingParams), grammar included.
+core::SamplingParams samplingFrom(const Napi::Object &o);
+// { text, kind, lazy, triggers: [{ type, value, token }], generationPrompt }
+core::GrammarSpec grammarFrom(const Napi::Value &v);
+Napi::Object grammarToJs(Napi::Env env, const core::GrammarSpec &g);
 
 }  // namespace binding

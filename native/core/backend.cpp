@@ -7,6 +7,7 @@
 
 #include "ggml-backend.h"
 #include "llama.h"
+#include "log.h"  // llama.cpp common: the chat layer logs through it
 
 namespace core {
 namespace {
@@ -72,6 +73,9 @@ void LogCapture::append(const char *text) {
 
 void setLogLevel(LogLevel level) {
   g_level.store(static_cast<int>(level));
+  // llama.cpp's common library has a log of its own, with numbered verbosities.
+  static constexpr int kCommonVerbosity[] = {-1, LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG};
+  common_log_set_verbosity_thold(kCommonVerbosity[static_cast<int>(level)]);
 }
 
 std::string takeLastLogError() {
@@ -88,7 +92,8 @@ std::string g_initLog;
 void ensureBackend() {
   static std::once_flag once;
   std::call_once(once, [] {
-    if (const char *env = std::getenv("LLAMA_LOG_LEVEL")) setLogLevel(parseLogLevel(env, LogLevel::kWarn));
+    const char *env = std::getenv("LLAMA_LOG_LEVEL");
+    setLogLevel(env != nullptr ? parseLogLevel(env, LogLevel::kWarn) : LogLevel::kWarn);
     llama_log_set(onLog, nullptr);
     LogCapture capture;
     llama_backend_init();

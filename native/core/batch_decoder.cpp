@@ -15,6 +15,7 @@ struct BatchDecoder::Slot {
   std::vector<llama_token> cache;    // tokens held in the KV, at positions 0..cache.size()-1
   std::vector<llama_token> pending;  // prompt tokens still to decode
   SlotSampler sampler;
+  std::vector<llama_token> preserved;  // sorted
   int32_t maxTokens = 0;
   int32_t generated = 0;
   llama_token last = LLAMA_TOKEN_NULL;  // sampled, not yet in the KV
@@ -147,6 +148,10 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
                                              " (prompt and generated tokens together)");
   }
   SlotSampler sampler(model_->raw(), params.sampling);
+  sampler.acceptPrompt(prompt);
+  std::vector<llama_token> preserved = params.preservedTokens;
+  for (llama_token t : preserved) model_->checkToken(t);
+  std::sort(preserved.begin(), preserved.end());
 
   // Prompt cache: keep the longest common prefix, but always re-evaluate at least one token so the
   // first sampled token has fresh logits.
@@ -167,6 +172,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.cache.resize(keep);
   s.pending.assign(prompt.begin() + static_cast<std::ptrdiff_t>(keep), prompt.end());
   s.sampler = std::move(sampler);
+  s.preserved = std::move(preserved);
   s.maxTokens = params.maxTokens;
   s.generated = 0;
   s.last = LLAMA_TOKEN_NULL;
@@ -318,7 +324,14 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
       }
       continue;
     }
-    const llama_token tok = s.sampler.sample(ctx_, s.logitIndex);
+    llama_token tok = LLAMA_TOKEN_NULL;
+    try {
+      tok = s.sampler.sample(ctx_, s.logitIndex);
+    } catch (const std::exception &e) {
+      // A sampler that fails (a grammar with no valid continuation, say) ends its own slot only.
+      endSlot(s, EndReason::kError, r.events, std::string("sampling failed: ") + e.what());
+      continue;
+    }
     s.state = SlotState::kGenerating;
     SlotEvent ev;
     ev.slot = s.id;
@@ -329,7 +342,7 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
     } else {
       ev.token = tok;
       ++s.generated;
-      s.utf8 += model_->tokenPiece(tok, false);
+      s.utf8 += model_->tokenPiece(tok, std::binary_search(s.preserved.begin(), s.preserved.end(), tok));
       s.last = tok;
       if (s.generated >= s.maxTokens) end = EndReason::kLength;
       else if (static_cast<int32_t>(s.cache.size()) >= nCtxSlot_) end = EndReason::kContextFull;

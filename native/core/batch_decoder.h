@@ -14,7 +14,7 @@
 
 #include "llama.h"
 #include "model.h"
-#include "sampling.h"
+#include "slot_sampler.h"
 
 namespace core {
 
@@ -41,6 +41,8 @@ struct StartParams {
   std::vector<llama_token> prompt;
   SamplingParams sampling;
   int32_t maxTokens = 256;  // generated tokens, not counting the prompt
+  // Special tokens whose text the output keeps (a template's tool-call markers); others render as nothing.
+  std::vector<llama_token> preservedTokens;
 };
 
 struct StartResult {

@@ -39,6 +39,8 @@ export interface SamplingOptions extends Omit<NativeSamplingParams, 'logitBias'>
 
 export interface StartOptions extends SamplingOptions {
   maxTokens: number;
+  /** Special tokens whose text the output keeps (a chat template's tool-call markers). */
+  preservedTokens?: readonly number[];
 }
 
 export type EndReason = 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';

@@ -31,5 +31,20 @@ export {
   type StartOptions,
   type StepResult,
 } from './batch-decoder.ts';
+export {
+  type ChatDelta,
+  type ChatMessageOut,
+  ChatParser,
+  type ChatPrompt,
+  type ChatRenderRequest,
+  type ChatTemplateInfo,
+  type ChatTemplateOptions,
+  ChatTemplates,
+  checkGrammar,
+  GRAMMAR_KIND,
+  type GrammarSpec,
+  jsonSchemaToGrammar,
+  type ReasoningFormat,
+} from './chat.ts';
 export { type Device, listDevices, parseComputeCapabilities } from './devices.ts';
 export { type MemoryReport, parseMemoryLog, probeMemory, totalBytes } from './memory-probe.ts';

@@ -73,22 +73,53 @@ export interface NativeDecoderOptions {
   swaFull?: boolean;
 }
 
-/** Sampling as the addon takes it (src/engine/batch-decoder.ts documents each field). */
+/** A grammar constraint (native/core/slot_sampler.h GrammarSpec). */
+export interface NativeGrammar {
+  text: string;
+  /** 0 user, 1 output format, 2 tool calls: the chat layer's grammars start after the generation prompt. */
+  kind: number;
+  lazy: boolean;
+  /** type: 0 token, 1 word, 2 pattern, 3 full pattern. */
+  triggers: { type: number; value: string; token: number }[];
+  generationPrompt: string;
+}
+
+/** Sampling as the addon takes it (native/core/slot_sampler.h SamplingParams documents each field). */
 export interface NativeSamplingParams {
   temperature?: number;
+  dynatempRange?: number;
+  dynatempExponent?: number;
   topK?: number;
   topP?: number;
   minP?: number;
+  typicalP?: number;
+  topNSigma?: number;
+  xtcProbability?: number;
+  xtcThreshold?: number;
+  minKeep?: number;
   seed?: number;
   repeatPenalty?: number;
   presencePenalty?: number;
   frequencyPenalty?: number;
   penaltyLastN?: number;
+  dryMultiplier?: number;
+  dryBase?: number;
+  dryAllowedLength?: number;
+  dryPenaltyLastN?: number;
+  drySequenceBreakers?: string[];
+  mirostat?: number;
+  mirostatTau?: number;
+  mirostatEta?: number;
+  samplers?: string[];
+  ignoreEos?: boolean;
   logitBias?: [number, number][];
+  grammar?: NativeGrammar;
 }
 
 export interface NativeStartParams extends NativeSamplingParams {
   maxTokens?: number;
+  /** Special tokens whose text the output keeps (a template's tool-call markers). */
+  preservedTokens?: readonly number[];
 }
 
 export interface NativeSlotEvent {
@@ -142,6 +173,55 @@ export interface NativeBatchDecoder {
   readonly disposed: boolean;
 }
 
+export interface NativeChatTemplateInfo {
+  source: string;
+  fromModel: boolean;
+  jinja: boolean;
+  supportsThinking: boolean;
+  exampleFormat: string;
+  toolsFormat: string;
+  caps: Record<string, boolean>;
+}
+
+export interface NativeChatPrompt {
+  prompt: string;
+  grammar: NativeGrammar | null;
+  preservedTokens: Int32Array;
+  additionalStops: string[];
+  /** llama.cpp's chat format name (common_chat_format_name). */
+  format: string;
+  /** JSON for a ChatParser of this request's output. */
+  parserConfig: string;
+  /** The prompt leaves the model thinking (its output starts with reasoning). */
+  thinking: boolean;
+}
+
+export interface NativeChatTemplates {
+  apply(requestJson: string): Promise<NativeChatPrompt>;
+  info(): NativeChatTemplateInfo;
+  dispose(): void;
+}
+
+export interface NativeChatDelta {
+  content?: string;
+  reasoning?: string;
+  toolIndex?: number;
+  toolId?: string;
+  toolName?: string;
+  toolArguments?: string;
+}
+
+export interface NativeChatMessage {
+  content: string;
+  reasoning: string;
+  toolCalls: { id: string; name: string; arguments: string }[];
+}
+
+export interface NativeChatParser {
+  push(text: string, final: boolean): NativeChatDelta[];
+  message(): NativeChatMessage;
+}
+
 export interface NativeSystemInfo {
   llamaSystemInfo: string;
   supportsGpuOffload: boolean;
@@ -165,6 +245,19 @@ export interface NativeSystemInfo {
 export interface NativeAddon {
   Model: new () => NativeModel;
   BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
+  ChatTemplates: new (
+    model: NativeModel,
+    options: {
+      template?: string;
+      jinja?: boolean;
+      reasoningFormat?: string;
+      defaultKwargs?: string;
+      enableThinking?: number;
+    },
+  ) => NativeChatTemplates;
+  ChatParser: new (config: string) => NativeChatParser;
+  jsonSchemaToGrammar(schemaJson: string): Promise<string>;
+  checkGrammar(model: NativeModel, grammar: string): Promise<string>;
   quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;
   systemInfo(): NativeSystemInfo;
   probeMemory(path: string, load: NativeLoadOptions, decoder: NativeDecoderOptions): Promise<string>;

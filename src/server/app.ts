@@ -4,10 +4,11 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/typ
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { RejectionCause } from '../metrics/server-metrics.ts';
 import { apiKeyHook } from './auth.ts';
+import type { ChatLayer } from './chat/layer.ts';
 import { resolveServerConfig, type ServedModel, type ServedScheduler, type ServerConfig } from './config.ts';
+import type { GenerationMetrics, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
-import type { GenerationMetrics, ServerDeps } from './generation.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -35,6 +36,8 @@ declare module 'fastify' {
 
 export interface AppDeps {
   model: ServedModel;
+  /** The model's chat template, output parser and grammars (the engine's ChatTemplates). */
+  chat: ChatLayer;
   scheduler: ServedScheduler;
   config: ServerConfig;
   /** Serves GET /metrics (behind the API key, like llama-server) and counts responses and refusals. */
@@ -63,7 +66,7 @@ const REDACT = [
 
 export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInstance {
   const config = resolveServerConfig(deps.config, deps.model);
-  const serverDeps: ServerDeps = { model: deps.model, scheduler: deps.scheduler, config };
+  const serverDeps: ServerDeps = { model: deps.model, chat: deps.chat, scheduler: deps.scheduler, config };
   if (deps.metrics) serverDeps.metrics = deps.metrics;
 
   const options: FastifyServerOptions = {

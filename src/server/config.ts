@@ -2,7 +2,7 @@
 // The CLI (src/config.ts) builds this from flags; tests build it by hand.
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import type { ChatMessage, ModelInfo } from '../engine/index.ts';
+import type { ModelInfo } from '../engine/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle } from '../scheduler/types.ts';
 
 export interface ServerConfig {
@@ -49,7 +49,6 @@ export interface ResolvedServerConfig {
 export interface ServedModel {
   readonly info: Pick<ModelInfo, 'path' | 'name' | 'nParams' | 'sizeBytes' | 'nCtxTrain' | 'nVocab' | 'bos'>;
   tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): ArrayLike<number>;
-  applyChatTemplate(messages: readonly ChatMessage[], options?: { addAssistant?: boolean }): string;
 }
 
 /** The part of the Scheduler the HTTP layer uses. */

@@ -4,7 +4,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
-import { BatchDecoder, type Model } from '../../src/engine/index.ts';
+import { BatchDecoder, ChatTemplates, type Model } from '../../src/engine/index.ts';
 import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { Decoder, SchedulerOptions } from '../../src/scheduler/types.ts';
@@ -240,6 +240,7 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
       return real.step(budget);
     },
   };
+  const chat = new ChatTemplates(model);
   let scheduler: Scheduler | undefined;
   const metrics = new ServerMetrics({
     busySlots: () => scheduler?.busySlots ?? 0,
@@ -249,7 +250,7 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
   });
   scheduler = new Scheduler(decoder, options.scheduler ?? {}, metrics);
   const app = buildApp(
-    { model, scheduler, config: { ctxPerSlot, slots, ...options.config }, metrics },
+    { model, chat, scheduler, config: { ctxPerSlot, slots, ...options.config }, metrics },
     { ready: true },
   );
   const owned = scheduler;
@@ -258,6 +259,7 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     await app.close();
     await owned.close(0);
     real.dispose();
+    chat.dispose();
   });
   return { app, scheduler: owned, metrics, gate };
 }

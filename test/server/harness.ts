@@ -2,7 +2,7 @@
 
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
-import { BatchDecoder, type Model } from '../../src/engine/index.ts';
+import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } from '../../src/engine/index.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
 import { type BuildAppOptions, buildApp } from '../../src/server/app.ts';
@@ -28,6 +28,8 @@ export interface HarnessOptions {
   ctxPerSlot?: number;
   /** Wraps the scheduler the app sees (e.g. to inject a fault); the real one stays underneath. */
   wrap?: (real: ServedScheduler) => ServedScheduler;
+  /** The chat layer's options (template, jinja, reasoning). */
+  chat?: ChatTemplateOptions;
   /** Wraps the model the app sees (the decoder keeps the real one). */
   wrapModel?: (real: ServedModel) => ServedModel;
   /** Runs on the app before it is used (hooks can be added only until the first request). */
@@ -39,6 +41,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   const ctxPerSlot = options.ctxPerSlot ?? 256;
   const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
   const scheduler = new Scheduler(decoder, options.scheduler ?? {});
+  const chat = new ChatTemplates(model, options.chat ?? {});
   const ended: RequestSummary[] = [];
   const waiters: Array<{ n: number; resolve: (s: RequestSummary[]) => void }> = [];
   const recording: ServedScheduler = {
@@ -58,6 +61,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   const app = buildApp(
     {
       model: options.wrapModel ? options.wrapModel(model) : model,
+      chat,
       scheduler: options.wrap ? options.wrap(recording) : recording,
       config: { ctxPerSlot, slots, ...options.config },
     },
@@ -68,6 +72,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
     await app.close();
     await scheduler.close(0);
     decoder.dispose();
+    chat.dispose();
   });
   return {
     app,

@@ -1,19 +1,25 @@
-// POST /v1/completions (OpenAI's legacy text completions): the prompt string as it is, then generation.
+// POST /v1/completions (OpenAI's legacy text completions): the prompt string as it is, then generation, optionally
+// constrained by a JSON schema or a grammar (llama-server's json_schema / grammar fields).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ChatLayer, GrammarConstraint } from '../chat/layer.ts';
+import { type Constraint, chatLayerRefusal, constraintOf } from '../chat/request.ts';
+import type { ServerDeps } from '../deps.ts';
 import { invalidRequest } from '../errors.ts';
-import {
-  type FinishReason,
-  newCompletionId,
-  nowSeconds,
-  type Presenter,
-  prepareGeneration,
-  refuseUnsupported,
-  respond,
-  type ServerDeps,
-  tokenizePrompt,
-  type Usage,
-} from '../generation.ts';
+import { newCompletionId, nowSeconds } from '../generation/ids.ts';
+import { prepareGeneration, refuseUnsupported, tokenizePrompt } from '../generation/options.ts';
+import { respond } from '../generation/respond.ts';
+import type { FinishReason, Presenter, Usage } from '../generation/types.ts';
 import { CompletionBody } from '../schemas.ts';
+
+/** A raw prompt's grammar: a schema's starts at its root, as a user's does (no chat template before it). */
+async function grammarFor(chat: ChatLayer, constraint: Constraint | null): Promise<GrammarConstraint | null> {
+  if (constraint === null) return null;
+  const text =
+    constraint.kind === 'json_schema'
+      ? await chat.grammarFromSchema(constraint.schema)
+      : await chat.checkGrammar(constraint.grammar);
+  return { text, kind: constraint.kind === 'json_schema' ? 1 : 0, lazy: false, triggers: [], generationPrompt: '' };
+}
 
 export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
   app.post('/v1/completions', { schema: { body: CompletionBody } }, async (request, reply) => {
@@ -30,7 +36,12 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
         'invalid_value',
       );
     }
-    const job = prepareGeneration(deps, request, body, tokenizePrompt(deps.model, body.prompt), body.max_tokens);
+    const grammar = await grammarFor(deps.chat, constraintOf(body)).catch((err: unknown) =>
+      Promise.reject(chatLayerRefusal(err)),
+    );
+    const job = prepareGeneration(deps, request, body, tokenizePrompt(deps.model, body.prompt), body.max_tokens, {
+      grammar,
+    });
 
     const head = {
       id: newCompletionId('cmpl'),
@@ -49,9 +60,9 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
       ...usageNull,
     });
     const presenter: Presenter = {
-      firstChunk: () => null,
-      textChunk: (text) => chunk(text, null),
-      finalChunk: (finish) => chunk('', finish),
+      open: () => [],
+      text: (text) => [chunk(text, null)],
+      finish: (finish) => [chunk('', finish)],
       usageChunk: (usage: Usage) => ({
         id: head.id,
         object: 'text_completion',

@@ -1,6 +1,6 @@
 // GET /v1/models: the one served model, with llama-server's `meta` (n_ctx is the context of one slot).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ServerDeps } from '../generation.ts';
+import type { ServerDeps } from '../deps.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
   const { config, model } = deps;

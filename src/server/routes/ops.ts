@@ -1,6 +1,6 @@
 // GET /health (open to all, for load balancers) and GET /slots (the scheduler's view of its slots).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ServerDeps } from '../generation.ts';
+import type { ServerDeps } from '../deps.ts';
 
 export type ServerState = 'loading' | 'ok' | 'shutting_down';
 

@@ -1,0 +1,178 @@
+#include "slot_sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "errors.h"
+#include "sampling.h"  // llama.cpp common/sampling.h (ours is slot_sampler.h)
+
+namespace core {
+namespace {
+
+void check(bool ok, const std::string &message) {
+  if (!ok) throw Error(codes::kInvalidArgument, message);
+}
+
+bool finiteIn(float v, float lo, float hi) {
+  return std::isfinite(v) && v >= lo && v <= hi;
+}
+
+void validate(const llama_model *model, const SamplingParams &p) {
+  check(finiteIn(p.temperature, 0.0f, 1e6f), "temperature must be >= 0");
+  check(p.topK >= 0, "top_k must be >= 0");
+  check(std::isfinite(p.topP) && p.topP > 0.0f && p.topP <= 1.0f, "top_p must be in (0, 1]");
+  check(finiteIn(p.minP, 0.0f, 1.0f), "min_p must be in [0, 1]");
+  check(std::isfinite(p.typicalP) && p.typicalP > 0.0f && p.typicalP <= 1.0f, "typical_p must be in (0, 1]");
+  check(std::isfinite(p.topNSigma), "top_n_sigma must be a number");
+  check(finiteIn(p.xtcProbability, 0.0f, 1.0f) && finiteIn(p.xtcThreshold, 0.0f, 1.0f),
+        "xtc_probability and xtc_threshold must be in [0, 1]");
+  check(p.minKeep >= 0, "min_keep must be >= 0");
+  check(std::isfinite(p.repeatPenalty) && p.repeatPenalty > 0.0f, "repeat_penalty must be > 0");
+  check(std::isfinite(p.presencePenalty) && std::isfinite(p.frequencyPenalty), "penalties must be finite");
+  check(p.penaltyLastN >= -1, "repeat_last_n must be >= -1");
+  check(std::isfinite(p.dryMultiplier) && p.dryMultiplier >= 0.0f, "dry_multiplier must be >= 0");
+  check(std::isfinite(p.dryBase) && p.dryBase >= 1.0f, "dry_base must be >= 1");
+  check(p.dryAllowedLength >= 0 && p.dryPenaltyLastN >= -1,
+        "dry_allowed_length must be >= 0, dry_penalty_last_n >= -1");
+  check(p.mirostat >= 0 && p.mirostat <= 2, "mirostat must be 0, 1 or 2");
+  check(std::isfinite(p.mirostatTau) && std::isfinite(p.mirostatEta), "mirostat_tau and mirostat_eta must be numbers");
+  check(std::isfinite(p.dynatempRange) && std::isfinite(p.dynatempExponent), "dynatemp values must be numbers");
+  const int32_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+  for (const auto &b : p.logitBias) {
+    check(b.token >= 0 && b.token < nVocab,
+          "logit_bias token " + std::to_string(b.token) + " is outside the vocabulary");
+    check(!std::isnan(b.bias), "logit_bias values must be numbers");
+  }
+  for (const auto &name : p.samplers) {
+    check(common_sampler_types_from_names({name}).size() == 1, "unknown sampler '" + name + "' in samplers");
+  }
+  // llama.cpp aborts the process on these instead of failing the request.
+  check(p.grammar.text.rfind("%llguidance", 0) != 0, "llguidance grammars are not supported by this server");
+  check(!(p.grammar.lazy && p.grammar.triggers.empty()) || p.grammar.text.empty(), "a lazy grammar needs triggers");
+}
+
+bool penalised(const SamplingParams &p) {
+  return p.repeatPenalty != 1.0f || p.presencePenalty != 0.0f || p.frequencyPenalty != 0.0f || p.dryMultiplier != 0.0f;
+}
+
+common_params_sampling toCommon(const llama_model *model, const SamplingParams &p) {
+  common_params_sampling c;
+  c.seed = p.seed;
+  c.temp = p.temperature;
+  c.dynatemp_range = p.dynatempRange;
+  c.dynatemp_exponent = p.dynatempExponent;
+  c.top_k = p.topK;
+  c.top_p = p.topP;
+  c.min_p = p.minP;
+  c.typ_p = p.typicalP;
+  c.top_n_sigma = p.topNSigma;
+  c.xtc_probability = p.xtcProbability;
+  c.xtc_threshold = p.xtcThreshold;
+  c.min_keep = p.minKeep;
+  c.penalty_last_n = p.penaltyLastN == -1 ? llama_model_n_ctx_train(model) : p.penaltyLastN;
+  c.penalty_repeat = p.repeatPenalty;
+  c.penalty_freq = p.frequencyPenalty;
+  c.penalty_present = p.presencePenalty;
+  c.dry_multiplier = p.dryMultiplier;
+  c.dry_base = p.dryBase;
+  c.dry_allowed_length = p.dryAllowedLength;
+  c.dry_penalty_last_n = p.dryPenaltyLastN == -1 ? llama_model_n_ctx_train(model) : p.dryPenaltyLastN;
+  c.dry_sequence_breakers = p.drySequenceBreakers;
+  c.mirostat = p.mirostat;
+  c.mirostat_tau = p.mirostatTau;
+  c.mirostat_eta = p.mirostatEta;
+  c.ignore_eos = p.ignoreEos;
+  c.no_perf = true;
+  if (!p.samplers.empty()) c.samplers = common_sampler_types_from_names(p.samplers);
+  c.logit_bias = p.logitBias;
+  if (!p.grammar.text.empty()) {
+    c.grammar = common_grammar(static_cast<common_grammar_type>(p.grammar.kind + 1), p.grammar.text);
+    c.grammar_lazy = p.grammar.lazy;
+    for (const auto &t : p.grammar.triggers) {
+      common_grammar_trigger ct;
+      ct.type = static_cast<common_grammar_trigger_type>(t.type);
+      ct.value = t.value;
+      ct.token = t.token;
+      c.grammar_triggers.push_back(std::move(ct));
+    }
+    c.generation_prompt = p.grammar.generationPrompt;
+  }
+  return c;
+}
+
+}  // namespace
+
+void CommonSamplerDeleter::operator()(common_sampler *s) const {
+  common_sampler_free(s);
+}
+
+SlotSampler::SlotSampler(const llama_model *model, const SamplingParams &p) {
+  validate(model, p);
+  const llama_vocab *vocab = llama_model_get_vocab(model);
+  nVocab_ = llama_vocab_n_tokens(vocab);
+  std::vector<llama_logit_bias> bias = p.logitBias;
+  if (p.ignoreEos) {
+    for (llama_token t = 0; t < nVocab_; ++t) {
+      if (llama_vocab_is_eog(vocab, t)) bias.push_back({t, -INFINITY});
+    }
+  }
+  constrained_ = !p.grammar.text.empty();
+  if (p.temperature <= 0.0f && !penalised(p) && !constrained_ && p.mirostat == 0) {
+    // The model's suppressed tokens are banned, as common_sampler does.
+    int32_t nSuppress = 0;
+    const llama_token *suppress = llama_vocab_get_suppress_tokens(vocab, &nSuppress);
+    for (int32_t i = 0; i < nSuppress; ++i) bias.push_back({suppress[i], -INFINITY});
+    // Later entries for the same token add up, as in llama.cpp's logit-bias sampler.
+    std::stable_sort(bias.begin(), bias.end(), [](const auto &a, const auto &b) { return a.token < b.token; });
+    for (const auto &b : bias) {
+      if (!bias_.empty() && bias_.back().token == b.token) bias_.back().bias += b.bias;
+      else bias_.push_back(b);
+    }
+    fastGreedy_ = true;
+    return;
+  }
+  common_params_sampling c = toCommon(model, p);
+  c.logit_bias = bias;
+  try {
+    common_.reset(common_sampler_init(model, c));
+  } catch (const std::exception &e) {
+    throw Error(codes::kInvalidArgument, std::string("sampler: ") + e.what());
+  }
+  if (!common_) throw Error(codes::kInvalidArgument, "llama.cpp could not create the sampler");
+}
+
+void SlotSampler::acceptPrompt(const std::vector<llama_token> &tokens) {
+  if (!common_) return;
+  for (llama_token t : tokens) common_sampler_accept(common_.get(), t, false);
+}
+
+llama_token SlotSampler::sample(llama_context *ctx, int32_t outputIndex) {
+  if (common_) {
+    const llama_token tok = common_sampler_sample(common_.get(), ctx, outputIndex);
+    common_sampler_accept(common_.get(), tok, true);
+    return tok;
+  }
+  const float *logits = llama_get_logits_ith(ctx, outputIndex);
+  if (logits == nullptr) throw Error(codes::kDecodeFailed, "no logits for this output");
+  llama_token best = 0;
+  float bestValue = -INFINITY;
+  bool found = false;
+  auto consider = [&](llama_token id, float v) {
+    if (!found || v > bestValue) {
+      best = id;
+      bestValue = v;
+      found = true;
+    }
+  };
+  llama_token from = 0;
+  for (const auto &b : bias_) {
+    for (llama_token i = from; i < b.token; ++i) consider(i, logits[i]);
+    consider(b.token, logits[b.token] + b.bias);
+    from = b.token + 1;
+  }
+  for (llama_token i = from; i < nVocab_; ++i) consider(i, logits[i]);
+  return best;
+}
+
+}  // namespace core

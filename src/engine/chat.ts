@@ -1,0 +1,143 @@
+// llama.cpp's chat layer (native/core/chat_templates.h): a model's Jinja template rendered with tools, structured
+// output and reasoning, and the parser that turns generated text back into content, reasoning and tool calls.
+import type { Model } from './model.ts';
+import {
+  awaitNative,
+  callNative,
+  loadAddon,
+  type NativeChatDelta,
+  type NativeChatMessage,
+  type NativeChatParser,
+  type NativeChatPrompt,
+  type NativeChatTemplateInfo,
+  type NativeChatTemplates,
+  type NativeGrammar,
+} from './native.ts';
+
+export type ReasoningFormat = 'none' | 'deepseek' | 'deepseek-legacy' | 'auto';
+
+export interface ChatTemplateOptions {
+  /** Jinja source or a llama.cpp built-in template name (chatml, llama3, ...). Default: the model's, else chatml. */
+  template?: string;
+  /** false: llama.cpp's legacy renderer (a fixed list of known templates, no tools). Default true. */
+  jinja?: boolean;
+  /** For requests that name none. Default 'deepseek' (llama-server's). */
+  reasoningFormat?: ReasoningFormat;
+  /** Template variables for every request. */
+  defaultKwargs?: Record<string, unknown>;
+  /** Thinking on templates that support it: 'auto' (default: on where supported), 'on' or 'off'. */
+  thinking?: 'auto' | 'on' | 'off';
+}
+
+export type ChatTemplateInfo = NativeChatTemplateInfo;
+export type ChatPrompt = NativeChatPrompt;
+export type GrammarSpec = NativeGrammar;
+export type ChatDelta = NativeChatDelta;
+export type ChatMessageOut = NativeChatMessage;
+
+/** What a chat request asks of the template: OpenAI's field names, as llama.cpp's chat layer reads them. */
+export interface ChatRenderRequest {
+  messages: readonly unknown[];
+  tools?: readonly unknown[];
+  tool_choice?: 'auto' | 'none' | 'required';
+  parallel_tool_calls?: boolean;
+  json_schema?: unknown;
+  grammar?: string;
+  add_generation_prompt?: boolean;
+  /** ReasoningFormat; llama.cpp checks the name. */
+  reasoning_format?: string;
+  reasoning_effort?: string;
+  chat_template_kwargs?: Record<string, unknown>;
+  stream?: boolean;
+}
+
+const THINKING = { auto: -1, off: 0, on: 1 } as const;
+
+/** A model's chat layer: its template, the parser of its output, and grammars for its structured output. */
+export class ChatTemplates {
+  readonly #native: NativeChatTemplates;
+  readonly #model: Model;
+  readonly info: ChatTemplateInfo;
+
+  /** Parses the template (TEMPLATE_FAILED when it does not parse). */
+  constructor(model: Model, options: ChatTemplateOptions = {}) {
+    const addon = loadAddon();
+    this.#model = model;
+    this.#native = callNative(
+      () =>
+        new addon.ChatTemplates(model.native, {
+          ...(options.template !== undefined ? { template: options.template } : {}),
+          jinja: options.jinja ?? true,
+          reasoningFormat: options.reasoningFormat ?? 'deepseek',
+          defaultKwargs: JSON.stringify(options.defaultKwargs ?? {}),
+          enableThinking: THINKING[options.thinking ?? 'auto'],
+        }),
+    );
+    this.info = callNative(() => this.#native.info());
+  }
+
+  /**
+   * Renders a request off the main thread. Rejects with ArgumentError when llama.cpp refuses the request and
+   * TemplateError with the template's own message when rendering raises.
+   */
+  apply(request: ChatRenderRequest): Promise<ChatPrompt> {
+    const json = JSON.stringify(request);
+    return awaitNative(() => this.#native.apply(json));
+  }
+
+  /** Tools and tool_choice can be honoured: only a Jinja template describes them. */
+  get supportsTools(): boolean {
+    return this.info.jinja;
+  }
+
+  /** A parser of one request's output (`config`: its ChatPrompt's parserConfig). */
+  parser(config: string): ChatParser {
+    return new ChatParser(config);
+  }
+
+  grammarFromSchema(schema: unknown): Promise<string> {
+    return jsonSchemaToGrammar(schema);
+  }
+
+  checkGrammar(grammar: string): Promise<string> {
+    return checkGrammar(this.#model, grammar);
+  }
+
+  dispose(): void {
+    this.#native.dispose();
+  }
+}
+
+/** One request's output, parsed as it grows. */
+export class ChatParser {
+  readonly #native: NativeChatParser;
+
+  /** `config`: a ChatPrompt's parserConfig. */
+  constructor(config: string) {
+    const addon = loadAddon();
+    this.#native = callNative(() => new addon.ChatParser(config));
+  }
+
+  /** Adds generated text; `final` parses the whole output as complete. Returns the deltas since the last call. */
+  push(text: string, final = false): ChatDelta[] {
+    return callNative(() => this.#native.push(text, final));
+  }
+
+  message(): ChatMessageOut {
+    return callNative(() => this.#native.message());
+  }
+}
+
+/** llama.cpp's JSON-Schema-to-GBNF conversion, off the main thread. ArgumentError names what it can't convert. */
+export function jsonSchemaToGrammar(schema: unknown): Promise<string> {
+  const json = JSON.stringify(schema);
+  return awaitNative(() => loadAddon().jsonSchemaToGrammar(json));
+}
+
+/** Resolves with the grammar when llama.cpp parses it; ArgumentError otherwise. */
+export function checkGrammar(model: Model, grammar: string): Promise<string> {
+  return awaitNative(() => loadAddon().checkGrammar(model.native, grammar));
+}
+
+/** GrammarSpec.kind values (native/core/slot_sampler.h). */
+export const GRAMMAR_KIND = { user: 0, outputFormat: 1, toolCalls: 2 } as const;

@@ -1,0 +1,69 @@
+// What the HTTP layer needs from a chat layer (the engine's ChatTemplates and ChatParser implement it): render a
+// request into a prompt with its grammar, and parse the output back into content, reasoning and tool calls.
+
+/** A request to render, in OpenAI's field names (llama.cpp's chat layer reads them as such). */
+export interface ChatRenderRequest {
+  messages: readonly unknown[];
+  tools?: readonly unknown[];
+  tool_choice?: 'auto' | 'none' | 'required';
+  parallel_tool_calls?: boolean;
+  json_schema?: unknown;
+  grammar?: string;
+  add_generation_prompt?: boolean;
+  reasoning_format?: string;
+  reasoning_effort?: string;
+  chat_template_kwargs?: Record<string, unknown>;
+  stream?: boolean;
+}
+
+/** A grammar constraint for the decoder, as the chat layer produced it (opaque to the HTTP layer). */
+export interface GrammarConstraint {
+  text: string;
+  kind: number;
+  lazy: boolean;
+  triggers: { type: number; value: string; token: number }[];
+  generationPrompt: string;
+}
+
+export interface ChatPrompt {
+  prompt: string;
+  grammar: GrammarConstraint | null;
+  preservedTokens: ArrayLike<number>;
+  additionalStops: readonly string[];
+  /** The chat format llama.cpp picked (e.g. 'peg-native'). */
+  format: string;
+  /** Configuration of this request's output parser. */
+  parserConfig: string;
+}
+
+export interface ChatDelta {
+  content?: string;
+  reasoning?: string;
+  toolIndex?: number;
+  toolId?: string;
+  toolName?: string;
+  toolArguments?: string;
+}
+
+export interface ChatMessageOut {
+  content: string;
+  reasoning: string;
+  toolCalls: readonly { id: string; name: string; arguments: string }[];
+}
+
+export interface ChatOutputParser {
+  push(text: string, final?: boolean): ChatDelta[];
+  message(): ChatMessageOut;
+}
+
+export interface ChatLayer {
+  /** Rejects with ArgumentError or TemplateError (a 400) when the request can't be rendered. */
+  apply(request: ChatRenderRequest): Promise<ChatPrompt>;
+  parser(config: string): ChatOutputParser;
+  /** JSON Schema -> grammar; ArgumentError (400) with the reason when it can't be converted. */
+  grammarFromSchema(schema: unknown): Promise<string>;
+  /** Resolves with the grammar when it parses; ArgumentError (400) otherwise. */
+  checkGrammar(grammar: string): Promise<string>;
+  /** True: tools and tool_choice can be honoured (a Jinja template). */
+  readonly supportsTools: boolean;
+}
