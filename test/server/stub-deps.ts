@@ -6,7 +6,15 @@ export function stubDeps(extra: Partial<AppDeps> = {}): AppDeps {
     model: {
       info: { path: '/models/stub.gguf', name: 'stub', nParams: 1, sizeBytes: 1, nCtxTrain: 256, nVocab: 10, bos: -1 },
       tokenize: () => [],
-      applyChatTemplate: () => '',
+    },
+    chat: {
+      apply: () => Promise.reject(new Error('no chat in these tests')),
+      parser: () => {
+        throw new Error('no chat in these tests');
+      },
+      grammarFromSchema: () => Promise.reject(new Error('no grammars in these tests')),
+      checkGrammar: () => Promise.reject(new Error('no grammars in these tests')),
+      supportsTools: false,
     },
     scheduler: {
       submit: () => {
