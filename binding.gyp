@@ -1,5 +1,5 @@
 # node-gyp build of the same addon as CMakeLists.txt, for node-gyp users.
-# It compiles native/ and links the llama.cpp static libraries that the CMake build produced
+# It compiles native/ and links the llama.cpp static libraries (llama, ggml, llama-common) that the CMake build produced
 # (run `npm ci` or `npm run build:addon` first). CPU backend only; CUDA builds use CMake.
 #   npx node-gyp rebuild                      -> build/Release/llama_addon.node
 #   npx node-gyp rebuild -- -Dllama_build_dir=/other/build-cmake
@@ -19,7 +19,9 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native/core",
         "<(llama_cpp_dir)/include",
-        "<(llama_cpp_dir)/ggml/include"
+        "<(llama_cpp_dir)/ggml/include",
+        "<(llama_cpp_dir)/common",
+        "<(llama_cpp_dir)/vendor"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
@@ -27,6 +29,9 @@
       "cflags_cc": ["-std=c++17", "-fexceptions"],
       "libraries": [
         "-Wl,--start-group",
+        "<(llama_build_dir)/llama.cpp/common/libllama-common.a",
+        "<(llama_build_dir)/llama.cpp/common/libllama-common-base.a",
+        "<(llama_build_dir)/llama.cpp/vendor/cpp-httplib/libcpp-httplib.a",
         "<(llama_build_dir)/llama.cpp/src/libllama.a",
         "<(llama_build_dir)/llama.cpp/ggml/src/libggml.a",
         "<(llama_build_dir)/llama.cpp/ggml/src/libggml-cpu.a",

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench-decoder.
+import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench: (argv) => runLoadgenCli(argv),
   fit: (argv) => runFitCli(argv),
   'bench-compare': (argv) => runCompareCli(argv),
+  'bench-chat': (argv) => runChatBenchCli(argv),
 };
 
 const USAGE = `Usage: cli.ts <command> [options]
@@ -23,7 +25,8 @@ Commands:
   make-model      generate a GGUF with random weights (npm run make-model -- --help)
   bench           load generator: ranks of streaming chat clients (npm run bench -- --help)
   bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)
-  bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)`;
+  bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
+  bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)`;
 
 async function main(): Promise<number> {
   const [command = '', ...argv] = process.argv.slice(2);

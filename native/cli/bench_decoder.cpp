@@ -3,6 +3,10 @@
 // sequences generating). Plain C++, no Node.js: this is what runs on GPU machines.
 //
 //   llama-slots-bench -m model.gguf -np 1,2,4,8 -npp 128 -ntg 128 [-t 2] [-b 512] [-ub 512] [-ngl 99] [--json]
+//                     [--grammar-slots N --grammar free|strict]
+// --grammar-slots: the first N slots sample under a grammar. 'free' admits almost every token (the cost of checking
+// the sampled token only); 'strict' admits only [a-z ] (most sampled tokens are rejected, so the grammar is applied
+// to the whole vocabulary and the token resampled: the worst case, a model far off its format).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -31,13 +35,16 @@ struct Args {
   int flashAttn = -1;
   std::string kvType = "f16";
   bool json = false;
+  int grammarSlots = 0;
+  std::string grammar = "free";
 };
 
 [[noreturn]] void usage(const std::string &problem) {
   std::fprintf(stderr,
                "error: %s\n"
                "usage: llama-slots-bench -m FILE [-np 1,2,4,8] [-npp 128] [-ntg 128] [-t THREADS] [-b 512] [-ub 512]\n"
-               "                         [-ngl N] [-fa auto|on|off] [-ctk f16|q8_0] [--json]\n",
+               "                         [-ngl N] [-fa auto|on|off] [-ctk f16|q8_0] [--json]\n"
+               "                         [--grammar-slots N] [--grammar free|strict]\n",
                problem.c_str());
   std::exit(2);
 }
@@ -75,7 +82,11 @@ Args parse(int argc, char **argv) {
       a.flashAttn = v == "on" ? 1 : v == "off" ? 0 : v == "auto" ? -1 : (usage("-fa takes auto|on|off"), 0);
     } else if (f == "-ctk") a.kvType = next();
     else if (f == "--json") a.json = true;
-    else usage("unknown flag " + f);
+    else if (f == "--grammar-slots") a.grammarSlots = toInt(f, next(), 0);
+    else if (f == "--grammar") {
+      a.grammar = next();
+      if (a.grammar != "free" && a.grammar != "strict") usage("--grammar takes free|strict");
+    } else usage("unknown flag " + f);
   }
   if (a.model.empty()) usage("-m FILE is required");
   return a;
@@ -122,6 +133,9 @@ int main(int argc, char **argv) {
         for (int k = 0; k < args.promptTokens; ++k) p.prompt.push_back(pick(rng));
         p.maxTokens = args.genTokens;
         p.sampling.logitBias = noEog;
+        if (s < args.grammarSlots) {
+          p.sampling.grammar.text = args.grammar == "free" ? "root ::= [^\\x00]*" : "root ::= [a-z ]*";
+        }
         dec.start(s, p);
       }
       // Prefill: every prompt, in steps of n_batch tokens; the step that finishes them samples the

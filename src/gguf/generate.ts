@@ -2,7 +2,7 @@
 // vocab-only GGUF shipped with llama.cpp, and our chat template. Quantized files are made from the F16 one
 // by llama.cpp itself (llama_model_quantize), so they are exactly what llama.cpp would produce.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { llamaCppDir } from '../paths.ts';
 import { createProgress } from '../progress.ts';
@@ -29,9 +29,14 @@ export interface MakeModelOptions {
   quant: Quant;
   seed: number;
   out: string;
+  /** The tokenizer.chat_template to embed instead of the preset's (any Jinja template). */
+  chatTemplate?: string;
   /** Overall progress in [0, 1] with a short description of the current phase. */
   onProgress?: (fraction: number, detail: string) => void;
 }
+
+// llama_token_type LLAMA_TOKEN_TYPE_USER_DEFINED: matched as a whole token, rendered as its text.
+const USER_DEFINED_TOKEN = 4;
 
 // Even, so the two-values-per-draw generator gives the same bytes whatever the chunking (see random.ts).
 const CHUNK_ELEMENTS = 1 << 20;
@@ -40,7 +45,7 @@ const F16_SHARE_BEFORE_QUANTIZE = 0.5;
 
 /** Writes the model to `out`; `out` appears complete or not at all (temporary file + rename). */
 export async function makeModel(options: MakeModelOptions): Promise<void> {
-  const { preset: presetName, quant, seed, out, onProgress } = options;
+  const { preset: presetName, quant, seed, out, onProgress, chatTemplate } = options;
   if (!isPresetName(presetName)) throw new RangeError(`unknown preset '${String(presetName)}'`);
   if (!isQuant(quant)) throw new RangeError(`unknown quantization '${String(quant)}'`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
@@ -55,7 +60,7 @@ export async function makeModel(options: MakeModelOptions): Promise<void> {
   const f16Path = temp('.f16.tmp');
   const quantizedPath = temp('.tmp');
   try {
-    await writeF16Model(presetName, seed, f16Path, (fraction) =>
+    await writeF16Model(presetName, seed, f16Path, chatTemplate, (fraction) =>
       onProgress?.(fraction * f16Share, 'writing F16 weights'),
     );
     if (quant === 'F16') {
@@ -78,6 +83,7 @@ async function writeF16Model(
   presetName: PresetName,
   seed: number,
   path: string,
+  chatTemplate: string | undefined,
   onProgress: (fraction: number) => void,
 ): Promise<void> {
   const preset = getPreset(presetName);
@@ -94,7 +100,25 @@ async function writeF16Model(
   for (const [key, value] of vocab.metadata) {
     if (key.startsWith('tokenizer.') && key !== 'tokenizer.chat_template') writer.set(key, value);
   }
-  writer.set('tokenizer.chat_template', GgufValue.string(preset.chatTemplate));
+  if (preset.addedTokens !== undefined) {
+    const types = vocab.metadata.get('tokenizer.ggml.token_type');
+    if (types?.type !== GgufValueType.ARRAY || !(types.value instanceof Int32Array))
+      throw new Error(`${vocab.path}: no tokenizer.ggml.token_type to mark added tokens in`);
+    const texts = [...(tokens.value as string[])];
+    const kinds = Int32Array.from(types.value);
+    for (const [id, text] of Object.entries(preset.addedTokens)) {
+      texts[Number(id)] = text;
+      kinds[Number(id)] = USER_DEFINED_TOKEN;
+    }
+    writer.set('tokenizer.ggml.tokens', GgufValue.array(GgufValueType.STRING, texts));
+    writer.set('tokenizer.ggml.token_type', GgufValue.array(GgufValueType.INT32, kinds));
+  }
+  const template =
+    chatTemplate ??
+    (preset.chatTemplateFile !== undefined
+      ? await readFile(join(llamaCppDir(), 'models', 'templates', preset.chatTemplateFile), 'utf8')
+      : preset.chatTemplate);
+  writer.set('tokenizer.chat_template', GgufValue.string(template));
 
   const specs = new Map<string, TensorSpec>();
   for (const spec of presetTensors(preset)) {
@@ -135,9 +159,11 @@ export interface MakeModelArgs {
   quant: Quant;
   seed: number;
   out: string;
+  /** File whose text is embedded as tokenizer.chat_template. */
+  chatTemplateFile?: string;
 }
 
-export const MAKE_MODEL_USAGE = `Usage: make-model --preset NAME --out FILE [--quant TYPE] [--seed N]
+export const MAKE_MODEL_USAGE = `Usage: make-model --preset NAME --out FILE [--quant TYPE] [--seed N] [--chat-template-file FILE]
 
 Writes a GGUF model with random weights and a real tokenizer.
 
@@ -145,12 +171,15 @@ Writes a GGUF model with random weights and a real tokenizer.
   --out FILE      where to write the model
   --quant TYPE    ${QUANTS.join(' | ')} (default F16; others need the native addon)
   --seed N        integer from 0 to ${0xffffffff} (default 1); same seed, same bytes
+  --chat-template-file FILE
+                  embed this Jinja chat template instead of the preset's (e.g. one of
+                  vendor/llama.cpp/models/templates/*.jinja)
 `;
 
 /** Parses make-model's flags (`--flag value` or `--flag=value`); throws an Error whose message names the problem. */
 export function parseMakeModelArgs(argv: readonly string[]): MakeModelArgs {
   const values = new Map<string, string>();
-  const flags = ['--preset', '--quant', '--seed', '--out'];
+  const flags = ['--preset', '--quant', '--seed', '--out', '--chat-template-file'];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}' (flags are ${flags.join(', ')})`);
@@ -186,7 +215,8 @@ export function parseMakeModelArgs(argv: readonly string[]): MakeModelArgs {
   const out = values.get('--out');
   if (out === undefined) throw new Error('--out is required (the file to write)');
 
-  return { preset, quant, seed, out };
+  const chatTemplateFile = values.get('--chat-template-file');
+  return { preset, quant, seed, out, ...(chatTemplateFile !== undefined ? { chatTemplateFile } : {}) };
 }
 
 /** The make-model command: returns the process exit code (0 ok, 1 failed, 2 bad arguments). */
@@ -216,9 +246,25 @@ export async function runMakeModel(
     const { setLogLevel } = await import('../engine/index.ts');
     setLogLevel('error');
   }
+  let chatTemplate: string | undefined;
+  if (args.chatTemplateFile !== undefined) {
+    try {
+      chatTemplate = await readFile(args.chatTemplateFile, 'utf8');
+    } catch (err) {
+      stderr.write(
+        `make-model: cannot read --chat-template-file ${args.chatTemplateFile}: ${(err as Error).message}\n`,
+      );
+      return 1;
+    }
+  }
   const progress = createProgress(`make-model ${args.preset} ${args.quant}`, { stream: stderr });
   try {
-    await makeModel({ ...args, onProgress: (fraction, detail) => progress.update(fraction, detail) });
+    const { chatTemplateFile: _file, ...rest } = args;
+    await makeModel({
+      ...rest,
+      ...(chatTemplate !== undefined ? { chatTemplate } : {}),
+      onProgress: (fraction, detail) => progress.update(fraction, detail),
+    });
   } catch (err) {
     progress.done('failed');
     stderr.write(`make-model: ${(err as Error).message}\n`);

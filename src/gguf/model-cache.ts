@@ -1,5 +1,6 @@
 // Generated models cached by everything that decides their bytes, so tests and the demo server make each
 // one once. The name carries GENERATOR_VERSION: a generator change makes new files instead of reusing stale ones.
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../paths.ts';
@@ -11,10 +12,14 @@ export interface CachedModel {
   preset: PresetName;
   quant: Quant;
   seed?: number;
+  /** A chat template to embed instead of the preset's. */
+  chatTemplate?: string;
 }
 
-export function cachedModelPath({ preset, quant, seed = 1 }: CachedModel): string {
-  return join(cacheDir(), 'models', `${preset}-${quant}-s${seed}-g${GENERATOR_VERSION}.gguf`);
+export function cachedModelPath({ preset, quant, seed = 1, chatTemplate }: CachedModel): string {
+  const template =
+    chatTemplate === undefined ? '' : `-t${createHash('sha256').update(chatTemplate).digest('hex').slice(0, 12)}`;
+  return join(cacheDir(), 'models', `${preset}-${quant}-s${seed}${template}-g${GENERATOR_VERSION}.gguf`);
 }
 
 // Concurrent callers in one process share one generation; across processes, makeModel's temp file + rename
@@ -43,8 +48,15 @@ async function generateIfMissing(
     () => false,
   );
   if (!exists) {
-    const { preset, quant, seed = 1, onProgress } = model;
-    await makeModel({ preset, quant, seed, out: path, ...(onProgress ? { onProgress } : {}) });
+    const { preset, quant, seed = 1, onProgress, chatTemplate } = model;
+    await makeModel({
+      preset,
+      quant,
+      seed,
+      out: path,
+      ...(onProgress ? { onProgress } : {}),
+      ...(chatTemplate !== undefined ? { chatTemplate } : {}),
+    });
   }
   return path;
 }

@@ -2,7 +2,7 @@
 // expects them (src/llama-arch.cpp LLM_KV_NAMES and LLM_TENSOR_NAMES, src/models/llama.cpp and gemma3.cpp).
 import { GgmlType, GgufValue } from './types.ts';
 
-export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'gemma3-1b'] as const;
+export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'tiny-qwen', 'gemma3-1b'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export interface SlidingWindowAttention {
@@ -39,6 +39,10 @@ export interface Preset {
   vocabSize: number;
   hparams: Hyperparameters;
   chatTemplate: string;
+  /** A template of llama.cpp's corpus (models/templates/) to embed instead of chatTemplate. */
+  chatTemplateFile?: string;
+  /** Tokens to rename in the copied vocabulary (id -> text), as user-defined tokens. */
+  addedTokens?: Readonly<Record<number, string>>;
 }
 
 /** How a tensor's values are made: norms hold their multiplier, weights are random. */
@@ -143,6 +147,33 @@ const PRESETS: Readonly<Record<PresetName, Preset>> = {
       tiedOutput: true,
     },
     chatTemplate: GEMMA3_TEMPLATE,
+  },
+  // A byte-level BPE vocabulary (Qwen 2's, with <|im_start|> and <|im_end|> as control tokens) under Qwen 2.5's
+  // tool-calling template: tools and structured output as a Qwen model sees them, at test size. SentencePiece
+  // vocabularies can't stand in here: llama.cpp advances a tool grammar past the template's generation prompt
+  // token by token, and SPM's leading-space piece breaks that.
+  'tiny-qwen': {
+    name: 'tiny-qwen',
+    arch: 'llama',
+    modelName: 'tiny-qwen-random',
+    vocabFile: 'ggml-vocab-qwen2.gguf',
+    vocabSize: 151936,
+    hparams: {
+      contextLength: 4096,
+      embeddingLength: 128,
+      blockCount: 2,
+      feedForwardLength: 384,
+      headCount: 2,
+      headCountKv: 1,
+      headDim: 64,
+      rmsEps: 1e-6,
+      ropeFreqBase: 1e6,
+      tiedOutput: true,
+    },
+    chatTemplate: CHATML_TEMPLATE,
+    chatTemplateFile: 'Qwen-Qwen2.5-7B-Instruct.jinja',
+    // Qwen 2.5 made its tool-call markers whole tokens where Qwen 2 has padding (its added_tokens).
+    addedTokens: { 151657: '<tool_call>', 151658: '</tool_call>' },
   },
   // Gemma-3-1B's exact shapes: 999,885,952 parameters, which llama.cpp prints as "999.89 M".
   'gemma3-1b': {

@@ -7,6 +7,7 @@ import { MAKE_MODEL_USAGE, makeModel, parseMakeModelArgs, runMakeModel } from '.
 import { getPreset, presetTensors } from '../../src/gguf/presets.ts';
 import { getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
 import { GgmlType } from '../../src/gguf/types.ts';
+import { llamaCppDir } from '../../src/paths.ts';
 
 const dir = t.testdir({});
 
@@ -111,7 +112,7 @@ t.test('parseMakeModelArgs', async (t) => {
     [['--preset', 'tiny'], /--out is required/],
     [
       ['--preset', 'huge', '--out', 'm'],
-      /--preset 'huge' is not a preset \(expected one of tiny, tiny-gemma3, gemma3-1b\)/,
+      /--preset 'huge' is not a preset \(expected one of tiny, tiny-gemma3, tiny-qwen, gemma3-1b\)/,
     ],
     [['--preset', 'tiny', '--quant', 'Q5_K', '--out', 'm'], /--quant 'Q5_K' is not supported/],
     [['--preset', 'tiny', '--seed', 'abc', '--out', 'm'], /--seed 'abc' must be an integer/],
@@ -157,4 +158,27 @@ t.test('runMakeModel', async (t) => {
   t.match(ok.stderr.text, /make-model tiny F16: 0%/);
   t.match(ok.stderr.text, /make-model tiny F16: done in [\d.]+s/);
   t.equal(await sha256(out), await sha256(join(dir, 'a.gguf')));
+});
+
+t.test('--chat-template-file embeds any template; a missing file is an error naming it', async (t) => {
+  const templateFile = join(llamaCppDir(), 'models', 'templates', 'google-gemma-4-31B-it.jinja');
+  t.same(parseMakeModelArgs(['--preset', 'tiny', '--out', 'm.gguf', '--chat-template-file', templateFile]), {
+    preset: 'tiny',
+    quant: 'F16',
+    seed: 1,
+    out: 'm.gguf',
+    chatTemplateFile: templateFile,
+  });
+  const out = join(dir, 'gemma4-template.gguf');
+  const ok = capture();
+  t.equal(await runMakeModel(['--preset', 'tiny', '--out', out, '--chat-template-file', templateFile], ok), 0);
+  const embedded = (await readGguf(out)).metadata.get('tokenizer.chat_template');
+  t.equal(embedded?.value, await readFile(templateFile, 'utf8'));
+
+  const missing = capture();
+  t.equal(
+    await runMakeModel(['--preset', 'tiny', '--out', out, '--chat-template-file', join(dir, 'none.jinja')], missing),
+    1,
+  );
+  t.match(missing.stderr.text, /cannot read --chat-template-file .*none\.jinja/);
 });

@@ -5,7 +5,7 @@ import { Ajv } from 'ajv';
 import { ArgumentError, TemplateError } from '../../errors.ts';
 import { invalidRequest } from '../errors.ts';
 import type { ChatCompletionBody, ChatMessageBody, ToolBody } from '../schemas.ts';
-import type { ChatRenderRequest } from './layer.ts';
+import type { ChatRenderRequest, GrammarConstraint } from './layer.ts';
 
 const schemaChecker = new Ajv({ strict: false, validateSchema: true });
 
@@ -199,6 +199,11 @@ export function renderRequest(
   if (body.add_generation_prompt !== undefined && body.add_generation_prompt !== null)
     request.add_generation_prompt = body.add_generation_prompt;
   return request;
+}
+
+/** A grammar the client wrote: applied from its root to the raw output (kind 0, user). */
+export function userGrammar(text: string): GrammarConstraint {
+  return { text, kind: 0, lazy: false, triggers: [], generationPrompt: '' };
 }
 
 /** The chat layer refused the request (llama.cpp's message, or the template's own): a 400, never a 500. */

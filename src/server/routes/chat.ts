@@ -3,7 +3,7 @@
 // reasoning and tool calls.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { chatPresenter } from '../chat/presenter.ts';
-import { chatLayerRefusal, constraintOf, renderRequest } from '../chat/request.ts';
+import { chatLayerRefusal, constraintOf, renderRequest, userGrammar } from '../chat/request.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
@@ -19,8 +19,19 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
     const prompt = await deps.chat
       .apply(renderRequest(body, constraint, deps.chat.supportsTools))
       .catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
+    // A user's grammar on a Jinja template: llama.cpp's chat layer leaves it to the caller, as llama-server applies
+    // it, to the raw output from its root.
+    const grammar =
+      prompt.grammar ??
+      (constraint?.kind === 'grammar'
+        ? userGrammar(
+            await deps.chat
+              .checkGrammar(constraint.grammar)
+              .catch((err: unknown) => Promise.reject(chatLayerRefusal(err))),
+          )
+        : null);
     // Asked for a constraint, answered with one: never free text where JSON or a tool call was requested.
-    if (constraint !== null && prompt.grammar === null) {
+    if (constraint !== null && grammar === null) {
       throw new ApiError(500, 'server_error', 'The chat layer produced no grammar for a constrained request', {
         code: 'constraint_lost',
       });
@@ -31,7 +42,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
       body,
       tokenizePrompt(deps.model, prompt.prompt),
       body.max_completion_tokens ?? body.max_tokens,
-      { grammar: prompt.grammar, preservedTokens: prompt.preservedTokens, stop: prompt.additionalStops },
+      { grammar, preservedTokens: prompt.preservedTokens, stop: prompt.additionalStops },
     );
     const head = {
       id: newCompletionId('chatcmpl'),

@@ -2,7 +2,7 @@
 // constrained by a JSON schema or a grammar (llama-server's json_schema / grammar fields).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ChatLayer, GrammarConstraint } from '../chat/layer.ts';
-import { type Constraint, chatLayerRefusal, constraintOf } from '../chat/request.ts';
+import { type Constraint, chatLayerRefusal, constraintOf, userGrammar } from '../chat/request.ts';
 import type { ServerDeps } from '../deps.ts';
 import { invalidRequest } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
@@ -18,7 +18,7 @@ async function grammarFor(chat: ChatLayer, constraint: Constraint | null): Promi
     constraint.kind === 'json_schema'
       ? await chat.grammarFromSchema(constraint.schema)
       : await chat.checkGrammar(constraint.grammar);
-  return { text, kind: constraint.kind === 'json_schema' ? 1 : 0, lazy: false, triggers: [], generationPrompt: '' };
+  return constraint.kind === 'json_schema' ? { ...userGrammar(text), kind: 1 } : userGrammar(text);
 }
 
 export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
