@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// npm install hook: vendor llama.cpp, then build the addon. Each step is a no-op when already done.
+// npm install hook: build the web page, vendor llama.cpp, then build the addon. The llama.cpp steps are
+// no-ops when already done; the page takes about a second and is always rebuilt.
 import { build } from './build-addon.mjs';
+import { buildWeb } from './build-web.mjs';
 import { vendor } from './vendor-llama.mjs';
 
 try {
+  buildWeb();
   if (process.env.LLAMA_SKIP_BUILD === '1') {
     process.stderr.write('[install] LLAMA_SKIP_BUILD=1: not vendoring or building llama.cpp\n');
   } else {

@@ -34,6 +34,8 @@ export interface ServeConfig {
   bodyLimitBytes: number;
   mlock: boolean;
   mmap: boolean;
+  /** Serve the web page at / (--no-webui: off). */
+  webui: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** Jinja source or a built-in template name (--chat-template); undefined: the model's. */
   chatTemplate: string | undefined;
@@ -244,6 +246,13 @@ const FLAGS: FlagSpec[] = [
     help: 'read the model instead of memory-mapping it',
   },
   {
+    names: ['--no-webui', '--no-ui'],
+    env: 'LLAMA_ARG_NO_WEBUI',
+    kind: 'bool',
+    key: 'webui',
+    help: 'do not serve the web page (chat and live view) at /',
+  },
+  {
     names: ['--vram-budget'],
     env: 'LLAMA_ARG_VRAM_BUDGET',
     kind: 'size',
@@ -330,6 +339,7 @@ export function defaultServeConfig(): ServeConfig {
     bodyLimitBytes: 1 << 20,
     mlock: false,
     mmap: true,
+    webui: true,
     logLevel: 'info',
     chatTemplate: undefined,
     chatTemplateFile: undefined,
@@ -380,8 +390,9 @@ function convert(spec: FlagSpec, raw: string, from: string): unknown {
 
 function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
   (config.explicit as Set<keyof ServeConfig>).add(spec.key);
-  // --no-mmap sets mmap to false; every other boolean flag sets its key to true.
-  if (spec.key === 'mmap') (config as unknown as Record<string, unknown>).mmap = !(value as boolean);
+  // --no-mmap and --no-webui set their key to false; every other boolean flag sets its key to true.
+  if (spec.key === 'mmap' || spec.key === 'webui')
+    (config as unknown as Record<string, unknown>)[spec.key] = !(value as boolean);
   else if (spec.kind === 'list') {
     const list = config as unknown as Record<string, string[]>;
     list[spec.key] = [...(list[spec.key] ?? []), ...(value as string[])];

@@ -11,6 +11,7 @@ import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
 import { ensureModel } from './gguf/model-cache.ts';
 import { readGguf } from './gguf/reader.ts';
+import { LiveStats } from './metrics/live-stats.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { createProgress } from './progress.ts';
 import { Scheduler } from './scheduler/index.ts';
@@ -19,6 +20,7 @@ import { buildApp } from './server/app.ts';
 import type { ChatLayer } from './server/chat/layer.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
 import type { ServedModel, ServedScheduler } from './server/config.ts';
+import { StatsSource } from './server/stats-source.ts';
 
 /** The demo model served when no -m is given: small, generated once and cached. */
 export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
@@ -185,13 +187,17 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
   }
   const late = new LateEngine(path);
-  const metrics = new ServerMetrics({
-    busySlots: () => late.scheduler?.busySlots ?? 0,
-    queueLength: () => late.scheduler?.queueLength ?? 0,
-    kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
-    kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
-    kvCellsTotal: () => ctxPerSlot * config.parallel,
-  });
+  const live = new LiveStats();
+  const metrics = new ServerMetrics(
+    {
+      busySlots: () => late.scheduler?.busySlots ?? 0,
+      queueLength: () => late.scheduler?.queueLength ?? 0,
+      kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
+      kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
+      kvCellsTotal: () => ctxPerSlot * config.parallel,
+    },
+    { listener: live },
+  );
   const app = buildApp(
     {
       model: late.servedModel,
@@ -212,8 +218,18 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
           .slice(0, 10)}`,
       },
       metrics,
+      stats: new StatsSource({
+        modelId: config.alias ?? basename(path),
+        slots: config.parallel,
+        ctxPerSlot,
+        live,
+        scheduler: () => late.scheduler,
+        model: () => late.model?.info,
+        kv: () => ({ cellsUsed: late.decoder?.info.kvCellsUsed ?? 0, cellsTotal: ctxPerSlot * config.parallel }),
+        devices: listDevices,
+      }),
     },
-    { logger: { level: config.logLevel } },
+    { logger: { level: config.logLevel }, webui: config.webui },
   );
 
   let stopping: Promise<number> | undefined;
@@ -343,6 +359,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     'model loaded; serving',
   );
   app.markReady();
+  if (config.webui) app.log.info(`web page (chat and live view): http://${config.host}:${port}/`);
   // Until a signal shuts it down, the listening socket keeps the process alive.
   return stopped;
 }

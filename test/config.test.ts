@@ -147,3 +147,12 @@ t.test('a VRAM budget, and which settings were given explicitly', async (t) => {
   t.equal(parseServeConfig([], {}).vramBudgetBytes, undefined);
   t.throws(() => parseServeConfig(['--vram-budget', 'lots'], {}), { message: /--vram-budget: 'lots' is not a size/ });
 });
+
+t.test('--no-webui (and --no-ui, LLAMA_ARG_NO_WEBUI) turns the web page off', async (t) => {
+  t.equal(parseServeConfig([], {}).webui, true, 'on by default');
+  t.equal(parseServeConfig(['--no-webui'], {}).webui, false);
+  t.equal(parseServeConfig(['--no-ui'], {}).webui, false);
+  t.equal(parseServeConfig([], { LLAMA_ARG_NO_WEBUI: '1' }).webui, false);
+  t.equal(parseServeConfig([], { LLAMA_ARG_NO_WEBUI: '0' }).webui, true);
+  t.match(serveUsage(), /--no-webui, --no-ui\s+do not serve the web page/);
+});

@@ -6,6 +6,7 @@
 // usage over responses; step figures come from the scheduler through SchedulerObserver.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SchedulerObserver, StepStats } from '../scheduler/types.ts';
+import type { LiveStatsListener } from './live-stats.ts';
 
 /** One finished response, as the HTTP layer reported it to the client. */
 export interface ResponseRecord {
@@ -69,8 +70,11 @@ export class ServerMetrics implements SchedulerObserver {
   #predictedTokenSum = 0;
   #predictedSecondSum = 0;
   #maxSequence = 0;
+  /** The live view's aggregator gets every event these metrics get. */
+  readonly #listener: LiveStatsListener | undefined;
 
-  constructor(live: LiveState, options: { processMetrics?: boolean } = {}) {
+  constructor(live: LiveState, options: { processMetrics?: boolean; listener?: LiveStatsListener } = {}) {
+    this.#listener = options.listener;
     const r = [this.registry];
     const counter = (name: string, help: string) => new Counter({ name, help, registers: r });
     this.#promptTokens = counter(
@@ -201,6 +205,7 @@ export class ServerMetrics implements SchedulerObserver {
 
   // SchedulerObserver
   onStep(stats: StepStats): void {
+    this.#listener?.onStep?.(stats);
     if (stats.batchTokens === 0) return;
     this.#decodes.inc();
     this.#decodeCount++;
@@ -209,14 +214,17 @@ export class ServerMetrics implements SchedulerObserver {
   }
 
   rejected(cause: RejectionCause): void {
+    this.#listener?.rejected(cause);
     this.#rejections.inc({ cause });
   }
 
   interTokenGap(seconds: number): void {
+    this.#listener?.interTokenGap(seconds);
     this.#itl.observe(seconds);
   }
 
   responded(r: ResponseRecord): void {
+    this.#listener?.responded(r);
     const fresh = r.promptTokens - r.cachedTokens;
     this.#promptTokens.inc(fresh);
     this.#promptTokensCached.inc(r.cachedTokens);

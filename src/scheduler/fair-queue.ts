@@ -16,6 +16,14 @@ export interface FairQueueLimits {
   maxTokens: number;
 }
 
+/** One client's line in the queue. */
+export interface ClientWaiting {
+  client: string;
+  requests: number;
+  /** Prompt tokens of its waiting requests, summed. */
+  tokens: number;
+}
+
 /** Which bound a new request would break. */
 export type QueueOverflow = 'requests' | 'tokens';
 
@@ -186,6 +194,27 @@ export class FairQueue<T> {
     if (w === undefined) return false;
     this.#take(w, false);
     return true;
+  }
+
+  /**
+   * Per client: requests and prompt tokens waiting, in the order their turns come (highest priority first,
+   * then rotation order; a client waiting at several priorities is one entry, where it first comes). A
+   * read-only view, for stats.
+   */
+  waitingByClient(): ClientWaiting[] {
+    const byClient = new Map<string, ClientWaiting>();
+    for (const level of this.#levels) {
+      for (const line of [...level.thisRound, ...level.nextRound]) {
+        let tokens = 0;
+        for (const w of line.waiting.values()) tokens += w.cost;
+        const seen = byClient.get(line.client);
+        if (seen) {
+          seen.requests += line.waiting.size;
+          seen.tokens += tokens;
+        } else byClient.set(line.client, { client: line.client, requests: line.waiting.size, tokens });
+      }
+    }
+    return [...byClient.values()];
   }
 
   /** Waiting requests: highest priority first; within one, clients in rotation order, each client's in FIFO order. */

@@ -1,6 +1,12 @@
 // Public surface of the scheduler: the step loop and the contracts the HTTP layer and the engine meet at.
 
-export { DEFAULT_PRIORITY, FairQueue, type FairQueueLimits, type QueueOverflow } from './fair-queue.ts';
+export {
+  type ClientWaiting,
+  DEFAULT_PRIORITY,
+  FairQueue,
+  type FairQueueLimits,
+  type QueueOverflow,
+} from './fair-queue.ts';
 export { Scheduler } from './scheduler.ts';
 export { chooseSlot, commonPrefix, type IdleSlot, MIN_REUSE_PREFIX, type SlotChoice } from './slot-choice.ts';
 export type {

@@ -4,7 +4,7 @@
 // slot choice decides where a request goes.
 import type { StepResult } from '../engine/index.ts';
 import { ArgumentError, ContextExceededError, RejectedError } from '../errors.ts';
-import { DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
+import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {
   Decoder,
@@ -107,6 +107,11 @@ export class Scheduler {
   /** Prompt tokens waiting for a slot, summed. */
   get queuedTokens(): number {
     return this.#queue.tokens;
+  }
+
+  /** Requests and prompt tokens waiting per client, in the order their turns come. */
+  queueByClient(): ClientWaiting[] {
+    return this.#queue.waitingByClient();
   }
 
   /** Slots running a request. */
@@ -227,6 +232,7 @@ export class Scheduler {
           client: job.request.client,
           priority: job.request.priority ?? DEFAULT_PRIORITY,
           promptTokens: job.request.tokens.length,
+          reusedTokens: job.reusedTokens,
           generatedTokens: job.generated,
           startedAt: job.startedAt ?? job.queuedAt,
         },

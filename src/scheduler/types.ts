@@ -112,6 +112,8 @@ export interface SlotSnapshot {
     client: string;
     priority: number;
     promptTokens: number;
+    /** Prompt tokens whose KV was reused from the slot's cache (a prompt cache hit). */
+    reusedTokens: number;
     generatedTokens: number;
     startedAt: number;
   } | null;

@@ -13,6 +13,9 @@ import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { modelRoutes } from './routes/models.ts';
 import { opsRoutes, type ServerState } from './routes/ops.ts';
+import { statsRoutes } from './routes/stats.ts';
+import { webuiRoutes } from './routes/webui.ts';
+import type { StatsSource } from './stats-source.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -39,6 +42,8 @@ export interface AppDeps {
   config: ServerConfig;
   /** Serves GET /metrics (behind the API key, like llama-server) and counts responses and refusals. */
   metrics?: GenerationMetrics & { exposition(): Promise<{ contentType: string; body: string }> };
+  /** Serves the live view's GET /v1/stats and /v1/stats/stream. */
+  stats?: Pick<StatsSource, 'frame'>;
 }
 
 export interface BuildAppOptions {
@@ -48,6 +53,8 @@ export interface BuildAppOptions {
   loggerInstance?: FastifyBaseLogger;
   /** Start ready (skip the 'loading' state). Default false: call app.markReady(). */
   ready?: boolean;
+  /** Serve the web page at GET / (default true; --no-webui turns it off). `dir`: where its build is. */
+  webui?: boolean | { dir: string };
 }
 
 const REDACT = [
@@ -118,6 +125,8 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
       return reply.type(contentType).send(body);
     });
   }
+  if (deps.stats) app.register(statsRoutes, { stats: deps.stats, state: () => state });
+  if (opts.webui !== false) app.register(webuiRoutes, typeof opts.webui === 'object' ? opts.webui : {});
   app.register(modelRoutes, { deps: serverDeps });
   app.register(async (generation) => {
     generation.addHook('onRequest', async () => {

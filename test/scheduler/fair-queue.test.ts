@@ -156,6 +156,16 @@ t.test(
     t.equal(q.clients, 5, 'A waits at two priorities: two lines');
     t.equal(q.tokens, 17);
     t.same([...q.values()], ['x1', 'x2', 'y1', 'a3', 'a1', 'a2', 'b1'], 'by priority, then client lines');
+    t.same(
+      q.waitingByClient(),
+      [
+        { client: 'X', requests: 2, tokens: 8 },
+        { client: 'Y', requests: 1, tokens: 4 },
+        { client: 'A', requests: 3, tokens: 3 },
+        { client: 'B', requests: 1, tokens: 2 },
+      ],
+      'one entry per client, where its first turn comes',
+    );
     t.ok(q.remove('y1'));
     t.equal(q.shift(), 'x1');
     q.push('z1', 'Z', 1, 'z1', 7);
@@ -183,4 +193,26 @@ t.test('priority: many distinct priorities keep the order and the counts right',
   t.same(order, expected);
   t.equal(q.size, 0);
   t.equal(q.tokens, 0);
+});
+
+t.test('waitingByClient: requests and tokens per client, in the order their turns come', async (t) => {
+  const q = new FairQueue<string>(big);
+  t.same(q.waitingByClient(), []);
+  q.push('a1', 'A', 10, 'a1');
+  q.push('a2', 'A', 5, 'a2');
+  q.push('b1', 'B', 7, 'b1');
+  t.same(q.waitingByClient(), [
+    { client: 'A', requests: 2, tokens: 15 },
+    { client: 'B', requests: 1, tokens: 7 },
+  ]);
+  t.equal(q.shift(), 'a1');
+  // A had its turn: B's comes first now.
+  t.same(q.waitingByClient(), [
+    { client: 'B', requests: 1, tokens: 7 },
+    { client: 'A', requests: 1, tokens: 5 },
+  ]);
+  q.remove('b1');
+  t.same(q.waitingByClient(), [{ client: 'A', requests: 1, tokens: 5 }]);
+  q.waitingByClient().pop();
+  t.equal(q.size, 1, 'the view is a copy: changing it leaves the queue alone');
 });

@@ -905,8 +905,14 @@ t.test('prompt cache: a request goes to the slot holding its prefix; cachedToken
   await ended([first, other]);
   t.equal(first.summary().slot, 0);
   // Slot 2 was never used (least recently used), but slot 0 holds the shared system prompt.
-  const second = submit(scheduler, { prompt: [...system, 9, 9], maxTokens: 2 });
+  let during: ReturnType<Scheduler['snapshot']> = [];
+  const second = submit(scheduler, {
+    prompt: [...system, 9, 9],
+    maxTokens: 2,
+    handlers: { onToken: () => (during = scheduler.snapshot()) },
+  });
   await second.handle.done;
+  t.match(during[0]?.request, { promptTokens: 42, reusedTokens: 40 }, 'the snapshot shows the reuse while it runs');
   t.equal(second.summary().slot, 0);
   t.equal(second.summary().cachedTokens, 40);
   t.same(second.starts, [{ slot: 0, reusedTokens: 40 }]);
@@ -925,5 +931,26 @@ t.test('an end-of-generation stop ends with reason stop and no extra token', asy
   t.equal(r.summary().reason, 'stop');
   t.same(r.tokens, fakeTokens(r.prompt, 3));
   t.same(r.ends, [{ summary: r.summary(), text: '' }]);
+  assertQuiet(t, scheduler, fake);
+});
+
+t.test('queueByClient: what each client has waiting, running requests excluded', async (t) => {
+  const { fake, scheduler } = setup({ slots: 1, ctxPerSlot: 256 });
+  fake.pause();
+  const running = submit(scheduler, { client: 'A', prompt: syntheticPrompt(8, 1) });
+  await fake.nextStepStarted();
+  const waiting = [
+    submit(scheduler, { client: 'A', prompt: syntheticPrompt(5, 2) }),
+    submit(scheduler, { client: 'B', prompt: syntheticPrompt(3, 3) }),
+    submit(scheduler, { client: 'A', prompt: syntheticPrompt(4, 4) }),
+  ];
+  // A's turn this round went to its running request, so B's turn comes first.
+  t.same(scheduler.queueByClient(), [
+    { client: 'B', requests: 1, tokens: 3 },
+    { client: 'A', requests: 2, tokens: 9 },
+  ]);
+  fake.resume();
+  await ended([running, ...waiting]);
+  t.same(scheduler.queueByClient(), []);
   assertQuiet(t, scheduler, fake);
 });
