@@ -80,7 +80,7 @@ step "decoder benchmark, slots ${SLOTS:-1,2,4,8}"
 # 4. Server within a 1 GiB budget under the 2-rank load generator, with peak VRAM
 step "server with --vram-budget 1GiB under the 2-rank load generator"
 port=18090
-"$node" "$cli" serve -m "$model" --port $port --vram-budget 1GiB --log-level warn > "$out/server.log" 2>&1 &
+"$node" "$cli" serve -m "$model" --port $port --vram-budget 1GiB --metrics --log-level warn > "$out/server.log" 2>&1 &
 server=$!
 peak=0
 if [ $gpu = 1 ]; then

@@ -1,95 +1,1016 @@
-// Command-line flags and environment variables of `npm start`. Flags that llama-server users know keep
-// llama-server's names and environment variables (LLAMA_ARG_*); ours follow the same pattern.
-// Pure: parseServeConfig(argv, env) returns the config or throws ConfigError naming the bad flag.
+// The flags and environment variables of `npm start`: llama-server's, with its names, short forms, defaults and
+// LLAMA_ARG_* variables (vendor/llama.cpp/common/arg.cpp), plus a few of this server's own. A llama-server flag
+// that changes nothing here is accepted with one warning; one for something this server does not do is refused
+// with the reason; an unknown flag is an error naming it. Pure: parseServeConfig(argv, env) returns the config.
 import { availableParallelism } from 'node:os';
-import { parseSize } from './fit/size.ts';
+import { FlagError, type FlagSpec, flagUsage, parseFlags } from './cli/flags.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
 
-export class ConfigError extends Error {}
+export { FlagError as ConfigError } from './cli/flags.ts';
+
+export type KvType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'q5_0' | 'q5_1';
 
 export interface ServeConfig {
   /** undefined: serve the generated demo model. */
   model: string | undefined;
-  alias: string | undefined;
+  /** Model ids reported by the API (--alias, comma-separated). Empty: the file name. */
+  aliases: string[];
+  tags: string[];
   host: string;
   port: number;
-  /** Total context across slots (llama-server's -c); each slot gets ctxSize / parallel. */
+  /** KV cells in all (llama-server's -c). Default 4096 per slot. */
   ctxSize: number | undefined;
   parallel: number;
   gpuLayers: number;
   batchSize: number;
   ubatchSize: number;
   threads: number;
+  threadsBatch: number | undefined;
   flashAttn: 'auto' | 'on' | 'off';
-  kvType: 'f16' | 'q8_0';
+  kvTypeK: KvType;
+  kvTypeV: KvType;
+  swaFull: boolean;
+  /** One KV pool for all slots; undefined: llama-server's rule (on unless -np was given). */
+  kvUnified: boolean | undefined;
+  /** Most cells one slot may use (--kv-unified-per-slot). */
+  ctxPerSlotMax: number | undefined;
+  offloadKv: boolean;
+  mlock: boolean;
+  mmap: boolean;
+  /** Generated tokens when a request gives no limit (-n); -1: until the slot is full. */
+  nPredict: number;
+  /** Prompt tokens kept when the context shifts. */
+  keep: number;
+  contextShift: boolean;
+  cachePrompt: boolean;
+  cacheRamMiB: number;
+  // Sampling defaults for requests that give none (llama-server's).
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  typicalP: number;
+  topNSigma: number;
+  xtcProbability: number;
+  xtcThreshold: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  dryMultiplier: number;
+  dryBase: number;
+  dryAllowedLength: number;
+  dryPenaltyLastN: number;
+  drySequenceBreakers: string[] | undefined;
+  dynatempRange: number;
+  dynatempExponent: number;
+  mirostat: number;
+  mirostatEta: number;
+  mirostatTau: number;
+  /** -1: a random seed per request. */
+  seed: number;
+  samplers: string[] | undefined;
+  ignoreEos: boolean;
+  logitBias: [number, number][];
+  grammar: string | undefined;
+  grammarFile: string | undefined;
+  jsonSchema: string | undefined;
+  jsonSchemaFile: string | undefined;
+  renderSpecial: boolean;
+  // Chat.
+  chatTemplate: string | undefined;
+  chatTemplateFile: string | undefined;
+  jinja: boolean;
+  reasoningFormat: 'none' | 'deepseek' | 'deepseek-legacy' | 'auto';
+  reasoning: 'on' | 'off' | 'auto';
+  reasoningEffort: string | undefined;
+  chatTemplateKwargs: string | undefined;
+  prefillAssistant: boolean;
+  // Endpoints and HTTP.
   apiKeys: string[];
+  apiKeyFile: string | undefined;
+  metrics: boolean;
+  props: boolean;
+  slots: boolean;
+  webui: boolean;
+  slotSavePath: string | undefined;
+  corsOrigins: string[];
+  sslKeyFile: string | undefined;
+  sslCertFile: string | undefined;
+  ssePingSeconds: number | undefined;
+  timeoutSeconds: number;
+  // Logs.
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'text' | 'json' | undefined;
+  logDisable: boolean;
+  logFile: string | undefined;
+  verbose: boolean;
+  // This server's own.
   /** NAME=PRIORITY: the scheduler priority of requests for an InferenceObjective (the router's objective header). */
   objectivePriorities: string[];
-  /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client. */
+  /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). */
   trustProxy: string[];
   maxQueue: number;
   maxQueueTokens: number | undefined;
-  timeoutSeconds: number;
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
-  mlock: boolean;
-  mmap: boolean;
-  /** Serve the web page at / (--no-webui: off). */
-  webui: boolean;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-  /** Jinja source or a built-in template name (--chat-template); undefined: the model's. */
-  chatTemplate: string | undefined;
-  /** A file holding the template (--chat-template-file); wins over chatTemplate. */
-  chatTemplateFile: string | undefined;
-  /** false: llama.cpp's legacy renderer (--no-jinja). */
-  jinja: boolean;
-  reasoningFormat: 'none' | 'deepseek' | 'deepseek-legacy' | 'auto';
-  /** -rea/--reasoning: thinking on templates that support it. */
-  reasoning: 'on' | 'off' | 'auto';
-  /** Template variables for every request (JSON object). */
-  chatTemplateKwargs: string | undefined;
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
   help: boolean;
+  version: boolean;
+  listDevices: boolean;
   /** Settings given by a flag or an environment variable (a VRAM plan keeps them and plans the rest). */
   explicit: ReadonlySet<keyof ServeConfig>;
+  /** One line per accepted flag that has no effect here. */
+  warnings: readonly string[];
 }
 
-type Kind = 'string' | 'int' | 'bool' | 'list' | 'enum' | 'size';
+type Key = Exclude<keyof ServeConfig, 'explicit' | 'warnings'>;
 
-interface FlagSpec {
-  names: string[];
-  /** Boolean flags: names that set the key to false (--no-jinja). */
-  negatedBy?: string[];
-  env: string;
-  kind: Kind;
-  key: keyof ServeConfig;
-  help: string;
-  min?: number;
-  max?: number;
-  choices?: readonly string[];
+export function defaultServeConfig(): ServeConfig {
+  return {
+    model: undefined,
+    aliases: [],
+    tags: [],
+    host: '127.0.0.1',
+    port: 8090,
+    ctxSize: undefined,
+    parallel: 4,
+    gpuLayers: -1,
+    batchSize: 512,
+    ubatchSize: 512,
+    threads: availableParallelism(),
+    threadsBatch: undefined,
+    flashAttn: 'auto',
+    kvTypeK: 'f16',
+    kvTypeV: 'f16',
+    swaFull: false,
+    kvUnified: undefined,
+    ctxPerSlotMax: undefined,
+    offloadKv: true,
+    mlock: false,
+    mmap: true,
+    nPredict: -1,
+    keep: 0,
+    contextShift: false,
+    cachePrompt: true,
+    cacheRamMiB: 8192,
+    temperature: 0.8,
+    topK: 40,
+    topP: 0.95,
+    minP: 0.05,
+    typicalP: 1,
+    topNSigma: -1,
+    xtcProbability: 0,
+    xtcThreshold: 0.1,
+    repeatPenalty: 1,
+    repeatLastN: 64,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    dryMultiplier: 0,
+    dryBase: 1.75,
+    dryAllowedLength: 2,
+    dryPenaltyLastN: -1,
+    drySequenceBreakers: undefined,
+    dynatempRange: 0,
+    dynatempExponent: 1,
+    mirostat: 0,
+    mirostatEta: 0.1,
+    mirostatTau: 5,
+    seed: -1,
+    samplers: undefined,
+    ignoreEos: false,
+    logitBias: [],
+    grammar: undefined,
+    grammarFile: undefined,
+    jsonSchema: undefined,
+    jsonSchemaFile: undefined,
+    renderSpecial: false,
+    chatTemplate: undefined,
+    chatTemplateFile: undefined,
+    jinja: true,
+    reasoningFormat: 'deepseek',
+    reasoning: 'auto',
+    reasoningEffort: undefined,
+    chatTemplateKwargs: undefined,
+    prefillAssistant: true,
+    apiKeys: [],
+    apiKeyFile: undefined,
+    metrics: false,
+    props: false,
+    slots: true,
+    webui: true,
+    slotSavePath: undefined,
+    corsOrigins: [],
+    sslKeyFile: undefined,
+    sslCertFile: undefined,
+    ssePingSeconds: undefined,
+    timeoutSeconds: 600,
+    logLevel: 'info',
+    logFormat: undefined,
+    logDisable: false,
+    logFile: undefined,
+    verbose: false,
+    objectivePriorities: [],
+    trustProxy: [],
+    maxQueue: 64,
+    maxQueueTokens: undefined,
+    shutdownGraceSeconds: 10,
+    bodyLimitBytes: 1 << 20,
+    vramBudgetBytes: undefined,
+    help: false,
+    version: false,
+    listDevices: false,
+    explicit: new Set(),
+    warnings: [],
+  };
 }
 
-const FLAGS: FlagSpec[] = [
+const COMMON = 'common params';
+const SAMPLING = 'sampling params';
+const SERVER = 'server params';
+const OURS = 'this server';
+
+const KV_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1'] as const;
+const NO_DOWNLOADS = 'it never downloads models: pass -m FILE';
+const NO_SPECULATIVE = 'no speculative decoding';
+const NO_MULTIMODAL = 'a text-only server (no mmproj, images or audio)';
+
+/** llama-server's `-l TOKEN_ID(+/-)BIAS` (e.g. `15043+1`, `2-inf`). */
+function parseLogitBias(value: unknown): [number, number][] {
+  const m = /^(\d+)\s*([+-])\s*(inf|\d+(?:\.\d+)?)$/i.exec(String(value));
+  if (!m) throw new Error(`expected TOKEN_ID(+/-)BIAS, e.g. 15043+1 or 2-inf, got '${String(value)}'`);
+  const magnitude = m[3]?.toLowerCase() === 'inf' ? Number.POSITIVE_INFINITY : Number(m[3]);
+  return [[Number(m[1]), m[2] === '-' ? -magnitude : magnitude]];
+}
+
+/** llama-server's `--sampling-seq` letters (common_sampler_types_from_chars). */
+const SAMPLER_CHARS: Record<string, string> = {
+  d: 'dry',
+  k: 'top_k',
+  y: 'typ_p',
+  p: 'top_p',
+  s: 'top_n_sigma',
+  m: 'min_p',
+  t: 'temperature',
+  x: 'xtc',
+  e: 'penalties',
+  a: 'adaptive_p',
+};
+
+const FLAGS: FlagSpec<Key>[] = [
+  // ----- common params -----
+  { names: ['-h', '--help', '--usage'], kind: 'bool', key: 'help', group: COMMON, help: 'print usage and exit' },
+  { names: ['--version'], kind: 'bool', key: 'version', group: COMMON, help: 'show version and build info' },
+  {
+    names: ['--list-devices'],
+    kind: 'bool',
+    key: 'listDevices',
+    group: COMMON,
+    help: 'print the list of available devices and exit',
+  },
+  {
+    names: ['-t', '--threads'],
+    env: 'LLAMA_ARG_THREADS',
+    kind: 'int',
+    key: 'threads',
+    min: 1,
+    max: 1024,
+    group: COMMON,
+    help: 'CPU threads for generation (default: all cores)',
+  },
+  {
+    names: ['-tb', '--threads-batch'],
+    kind: 'int',
+    key: 'threadsBatch',
+    min: 1,
+    max: 1024,
+    group: COMMON,
+    help: 'CPU threads for prompt processing (default: same as --threads)',
+  },
+  ...['-C', '--cpu-mask', '-Cr', '--cpu-range', '-Cb', '--cpu-mask-batch', '-Crb', '--cpu-range-batch'].flatMap(
+    (name, i, all): FlagSpec<Key>[] =>
+      i % 2 === 0
+        ? [
+            {
+              names: [name, all[i + 1] ?? name],
+              kind: 'string',
+              group: COMMON,
+              help: 'CPU affinity',
+              ignored: 'thread affinity is left to the OS',
+            },
+          ]
+        : [],
+  ),
+  ...['--cpu-strict', '--prio', '--poll', '--cpu-strict-batch', '--prio-batch', '--poll-batch'].map(
+    (name): FlagSpec<Key> => ({
+      names: [name],
+      kind: 'string',
+      group: COMMON,
+      help: 'thread scheduling',
+      ignored: 'thread scheduling is left to the OS',
+    }),
+  ),
+  {
+    names: ['-c', '--ctx-size'],
+    env: 'LLAMA_ARG_CTX_SIZE',
+    kind: 'int',
+    key: 'ctxSize',
+    min: 0,
+    max: 1 << 24,
+    group: COMMON,
+    help: "KV cells in all, shared by the slots (default 4096 per slot, at most the model's training context; 0: that context)",
+  },
+  {
+    names: ['--kv-unified-per-slot'],
+    env: 'LLAMA_ARG_KV_UNIFIED_PER_SLOT',
+    kind: 'int',
+    key: 'ctxPerSlotMax',
+    min: 16,
+    max: 1 << 24,
+    group: COMMON,
+    help: 'most context one slot may use of the shared pool',
+  },
+  {
+    names: ['-n', '--predict', '--n-predict'],
+    env: 'LLAMA_ARG_N_PREDICT',
+    kind: 'int',
+    key: 'nPredict',
+    min: -2,
+    max: 1 << 24,
+    group: COMMON,
+    help: 'tokens to generate when a request sets no limit (default -1: until the slot is full)',
+  },
+  {
+    names: ['-b', '--batch-size'],
+    env: 'LLAMA_ARG_BATCH',
+    kind: 'int',
+    key: 'batchSize',
+    min: 1,
+    max: 1 << 20,
+    group: COMMON,
+    help: 'most tokens in one decoding step (default 512)',
+  },
+  {
+    names: ['-ub', '--ubatch-size'],
+    env: 'LLAMA_ARG_UBATCH',
+    kind: 'int',
+    key: 'ubatchSize',
+    min: 1,
+    max: 1 << 20,
+    group: COMMON,
+    help: 'physical batch size (default 512)',
+  },
+  {
+    names: ['--keep'],
+    kind: 'int',
+    key: 'keep',
+    min: -1,
+    max: 1 << 24,
+    group: COMMON,
+    help: 'prompt tokens kept when the context shifts (default 0, -1: all)',
+  },
+  {
+    names: ['--swa-full'],
+    env: 'LLAMA_ARG_SWA_FULL',
+    kind: 'bool',
+    key: 'swaFull',
+    group: COMMON,
+    help: 'full-size sliding-window KV cache (more memory, more prompt reuse)',
+  },
+  {
+    names: ['-ctxcp', '--ctx-checkpoints', '--swa-checkpoints'],
+    env: 'LLAMA_ARG_CTX_CHECKPOINTS',
+    kind: 'int',
+    group: COMMON,
+    help: 'context checkpoints per slot',
+    ignored: 'sliding-window prompts that cannot be reused are prefilled again',
+  },
+  {
+    names: ['-cms', '--checkpoint-min-step'],
+    env: 'LLAMA_ARG_CHECKPOINT_MIN_SPACING_NT',
+    kind: 'int',
+    group: COMMON,
+    help: 'checkpoint spacing',
+    ignored: 'no context checkpoints',
+  },
+  {
+    names: ['-cram', '--cache-ram'],
+    env: 'LLAMA_ARG_CACHE_RAM',
+    kind: 'int',
+    key: 'cacheRamMiB',
+    min: -1,
+    max: 1 << 30,
+    group: COMMON,
+    help: 'MiB of host RAM for the prompt cache (default 8192, 0: off, -1: no limit)',
+  },
+  {
+    names: ['-kvu', '--kv-unified'],
+    negated: ['-no-kvu', '--no-kv-unified'],
+    env: 'LLAMA_ARG_KV_UNIFIED',
+    kind: 'bool',
+    key: 'kvUnified',
+    group: COMMON,
+    help: 'one KV pool for all slots (default: on, unless -np is given)',
+  },
+  {
+    names: ['--cache-idle-slots'],
+    negated: ['--no-cache-idle-slots'],
+    env: 'LLAMA_ARG_CACHE_IDLE_SLOTS',
+    kind: 'bool',
+    group: COMMON,
+    help: 'keep idle slots cached',
+    ignored: 'idle slots always keep their prompt for reuse',
+  },
+  {
+    names: ['--context-shift'],
+    negated: ['--no-context-shift'],
+    env: 'LLAMA_ARG_CONTEXT_SHIFT',
+    kind: 'bool',
+    key: 'contextShift',
+    group: COMMON,
+    help: 'when a slot fills while generating, drop the oldest half after --keep and go on (default off)',
+  },
+  {
+    names: ['-fa', '--flash-attn'],
+    env: 'LLAMA_ARG_FLASH_ATTN',
+    kind: 'enum',
+    key: 'flashAttn',
+    choices: ['on', 'off', 'auto'],
+    group: COMMON,
+    help: 'flash attention: on|off|auto (default auto)',
+  },
+  {
+    names: ['--perf'],
+    negated: ['--no-perf'],
+    env: 'LLAMA_ARG_PERF',
+    kind: 'bool',
+    group: COMMON,
+    help: 'internal performance timings',
+    ignored: 'timings are always reported per request',
+  },
+  {
+    names: ['-e', '--escape'],
+    negated: ['--no-escape'],
+    kind: 'bool',
+    group: COMMON,
+    help: 'process escapes in the prompt',
+    ignored: 'prompts arrive as JSON strings',
+  },
+  {
+    names: ['-sp', '--special'],
+    kind: 'bool',
+    key: 'renderSpecial',
+    group: COMMON,
+    help: 'special tokens appear in the output text',
+  },
+  {
+    names: ['--warmup'],
+    negated: ['--no-warmup'],
+    kind: 'bool',
+    group: COMMON,
+    help: 'warm the model up with an empty run',
+    ignored: 'no warm-up run is made',
+  },
+  {
+    names: ['--spm-infill'],
+    kind: 'bool',
+    group: COMMON,
+    help: 'SPM infill pattern',
+    ignored: 'there is no /infill',
+  },
+  {
+    names: ['-r', '--reverse-prompt'],
+    kind: 'string',
+    group: COMMON,
+    help: 'interactive-mode prompt',
+    ignored: 'requests give their own stop strings',
+  },
+  {
+    names: ['-lcs', '--lookup-cache-static', '-lcd', '--lookup-cache-dynamic'],
+    kind: 'string',
+    group: COMMON,
+    help: 'lookup decoding cache',
+    refused: NO_SPECULATIVE,
+  },
+  // ----- sampling params -----
+  {
+    names: ['--samplers'],
+    kind: 'string',
+    key: 'samplers',
+    value: 'SAMPLERS',
+    group: SAMPLING,
+    help: "samplers in order, separated by ';' (default: llama.cpp's order)",
+    parse: (v) => String(v).split(';').filter(Boolean),
+  },
+  {
+    names: ['--sampler-seq', '--sampling-seq'],
+    kind: 'string',
+    key: 'samplers',
+    value: 'SEQUENCE',
+    group: SAMPLING,
+    help: 'the same in letters: d dry, k top_k, y typ_p, p top_p, s top_n_sigma, m min_p, t temperature, x xtc, e penalties',
+    parse: (v) =>
+      [...String(v)].map((c) => {
+        const name = SAMPLER_CHARS[c];
+        if (name === undefined) throw new Error(`unknown sampler letter '${c}'`);
+        return name;
+      }),
+  },
+  {
+    names: ['-s', '--seed'],
+    kind: 'int',
+    key: 'seed',
+    min: -1,
+    max: 0xffffffff,
+    group: SAMPLING,
+    help: 'seed for requests that give none (default -1: random)',
+  },
+  { names: ['--ignore-eos'], kind: 'bool', key: 'ignoreEos', group: SAMPLING, help: 'never stop at end of generation' },
+  {
+    names: ['--temp', '--temperature'],
+    kind: 'float',
+    key: 'temperature',
+    min: 0,
+    group: SAMPLING,
+    help: 'temperature (default 0.8)',
+  },
+  {
+    names: ['--top-k'],
+    env: 'LLAMA_ARG_TOP_K',
+    kind: 'int',
+    key: 'topK',
+    min: 0,
+    group: SAMPLING,
+    help: 'top-k (default 40, 0: off)',
+  },
+  { names: ['--top-p'], kind: 'float', key: 'topP', min: 0, max: 1, group: SAMPLING, help: 'top-p (default 0.95)' },
+  { names: ['--min-p'], kind: 'float', key: 'minP', min: 0, max: 1, group: SAMPLING, help: 'min-p (default 0.05)' },
+  {
+    names: ['--top-nsigma', '--top-n-sigma'],
+    kind: 'float',
+    key: 'topNSigma',
+    group: SAMPLING,
+    help: 'top-n-sigma (default -1: off)',
+  },
+  {
+    names: ['--xtc-probability'],
+    kind: 'float',
+    key: 'xtcProbability',
+    min: 0,
+    max: 1,
+    group: SAMPLING,
+    help: 'XTC probability (default 0: off)',
+  },
+  {
+    names: ['--xtc-threshold'],
+    kind: 'float',
+    key: 'xtcThreshold',
+    min: 0,
+    max: 1,
+    group: SAMPLING,
+    help: 'XTC threshold (default 0.1)',
+  },
+  {
+    names: ['--typical', '--typical-p'],
+    kind: 'float',
+    key: 'typicalP',
+    min: 0,
+    max: 1,
+    group: SAMPLING,
+    help: 'locally typical sampling (default 1: off)',
+  },
+  {
+    names: ['--repeat-last-n'],
+    kind: 'int',
+    key: 'repeatLastN',
+    min: -1,
+    group: SAMPLING,
+    help: 'tokens the penalties look back on (default 64, 0: off, -1: the context)',
+  },
+  {
+    names: ['--repeat-penalty'],
+    kind: 'float',
+    key: 'repeatPenalty',
+    min: 0,
+    group: SAMPLING,
+    help: 'repeat penalty (default 1: off)',
+  },
+  {
+    names: ['--presence-penalty'],
+    kind: 'float',
+    key: 'presencePenalty',
+    group: SAMPLING,
+    help: 'presence penalty (default 0: off)',
+  },
+  {
+    names: ['--frequency-penalty'],
+    kind: 'float',
+    key: 'frequencyPenalty',
+    group: SAMPLING,
+    help: 'frequency penalty (default 0: off)',
+  },
+  {
+    names: ['--dry-multiplier'],
+    kind: 'float',
+    key: 'dryMultiplier',
+    min: 0,
+    group: SAMPLING,
+    help: 'DRY multiplier (default 0: off)',
+  },
+  { names: ['--dry-base'], kind: 'float', key: 'dryBase', min: 1, group: SAMPLING, help: 'DRY base (default 1.75)' },
+  {
+    names: ['--dry-allowed-length'],
+    kind: 'int',
+    key: 'dryAllowedLength',
+    min: 0,
+    group: SAMPLING,
+    help: 'DRY allowed length (default 2)',
+  },
+  {
+    names: ['--dry-penalty-last-n'],
+    kind: 'int',
+    key: 'dryPenaltyLastN',
+    min: -1,
+    group: SAMPLING,
+    help: 'DRY look-back (default -1: the context)',
+  },
+  {
+    names: ['--dry-sequence-breaker'],
+    kind: 'string',
+    key: 'drySequenceBreakers',
+    value: 'STRING',
+    group: SAMPLING,
+    help: "a DRY sequence breaker (repeatable; 'none' for none; default \\n : \" *)",
+    repeatable: true,
+    parse: (v) => (v === 'none' ? [] : [String(v)]),
+  },
+  {
+    names: ['--dynatemp-range'],
+    kind: 'float',
+    key: 'dynatempRange',
+    min: 0,
+    group: SAMPLING,
+    help: 'dynamic temperature range (default 0: off)',
+  },
+  {
+    names: ['--dynatemp-exp'],
+    kind: 'float',
+    key: 'dynatempExponent',
+    min: 0,
+    group: SAMPLING,
+    help: 'dynamic temperature exponent (default 1)',
+  },
+  {
+    names: ['--mirostat'],
+    kind: 'int',
+    key: 'mirostat',
+    min: 0,
+    max: 2,
+    group: SAMPLING,
+    help: 'Mirostat 1 or 2 (default 0: off)',
+  },
+  { names: ['--mirostat-lr'], kind: 'float', key: 'mirostatEta', min: 0, group: SAMPLING, help: 'Mirostat eta (0.1)' },
+  { names: ['--mirostat-ent'], kind: 'float', key: 'mirostatTau', min: 0, group: SAMPLING, help: 'Mirostat tau (5)' },
+  {
+    names: ['-l', '--logit-bias'],
+    kind: 'string',
+    key: 'logitBias',
+    value: 'TOKEN_ID(+/-)BIAS',
+    group: SAMPLING,
+    help: 'bias a token for every request (repeatable), e.g. 15043+1 or 2-inf',
+    repeatable: true,
+    parse: parseLogitBias,
+  },
+  {
+    names: ['--grammar'],
+    kind: 'string',
+    key: 'grammar',
+    value: 'GRAMMAR',
+    group: SAMPLING,
+    help: 'GBNF grammar for requests that give no constraint',
+  },
+  {
+    names: ['--grammar-file'],
+    kind: 'string',
+    key: 'grammarFile',
+    value: 'FNAME',
+    group: SAMPLING,
+    help: 'the same, from a file',
+  },
+  {
+    names: ['-j', '--json-schema'],
+    kind: 'string',
+    key: 'jsonSchema',
+    value: 'SCHEMA',
+    group: SAMPLING,
+    help: 'JSON schema for requests that give no constraint',
+  },
+  {
+    names: ['-jf', '--json-schema-file'],
+    kind: 'string',
+    key: 'jsonSchemaFile',
+    value: 'FNAME',
+    group: SAMPLING,
+    help: 'the same, from a file',
+  },
+  {
+    names: ['-bs', '--backend-sampling'],
+    env: 'LLAMA_ARG_BACKEND_SAMPLING',
+    kind: 'bool',
+    group: SAMPLING,
+    help: 'sample on the backend',
+    ignored: 'sampling runs on the CPU; results are the same',
+  },
+  {
+    names: ['--adaptive-target', '--adaptive-decay'],
+    kind: 'float',
+    group: SAMPLING,
+    help: 'adaptive-p sampler',
+    refused: 'the adaptive-p sampler is not offered',
+  },
+  // ----- server params: model and memory -----
   {
     names: ['-m', '--model'],
     env: 'LLAMA_ARG_MODEL',
     kind: 'string',
     key: 'model',
+    value: 'FNAME',
+    group: SERVER,
     help: 'GGUF model file (default: a generated demo model with random weights)',
+  },
+  ...[
+    ['-mu', '--model-url'],
+    ['-hf', '-hfr', '--hf-repo'],
+    ['-hff', '--hf-file'],
+    ['-hft', '--hf-token'],
+    ['-dr', '--docker-repo'],
+  ].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: 'download a model',
+      refused: NO_DOWNLOADS,
+    }),
+  ),
+  {
+    names: ['--offline'],
+    kind: 'bool',
+    group: SERVER,
+    help: 'never go online',
+    ignored: 'this server never downloads anything',
   },
   {
     names: ['-a', '--alias'],
     env: 'LLAMA_ARG_ALIAS',
-    kind: 'string',
-    key: 'alias',
-    help: 'model id reported by the API (default: the file name)',
+    kind: 'list',
+    key: 'aliases',
+    value: 'STRING',
+    group: SERVER,
+    help: 'model id(s) reported by the API, comma-separated (default: the file name)',
   },
+  {
+    names: ['--tags'],
+    env: 'LLAMA_ARG_TAGS',
+    kind: 'list',
+    key: 'tags',
+    value: 'STRING',
+    group: SERVER,
+    help: 'model tags, comma-separated (shown in /v1/models)',
+  },
+  {
+    names: ['-ngl', '--gpu-layers', '--n-gpu-layers'],
+    env: 'LLAMA_ARG_N_GPU_LAYERS',
+    kind: 'int',
+    key: 'gpuLayers',
+    min: -1,
+    max: 100000,
+    group: SERVER,
+    help: 'layers to offload to the GPU (default -1: all)',
+  },
+  {
+    names: ['-ctk', '--cache-type-k', '--cache-type'],
+    env: 'LLAMA_ARG_CACHE_TYPE_K',
+    kind: 'enum',
+    key: 'kvTypeK',
+    choices: KV_TYPES,
+    group: SERVER,
+    help: 'KV cache type for K (default f16)',
+  },
+  {
+    names: ['-ctv', '--cache-type-v'],
+    env: 'LLAMA_ARG_CACHE_TYPE_V',
+    kind: 'enum',
+    key: 'kvTypeV',
+    choices: KV_TYPES,
+    group: SERVER,
+    help: 'KV cache type for V (default f16)',
+  },
+  {
+    names: ['-kvo', '--kv-offload'],
+    negated: ['-nkvo', '--no-kv-offload'],
+    env: 'LLAMA_ARG_KV_OFFLOAD',
+    kind: 'bool',
+    key: 'offloadKv',
+    group: SERVER,
+    help: 'keep the KV cache on the GPU (default on)',
+  },
+  {
+    names: ['--mlock'],
+    env: 'LLAMA_ARG_MLOCK',
+    kind: 'bool',
+    key: 'mlock',
+    group: SERVER,
+    help: 'lock the model in RAM',
+  },
+  {
+    names: ['--mmap'],
+    negated: ['--no-mmap'],
+    env: 'LLAMA_ARG_MMAP',
+    kind: 'bool',
+    key: 'mmap',
+    group: SERVER,
+    help: 'memory-map the model (default on)',
+  },
+  {
+    names: ['-dio', '--direct-io'],
+    negated: ['-ndio', '--no-direct-io'],
+    env: 'LLAMA_ARG_DIO',
+    kind: 'bool',
+    group: SERVER,
+    help: 'direct I/O for loading',
+    ignored: 'the model loads through mmap or reads',
+  },
+  {
+    names: ['--repack'],
+    negated: ['-nr', '--no-repack'],
+    env: 'LLAMA_ARG_REPACK',
+    kind: 'bool',
+    group: SERVER,
+    help: 'weight repacking',
+    ignored: "llama.cpp's default is used",
+  },
+  {
+    names: ['--numa'],
+    env: 'LLAMA_ARG_NUMA',
+    kind: 'string',
+    group: SERVER,
+    help: 'NUMA placement',
+    ignored: 'NUMA placement is left to the OS',
+  },
+  {
+    names: ['--check-tensors'],
+    kind: 'bool',
+    group: SERVER,
+    help: 'check tensor data',
+    ignored: 'the GGUF is checked before llama.cpp loads it',
+  },
+  {
+    names: ['-dt', '--defrag-thold'],
+    env: 'LLAMA_ARG_DEFRAG_THOLD',
+    kind: 'float',
+    group: SERVER,
+    help: 'KV defragmentation threshold',
+    ignored: 'deprecated in llama.cpp as well',
+  },
+  ...[
+    [['-dev', '--device'], 'device selection'],
+    [['-sm', '--split-mode'], 'multi-GPU splits'],
+    [['-ts', '--tensor-split'], 'multi-GPU splits'],
+    [['-mg', '--main-gpu'], 'multi-GPU splits'],
+    [['-ot', '--override-tensor'], 'tensor overrides'],
+    [['-cmoe', '--cpu-moe'], 'MoE placement'],
+    [['-ncmoe', '--n-cpu-moe'], 'MoE placement'],
+    [['--rpc'], 'RPC backends'],
+    [['--override-kv'], 'metadata overrides'],
+    [['--rope-scaling', '--rope-scale', '--rope-freq-base', '--rope-freq-scale'], 'RoPE overrides'],
+    [['--yarn-orig-ctx', '--yarn-ext-factor', '--yarn-attn-factor', '--yarn-beta-slow', '--yarn-beta-fast'], 'YaRN'],
+    [['--lora', '--lora-scaled', '--lora-init-without-apply'], 'LoRA adapters'],
+    [['-gan', '--grp-attn-n', '-gaw', '--grp-attn-w'], 'self-extend (group attention) settings'],
+    [['--control-vector', '--control-vector-scaled', '--control-vector-layer-range'], 'control vectors'],
+    [['-fit', '--fit', '-fitt', '--fit-target', '-fitc', '--fit-ctx'], "llama.cpp's fit: use --vram-budget"],
+  ].map(
+    ([names, what]): FlagSpec<Key> => ({
+      names: names as string[],
+      kind: 'string',
+      group: SERVER,
+      help: what as string,
+      refused: `${what as string} are not offered`,
+    }),
+  ),
+  ...[
+    ['-md', '--model-draft', '--spec-draft-model'],
+    ['--spec-type'],
+    ['--draft', '--draft-n', '--draft-max'],
+    ['--draft-min', '--draft-n-min'],
+    ['-ngld', '--gpu-layers-draft', '--n-gpu-layers-draft', '--spec-draft-ngl'],
+    ['--spec-draft-n-max'],
+    ['--spec-draft-n-min'],
+    ['--spec-synth-len'],
+    ['--spec-synth-rates'],
+    ['--spec-draft-backend-sampling', '--no-spec-draft-backend-sampling'],
+  ].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: 'speculative decoding',
+      refused: NO_SPECULATIVE,
+    }),
+  ),
+  ...[['-mm', '--mmproj'], ['-mmu', '--mmproj-url'], ['--image-min-tokens'], ['--image-max-tokens']].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: 'multimodal projector',
+      refused: NO_MULTIMODAL,
+    }),
+  ),
+  {
+    names: ['--mmproj-auto'],
+    negated: ['--no-mmproj', '--no-mmproj-auto'],
+    kind: 'bool',
+    group: SERVER,
+    help: 'multimodal projector',
+    ignored: NO_MULTIMODAL,
+  },
+  {
+    names: ['--media-path'],
+    kind: 'string',
+    group: SERVER,
+    help: 'local media files',
+    ignored: NO_MULTIMODAL,
+  },
+  // ----- server params: scheduling -----
+  {
+    names: ['-np', '--parallel'],
+    env: 'LLAMA_ARG_N_PARALLEL',
+    kind: 'int',
+    key: 'parallel',
+    min: -1,
+    max: 256,
+    group: SERVER,
+    help: 'slots: requests decoded together (default 4; -1: auto)',
+    parse: (v) => {
+      if (v === 0) throw new Error('must not be 0');
+      return v === -1 ? 4 : v;
+    },
+  },
+  {
+    names: ['-cb', '--cont-batching'],
+    env: 'LLAMA_ARG_CONT_BATCHING',
+    kind: 'bool',
+    group: SERVER,
+    help: 'continuous batching',
+    ignored: 'continuous batching is always on',
+  },
+  {
+    names: ['-nocb', '--no-cont-batching'],
+    kind: 'bool',
+    group: SERVER,
+    help: 'turn continuous batching off',
+    refused: 'continuous batching is always on',
+  },
+  {
+    names: ['--cache-prompt'],
+    negated: ['--no-cache-prompt'],
+    env: 'LLAMA_ARG_CACHE_PROMPT',
+    kind: 'bool',
+    key: 'cachePrompt',
+    group: SERVER,
+    help: "reuse a slot's cached prompt prefix (default on; requests may say cache_prompt: false)",
+  },
+  {
+    names: ['--cache-reuse'],
+    env: 'LLAMA_ARG_CACHE_REUSE',
+    kind: 'int',
+    group: SERVER,
+    help: 'minimum chunk to reuse by shifting the KV cache',
+    ignored: 'prompts are reused by common prefix (and from --cache-ram)',
+  },
+  {
+    names: ['-sps', '--slot-prompt-similarity'],
+    kind: 'float',
+    group: SERVER,
+    help: 'prompt similarity for slot choice',
+    ignored: 'slots are chosen by longest common prefix',
+  },
+  {
+    names: ['--sleep-idle-seconds'],
+    kind: 'int',
+    group: SERVER,
+    help: 'unload the model when idle',
+    ignored: 'the model stays loaded',
+  },
+  // ----- server params: HTTP -----
   {
     names: ['--host'],
     env: 'LLAMA_ARG_HOST',
     kind: 'string',
     key: 'host',
+    group: SERVER,
     help: 'address to listen on (default 127.0.0.1)',
   },
   {
@@ -99,97 +1020,381 @@ const FLAGS: FlagSpec[] = [
     key: 'port',
     min: 0,
     max: 65535,
+    group: SERVER,
     help: 'port (default 8090)',
   },
   {
-    names: ['-c', '--ctx-size'],
-    env: 'LLAMA_ARG_CTX_SIZE',
-    kind: 'int',
-    key: 'ctxSize',
-    min: 64,
-    max: 1 << 24,
-    help: "total context over all slots (default 4096 per slot, at most the model's training context)",
+    names: ['--reuse-port'],
+    env: 'LLAMA_ARG_REUSE_PORT',
+    kind: 'bool',
+    group: SERVER,
+    help: 'SO_REUSEPORT',
+    refused: 'run replicas on separate ports behind a balancer (npm run replicas)',
   },
   {
-    names: ['-np', '--parallel'],
-    env: 'LLAMA_ARG_N_PARALLEL',
-    kind: 'int',
-    key: 'parallel',
-    min: 1,
-    max: 256,
-    help: 'slots: requests decoded together (default 4)',
+    names: ['--path', '--api-prefix'],
+    kind: 'string',
+    group: SERVER,
+    help: 'static files or a route prefix',
+    refused: 'routes are served at the root',
   },
   {
-    names: ['-ngl', '--n-gpu-layers', '--gpu-layers'],
-    env: 'LLAMA_ARG_N_GPU_LAYERS',
-    kind: 'int',
-    key: 'gpuLayers',
-    min: -1,
-    max: 100000,
-    help: 'layers to offload to the GPU (default -1: all)',
+    names: ['--cors-origins'],
+    env: 'LLAMA_ARG_CORS_ORIGINS',
+    kind: 'list',
+    key: 'corsOrigins',
+    value: 'ORIGINS',
+    group: SERVER,
+    help: "origins allowed cross-origin, comma-separated ('*' any, 'localhost' loopback); default none",
+  },
+  ...[['--cors-methods'], ['--cors-headers']].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: 'CORS details',
+      ignored: 'allowed origins get GET, POST, DELETE, OPTIONS and any header',
+    }),
+  ),
+  {
+    names: ['--cors-credentials'],
+    negated: ['--no-cors-credentials'],
+    env: 'LLAMA_ARG_CORS_CREDENTIALS',
+    kind: 'bool',
+    group: SERVER,
+    help: 'CORS credentials',
+    ignored: 'allowed origins may send credentials',
   },
   {
-    names: ['-b', '--batch-size'],
-    env: 'LLAMA_ARG_BATCH',
-    kind: 'int',
-    key: 'batchSize',
-    min: 1,
-    max: 1 << 20,
-    help: 'tokens per decoding step (default 512)',
+    names: ['--ui', '--webui'],
+    negated: ['--no-ui', '--no-webui'],
+    env: 'LLAMA_ARG_UI',
+    kind: 'bool',
+    key: 'webui',
+    group: SERVER,
+    help: 'serve the web page at / (default on)',
   },
+  ...[
+    ['--ui-config', '--webui-config', '--ui-config-file', '--webui-config-file'],
+    ['--ui-mcp-proxy', '--webui-mcp-proxy', '--no-ui-mcp-proxy', '--no-webui-mcp-proxy'],
+    ['--tools', '--tools-runtime', '--mcp-servers-config', '--mcp-servers-json'],
+    ['-ag', '--agent', '-no-ag', '--no-agent'],
+  ].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: "llama-server's web UI features",
+      refused: 'the web page here has its own settings; server-side tools and MCP are not offered',
+    }),
+  ),
   {
-    names: ['-ub', '--ubatch-size'],
-    env: 'LLAMA_ARG_UBATCH',
-    kind: 'int',
-    key: 'ubatchSize',
-    min: 1,
-    max: 1 << 20,
-    help: 'physical batch size (default 512)',
-  },
-  {
-    names: ['-t', '--threads'],
-    env: 'LLAMA_ARG_THREADS',
-    kind: 'int',
-    key: 'threads',
-    min: 1,
-    max: 1024,
-    help: 'CPU threads (default: all cores)',
-  },
-  {
-    names: ['-fa', '--flash-attn'],
-    env: 'LLAMA_ARG_FLASH_ATTN',
-    kind: 'enum',
-    key: 'flashAttn',
-    choices: ['auto', 'on', 'off'],
-    help: 'flash attention: auto|on|off (default auto)',
-  },
-  {
-    names: ['-ctk', '--cache-type'],
-    env: 'LLAMA_ARG_CACHE_TYPE_K',
-    kind: 'enum',
-    key: 'kvType',
-    choices: ['f16', 'q8_0'],
-    help: 'KV cache type: f16|q8_0 (default f16)',
+    names: ['--embedding', '--embeddings', '--rerank', '--reranking', '--pooling', '--embd-normalize'],
+    env: 'LLAMA_ARG_EMBEDDINGS',
+    kind: 'string',
+    group: SERVER,
+    help: 'embedding and reranking models',
+    refused: 'this server generates text; embeddings are not served yet',
   },
   {
     names: ['--api-key'],
     env: 'LLAMA_API_KEY',
     kind: 'list',
     key: 'apiKeys',
-    help: 'require this Bearer key (repeat, or comma-separate in the env var, for several)',
+    value: 'KEY',
+    group: SERVER,
+    help: 'require this key (Bearer or X-Api-Key); repeat or comma-separate for several',
+  },
+  {
+    names: ['--api-key-file'],
+    env: 'LLAMA_ARG_API_KEY_FILE',
+    kind: 'string',
+    key: 'apiKeyFile',
+    value: 'FNAME',
+    group: SERVER,
+    help: 'a file of API keys, one per line',
+  },
+  {
+    names: ['--ssl-key-file'],
+    env: 'LLAMA_ARG_SSL_KEY_FILE',
+    kind: 'string',
+    key: 'sslKeyFile',
+    value: 'FNAME',
+    group: SERVER,
+    help: 'PEM private key: serve HTTPS',
+  },
+  {
+    names: ['--ssl-cert-file'],
+    env: 'LLAMA_ARG_SSL_CERT_FILE',
+    kind: 'string',
+    key: 'sslCertFile',
+    value: 'FNAME',
+    group: SERVER,
+    help: 'PEM certificate for HTTPS',
+  },
+  {
+    names: ['-to', '--timeout'],
+    env: 'LLAMA_ARG_TIMEOUT',
+    kind: 'int',
+    key: 'timeoutSeconds',
+    min: 1,
+    max: 86400,
+    group: SERVER,
+    help: 'seconds a request may take, queue included (default 600)',
+  },
+  {
+    names: ['--sse-ping-interval'],
+    env: 'LLAMA_ARG_SSE_PING_INTERVAL',
+    kind: 'int',
+    key: 'ssePingSeconds',
+    min: 1,
+    max: 3600,
+    group: SERVER,
+    help: 'send an SSE comment this often while a stream waits (default: none)',
+  },
+  {
+    names: ['--threads-http'],
+    env: 'LLAMA_ARG_THREADS_HTTP',
+    kind: 'int',
+    group: SERVER,
+    help: 'HTTP threads',
+    ignored: 'HTTP runs on the event loop; decoding on its own thread',
+  },
+  {
+    names: ['--metrics'],
+    env: 'LLAMA_ARG_ENDPOINT_METRICS',
+    kind: 'bool',
+    key: 'metrics',
+    group: SERVER,
+    help: 'serve Prometheus metrics at /metrics (default off)',
+  },
+  {
+    names: ['--props'],
+    env: 'LLAMA_ARG_ENDPOINT_PROPS',
+    kind: 'bool',
+    key: 'props',
+    group: SERVER,
+    help: 'allow POST /props to change settings (default off)',
+  },
+  {
+    names: ['--slots'],
+    negated: ['--no-slots'],
+    env: 'LLAMA_ARG_ENDPOINT_SLOTS',
+    kind: 'bool',
+    key: 'slots',
+    group: SERVER,
+    help: 'serve /slots (default on)',
+  },
+  {
+    names: ['--slot-save-path'],
+    kind: 'string',
+    key: 'slotSavePath',
+    value: 'PATH',
+    group: SERVER,
+    help: 'folder for POST /slots/{id}?action=save|restore (default: off)',
+  },
+  ...[['--models-dir'], ['--models-preset'], ['--models-max'], ['--models-autoload', '--no-models-autoload']].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: 'router mode',
+      refused: 'one model per server: run one server per model behind a router',
+    }),
+  ),
+  // ----- server params: chat -----
+  {
+    names: ['--jinja'],
+    negated: ['--no-jinja'],
+    env: 'LLAMA_ARG_JINJA',
+    kind: 'bool',
+    key: 'jinja',
+    group: SERVER,
+    help: "render chat templates with llama.cpp's Jinja engine (default on); --no-jinja: its legacy renderer, no tools",
+  },
+  {
+    names: ['--chat-template'],
+    env: 'LLAMA_ARG_CHAT_TEMPLATE',
+    kind: 'string',
+    key: 'chatTemplate',
+    value: 'TEMPLATE',
+    group: SERVER,
+    help: "a Jinja chat template, or a built-in name (chatml, llama3, gemma, ...) (default: the model's)",
+  },
+  {
+    names: ['--chat-template-file'],
+    env: 'LLAMA_ARG_CHAT_TEMPLATE_FILE',
+    kind: 'string',
+    key: 'chatTemplateFile',
+    value: 'FNAME',
+    group: SERVER,
+    help: 'a file holding a Jinja chat template',
+  },
+  {
+    names: ['--chat-template-kwargs'],
+    env: 'LLAMA_ARG_CHAT_TEMPLATE_KWARGS',
+    kind: 'string',
+    key: 'chatTemplateKwargs',
+    value: 'JSON',
+    group: SERVER,
+    help: 'template variables for every request, e.g. \'{"enable_thinking":false}\'',
+    parse: (v) => {
+      const kwargs: unknown = JSON.parse(String(v));
+      if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs))
+        throw new Error('must be a JSON object');
+      return String(v);
+    },
+  },
+  {
+    names: ['--reasoning-format'],
+    env: 'LLAMA_ARG_THINK',
+    kind: 'enum',
+    key: 'reasoningFormat',
+    choices: ['none', 'deepseek', 'deepseek-legacy', 'auto'],
+    group: SERVER,
+    help: 'where thoughts go: none (content) | deepseek (reasoning_content) | deepseek-legacy | auto (default deepseek)',
+  },
+  {
+    names: ['-rea', '--reasoning'],
+    env: 'LLAMA_ARG_REASONING',
+    kind: 'enum',
+    key: 'reasoning',
+    choices: ['on', 'off', 'auto'],
+    group: SERVER,
+    help: 'thinking on templates that support it (default auto)',
+  },
+  {
+    names: ['--reasoning-effort'],
+    env: 'LLAMA_ARG_REASONING_EFFORT',
+    kind: 'string',
+    key: 'reasoningEffort',
+    group: SERVER,
+    help: 'reasoning_effort for templates that take one',
+  },
+  {
+    names: ['--reasoning-budget', '--reasoning-budget-message'],
+    env: 'LLAMA_ARG_THINK_BUDGET',
+    kind: 'string',
+    group: SERVER,
+    help: 'thinking budget',
+    parse: (v) => {
+      if (v !== '-1') throw new Error('thinking budgets are not offered (only -1, unlimited)');
+      return v;
+    },
+    ignored: 'thinking is unlimited',
+  },
+  {
+    names: ['--reasoning-preserve'],
+    negated: ['--no-reasoning-preserve'],
+    env: 'LLAMA_ARG_REASONING_PRESERVE',
+    kind: 'bool',
+    group: SERVER,
+    help: 'keep past reasoning in the history',
+    ignored: 'the template decides (llama.cpp default)',
+  },
+  {
+    names: ['--prefill-assistant'],
+    negated: ['--no-prefill-assistant'],
+    env: 'LLAMA_ARG_PREFILL_ASSISTANT',
+    kind: 'bool',
+    key: 'prefillAssistant',
+    group: SERVER,
+    help: 'a conversation ending with the assistant is continued (default on)',
+  },
+  {
+    names: ['--skip-chat-parsing', '--no-skip-chat-parsing'],
+    env: 'LLAMA_ARG_SKIP_CHAT_PARSING',
+    kind: 'bool',
+    group: SERVER,
+    help: 'leave tool calls and reasoning in the text',
+    refused: 'the output is always parsed (use reasoning_format none to keep thoughts in content)',
+  },
+  // ----- logs -----
+  { names: ['--log-disable'], kind: 'bool', key: 'logDisable', group: SERVER, help: 'no log output' },
+  {
+    names: ['--log-file'],
+    env: 'LLAMA_ARG_LOG_FILE',
+    kind: 'string',
+    key: 'logFile',
+    value: 'FNAME',
+    group: SERVER,
+    help: 'write the log to a file (JSON lines)',
+  },
+  {
+    names: ['-v', '--verbose', '--log-verbose'],
+    kind: 'bool',
+    key: 'verbose',
+    group: SERVER,
+    help: 'debug logs; responses carry __verbose (the prompt)',
+  },
+  {
+    names: ['-lv', '--verbosity', '--log-verbosity'],
+    env: 'LLAMA_ARG_LOG_VERBOSITY',
+    kind: 'int',
+    key: 'logLevel',
+    min: 0,
+    max: 5,
+    group: SERVER,
+    help: 'log threshold: 1 error, 2 warn, 3 info (default), 4+ debug',
+    parse: (v) => ((v as number) <= 1 ? 'error' : v === 2 ? 'warn' : v === 3 ? 'info' : 'debug'),
+  },
+  ...[['--log-colors'], ['--log-prompts-dir']].map(
+    (names): FlagSpec<Key> => ({
+      names,
+      kind: 'string',
+      group: SERVER,
+      help: 'log decoration',
+      ignored: 'logs are one line per event (text at a terminal, JSON otherwise)',
+    }),
+  ),
+  ...[
+    ['--log-prefix', '--no-log-prefix'],
+    ['--log-timestamps', '--no-log-timestamps'],
+  ].map(
+    ([name, negated]): FlagSpec<Key> => ({
+      names: [name ?? ''],
+      negated: [negated ?? ''],
+      kind: 'bool',
+      group: SERVER,
+      help: 'log decoration',
+      ignored: 'logs are one line per event (text at a terminal, JSON otherwise)',
+    }),
+  ),
+  // ----- this server -----
+  {
+    names: ['--log-format'],
+    env: 'LLAMA_ARG_LOG_FORMAT',
+    kind: 'enum',
+    key: 'logFormat',
+    choices: ['text', 'json'],
+    group: OURS,
+    help: 'text (one readable line per request) or json lines (default: text at a terminal, else json)',
+  },
+  {
+    names: ['--log-level'],
+    env: 'LLAMA_ARG_LOG_LEVEL',
+    kind: 'enum',
+    key: 'logLevel',
+    choices: ['error', 'warn', 'info', 'debug'],
+    group: OURS,
+    help: 'server log level (default info)',
   },
   {
     names: ['--objective-priority'],
     env: 'LLAMA_ARG_OBJECTIVE_PRIORITY',
     kind: 'list',
     key: 'objectivePriorities',
-    help: 'NAME=P: requests whose x-llm-d-inference-objective (or x-gateway-inference-objective) header is NAME get priority P (higher first; repeat, or comma-separate)',
+    value: 'NAME=P',
+    group: OURS,
+    help: 'requests whose x-llm-d-inference-objective (or x-gateway-inference-objective) header is NAME get priority P (higher first; repeat, or comma-separate)',
   },
   {
     names: ['--trust-proxy'],
     env: 'LLAMA_ARG_TRUST_PROXY',
     kind: 'list',
     key: 'trustProxy',
+    value: 'ADDRESSES',
+    group: OURS,
     help: "proxy addresses (or CIDRs) whose X-Forwarded-For gives the client's address, the last-resort fairness key",
   },
   {
@@ -199,6 +1404,7 @@ const FLAGS: FlagSpec[] = [
     key: 'maxQueue',
     min: 0,
     max: 1 << 20,
+    group: OURS,
     help: 'requests waiting for a slot before answering 429 (default 64)',
   },
   {
@@ -208,16 +1414,8 @@ const FLAGS: FlagSpec[] = [
     key: 'maxQueueTokens',
     min: 1,
     max: 1 << 30,
+    group: OURS,
     help: 'prompt tokens waiting for a slot before answering 429 (default 16 slot contexts)',
-  },
-  {
-    names: ['--timeout'],
-    env: 'LLAMA_ARG_TIMEOUT',
-    kind: 'int',
-    key: 'timeoutSeconds',
-    min: 1,
-    max: 86400,
-    help: 'seconds a request may take, queue included (default 600)',
   },
   {
     names: ['--shutdown-grace'],
@@ -226,6 +1424,7 @@ const FLAGS: FlagSpec[] = [
     key: 'shutdownGraceSeconds',
     min: 0,
     max: 3600,
+    group: OURS,
     help: 'seconds in-flight requests get to finish on SIGTERM/SIGINT (default 10)',
   },
   {
@@ -235,247 +1434,57 @@ const FLAGS: FlagSpec[] = [
     key: 'bodyLimitBytes',
     min: 1024,
     max: 1 << 30,
+    group: OURS,
     help: 'largest request body in bytes (default 1048576)',
-  },
-  { names: ['--mlock'], env: 'LLAMA_ARG_MLOCK', kind: 'bool', key: 'mlock', help: 'lock the model in RAM' },
-  {
-    names: ['--no-mmap'],
-    env: 'LLAMA_ARG_NO_MMAP',
-    kind: 'bool',
-    key: 'mmap',
-    help: 'read the model instead of memory-mapping it',
-  },
-  {
-    names: ['--no-webui', '--no-ui'],
-    env: 'LLAMA_ARG_NO_WEBUI',
-    kind: 'bool',
-    key: 'webui',
-    help: 'do not serve the web page (chat and live view) at /',
   },
   {
     names: ['--vram-budget'],
     env: 'LLAMA_ARG_VRAM_BUDGET',
     kind: 'size',
     key: 'vramBudgetBytes',
+    group: OURS,
     help: 'fit the model into this much VRAM (e.g. 1GiB): plans -ngl, -c, -np, -ub, -ctk; flags you give are kept',
   },
-  {
-    names: ['--log-level'],
-    env: 'LLAMA_ARG_LOG_LEVEL',
-    kind: 'enum',
-    key: 'logLevel',
-    choices: ['error', 'warn', 'info', 'debug'],
-    help: 'server log level (default info)',
-  },
-  {
-    names: ['--chat-template'],
-    env: 'LLAMA_ARG_CHAT_TEMPLATE',
-    kind: 'string',
-    key: 'chatTemplate',
-    help: "Jinja chat template, or a built-in name (chatml, llama3, gemma, ...) (default: the model's, chatml when it has none)",
-  },
-  {
-    names: ['--chat-template-file'],
-    env: 'LLAMA_ARG_CHAT_TEMPLATE_FILE',
-    kind: 'string',
-    key: 'chatTemplateFile',
-    help: 'file holding a Jinja chat template',
-  },
-  {
-    names: ['--jinja'],
-    negatedBy: ['--no-jinja'],
-    env: 'LLAMA_ARG_JINJA',
-    kind: 'bool',
-    key: 'jinja',
-    help: "render chat templates with llama.cpp's Jinja engine (default); --no-jinja: its legacy renderer (no tools)",
-  },
-  {
-    names: ['--reasoning-format'],
-    env: 'LLAMA_ARG_THINK',
-    kind: 'enum',
-    key: 'reasoningFormat',
-    choices: ['none', 'deepseek', 'deepseek-legacy', 'auto'],
-    help: 'where thoughts go: none (left in content) | deepseek (message.reasoning_content) | deepseek-legacy | auto (default deepseek)',
-  },
-  {
-    names: ['-rea', '--reasoning'],
-    env: 'LLAMA_ARG_REASONING',
-    kind: 'enum',
-    key: 'reasoning',
-    choices: ['on', 'off', 'auto'],
-    help: 'thinking on templates that support it: on|off|auto (default auto: as the template decides)',
-  },
-  {
-    names: ['--chat-template-kwargs'],
-    env: 'LLAMA_CHAT_TEMPLATE_KWARGS',
-    kind: 'string',
-    key: 'chatTemplateKwargs',
-    help: 'JSON object of template variables for every request, e.g. \'{"enable_thinking":false}\'',
-  },
-  { names: ['-h', '--help'], env: '', kind: 'bool', key: 'help', help: 'show this help' },
 ];
-
-export function defaultServeConfig(): ServeConfig {
-  return {
-    model: undefined,
-    alias: undefined,
-    host: '127.0.0.1',
-    port: 8090,
-    ctxSize: undefined,
-    parallel: 4,
-    gpuLayers: -1,
-    batchSize: 512,
-    ubatchSize: 512,
-    threads: availableParallelism(),
-    flashAttn: 'auto',
-    kvType: 'f16',
-    apiKeys: [],
-    objectivePriorities: [],
-    trustProxy: [],
-    maxQueue: 64,
-    maxQueueTokens: undefined,
-    timeoutSeconds: 600,
-    shutdownGraceSeconds: 10,
-    bodyLimitBytes: 1 << 20,
-    mlock: false,
-    mmap: true,
-    webui: true,
-    logLevel: 'info',
-    chatTemplate: undefined,
-    chatTemplateFile: undefined,
-    jinja: true,
-    reasoningFormat: 'deepseek',
-    reasoning: 'auto',
-    chatTemplateKwargs: undefined,
-    vramBudgetBytes: undefined,
-    help: false,
-    explicit: new Set(),
-  };
-}
-
-function convert(spec: FlagSpec, raw: string, from: string): unknown {
-  switch (spec.kind) {
-    case 'string':
-      if (raw === '') throw new ConfigError(`${from} needs a value`);
-      return raw;
-    case 'int': {
-      const n = Number(raw);
-      if (raw.trim() === '' || !Number.isInteger(n)) throw new ConfigError(`${from} must be an integer, got '${raw}'`);
-      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
-        throw new ConfigError(`${from} must be between ${spec.min} and ${spec.max}, got ${n}`);
-      }
-      return n;
-    }
-    case 'enum':
-      if (!spec.choices?.includes(raw))
-        throw new ConfigError(`${from} must be one of ${spec.choices?.join(', ')}, got '${raw}'`);
-      return raw;
-    case 'bool':
-      if (['1', 'true', 'on', 'yes', ''].includes(raw.toLowerCase())) return true;
-      if (['0', 'false', 'off', 'no'].includes(raw.toLowerCase())) return false;
-      throw new ConfigError(`${from} must be true or false, got '${raw}'`);
-    case 'list':
-      return raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    case 'size':
-      try {
-        return parseSize(raw);
-      } catch (err) {
-        throw new ConfigError(`${from}: ${(err as Error).message}`);
-      }
-  }
-}
-
-function assign(config: ServeConfig, spec: FlagSpec, value: unknown): void {
-  (config.explicit as Set<keyof ServeConfig>).add(spec.key);
-  // --no-mmap and --no-webui set their key to false; every other boolean flag sets its key to true.
-  if (spec.key === 'mmap' || spec.key === 'webui')
-    (config as unknown as Record<string, unknown>)[spec.key] = !(value as boolean);
-  else if (spec.kind === 'list') {
-    const list = config as unknown as Record<string, string[]>;
-    list[spec.key] = [...(list[spec.key] ?? []), ...(value as string[])];
-  } else (config as unknown as Record<string, unknown>)[spec.key] = value;
-}
 
 export function parseServeConfig(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): ServeConfig {
-  const config = { ...defaultServeConfig(), explicit: new Set<keyof ServeConfig>() };
-  for (const spec of FLAGS) {
-    const raw = spec.env ? env[spec.env] : undefined;
-    if (raw !== undefined && raw !== '') assign(config, spec, convert(spec, raw, `environment variable ${spec.env}`));
-  }
-  const fromFlags = new Set<keyof ServeConfig>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const spec = FLAGS.find((f) => f.names.includes(name) || f.negatedBy?.includes(name));
-    if (!spec) throw new ConfigError(`unknown option '${arg}' (see --help)`);
-    let raw: string;
-    if (spec.negatedBy?.includes(name)) {
-      if (eq > 0) throw new ConfigError(`${name} takes no value`);
-      raw = 'false';
-    } else if (eq > 0) raw = arg.slice(eq + 1);
-    else if (spec.kind === 'bool') raw = 'true';
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw new ConfigError(`${name} needs a value`);
-      raw = next;
-      i++;
-    }
-    // Flags replace what the environment said (lists from flags replace those from the env too).
-    if (spec.kind === 'list' && !fromFlags.has(spec.key))
-      (config as unknown as Record<string, string[]>)[spec.key] = [];
-    fromFlags.add(spec.key);
-    assign(config, spec, convert(spec, raw, name));
-  }
-  if (config.ubatchSize > config.batchSize) config.ubatchSize = config.batchSize;
+  const parsed = parseFlags(FLAGS, argv, env);
+  const config = { ...defaultServeConfig(), ...parsed.values } as ServeConfig;
+  config.explicit = parsed.explicit;
+  config.warnings = parsed.warnings;
+  if (!parsed.explicit.has('ubatchSize') || config.ubatchSize > config.batchSize)
+    config.ubatchSize = Math.min(config.ubatchSize, config.batchSize);
   if (config.batchSize < config.parallel)
-    throw new ConfigError(`--batch-size (${config.batchSize}) must be at least --parallel (${config.parallel})`);
+    throw new FlagError(`--batch-size (${config.batchSize}) must be at least --parallel (${config.parallel})`);
+  const quantizedV = config.kvTypeV !== 'f16' && config.kvTypeV !== 'f32' && config.kvTypeV !== 'bf16';
+  // llama.cpp quantizes V only inside flash attention.
+  if (quantizedV && config.flashAttn === 'off')
+    throw new FlagError(`a quantized V cache (-ctv ${config.kvTypeV}) needs flash attention (--flash-attn auto or on)`);
+  if ((config.sslKeyFile === undefined) !== (config.sslCertFile === undefined))
+    throw new FlagError('HTTPS needs both --ssl-key-file and --ssl-cert-file');
+  if (config.grammar !== undefined && (config.jsonSchema !== undefined || config.jsonSchemaFile !== undefined))
+    throw new FlagError('--grammar and --json-schema cannot be used together');
   try {
     parseObjectivePriorities(config.objectivePriorities);
   } catch (err) {
-    throw new ConfigError(`--objective-priority: ${(err as Error).message}`);
-  }
-  if (config.kvType === 'q8_0' && config.flashAttn === 'off')
-    throw new ConfigError('--cache-type q8_0 needs flash attention (--flash-attn auto or on)');
-  if (config.chatTemplateKwargs !== undefined) {
-    let kwargs: unknown;
-    try {
-      kwargs = JSON.parse(config.chatTemplateKwargs);
-    } catch (err) {
-      throw new ConfigError(`--chat-template-kwargs is not valid JSON: ${(err as Error).message}`);
-    }
-    if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs))
-      throw new ConfigError('--chat-template-kwargs must be a JSON object');
+    throw new FlagError(`--objective-priority: ${(err as Error).message}`);
   }
   return config;
 }
 
 /** Context per slot: -c split over the slots, else 4096, never above what the model was trained on. */
 export function slotContext(config: Pick<ServeConfig, 'ctxSize' | 'parallel'>, nCtxTrain: number): number {
-  const wanted = config.ctxSize !== undefined ? Math.floor(config.ctxSize / config.parallel) : 4096;
+  const total = config.ctxSize === 0 ? nCtxTrain : config.ctxSize;
+  const wanted = total !== undefined && total > 0 ? Math.floor(total / config.parallel) : 4096;
   return Math.max(64, Math.min(wanted, nCtxTrain > 0 ? nCtxTrain : wanted));
 }
 
 export function serveUsage(): string {
-  const rows = FLAGS.map((f) => {
-    const value =
-      f.kind === 'bool'
-        ? ''
-        : f.kind === 'enum'
-          ? ` ${f.choices?.join('|')}`
-          : f.kind === 'int'
-            ? ' N'
-            : f.kind === 'size'
-              ? ' SIZE'
-              : ' VALUE';
-    const left = `  ${[...f.names, ...(f.negatedBy ?? [])].join(', ')}${value}`;
-    return `${left.padEnd(44)} ${f.help}${f.env ? ` [env ${f.env}]` : ''}`;
-  });
-  return `Usage: npm start -- [options]\n\nServes an OpenAI-compatible API (POST /v1/chat/completions, /v1/completions; GET /v1/models, /health, /slots, /metrics).\n\nOptions:\n${rows.join('\n')}\n`;
+  return flagUsage(
+    FLAGS,
+    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics).",
+  );
 }

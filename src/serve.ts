@@ -1,96 +1,38 @@
-// `npm start`: parse flags, listen at once (/health answers 503 while the model loads), load the model,
-// start the decoder and the scheduler, mark ready; on SIGTERM/SIGINT stop accepting, let in-flight
+// `npm start`: parse llama-server's flags, listen at once (/health answers 503 while the model loads), load the
+// model, start the decoder and the scheduler, mark ready; on SIGTERM/SIGINT stop accepting, let in-flight
 // requests finish within the grace period, cancel the rest, free the model and exit 0.
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
 import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
-import { LlamaError } from './errors.ts';
+import { KV_TYPES, type KvType } from './fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
 import { ensureModel } from './gguf/model-cache.ts';
 import { readGguf } from './gguf/reader.ts';
 import { LiveStats } from './metrics/live-stats.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
+import { projectRoot } from './paths.ts';
 import { createProgress } from './progress.ts';
 import { Scheduler } from './scheduler/index.ts';
-import type { GenerationHandlers, GenerationRequest, RequestHandle } from './scheduler/types.ts';
+import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts';
+import { LateEngine } from './serve/late-engine.ts';
+import { createLogger } from './serve/logger.ts';
+import { serverConfigOf } from './serve/server-config.ts';
+import { devicesText, startupSummary, versionText } from './serve/summary.ts';
 import { buildApp } from './server/app.ts';
-import type { ChatLayer } from './server/chat/layer.ts';
-import { parseObjectivePriorities } from './server/client-key.ts';
-import type { ServedModel, ServedScheduler } from './server/config.ts';
+import { systemFingerprint } from './server/config.ts';
 import { StatsSource } from './server/stats-source.ts';
 
 /** The demo model served when no -m is given: small, generated once and cached. */
 export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
 
-/**
- * The app is built before the model exists so that it can answer /health (503) during the load; these
- * stand in for the model and the scheduler until bind(). The generation routes refuse to run before
- * the app is marked ready, so nothing reaches them early.
- */
-class LateEngine {
-  model: Model | undefined;
-  chat: ChatTemplates | undefined;
-  decoder: BatchDecoder | undefined;
-  scheduler: Scheduler | undefined;
-  readonly servedModel: ServedModel;
-  readonly servedChat: ChatLayer;
-  readonly servedScheduler: ServedScheduler;
-
-  constructor(readonly path: string) {
-    const engine = this;
-    this.servedModel = {
-      get info() {
-        return engine.model?.info ?? { path, name: '', nParams: 0, sizeBytes: 0, nCtxTrain: 0, nVocab: 0, bos: -1 };
-      },
-      tokenize: (text, options) => this.#model().tokenize(text, options),
-    };
-    this.servedChat = {
-      apply: (request) => this.#chat().apply(request),
-      parser: (config) => this.#chat().parser(config),
-      grammarFromSchema: (schema) => this.#chat().grammarFromSchema(schema),
-      checkGrammar: (grammar) => this.#chat().checkGrammar(grammar),
-      get supportsTools() {
-        return engine.chat?.supportsTools ?? false;
-      },
-    };
-    this.servedScheduler = {
-      submit: (request: GenerationRequest, handlers: GenerationHandlers): RequestHandle =>
-        this.#scheduler().submit(request, handlers),
-      snapshot: () => this.scheduler?.snapshot() ?? [],
-    };
-  }
-
-  #model(): Model {
-    if (!this.model) throw new LlamaError('BUSY', 'the model is still loading');
-    return this.model;
-  }
-
-  #chat(): ChatTemplates {
-    if (!this.chat) throw new LlamaError('BUSY', 'the model is still loading');
-    return this.chat;
-  }
-
-  #scheduler(): Scheduler {
-    if (!this.scheduler) throw new LlamaError('BUSY', 'the model is still loading');
-    return this.scheduler;
-  }
-}
-
-/** Which chat template the server renders with, in words. */
-function templateName(info: ChatTemplates['info'], config: ServeConfig): string {
-  const engine = info.jinja ? 'Jinja' : 'legacy renderer';
-  if (config.chatTemplateFile !== undefined) return `${config.chatTemplateFile} (${engine})`;
-  if (config.chatTemplate !== undefined)
-    return `${config.chatTemplate.length > 40 ? 'from --chat-template' : config.chatTemplate} (${engine})`;
-  return info.fromModel ? `the model's (${engine})` : `chatml: the model has none (${engine})`;
-}
-
 function line(message: string): void {
   process.stderr.write(`${message}\n`);
 }
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 async function resolveModelPath(config: ServeConfig): Promise<string> {
   if (config.model !== undefined) return config.model;
@@ -110,7 +52,13 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   if (given.has('parallel')) request.slots = config.parallel;
   if (given.has('ctxSize') && config.ctxSize !== undefined)
     request.ctxPerSlot = Math.floor(config.ctxSize / config.parallel);
-  if (given.has('kvType')) request.kvType = config.kvType;
+  if (given.has('kvTypeK')) {
+    if (!KV_TYPES.includes(config.kvTypeK as KvType))
+      throw new Error(
+        `--vram-budget plans the KV cache as ${KV_TYPES.join(' or ')}; -ctk ${config.kvTypeK} is not one`,
+      );
+    request.kvType = config.kvTypeK as KvType;
+  }
   if (given.has('ubatchSize')) request.ubatch = config.ubatchSize;
   if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;
   if (given.has('flashAttn')) request.flashAttn = config.flashAttn !== 'off';
@@ -124,23 +72,48 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
     throw err;
   }
   line(plan.table);
+  const kvType = plan.kvType as ServeConfig['kvTypeK'];
   return {
     config: {
       ...config,
       gpuLayers: plan.gpuLayers,
       parallel: plan.slots,
       ubatchSize: plan.ubatch,
-      kvType: plan.kvType,
+      kvTypeK: kvType,
+      kvTypeV: given.has('kvTypeV') ? config.kvTypeV : kvType,
       flashAttn: plan.flashAttn,
     },
     ctxPerSlot: plan.ctxPerSlot,
   };
 }
 
+/** Everything decided before the model loads; a problem here ends the start with exit code 1. */
+async function prepare(config: ServeConfig): Promise<{
+  config: ServeConfig;
+  path: string;
+  ctxPerSlot: number;
+  fileSize: number;
+  inputs: ServeInputs;
+}> {
+  const path = await resolveModelPath(config);
+  const file = await readGguf(path);
+  const arch = getArchitecture(file.metadata) ?? '';
+  const nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
+  const fileSize = (await stat(path)).size;
+  const inputs = await readServeInputs(config);
+  if (config.vramBudgetBytes !== undefined) return { ...(await planVram(config, path)), path, fileSize, inputs };
+  return { config, path, ctxPerSlot: slotContext(config, nCtxTrain), fileSize, inputs };
+}
+
+async function packageVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let config: ServeConfig;
+  let given: ServeConfig;
   try {
-    config = parseServeConfig(argv, env);
+    given = parseServeConfig(argv, env);
   } catch (err) {
     if (err instanceof ConfigError) {
       line(`error: ${err.message}\nRun with --help to see the options.`);
@@ -148,90 +121,82 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     throw err;
   }
-  if (config.help) {
+  if (given.help) {
     process.stdout.write(serveUsage());
     return 0;
   }
+  if (given.version) {
+    const sys = systemInfo();
+    process.stdout.write(versionText(await packageVersion(), sys.buildInfo, sys.llamaSystemInfo));
+    return 0;
+  }
+  if (given.listDevices) {
+    process.stdout.write(devicesText(listDevices()));
+    return 0;
+  }
+  for (const warning of given.warnings) line(`warning: ${warning}`);
 
-  let path: string;
-  let nCtxTrain: number;
-  let fileSize: number;
+  let prepared: Awaited<ReturnType<typeof prepare>>;
+  let https: { key: Buffer; cert: Buffer } | undefined;
   try {
-    path = await resolveModelPath(config);
-    const file = await readGguf(path);
-    const arch = getArchitecture(file.metadata) ?? '';
-    nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
-    fileSize = (await stat(path)).size;
+    prepared = await prepare(given);
+    if (given.sslKeyFile !== undefined && given.sslCertFile !== undefined)
+      https = { key: await readFile(given.sslKeyFile), cert: await readFile(given.sslCertFile) };
   } catch (err) {
-    line(`error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
+    line(`error: ${message(err)}`);
+    return err instanceof InputError ? 2 : 1;
   }
-  let chatTemplate = config.chatTemplate;
-  if (config.chatTemplateFile !== undefined) {
-    try {
-      chatTemplate = await readFile(config.chatTemplateFile, 'utf8');
-    } catch (err) {
-      line(`error: cannot read --chat-template-file ${config.chatTemplateFile}: ${(err as Error).message}`);
-      return 1;
-    }
-  }
-  let ctxPerSlot = slotContext(config, nCtxTrain);
-  if (config.vramBudgetBytes !== undefined) {
-    try {
-      const planned = await planVram(config, path);
-      config = planned.config;
-      ctxPerSlot = planned.ctxPerSlot;
-    } catch (err) {
-      line(`error: ${err instanceof Error ? err.message : String(err)}`);
-      return 1;
-    }
-  }
+  const { config, path, ctxPerSlot, inputs } = prepared;
+  const sys = systemInfo();
   const late = new LateEngine(path);
   const live = new LiveStats();
+  const kvCellsTotal = ctxPerSlot * config.parallel;
   const metrics = new ServerMetrics(
     {
       busySlots: () => late.scheduler?.busySlots ?? 0,
       queueLength: () => late.scheduler?.queueLength ?? 0,
       kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
       kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
-      kvCellsTotal: () => ctxPerSlot * config.parallel,
+      kvCellsTotal: () => kvCellsTotal,
     },
     { listener: live },
   );
+  const serverConfig = serverConfigOf(config, inputs, {
+    ctxPerSlot,
+    buildInfo: sys.buildInfo,
+    systemFingerprint: systemFingerprint(
+      sys.commit,
+      createHash('sha256')
+        .update(`${basename(path)}|${prepared.fileSize}|${ctxPerSlot}`)
+        .digest('hex')
+        .slice(0, 8),
+    ),
+  });
+  const logger = createLogger(config);
   const app = buildApp(
     {
       model: late.servedModel,
       chat: late.servedChat,
       scheduler: late.servedScheduler,
-      config: {
-        modelId: config.alias ?? basename(path),
-        apiKeys: config.apiKeys,
-        objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
-        trustedProxies: config.trustProxy,
-        bodyLimitBytes: config.bodyLimitBytes,
-        ctxPerSlot,
-        slots: config.parallel,
-        requestTimeoutMs: config.timeoutSeconds * 1000,
-        systemFingerprint: `fp_${createHash('sha256')
-          .update(`${basename(path)}|${fileSize}|${ctxPerSlot}`)
-          .digest('hex')
-          .slice(0, 10)}`,
-      },
+      config: serverConfig,
       metrics,
       stats: new StatsSource({
-        modelId: config.alias ?? basename(path),
+        modelId: [...config.aliases].sort()[0] ?? basename(path),
         slots: config.parallel,
         ctxPerSlot,
         live,
         scheduler: () => late.scheduler,
         model: () => late.model?.info,
-        kv: () => ({ cellsUsed: late.decoder?.info.kvCellsUsed ?? 0, cellsTotal: ctxPerSlot * config.parallel }),
+        kv: () => ({ cellsUsed: late.decoder?.info.kvCellsUsed ?? 0, cellsTotal: kvCellsTotal }),
         devices: listDevices,
       }),
     },
-    { logger: { level: config.logLevel }, webui: config.webui },
+    { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
   );
 
+  let model: Model | undefined;
+  let chat: ChatTemplates | undefined;
+  let decoder: BatchDecoder | undefined;
   let stopping: Promise<number> | undefined;
   let resolveStopped: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => {
@@ -264,14 +229,12 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       chat?.dispose();
       model?.dispose();
       app.log.info('stopped');
+      logger.flush();
       return 0;
     })();
     void stopping.then(resolveStopped);
     return stopping;
   };
-  let model: Model | undefined;
-  let chat: ChatTemplates | undefined;
-  let decoder: BatchDecoder | undefined;
   const onSignal = (signal: NodeJS.Signals) => void shutdown(signal);
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
@@ -279,12 +242,13 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
-    line(`error: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+    line(`error: cannot listen on ${config.host}:${config.port}: ${message(err)}`);
     return 1;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  app.log.info(`listening on http://${config.host}:${port} (loading ${path})`);
+  const origin = `${https ? 'https' : 'http'}://${config.host}:${port}`;
+  app.log.info(`listening on ${origin} (loading ${path})`);
 
   try {
     const progress = createProgress(`loading ${basename(path)}`);
@@ -296,26 +260,35 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     });
     progress.done();
     chat = new ChatTemplates(model, {
-      ...(chatTemplate !== undefined ? { template: chatTemplate } : {}),
+      ...(inputs.chatTemplate !== undefined ? { template: inputs.chatTemplate } : {}),
       jinja: config.jinja,
       reasoningFormat: config.reasoningFormat,
       thinking: config.reasoning,
+      prefillAssistant: config.prefillAssistant,
       ...(config.chatTemplateKwargs !== undefined ? { defaultKwargs: JSON.parse(config.chatTemplateKwargs) } : {}),
     });
+    // A default grammar that doesn't parse for this vocabulary would fail every request: refuse it now.
+    if (inputs.grammar !== undefined) await chat.checkGrammar(inputs.grammar);
     decoder = new BatchDecoder(model, {
       slots: config.parallel,
       ctxPerSlot,
+      kvUnified: config.kvUnified ?? false,
       batchSize: config.batchSize,
       ubatchSize: config.ubatchSize,
       threads: config.threads,
+      ...(config.threadsBatch !== undefined ? { threadsBatch: config.threadsBatch } : {}),
       flashAttn: config.flashAttn,
-      kvType: config.kvType,
+      kvType: config.kvTypeK,
+      kvTypeV: config.kvTypeV,
+      offloadKv: config.offloadKv,
+      swaFull: config.swaFull,
     });
   } catch (err) {
-    app.log.error(`cannot serve ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    app.log.error(`cannot serve ${path}: ${message(err)}`);
     await app.close();
     chat?.dispose();
     model?.dispose();
+    logger.flush();
     return 1;
   }
   late.model = model;
@@ -329,37 +302,20 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     },
     metrics,
   );
-  const sys = systemInfo();
-  const info = model.info;
-  const gpus = listDevices().filter((d) => d.type !== 'cpu');
-  const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
   app.log.info(
     {
-      model: info.description,
-      params: `${(info.nParams / 1e6).toFixed(2)} M`,
-      weights: `${(info.sizeBytes / 1024 / 1024).toFixed(2)} MiB`,
-      backend: gpus.length > 0 ? `${gpus[0]?.name} (GPU)` : 'CPU',
-      devices: gpus.map((d) => ({
-        name: d.description,
-        computeCapability: d.computeCapability ?? 'unknown',
-        vramTotal: mib(d.memoryTotalBytes),
-        vramFree: mib(d.memoryFreeBytes),
-      })),
-      layersOffloaded: info.offloadedLayers >= 0 ? `${info.offloadedLayers}/${info.offloadableLayers}` : 'none (CPU)',
-      cpu: sys.llamaSystemInfo.trim(),
-      threads: config.threads,
-      slots: config.parallel,
-      ctxPerSlot,
-      batch: `${config.batchSize}/${config.ubatchSize}`,
-      chatTemplate: templateName(chat.info, config),
-      chatFormat: chat.info.exampleFormat,
-      toolCallFormat: chat.info.toolsFormat,
-      rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
+      summary: startupSummary(config, {
+        info: model.info,
+        devices: listDevices(),
+        llamaSystemInfo: sys.llamaSystemInfo,
+        ctxPerSlot,
+        chat: chat.info,
+      }),
     },
     'model loaded; serving',
   );
   app.markReady();
-  if (config.webui) app.log.info(`web page (chat and live view): http://${config.host}:${port}/`);
+  if (config.webui) app.log.info(`web page (chat and live view): ${origin}/`);
   // Until a signal shuts it down, the listening socket keeps the process alive.
   return stopped;
 }

@@ -42,6 +42,8 @@ t.test('llama-server flags, short and long, with = or a separate value', async (
       'on',
       '-ctk',
       'q8_0',
+      '-ctv',
+      'q8_0',
     ],
     {},
   );
@@ -55,10 +57,12 @@ t.test('llama-server flags, short and long, with = or a separate value', async (
   t.equal(c.host, '0.0.0.0');
   t.equal(c.port, 9000);
   t.same(c.apiKeys, ['k1', 'k2']);
-  t.equal(c.alias, 'gemma');
+  t.same(c.aliases, ['gemma']);
   t.equal(c.mmap, false);
   t.equal(c.flashAttn, 'on');
-  t.equal(c.kvType, 'q8_0');
+  t.equal(c.kvTypeK, 'q8_0');
+  t.equal(c.kvTypeV, 'q8_0');
+  t.equal(parseServeConfig(['-ctk', 'q8_0'], {}).kvTypeV, 'f16', '-ctk sets K only, as in llama-server');
 });
 
 t.test('environment variables, overridden by flags', async (t) => {
@@ -98,15 +102,18 @@ t.test('bad values name the flag', async (t) => {
     message: "--port must be an integer, got 'abc'",
   });
   t.throws(() => parseServeConfig(['--port', '70000'], {}), { message: /--port must be between 0 and 65535/ });
-  t.throws(() => parseServeConfig(['-np', '0'], {}), { message: /-np must be between 1/ });
+  t.throws(() => parseServeConfig(['-np', '0'], {}), { message: /-np: must not be 0/ });
   t.throws(() => parseServeConfig(['--model'], {}), { message: '--model needs a value' });
   t.throws(() => parseServeConfig(['--frobnicate'], {}), { message: /unknown option '--frobnicate'/ });
-  t.throws(() => parseServeConfig(['-fa', 'maybe'], {}), { message: /-fa must be one of auto, on, off/ });
+  t.throws(() => parseServeConfig(['-fa', 'maybe'], {}), { message: /-fa must be one of on, off, auto/ });
   t.throws(() => parseServeConfig([], { LLAMA_ARG_PORT: 'x' }), { message: /environment variable LLAMA_ARG_PORT/ });
   t.throws(() => parseServeConfig(['-np', '8', '-b', '4'], {}), {
     message: /--batch-size \(4\) must be at least --parallel \(8\)/,
   });
-  t.throws(() => parseServeConfig(['-ctk', 'q8_0', '-fa', 'off'], {}), { message: /q8_0 needs flash attention/ });
+  t.throws(() => parseServeConfig(['-ctv', 'q8_0', '-fa', 'off'], {}), {
+    message: /a quantized V cache \(-ctv q8_0\) needs flash attention/,
+  });
+  t.equal(parseServeConfig(['-ctk', 'q8_0', '-fa', 'off'], {}).kvTypeK, 'q8_0', 'a quantized K cache does not');
 });
 
 t.test('slot context', async (t) => {
@@ -148,11 +155,79 @@ t.test('a VRAM budget, and which settings were given explicitly', async (t) => {
   t.throws(() => parseServeConfig(['--vram-budget', 'lots'], {}), { message: /--vram-budget: 'lots' is not a size/ });
 });
 
-t.test('--no-webui (and --no-ui, LLAMA_ARG_NO_WEBUI) turns the web page off', async (t) => {
+t.test('--no-webui (and --no-ui, LLAMA_ARG_NO_UI) turns the web page off', async (t) => {
   t.equal(parseServeConfig([], {}).webui, true, 'on by default');
   t.equal(parseServeConfig(['--no-webui'], {}).webui, false);
   t.equal(parseServeConfig(['--no-ui'], {}).webui, false);
-  t.equal(parseServeConfig([], { LLAMA_ARG_NO_WEBUI: '1' }).webui, false);
-  t.equal(parseServeConfig([], { LLAMA_ARG_NO_WEBUI: '0' }).webui, true);
-  t.match(serveUsage(), /--no-webui, --no-ui\s+do not serve the web page/);
+  t.equal(parseServeConfig([], { LLAMA_ARG_NO_UI: '1' }).webui, false);
+  t.equal(parseServeConfig([], { LLAMA_ARG_NO_UI: '0' }).webui, true);
+  t.match(serveUsage(), /--no-ui, --no-webui\s+serve the web page/);
+});
+
+t.test("llama-server's flags as its test suite passes them", async (t) => {
+  // The arguments llama.cpp's server tests (tools/server/tests/utils.py) start a server with.
+  const c = parseServeConfig(
+    [
+      ...['--host', '127.0.0.1', '--port', '8080', '--temp', '0.8', '--seed', '42', '--batch-size', '32'],
+      ...['--ubatch-size', '32', '--threads', '2', '--n-gpu-layers', '99', '--cont-batching', '--metrics'],
+      ...['--kv-unified', '--swa-full', '--no-slots', '--alias', 'a', '--tags', 'x,y', '--ctx-size', '512'],
+      ...['--parallel', '2', '-ctk', 'q8_0', '-ctv', 'q8_0', '-fa', 'on', '--n-predict', '10', '--verbose'],
+      ...['--slot-save-path', '/tmp/slots', '--context-shift', '--api-key', 'k', '--no-ui', '--no-jinja'],
+      ...['--reasoning-format', 'none', '--reasoning', 'off', '--chat-template', 'chatml', '--cache-ram', '0'],
+      ...['--backend_sampling', '--offline'],
+    ],
+    {},
+  );
+  t.match(c, {
+    temperature: 0.8,
+    seed: 42,
+    batchSize: 32,
+    ubatchSize: 32,
+    metrics: true,
+    kvUnified: true,
+    swaFull: true,
+    slots: false,
+    aliases: ['a'],
+    tags: ['x', 'y'],
+    parallel: 2,
+    kvTypeV: 'q8_0',
+    nPredict: 10,
+    verbose: true,
+    slotSavePath: '/tmp/slots',
+    contextShift: true,
+    webui: false,
+    jinja: false,
+    reasoningFormat: 'none',
+    reasoning: 'off',
+    chatTemplate: 'chatml',
+    cacheRamMiB: 0,
+  });
+  t.same(
+    c.warnings.map((w) => w.split(' ')[0]),
+    ['--cont-batching', '--backend-sampling', '--offline'],
+    'one warning per flag with no effect here, named as llama.cpp spells it',
+  );
+});
+
+t.test('a flag for something this server does not do is refused under the name given, before its value', async (t) => {
+  for (const [argv, name] of [
+    [['--embedding'], '--embedding'],
+    [['--pooling', 'mean'], '--pooling'],
+    [['--lora', 'x.gguf'], '--lora'],
+    [['-gan', '2'], '-gan'],
+    [['--spec-draft-n-max', '4'], '--spec-draft-n-max'],
+    [['--no-models-autoload'], '--no-models-autoload'],
+  ] as const) {
+    t.throws(() => parseServeConfig(argv, {}), { message: new RegExp(`^${name} is not supported by this server: `) });
+  }
+  t.throws(() => parseServeConfig([], { LLAMA_ARG_EMBEDDINGS: '1' }), {
+    message: /^LLAMA_ARG_EMBEDDINGS is not supported/,
+  });
+  t.throws(() => parseServeConfig(['--no_such_flag'], {}), { message: "unknown option '--no_such_flag' (see --help)" });
+});
+
+t.test('a negatable switch reads LLAMA_ARG_NO_<NAME> too, as llama.cpp', async (t) => {
+  t.equal(parseServeConfig([], { LLAMA_ARG_NO_CONTEXT_SHIFT: '1' }).contextShift, false);
+  t.equal(parseServeConfig([], { LLAMA_ARG_CONTEXT_SHIFT: '1' }).contextShift, true);
+  t.equal(parseServeConfig(['--no-context-shift'], { LLAMA_ARG_CONTEXT_SHIFT: '1' }).contextShift, false, 'flags win');
 });

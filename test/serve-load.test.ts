@@ -16,6 +16,7 @@ const server = await startServer([
   '200',
   '--shutdown-grace',
   '1',
+  '--metrics',
 ]);
 t.teardown(() => server.stop());
 

@@ -3,6 +3,7 @@
 #include "AddonModel.h"
 #include "convert.h"
 #include "js_errors.h"
+#include "thread_job.h"
 
 namespace binding {
 namespace {
@@ -19,6 +20,19 @@ Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
     ev.Set("end", core::endReasonName(e.end));
     if (!e.error.empty()) ev.Set("error", e.error);
     ev.Set("promptProcessed", e.promptProcessed);
+    if (e.shifted > 0) ev.Set("shifted", e.shifted);
+    if (e.hasProbs) {
+      auto prob = [&](const core::TokenProb &p) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("token", p.token);
+        o.Set("logprob", p.logprob);
+        return o;
+      };
+      ev.Set("chosen", prob(e.chosen));
+      Napi::Array top = Napi::Array::New(env, e.top.size());
+      for (size_t i = 0; i < e.top.size(); ++i) top.Set(static_cast<uint32_t>(i), prob(e.top[i]));
+      ev.Set("top", top);
+    }
     events.Set(static_cast<uint32_t>(k), ev);
   }
   o.Set("events", events);
@@ -28,30 +42,6 @@ Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
   o.Set("retries", result.retries);
   o.Set("decodeMicros", Napi::Number::New(env, static_cast<double>(result.decodeMicros)));
   return o;
-}
-
-// One step in flight: filled on the step thread, settled on the JS thread.
-struct StepJob {
-  StepJob(Napi::Env env, std::shared_ptr<int> inFlight)
-      : deferred(Napi::Promise::Deferred::New(env)), inFlight(std::move(inFlight)) {}
-  Napi::Promise::Deferred deferred;
-  std::shared_ptr<int> inFlight;  // touched on the JS thread only
-  core::StepResult result;
-  std::string code;  // empty: success
-  std::string message;
-};
-
-void settleStep(Napi::Env env, Napi::Function /*unused*/, StepJob *job) {
-  std::unique_ptr<StepJob> owned(job);
-  --*job->inFlight;
-  if (env == nullptr) return;  // the environment is shutting down
-  Napi::HandleScope scope(env);
-  try {
-    if (job->code.empty()) job->deferred.Resolve(stepResultToJs(env, job->result));
-    else job->deferred.Reject(makeError(env, job->code, job->message).Value());
-  } catch (const Napi::Error &e) {
-    job->deferred.Reject(e.Value());
-  }
 }
 
 int32_t slotArg(const Napi::CallbackInfo &info) {
@@ -70,6 +60,10 @@ Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
                          InstanceMethod("clear", &AddonBatchDecoder::Clear),
                          InstanceMethod("step", &AddonBatchDecoder::Step),
                          InstanceMethod("slotInfo", &AddonBatchDecoder::SlotInfo),
+                         InstanceMethod("copyPrefix", &AddonBatchDecoder::CopyPrefix),
+                         InstanceMethod("saveSlot", &AddonBatchDecoder::SaveSlot),
+                         InstanceMethod("restoreSlot", &AddonBatchDecoder::RestoreSlot),
+                         InstanceMethod("eraseSlot", &AddonBatchDecoder::EraseSlot),
                          InstanceMethod("cachedTokens", &AddonBatchDecoder::CachedTokens),
                          InstanceMethod("info", &AddonBatchDecoder::Info),
                          InstanceMethod("dispose", &AddonBatchDecoder::Dispose),
@@ -108,6 +102,12 @@ Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
     p.maxTokens = optionalInt(o, "maxTokens", 256, 1, 1 << 24);
     p.sampling = samplingFrom(o);
     p.preservedTokens = optionalTokens(o, "preservedTokens");
+    p.renderSpecial = optionalBool(o, "renderSpecial", false);
+    p.reusePrefix = optionalBool(o, "reusePrefix", true);
+    p.nProbs = optionalInt(o, "nProbs", 0, 0, 1024);
+    p.postSampling = optionalBool(o, "postSampling", false);
+    p.contextShift = optionalBool(o, "contextShift", false);
+    p.nKeep = optionalInt(o, "nKeep", 0, -1, 1 << 24);
     const core::StartResult r = d->start(slot, p);
     Napi::Object out = Napi::Object::New(env);
     out.Set("reusedTokens", r.reusedTokens);
@@ -140,29 +140,66 @@ Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
       if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
       budget = info[0].As<Napi::Number>().Int32Value();
     }
-    auto *job = new StepJob(env, stepsInFlight_);
-    ++*stepsInFlight_;
-    Napi::Promise promise = job->deferred.Promise();
-    auto done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
-                                              "llamaDecoderStep", 0, 1);
-    stepThread_->post([d = std::move(d), budget, job, done]() mutable {
-      try {
-        job->result = d->step(budget);
-      } catch (const core::Error &e) {
-        job->code = e.code();
-        job->message = e.what();
-      } catch (const std::exception &e) {
-        job->code = core::codes::kNativeError;
-        job->message = e.what();
-      } catch (...) {
-        job->code = core::codes::kNativeError;
-        job->message = "unknown native error";
-      }
-      d.reset();  // the last reference may free the context here, off the JS thread
-      if (done.BlockingCall(job, settleStep) != napi_ok) delete job;  // environment gone: nothing to settle
-      done.Release();
-    });
-    return promise;
+    return ThreadJob<core::StepResult>::queue(
+        env, *stepThread_, stepsInFlight_, [d = std::move(d), budget]() { return d->step(budget); },
+        [](Napi::Env e, core::StepResult &r) -> Napi::Value { return stepResultToJs(e, r); });
+  });
+}
+
+// copyPrefix(src, dst, count?) -> tokens copied: dst (idle) gets src's cached KV, between steps.
+Napi::Value AddonBatchDecoder::CopyPrefix(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    if (*stepsInFlight_ > 0) throw core::Error(core::codes::kBusy, "a step is running; copy slots between steps");
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      throw core::Error(core::codes::kInvalidArgument, "copyPrefix(src, dst, count?) takes slot numbers");
+    }
+    const int32_t count = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+    return Napi::Number::New(
+        env, d->copyPrefix(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), count));
+  });
+}
+
+// saveSlot(slot, path) -> Promise<bytes>; restoreSlot(slot, path) -> Promise<tokens>: on the step thread, so they
+// never overlap a step and never block the JS thread on disk.
+Napi::Value AddonBatchDecoder::SaveSlot(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    const int32_t slot = slotArg(info);
+    std::string path = requireString(info, 1, "path");
+    return ThreadJob<size_t>::queue(
+        env, *stepThread_, stepsInFlight_, [d = std::move(d), slot, path]() { return d->saveSlot(slot, path); },
+        [](Napi::Env e, size_t &bytes) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(bytes)); });
+  });
+}
+
+Napi::Value AddonBatchDecoder::RestoreSlot(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    const int32_t slot = slotArg(info);
+    std::string path = requireString(info, 1, "path");
+    return ThreadJob<int32_t>::queue(
+        env, *stepThread_, stepsInFlight_, [d = std::move(d), slot, path]() { return d->restoreSlot(slot, path); },
+        [](Napi::Env e, int32_t &n) -> Napi::Value { return Napi::Number::New(e, n); });
+  });
+}
+
+// eraseSlot(slot) -> Promise<void>: clear() queued behind any step, for callers that can't wait for one to end.
+Napi::Value AddonBatchDecoder::EraseSlot(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto d = decoder(env);
+    const int32_t slot = slotArg(info);
+    return ThreadJob<int32_t>::queue(
+        env, *stepThread_, stepsInFlight_,
+        [d = std::move(d), slot]() {
+          d->clear(slot);
+          return 0;
+        },
+        [](Napi::Env e, int32_t &) -> Napi::Value { return e.Undefined(); });
   });
 }
 
@@ -195,6 +232,8 @@ Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {
     out.Set("nBatch", o.nBatch);
     out.Set("nUbatch", o.nUbatch);
     out.Set("kvType", o.kvType);
+    out.Set("kvTypeV", o.kvTypeV.empty() ? o.kvType : o.kvTypeV);
+    out.Set("offloadKv", o.offloadKv);
     out.Set("kvUnified", o.kvUnified);
     out.Set("flashAttn", o.flashAttn);
     out.Set("swaFull", o.swaFull);

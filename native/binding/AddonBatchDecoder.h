@@ -21,6 +21,10 @@ class AddonBatchDecoder : public Napi::ObjectWrap<AddonBatchDecoder> {
   Napi::Value Clear(const Napi::CallbackInfo &info);
   Napi::Value Step(const Napi::CallbackInfo &info);
   Napi::Value SlotInfo(const Napi::CallbackInfo &info);
+  Napi::Value CopyPrefix(const Napi::CallbackInfo &info);
+  Napi::Value SaveSlot(const Napi::CallbackInfo &info);
+  Napi::Value RestoreSlot(const Napi::CallbackInfo &info);
+  Napi::Value EraseSlot(const Napi::CallbackInfo &info);
   Napi::Value CachedTokens(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);

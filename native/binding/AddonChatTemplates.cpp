@@ -59,6 +59,7 @@ AddonChatTemplates::AddonChatTemplates(const Napi::CallbackInfo &info) : Napi::O
     opts.reasoningFormat = optionalString(o, "reasoningFormat", opts.reasoningFormat);
     opts.defaultKwargs = optionalString(o, "defaultKwargs", opts.defaultKwargs);
     opts.enableThinking = optionalInt(o, "enableThinking", -1, -1, 1);
+    opts.prefillAssistant = optionalBool(o, "prefillAssistant", true);
     templates_ = std::make_shared<const core::ChatTemplates>(model->model(env), opts);
   });
 }

@@ -8,6 +8,7 @@
 #include "AddonChatTemplates.h"
 #include "AddonModel.h"
 #include "backend.h"
+#include "build-info.h"
 #include "chat_templates.h"
 #include "convert.h"
 #include "js_errors.h"
@@ -132,6 +133,9 @@ Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
   core::ensureBackend();
   Napi::Object o = Napi::Object::New(env);
   o.Set("llamaSystemInfo", llama_print_system_info());
+  // llama-server's "b<build>-<commit>" (its /props build_info and its system_fingerprint).
+  o.Set("buildInfo", llama_build_info());
+  o.Set("commit", llama_commit());
   o.Set("supportsGpuOffload", llama_supports_gpu_offload());
   o.Set("supportsMmap", llama_supports_mmap());
   o.Set("supportsMlock", llama_supports_mlock());

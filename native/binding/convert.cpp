@@ -152,6 +152,8 @@ core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
     if (!kv.IsString()) bad("kvType must be a string");
     opts.kvType = kv.As<Napi::String>().Utf8Value();
   }
+  opts.kvTypeV = optionalString(o, "kvTypeV", "");
+  opts.offloadKv = optionalBool(o, "offloadKv", true);
   opts.swaFull = optionalBool(o, "swaFull", false);
   return opts;
 }

@@ -9,28 +9,20 @@ Napi::Error makeError(Napi::Env env, const std::string &code, const std::string 
 }
 
 void PromiseWorker::Execute() {
-  try {
-    Run();
-  } catch (const core::Error &e) {
-    fail(e.code(), e.what());
-  } catch (const std::exception &e) {
-    fail(core::codes::kNativeError, e.what());
-  } catch (...) {
-    fail(core::codes::kNativeError, "unknown native error");
-  }
+  std::string code, message;
+  if (!captureError([this]() { Run(); }, code, message)) fail(code, message);
 }
 
 void PromiseWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  std::string code, message;
+  Napi::Value value;
   try {
-    deferred_.Resolve(Result(env));
+    if (captureError([&]() { value = Result(env); }, code, message)) deferred_.Resolve(value);
+    else deferred_.Reject(makeError(env, code, message).Value());
   } catch (const Napi::Error &e) {
     deferred_.Reject(e.Value());
-  } catch (const core::Error &e) {
-    deferred_.Reject(makeError(env, e.code(), e.what()).Value());
-  } catch (const std::exception &e) {
-    deferred_.Reject(makeError(env, core::codes::kNativeError, e.what()).Value());
   }
 }
 

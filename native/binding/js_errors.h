@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <string>
+#include <type_traits>
 
 #include "errors.h"
 
@@ -11,19 +12,39 @@ namespace binding {
 
 Napi::Error makeError(Napi::Env env, const std::string &code, const std::string &message);
 
-// Runs fn; converts core::Error / std::exception into a thrown JS error carrying its code.
+// The one catch ladder: runs fn off or on the JS thread; on failure fills code and message and returns false.
+template <typename Fn>
+bool captureError(Fn &&fn, std::string &code, std::string &message) {
+  try {
+    fn();
+    return true;
+  } catch (const Napi::Error &) {
+    throw;  // already a JS error (and a std::exception, so it must come first)
+  } catch (const core::Error &e) {
+    code = e.code();
+    message = e.what();
+  } catch (const std::exception &e) {
+    code = core::codes::kNativeError;
+    message = e.what();
+  } catch (...) {
+    code = core::codes::kNativeError;
+    message = "unknown native error";
+  }
+  return false;
+}
+
+// Runs fn on the JS thread; a core::Error or std::exception becomes a thrown JS error carrying its code.
 template <typename Fn>
 auto guard(Napi::Env env, Fn &&fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error &) {
-    throw;
-  } catch (const core::Error &e) {
-    throw makeError(env, e.code(), e.what());
-  } catch (const std::exception &e) {
-    throw makeError(env, core::codes::kNativeError, e.what());
-  } catch (...) {
-    throw makeError(env, core::codes::kNativeError, "unknown native error");
+  using R = decltype(fn());
+  std::string code, message;
+  if constexpr (std::is_void_v<R>) {
+    if (captureError(fn, code, message)) return;
+    throw makeError(env, code, message);
+  } else {
+    R out{};
+    if (captureError([&]() { out = fn(); }, code, message)) return out;
+    throw makeError(env, code, message);
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <queue>
 
 #include "backend.h"
 #include "errors.h"
@@ -16,6 +18,11 @@ struct BatchDecoder::Slot {
   std::vector<llama_token> pending;  // prompt tokens still to decode
   SlotSampler sampler;
   std::vector<llama_token> preserved;  // sorted
+  bool renderSpecial = false;
+  int32_t nProbs = 0;
+  bool postSampling = false;
+  bool contextShift = false;
+  int32_t nKeep = 0;
   int32_t maxTokens = 0;
   int32_t generated = 0;
   llama_token last = LLAMA_TOKEN_NULL;  // sampled, not yet in the KV
@@ -53,11 +60,22 @@ void require(bool ok, const std::string &message) {
   if (!ok) throw Error(codes::kInvalidArgument, message);
 }
 
+// The KV cache types llama-server's -ctk/-ctv take.
 ggml_type kvTypeOf(const std::string &name) {
-  if (name == "f16") return GGML_TYPE_F16;
-  if (name == "q8_0") return GGML_TYPE_Q8_0;
-  if (name == "f32") return GGML_TYPE_F32;
-  throw Error(codes::kInvalidArgument, "kvType must be f16, q8_0 or f32, not '" + name + "'");
+  static const std::pair<const char *, ggml_type> kTypes[] = {
+      {"f32", GGML_TYPE_F32},       {"f16", GGML_TYPE_F16},   {"bf16", GGML_TYPE_BF16},
+      {"q8_0", GGML_TYPE_Q8_0},     {"q4_0", GGML_TYPE_Q4_0}, {"q4_1", GGML_TYPE_Q4_1},
+      {"iq4_nl", GGML_TYPE_IQ4_NL}, {"q5_0", GGML_TYPE_Q5_0}, {"q5_1", GGML_TYPE_Q5_1},
+  };
+  for (const auto &[n, t] : kTypes) {
+    if (name == n) return t;
+  }
+  throw Error(codes::kInvalidArgument,
+              "kvType must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1, not '" + name + "'");
+}
+
+bool quantized(ggml_type t) {
+  return t != GGML_TYPE_F32 && t != GGML_TYPE_F16 && t != GGML_TYPE_BF16;
 }
 
 void batchAdd(llama_batch &b, llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
@@ -82,8 +100,9 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   require(opts.nThreads >= 0 && opts.nThreadsBatch >= 0, "threads must be >= 0");
   require(opts.flashAttn >= -1 && opts.flashAttn <= 1, "flashAttn must be -1 (auto), 0 or 1");
   const ggml_type kvType = kvTypeOf(opts.kvType);
-  require(!(kvType == GGML_TYPE_Q8_0 && opts.flashAttn == 0),
-          "a q8_0 KV cache needs flash attention (flashAttn auto or on)");
+  const ggml_type kvTypeV = opts.kvTypeV.empty() ? kvType : kvTypeOf(opts.kvTypeV);
+  require(!((quantized(kvType) || quantized(kvTypeV)) && opts.flashAttn == 0),
+          "a quantized KV cache needs flash attention (flashAttn auto or on)");
   const int64_t nCtxTotal = static_cast<int64_t>(opts.nCtxPerSlot) * opts.nSlots;
   require(nCtxTotal <= (1 << 24), "nCtxPerSlot * nSlots is too large");
 
@@ -98,7 +117,8 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   cp.swa_full = opts.swaFull;
   cp.flash_attn_type = static_cast<llama_flash_attn_type>(opts.flashAttn);
   cp.type_k = kvType;
-  cp.type_v = kvType;
+  cp.type_v = kvTypeV;
+  cp.offload_kqv = opts.offloadKv;
   cp.no_perf = true;
   if (opts.nThreads > 0) cp.n_threads = opts.nThreads;
   cp.n_threads_batch = opts.nThreadsBatch > 0 ? opts.nThreadsBatch : cp.n_threads;
@@ -156,7 +176,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   // Prompt cache: keep the longest common prefix, but always re-evaluate at least one token so the
   // first sampled token has fresh logits.
   size_t keep = 0;
-  while (keep < s.cache.size() && keep < prompt.size() && s.cache[keep] == prompt[keep]) ++keep;
+  while (params.reusePrefix && keep < s.cache.size() && keep < prompt.size() && s.cache[keep] == prompt[keep]) ++keep;
   if (keep >= prompt.size()) keep = prompt.size() - 1;
   llama_memory_t mem = llama_get_memory(ctx_);
   if (keep > 0 && nSwa_ > 0 && !opts_.swaFull) {
@@ -173,6 +193,11 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.pending.assign(prompt.begin() + static_cast<std::ptrdiff_t>(keep), prompt.end());
   s.sampler = std::move(sampler);
   s.preserved = std::move(preserved);
+  s.renderSpecial = params.renderSpecial;
+  s.nProbs = std::max(0, params.nProbs);
+  s.postSampling = params.postSampling;
+  s.contextShift = params.contextShift;
+  s.nKeep = params.nKeep < 0 ? static_cast<int32_t>(prompt.size()) : params.nKeep;
   s.maxTokens = params.maxTokens;
   s.generated = 0;
   s.last = LLAMA_TOKEN_NULL;
@@ -336,16 +361,23 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
     SlotEvent ev;
     ev.slot = s.id;
     ev.promptProcessed = s.promptThisStep;
+    if (s.nProbs > 0) recordProbs(s, s.logitIndex, tok, ev);
     EndReason end = EndReason::kNone;
     if (model_->isEog(tok)) {
       end = EndReason::kStop;
     } else {
       ev.token = tok;
       ++s.generated;
-      s.utf8 += model_->tokenPiece(tok, std::binary_search(s.preserved.begin(), s.preserved.end(), tok));
+      const bool special = s.renderSpecial || std::binary_search(s.preserved.begin(), s.preserved.end(), tok);
+      s.utf8 += model_->tokenPiece(tok, special);
       s.last = tok;
-      if (s.generated >= s.maxTokens) end = EndReason::kLength;
-      else if (static_cast<int32_t>(s.cache.size()) >= nCtxSlot_) end = EndReason::kContextFull;
+      if (s.generated >= s.maxTokens) {
+        end = EndReason::kLength;
+      } else if (static_cast<int32_t>(s.cache.size()) >= nCtxSlot_) {
+        const size_t before = s.cache.size();
+        if (s.contextShift && shiftContext(s)) ev.shifted = static_cast<int32_t>(before - s.cache.size());
+        else end = EndReason::kContextFull;
+      }
     }
     ev.text = takeText(s, end != EndReason::kNone);
     ev.end = end;
@@ -377,6 +409,128 @@ SlotInfo BatchDecoder::slotInfo(int32_t slot) const {
 const std::vector<llama_token> &BatchDecoder::cachedTokens(int32_t slot) const {
   checkSlot(slot);
   return slots_[static_cast<size_t>(slot)]->cache;
+}
+
+bool BatchDecoder::shiftContext(Slot &s) {
+  // As llama-server: keep the first nKeep tokens, drop half of the rest, move what follows back.
+  llama_memory_t mem = llama_get_memory(ctx_);
+  if (!llama_memory_can_shift(mem)) return false;
+  const int32_t n = static_cast<int32_t>(s.cache.size());
+  const int32_t keep = std::clamp(s.nKeep, 0, n - 2);
+  const int32_t discard = (n - keep) / 2;
+  if (discard < 1) return false;
+  if (!llama_memory_seq_rm(mem, s.id, keep, keep + discard)) return false;
+  llama_memory_seq_add(mem, s.id, keep + discard, n, -discard);
+  s.cache.erase(s.cache.begin() + keep, s.cache.begin() + keep + discard);
+  return true;
+}
+
+void BatchDecoder::recordProbs(Slot &s, int32_t outputIndex, llama_token tok, SlotEvent &ev) {
+  ev.hasProbs = true;
+  const auto *candidates = s.postSampling ? s.sampler.candidates() : nullptr;
+  if (candidates != nullptr) {
+    // After the sampler chain: the probabilities it sampled from, most likely first.
+    ev.chosen = {tok, 0.0f};
+    for (size_t i = 0; i < candidates->size; ++i) {
+      const llama_token_data &d = candidates->data[i];
+      if (d.id == tok) ev.chosen.logprob = d.p;
+      if (static_cast<int32_t>(ev.top.size()) < s.nProbs && d.p > 0.0f) ev.top.push_back({d.id, d.p});
+    }
+    return;
+  }
+  const float *logits = llama_get_logits_ith(ctx_, outputIndex);
+  const int32_t nVocab = model_->info().nVocab;
+  float max = -INFINITY;
+  for (int32_t i = 0; i < nVocab; ++i) max = std::max(max, logits[i]);
+  double sum = 0.0;
+  for (int32_t i = 0; i < nVocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max));
+  const float logZ = max + static_cast<float>(std::log(sum));
+  // The nProbs largest logits: a min-heap of that size over the vocabulary.
+  auto greater = [&](llama_token a, llama_token b) { return logits[a] > logits[b]; };
+  std::priority_queue<llama_token, std::vector<llama_token>, decltype(greater)> heap(greater);
+  for (llama_token i = 0; i < nVocab; ++i) {
+    if (static_cast<int32_t>(heap.size()) < s.nProbs) heap.push(i);
+    else if (logits[i] > logits[heap.top()]) {
+      heap.pop();
+      heap.push(i);
+    }
+  }
+  ev.top.resize(heap.size());
+  for (size_t k = heap.size(); k-- > 0;) {
+    ev.top[k] = {heap.top(), logits[heap.top()] - logZ};
+    heap.pop();
+  }
+  ev.chosen = {tok, logits[tok] - logZ};
+  if (s.postSampling) {
+    // Greedy: the chain leaves only the chosen token.
+    ev.chosen.logprob = 1.0f;
+    ev.top = {{tok, 1.0f}};
+  }
+}
+
+BatchDecoder::Slot &BatchDecoder::idleSlot(int32_t slot, const char *what) {
+  checkSlot(slot);
+  Slot &s = *slots_[static_cast<size_t>(slot)];
+  if (s.state != SlotState::kIdle)
+    throw Error(codes::kBusy, "slot " + std::to_string(slot) + " is busy; " + what + " idle slots only");
+  return s;
+}
+
+int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
+  std::unique_lock<std::mutex> lock(stepMutex_, std::try_to_lock);
+  if (!lock.owns_lock()) throw Error(codes::kBusy, "a step is running; copy slots between steps");
+  checkSlot(src);
+  Slot &to = idleSlot(dst, "copy into");
+  if (src == dst) return static_cast<int32_t>(to.cache.size());
+  const Slot &from = *slots_[static_cast<size_t>(src)];
+  const int32_t n = count < 0 ? static_cast<int32_t>(from.cache.size())
+                              : std::min<int32_t>(count, static_cast<int32_t>(from.cache.size()));
+  llama_memory_t mem = llama_get_memory(ctx_);
+  llama_memory_seq_rm(mem, dst, -1, -1);
+  if (n > 0) {
+    // Between streams (one per slot, not unified) llama.cpp copies whole sequences only (it asserts on a
+    // range): copy all, then cut the tail.
+    llama_memory_seq_cp(mem, src, dst, -1, -1);
+    llama_memory_seq_rm(mem, dst, n, -1);
+  }
+  to.cache.assign(from.cache.begin(), from.cache.begin() + n);
+  countKvCells();
+  return n;
+}
+
+size_t BatchDecoder::saveSlot(int32_t slot, const std::string &path) {
+  std::lock_guard<std::mutex> lock(stepMutex_);
+  Slot &s = idleSlot(slot, "save");
+  takeLastLogError();
+  const size_t written = llama_state_seq_save_file(ctx_, path.c_str(), slot, s.cache.data(), s.cache.size());
+  if (written == 0) {
+    const std::string why = takeLastLogError();
+    throw Error(codes::kNativeError,
+                "could not save slot " + std::to_string(slot) + " to " + path + (why.empty() ? "" : ": " + why));
+  }
+  return written;
+}
+
+int32_t BatchDecoder::restoreSlot(int32_t slot, const std::string &path) {
+  std::lock_guard<std::mutex> lock(stepMutex_);
+  Slot &s = idleSlot(slot, "restore");
+  std::vector<llama_token> tokens(static_cast<size_t>(nCtxSlot_));
+  size_t count = 0;
+  takeLastLogError();
+  llama_memory_seq_rm(llama_get_memory(ctx_), slot, -1, -1);
+  const size_t read = llama_state_seq_load_file(ctx_, path.c_str(), slot, tokens.data(), tokens.size(), &count);
+  if (read == 0) {
+    s.cache.clear();
+    countKvCells();
+    const std::string why = takeLastLogError();
+    throw Error(codes::kInvalidArgument,
+                "could not restore slot " + std::to_string(slot) + " from " + path +
+                    (why.empty() ? " (not a saved slot of this model and context?)" : ": " + why));
+  }
+  tokens.resize(count);
+  s.cache = std::move(tokens);
+  countKvCells();
+  return static_cast<int32_t>(s.cache.size());
 }
 
 void BatchDecoder::countKvCells() {

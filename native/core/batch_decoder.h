@@ -27,7 +27,9 @@ struct DecoderOptions {
   int32_t nThreads = 0;  // 0: llama.cpp's default
   int32_t nThreadsBatch = 0;
   int32_t flashAttn = -1;      // -1 auto, 0 off, 1 on
-  std::string kvType = "f16";  // f16 | q8_0
+  std::string kvType = "f16";  // K and V unless given apart: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1
+  std::string kvTypeV;         // empty: kvType
+  bool offloadKv = true;       // KV cache on the GPU with the layers
   bool swaFull = false;        // full-size sliding-window cache (costs memory; enables more prefix reuse)
 };
 
@@ -43,6 +45,20 @@ struct StartParams {
   int32_t maxTokens = 256;  // generated tokens, not counting the prompt
   // Special tokens whose text the output keeps (a template's tool-call markers); others render as nothing.
   std::vector<llama_token> preservedTokens;
+  bool renderSpecial = false;  // every special token keeps its text
+  bool reusePrefix = true;     // false: the slot's cached prefix is dropped (cache_prompt: false)
+  // Probabilities of each generated token and of the nProbs most likely: from the raw logits, or after the
+  // sampler chain (postSampling).
+  int32_t nProbs = 0;
+  bool postSampling = false;
+  // A full slot while generating drops the oldest half of what follows the first nKeep tokens and goes on.
+  bool contextShift = false;
+  int32_t nKeep = 0;  // -1: the whole prompt
+};
+
+struct TokenProb {
+  llama_token token = LLAMA_TOKEN_NULL;
+  float logprob = 0.0f;  // natural log; probability when postSampling
 };
 
 struct StartResult {
@@ -57,6 +73,11 @@ struct SlotEvent {
   EndReason end = EndReason::kNone;
   std::string error;
   int32_t promptProcessed = 0;  // prompt tokens decoded for this slot in this step
+  int32_t shifted = 0;          // tokens a context shift dropped in this step
+  // With nProbs: the generated token's probability, and the nProbs most likely tokens.
+  bool hasProbs = false;
+  TokenProb chosen;
+  std::vector<TokenProb> top;
 };
 
 struct StepResult {
@@ -88,6 +109,13 @@ class BatchDecoder {
   bool cancel(int32_t slot);
   // Drops the slot's KV (it is kept by default for prefix reuse). Throws BUSY on an active slot.
   void clear(int32_t slot);
+  // Gives idle slot `dst` the KV of `src`'s first `count` cached tokens (all when count < 0), so a start on dst
+  // with the same prompt reuses it: n choices of one prompt prefill it once. Between steps only.
+  int32_t copyPrefix(int32_t src, int32_t dst, int32_t count = -1);
+  // An idle slot's KV to a file and back (llama_state_seq_save_file/load_file), with its tokens. Between
+  // steps only; the caller runs them off the JS thread. Return the bytes written and the tokens restored.
+  size_t saveSlot(int32_t slot, const std::string &path);
+  int32_t restoreSlot(int32_t slot, const std::string &path);
   // Decodes one batch of at most min(tokenBudget, nBatch) tokens. Generating slots always get their
   // token; prefilling slots share what is left, in slot order starting after the last one served.
   StepResult step(int32_t tokenBudget);
@@ -106,6 +134,9 @@ class BatchDecoder {
  private:
   struct Slot;
   void checkSlot(int32_t slot) const;
+  Slot &idleSlot(int32_t slot, const char *what);
+  bool shiftContext(Slot &s);
+  void recordProbs(Slot &s, int32_t outputIndex, llama_token tok, SlotEvent &ev);
   void applyCancels(std::vector<SlotEvent> &events);
   void endSlot(Slot &s, EndReason reason, std::vector<SlotEvent> &events, const std::string &error = "");
   void forgetKv(Slot &s);

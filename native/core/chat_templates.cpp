@@ -87,6 +87,7 @@ struct ChatTemplates::Impl {
   common_reasoning_format reasoningFormat = COMMON_REASONING_FORMAT_DEEPSEEK;
   std::map<std::string, std::string> defaultKwargs;
   bool enableThinking = false;
+  bool prefillAssistant = true;
 };
 
 ChatTemplates::ChatTemplates(std::shared_ptr<Model> model, const ChatTemplateOptions &opts)
@@ -98,6 +99,7 @@ ChatTemplates::ChatTemplates(std::shared_ptr<Model> model, const ChatTemplateOpt
   const bool builtin =
       !opts.templateOverride.empty() && opts.templateOverride != "chatml" && isBuiltinName(opts.templateOverride);
   m.useJinja = opts.useJinja && !builtin;
+  m.prefillAssistant = opts.prefillAssistant;
   try {
     m.reasoningFormat = common_reasoning_format_from_name(opts.reasoningFormat);
   } catch (const std::exception &e) {

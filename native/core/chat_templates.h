@@ -27,6 +27,8 @@ struct ChatTemplateOptions {
   std::string defaultKwargs = "{}";
   // -1 auto (on when the template supports it), 0 off, 1 on.
   int32_t enableThinking = -1;
+  // A conversation that ends with an assistant message is continued, not answered (llama-server's default).
+  bool prefillAssistant = true;
 };
 
 struct ChatTemplateInfo {

@@ -142,6 +142,10 @@ SlotSampler::SlotSampler(const llama_model *model, const SamplingParams &p) {
   if (!common_) throw Error(codes::kInvalidArgument, "llama.cpp could not create the sampler");
 }
 
+const llama_token_data_array *SlotSampler::candidates() const {
+  return common_ ? common_sampler_get_candidates(common_.get(), true) : nullptr;
+}
+
 void SlotSampler::acceptPrompt(const std::vector<llama_token> &tokens) {
   if (!common_) return;
   for (llama_token t : tokens) common_sampler_accept(common_.get(), t, false);

@@ -78,6 +78,8 @@ class SlotSampler {
   // Samples the token at `outputIndex` and records it (penalties, grammar state).
   llama_token sample(llama_context *ctx, int32_t outputIndex);
   bool constrained() const { return constrained_; }
+  // What the last sample() chose from after the chain (most likely first), or nullptr on the greedy path.
+  const llama_token_data_array *candidates() const;
   explicit operator bool() const { return fastGreedy_ || common_ != nullptr; }
 
  private:

@@ -26,7 +26,11 @@ export interface DecoderOptions {
   threads?: number;
   threadsBatch?: number;
   flashAttn?: 'auto' | 'on' | 'off';
-  kvType?: 'f16' | 'q8_0' | 'f32';
+  /** K and V (V unless kvTypeV is given): f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1. */
+  kvType?: string;
+  kvTypeV?: string;
+  /** KV cache on the GPU with the layers (default true). */
+  offloadKv?: boolean;
   /** Full-size sliding-window KV (more memory, more prefix reuse on SWA models like Gemma 3). */
   swaFull?: boolean;
 }
@@ -41,6 +45,22 @@ export interface StartOptions extends SamplingOptions {
   maxTokens: number;
   /** Special tokens whose text the output keeps (a chat template's tool-call markers). */
   preservedTokens?: readonly number[];
+  /** Every special token keeps its text (llama-server's --special). */
+  renderSpecial?: boolean;
+  /** false: the slot's cached prefix is dropped (cache_prompt: false). Default true. */
+  reusePrefix?: boolean;
+  /** Report each token's probability and the nProbs most likely, from the logits or after the sampler chain. */
+  nProbs?: number;
+  postSampling?: boolean;
+  /** A slot that fills while generating drops the oldest half after the first nKeep tokens (-1: the prompt). */
+  contextShift?: boolean;
+  nKeep?: number;
+}
+
+export interface TokenProb {
+  token: number;
+  /** Natural log; a probability instead when postSampling was asked for. */
+  logprob: number;
 }
 
 export type EndReason = 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';
@@ -54,6 +74,10 @@ export interface SlotEvent {
   end: EndReason | null;
   error?: string;
   promptProcessed: number;
+  /** Tokens a context shift dropped in this step. */
+  shifted?: number;
+  /** With nProbs: this token's probability and the most likely tokens. */
+  probs?: { chosen: TokenProb; top: TokenProb[] };
 }
 
 export interface StepResult {
@@ -137,12 +161,34 @@ export class BatchDecoder {
         end: e.end === '' ? null : e.end,
         ...(e.error !== undefined ? { error: e.error } : {}),
         promptProcessed: e.promptProcessed,
+        ...(e.shifted !== undefined ? { shifted: e.shifted } : {}),
+        ...(e.chosen !== undefined ? { probs: { chosen: e.chosen, top: e.top ?? [] } } : {}),
       })),
     };
   }
 
   slotInfo(slot: number): SlotInfo {
     return callNative(() => this.#native.slotInfo(slot));
+  }
+
+  /** Idle slot `dst` gets the KV of `src`'s first `count` cached tokens (all by default). Between steps. */
+  copyPrefix(src: number, dst: number, count?: number): number {
+    return callNative(() => this.#native.copyPrefix(src, dst, count));
+  }
+
+  /** An idle slot's KV and tokens to a file (llama_state_seq_save_file); resolves with the bytes written. */
+  saveSlot(slot: number, path: string): Promise<number> {
+    return awaitNative(() => this.#native.saveSlot(slot, path));
+  }
+
+  /** Loads a saved slot into an idle slot; resolves with the tokens it now holds. */
+  restoreSlot(slot: number, path: string): Promise<number> {
+    return awaitNative(() => this.#native.restoreSlot(slot, path));
+  }
+
+  /** Drops an idle slot's KV, queued behind any step in flight. */
+  eraseSlot(slot: number): Promise<void> {
+    return awaitNative(() => this.#native.eraseSlot(slot));
   }
 
   cachedTokens(slot: number): number[] {
@@ -171,6 +217,8 @@ export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOpti
     nThreadsBatch: options.threadsBatch ?? options.threads ?? 0,
     flashAttn: FLASH_ATTN[options.flashAttn ?? 'auto'],
     kvType: options.kvType ?? 'f16',
+    ...(options.kvTypeV !== undefined ? { kvTypeV: options.kvTypeV } : {}),
+    offloadKv: options.offloadKv ?? true,
     swaFull: options.swaFull ?? false,
   };
 }

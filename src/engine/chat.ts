@@ -27,6 +27,8 @@ export interface ChatTemplateOptions {
   defaultKwargs?: Record<string, unknown>;
   /** Thinking on templates that support it: 'auto' (default: on where supported), 'on' or 'off'. */
   thinking?: 'auto' | 'on' | 'off';
+  /** A conversation that ends with the assistant is continued, not answered (llama-server's default). */
+  prefillAssistant?: boolean;
 }
 
 export type ChatTemplateInfo = NativeChatTemplateInfo;
@@ -44,6 +46,7 @@ export interface ChatRenderRequest {
   json_schema?: unknown;
   grammar?: string;
   add_generation_prompt?: boolean;
+  continue_final_message?: boolean | string;
   /** ReasoningFormat; llama.cpp checks the name. */
   reasoning_format?: string;
   reasoning_effort?: string;
@@ -71,6 +74,7 @@ export class ChatTemplates {
           reasoningFormat: options.reasoningFormat ?? 'deepseek',
           defaultKwargs: JSON.stringify(options.defaultKwargs ?? {}),
           enableThinking: THINKING[options.thinking ?? 'auto'],
+          prefillAssistant: options.prefillAssistant ?? true,
         }),
     );
     this.info = callNative(() => this.#native.info());

@@ -70,6 +70,8 @@ export interface NativeDecoderOptions {
   nThreadsBatch?: number;
   flashAttn?: -1 | 0 | 1;
   kvType?: string;
+  kvTypeV?: string;
+  offloadKv?: boolean;
   swaFull?: boolean;
 }
 
@@ -120,6 +122,12 @@ export interface NativeStartParams extends NativeSamplingParams {
   maxTokens?: number;
   /** Special tokens whose text the output keeps (a template's tool-call markers). */
   preservedTokens?: readonly number[];
+  renderSpecial?: boolean;
+  reusePrefix?: boolean;
+  nProbs?: number;
+  postSampling?: boolean;
+  contextShift?: boolean;
+  nKeep?: number;
 }
 
 export interface NativeSlotEvent {
@@ -129,6 +137,11 @@ export interface NativeSlotEvent {
   end: '' | 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';
   error?: string;
   promptProcessed: number;
+  /** Tokens a context shift dropped in this step. */
+  shifted?: number;
+  /** With nProbs: the token's log probability (probability with postSampling) and the most likely tokens. */
+  chosen?: { token: number; logprob: number };
+  top?: { token: number; logprob: number }[];
 }
 
 export interface NativeStepResult {
@@ -146,6 +159,8 @@ export interface NativeDecoderInfo {
   nBatch: number;
   nUbatch: number;
   kvType: string;
+  kvTypeV: string;
+  offloadKv: boolean;
   kvUnified: boolean;
   flashAttn: number;
   swaFull: boolean;
@@ -168,6 +183,10 @@ export interface NativeBatchDecoder {
     generated: number;
   };
   cachedTokens(slot: number): Int32Array;
+  copyPrefix(src: number, dst: number, count?: number): number;
+  saveSlot(slot: number, path: string): Promise<number>;
+  restoreSlot(slot: number, path: string): Promise<number>;
+  eraseSlot(slot: number): Promise<void>;
   info(): NativeDecoderInfo;
   dispose(): void;
   readonly disposed: boolean;
@@ -224,6 +243,9 @@ export interface NativeChatParser {
 
 export interface NativeSystemInfo {
   llamaSystemInfo: string;
+  /** llama.cpp's "b<build number>-<commit>". */
+  buildInfo: string;
+  commit: string;
   supportsGpuOffload: boolean;
   supportsMmap: boolean;
   supportsMlock: boolean;
@@ -253,6 +275,7 @@ export interface NativeAddon {
       reasoningFormat?: string;
       defaultKwargs?: string;
       enableThinking?: number;
+      prefillAssistant?: boolean;
     },
   ) => NativeChatTemplates;
   ChatParser: new (config: string) => NativeChatParser;

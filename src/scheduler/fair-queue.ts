@@ -69,19 +69,22 @@ class Level<T> {
     return line;
   }
 
-  /** The next request by round-robin between this level's clients. */
-  next(): Waiting<T> | undefined {
+  /** The next request by round-robin between this level's clients (the first in turn that canTake accepts). */
+  next(canTake?: (item: T) => boolean): Waiting<T> | undefined {
     if (this.thisRound.size === 0) {
       // A new round: everyone still waiting is due a turn again.
       this.thisRound = this.nextRound;
       this.nextRound = new Set();
       this.servedThisRound.clear();
     }
-    const line = first(this.thisRound);
-    if (line === undefined) return undefined;
-    const w = first(line.waiting.values());
-    if (w === undefined) throw new Error('a client line in the rotation is empty');
-    return w;
+    for (const round of [this.thisRound, this.nextRound]) {
+      for (const line of round) {
+        const w = first(line.waiting.values());
+        if (w === undefined) throw new Error('a client line in the rotation is empty');
+        if (canTake === undefined || canTake(w.item)) return w;
+      }
+    }
+    return undefined;
   }
 
   /** Takes `w` out; `served`: it leaves because it had its turn (not cancelled). */
@@ -178,14 +181,20 @@ export class FairQueue<T> {
     this.#tokens += cost;
   }
 
-  /** The next request: from the highest priority waiting, by round-robin between its clients. */
-  shift(): T | undefined {
-    const level = this.#levels.find((l) => l.size > 0);
-    if (level === undefined) return undefined;
-    const w = level.next();
-    if (w === undefined) throw new Error(`priority ${level.priority} has requests but no client due a turn`);
-    this.#take(w, true);
-    return w.item;
+  /**
+   * The next request: from the highest priority waiting, by round-robin between its clients. With `canTake`,
+   * the first client in turn whose oldest request it accepts: a request that can't start yet (its pinned slot
+   * is busy) holds back its own client, not the others.
+   */
+  shift(canTake?: (item: T) => boolean): T | undefined {
+    for (const level of this.#levels) {
+      if (level.size === 0) continue;
+      const w = level.next(canTake);
+      if (w === undefined) continue;
+      this.#take(w, true);
+      return w.item;
+    }
+    return undefined;
   }
 
   /** Removes a waiting request (cancelled while queued). False when it is not waiting. */

@@ -3,7 +3,7 @@
 // handler calls. Policy only: the decoder does the work, the fair queue decides who waits least, the
 // slot choice decides where a request goes.
 import type { StepResult } from '../engine/index.ts';
-import { ArgumentError, ContextExceededError, RejectedError } from '../errors.ts';
+import { ArgumentError, ContextExceededError, RejectedError, StateError } from '../errors.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {
@@ -32,6 +32,7 @@ interface Job {
   reusedTokens: number;
   promptProcessed: number;
   generated: number;
+  shifted: number;
   /** Text from events that carried no token, handed over with onEnd (the real decoder sends none). */
   heldText: string;
   readonly queuedAt: number;
@@ -51,6 +52,8 @@ interface Slot {
   cachedCount: number;
   /** Use counter value when the slot last ended a request (for least-recently-used choice). */
   lastUsed: number;
+  /** A slot action (save, restore, erase) holds it: no request starts on it meanwhile. */
+  reserved: boolean;
 }
 
 export class Scheduler {
@@ -96,6 +99,7 @@ export class Scheduler {
       cache: null,
       cachedCount: 0,
       lastUsed: -Infinity,
+      reserved: false,
     }));
   }
 
@@ -155,6 +159,14 @@ export class Scheduler {
       throw new ArgumentError('INVALID_ARGUMENT', `priority must be an integer (got ${request.priority})`);
     if (request.timeoutMs !== undefined && !(request.timeoutMs > 0))
       throw new ArgumentError('INVALID_ARGUMENT', `timeoutMs must be > 0 (got ${request.timeoutMs})`);
+    if (
+      request.slot !== undefined &&
+      !(Number.isInteger(request.slot) && request.slot >= 0 && request.slot < this.#slots.length)
+    )
+      throw new ArgumentError(
+        'INVALID_ARGUMENT',
+        `slot ${request.slot} does not exist (slots 0..${this.#slots.length - 1})`,
+      );
     if (n >= this.#ctxPerSlot) {
       throw this.#reject(
         'context_exceeded',
@@ -196,6 +208,7 @@ export class Scheduler {
       reusedTokens: 0,
       promptProcessed: 0,
       generated: 0,
+      shifted: 0,
       heldText: '',
       queuedAt: this.#now(),
       startedAt: null,
@@ -311,20 +324,28 @@ export class Scheduler {
   /** Starts waiting requests on idle slots. Only between steps: the decoder refuses start() during one. */
   #admit(): void {
     while (!this.#stepInFlight && this.#queue.size > 0) {
-      const idle = this.#slots.filter((s) => s.job === null);
+      const idle = this.#slots.filter((s) => s.job === null && !s.reserved);
       if (idle.length === 0) return;
-      const job = this.#queue.shift();
+      // A request pinned to a slot waits for that one; the others go by fairness.
+      const job = this.#queue.shift((j) => j.request.slot === undefined || idle.some((s) => s.id === j.request.slot));
       if (job === undefined) return;
-      const candidates = idle.map((s) => ({ id: s.id, cachedTokens: this.#cachedTokens(s), lastUsed: s.lastUsed }));
-      const choice = chooseSlot(candidates, job.request.tokens, this.#minReusePrefix);
-      const slot = choice === null ? undefined : this.#slots[choice.slot];
+      const pinned = job.request.slot;
+      let slot: Slot | undefined;
+      if (pinned !== undefined) slot = this.#slots[pinned];
+      else {
+        const candidates = idle.map((s) => ({ id: s.id, cachedTokens: this.#cachedTokens(s), lastUsed: s.lastUsed }));
+        const choice = chooseSlot(candidates, job.request.tokens, this.#minReusePrefix);
+        slot = choice === null ? undefined : this.#slots[choice.slot];
+      }
       if (slot === undefined) throw new Error('no idle slot was chosen');
       let started: { reusedTokens: number; promptTokens: number };
       try {
+        this.#copyPrefix(job, slot);
         started = this.#decoder.start(slot.id, job.request.tokens, job.request.options);
       } catch (err) {
         // E.g. a token id outside the vocabulary or a sampling parameter out of range: this request fails,
         // the slot stays idle for the next one.
+        slot.cache = null;
         this.#end(job, 'error', '', messageOf(err));
         continue;
       }
@@ -337,6 +358,53 @@ export class Scheduler {
       slot.cachedCount = started.reusedTokens;
       const info = { slot: slot.id, reusedTokens: started.reusedTokens };
       this.#callHandler(job, 'onStart', () => job.handlers.onStart?.(info));
+    }
+  }
+
+  /** The KV another slot holds for this prompt, copied into the slot (when that slot still holds it). */
+  #copyPrefix(job: Job, slot: Slot): void {
+    const from = job.request.copyFrom;
+    if (from === undefined || from.slot === slot.id) return;
+    const source = this.#slots[from.slot];
+    if (source === undefined || source.reserved) return;
+    const held = this.#decoder.cachedTokens(from.slot);
+    let n = 0;
+    while (n < held.length && n < from.tokens.length && held[n] === from.tokens[n]) n++;
+    if (n === 0) return;
+    this.#decoder.copyPrefix(from.slot, slot.id, n);
+    slot.cache = null;
+  }
+
+  /**
+   * Saves, restores or erases a slot's cache (llama-server's slot actions). The slot must be idle; no request
+   * starts on it until the action ends. Rejects with a StateError when it is busy.
+   */
+  async slotAction(
+    slotId: number,
+    action: 'save' | 'restore' | 'erase',
+    path?: string,
+  ): Promise<{ tokens: number; bytes?: number; ms: number }> {
+    const slot = this.#slots[slotId];
+    if (slot === undefined)
+      throw new ArgumentError('INVALID_ARGUMENT', `slot ${slotId} does not exist (slots 0..${this.#slots.length - 1})`);
+    if (slot.job !== null || slot.reserved) throw new StateError('BUSY', `slot ${slotId} is busy`);
+    if (action !== 'erase' && path === undefined) throw new ArgumentError('INVALID_ARGUMENT', `${action} needs a file`);
+    slot.reserved = true;
+    const t0 = this.#now();
+    try {
+      if (action === 'save') {
+        const tokens = this.#cachedTokens(slot).length;
+        const bytes = await this.#decoder.saveSlot(slotId, path ?? '');
+        return { tokens, bytes, ms: this.#now() - t0 };
+      }
+      const tokens = action === 'restore' ? await this.#decoder.restoreSlot(slotId, path ?? '') : 0;
+      if (action === 'erase') await this.#decoder.eraseSlot(slotId);
+      return { tokens, ms: this.#now() - t0 };
+    } finally {
+      slot.reserved = false;
+      slot.cache = null;
+      if (action !== 'save') slot.cachedCount = 0;
+      this.#wake();
     }
   }
 
@@ -382,13 +450,22 @@ export class Scheduler {
         continue;
       }
       job.promptProcessed += ev.promptProcessed;
+      job.shifted += ev.shifted ?? 0;
+      if (ev.promptProcessed > 0 && job.handlers.onPromptProgress !== undefined) {
+        const progress = {
+          processed: job.reusedTokens + job.promptProcessed,
+          total: job.request.tokens.length,
+          cached: job.reusedTokens,
+        };
+        this.#callHandler(job, 'onPromptProgress', () => job.handlers.onPromptProgress?.(progress));
+      }
       if (ev.token !== null) job.generated++;
       // The KV holds the prompt and every generated token but the last, which the next step decodes.
-      slot.cachedCount = job.reusedTokens + job.promptProcessed + Math.max(0, job.generated - 1);
+      slot.cachedCount = job.reusedTokens + job.promptProcessed + Math.max(0, job.generated - 1) - job.shifted;
       if (ev.token !== null) {
         job.firstTokenAt ??= this.#now();
-        const { token, text } = ev;
-        this.#callHandler(job, 'onToken', () => job.handlers.onToken?.(token, text));
+        const { token, text, probs } = ev;
+        this.#callHandler(job, 'onToken', () => job.handlers.onToken?.(token, text, probs));
       } else {
         job.heldText += ev.text;
       }
@@ -480,6 +557,7 @@ export class Scheduler {
       promptTokens: job.request.tokens.length,
       cachedTokens: job.reusedTokens,
       generatedTokens: job.generated,
+      shiftedTokens: job.shifted,
       queuedAt: job.queuedAt,
       startedAt: job.startedAt,
       firstTokenAt: job.firstTokenAt,

@@ -17,6 +17,12 @@ export interface Decoder {
   step(tokenBudget: number): Promise<StepResult>;
   /** Tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
   cachedTokens(slot: number): readonly number[];
+  /** Idle slot `dst` gets the KV of `src`'s first `count` cached tokens. Between steps. */
+  copyPrefix(src: number, dst: number, count: number): number;
+  /** An idle slot's KV to a file and back, and dropped; queued behind any step in flight. */
+  saveSlot(slot: number, path: string): Promise<number>;
+  restoreSlot(slot: number, path: string): Promise<number>;
+  eraseSlot(slot: number): Promise<void>;
 }
 
 export interface SchedulerOptions {
@@ -51,6 +57,24 @@ export interface GenerationRequest {
   timeoutMs?: number;
   /** Aborting cancels the request (reason 'cancelled'), e.g. on client disconnect. */
   signal?: AbortSignal;
+  /** Only this slot (llama-server's id_slot): the request waits for it. */
+  slot?: number;
+  /**
+   * Start from the KV of another slot's first `tokens` cached tokens (n choices of one prompt: the first
+   * prefills it, the others copy it). Ignored when that slot no longer holds them.
+   */
+  copyFrom?: { slot: number; tokens: readonly number[] };
+}
+
+export interface TokenProb {
+  token: number;
+  /** Natural log, or a probability after the sampler chain (postSampling). */
+  logprob: number;
+}
+
+export interface TokenProbs {
+  chosen: TokenProb;
+  top: readonly TokenProb[];
 }
 
 /** Why a request ended. 'timeout' and 'shutdown' are the scheduler's own cancellations. */
@@ -65,6 +89,8 @@ export interface RequestSummary {
   /** Prompt tokens whose KV was reused from the slot's cache. */
   cachedTokens: number;
   generatedTokens: number;
+  /** Tokens dropped by context shifts while generating (then the answer is truncated). */
+  shiftedTokens: number;
   /** Milliseconds, from the scheduler clock. */
   queuedAt: number;
   startedAt: number | null;
@@ -75,8 +101,10 @@ export interface RequestSummary {
 export interface GenerationHandlers {
   /** The request got a slot. */
   onStart?(info: { slot: number; reusedTokens: number }): void;
-  /** One generated token and its text (complete UTF-8; may be empty). */
-  onToken?(token: number, text: string): void;
+  /** A step decoded part of the prompt: `processed` of `total` prompt tokens are in the KV (cached included). */
+  onPromptProgress?(info: { processed: number; total: number; cached: number }): void;
+  /** One generated token and its text (complete UTF-8; may be empty), with its probabilities when asked for. */
+  onToken?(token: number, text: string, probs?: TokenProbs): void;
   /** Exactly once per request, after its last onToken. `text` is any held-back tail. */
   onEnd(summary: RequestSummary, text: string): void;
 }

@@ -1,19 +1,27 @@
 // The Fastify app: OpenAI routes over the scheduler, OpenAI-shaped errors, API keys, health. It never listens;
 // the entry point does (and calls markReady(), and closes the scheduler on shutdown).
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { RejectionCause } from '../metrics/server-metrics.ts';
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
 import { resolveServerConfig, type ServedModel, type ServedScheduler, type ServerConfig } from './config.ts';
+import { registerCors } from './cors.ts';
 import type { GenerationMetrics, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
 import { chatRoutes } from './routes/chat.ts';
+import { completionRoute } from './routes/completion.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { modelRoutes } from './routes/models.ts';
 import { opsRoutes, type ServerState } from './routes/ops.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { tokenizeRoutes } from './routes/tokenize.ts';
 import { webuiRoutes } from './routes/webui.ts';
 import type { StatsSource } from './stats-source.ts';
 
@@ -25,6 +33,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** `key:<digest prefix>` when the request presented a valid API key, else null. */
     apiKeyClient: string | null;
+    /** What a generation reported, for the one log line per request. */
+    generation: { promptTokens: number; outputTokens: number; ttftMs: number | null } | null;
   }
   interface FastifyInstance {
     /** /health turns 200 and generation routes open (until then: 503, as llama-server while loading). */
@@ -55,9 +65,14 @@ export interface BuildAppOptions {
   ready?: boolean;
   /** Serve the web page at GET / (default true; --no-webui turns it off). `dir`: where its build is. */
   webui?: boolean | { dir: string };
+  /** One log line per request at info level (method, route, status, tokens, TTFT, duration). Default false. */
+  logRequests?: boolean;
+  /** Serve HTTPS with this key and certificate (PEM), as --ssl-key-file/--ssl-cert-file. */
+  https?: { key: Buffer | string; cert: Buffer | string };
 }
 
-const REDACT = [
+/** Log paths never written in clear (API keys), whatever logger the server runs with. */
+export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
   'headers.authorization',
@@ -71,6 +86,8 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
 
   const options: FastifyServerOptions = {
     bodyLimit: config.bodyLimitBytes,
+    // Our own line per request (below) replaces Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     // Fastify's own 503 while closing is not OpenAI-shaped; the onRequest hook below answers instead.
     return503OnClosing: false,
   };
@@ -79,9 +96,12 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   else if (opts.logger !== undefined && opts.logger !== false) {
     const given = typeof opts.logger === 'object' ? opts.logger : {};
     const extra = Array.isArray(given.redact) ? given.redact : (given.redact?.paths ?? []);
-    options.logger = { ...given, redact: { paths: [...REDACT, ...extra], censor: '[redacted]' } };
+    options.logger = { ...given, redact: { paths: [...REDACTED_PATHS, ...extra], censor: '[redacted]' } };
   }
-  const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>();
+  // Fastify's types split HTTP and HTTPS servers; the routes see the same request and reply either way.
+  const app = (
+    opts.https !== undefined ? Fastify({ ...options, https: opts.https } as FastifyServerOptions) : Fastify(options)
+  ).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
 
   let state: ServerState = opts.ready === true ? 'ok' : 'loading';
@@ -92,6 +112,31 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     getter: () => state,
   });
   app.decorateRequest('apiKeyClient', null);
+  app.decorateRequest('generation', null);
+  if (opts.logRequests === true) {
+    app.addHook('onRequest', async (request, reply) => {
+      const t0 = performance.now();
+      // 'close' also fires for hijacked streams, which skip Fastify's onResponse.
+      reply.raw.once('close', () => {
+        const g = request.generation;
+        request.log.info(
+          {
+            method: request.method,
+            url: request.url,
+            status: reply.raw.statusCode,
+            ms: Math.round(performance.now() - t0),
+            ...(g !== null ? { promptTokens: g.promptTokens, outputTokens: g.outputTokens, ttftMs: g.ttftMs } : {}),
+          },
+          'request',
+        );
+      });
+    });
+  }
+  registerCors(app, config.corsOrigins);
+  // llama-server reads every body as JSON whatever its Content-Type says (`curl -d '{...}'` sends form
+  // encoding), and scripts written for it rely on that: so do we. Invalid JSON is still a 400.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   app.addHook('preClose', async () => {
     state = 'shutting_down';
   });
@@ -108,7 +153,8 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     const api = toApiError(err);
     const cause = rejectionCause(api);
     if (cause !== null) deps.metrics?.rejected(cause);
-    if (api.statusCode >= 500) request.log.error({ err }, 'request failed');
+    // 500 is our failure; 501, 503 and 504 are answers (off, loading or busy, too slow).
+    if (api.statusCode === 500) request.log.error({ err }, 'request failed');
     else request.log.debug({ err: api.message }, 'request refused');
     return reply.code(api.statusCode).headers(api.headers).send(api.body());
   });
@@ -117,23 +163,26 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     return reply.code(api.statusCode).send(api.body());
   });
 
-  app.register(opsRoutes, { deps: serverDeps, state: () => state });
   const metrics = deps.metrics;
-  if (metrics) {
-    app.get('/metrics', async (_request, reply) => {
-      const { contentType, body } = await metrics.exposition();
-      return reply.type(contentType).send(body);
-    });
-  }
+  const startedAt = Math.floor(Date.now() / 1000);
   if (deps.stats) app.register(statsRoutes, { stats: deps.stats, state: () => state });
   if (opts.webui !== false) app.register(webuiRoutes, typeof opts.webui === 'object' ? opts.webui : {});
-  app.register(modelRoutes, { deps: serverDeps });
-  app.register(async (generation) => {
-    generation.addHook('onRequest', async () => {
-      if (state === 'loading') throw modelLoading();
+  // Everything that needs the model answers 503 while it loads, as llama-server does.
+  app.register(async (loaded) => {
+    loaded.addHook('onRequest', async (request) => {
+      if (state === 'loading' && request.routeOptions.config.public !== true) throw modelLoading();
     });
-    await generation.register(chatRoutes, { deps: serverDeps });
-    await generation.register(completionRoutes, { deps: serverDeps });
+    await loaded.register(opsRoutes, {
+      deps: serverDeps,
+      state: () => state,
+      startedAt,
+      ...(metrics ? { exposition: () => metrics.exposition() } : {}),
+    });
+    await loaded.register(modelRoutes, { deps: serverDeps });
+    await loaded.register(tokenizeRoutes, { deps: serverDeps });
+    await loaded.register(chatRoutes, { deps: serverDeps });
+    await loaded.register(completionRoutes, { deps: serverDeps });
+    await loaded.register(completionRoute, { deps: serverDeps });
   });
   return app;
 }

@@ -1,13 +1,100 @@
-// What the HTTP layer needs to know: the served model's name and limits, keys, timeouts, sampling defaults.
-// The CLI (src/config.ts) builds this from flags; tests build it by hand.
-import { createHash } from 'node:crypto';
+// What the HTTP layer needs to know: the served model's names and limits, keys, timeouts, the generation
+// defaults requests fall back on, and which optional endpoints are on. The CLI (src/config.ts) builds this from
+// llama-server's flags; tests build it by hand and get llama-server's defaults for the rest.
 import { basename } from 'node:path';
 import type { ModelInfo } from '../engine/index.ts';
-import type { GenerationHandlers, GenerationRequest, RequestHandle } from '../scheduler/types.ts';
+import type { GenerationHandlers, GenerationRequest, RequestHandle, SlotSnapshot } from '../scheduler/types.ts';
+
+/** What a request gets for each field it leaves out: llama-server's defaults, or its flags. */
+export interface GenerationDefaults {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  typicalP: number;
+  topNSigma: number;
+  xtcProbability: number;
+  xtcThreshold: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  dryMultiplier: number;
+  dryBase: number;
+  dryAllowedLength: number;
+  dryPenaltyLastN: number;
+  drySequenceBreakers: readonly string[] | undefined;
+  dynatempRange: number;
+  dynatempExponent: number;
+  mirostat: number;
+  mirostatEta: number;
+  mirostatTau: number;
+  /** -1: a random seed per request. */
+  seed: number;
+  samplers: readonly string[] | undefined;
+  ignoreEos: boolean;
+  /** [token, bias] for every request. */
+  logitBias: readonly (readonly [number, number])[];
+  /** Tokens generated when a request gives no limit; -1: until the slot is full. */
+  nPredict: number;
+  /** A constraint for requests that give none (GBNF, already checked). */
+  grammar: string | undefined;
+  /** Reuse a slot's cached prompt prefix unless a request says cache_prompt: false. */
+  cachePrompt: boolean;
+  contextShift: boolean;
+  nKeep: number;
+  renderSpecial: boolean;
+}
+
+export const LLAMA_SERVER_DEFAULTS: GenerationDefaults = {
+  temperature: 0.8,
+  topK: 40,
+  topP: 0.95,
+  minP: 0.05,
+  typicalP: 1,
+  topNSigma: -1,
+  xtcProbability: 0,
+  xtcThreshold: 0.1,
+  repeatPenalty: 1,
+  repeatLastN: 64,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  dryMultiplier: 0,
+  dryBase: 1.75,
+  dryAllowedLength: 2,
+  dryPenaltyLastN: -1,
+  drySequenceBreakers: undefined,
+  dynatempRange: 0,
+  dynatempExponent: 1,
+  mirostat: 0,
+  mirostatEta: 0.1,
+  mirostatTau: 5,
+  seed: -1,
+  samplers: undefined,
+  ignoreEos: false,
+  logitBias: [],
+  nPredict: -1,
+  grammar: undefined,
+  cachePrompt: true,
+  contextShift: false,
+  nKeep: 0,
+  renderSpecial: false,
+};
+
+/** Optional routes, off or on as llama-server's flags have them. */
+export interface Endpoints {
+  /** GET /metrics (--metrics). Default off: 501. */
+  metrics: boolean;
+  /** POST /props changes settings (--props). Default off. */
+  props: boolean;
+  /** GET /slots (--slots). Default on. */
+  slots: boolean;
+}
 
 export interface ServerConfig {
-  /** Id reported by /v1/models and in every response (llama-server's --alias). Default: the model file name. */
-  modelId?: string;
+  /** Ids reported by /v1/models (llama-server's --alias). Default: the model file name. */
+  aliases?: readonly string[];
+  tags?: readonly string[];
   /** Bearer keys accepted on every route but /health. Empty or absent: no authentication. */
   apiKeys?: readonly string[];
   /** Largest request body; larger ones get 413. Default 1 MiB. */
@@ -20,9 +107,17 @@ export interface ServerConfig {
   requestTimeoutMs?: number;
   /** How long a stream may stay undrained (client not reading) before its request is cancelled. Default 30 s. */
   streamDrainTimeoutMs?: number;
-  /** Temperature when a request gives none. Default 1 (OpenAI's default); 0 is greedy. */
-  defaultTemperature?: number;
-  /** system_fingerprint in responses. Default: derived from the model and the slot context. */
+  /** An SSE comment this often while a stream is open (--sse-ping-interval). Default none. */
+  ssePingMs?: number;
+  defaults?: Partial<GenerationDefaults>;
+  endpoints?: Partial<Endpoints>;
+  /** Origins allowed cross-origin ('*' any, 'localhost' any loopback origin). Default none. */
+  corsOrigins?: readonly string[];
+  /** Where POST /slots/{id}?action=save|restore keeps files. Absent: slot actions are refused. */
+  slotSavePath?: string;
+  /** -v: responses carry __verbose (the prompt), as llama-server's do. */
+  verbose?: boolean;
+  /** system_fingerprint in responses (llama-server's "b<build>-<commit>" form). Default: from the model. */
   systemFingerprint?: string;
   /** `created` of the model in /v1/models, in seconds. Default: when the app was built. */
   modelCreated?: number;
@@ -32,42 +127,71 @@ export interface ServerConfig {
   objectivePriorities?: ReadonlyMap<string, number>;
   /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). Default: none. */
   trustedProxies?: readonly string[];
+  /** What /props reports as build_info (llama.cpp's "b<build>-<commit>"). */
+  buildInfo?: string;
 }
 
 /** ServerConfig with every default filled in. */
 export interface ResolvedServerConfig {
+  /** The first alias (sorted, as llama-server's std::set): what responses name as their model. */
   modelId: string;
+  aliases: readonly string[];
+  tags: readonly string[];
   apiKeys: readonly string[];
   bodyLimitBytes: number;
   ctxPerSlot: number;
   slots: number;
   requestTimeoutMs: number | undefined;
   streamDrainTimeoutMs: number;
-  defaultTemperature: number;
+  ssePingMs: number | undefined;
+  defaults: GenerationDefaults;
+  endpoints: Endpoints;
+  corsOrigins: readonly string[];
+  slotSavePath: string | undefined;
+  verbose: boolean;
   systemFingerprint: string;
   modelCreated: number;
   ownedBy: string;
   objectivePriorities: ReadonlyMap<string, number>;
   trustedProxies: readonly string[];
+  buildInfo: string;
 }
 
 /** The part of the engine's Model the HTTP layer uses. */
 export interface ServedModel {
-  readonly info: Pick<ModelInfo, 'path' | 'name' | 'nParams' | 'sizeBytes' | 'nCtxTrain' | 'nVocab' | 'bos'>;
+  readonly info: Pick<
+    ModelInfo,
+    'path' | 'name' | 'nParams' | 'sizeBytes' | 'nCtxTrain' | 'nVocab' | 'bos' | 'eogTokens'
+  >;
   tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): ArrayLike<number>;
+  detokenize(tokens: readonly number[], options?: { removeSpecial?: boolean; unparseSpecial?: boolean }): string;
+  /** The token's raw bytes (possibly part of a UTF-8 character). */
+  tokenBytes(token: number, options?: { special?: boolean }): Uint8Array;
+}
+
+/** What a slot action (POST /slots/{id}) reports. */
+export interface SlotActionResult {
+  tokens: number;
+  bytes?: number;
+  ms: number;
 }
 
 /** The part of the Scheduler the HTTP layer uses. */
 export interface ServedScheduler {
   /** Throws RejectedError (QUEUE_FULL, SHUTTING_DOWN) or ContextExceededError synchronously. */
   submit(request: GenerationRequest, handlers: GenerationHandlers): RequestHandle;
-  /** Served as-is by GET /slots. */
-  snapshot(): unknown;
+  snapshot(): SlotSnapshot[];
+  /** Saves, restores or erases an idle slot's cache (llama-server's slot actions). */
+  slotAction(slot: number, action: 'save' | 'restore' | 'erase', path?: string): Promise<SlotActionResult>;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_STREAM_DRAIN_TIMEOUT_MS = 30_000;
-export const DEFAULT_TEMPERATURE = 1;
+
+/** llama-server's fingerprint form, "b<build>-<commit>": clients check the "b". */
+export function systemFingerprint(commit: string, salt: string): string {
+  return `b${commit.slice(0, 7)}-${salt}`;
+}
 
 export function resolveServerConfig(config: ServerConfig, model: ServedModel): ResolvedServerConfig {
   for (const [name, value] of [
@@ -76,23 +200,29 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
   ] as const) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be an integer >= 1, got ${value}`);
   }
-  const modelId = config.modelId ?? basename(model.info.path);
-  const fingerprint = createHash('sha256')
-    .update(`${model.info.name}|${model.info.sizeBytes}|${model.info.nParams}|${config.ctxPerSlot}`)
-    .digest('hex');
+  const aliases = [...new Set(config.aliases?.filter((a) => a !== '') ?? [])].sort();
+  const fileName = basename(model.info.path);
   return {
-    modelId,
+    modelId: aliases[0] ?? fileName,
+    aliases: aliases.length > 0 ? aliases : [fileName],
+    tags: [...(config.tags ?? [])],
     apiKeys: (config.apiKeys ?? []).filter((k) => k !== ''),
     bodyLimitBytes: config.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     ctxPerSlot: config.ctxPerSlot,
     slots: config.slots,
     requestTimeoutMs: config.requestTimeoutMs,
     streamDrainTimeoutMs: config.streamDrainTimeoutMs ?? DEFAULT_STREAM_DRAIN_TIMEOUT_MS,
-    defaultTemperature: config.defaultTemperature ?? DEFAULT_TEMPERATURE,
-    systemFingerprint: config.systemFingerprint ?? `fp_${fingerprint.slice(0, 10)}`,
+    ssePingMs: config.ssePingMs,
+    defaults: { ...LLAMA_SERVER_DEFAULTS, ...config.defaults },
+    endpoints: { metrics: false, props: false, slots: true, ...config.endpoints },
+    corsOrigins: [...(config.corsOrigins ?? [])],
+    slotSavePath: config.slotSavePath,
+    verbose: config.verbose ?? false,
+    systemFingerprint: config.systemFingerprint ?? systemFingerprint('0000000', `${model.info.nParams}`),
     modelCreated: config.modelCreated ?? Math.floor(Date.now() / 1000),
     ownedBy: config.ownedBy ?? 'llamacpp',
     objectivePriorities: config.objectivePriorities ?? new Map(),
     trustedProxies: config.trustedProxies ?? [],
+    buildInfo: config.buildInfo ?? 'b0-unknown',
   };
 }

@@ -79,6 +79,11 @@ export function notFound(method: string, url: string): ApiError {
   });
 }
 
+/** llama-server's ERROR_TYPE_NOT_SUPPORTED: an optional endpoint that is off. */
+export function notSupported(message: string): ApiError {
+  return new ApiError(501, 'not_supported_error', message, { code: 'not_supported' });
+}
+
 export function modelLoading(): ApiError {
   return new ApiError(503, 'unavailable_error', 'Loading model', { code: 'model_loading' });
 }

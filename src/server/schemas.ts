@@ -7,26 +7,73 @@ function Nullable<T extends TSchema>(schema: T) {
   return Type.Optional(Type.Union([schema, Type.Null()]));
 }
 
+const Num = (o: Record<string, number> = {}) => Nullable(Type.Number(o));
+const Int = (o: Record<string, number> = {}) => Nullable(Type.Integer(o));
+
+/** One generation's fields: OpenAI's and llama-server's names, accepted on every generation route. */
 const Sampling = {
   model: Nullable(Type.String()),
   stream: Nullable(Type.Boolean()),
   stream_options: Nullable(Type.Object({ include_usage: Nullable(Type.Boolean()) })),
-  max_tokens: Nullable(Type.Integer({ minimum: 1 })),
-  temperature: Nullable(Type.Number({ minimum: 0, maximum: 2 })),
-  top_p: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
-  top_k: Nullable(Type.Integer({ minimum: 0 })),
-  min_p: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
-  seed: Nullable(Type.Integer()),
-  stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })])),
-  presence_penalty: Nullable(Type.Number({ minimum: -2, maximum: 2 })),
-  frequency_penalty: Nullable(Type.Number({ minimum: -2, maximum: 2 })),
+  max_tokens: Int({ minimum: -1 }),
+  /** llama-server's name for max_tokens; -1: no limit. */
+  n_predict: Int({ minimum: -1 }),
+  temperature: Num({ minimum: 0, maximum: 2 }),
+  dynatemp_range: Num({ minimum: 0 }),
+  dynatemp_exponent: Num({ minimum: 0 }),
+  top_p: Num({ minimum: 0, maximum: 1 }),
+  top_k: Int({ minimum: 0 }),
+  min_p: Num({ minimum: 0, maximum: 1 }),
+  typical_p: Num({ exclusiveMinimum: 0, maximum: 1 }),
+  top_n_sigma: Num(),
+  xtc_probability: Num({ minimum: 0, maximum: 1 }),
+  xtc_threshold: Num({ minimum: 0, maximum: 1 }),
+  min_keep: Int({ minimum: 0 }),
+  seed: Int(),
+  stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 16 })])),
+  presence_penalty: Num({ minimum: -2, maximum: 2 }),
+  frequency_penalty: Num({ minimum: -2, maximum: 2 }),
   /** llama-server's extension; 1 is off. */
-  repeat_penalty: Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 10 })),
-  /** Token id (as a string key) -> bias. Keys are checked against the vocabulary by the route. */
-  logit_bias: Nullable(Type.Record(Type.String(), Type.Number({ minimum: -100, maximum: 100 }))),
+  repeat_penalty: Num({ exclusiveMinimum: 0, maximum: 10 }),
+  repeat_last_n: Int({ minimum: -1 }),
+  dry_multiplier: Num({ minimum: 0 }),
+  dry_base: Num({ minimum: 1 }),
+  dry_allowed_length: Int({ minimum: 0 }),
+  dry_penalty_last_n: Int({ minimum: -1 }),
+  dry_sequence_breakers: Nullable(Type.Array(Type.String())),
+  mirostat: Int({ minimum: 0, maximum: 2 }),
+  mirostat_tau: Num({ minimum: 0 }),
+  mirostat_eta: Num({ minimum: 0 }),
+  /** Sampler order: llama.cpp names, or a string of their letters (llama-server's). */
+  samplers: Nullable(Type.Union([Type.Array(Type.String()), Type.String()])),
+  ignore_eos: Nullable(Type.Boolean()),
+  /**
+   * Token id (as a string key) -> bias; or llama-server's [[id or text, bias or false], ...]. -100 and false ban.
+   * Keys are checked against the vocabulary by the route.
+   */
+  logit_bias: Nullable(
+    Type.Union([
+      Type.Record(Type.String(), Type.Union([Type.Number(), Type.Boolean()])),
+      Type.Array(
+        Type.Tuple([Type.Union([Type.Integer(), Type.String()]), Type.Union([Type.Number(), Type.Boolean()])]),
+      ),
+    ]),
+  ),
+  n_probs: Int({ minimum: 0, maximum: 100 }),
+  post_sampling_probs: Nullable(Type.Boolean()),
+  n_keep: Int({ minimum: -1 }),
+  cache_prompt: Nullable(Type.Boolean()),
+  /** Only this slot (-1: any). */
+  id_slot: Int({ minimum: -1 }),
+  /** Milliseconds the generation phase may take; then it stops as if at its token limit. */
+  t_max_predict_ms: Int({ minimum: 1 }),
+  return_tokens: Nullable(Type.Boolean()),
+  return_progress: Nullable(Type.Boolean()),
+  timings_per_token: Nullable(Type.Boolean()),
+  /** Responses carry __verbose (llama-server's debugging field). */
+  verbose: Nullable(Type.Boolean()),
   user: Nullable(Type.String()),
-  n: Nullable(Type.Integer()),
-  logprobs: Nullable(Type.Boolean()),
+  n: Int({ minimum: 1, maximum: 16 }),
 };
 
 /** Content parts are checked by the chat route, which names the part type it can't take (images, audio). */
@@ -94,7 +141,10 @@ export const ChatCompletionBody = Type.Object({
   ...Sampling,
   ...Constraints,
   messages: Type.Array(ChatMessageSchema, { minItems: 1 }),
-  max_completion_tokens: Nullable(Type.Integer({ minimum: 1 })),
+  max_completion_tokens: Int({ minimum: -1 }),
+  logprobs: Nullable(Type.Boolean()),
+  top_logprobs: Int({ minimum: 0, maximum: 20 }),
+  continue_final_message: Nullable(Type.Union([Type.Boolean(), Type.String()])),
   tools: Nullable(Type.Array(ToolSchema)),
   tool_choice: Nullable(ToolChoiceSchema),
   parallel_tool_calls: Nullable(Type.Boolean()),
@@ -105,15 +155,30 @@ export const ChatCompletionBody = Type.Object({
 });
 export type ChatCompletionBody = Static<typeof ChatCompletionBody>;
 
+/** Text, token ids, a mix, {prompt_string}, or an array of those: checked by the route (generation/prompt.ts). */
+const Prompt = Type.Unknown();
+
 export const CompletionBody = Type.Object({
   ...Sampling,
   ...Constraints,
-  prompt: Type.String(),
+  prompt: Prompt,
+  /** OpenAI's legacy form: how many most likely tokens to report per position (0-5). */
+  logprobs: Int({ minimum: 0, maximum: 20 }),
   echo: Nullable(Type.Boolean()),
   suffix: Nullable(Type.String()),
   best_of: Nullable(Type.Integer()),
 });
 export type CompletionBody = Static<typeof CompletionBody>;
 
-/** The fields both routes share. */
-export type SamplingBody = Pick<ChatCompletionBody, keyof typeof Sampling>;
+/** llama-server's POST /completion. */
+export const NativeCompletionBody = Type.Object({
+  ...Sampling,
+  ...Constraints,
+  prompt: Prompt,
+  /** Only these fields of the response ("a/b" lifts a nested one to the top). */
+  response_fields: Nullable(Type.Array(Type.String())),
+});
+export type NativeCompletionBody = Static<typeof NativeCompletionBody>;
+
+/** The fields every generation route shares. */
+export type GenerationParamsBody = Pick<ChatCompletionBody, keyof typeof Sampling>;

@@ -31,6 +31,8 @@ export interface SseStreamOptions {
   drainTimeoutMs: number;
   /** Once, when the client went away or stalled. The stream is already closed when it runs. */
   onAbort(cause: AbortCause): void;
+  /** A `: ping` comment after this long without an event (llama-server's --sse-ping-interval). */
+  pingMs?: number;
 }
 
 export class SseStream {
@@ -40,6 +42,7 @@ export class SseStream {
   #finished = false;
   #aborted: AbortCause | null = null;
   #drainTimer: NodeJS.Timeout | null = null;
+  #pingTimer: NodeJS.Timeout | null = null;
   readonly #unwatch: () => void;
 
   constructor(res: ServerResponse, options: SseStreamOptions) {
@@ -76,6 +79,18 @@ export class SseStream {
       'x-accel-buffering': 'no',
     });
     this.#res.flushHeaders();
+    this.#schedulePing();
+  }
+
+  #schedulePing(): void {
+    const ms = this.#options.pingMs;
+    if (ms === undefined || this.closed) return;
+    if (this.#pingTimer !== null) clearTimeout(this.#pingTimer);
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = null;
+      this.#write(': ping\n\n');
+    }, ms);
+    this.#pingTimer.unref();
   }
 
   /** One `data:` event with the JSON of `payload`. */
@@ -88,6 +103,7 @@ export class SseStream {
     if (this.closed) return;
     this.#write('data: [DONE]\n\n');
     this.#finished = true;
+    this.#clearPing();
     this.#unwatch();
     // A drain timer still running stays: a client that never reads the tail loses its socket, not our memory.
     this.#res.end();
@@ -97,6 +113,7 @@ export class SseStream {
     if (this.closed) return;
     if (!this.#opened) this.open();
     const flushed = this.#res.write(chunk);
+    this.#schedulePing();
     if (!flushed && this.#drainTimer === null) {
       this.#drainTimer = setTimeout(() => {
         this.#drainTimer = null;
@@ -105,6 +122,11 @@ export class SseStream {
       }, this.#options.drainTimeoutMs);
       this.#drainTimer.unref();
     }
+  }
+
+  #clearPing(): void {
+    if (this.#pingTimer !== null) clearTimeout(this.#pingTimer);
+    this.#pingTimer = null;
   }
 
   #clearDrainTimer(): void {
@@ -116,6 +138,7 @@ export class SseStream {
     if (this.closed) return;
     this.#aborted = cause;
     this.#clearDrainTimer();
+    this.#clearPing();
     this.#unwatch();
     // A stalled client would otherwise keep the socket and its buffered bytes alive.
     if (!this.#res.destroyed) this.#res.destroy();

@@ -149,6 +149,7 @@ t.test('the server runs from the environment the Deployment gives it', async (t)
   t.equal(config.host, '0.0.0.0', 'listens beyond the pod loopback');
   t.equal(config.port, httpPort, 'on the declared container port');
   t.match(config.model, /^\/models\//, 'the model comes from the mounted volume');
+  t.equal(config.metrics, true, 'GET /metrics is on: the Endpoint Picker scrapes it');
   t.equal(container.resources?.limits?.['nvidia.com/gpu'], 1, 'one GPU per replica');
 });
 

@@ -3,6 +3,8 @@
 // generating slots first and prompt chunks filling the budget round-robin, the KV cache keeps the prompt
 // plus generated tokens less the last one, start() refuses during a step (BUSY), cancel() is safe at
 // any time. Tokens are a function of the prompt and position, so tests know what to expect.
+
+import { readFile, writeFile } from 'node:fs/promises';
 import type { EndReason, SlotEvent, StartOptions, StepResult } from '../../src/engine/index.ts';
 import { ArgumentError, ContextExceededError, NativeError, StateError } from '../../src/errors.ts';
 import type { Decoder } from '../../src/scheduler/types.ts';
@@ -32,7 +34,9 @@ export interface FakeDecoderOptions {
 export type DecoderCall =
   | { op: 'start'; slot: number; promptTokens: number; reusedTokens: number }
   | { op: 'cancel'; slot: number; freed: boolean; inFlight: boolean }
-  | { op: 'step'; budget: number };
+  | { op: 'step'; budget: number }
+  | { op: 'copyPrefix'; src: number; dst: number; count: number }
+  | { op: 'save' | 'restore' | 'erase'; slot: number };
 
 export interface StepRecord {
   budget: number;
@@ -53,6 +57,8 @@ interface FakeSlot {
   maxTokens: number;
   generated: number;
   last: number | null;
+  /** Top alternatives reported per token (StartOptions.nProbs). */
+  nProbs: number;
   /** Requested during step `step`; applied at its end ('step') or at the start of the next one ('next'). */
   cancel: { when: 'step' | 'next'; step: number } | null;
 }
@@ -72,6 +78,15 @@ export function fakeText(token: number): string {
 /** The first n tokens the fake generates for a prompt (absent stops and context limits). */
 export function fakeTokens(prompt: readonly number[], n: number): number[] {
   return Array.from({ length: n }, (_, i) => fakeToken(prompt, i));
+}
+
+/** The probabilities the fake reports: the chosen token first at ln 0.5, then token+1.. halving each time. */
+export function fakeProbs(
+  token: number,
+  n: number,
+): { chosen: { token: number; logprob: number }; top: { token: number; logprob: number }[] } {
+  const top = Array.from({ length: n }, (_, k) => ({ token: token + k, logprob: Math.log(0.5 ** (k + 1)) }));
+  return { chosen: { token, logprob: Math.log(0.5) }, top };
 }
 
 export class FakeDecoder implements Decoder {
@@ -118,6 +133,7 @@ export class FakeDecoder implements Decoder {
       maxTokens: 0,
       generated: 0,
       last: null,
+      nProbs: 0,
       cancel: null,
     }));
   }
@@ -193,6 +209,7 @@ export class FakeDecoder implements Decoder {
     s.maxTokens = options.maxTokens;
     s.generated = 0;
     s.last = null;
+    s.nProbs = options.nProbs ?? 0;
     s.cancel = null;
     s.state = 'prefill';
     this.#record({ op: 'start', slot, promptTokens: tokens.length, reusedTokens: keep });
@@ -216,6 +233,51 @@ export class FakeDecoder implements Decoder {
 
   cachedTokens(slot: number): readonly number[] {
     return [...this.#slot(slot).cache];
+  }
+
+  copyPrefix(src: number, dst: number, count: number): number {
+    this.#between('copyPrefix');
+    const from = this.#slot(src);
+    const to = this.#slot(dst);
+    if (to.state !== 'idle') throw new StateError('BUSY', `slot ${dst} is busy`);
+    const n = Math.max(0, Math.min(count, from.cache.length));
+    to.cache = from.cache.slice(0, n);
+    this.#record({ op: 'copyPrefix', src, dst, count: n });
+    return n;
+  }
+
+  /** Writes the idle slot's cached tokens as JSON (the real decoder writes llama.cpp's sequence state). */
+  async saveSlot(slot: number, path: string): Promise<number> {
+    const s = this.#idleSlot(slot);
+    this.#record({ op: 'save', slot });
+    await writeFile(path, JSON.stringify(s.cache));
+    return s.cache.length;
+  }
+
+  async restoreSlot(slot: number, path: string): Promise<number> {
+    const s = this.#idleSlot(slot);
+    this.#record({ op: 'restore', slot });
+    const tokens = JSON.parse(await readFile(path, 'utf8')) as number[];
+    s.cache = tokens;
+    return tokens.length;
+  }
+
+  async eraseSlot(slot: number): Promise<void> {
+    this.#idleSlot(slot).cache = [];
+    this.#record({ op: 'erase', slot });
+  }
+
+  #idleSlot(slot: number): FakeSlot {
+    const s = this.#slot(slot);
+    if (s.state !== 'idle') throw new StateError('BUSY', `slot ${slot} is busy`);
+    return s;
+  }
+
+  #between(op: string): void {
+    if (this.#inFlight) {
+      this.violations.push(`${op} while step ${this.#stepCount} was in flight`);
+      throw new StateError('BUSY', 'a step is running');
+    }
   }
 
   async step(tokenBudget: number): Promise<StepResult> {
@@ -294,7 +356,9 @@ export class FakeDecoder implements Decoder {
         s.last = token;
         const end: EndReason | null =
           s.generated >= s.maxTokens ? 'length' : s.cache.length >= this.ctxPerSlot ? 'context_full' : null;
-        events.push({ slot: id, token, text: fakeText(token), end, promptProcessed: n });
+        const event: SlotEvent = { slot: id, token, text: fakeText(token), end, promptProcessed: n };
+        if (s.nProbs > 0) event.probs = fakeProbs(token, s.nProbs);
+        events.push(event);
         if (end !== null) this.#idle(s);
       });
       this.steps.push(record);

@@ -205,7 +205,7 @@ t.test('after known traffic, /metrics agrees with the responses', async (t) => {
   };
   const ok = { messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
   await refuse('invalid', 400, { headers: AUTH, payload: '{"messages": [' });
-  await refuse('invalid', 400, { headers: AUTH, payload: { ...ok, n: 2 } });
+  await refuse('invalid', 400, { headers: AUTH, payload: { ...ok, n: 17 } });
   await refuse('invalid', 400, { headers: AUTH, payload: { max_tokens: 2 } });
   await refuse('auth', 401, { headers: { authorization: 'Bearer sk-wrong' }, payload: ok });
   await refuse('auth', 401, { payload: ok });

@@ -234,6 +234,10 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     start: (slot, tokens, opts) => real.start(slot, tokens, opts),
     cancel: (slot) => real.cancel(slot),
     cachedTokens: (slot) => real.cachedTokens(slot),
+    copyPrefix: (src, dst, count) => real.copyPrefix(src, dst, count),
+    saveSlot: (slot, path) => real.saveSlot(slot, path),
+    restoreSlot: (slot, path) => real.restoreSlot(slot, path),
+    eraseSlot: (slot) => real.eraseSlot(slot),
     step: async (budget) => {
       const held = gate.wait();
       if (held !== null) await held;
@@ -251,7 +255,13 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
   });
   scheduler = new Scheduler(decoder, options.scheduler ?? {}, metrics);
   const app = buildApp(
-    { model, chat, scheduler, config: { ctxPerSlot, slots, ...options.config }, metrics },
+    {
+      model,
+      chat,
+      scheduler,
+      config: { ctxPerSlot, slots, ...options.config, endpoints: { metrics: true, ...options.config?.endpoints } },
+      metrics,
+    },
     { ready: true },
   );
   const owned = scheduler;

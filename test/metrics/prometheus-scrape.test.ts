@@ -74,7 +74,17 @@ interface Vector {
 }
 
 t.test('Prometheus scrapes /metrics with the API key and stores what the responses reported', { skip }, async (t) => {
-  const server = await startServer(['-m', await modelPath('tiny'), '-np', '2', '-c', '1024', '--api-key', KEY]);
+  const server = await startServer([
+    '-m',
+    await modelPath('tiny'),
+    '-np',
+    '2',
+    '-c',
+    '1024',
+    '--api-key',
+    KEY,
+    '--metrics',
+  ]);
   t.teardown(() => server.stop());
   const target = new URL(server.url).host;
 

@@ -102,14 +102,13 @@ function haproxyStats(socket: string): Promise<Array<Record<string, string>>> {
   });
 }
 
-/** Resolves once the replica's /metrics shows at least one running request (throws after a minute). */
+/** Resolves once the replica's /slots shows at least one slot processing (throws after a minute). */
 async function running(url: string): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
-    const text = await fetch(`${url}/metrics`)
-      .then((r) => r.text())
-      .catch(() => '');
-    const m = /^vllm:num_requests_running (\d+)/m.exec(text);
-    if (m && Number(m[1]) >= 1) return;
+    const slots = await fetch(`${url}/slots`)
+      .then((r) => r.json() as Promise<{ is_processing: boolean }[]>)
+      .catch(() => []);
+    if (slots.some((s) => s.is_processing)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`${url} ran no request within a minute`);

@@ -24,14 +24,15 @@ t.test('/health is 503 loading until markReady(), then 200; generation waits for
   t.equal(app.serverState, 'loading');
   let res = await app.inject({ method: 'GET', url: '/health' });
   t.equal(res.statusCode, 503);
-  t.same(res.json(), { status: 'loading' });
+  // llama-server's answer while it loads, which load balancers and its clients read.
+  t.match(res.json(), { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } });
   res = await app.inject({ method: 'POST', url: CHAT, payload: chat() });
   t.equal(res.statusCode, 503);
   t.equal(errorOf(res).type, 'unavailable_error');
   t.equal(
     (await app.inject({ method: 'GET', url: '/v1/models' })).statusCode,
-    200,
-    'model info is available while loading',
+    503,
+    'as llama-server: nothing but the web page answers while the model loads',
   );
 
   app.markReady();
@@ -129,7 +130,7 @@ t.test('unknown routes and methods: 404 in the OpenAI shape', async (t) => {
   }
 });
 
-t.test('bodies: too large is 413, invalid JSON is 400 (not 500), wrong content type is 415', async (t) => {
+t.test('bodies: too large is 413, invalid JSON is 400 (not 500), any content type is read as JSON', async (t) => {
   const { app } = await makeHarness(t, model, { config: { bodyLimitBytes: 2048 } });
   const big = { messages: [{ role: 'user', content: 'x'.repeat(4096) }] };
   let res = await app.inject({ method: 'POST', url: CHAT, payload: big });
@@ -145,9 +146,19 @@ t.test('bodies: too large is 413, invalid JSON is 400 (not 500), wrong content t
   }
   res = await app.inject({ method: 'POST', url: CHAT, payload: '', headers: { 'content-type': 'application/json' } });
   t.equal(res.statusCode, 400, 'empty JSON body');
+  // As llama-server: `curl -d '{...}'` (form encoding) and text/plain bodies are JSON too.
   res = await app.inject({ method: 'POST', url: CHAT, payload: 'hello', headers: { 'content-type': 'text/csv' } });
-  t.equal(res.statusCode, 415);
-  t.equal(errorOf(res).type, 'invalid_request_error');
+  t.equal(res.statusCode, 400, 'not JSON under another content type');
+  t.equal(errorOf(res).code, 'invalid_json');
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+    res = await app.inject({
+      method: 'POST',
+      url: CHAT,
+      payload: JSON.stringify({ messages: USER_HI, max_tokens: 1 }),
+      headers: { 'content-type': type },
+    });
+    t.equal(res.statusCode, 200, `JSON sent as ${type}`);
+  }
   res = await app.inject({ method: 'POST', url: CHAT });
   t.equal(res.statusCode, 400, 'no body at all');
   t.equal(errorOf(res).type, 'invalid_request_error');
@@ -198,17 +209,8 @@ t.test('chat request validation: 400 naming the field', async (t) => {
     ['seed fractional', { ...chat(), seed: 0.5 }, 'seed'],
     ['presence_penalty > 2', { ...chat(), presence_penalty: 3 }, 'presence_penalty', /<= 2/],
     ['frequency_penalty < -2', { ...chat(), frequency_penalty: -2.5 }, 'frequency_penalty', />= -2/],
-    ['logit_bias value > 100', { ...chat(), logit_bias: { '15043': 101 } }, 'logit_bias[15043]', /<= 100/],
-    ['logit_bias value < -100', { ...chat(), logit_bias: { '15043': -101 } }, 'logit_bias[15043]'],
-    [
-      'logit_bias key not a token id',
-      { ...chat(), logit_bias: { hello: 1 } },
-      'logit_bias',
-      /'hello' is not a token id/,
-    ],
     ['logit_bias key outside the vocabulary', { ...chat(), logit_bias: { '32000': 1 } }, 'logit_bias', /0\.\.31999/],
-    ['logit_bias not an object', { ...chat(), logit_bias: [1, 2] }, 'logit_bias'],
-    ['stop with 5 strings', { ...chat(), stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', /more than 4/],
+    ['logit_bias pairs not pairs', { ...chat(), logit_bias: [1, 2] }, 'logit_bias[0]'],
     ['stop a number', { ...chat(), stop: 5 }, 'stop', /string or array or null/],
     ['stop array of numbers', { ...chat(), stop: [1] }, 'stop[0]'],
     ['max_tokens 0', { ...chat(), max_tokens: 0 }, 'max_tokens', />= 1/],
@@ -220,9 +222,9 @@ t.test('chat request validation: 400 naming the field', async (t) => {
       { ...chat(), stream: true, stream_options: { include_usage: 'yes' } },
       'stream_options.include_usage',
     ],
-    ['n = 2', { ...chat(), n: 2 }, 'n', /n must be 1/],
-    ['n = 0', { ...chat(), n: 0 }, 'n', /n must be 1/],
-    ['logprobs', { ...chat(), logprobs: true }, 'logprobs', /not supported/],
+    ['n = 17', { ...chat(), n: 17 }, 'n', /<= 16/],
+    ['n = 0', { ...chat(), n: 0 }, 'n', /must be >= 1/],
+    ['top_logprobs > 20', { ...chat(), logprobs: true, top_logprobs: 21 }, 'top_logprobs', /<= 20/],
     ['user a number', { ...chat(), user: 5 }, 'user'],
     ['model a number', { ...chat(), model: 5 }, 'model'],
     ['body an array', [chat()], null, /must be object/],
@@ -282,13 +284,11 @@ t.test('completion request validation', async (t) => {
   const cases: Array<[string, unknown, string | null]> = [
     ['missing prompt', { max_tokens: 2 }, 'prompt'],
     ['prompt a number', { prompt: 5 }, 'prompt'],
-    ['prompt an array', { prompt: ['a', 'b'] }, 'prompt'],
-    ['echo', { ...completion(), echo: true }, 'echo'],
+    ['prompt an array of objects', { prompt: [{ a: 1 }] }, 'prompt[0]'],
     ['suffix', { ...completion(), suffix: 'end' }, 'suffix'],
     ['best_of 2', { ...completion(), best_of: 2 }, 'best_of'],
-    ['n 3', { ...completion(), n: 3 }, 'n'],
+    ['n 17', { ...completion(), n: 17 }, 'n'],
     ['temperature 3', { ...completion(), temperature: 3 }, 'temperature'],
-    ['stop 5', { ...completion(), stop: ['1', '2', '3', '4', '5'] }, 'stop'],
   ];
   for (const [name, payload, param] of cases) {
     const res = await app.inject({ method: 'POST', url: COMPLETIONS, payload: payload as object });
@@ -362,6 +362,7 @@ t.test('an unexpected failure is a 500 that leaks nothing', async (t) => {
       throw new Error('EACCES /var/secret/llama.node at 0x7fff');
     },
     snapshot: () => real.snapshot(),
+    slotAction: (slot, action, file) => real.slotAction(slot, action, file),
   });
   const { app } = await makeHarness(t, model, { wrap: faulty });
   for (const payload of [chat(), chat({ stream: true })]) {
@@ -394,7 +395,7 @@ t.test('GET /v1/models', async (t) => {
     size: model.info.sizeBytes,
   });
 
-  const { app: aliased } = await makeHarness(t, model, { config: { modelId: 'tiny-alias' } });
+  const { app: aliased } = await makeHarness(t, model, { config: { aliases: ['tiny-alias'] } });
   t.equal(
     ((await aliased.inject({ method: 'GET', url: '/v1/models' })).json() as typeof body).data[0]?.id,
     'tiny-alias',
@@ -436,21 +437,10 @@ t.test('logging redacts API keys', async (t) => {
   const stream = { write: (line: string) => void lines.push(line) };
   const { app } = await makeHarness(t, model, {
     config: { apiKeys: ['sk-log-secret'] },
-    app: {
-      ready: true,
-      // A request serializer that logs headers, as an operator might configure.
-      logger: {
-        level: 'info',
-        stream,
-        serializers: {
-          req: (req: { method: string; url: string; headers: unknown }) => ({
-            method: req.method,
-            url: req.url,
-            headers: req.headers,
-          }),
-        },
-      },
-    },
+    app: { ready: true, logRequests: true, logger: { level: 'info', stream } },
+    // Headers logged, as an operator's hook might.
+    setup: (app) =>
+      app.addHook('onRequest', async (request) => request.log.info({ headers: request.headers }, 'headers')),
   });
   await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer sk-log-secret' } });
   await app.inject({ method: 'GET', url: '/v1/models', headers: { 'x-api-key': 'sk-log-secret' } });
@@ -460,6 +450,8 @@ t.test('logging redacts API keys', async (t) => {
   );
   t.ok(lines.some((l) => l.includes('"x-api-key":"[redacted]"')));
   t.notOk(lines.some((l) => l.includes('sk-log-secret')));
+  const request = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request');
+  t.match(request, { method: 'GET', url: '/v1/models', status: 200 }, 'one line per request');
 });
 
 t.test("a chat template that raises: 400 with the template's own message, nothing reaches the scheduler", async (t) => {

@@ -24,6 +24,7 @@ async function harness(t: Test, config: Parameters<typeof makeHarness>[2] = {}) 
         return real.submit(request, handlers);
       },
       snapshot: () => real.snapshot(),
+      slotAction: (slot, action, file) => real.slotAction(slot, action, file),
     }),
   });
   return { ...h, submitted };

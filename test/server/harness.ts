@@ -57,6 +57,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
       return handle;
     },
     snapshot: () => scheduler.snapshot(),
+    slotAction: (slot, action, file) => scheduler.slotAction(slot, action, file),
   };
   const app = buildApp(
     {

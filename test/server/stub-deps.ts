@@ -4,8 +4,19 @@ import type { AppDeps } from '../../src/server/app.ts';
 export function stubDeps(extra: Partial<AppDeps> = {}): AppDeps {
   return {
     model: {
-      info: { path: '/models/stub.gguf', name: 'stub', nParams: 1, sizeBytes: 1, nCtxTrain: 256, nVocab: 10, bos: -1 },
+      info: {
+        path: '/models/stub.gguf',
+        name: 'stub',
+        nParams: 1,
+        sizeBytes: 1,
+        nCtxTrain: 256,
+        nVocab: 10,
+        bos: -1,
+        eogTokens: [],
+      },
       tokenize: () => [],
+      detokenize: () => '',
+      tokenBytes: () => new Uint8Array(),
     },
     chat: {
       apply: () => Promise.reject(new Error('no chat in these tests')),
@@ -21,6 +32,7 @@ export function stubDeps(extra: Partial<AppDeps> = {}): AppDeps {
         throw new Error('no generation in these tests');
       },
       snapshot: () => [],
+      slotAction: () => Promise.reject(new Error('no slots in these tests')),
     },
     config: { ctxPerSlot: 256, slots: 2 },
     ...extra,

@@ -10,6 +10,8 @@ export interface ChatRenderRequest {
   json_schema?: unknown;
   grammar?: string;
   add_generation_prompt?: boolean;
+  /** Continue the last (assistant) message instead of answering it: true, or 'reasoning' / 'content'. */
+  continue_final_message?: boolean | string;
   reasoning_format?: string;
   reasoning_effort?: string;
   chat_template_kwargs?: Record<string, unknown>;
@@ -66,4 +68,6 @@ export interface ChatLayer {
   checkGrammar(grammar: string): Promise<string>;
   /** True: tools and tool_choice can be honoured (a Jinja template). */
   readonly supportsTools: boolean;
+  /** The template's source and what it can do, for /props. */
+  readonly info?: { readonly source: string; readonly caps: Readonly<Record<string, boolean>> } | undefined;
 }

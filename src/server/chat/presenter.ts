@@ -1,6 +1,9 @@
 // OpenAI's chat.completion and chat.completion.chunk objects, from the output parser's view of the text: content,
-// reasoning_content and tool calls (id and name once, then arguments in pieces, as OpenAI streams them).
-import type { FinishReason, Presenter, Usage } from '../generation/types.ts';
+// reasoning_content and tool calls (id and name once, then arguments in pieces, as OpenAI streams them); with
+// llama-server's additions (timings, __verbose) where it sends them.
+import type { ServedModel } from '../config.ts';
+import { chatLogprobs } from '../generation/logprobs.ts';
+import type { Finished, FinishReason, GeneratedToken, Presenter, PromptProgress } from '../generation/types.ts';
 import type { ChatDelta, ChatOutputParser } from './layer.ts';
 
 export interface ChatHead {
@@ -10,6 +13,12 @@ export interface ChatHead {
   systemFingerprint: string;
   /** With include_usage, OpenAI puts `usage: null` on every chunk but the last. */
   includeUsage: boolean;
+  /** The choice this presenter speaks for (n > 1). */
+  index: number;
+  /** OpenAI logprobs: the number of alternatives per token, or null when not asked for. */
+  topLogprobs: number | null;
+  /** llama-server's __verbose: what the request rendered to. */
+  verbose: Record<string, unknown> | null;
 }
 
 type ToolCallDelta = {
@@ -43,7 +52,12 @@ export function deltaOf(d: ChatDelta): Record<string, unknown> {
   return out;
 }
 
-export function chatPresenter(head: ChatHead, parser: ChatOutputParser): Presenter {
+/** A model that called tools stopped to let the client run them; cut off by length, it says so. */
+function finishFor(finish: FinishReason, toolCalls: boolean): FinishReason {
+  return toolCalls && finish === 'stop' ? 'tool_calls' : finish;
+}
+
+export function chatPresenter(head: ChatHead, parser: ChatOutputParser, model: ServedModel): Presenter {
   const base = {
     id: head.id,
     object: 'chat.completion.chunk',
@@ -53,28 +67,48 @@ export function chatPresenter(head: ChatHead, parser: ChatOutputParser): Present
   };
   const usageNull = head.includeUsage ? { usage: null } : {};
   let calledTools = false;
-  const chunk = (delta: object, finish: FinishReason | null): object => ({
-    ...base,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-    ...usageNull,
-  });
-  const chunks = (deltas: ChatDelta[]): object[] =>
-    deltas.map((d) => {
-      if (d.toolIndex !== undefined) calledTools = true;
-      return chunk(deltaOf(d), null);
-    });
-  // A model that called tools stopped to let the client run them; cut off by length, it says so.
-  const finishFor = (finish: FinishReason, toolCalls: boolean): FinishReason =>
-    toolCalls && finish === 'stop' ? 'tool_calls' : finish;
+  let first = true;
+  const logprobsOf = (tokens: readonly GeneratedToken[]): object | null =>
+    head.topLogprobs === null ? null : chatLogprobs(model, tokens, head.topLogprobs);
+  const chunk = (delta: object, finish: FinishReason | null, logprobs: object | null = null): object => {
+    const out: Record<string, unknown> = {
+      ...base,
+      choices: [{ index: head.index, delta, logprobs, finish_reason: finish }],
+      ...usageNull,
+    };
+    if (first && head.verbose !== null) out.__verbose = head.verbose;
+    first = false;
+    return out;
+  };
   return {
-    open: () => [chunk({ role: 'assistant', content: '' }, null)],
-    text: (text) => chunks(parser.push(text)),
-    finish: (finish) => {
-      const rest = chunks(parser.push('', true));
-      return [...rest, chunk({}, finishFor(finish, calledTools))];
+    open: () => [chunk({ role: 'assistant', content: null }, null)],
+    text: (text, tokens) => {
+      const deltas = parser.push(text);
+      const chunks = deltas.map((d, i) => {
+        if (d.toolIndex !== undefined) calledTools = true;
+        // The logprobs of these tokens go with the first delta they produced.
+        return chunk(deltaOf(d), null, i === 0 ? logprobsOf(tokens) : null);
+      });
+      if (chunks.length === 0 && head.topLogprobs !== null && tokens.length > 0) {
+        // The parser holds the text back (a tool-call marker, say); the probabilities still go out.
+        chunks.push(chunk({}, null, logprobsOf(tokens)));
+      }
+      return chunks;
     },
-    usageChunk: (usage: Usage) => ({ ...base, choices: [], usage }),
-    completion: (text, finish, usage) => {
+    finish: (done: Finished, includeUsage: boolean) => {
+      const rest = parser.push('', true).map((d) => {
+        if (d.toolIndex !== undefined) calledTools = true;
+        return chunk(deltaOf(d), null);
+      });
+      const last: Record<string, unknown> = chunk({}, finishFor(done.finish, calledTools)) as Record<string, unknown>;
+      const chunks: object[] = [...rest, last];
+      if (includeUsage) {
+        chunks.push({ ...base, choices: [], usage: done.usage, timings: done.timings });
+      } else last.timings = done.timings;
+      return chunks;
+    },
+    progress: (p: PromptProgress) => ({ ...base, choices: [], prompt_progress: p }),
+    completion: (text, done) => {
       parser.push(text, true);
       const m = parser.message();
       const toolCalls = m.toolCalls.map((c) => ({
@@ -88,12 +122,22 @@ export function chatPresenter(head: ChatHead, parser: ChatOutputParser): Present
       };
       if (m.reasoning !== '') message.reasoning_content = m.reasoning;
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
-      return {
+      const out: Record<string, unknown> = {
         ...base,
         object: 'chat.completion',
-        choices: [{ index: 0, message, logprobs: null, finish_reason: finishFor(finish, toolCalls.length > 0) }],
-        usage,
+        choices: [
+          {
+            index: head.index,
+            message,
+            logprobs: logprobsOf(done.tokens),
+            finish_reason: finishFor(done.finish, toolCalls.length > 0),
+          },
+        ],
+        usage: done.usage,
+        timings: done.timings,
       };
+      if (head.verbose !== null) out.__verbose = { ...head.verbose, content: text, stop_type: done.stopType };
+      return out;
     },
   };
 }

@@ -198,6 +198,8 @@ export function renderRequest(
   if (body.chat_template_kwargs) request.chat_template_kwargs = body.chat_template_kwargs;
   if (body.add_generation_prompt !== undefined && body.add_generation_prompt !== null)
     request.add_generation_prompt = body.add_generation_prompt;
+  if (body.continue_final_message !== undefined && body.continue_final_message !== null)
+    request.continue_final_message = body.continue_final_message;
   return request;
 }
 

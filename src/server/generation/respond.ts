@@ -1,78 +1,210 @@
-// Answers a prepared request: one JSON body, or an SSE stream when it asked for one.
+// Answers prepared generations: one JSON body, or one SSE stream, for one choice or for n choices of one prompt.
+// With n choices the first prefills the prompt and the others start from a copy of its KV once it has, so the
+// prompt is decoded once.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerDeps } from '../deps.ts';
 import { SseStream, watchDisconnect } from '../sse.ts';
 import { type Outcome, run, type TextSink } from './run.ts';
-import type { PreparedGeneration, Presenter } from './types.ts';
+import type { Finished, PreparedGeneration, Presenter, Usage } from './types.ts';
 
-export async function respond(
+/** What one generation produced. */
+export type Generated = { kind: 'finished'; text: string; done: Finished } | Exclude<Outcome, { kind: 'finished' }>;
+
+/** Resolves with the leader's slot once its prompt is in the KV (its first text), or null if it never got there. */
+class Prefilled {
+  slot: number | null = null;
+  #resolve: (slot: number | null) => void = () => {};
+  readonly promise = new Promise<number | null>((r) => {
+    this.#resolve = r;
+  });
+  started(slot: number): void {
+    this.slot = slot;
+  }
+  done(): void {
+    this.#resolve(this.slot);
+  }
+}
+
+/** The followers' jobs: the leader's prompt, copied from its slot. */
+function follow(job: PreparedGeneration, slot: number | null): PreparedGeneration {
+  return slot === null ? job : { ...job, copyFrom: { slot, tokens: job.tokens } };
+}
+
+/** Prompt tokens counted once, completions summed: n choices of one prompt. */
+export function totalUsage(all: readonly Finished[]): Usage {
+  const first = all[0]?.usage;
+  const prompt = first?.prompt_tokens ?? 0;
+  const completion = all.reduce((n, d) => n + d.usage.completion_tokens, 0);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: first?.prompt_tokens_details.cached_tokens ?? 0 },
+  };
+}
+
+/** For the request's log line: what its generations produced. */
+function note(request: FastifyRequest, all: readonly Finished[]): void {
+  const first = all[0];
+  if (first === undefined) return;
+  request.generation = {
+    promptTokens: first.usage.prompt_tokens,
+    outputTokens: all.reduce((n, d) => n + d.usage.completion_tokens, 0),
+    ttftMs: first.ttftMs === null ? null : Math.round(first.ttftMs),
+  };
+}
+
+/** Runs one generation to its end without streaming. */
+export async function generateText(
   deps: ServerDeps,
   request: FastifyRequest,
   reply: FastifyReply,
   job: PreparedGeneration,
-  presenter: Presenter,
-): Promise<unknown> {
+  prefilled?: Prefilled,
+): Promise<Generated> {
   const abort = new AbortController();
   let gone = false;
-  const clientGone = (): void => {
+  let text = '';
+  const unwatch = watchDisconnect(reply.raw, () => {
     gone = true;
     abort.abort();
-  };
-  if (!job.stream) {
-    let text = '';
-    const unwatch = watchDisconnect(reply.raw, clientGone);
-    let outcome: Outcome;
-    try {
-      outcome = await run(deps, job, { onStart: () => {}, onText: (t) => (text += t) }, abort, () => gone, request.log);
-    } finally {
-      unwatch();
-    }
-    if (outcome.kind === 'gone') return abandon(reply);
-    if (outcome.kind === 'failed') throw outcome.error;
-    return presenter.completion(text, outcome.finish, outcome.usage);
+  });
+  try {
+    const outcome = await run(
+      deps,
+      job,
+      {
+        onStart: (info) => prefilled?.started(info.slot),
+        onText: (t) => {
+          text += t;
+          prefilled?.done();
+        },
+      },
+      abort,
+      () => gone,
+      request.log,
+    );
+    return outcome.kind === 'finished' ? { kind: 'finished', text, done: outcome.done } : outcome;
+  } finally {
+    prefilled?.done();
+    unwatch();
+  }
+}
+
+/**
+ * Answers `jobs` (one per choice, same prompt) with `presenters` (one per choice). Not streamed, one choice: its
+ * completion; several: `combine` merges their completions.
+ */
+export async function respond(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  jobs: readonly PreparedGeneration[],
+  presenters: readonly Presenter[],
+  combine: (bodies: object[], usage: Usage) => object = (bodies) => bodies[0] ?? {},
+): Promise<unknown> {
+  const [leader, ...followers] = jobs;
+  if (leader === undefined) throw new Error('respond() needs a job');
+  if (!leader.stream) {
+    const prefilled = new Prefilled();
+    const first = generateText(deps, request, reply, leader, prefilled);
+    const rest = followers.map(async (job) => generateText(deps, request, reply, follow(job, await prefilled.promise)));
+    const all = await Promise.all([first, ...rest]);
+    if (all.some((g) => g.kind === 'gone')) return abandon(reply);
+    const failed = all.find((g) => g.kind === 'failed');
+    if (failed?.kind === 'failed') throw failed.error;
+    const finished = all.filter((g): g is Extract<Generated, { kind: 'finished' }> => g.kind === 'finished');
+    note(
+      request,
+      finished.map((g) => g.done),
+    );
+    const bodies = finished.map((g, i) => presenters[i]?.completion(g.text, g.done) ?? {});
+    return bodies.length === 1 ? bodies[0] : combine(bodies, totalUsage(finished.map((g) => g.done)));
   }
 
+  // One controller per choice: a stop string ends its own choice; the client leaving ends them all.
+  const aborts: AbortController[] = [];
+  let gone = false;
   const sse = new SseStream(reply.raw, {
     drainTimeoutMs: deps.config.streamDrainTimeoutMs,
+    ...(deps.config.ssePingMs !== undefined ? { pingMs: deps.config.ssePingMs } : {}),
     onAbort: (cause) => {
       request.log.info({ cause }, 'stream aborted; cancelling its request');
-      clientGone();
+      gone = true;
+      for (const a of aborts) a.abort();
     },
   });
   const sendAll = (chunks: readonly object[]): void => {
     for (const c of chunks) sse.send(c);
   };
   // The stream opens when the request gets a slot: refusals and deadlines while queued still get a status code.
-  const open = (): void => {
-    if (sse.opened || sse.closed) return;
-    reply.hijack();
-    sse.open(reply.getHeaders() as Record<string, string | number | string[]>);
-    sendAll(presenter.open());
+  const opened = new Set<number>();
+  const open = (i: number): void => {
+    if (sse.closed) return;
+    if (!sse.opened) {
+      reply.hijack();
+      sse.open(reply.getHeaders() as Record<string, string | number | string[]>);
+    }
+    if (!opened.has(i)) {
+      opened.add(i);
+      sendAll(presenters[i]?.open() ?? []);
+    }
   };
-  const sink: TextSink = {
-    onStart: open,
-    onText: (text) => {
-      open();
-      sendAll(presenter.text(text));
-    },
+  const prefilled = new Prefilled();
+  const runChoice = (i: number, job: PreparedGeneration): Promise<Outcome> => {
+    const presenter = presenters[i];
+    const sink: TextSink = {
+      onStart: (info) => {
+        if (i === 0) prefilled.started(info.slot);
+        open(i);
+      },
+      onText: (text, tokens) => {
+        if (i === 0) prefilled.done();
+        open(i);
+        sendAll(presenter?.text(text, tokens) ?? []);
+      },
+      onProgress: (p) => {
+        open(i);
+        if (presenter?.progress) sse.send(presenter.progress(p));
+      },
+    };
+    const abort = new AbortController();
+    aborts.push(abort);
+    if (gone) abort.abort();
+    return run(deps, job, sink, abort, () => gone, request.log).finally(() => {
+      if (i === 0) prefilled.done();
+    });
   };
-  const outcome = await run(deps, job, sink, abort, () => gone, request.log);
-  if (outcome.kind === 'gone') return abandon(reply);
-  if (outcome.kind === 'failed') {
-    if (!sse.opened) throw outcome.error;
-    sse.send(outcome.error.body());
+  const outcomes = await Promise.all([
+    runChoice(0, leader),
+    ...followers.map(async (job, k) => runChoice(k + 1, follow(job, await prefilled.promise))),
+  ]);
+  if (outcomes.some((o) => o.kind === 'gone')) return abandon(reply);
+  const failed = outcomes.find((o) => o.kind === 'failed');
+  if (failed?.kind === 'failed') {
+    if (!sse.opened) throw failed.error;
+    sse.send(failed.error.body());
     sse.end();
     return reply;
   }
-  open();
-  sendAll(presenter.finish(outcome.finish));
-  if (job.includeUsage) sse.send(presenter.usageChunk(outcome.usage));
+  const done = outcomes.map((o) => (o.kind === 'finished' ? o.done : undefined)).filter((d) => d !== undefined);
+  note(request, done);
+  done.forEach((d, i) => {
+    open(i);
+    // One usage chunk at the end, for all choices.
+    sendAll(
+      presenters[i]?.finish(
+        jobs.length === 1 ? d : { ...d, usage: totalUsage(done) },
+        leader.includeUsage && i === done.length - 1,
+      ) ?? [],
+    );
+  });
   sse.end();
   return reply;
 }
 
 /** The client is gone: nothing to send, just make sure the connection is released. */
-function abandon(reply: FastifyReply): FastifyReply {
+export function abandon(reply: FastifyReply): FastifyReply {
   if (!reply.sent) reply.hijack();
   if (!reply.raw.destroyed) reply.raw.destroy();
   return reply;

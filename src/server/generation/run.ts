@@ -1,5 +1,6 @@
 // One run of a prepared request through the scheduler. Text passes through the stop matcher; a matched stop string
-// cancels the request (its slot frees within one step) and ends it with finish_reason 'stop'.
+// cancels the request (its slot frees within one step) and ends it with finish_reason 'stop'. A generation time
+// limit (t_max_predict_ms) ends it the same way, as a limit.
 import type { FastifyBaseLogger } from 'fastify';
 import { ContextExceededError } from '../../errors.ts';
 import type { ResponseRecord } from '../../metrics/server-metrics.ts';
@@ -7,18 +8,17 @@ import type { RequestSummary } from '../../scheduler/types.ts';
 import type { GenerationMetrics, ServerDeps } from '../deps.ts';
 import { type ApiError, contextExceeded, generationFailed, requestTimeout, shuttingDown } from '../errors.ts';
 import { StopMatcher } from '../stop-strings.ts';
-import type { FinishReason, PreparedGeneration, Usage } from './types.ts';
+import type { Finished, GeneratedToken, PreparedGeneration, PromptProgress, Timings } from './types.ts';
 
-export type Outcome =
-  | { kind: 'finished'; finish: 'stop' | 'length'; usage: Usage }
-  | { kind: 'failed'; error: ApiError }
-  | { kind: 'gone' };
+export type Outcome = { kind: 'finished'; done: Finished } | { kind: 'failed'; error: ApiError } | { kind: 'gone' };
 
 export interface TextSink {
   /** The request got a slot. */
-  onStart(): void;
-  /** Text with stop strings removed (never part of one). */
-  onText(text: string): void;
+  onStart(info: { slot: number }): void;
+  /** Text with stop strings removed (never part of one), and the tokens it completes. */
+  onText(text: string, tokens: readonly GeneratedToken[]): void;
+  /** Prompt processing went on (only when the request asked for progress). */
+  onProgress?(progress: PromptProgress): void;
 }
 
 /** Rejects with what submit throws (queue full, shutting down, context exceeded). */
@@ -36,6 +36,25 @@ export function run(
   });
 }
 
+/** llama-server's timings from the scheduler's clock. */
+export function timingsOf(s: RequestSummary, generated: number): Timings {
+  const promptMs = s.startedAt !== null && s.firstTokenAt !== null ? Math.max(0, s.firstTokenAt - s.startedAt) : 0;
+  const predictedMs = s.firstTokenAt !== null ? Math.max(0, s.endedAt - s.firstTokenAt) : 0;
+  const promptN = Math.max(0, s.promptTokens - s.cachedTokens);
+  const rate = (n: number, ms: number): number => (ms > 0 ? (n * 1000) / ms : 0);
+  return {
+    cache_n: s.cachedTokens,
+    prompt_n: promptN,
+    prompt_ms: promptMs,
+    prompt_per_token_ms: promptN > 0 ? promptMs / promptN : 0,
+    prompt_per_second: rate(promptN, promptMs),
+    predicted_n: generated,
+    predicted_ms: predictedMs,
+    predicted_per_token_ms: generated > 0 ? predictedMs / generated : 0,
+    predicted_per_second: rate(generated, predictedMs),
+  };
+}
+
 function generate(
   deps: ServerDeps,
   job: PreparedGeneration,
@@ -45,9 +64,21 @@ function generate(
   log: FastifyBaseLogger,
 ): Promise<Outcome> {
   const matcher = new StopMatcher(job.stop);
+  const sent: GeneratedToken[] = [];
+  /** Tokens whose text the stop matcher still holds back. */
+  let pending: GeneratedToken[] = [];
   let received = 0;
   let tokensAtStop = 0;
+  let limited = false;
+  let limitTimer: ReturnType<typeof setTimeout> | undefined;
   let lastTokenAt: number | undefined;
+  let startedAt = 0;
+  const release = (text: string): void => {
+    const tokens = pending;
+    pending = [];
+    sent.push(...tokens);
+    sink.onText(text, tokens);
+  };
   return new Promise<Outcome>((resolve) => {
     const timeoutMs = deps.config.requestTimeoutMs;
     deps.scheduler.submit(
@@ -58,50 +89,112 @@ function generate(
         options: job.options,
         signal: abort.signal,
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        ...(job.slot !== undefined ? { slot: job.slot } : {}),
+        ...(job.copyFrom !== undefined ? { copyFrom: job.copyFrom } : {}),
       },
       {
-        onStart: () => {
-          if (!isGone()) sink.onStart();
+        onStart: (info) => {
+          startedAt = performance.now();
+          if (isGone()) return;
+          sink.onStart(info);
+          if (job.returnProgress) {
+            sink.onProgress?.({
+              total: job.tokens.length,
+              cache: info.reusedTokens,
+              processed: info.reusedTokens,
+              time_ms: 0,
+            });
+          }
         },
-        onToken: (_token, piece) => {
-          if (matcher.stopped !== null || isGone()) return;
+        ...(job.returnProgress
+          ? {
+              onPromptProgress: (p: { processed: number; total: number; cached: number }) => {
+                if (!isGone())
+                  sink.onProgress?.({
+                    total: p.total,
+                    cache: p.cached,
+                    processed: p.processed,
+                    time_ms: performance.now() - startedAt,
+                  });
+              },
+            }
+          : {}),
+        onToken: (token, piece, probs) => {
+          if (matcher.stopped !== null || limited || isGone()) return;
           received++;
           const now = performance.now();
           if (lastTokenAt !== undefined) deps.metrics?.interTokenGap((now - lastTokenAt) / 1000);
+          else if (job.tMaxPredictMs !== undefined) {
+            limitTimer = setTimeout(() => {
+              // The generation phase ran out of time: end as at the token limit.
+              limited = true;
+              tokensAtStop = received;
+              abort.abort();
+            }, job.tMaxPredictMs);
+          }
           lastTokenAt = now;
+          pending.push({ id: token, text: piece, ...(probs !== undefined ? { probs } : {}) });
           const r = matcher.push(piece);
-          if (r.text !== '') sink.onText(r.text);
+          if (r.text !== '') release(r.text);
           if (r.stop !== null) {
             tokensAtStop = received;
             abort.abort();
           }
         },
         onEnd: (summary, tail) => {
+          if (limitTimer !== undefined) clearTimeout(limitTimer);
           const settle = (outcome: Outcome): void => {
             record(deps.metrics, summary, outcome);
             resolve(outcome);
           };
           if (isGone()) return settle({ kind: 'gone' });
-          if (matcher.stopped === null && tail !== '') {
+          if (matcher.stopped === null && !limited && tail !== '') {
             const r = matcher.push(tail);
-            if (r.text !== '') sink.onText(r.text);
+            if (r.text !== '') release(r.text);
             if (r.stop !== null) tokensAtStop = received;
           }
-          const usage = (completion: number): Usage => ({
-            prompt_tokens: summary.promptTokens,
-            completion_tokens: completion,
-            total_tokens: summary.promptTokens + completion,
-            prompt_tokens_details: { cached_tokens: summary.cachedTokens },
+          const finished = (
+            finish: 'stop' | 'length',
+            stopType: Finished['stopType'],
+            completion: number,
+            truncated: boolean,
+          ): Outcome => ({
+            kind: 'finished',
+            done: {
+              finish,
+              stopType,
+              stoppingWord: matcher.stopped ?? '',
+              truncated,
+              usage: {
+                prompt_tokens: summary.promptTokens,
+                completion_tokens: completion,
+                total_tokens: summary.promptTokens + completion,
+                prompt_tokens_details: { cached_tokens: summary.cachedTokens },
+              },
+              timings: timingsOf(summary, completion),
+              tokens: sent,
+              slot: summary.slot,
+              ttftMs: summary.firstTokenAt === null ? null : summary.firstTokenAt - summary.queuedAt,
+            },
           });
+          const shifted = summary.shiftedTokens > 0;
           // A stop string counts the tokens up to the one that completed it; any decoded after it are not sent.
-          if (matcher.stopped !== null) return settle({ kind: 'finished', finish: 'stop', usage: usage(tokensAtStop) });
-          const finish = finishReason(summary);
-          if (finish !== null) {
+          if (matcher.stopped !== null) return settle(finished('stop', 'word', tokensAtStop, shifted));
+          if (limited) {
             const rest = matcher.flush();
-            if (rest !== '') sink.onText(rest);
-            return settle({ kind: 'finished', finish, usage: usage(summary.generatedTokens) });
+            if (rest !== '') release(rest);
+            return settle(finished('length', 'limit', tokensAtStop, shifted));
           }
-          switch (summary.reason) {
+          const reason = summary.reason;
+          if (reason === 'stop' || reason === 'length' || reason === 'context_full') {
+            const rest = matcher.flush();
+            if (rest !== '') release(rest);
+            const done = reason === 'stop' ? finished('stop', 'eos', summary.generatedTokens, shifted) : null;
+            return settle(
+              done ?? finished('length', 'limit', summary.generatedTokens, shifted || reason === 'context_full'),
+            );
+          }
+          switch (reason) {
             case 'timeout':
               return settle({ kind: 'failed', error: requestTimeout(timeoutMs) });
             case 'shutdown':
@@ -110,7 +203,7 @@ function generate(
               // Nobody here asked for it (client gone and stop strings are handled above): nothing to send.
               return settle({ kind: 'gone' });
             default:
-              log.error({ requestId: summary.id, reason: summary.reason, cause: summary.error }, 'generation failed');
+              log.error({ requestId: summary.id, reason, cause: summary.error }, 'generation failed');
               return settle({ kind: 'failed', error: generationFailed() });
           }
         },
@@ -126,7 +219,7 @@ function record(metrics: GenerationMetrics | undefined, s: RequestSummary, outco
     from !== null && to !== null ? Math.max(0, to - from) / 1000 : undefined;
   const finished = outcome.kind === 'finished';
   const finishReason: ResponseRecord['finishReason'] = finished
-    ? outcome.finish
+    ? outcome.done.finish
     : outcome.kind === 'gone'
       ? 'cancelled'
       : s.reason === 'timeout'
@@ -134,9 +227,9 @@ function record(metrics: GenerationMetrics | undefined, s: RequestSummary, outco
         : 'error';
   const r: ResponseRecord = {
     finishReason,
-    promptTokens: finished ? outcome.usage.prompt_tokens : 0,
-    cachedTokens: finished ? outcome.usage.prompt_tokens_details.cached_tokens : 0,
-    completionTokens: finished ? outcome.usage.completion_tokens : 0,
+    promptTokens: finished ? outcome.done.usage.prompt_tokens : 0,
+    cachedTokens: finished ? outcome.done.usage.prompt_tokens_details.cached_tokens : 0,
+    completionTokens: finished ? outcome.done.usage.completion_tokens : 0,
     e2eSeconds: (s.endedAt - s.queuedAt) / 1000,
   };
   const queue = seconds(s.queuedAt, s.startedAt);
@@ -148,16 +241,4 @@ function record(metrics: GenerationMetrics | undefined, s: RequestSummary, outco
   if (finished && generation !== undefined) r.generationSeconds = generation;
   if (ttft !== undefined) r.ttftSeconds = ttft;
   metrics.responded(r);
-}
-
-function finishReason(summary: RequestSummary): Exclude<FinishReason, 'tool_calls'> | null {
-  switch (summary.reason) {
-    case 'stop':
-      return 'stop';
-    case 'length':
-    case 'context_full':
-      return 'length';
-    default:
-      return null;
-  }
 }

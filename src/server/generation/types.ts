@@ -1,5 +1,6 @@
 // The shapes the generation path passes between its parts.
 import type { StartOptions } from '../../engine/index.ts';
+import type { TokenProbs } from '../../scheduler/types.ts';
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
@@ -8,6 +9,19 @@ export interface Usage {
   completion_tokens: number;
   total_tokens: number;
   prompt_tokens_details: { cached_tokens: number };
+}
+
+/** llama-server's timings object, on every final response. */
+export interface Timings {
+  cache_n: number;
+  prompt_n: number;
+  prompt_ms: number;
+  prompt_per_token_ms: number;
+  prompt_per_second: number;
+  predicted_n: number;
+  predicted_ms: number;
+  predicted_per_token_ms: number;
+  predicted_per_second: number;
 }
 
 /** A request ready for the scheduler. */
@@ -20,20 +34,68 @@ export interface PreparedGeneration {
   priority: number;
   stream: boolean;
   includeUsage: boolean;
+  /** Probabilities per generated token: the most likely `nProbs` of each (0 with options.nProbs: only the chosen). */
+  nProbs: number;
+  returnTokens: boolean;
+  returnProgress: boolean;
+  /** The generation phase stops after this long, as at its token limit. */
+  tMaxPredictMs: number | undefined;
+  /** Responses carry __verbose. */
+  verbose: boolean;
+  /** What llama-server reports as generation_settings. */
+  settings: Record<string, unknown>;
+  /** Only this slot. */
+  slot?: number;
+  /** Start from another slot's KV of this prompt (n choices: the first prefills). */
+  copyFrom?: { slot: number; tokens: readonly number[] };
+}
+
+/** One generated token as it reached the client. */
+export interface GeneratedToken {
+  id: number;
+  /** Its text as sent (complete UTF-8; stop strings removed). */
+  text: string;
+  probs?: TokenProbs;
+}
+
+/** How a generation ended, with what every response shape reports about it. */
+export interface Finished {
+  finish: 'stop' | 'length';
+  /** llama-server's stop_type: end of generation, a stop string, or a limit. */
+  stopType: 'eos' | 'word' | 'limit';
+  stoppingWord: string;
+  /** The context filled up, or a context shift dropped tokens. */
+  truncated: boolean;
+  usage: Usage;
+  timings: Timings;
+  /** Every generated token sent, in order. */
+  tokens: GeneratedToken[];
+  slot: number | null;
+  /** Submission to first token (queue and prompt), or null when none came. */
+  ttftMs: number | null;
+}
+
+/** Prompt processing progress (llama-server's prompt_progress). */
+export interface PromptProgress {
+  total: number;
+  cache: number;
+  processed: number;
+  time_ms: number;
 }
 
 /**
- * The OpenAI objects of one route. Text arrives with stop strings already removed; a route that parses its
+ * The response objects of one route. Text arrives with stop strings already removed; a route that parses its
  * output (chat: tool calls, reasoning) turns it into deltas here.
  */
 export interface Presenter {
   /** Chunks sent when the stream opens (chat: the assistant role). */
   open(): object[];
-  /** Chunks for newly generated text (possibly none, while a parser waits for more). */
-  text(text: string): object[];
-  /** The chunks that end the stream: whatever is still held back, then the finish reason. */
-  finish(finish: FinishReason): object[];
-  usageChunk(usage: Usage): object;
+  /** Chunks for newly generated text and the tokens it came from (possibly none, while a parser waits). */
+  text(text: string, tokens: readonly GeneratedToken[]): object[];
+  /** The chunks that end the stream: whatever is still held back, then the finish reason (and usage). */
+  finish(done: Finished, includeUsage: boolean): object[];
   /** The whole answer, when not streamed. */
-  completion(text: string, finish: FinishReason, usage: Usage): object;
+  completion(text: string, done: Finished): object;
+  /** A prompt progress chunk (return_progress), where the route has one. */
+  progress?(p: PromptProgress): object;
 }

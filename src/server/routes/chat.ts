@@ -1,56 +1,114 @@
-// POST /v1/chat/completions: the request rendered by the chat layer (the model's Jinja template with tools,
-// structured output and reasoning), generation constrained by its grammar, the output parsed back into content,
-// reasoning and tool calls.
+// POST /v1/chat/completions (and llama-server's /chat/completions): the request rendered by the chat layer (the
+// model's Jinja template with tools, structured output and reasoning), generation constrained by its grammar, the
+// output parsed back into content, reasoning and tool calls. n > 1: choices from parallel slots, one prefill.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ChatPrompt, GrammarConstraint } from '../chat/layer.ts';
 import { chatPresenter } from '../chat/presenter.ts';
 import { chatLayerRefusal, constraintOf, renderRequest, userGrammar } from '../chat/request.ts';
 import type { ServerDeps } from '../deps.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, invalidRequest } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
-import { prepareGeneration, refuseUnsupported, tokenizePrompt } from '../generation/options.ts';
+import { prepareGeneration, tokenizePrompt } from '../generation/params.ts';
 import { respond } from '../generation/respond.ts';
+import type { PreparedGeneration } from '../generation/types.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 
+/** Renders the conversation (off the main thread); a refusal by the template or llama.cpp is a 400. */
+export async function renderChat(
+  deps: ServerDeps,
+  body: ChatCompletionBody,
+): Promise<{ prompt: ChatPrompt; grammar: GrammarConstraint | null }> {
+  const constraint = constraintOf(body);
+  if (body.continue_final_message === true && body.add_generation_prompt === true) {
+    throw invalidRequest(
+      "'add_generation_prompt' and 'continue_final_message' cannot both be true.",
+      'continue_final_message',
+      'invalid_value',
+    );
+  }
+  const prompt = await deps.chat
+    .apply(renderRequest(body, constraint, deps.chat.supportsTools))
+    .catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
+  // A user's grammar on a Jinja template: llama.cpp's chat layer leaves it to the caller, as llama-server applies
+  // it, to the raw output from its root.
+  const grammar =
+    prompt.grammar ??
+    (constraint?.kind === 'grammar'
+      ? userGrammar(
+          await deps.chat
+            .checkGrammar(constraint.grammar)
+            .catch((err: unknown) => Promise.reject(chatLayerRefusal(err))),
+        )
+      : null);
+  // Asked for a constraint, answered with one: never free text where JSON or a tool call was requested.
+  if (constraint !== null && grammar === null) {
+    throw new ApiError(500, 'server_error', 'The chat layer produced no grammar for a constrained request', {
+      code: 'constraint_lost',
+    });
+  }
+  return { prompt, grammar };
+}
+
+function refuseUnsupported(body: ChatCompletionBody): void {
+  if (body.top_logprobs !== undefined && body.top_logprobs !== null && body.logprobs !== true) {
+    throw invalidRequest("'top_logprobs' needs 'logprobs': true.", 'top_logprobs', 'invalid_value');
+  }
+}
+
+/** n jobs of one prompt; choices after the first get their own seed, so they differ. */
+export function choiceJobs(job: PreparedGeneration, n: number): PreparedGeneration[] {
+  return Array.from({ length: n }, (_, i) =>
+    i === 0 ? job : { ...job, options: { ...job.options, seed: ((job.options.seed ?? 0) + i) >>> 0 } },
+  );
+}
+
 export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
-  app.post('/v1/chat/completions', { schema: { body: ChatCompletionBody } }, async (request, reply) => {
+  const handler = async (request: FastifyRequest<{ Body: ChatCompletionBody }>, reply: FastifyReply) => {
     const body = request.body;
     refuseUnsupported(body);
-    const constraint = constraintOf(body);
-    const prompt = await deps.chat
-      .apply(renderRequest(body, constraint, deps.chat.supportsTools))
-      .catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
-    // A user's grammar on a Jinja template: llama.cpp's chat layer leaves it to the caller, as llama-server applies
-    // it, to the raw output from its root.
-    const grammar =
-      prompt.grammar ??
-      (constraint?.kind === 'grammar'
-        ? userGrammar(
-            await deps.chat
-              .checkGrammar(constraint.grammar)
-              .catch((err: unknown) => Promise.reject(chatLayerRefusal(err))),
-          )
-        : null);
-    // Asked for a constraint, answered with one: never free text where JSON or a tool call was requested.
-    if (constraint !== null && grammar === null) {
-      throw new ApiError(500, 'server_error', 'The chat layer produced no grammar for a constrained request', {
-        code: 'constraint_lost',
-      });
-    }
-    const job = prepareGeneration(
-      deps,
-      request,
-      body,
-      tokenizePrompt(deps.model, prompt.prompt),
-      body.max_completion_tokens ?? body.max_tokens,
-      { grammar, preservedTokens: prompt.preservedTokens, stop: prompt.additionalStops },
-    );
+    const { prompt, grammar } = await renderChat(deps, body);
+    const tokens = tokenizePrompt(deps.model, prompt.prompt);
+    const job = prepareGeneration(deps, request, body, tokens, {
+      grammar,
+      preservedTokens: prompt.preservedTokens,
+      stop: prompt.additionalStops,
+      maxTokens: body.max_completion_tokens ?? body.max_tokens,
+      maxTokensField:
+        body.max_completion_tokens !== undefined && body.max_completion_tokens !== null
+          ? 'max_completion_tokens'
+          : 'max_tokens',
+      topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
+    });
+    const n = body.n ?? 1;
     const head = {
       id: newCompletionId('chatcmpl'),
       created: nowSeconds(),
       model: deps.config.modelId,
       systemFingerprint: deps.config.systemFingerprint,
       includeUsage: job.includeUsage,
+      topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
+      verbose: job.verbose
+        ? { prompt: deps.model.detokenize(tokens, { unparseSpecial: true }), generation_settings: job.settings }
+        : null,
     };
-    return respond(deps, request, reply, job, chatPresenter(head, deps.chat.parser(prompt.parserConfig)));
-  });
+    const presenters = Array.from({ length: n }, (_, index) =>
+      chatPresenter({ ...head, index }, deps.chat.parser(prompt.parserConfig), deps.model),
+    );
+    return respond(deps, request, reply, choiceJobs(job, n), presenters, (bodies, usage) => ({
+      ...(bodies[0] as object),
+      choices: bodies.flatMap((b) => (b as { choices: unknown[] }).choices),
+      usage,
+    }));
+  };
+  for (const url of ['/v1/chat/completions', '/chat/completions']) {
+    app.post(url, { schema: { body: ChatCompletionBody } }, handler);
+  }
+  // llama-server's token count of a conversation, as it would be prompted.
+  for (const url of ['/v1/chat/completions/input_tokens', '/chat/completions/input_tokens']) {
+    app.post(url, { schema: { body: ChatCompletionBody } }, async (request) => {
+      const { prompt } = await renderChat(deps, request.body);
+      return { object: 'response.input_tokens', input_tokens: tokenizePrompt(deps.model, prompt.prompt).length };
+    });
+  }
 };

@@ -1,10 +1,11 @@
-// GET /v1/models: the one served model, with llama-server's `meta` (n_ctx is the context of one slot).
+// GET /v1/models (and /models): the one served model under its aliases, with llama-server's `meta` (n_ctx is the
+// context of one slot).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ServerDeps } from '../deps.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
   const { config, model } = deps;
-  app.get('/v1/models', async () => ({
+  const list = async () => ({
     object: 'list',
     data: [
       {
@@ -12,6 +13,8 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = asyn
         object: 'model',
         created: config.modelCreated,
         owned_by: config.ownedBy,
+        aliases: config.aliases,
+        tags: config.tags,
         meta: {
           n_ctx: config.ctxPerSlot,
           n_ctx_train: model.info.nCtxTrain,
@@ -22,5 +25,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = asyn
         },
       },
     ],
-  }));
+  });
+  app.get('/v1/models', list);
+  app.get('/models', list);
 };

@@ -79,7 +79,7 @@ t.test('a completion in OpenAI shape; the text is the greedy continuation of the
   t.equal(body.object, 'chat.completion');
   t.ok(Number.isInteger(body.created) && Math.abs(body.created - Date.now() / 1000) < 60, 'created is now, in seconds');
   t.equal(body.model, 'tiny-F16-s1-g1.gguf');
-  t.match(body.system_fingerprint, /^fp_[0-9a-f]{10}$/);
+  t.match(body.system_fingerprint, /^b[0-9a-f]+-[0-9a-f]+$/, "llama-server's b<build>-<commit> form");
   t.equal(body.choices.length, 1);
   t.same(Object.keys(body.choices[0] ?? {}).sort(), ['finish_reason', 'index', 'logprobs', 'message']);
   t.equal(body.choices[0]?.index, 0);
@@ -157,7 +157,11 @@ t.test('streaming: role first, content deltas, one id, a final finish_reason, [D
   const chunks = chunksOf(t, await post(app, { ...payload, stream: true }));
   t.ok(chunks.length >= 3);
   const [first] = chunks;
-  t.same(first?.choices[0]?.delta, { role: 'assistant', content: '' });
+  t.same(
+    first?.choices[0]?.delta,
+    { role: 'assistant', content: null },
+    'as llama-server: the role first, content null',
+  );
   t.equal(first?.choices[0]?.finish_reason, null);
   for (const c of chunks) {
     t.equal(c.id, first?.id);
@@ -357,6 +361,7 @@ t.test('request deadline: 504 before the stream starts, an error event after', a
       return real.submit(rest, handlers);
     },
     snapshot: () => real.snapshot(),
+    slotAction: (slot, action, file) => real.slotAction(slot, action, file),
   });
   const { app, endedCount } = await makeHarness(t, model, {
     slots: 1,

@@ -1,0 +1,73 @@
+// From `npm start`'s flags to what the HTTP layer is given (src/server/config.ts): names, keys, limits, the
+// generation defaults requests fall back on and which optional endpoints are on. Pure, so tests can check that
+// every flag reaches the server.
+import type { ServeConfig } from '../config.ts';
+import { parseObjectivePriorities } from '../server/client-key.ts';
+import type { GenerationDefaults, ServerConfig } from '../server/config.ts';
+import type { ServeInputs } from './inputs.ts';
+
+export function generationDefaults(config: ServeConfig, grammar: string | undefined): GenerationDefaults {
+  return {
+    temperature: config.temperature,
+    topK: config.topK,
+    topP: config.topP,
+    minP: config.minP,
+    typicalP: config.typicalP,
+    topNSigma: config.topNSigma,
+    xtcProbability: config.xtcProbability,
+    xtcThreshold: config.xtcThreshold,
+    repeatPenalty: config.repeatPenalty,
+    repeatLastN: config.repeatLastN,
+    presencePenalty: config.presencePenalty,
+    frequencyPenalty: config.frequencyPenalty,
+    dryMultiplier: config.dryMultiplier,
+    dryBase: config.dryBase,
+    dryAllowedLength: config.dryAllowedLength,
+    dryPenaltyLastN: config.dryPenaltyLastN,
+    drySequenceBreakers: config.drySequenceBreakers,
+    dynatempRange: config.dynatempRange,
+    dynatempExponent: config.dynatempExponent,
+    mirostat: config.mirostat,
+    mirostatEta: config.mirostatEta,
+    mirostatTau: config.mirostatTau,
+    seed: config.seed,
+    samplers: config.samplers,
+    ignoreEos: config.ignoreEos,
+    logitBias: config.logitBias,
+    nPredict: config.nPredict,
+    grammar,
+    cachePrompt: config.cachePrompt,
+    contextShift: config.contextShift,
+    nKeep: config.keep,
+    renderSpecial: config.renderSpecial,
+  };
+}
+
+export interface ServedFacts {
+  ctxPerSlot: number;
+  systemFingerprint: string;
+  buildInfo: string;
+}
+
+export function serverConfigOf(config: ServeConfig, inputs: ServeInputs, facts: ServedFacts): ServerConfig {
+  const out: ServerConfig = {
+    aliases: config.aliases,
+    tags: config.tags,
+    apiKeys: inputs.apiKeys,
+    bodyLimitBytes: config.bodyLimitBytes,
+    ctxPerSlot: facts.ctxPerSlot,
+    slots: config.parallel,
+    requestTimeoutMs: config.timeoutSeconds * 1000,
+    defaults: generationDefaults(config, inputs.grammar),
+    endpoints: { metrics: config.metrics, props: config.props, slots: config.slots },
+    corsOrigins: config.corsOrigins,
+    verbose: config.verbose,
+    systemFingerprint: facts.systemFingerprint,
+    objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
+    trustedProxies: config.trustProxy,
+    buildInfo: facts.buildInfo,
+  };
+  if (config.slotSavePath !== undefined) out.slotSavePath = config.slotSavePath;
+  if (config.ssePingSeconds !== undefined && config.ssePingSeconds > 0) out.ssePingMs = config.ssePingSeconds * 1000;
+  return out;
+}

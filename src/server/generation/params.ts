@@ -1,0 +1,269 @@
+// Request fields -> one generation: llama-server's field names (accepted on every route, as llama-server copies
+// them into its task parameters) and OpenAI's, with the server's defaults (its flags) for what a request leaves
+// out. Refuses, with a 400 naming the field, values the server can't honour.
+import type { FastifyRequest } from 'fastify';
+import type { StartOptions } from '../../engine/index.ts';
+import type { GrammarConstraint } from '../chat/layer.ts';
+import { clientKey, requestPriority } from '../client-key.ts';
+import type { ResolvedServerConfig, ServedModel } from '../config.ts';
+import type { ServerDeps } from '../deps.ts';
+import { contextExceeded, invalidRequest } from '../errors.ts';
+import type { GenerationParamsBody } from '../schemas.ts';
+import type { PreparedGeneration } from './types.ts';
+
+/** Prompt tokens as llama-server makes them: special tokens added (BOS) and parsed in the text. */
+export function tokenizePrompt(model: ServedModel, text: string): number[] {
+  const tokens = Array.from(model.tokenize(text, { addSpecial: true, parseSpecial: true }));
+  // A template that writes its own BOS would otherwise give two.
+  const bos = model.info.bos;
+  if (bos >= 0 && tokens.length >= 2 && tokens[0] === bos && tokens[1] === bos) tokens.shift();
+  return tokens;
+}
+
+/** What a route adds to the request's own fields: the chat layer's grammar, tokens and stop strings. */
+export interface GenerationExtras {
+  grammar?: GrammarConstraint | null;
+  preservedTokens?: ArrayLike<number>;
+  stop?: readonly string[];
+  /** The token limit the route read (max_tokens, max_completion_tokens, n_predict). */
+  maxTokens?: number | null | undefined;
+  /** Its name in the request, for errors. Default 'max_tokens'. */
+  maxTokensField?: string;
+  /** OpenAI logprobs: the number of most likely tokens per position (0: only the chosen one's). */
+  topLogprobs?: number | null;
+}
+
+const SAMPLER_LETTERS: Record<string, string> = {
+  d: 'dry',
+  k: 'top_k',
+  y: 'typ_p',
+  p: 'top_p',
+  s: 'top_n_sigma',
+  m: 'min_p',
+  t: 'temperature',
+  x: 'xtc',
+  e: 'penalties',
+};
+
+function samplersOf(value: string | readonly string[]): string[] {
+  if (typeof value !== 'string') return [...value];
+  return [...value].map((c) => {
+    const name = SAMPLER_LETTERS[c];
+    if (name === undefined)
+      throw invalidRequest(`Invalid 'samplers': unknown sampler letter '${c}'.`, 'samplers', 'invalid_value');
+    return name;
+  });
+}
+
+/**
+ * llama-server's logit_bias forms: {"15043": 1.5}, [[15043, 1.5]], [["Hello", -1]] (every token of the text),
+ * and false for a ban; OpenAI's -100 also bans.
+ */
+export function logitBias(
+  value: NonNullable<GenerationParamsBody['logit_bias']>,
+  model: ServedModel,
+): [number, number][] {
+  const nVocab = model.info.nVocab;
+  const entries: [string | number, number | boolean][] = Array.isArray(value)
+    ? value.map((pair) => [pair[0], pair[1]])
+    : Object.entries(value);
+  const out: [number, number][] = [];
+  for (const [key, raw] of entries) {
+    if (typeof raw === 'boolean' && raw) continue; // true: no change, as llama-server
+    const bias = raw === false || (typeof raw === 'number' && raw <= -100) ? Number.NEGATIVE_INFINITY : (raw as number);
+    let ids: number[];
+    if (typeof key === 'number' || /^\d+$/.test(key)) ids = [Number(key)];
+    else ids = Array.from(model.tokenize(key, { addSpecial: false, parseSpecial: false }));
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= nVocab) {
+        throw invalidRequest(
+          `Invalid key in 'logit_bias': '${key}' is not a token id (0..${nVocab - 1}) or text.`,
+          'logit_bias',
+          'invalid_value',
+        );
+      }
+      out.push([id, bias]);
+    }
+  }
+  return out;
+}
+
+function pick<T>(value: T | null | undefined, fallback: T): T {
+  return value === undefined || value === null ? fallback : value;
+}
+
+/**
+ * Decoder options from the request and the server's defaults. The token limit: the request's, else -n; -1
+ * generates until end of generation or a full slot (as llama-server). Never more than the slot has room for.
+ */
+export function prepareGeneration(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  body: GenerationParamsBody,
+  tokens: number[],
+  extras: GenerationExtras = {},
+): PreparedGeneration {
+  const { config, model } = deps;
+  const d = config.defaults;
+  if (tokens.length === 0) throw invalidRequest('The prompt is empty after tokenization.', null, 'empty_prompt');
+  if (tokens.length >= config.ctxPerSlot) throw contextExceeded(tokens.length, config.ctxPerSlot);
+  const room = config.ctxPerSlot - tokens.length;
+  // The request's limit wins over the server's (-n), as in llama-server; -1 is "no limit".
+  const own = extras.maxTokens ?? body.n_predict;
+  const field =
+    extras.maxTokens !== undefined && extras.maxTokens !== null ? (extras.maxTokensField ?? 'max_tokens') : 'n_predict';
+  const asked = own === undefined || own === null || own === -1 ? d.nPredict : own;
+  const contextShift = d.contextShift;
+  // -1: until the end; with context shift, generation may run past the slot (llama-server's behaviour).
+  const limit = asked < 0 ? (contextShift ? 1 << 24 : room) : asked;
+  if (limit === 0) throw invalidRequest(`'${field}' must be >= 1, or -1 for no limit.`, field, 'invalid_value');
+  const maxTokens = contextShift ? limit : Math.min(limit, room);
+
+  let temperature = pick(body.temperature, d.temperature);
+  // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0).
+  if (body.top_p === 0) temperature = 0;
+  const seed = pick(body.seed, d.seed);
+  const options: StartOptions = {
+    maxTokens,
+    temperature,
+    dynatempRange: pick(body.dynatemp_range, d.dynatempRange),
+    dynatempExponent: pick(body.dynatemp_exponent, d.dynatempExponent),
+    topK: pick(body.top_k, d.topK),
+    topP: body.top_p === 0 ? 1 : pick(body.top_p, d.topP),
+    minP: pick(body.min_p, d.minP),
+    typicalP: pick(body.typical_p, d.typicalP),
+    topNSigma: pick(body.top_n_sigma, d.topNSigma),
+    xtcProbability: pick(body.xtc_probability, d.xtcProbability),
+    xtcThreshold: pick(body.xtc_threshold, d.xtcThreshold),
+    minKeep: pick(body.min_keep, 0),
+    // The sampler's seed is 32-bit; -1 wraps to LLAMA_DEFAULT_SEED, which llama.cpp takes as "random".
+    seed: seed >>> 0,
+    repeatPenalty: pick(body.repeat_penalty, d.repeatPenalty),
+    penaltyLastN: pick(body.repeat_last_n, d.repeatLastN),
+    presencePenalty: pick(body.presence_penalty, d.presencePenalty),
+    frequencyPenalty: pick(body.frequency_penalty, d.frequencyPenalty),
+    dryMultiplier: pick(body.dry_multiplier, d.dryMultiplier),
+    dryBase: pick(body.dry_base, d.dryBase),
+    dryAllowedLength: pick(body.dry_allowed_length, d.dryAllowedLength),
+    dryPenaltyLastN: pick(body.dry_penalty_last_n, d.dryPenaltyLastN),
+    mirostat: pick(body.mirostat, d.mirostat),
+    mirostatTau: pick(body.mirostat_tau, d.mirostatTau),
+    mirostatEta: pick(body.mirostat_eta, d.mirostatEta),
+    ignoreEos: pick(body.ignore_eos, d.ignoreEos),
+    reusePrefix: pick(body.cache_prompt, d.cachePrompt),
+    renderSpecial: d.renderSpecial,
+    contextShift,
+    nKeep: pick(body.n_keep, d.nKeep),
+  };
+  const breakers = body.dry_sequence_breakers ?? d.drySequenceBreakers;
+  if (breakers !== undefined && breakers !== null) {
+    if (breakers.length === 0)
+      throw invalidRequest("'dry_sequence_breakers' must not be empty.", 'dry_sequence_breakers', 'invalid_value');
+    options.drySequenceBreakers = [...breakers];
+  }
+  const samplers = body.samplers ?? d.samplers;
+  if (samplers !== undefined && samplers !== null) options.samplers = samplersOf(samplers);
+  const bias = [...d.logitBias.map(([t, b]): [number, number] => [t, b])];
+  if (body.logit_bias !== undefined && body.logit_bias !== null) bias.push(...logitBias(body.logit_bias, model));
+  if (bias.length > 0) options.logitBias = new Map(bias);
+  const nProbs = extras.topLogprobs ?? body.n_probs ?? 0;
+  if (nProbs > 0 || extras.topLogprobs === 0) {
+    options.nProbs = Math.max(1, nProbs);
+    options.postSampling = body.post_sampling_probs === true;
+  }
+  const grammar = extras.grammar ?? defaultGrammar(config);
+  if (grammar) options.grammar = grammar;
+  if (extras.preservedTokens && extras.preservedTokens.length > 0)
+    options.preservedTokens = Array.from(extras.preservedTokens);
+
+  const stops =
+    body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  const prepared: PreparedGeneration = {
+    tokens,
+    options,
+    stop: [...stops, ...(extras.stop ?? [])],
+    client: clientKey(request, body.user),
+    priority: requestPriority(request, config.objectivePriorities),
+    stream: body.stream === true,
+    includeUsage: body.stream_options?.include_usage === true,
+    nProbs: extras.topLogprobs === 0 ? 0 : (options.nProbs ?? 0),
+    returnTokens: body.return_tokens === true,
+    returnProgress: body.return_progress === true,
+    tMaxPredictMs: body.t_max_predict_ms ?? undefined,
+    verbose: config.verbose || body.verbose === true,
+    settings: generationSettings(options, asked, body, config),
+  };
+  if (body.id_slot !== undefined && body.id_slot !== null && body.id_slot >= 0) {
+    if (body.id_slot >= config.slots)
+      throw invalidRequest(
+        `Invalid 'id_slot': slot ${body.id_slot} does not exist (slots 0..${config.slots - 1}).`,
+        'id_slot',
+        'invalid_value',
+      );
+    prepared.slot = body.id_slot;
+  }
+  return prepared;
+}
+
+/** --grammar / --json-schema: a constraint for requests that give none. */
+function defaultGrammar(config: ResolvedServerConfig): GrammarConstraint | null {
+  const text = config.defaults.grammar;
+  return text === undefined ? null : { text, kind: 0, lazy: false, triggers: [], generationPrompt: '' };
+}
+
+/** llama-server's generation_settings: what the request ran with. */
+function generationSettings(
+  o: StartOptions,
+  nPredict: number,
+  body: GenerationParamsBody,
+  config: ResolvedServerConfig,
+): Record<string, unknown> {
+  return {
+    n_ctx: config.ctxPerSlot,
+    seed: body.seed ?? config.defaults.seed,
+    temperature: o.temperature,
+    dynatemp_range: o.dynatempRange,
+    dynatemp_exponent: o.dynatempExponent,
+    top_k: o.topK,
+    top_p: o.topP,
+    min_p: o.minP,
+    top_n_sigma: o.topNSigma,
+    xtc_probability: o.xtcProbability,
+    xtc_threshold: o.xtcThreshold,
+    typical_p: o.typicalP,
+    repeat_last_n: o.penaltyLastN,
+    repeat_penalty: o.repeatPenalty,
+    presence_penalty: o.presencePenalty,
+    frequency_penalty: o.frequencyPenalty,
+    dry_multiplier: o.dryMultiplier,
+    dry_base: o.dryBase,
+    dry_allowed_length: o.dryAllowedLength,
+    dry_penalty_last_n: o.dryPenaltyLastN,
+    dry_sequence_breakers: o.drySequenceBreakers ?? ['\n', ':', '"', '*'],
+    mirostat: o.mirostat,
+    mirostat_tau: o.mirostatTau,
+    mirostat_eta: o.mirostatEta,
+    adaptive_target: -1,
+    adaptive_decay: 0.9,
+    max_tokens: nPredict,
+    n_predict: nPredict,
+    n_keep: o.nKeep,
+    ignore_eos: o.ignoreEos,
+    stream: body.stream === true,
+    n_probs: o.nProbs ?? 0,
+    min_keep: o.minKeep,
+    samplers: o.samplers ?? [
+      'penalties',
+      'dry',
+      'top_n_sigma',
+      'top_k',
+      'typ_p',
+      'top_p',
+      'min_p',
+      'xtc',
+      'temperature',
+    ],
+    post_sampling_probs: o.postSampling ?? false,
+    cache_prompt: o.reusePrefix,
+  };
+}
