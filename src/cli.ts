@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
-// fit, replicas.
+// fit, replicas, docs-compat.
 import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
+import { updateCompatDoc } from './docs/compat-doc.ts';
 import { runFitCli } from './fit/cli.ts';
 import { runMakeModel } from './gguf/generate.ts';
 import { runReplicasCli } from './replicas/cli.ts';
@@ -19,6 +20,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'bench-compare': (argv) => runCompareCli(argv),
   'bench-chat': (argv) => runChatBenchCli(argv),
   replicas: (argv) => runReplicasCli(argv),
+  'docs-compat': async () => {
+    await updateCompatDoc();
+    return 0;
+  },
 };
 
 const USAGE = `Usage: cli.ts <command> [options]
@@ -30,7 +35,8 @@ Commands:
   bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
   bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)
-  replicas        N servers behind HAProxy on one host (npm run replicas -- --help)`;
+  replicas        N servers behind HAProxy on one host (npm run replicas -- --help)
+  docs-compat     rewrite the flag table of docs/COMPATIBILITY.md (npm run docs:compat)`;
 
 async function main(): Promise<number> {
   const [command = '', ...argv] = process.argv.slice(2);

@@ -3,7 +3,7 @@
 // that changes nothing here is accepted with one warning; one for something this server does not do is refused
 // with the reason; an unknown flag is an error naming it. Pure: parseServeConfig(argv, env) returns the config.
 import { availableParallelism } from 'node:os';
-import { FlagError, type FlagSpec, flagUsage, parseFlags } from './cli/flags.ts';
+import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from './cli/flags.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
 
 export { FlagError as ConfigError } from './cli/flags.ts';
@@ -30,7 +30,7 @@ export interface ServeConfig {
   kvTypeK: KvType;
   kvTypeV: KvType;
   swaFull: boolean;
-  /** One KV pool for all slots; undefined: llama-server's rule (on unless -np was given). */
+  /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default off. */
   kvUnified: boolean | undefined;
   /** Most cells one slot may use (--kv-unified-per-slot). */
   ctxPerSlotMax: number | undefined;
@@ -43,7 +43,6 @@ export interface ServeConfig {
   keep: number;
   contextShift: boolean;
   cachePrompt: boolean;
-  cacheRamMiB: number;
   // Sampling defaults for requests that give none (llama-server's).
   temperature: number;
   topK: number;
@@ -154,7 +153,6 @@ export function defaultServeConfig(): ServeConfig {
     keep: 0,
     contextShift: false,
     cachePrompt: true,
-    cacheRamMiB: 8192,
     temperature: 0.8,
     topK: 40,
     topP: 0.95,
@@ -398,11 +396,11 @@ const FLAGS: FlagSpec<Key>[] = [
     names: ['-cram', '--cache-ram'],
     env: 'LLAMA_ARG_CACHE_RAM',
     kind: 'int',
-    key: 'cacheRamMiB',
     min: -1,
     max: 1 << 30,
     group: COMMON,
-    help: 'MiB of host RAM for the prompt cache (default 8192, 0: off, -1: no limit)',
+    help: 'MiB of host RAM for the prompt cache',
+    ignored: 'no host-RAM prompt cache yet: each slot keeps its last prompt in the KV for reuse',
   },
   {
     names: ['-kvu', '--kv-unified'],
@@ -411,7 +409,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'bool',
     key: 'kvUnified',
     group: COMMON,
-    help: 'one KV pool for all slots (default: on, unless -np is given)',
+    help: 'one KV pool for all slots: a request may use up to all of -c (default off: each slot has -c/-np)',
   },
   {
     names: ['--cache-idle-slots'],
@@ -988,7 +986,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'int',
     group: SERVER,
     help: 'minimum chunk to reuse by shifting the KV cache',
-    ignored: 'prompts are reused by common prefix (and from --cache-ram)',
+    ignored: "prompts are reused by their common prefix with a slot's cache",
   },
   {
     names: ['-sps', '--slot-prompt-similarity'],
@@ -1487,4 +1485,9 @@ export function serveUsage(): string {
     FLAGS,
     "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics).",
   );
+}
+
+/** The flag table of docs/COMPATIBILITY.md (scripts/update-compat-doc.ts writes it there). */
+export function serveFlagTable(): string {
+  return flagTable(FLAGS);
 }

@@ -91,7 +91,11 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
 async function prepare(config: ServeConfig): Promise<{
   config: ServeConfig;
   path: string;
+  /** KV cells per slot in the pool. */
+  share: number;
+  /** The most one request may use (prompt + output). */
   ctxPerSlot: number;
+  kvCells: number;
   fileSize: number;
   inputs: ServeInputs;
 }> {
@@ -101,8 +105,17 @@ async function prepare(config: ServeConfig): Promise<{
   const nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
   const fileSize = (await stat(path)).size;
   const inputs = await readServeInputs(config);
-  if (config.vramBudgetBytes !== undefined) return { ...(await planVram(config, path)), path, fileSize, inputs };
-  return { config, path, ctxPerSlot: slotContext(config, nCtxTrain), fileSize, inputs };
+  const planned =
+    config.vramBudgetBytes !== undefined
+      ? await planVram(config, path)
+      : { config, ctxPerSlot: slotContext(config, nCtxTrain) };
+  const share = planned.ctxPerSlot;
+  // --kv-unified: one pool of share * slots cells, from which any slot may take up to the whole pool (or
+  // --kv-unified-per-slot), as llama-server's n_ctx_seq. Otherwise each slot has its share.
+  const unified = planned.config.kvUnified === true;
+  const pool = share * planned.config.parallel;
+  const ctxPerSlot = unified ? Math.min(pool, planned.config.ctxPerSlotMax ?? pool) : share;
+  return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, fileSize, inputs };
 }
 
 async function packageVersion(): Promise<string> {
@@ -150,7 +163,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const sys = systemInfo();
   const late = new LateEngine(path);
   const live = new LiveStats();
-  const kvCellsTotal = ctxPerSlot * config.parallel;
+  const kvCellsTotal = prepared.kvCells;
   const metrics = new ServerMetrics(
     {
       busySlots: () => late.scheduler?.busySlots ?? 0,
@@ -271,8 +284,9 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     if (inputs.grammar !== undefined) await chat.checkGrammar(inputs.grammar);
     decoder = new BatchDecoder(model, {
       slots: config.parallel,
-      ctxPerSlot,
-      kvUnified: config.kvUnified ?? false,
+      ctxPerSlot: prepared.share,
+      kvUnified: config.kvUnified === true,
+      ...(config.kvUnified === true ? { slotCtxMax: ctxPerSlot } : {}),
       batchSize: config.batchSize,
       ubatchSize: config.ubatchSize,
       threads: config.threads,

@@ -1,6 +1,9 @@
 // The real server process (`src/cli.ts serve`) driven by the official openai SDK, and its shutdown.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import t from 'tap';
+import { projectRoot } from '../src/paths.ts';
 import { modelPath } from './helpers/models.ts';
 import { startServer } from './helpers/server-process.ts';
 
@@ -164,4 +167,62 @@ t.test('SIGTERM with a short grace period cancels what is still running', async 
 t.test('bad flags and bad model files give a clear message and a non-zero exit', async (t) => {
   await t.rejects(startServer(['--port', 'nope']), /--port must be an integer/);
   await t.rejects(startServer(['-m', '/nonexistent/model.gguf']), /model\.gguf/);
+});
+
+/** Runs `serve` with these flags to its exit (for flags that end it at once). */
+function runServe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli.ts'), 'serve', ...args], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+t.test("llama-server's command line: its flags take effect, a flag with no effect here warns once", async (t) => {
+  const server = await startServer([
+    ...['-m', model, '-np', '2', '-c', '1024', '--temp', '0.25', '--top-k', '7', '-cb', '--cont-batching'],
+    ...['--metrics', '-a', 'my-model', '--threads-http', '4', '--no-webui'],
+  ]);
+  t.teardown(() => server.stop());
+  const warnings = server.output().match(/^warning: .*$/gm) ?? [];
+  t.same(
+    warnings.map((w) => w.split(' ')[1]),
+    ['-cb', '--threads-http'],
+    'one warning per ignored flag (named as first given), however often it is given',
+  );
+  const props = (await (await fetch(`${server.url}/props`)).json()) as {
+    default_generation_settings: { params: { temperature: number; top_k: number } };
+    total_slots: number;
+    build_info: string;
+  };
+  t.match(props.default_generation_settings.params, { temperature: 0.25, top_k: 7 });
+  t.equal(props.total_slots, 2);
+  t.match(props.build_info, /^b\d+-[0-9a-f]+$/, "llama.cpp's own build info");
+  const models = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
+  t.equal(models.data[0]?.id, 'my-model');
+  t.equal((await fetch(`${server.url}/metrics`)).status, 200, '--metrics turns /metrics on');
+  t.equal((await fetch(`${server.url}/`)).status, 404, '--no-webui');
+});
+
+t.test('--version and --list-devices print and exit; a refused or unknown flag exits 2 naming it', async (t) => {
+  const version = await runServe(['--version']);
+  t.equal(version.code, 0);
+  t.match(version.stdout, /^version: \d+\.\d+\.\d+ \(llama\.cpp b\d+-[0-9a-f]+\)/);
+  const devices = await runServe(['--list-devices']);
+  t.equal(devices.code, 0);
+  t.match(devices.stdout, /^Available devices:/);
+  const refused = await runServe(['--embedding']);
+  t.equal(refused.code, 2);
+  t.match(refused.stderr, /error: --embedding is not supported by this server: /);
+  const unknown = await runServe(['--temperature-x', '1']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown option '--temperature-x'/);
 });

@@ -142,6 +142,7 @@ core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
   opts.nSlots = optionalInt(o, "nSlots", 1, 1, 4096);
   opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", 4096, 1, 1 << 24);
   opts.kvUnified = optionalBool(o, "kvUnified", false);
+  opts.nCtxSlotMax = optionalInt(o, "nCtxSlotMax", 0, 0, 1 << 24);
   opts.nBatch = optionalInt(o, "nBatch", 512, 1, 1 << 20);
   opts.nUbatch = optionalInt(o, "nUbatch", 512, 1, 1 << 20);
   opts.nThreads = optionalInt(o, "nThreads", 0, 0, 1024);

@@ -129,7 +129,8 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
     const std::string why = takeLastLogError();
     throw Error(codes::kContextFailed, "could not create the decoder context" + (why.empty() ? "" : ": " + why));
   }
-  nCtxSlot_ = std::min<int32_t>(opts.nCtxPerSlot, static_cast<int32_t>(llama_n_ctx_seq(ctx_)));
+  const int32_t slotMax = opts.kvUnified && opts.nCtxSlotMax > 0 ? opts.nCtxSlotMax : opts.nCtxPerSlot;
+  nCtxSlot_ = std::min<int32_t>(slotMax, static_cast<int32_t>(llama_n_ctx_seq(ctx_)));
   nSwa_ = llama_model_n_swa(model_->raw());
   batch_ = llama_batch_init(opts.nBatch, 0, 1);
   slots_.reserve(static_cast<size_t>(opts.nSlots));

@@ -22,7 +22,10 @@ struct DecoderOptions {
   int32_t nSlots = 1;
   int32_t nCtxPerSlot = 4096;
   bool kvUnified = false;  // one KV buffer shared by all slots (total = nCtxPerSlot * nSlots)
-  int32_t nBatch = 512;    // most tokens in one step
+  // With kvUnified: the most cells one slot may use of the shared pool (0: nCtxPerSlot). A slot may then
+  // outgrow its share while others use less; the pool itself stays nCtxPerSlot * nSlots.
+  int32_t nCtxSlotMax = 0;
+  int32_t nBatch = 512;  // most tokens in one step
   int32_t nUbatch = 512;
   int32_t nThreads = 0;  // 0: llama.cpp's default
   int32_t nThreadsBatch = 0;

@@ -210,3 +210,14 @@ export function flagUsage(specs: readonly FlagSpec[], header: string): string {
   const sections = [...groups].map(([group, rows]) => `----- ${group} -----\n\n${rows.join('\n')}`);
   return `${header}\n\n${sections.join('\n\n')}\n`;
 }
+
+/** A Markdown table of the flags: spellings, environment variable, and what this server does with each. */
+export function flagTable(specs: readonly FlagSpec[]): string {
+  const cell = (s: string): string => s.replaceAll('|', '\\|');
+  const rows = specs.map((f) => {
+    const names = [...f.names, ...(f.negated ?? [])].map((n) => `\`${n}\``).join(', ');
+    const here = f.refused ? `refused: ${f.refused}` : f.ignored ? `accepted, no effect: ${f.ignored}` : f.help;
+    return `| ${cell(f.group)} | ${names} | ${f.env ? `\`${f.env}\`` : ''} | ${cell(here)} |`;
+  });
+  return ['| Group | Flag | Environment | Here |', '|---|---|---|---|', ...rows].join('\n');
+}

@@ -19,6 +19,11 @@ export interface DecoderOptions {
   ctxPerSlot: number;
   /** One KV buffer for all slots instead of one per slot. */
   kvUnified?: boolean;
+  /**
+   * With kvUnified: the most one slot may use of the shared pool of slots * ctxPerSlot cells (default ctxPerSlot).
+   * `ctxPerSlot` (the getter) then reports this limit.
+   */
+  slotCtxMax?: number;
   /** Most tokens in one step (llama.cpp n_batch). */
   batchSize?: number;
   /** Physical batch (llama.cpp n_ubatch). */
@@ -210,6 +215,7 @@ export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOpti
   return {
     nSlots: options.slots,
     nCtxPerSlot: options.ctxPerSlot,
+    ...(options.slotCtxMax !== undefined ? { nCtxSlotMax: options.slotCtxMax } : {}),
     kvUnified: options.kvUnified ?? false,
     nBatch: options.batchSize ?? 512,
     nUbatch: options.ubatchSize ?? options.batchSize ?? 512,

@@ -63,6 +63,7 @@ export interface NativeModel {
 export interface NativeDecoderOptions {
   nSlots?: number;
   nCtxPerSlot?: number;
+  nCtxSlotMax?: number;
   kvUnified?: boolean;
   nBatch?: number;
   nUbatch?: number;

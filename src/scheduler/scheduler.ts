@@ -397,13 +397,20 @@ export class Scheduler {
         const bytes = await this.#decoder.saveSlot(slotId, path ?? '');
         return { tokens, bytes, ms: this.#now() - t0 };
       }
-      const tokens = action === 'restore' ? await this.#decoder.restoreSlot(slotId, path ?? '') : 0;
-      if (action === 'erase') await this.#decoder.eraseSlot(slotId);
-      return { tokens, ms: this.#now() - t0 };
+      if (action === 'restore') {
+        slot.cachedCount = 0;
+        const tokens = await this.#decoder.restoreSlot(slotId, path ?? '');
+        slot.cachedCount = tokens;
+        return { tokens, ms: this.#now() - t0 };
+      }
+      const erased = this.#cachedTokens(slot).length;
+      await this.#decoder.eraseSlot(slotId);
+      slot.cachedCount = 0;
+      return { tokens: erased, ms: this.#now() - t0 };
     } finally {
       slot.reserved = false;
+      // The decoder's copy is the truth now: re-read it when next needed.
       slot.cache = null;
-      if (action !== 'save') slot.cachedCount = 0;
       this.#wake();
     }
   }

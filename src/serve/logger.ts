@@ -25,14 +25,26 @@ export function summaryLines(summary: Record<string, unknown>): string {
     .join('\n');
 }
 
-export function createLogger(config: ServeConfig, isTTY = process.stdout.isTTY === true): Logger {
+export interface LoggerOptions {
+  /** Whether stdout is a terminal (text with colours by default). */
+  isTTY?: boolean;
+  /** Where lines go instead of stdout (tests). */
+  stream?: NodeJS.WritableStream;
+}
+
+export function createLogger(
+  config: Pick<ServeConfig, 'logDisable' | 'verbose' | 'logLevel' | 'logFile' | 'logFormat'>,
+  options: LoggerOptions = {},
+): Logger {
+  const isTTY = options.isTTY ?? process.stdout.isTTY === true;
   const level = config.logDisable ? 'silent' : config.verbose ? 'debug' : config.logLevel;
   const redact = { paths: REDACTED_PATHS, censor: '[redacted]' };
   let destination: DestinationStream;
   if (config.logFile !== undefined) destination = createWriteStream(config.logFile, { flags: 'a' });
   else if ((config.logFormat ?? (isTTY ? 'text' : 'json')) === 'text') {
     destination = pretty({
-      colorize: isTTY,
+      ...(options.stream !== undefined ? { destination: options.stream } : {}),
+      colorize: isTTY && options.stream === undefined,
       translateTime: 'HH:MM:ss',
       ignore: ['pid', 'hostname', 'reqId', 'summary', ...REQUEST_FIELDS].join(','),
       messageFormat: (log, messageKey) => {
@@ -44,6 +56,6 @@ export function createLogger(config: ServeConfig, isTTY = process.stdout.isTTY =
       },
       sync: true,
     });
-  } else destination = pino.destination({ dest: 1, sync: false });
+  } else destination = options.stream ?? pino.destination({ dest: 1, sync: false });
   return pino({ level, redact }, destination);
 }

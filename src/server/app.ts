@@ -22,6 +22,7 @@ import { modelRoutes } from './routes/models.ts';
 import { opsRoutes, type ServerState } from './routes/ops.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { tokenizeRoutes } from './routes/tokenize.ts';
+import { unsupportedRoutes } from './routes/unsupported.ts';
 import { webuiRoutes } from './routes/webui.ts';
 import type { StatsSource } from './stats-source.ts';
 
@@ -183,6 +184,7 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     await loaded.register(chatRoutes, { deps: serverDeps });
     await loaded.register(completionRoutes, { deps: serverDeps });
     await loaded.register(completionRoute, { deps: serverDeps });
+    await loaded.register(unsupportedRoutes);
   });
   return app;
 }

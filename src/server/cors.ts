@@ -2,6 +2,7 @@
 // (http or https, any port), or exact origins. Allowed origins get what llama-server sends; preflights are
 // answered 200 on every path, with the headers only when the origin is allowed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { setCasedHeader } from './headers.ts';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
@@ -20,10 +21,10 @@ function allow(request: FastifyRequest, reply: FastifyReply, allowed: readonly s
   const origin = request.headers.origin;
   reply.header('vary', 'Origin');
   if (typeof origin !== 'string' || !originAllowed(origin, allowed)) return;
-  reply.header('access-control-allow-origin', origin);
-  reply.header('access-control-allow-credentials', 'true');
-  reply.header('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
-  reply.header('access-control-allow-headers', '*');
+  setCasedHeader(reply, 'Access-Control-Allow-Origin', origin);
+  setCasedHeader(reply, 'Access-Control-Allow-Credentials', 'true');
+  setCasedHeader(reply, 'Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
+  setCasedHeader(reply, 'Access-Control-Allow-Headers', '*');
 }
 
 export function registerCors(app: FastifyInstance, allowed: readonly string[]): void {

@@ -98,10 +98,10 @@ export class SseStream {
     this.#write(`data: ${JSON.stringify(payload)}\n\n`);
   }
 
-  /** `data: [DONE]` and the end of the response. */
-  end(): void {
+  /** `data: [DONE]` (unless `done` is false) and the end of the response. */
+  end(done = true): void {
     if (this.closed) return;
-    this.#write('data: [DONE]\n\n');
+    if (done) this.#write('data: [DONE]\n\n');
     this.#finished = true;
     this.#clearPing();
     this.#unwatch();

@@ -118,6 +118,8 @@ export function prepareGeneration(
   const limit = asked < 0 ? (contextShift ? 1 << 24 : room) : asked;
   if (limit === 0) throw invalidRequest(`'${field}' must be >= 1, or -1 for no limit.`, field, 'invalid_value');
   const maxTokens = contextShift ? limit : Math.min(limit, room);
+  // Reaching maxTokens then fills the slot: the answer is cut by the context, not by the request.
+  const fillsSlot = !contextShift && limit >= room;
 
   let temperature = pick(body.temperature, d.temperature);
   // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0).
@@ -189,6 +191,8 @@ export function prepareGeneration(
     nProbs: extras.topLogprobs === 0 ? 0 : (options.nProbs ?? 0),
     returnTokens: body.return_tokens === true,
     returnProgress: body.return_progress === true,
+    timingsPerToken: body.timings_per_token === true,
+    fillsSlot,
     tMaxPredictMs: body.t_max_predict_ms ?? undefined,
     verbose: config.verbose || body.verbose === true,
     settings: generationSettings(options, asked, body, config),

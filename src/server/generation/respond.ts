@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerDeps } from '../deps.ts';
 import { SseStream, watchDisconnect } from '../sse.ts';
 import { type Outcome, run, type TextSink } from './run.ts';
-import type { Finished, PreparedGeneration, Presenter, Usage } from './types.ts';
+import type { Finished, PreparedGeneration, Presenter, Timings, Usage } from './types.ts';
 
 /** What one generation produced. */
 export type Generated = { kind: 'finished'; text: string; done: Finished } | Exclude<Outcome, { kind: 'finished' }>;
@@ -153,19 +153,27 @@ export async function respond(
   const prefilled = new Prefilled();
   const runChoice = (i: number, job: PreparedGeneration): Promise<Outcome> => {
     const presenter = presenters[i];
+    let timings: (() => Timings) | undefined;
+    // timings_per_token: the last chunk of each batch carries the timings so far, as llama-server's do.
+    const withTimings = (chunks: object[]): object[] => {
+      const last = chunks.at(-1);
+      if (!job.timingsPerToken || timings === undefined || last === undefined) return chunks;
+      return [...chunks.slice(0, -1), { ...last, timings: timings() }];
+    };
     const sink: TextSink = {
       onStart: (info) => {
+        timings = info.timings;
         if (i === 0) prefilled.started(info.slot);
         open(i);
       },
       onText: (text, tokens) => {
         if (i === 0) prefilled.done();
         open(i);
-        sendAll(presenter?.text(text, tokens) ?? []);
+        sendAll(withTimings(presenter?.text(text, tokens) ?? []));
       },
       onProgress: (p) => {
         open(i);
-        if (presenter?.progress) sse.send(presenter.progress(p));
+        if (presenter?.progress) sendAll(withTimings([presenter.progress(p)]));
       },
     };
     const abort = new AbortController();
@@ -184,11 +192,12 @@ export async function respond(
   if (failed?.kind === 'failed') {
     if (!sse.opened) throw failed.error;
     sse.send(failed.error.body());
-    sse.end();
+    sse.end(presenters[0]?.doneEvent !== false);
     return reply;
   }
   const done = outcomes.map((o) => (o.kind === 'finished' ? o.done : undefined)).filter((d) => d !== undefined);
   note(request, done);
+  const doneEvent = presenters[0]?.doneEvent !== false;
   done.forEach((d, i) => {
     open(i);
     // One usage chunk at the end, for all choices.
@@ -199,7 +208,7 @@ export async function respond(
       ) ?? [],
     );
   });
-  sse.end();
+  sse.end(doneEvent);
   return reply;
 }
 

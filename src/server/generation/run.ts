@@ -13,8 +13,8 @@ import type { Finished, GeneratedToken, PreparedGeneration, PromptProgress, Timi
 export type Outcome = { kind: 'finished'; done: Finished } | { kind: 'failed'; error: ApiError } | { kind: 'gone' };
 
 export interface TextSink {
-  /** The request got a slot. */
-  onStart(info: { slot: number }): void;
+  /** The request got a slot; `timings` reads its timings so far, whenever asked. */
+  onStart(info: { slot: number; timings: () => Timings }): void;
   /** Text with stop strings removed (never part of one), and the tokens it completes. */
   onText(text: string, tokens: readonly GeneratedToken[]): void;
   /** Prompt processing went on (only when the request asked for progress). */
@@ -36,23 +36,51 @@ export function run(
   });
 }
 
-/** llama-server's timings from the scheduler's clock. */
-export function timingsOf(s: RequestSummary, generated: number): Timings {
-  const promptMs = s.startedAt !== null && s.firstTokenAt !== null ? Math.max(0, s.firstTokenAt - s.startedAt) : 0;
-  const predictedMs = s.firstTokenAt !== null ? Math.max(0, s.endedAt - s.firstTokenAt) : 0;
-  const promptN = Math.max(0, s.promptTokens - s.cachedTokens);
-  const rate = (n: number, ms: number): number => (ms > 0 ? (n * 1000) / ms : 0);
+/** The moments llama-server's timings are computed from (ms on one clock; 0: not yet). */
+export interface TimingMarks {
+  /** The request got its slot. */
+  start: number;
+  /** The last prompt batch was decoded (the first token's moment, once there is one). */
+  promptLast: number;
+  /** The last token was generated. */
+  genLast: number;
+  cache: number;
+  promptN: number;
+  generated: number;
+}
+
+/**
+ * llama-server's timings (server_slot_stats): the first token comes from the logits of the last prompt batch, so
+ * the generation rate is over generated - 1 decode steps.
+ */
+export function timingsFrom(m: TimingMarks): Timings {
+  const promptMs = m.promptLast > 0 ? Math.max(0, m.promptLast - m.start) : 0;
+  const predictedMs = m.genLast > 0 ? Math.max(0.001, m.genLast - m.promptLast) : 0;
+  const steps = Math.max(0, m.generated - 1);
   return {
-    cache_n: s.cachedTokens,
-    prompt_n: promptN,
+    cache_n: m.cache,
+    prompt_n: m.promptN,
     prompt_ms: promptMs,
-    prompt_per_token_ms: promptN > 0 ? promptMs / promptN : 0,
-    prompt_per_second: rate(promptN, promptMs),
-    predicted_n: generated,
+    prompt_per_token_ms: m.promptN > 0 ? promptMs / m.promptN : 0,
+    prompt_per_second: promptMs > 0 ? (1e3 / promptMs) * m.promptN : 0,
+    predicted_n: m.generated,
     predicted_ms: predictedMs,
-    predicted_per_token_ms: generated > 0 ? predictedMs / generated : 0,
-    predicted_per_second: rate(generated, predictedMs),
+    predicted_per_token_ms: steps > 0 ? predictedMs / steps : 0,
+    predicted_per_second: predictedMs > 0 ? (1e3 / predictedMs) * steps : 0,
   };
+}
+
+/** The timings of a finished request, from the scheduler's clock. */
+export function timingsOf(s: RequestSummary, generated: number): Timings {
+  const first = s.firstTokenAt;
+  return timingsFrom({
+    start: s.startedAt ?? 0,
+    promptLast: first ?? 0,
+    genLast: first !== null && generated > 0 ? s.endedAt : 0,
+    cache: s.cachedTokens,
+    promptN: Math.max(0, s.promptTokens - s.cachedTokens),
+    generated,
+  });
 }
 
 function generate(
@@ -73,6 +101,7 @@ function generate(
   let limitTimer: ReturnType<typeof setTimeout> | undefined;
   let lastTokenAt: number | undefined;
   let startedAt = 0;
+  const marks: TimingMarks = { start: 0, promptLast: 0, genLast: 0, cache: 0, promptN: 0, generated: 0 };
   const release = (text: string): void => {
     const tokens = pending;
     pending = [];
@@ -95,8 +124,10 @@ function generate(
       {
         onStart: (info) => {
           startedAt = performance.now();
+          marks.start = startedAt;
+          marks.cache = info.reusedTokens;
           if (isGone()) return;
-          sink.onStart(info);
+          sink.onStart({ slot: info.slot, timings: () => timingsFrom(marks) });
           if (job.returnProgress) {
             sink.onProgress?.({
               total: job.tokens.length,
@@ -109,6 +140,8 @@ function generate(
         ...(job.returnProgress
           ? {
               onPromptProgress: (p: { processed: number; total: number; cached: number }) => {
+                marks.promptLast = performance.now();
+                marks.promptN = p.processed - p.cached;
                 if (!isGone())
                   sink.onProgress?.({
                     total: p.total,
@@ -123,6 +156,13 @@ function generate(
           if (matcher.stopped !== null || limited || isGone()) return;
           received++;
           const now = performance.now();
+          if (marks.generated === 0) {
+            // The first token is sampled from the last prompt batch: the prompt ends here.
+            marks.promptLast = now;
+            marks.promptN = job.tokens.length - marks.cache;
+          }
+          marks.generated++;
+          marks.genLast = now;
           if (lastTokenAt !== undefined) deps.metrics?.interTokenGap((now - lastTokenAt) / 1000);
           else if (job.tMaxPredictMs !== undefined) {
             limitTimer = setTimeout(() => {
@@ -190,9 +230,8 @@ function generate(
             const rest = matcher.flush();
             if (rest !== '') release(rest);
             const done = reason === 'stop' ? finished('stop', 'eos', summary.generatedTokens, shifted) : null;
-            return settle(
-              done ?? finished('length', 'limit', summary.generatedTokens, shifted || reason === 'context_full'),
-            );
+            const full = reason === 'context_full' || (reason === 'length' && job.fillsSlot);
+            return settle(done ?? finished('length', 'limit', summary.generatedTokens, shifted || full));
           }
           switch (reason) {
             case 'timeout':

@@ -38,6 +38,10 @@ export interface PreparedGeneration {
   nProbs: number;
   returnTokens: boolean;
   returnProgress: boolean;
+  /** Every streamed chunk carries the timings so far (timings_per_token). */
+  timingsPerToken: boolean;
+  /** The token limit is the room left in the slot: reaching it means the context is full (truncated). */
+  fillsSlot: boolean;
   /** The generation phase stops after this long, as at its token limit. */
   tMaxPredictMs: number | undefined;
   /** Responses carry __verbose. */
@@ -98,4 +102,6 @@ export interface Presenter {
   completion(text: string, done: Finished): object;
   /** A prompt progress chunk (return_progress), where the route has one. */
   progress?(p: PromptProgress): object;
+  /** false: the stream ends without `data: [DONE]` (llama-server's native /completion). Default true. */
+  readonly doneEvent?: boolean;
 }

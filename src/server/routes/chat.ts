@@ -27,20 +27,17 @@ export async function renderChat(
       'invalid_value',
     );
   }
+  // A user's grammar is checked before anything renders: whichever path carries it, a bad one is a 400.
+  const checked =
+    constraint?.kind === 'grammar'
+      ? await deps.chat.checkGrammar(constraint.grammar).catch((err: unknown) => Promise.reject(chatLayerRefusal(err)))
+      : null;
   const prompt = await deps.chat
     .apply(renderRequest(body, constraint, deps.chat.supportsTools))
     .catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
   // A user's grammar on a Jinja template: llama.cpp's chat layer leaves it to the caller, as llama-server applies
   // it, to the raw output from its root.
-  const grammar =
-    prompt.grammar ??
-    (constraint?.kind === 'grammar'
-      ? userGrammar(
-          await deps.chat
-            .checkGrammar(constraint.grammar)
-            .catch((err: unknown) => Promise.reject(chatLayerRefusal(err))),
-        )
-      : null);
+  const grammar = prompt.grammar ?? (checked !== null ? userGrammar(checked) : null);
   // Asked for a constraint, answered with one: never free text where JSON or a tool call was requested.
   if (constraint !== null && grammar === null) {
     throw new ApiError(500, 'server_error', 'The chat layer produced no grammar for a constrained request', {

@@ -57,6 +57,7 @@ function presenter(
   });
   let streamed = '';
   return {
+    doneEvent: false,
     open: () => [],
     text: (text, tokens) => {
       streamed += text;

@@ -110,9 +110,16 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
         n,
       ),
     );
-    const echoOf = (tokens: readonly number[]): string =>
-      body.echo === true ? deps.model.detokenize([...tokens], { removeSpecial: true }) : '';
-    const presenters = jobs.map((job, i) => presenter(head, i, job, deps.model, logprobs, echoOf(job.tokens)));
+    // echo: the prompt as the client sent it; token prompts as their text.
+    const texts = Array.isArray(body.prompt) ? body.prompt : [body.prompt];
+    const echoOf = (job: PreparedGeneration, k: number): string => {
+      if (body.echo !== true) return '';
+      const given = prompts.length > 1 ? texts[k] : body.prompt;
+      return typeof given === 'string' ? given : deps.model.detokenize([...job.tokens], { removeSpecial: true });
+    };
+    const presenters = jobs.map((job, i) =>
+      presenter(head, i, job, deps.model, logprobs, echoOf(job, Math.floor(i / n))),
+    );
     if (prompts.length > 1) {
       // Several prompts: each its own generation, one choice each, in order.
       const bodies = await Promise.all(

@@ -1,11 +1,13 @@
 // Operations routes, as llama-server answers them: GET /health (open to all, for load balancers), GET /slots and
 // POST /slots/{id}?action=save|restore|erase, GET|POST /props, GET /metrics. Optional ones answer 501 when off.
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { ArgumentError, StateError } from '../../errors.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError, invalidRequest, notSupported } from '../errors.ts';
+import { setCasedHeader } from '../headers.ts';
 
 export type ServerState = 'loading' | 'ok' | 'shutting_down';
 
@@ -78,6 +80,22 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
     params: Type.Object({ id: Type.Integer({ minimum: 0 }) }),
     querystring: Type.Object({ action: Type.Enum(['save', 'restore', 'erase']) }),
   };
+  // A busy slot is a 409 (retry when it is idle); a file that can't be read back is the request's fault.
+  const slotAction = (slot: number, action: 'save' | 'restore' | 'erase', path?: string) =>
+    deps.scheduler.slotAction(slot, action, path).catch((err: unknown) => {
+      if (err instanceof StateError)
+        throw new ApiError(409, 'invalid_request_error', `Slot ${slot} is busy; retry when it is idle`, {
+          code: 'slot_busy',
+        });
+      // The decoder names the full path; the client gets only its file name.
+      if (err instanceof ArgumentError)
+        throw invalidRequest(
+          `Could not restore slot ${slot} from '${basename(path ?? '')}': not a slot this model and context saved`,
+          'filename',
+          'invalid_value',
+        );
+      throw err;
+    });
   app.post('/slots/:id', { schema: SlotAction }, async (request) => {
     const dir = config.slotSavePath;
     if (dir === undefined)
@@ -87,8 +105,8 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
       throw invalidRequest(`Invalid slot id ${slot} (slots 0..${config.slots - 1})`, 'id_slot', 'invalid_value');
     const { action } = request.query;
     if (action === 'erase') {
-      await deps.scheduler.slotAction(slot, 'erase');
-      return { id_slot: slot, n_erased: 0 };
+      const r = await slotAction(slot, 'erase');
+      return { id_slot: slot, n_erased: r.tokens };
     }
     const body = (request.body ?? {}) as { filename?: unknown };
     const filename = typeof body.filename === 'string' ? body.filename : '';
@@ -96,7 +114,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
       throw invalidRequest('Invalid filename: a plain file name inside --slot-save-path', 'filename', 'invalid_value');
     const path = join(dir, filename);
     if (action === 'save') await mkdir(dir, { recursive: true });
-    const r = await deps.scheduler.slotAction(slot, action, path);
+    const r = await slotAction(slot, action, path);
     return action === 'save'
       ? { id_slot: slot, filename, n_saved: r.tokens, n_written: r.bytes ?? 0, timings: { save_ms: r.ms } }
       : { id_slot: slot, filename, n_restored: r.tokens, n_read: r.tokens, timings: { restore_ms: r.ms } };
@@ -157,6 +175,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
     if (!config.endpoints.metrics || exposition === undefined)
       throw notSupported('This server does not support metrics endpoint. Start it with `--metrics`');
     const { contentType, body } = await exposition();
-    return reply.type(contentType).header('Process-Start-Time-Unix', String(startedAt)).send(body);
+    setCasedHeader(reply, 'Process-Start-Time-Unix', String(startedAt));
+    return reply.type(contentType).send(body);
   });
 };

@@ -1,0 +1,41 @@
+// llama-server routes this server does not serve answer 501 with the reason, not a bare 404, so a client written
+// for llama-server learns why. (A route added later simply leaves this list.)
+import type { FastifyPluginAsync } from 'fastify';
+import { notSupported } from '../errors.ts';
+
+const TEXT_ONLY = 'this server serves one text-generation model';
+
+export const UNSUPPORTED: Readonly<Record<string, string>> = {
+  '/infill': 'fill-in-the-middle (/infill) is not offered; send the prefix as a /completion prompt',
+  '/rerank': `reranking is not offered: ${TEXT_ONLY}`,
+  '/reranking': `reranking is not offered: ${TEXT_ONLY}`,
+  '/v1/rerank': `reranking is not offered: ${TEXT_ONLY}`,
+  '/v1/reranking': `reranking is not offered: ${TEXT_ONLY}`,
+  '/embedding': `embeddings are not offered yet: ${TEXT_ONLY}`,
+  '/embeddings': `embeddings are not offered yet: ${TEXT_ONLY}`,
+  '/v1/embeddings': `embeddings are not offered yet: ${TEXT_ONLY}`,
+  '/responses': 'the Responses API is not offered yet: use /v1/chat/completions',
+  '/v1/responses': 'the Responses API is not offered yet: use /v1/chat/completions',
+  '/v1/messages': "Anthropic's Messages API is not offered yet: use /v1/chat/completions",
+  '/v1/messages/count_tokens': "Anthropic's Messages API is not offered yet: use /v1/chat/completions/input_tokens",
+  '/lora-adapters': 'LoRA adapters are not offered',
+  '/audio/transcriptions': `audio is not offered: ${TEXT_ONLY}`,
+  '/v1/audio/transcriptions': `audio is not offered: ${TEXT_ONLY}`,
+  '/models/load': 'one model per server (no router mode): run one server per model behind a router',
+  '/models/unload': 'one model per server (no router mode): run one server per model behind a router',
+  '/models/sse': 'one model per server (no router mode): run one server per model behind a router',
+  '/tools': 'server-side tools are not offered: the client runs its own tools',
+  '/cors-proxy': 'the web UI MCP proxy is not offered',
+};
+
+export const unsupportedRoutes: FastifyPluginAsync = async (app) => {
+  for (const [url, why] of Object.entries(UNSUPPORTED)) {
+    app.route({
+      method: ['GET', 'POST', 'DELETE'],
+      url,
+      handler: async () => {
+        throw notSupported(`${url} is not supported by this server: ${why}`);
+      },
+    });
+  }
+};
