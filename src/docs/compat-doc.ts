@@ -17,6 +17,14 @@ export function withFlagTable(doc: string): string {
   return `${doc.slice(0, start + BEGIN.length)}\n${serveFlagTable()}\n${doc.slice(end)}`;
 }
 
+/** Table rows without their padding (the formatter aligns columns), for comparing contents. */
+export function unpadTables(doc: string): string {
+  return doc
+    .split('\n')
+    .map((line) => (line.startsWith('|') ? line.replace(/ *\| */g, '|').replace(/-{3,}/g, '---') : line))
+    .join('\n');
+}
+
 export async function updateCompatDoc(): Promise<void> {
   await writeFile(COMPAT_DOC, withFlagTable(await readFile(COMPAT_DOC, 'utf8')));
 }

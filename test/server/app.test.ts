@@ -118,7 +118,7 @@ t.test('unknown routes and methods: 404 in the OpenAI shape', async (t) => {
     ['GET', '/v1/nothing'],
     ['GET', CHAT],
     ['DELETE', '/v1/models'],
-    ['POST', '/v1/embeddings?x=1'],
+    ['POST', '/v1/nothing/else?x=1'],
   ] as const) {
     const res = await app.inject({ method, url });
     t.equal(res.statusCode, 404, `${method} ${url}`);
