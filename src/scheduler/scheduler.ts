@@ -2,8 +2,8 @@
 // (continuous batching with chunked prefill) and turns the decoder's per-slot events into each request's
 // handler calls. Policy only: the decoder does the work, the fair queue decides who waits least, the
 // slot choice decides where a request goes.
-import type { StepResult } from '../engine/index.ts';
 import { ArgumentError, ContextExceededError, RejectedError, StateError } from '../errors.ts';
+import type { StepResult } from './decoder.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {

@@ -2,7 +2,6 @@
 // defaults requests fall back on, and which optional endpoints are on. The CLI (src/config.ts) builds this from
 // llama-server's flags; tests build it by hand and get llama-server's defaults for the rest.
 import { basename } from 'node:path';
-import type { ModelInfo } from '../engine/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle, SlotSnapshot } from '../scheduler/types.ts';
 
 /** What a request gets for each field it leaves out: llama-server's defaults, or its flags. */
@@ -157,12 +156,23 @@ export interface ResolvedServerConfig {
   buildInfo: string;
 }
 
+/** What the HTTP layer reports and checks about the served model. */
+export interface ServedModelInfo {
+  path: string;
+  name: string;
+  nParams: number;
+  /** Bytes of weights. */
+  sizeBytes: number;
+  nCtxTrain: number;
+  nVocab: number;
+  /** Beginning-of-sequence token, -1 when the vocabulary has none. */
+  bos: number;
+  eogTokens: readonly number[];
+}
+
 /** The part of the engine's Model the HTTP layer uses. */
 export interface ServedModel {
-  readonly info: Pick<
-    ModelInfo,
-    'path' | 'name' | 'nParams' | 'sizeBytes' | 'nCtxTrain' | 'nVocab' | 'bos' | 'eogTokens'
-  >;
+  readonly info: ServedModelInfo;
   tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): ArrayLike<number>;
   detokenize(tokens: readonly number[], options?: { removeSpecial?: boolean; unparseSpecial?: boolean }): string;
   /** The token's raw bytes (possibly part of a UTF-8 character). */

@@ -1,6 +1,5 @@
 // The shapes the generation path passes between its parts.
-import type { StartOptions } from '../../engine/index.ts';
-import type { TokenProbs } from '../../scheduler/types.ts';
+import type { StartOptions, TokenProbs } from '../../scheduler/types.ts';
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
