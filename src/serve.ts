@@ -11,19 +11,14 @@ import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
 import { ensureModel } from './gguf/model-cache.ts';
 import { readGguf } from './gguf/reader.ts';
-import { LiveStats } from './metrics/live-stats.ts';
-import { ServerMetrics } from './metrics/server-metrics.ts';
 import { projectRoot } from './paths.ts';
 import { createProgress } from './progress.ts';
-import { Scheduler } from './scheduler/index.ts';
+import { assembleServer } from './serve/assemble.ts';
 import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts';
-import { LateEngine } from './serve/late-engine.ts';
 import { createLogger } from './serve/logger.ts';
 import { serverConfigOf } from './serve/server-config.ts';
 import { devicesText, startupSummary, versionText } from './serve/summary.ts';
-import { buildApp } from './server/app.ts';
 import { systemFingerprint } from './server/config.ts';
-import { StatsSource } from './server/stats-source.ts';
 
 /** The demo model served when no -m is given: small, generated once and cached. */
 export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
@@ -161,19 +156,6 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   const { config, path, ctxPerSlot, inputs } = prepared;
   const sys = systemInfo();
-  const late = new LateEngine(path);
-  const live = new LiveStats();
-  const kvCellsTotal = prepared.kvCells;
-  const metrics = new ServerMetrics(
-    {
-      busySlots: () => late.scheduler?.busySlots ?? 0,
-      queueLength: () => late.scheduler?.queueLength ?? 0,
-      kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
-      kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
-      kvCellsTotal: () => kvCellsTotal,
-    },
-    { listener: live },
-  );
   const serverConfig = serverConfigOf(config, inputs, {
     ctxPerSlot,
     buildInfo: sys.buildInfo,
@@ -186,26 +168,18 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     ),
   });
   const logger = createLogger(config);
-  const app = buildApp(
-    {
-      model: late.servedModel,
-      chat: late.servedChat,
-      scheduler: late.servedScheduler,
-      config: serverConfig,
-      metrics,
-      stats: new StatsSource({
-        modelId: [...config.aliases].sort()[0] ?? basename(path),
-        slots: config.parallel,
-        ctxPerSlot,
-        live,
-        scheduler: () => late.scheduler,
-        model: () => late.model?.info,
-        kv: () => ({ cellsUsed: late.decoder?.info.kvCellsUsed ?? 0, cellsTotal: kvCellsTotal }),
-        devices: listDevices,
-      }),
+  const server = assembleServer({
+    path,
+    config: serverConfig,
+    kvCellsTotal: prepared.kvCells,
+    devices: listDevices,
+    scheduler: {
+      maxQueuedRequests: config.maxQueue,
+      ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
     },
-    { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
-  );
+    app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
+  });
+  const { app, engine: late } = server;
 
   let model: Model | undefined;
   let chat: ChatTemplates | undefined;
@@ -305,17 +279,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     logger.flush();
     return 1;
   }
-  late.model = model;
-  late.chat = chat;
-  late.decoder = decoder;
-  late.scheduler = new Scheduler(
-    decoder,
-    {
-      maxQueuedRequests: config.maxQueue,
-      ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
-    },
-    metrics,
-  );
+  const loaded = decoder;
+  server.attach({ model, chat, decoder, kvCellsUsed: () => loaded.info.kvCellsUsed });
   app.log.info(
     {
       summary: startupSummary(config, {
