@@ -1,8 +1,4 @@
-// `npm start`: parse llama-server's flags, listen at once (/health answers 503 while the model loads), load the
-// model, start the decoder and the scheduler, mark ready; on SIGTERM/SIGINT stop accepting, let in-flight
-// requests finish within the grace period, cancel the rest, free the model and exit 0.
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
 import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
@@ -18,7 +14,6 @@ import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts
 import { createLogger } from './serve/logger.ts';
 import { serverConfigOf } from './serve/server-config.ts';
 import { devicesText, startupSummary, versionText } from './serve/summary.ts';
-import { systemFingerprint } from './server/config.ts';
 
 /** The demo model served when no -m is given: small, generated once and cached. */
 export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
@@ -91,14 +86,12 @@ async function prepare(config: ServeConfig): Promise<{
   /** The most one request may use (prompt + output). */
   ctxPerSlot: number;
   kvCells: number;
-  fileSize: number;
   inputs: ServeInputs;
 }> {
   const path = await resolveModelPath(config);
   const file = await readGguf(path);
   const arch = getArchitecture(file.metadata) ?? '';
   const nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
-  const fileSize = (await stat(path)).size;
   const inputs = await readServeInputs(config);
   const planned =
     config.vramBudgetBytes !== undefined
@@ -110,7 +103,7 @@ async function prepare(config: ServeConfig): Promise<{
   const unified = planned.config.kvUnified === true;
   const pool = share * planned.config.parallel;
   const ctxPerSlot = unified ? Math.min(pool, planned.config.ctxPerSlotMax ?? pool) : share;
-  return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, fileSize, inputs };
+  return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, inputs };
 }
 
 async function packageVersion(): Promise<string> {
@@ -159,13 +152,6 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const serverConfig = serverConfigOf(config, inputs, {
     ctxPerSlot,
     buildInfo: sys.buildInfo,
-    systemFingerprint: systemFingerprint(
-      sys.commit,
-      createHash('sha256')
-        .update(`${basename(path)}|${prepared.fileSize}|${ctxPerSlot}`)
-        .digest('hex')
-        .slice(0, 8),
-    ),
   });
   const logger = createLogger(config);
   const server = assembleServer({

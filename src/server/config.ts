@@ -116,8 +116,6 @@ export interface ServerConfig {
   slotSavePath?: string;
   /** -v: responses carry __verbose (the prompt), as llama-server's do. */
   verbose?: boolean;
-  /** system_fingerprint in responses (llama-server's "b<build>-<commit>" form). Default: from the model. */
-  systemFingerprint?: string;
   /** `created` of the model in /v1/models, in seconds. Default: when the app was built. */
   modelCreated?: number;
   /** `owned_by` in /v1/models. Default 'llamacpp' (as llama-server). */
@@ -126,7 +124,7 @@ export interface ServerConfig {
   objectivePriorities?: ReadonlyMap<string, number>;
   /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). Default: none. */
   trustedProxies?: readonly string[];
-  /** What /props reports as build_info (llama.cpp's "b<build>-<commit>"). */
+  /** llama.cpp's "b<build>-<commit>": /props' build_info and every response's system_fingerprint, as llama-server. */
   buildInfo?: string;
 }
 
@@ -148,7 +146,6 @@ export interface ResolvedServerConfig {
   corsOrigins: readonly string[];
   slotSavePath: string | undefined;
   verbose: boolean;
-  systemFingerprint: string;
   modelCreated: number;
   ownedBy: string;
   objectivePriorities: ReadonlyMap<string, number>;
@@ -198,11 +195,6 @@ export interface ServedScheduler {
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_STREAM_DRAIN_TIMEOUT_MS = 30_000;
 
-/** llama-server's fingerprint form, "b<build>-<commit>": clients check the "b". */
-export function systemFingerprint(commit: string, salt: string): string {
-  return `b${commit.slice(0, 7)}-${salt}`;
-}
-
 export function resolveServerConfig(config: ServerConfig, model: ServedModel): ResolvedServerConfig {
   for (const [name, value] of [
     ['ctxPerSlot', config.ctxPerSlot],
@@ -228,11 +220,10 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     corsOrigins: [...(config.corsOrigins ?? [])],
     slotSavePath: config.slotSavePath,
     verbose: config.verbose ?? false,
-    systemFingerprint: config.systemFingerprint ?? systemFingerprint('0000000', `${model.info.nParams}`),
     modelCreated: config.modelCreated ?? Math.floor(Date.now() / 1000),
     ownedBy: config.ownedBy ?? 'llamacpp',
     objectivePriorities: config.objectivePriorities ?? new Map(),
     trustedProxies: config.trustedProxies ?? [],
-    buildInfo: config.buildInfo ?? 'b0-unknown',
+    buildInfo: config.buildInfo ?? 'b0-0000000',
   };
 }

@@ -82,7 +82,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
       id: newCompletionId('chatcmpl'),
       created: nowSeconds(),
       model: deps.config.modelId,
-      systemFingerprint: deps.config.systemFingerprint,
+      systemFingerprint: deps.config.buildInfo,
       includeUsage: job.includeUsage,
       topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
       verbose: job.verbose

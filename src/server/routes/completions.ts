@@ -102,7 +102,7 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
       id: newCompletionId('cmpl'),
       created: nowSeconds(),
       model: deps.config.modelId,
-      system_fingerprint: deps.config.systemFingerprint,
+      system_fingerprint: deps.config.buildInfo,
     };
     const jobs = prompts.flatMap((tokens) =>
       choiceJobs(
