@@ -143,7 +143,7 @@ export class BatchDecoder implements Decoder {
     return awaitNative(() => this.#native.eraseSlot(slot));
   }
 
-  cachedTokens(slot: number): number[] {
+  cachedPrefix(slot: number): number[] {
     return Array.from(callNative(() => this.#native.cachedTokens(slot)));
   }
 

@@ -117,7 +117,7 @@ export interface Decoder {
   /** One llama_decode over all active slots; generating slots first, prompt chunks fill the budget. */
   step(tokenBudget: number): Promise<StepResult>;
   /** The tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
-  cachedTokens(slot: number): readonly number[];
+  cachedPrefix(slot: number): readonly number[];
   /** Idle slot `dst` gets the KV of `src`'s first `count` cached tokens. Between steps. */
   copyPrefix(src: number, dst: number, count: number): number;
   /** An idle slot's KV to a file and back, and dropped; queued behind any step in flight. */

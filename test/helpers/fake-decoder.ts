@@ -231,7 +231,7 @@ export class FakeDecoder implements Decoder {
     return freed;
   }
 
-  cachedTokens(slot: number): readonly number[] {
+  cachedPrefix(slot: number): readonly number[] {
     return [...this.#slot(slot).cache];
   }
 

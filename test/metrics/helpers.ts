@@ -233,7 +233,7 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     batchSize: real.batchSize,
     start: (slot, tokens, opts) => real.start(slot, tokens, opts),
     cancel: (slot) => real.cancel(slot),
-    cachedTokens: (slot) => real.cachedTokens(slot),
+    cachedPrefix: (slot) => real.cachedPrefix(slot),
     copyPrefix: (src, dst, count) => real.copyPrefix(src, dst, count),
     saveSlot: (slot, path) => real.saveSlot(slot, path),
     restoreSlot: (slot, path) => real.restoreSlot(slot, path),
