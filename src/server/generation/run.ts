@@ -3,9 +3,8 @@
 // limit (t_max_predict_ms) ends it the same way, as a limit.
 import type { FastifyBaseLogger } from 'fastify';
 import { ContextExceededError } from '../../errors.ts';
-import type { ResponseRecord } from '../../metrics/server-metrics.ts';
 import type { RequestSummary } from '../../scheduler/types.ts';
-import type { GenerationMetrics, ServerDeps } from '../deps.ts';
+import type { GenerationMetrics, ResponseRecord, ServerDeps } from '../deps.ts';
 import { type ApiError, contextExceeded, generationFailed, requestTimeout, shuttingDown } from '../errors.ts';
 import { StopMatcher } from '../stop-strings.ts';
 import type { Finished, GeneratedToken, PreparedGeneration, PromptProgress, Timings } from './types.ts';
