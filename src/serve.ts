@@ -4,6 +4,7 @@ import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContex
 import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
 import { KV_TYPES, type KvType } from './fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
+import { formatPlan } from './fit/report.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
 import { ensureModel } from './gguf/model-cache.ts';
 import { readGguf } from './gguf/reader.ts';
@@ -61,7 +62,7 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
     if (err instanceof FitError) throw new Error(`--vram-budget: ${err.message}`);
     throw err;
   }
-  line(plan.table);
+  line(formatPlan(plan.plan));
   const kvType = plan.kvType as ServeConfig['kvTypeK'];
   return {
     config: {

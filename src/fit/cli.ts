@@ -4,10 +4,11 @@
 import { type Command, readCommandLine } from '../cli/command.ts';
 import { FlagError, type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { ModelFileError } from '../errors.ts';
-import type { ModelInfo } from './memory-model.ts';
-import { DEFAULT_CUDA_OVERHEAD_BYTES, KV_TYPES, MIB, readModelInfo } from './memory-model.ts';
+import type { ModelShape } from './memory-model.ts';
+import { DEFAULT_CUDA_OVERHEAD_BYTES, KV_TYPES, MIB, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
-import { formatPlan, parseComputeCapability, planFit } from './planner.ts';
+import { parseComputeCapability, planFit } from './planner.ts';
+import { formatPlan } from './report.ts';
 import { parseSize } from './size.ts';
 
 /** The planner's options as given on the command line: the model is a path, --json picks the output. */
@@ -104,7 +105,7 @@ export function parseFitArgs(argv: readonly string[]): FitCliArgs {
   return args;
 }
 
-function planOptions(model: ModelInfo, a: FitCliArgs): PlanFitOptions {
+function planOptions(model: ModelShape, a: FitCliArgs): PlanFitOptions {
   const { model: _path, json: _json, ...options } = a;
   return { ...options, model };
 }
@@ -146,9 +147,9 @@ export async function runFitCli(
   const line = readCommandLine(FIT_COMMAND, argv, streams, parseFitArgs);
   if ('exit' in line) return line.exit;
   const { args } = line;
-  let model: ModelInfo;
+  let model: ModelShape;
   try {
-    model = await readModelInfo(args.model);
+    model = await readModelShape(args.model);
   } catch (err) {
     if (!(err instanceof ModelFileError)) throw err;
     stderr.write(`fit: --model: ${err.message}\n`);
