@@ -1,5 +1,6 @@
 // The shapes the generation path passes between its parts.
 import type { StartOptions, TokenProbs } from '../../scheduler/types.ts';
+import type { ApiError } from '../errors.ts';
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
@@ -104,3 +105,6 @@ export interface Presenter<Body extends object = object> {
   /** false: the stream ends without `data: [DONE]` (llama-server's native /completion). Default true. */
   readonly doneEvent?: boolean;
 }
+
+/** How one run ended: finished (with what it reports), failed (the error to answer with), or the client left. */
+export type Outcome = { kind: 'finished'; done: Finished } | { kind: 'failed'; error: ApiError } | { kind: 'gone' };
