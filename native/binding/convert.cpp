@@ -129,34 +129,93 @@ std::vector<llama_token> optionalTokens(const Napi::Object &obj, const char *key
   return out;
 }
 
+// Every field's fallback is the core struct's own default: defaults are stated there only.
 core::LoadOptions loadOptionsFrom(const Napi::Object &o) {
   core::LoadOptions opts;
-  opts.nGpuLayers = optionalInt(o, "nGpuLayers", -1, -1, 100000);
-  opts.useMmap = optionalBool(o, "useMmap", true);
-  opts.useMlock = optionalBool(o, "useMlock", false);
+  opts.nGpuLayers = optionalInt(o, "nGpuLayers", opts.nGpuLayers, -1, 100000);
+  opts.useMmap = optionalBool(o, "useMmap", opts.useMmap);
+  opts.useMlock = optionalBool(o, "useMlock", opts.useMlock);
   return opts;
+}
+
+Napi::Object loadOptionsToJs(Napi::Env env, const core::LoadOptions &opts) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("nGpuLayers", opts.nGpuLayers);
+  o.Set("useMmap", opts.useMmap);
+  o.Set("useMlock", opts.useMlock);
+  return o;
 }
 
 core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
   core::DecoderOptions opts;
-  opts.nSlots = optionalInt(o, "nSlots", 1, 1, 4096);
-  opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", 4096, 1, 1 << 24);
-  opts.kvUnified = optionalBool(o, "kvUnified", false);
-  opts.nCtxSlotMax = optionalInt(o, "nCtxSlotMax", 0, 0, 1 << 24);
-  opts.nBatch = optionalInt(o, "nBatch", 512, 1, 1 << 20);
-  opts.nUbatch = optionalInt(o, "nUbatch", 512, 1, 1 << 20);
-  opts.nThreads = optionalInt(o, "nThreads", 0, 0, 1024);
-  opts.nThreadsBatch = optionalInt(o, "nThreadsBatch", 0, 0, 1024);
-  opts.flashAttn = optionalInt(o, "flashAttn", -1, -1, 1);
-  Napi::Value kv = o.Get("kvType");
-  if (!kv.IsUndefined()) {
-    if (!kv.IsString()) bad("kvType must be a string");
-    opts.kvType = kv.As<Napi::String>().Utf8Value();
-  }
-  opts.kvTypeV = optionalString(o, "kvTypeV", "");
-  opts.offloadKv = optionalBool(o, "offloadKv", true);
-  opts.swaFull = optionalBool(o, "swaFull", false);
+  opts.nSlots = optionalInt(o, "nSlots", opts.nSlots, 1, 4096);
+  opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", opts.nCtxPerSlot, 1, 1 << 24);
+  opts.kvUnified = optionalBool(o, "kvUnified", opts.kvUnified);
+  opts.nCtxSlotMax = optionalInt(o, "nCtxSlotMax", opts.nCtxSlotMax, 0, 1 << 24);
+  opts.nBatch = optionalInt(o, "nBatch", opts.nBatch, 1, 1 << 20);
+  opts.nUbatch = optionalInt(o, "nUbatch", opts.nUbatch, 1, 1 << 20);
+  opts.nThreads = optionalInt(o, "nThreads", opts.nThreads, 0, 1024);
+  opts.nThreadsBatch = optionalInt(o, "nThreadsBatch", opts.nThreadsBatch, 0, 1024);
+  opts.flashAttn = optionalInt(o, "flashAttn", opts.flashAttn, -1, 1);
+  opts.kvType = optionalString(o, "kvType", opts.kvType);
+  opts.kvTypeV = optionalString(o, "kvTypeV", opts.kvTypeV);
+  opts.offloadKv = optionalBool(o, "offloadKv", opts.offloadKv);
+  opts.swaFull = optionalBool(o, "swaFull", opts.swaFull);
   return opts;
+}
+
+Napi::Object decoderOptionsToJs(Napi::Env env, const core::DecoderOptions &opts) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("nSlots", opts.nSlots);
+  o.Set("nCtxPerSlot", opts.nCtxPerSlot);
+  o.Set("kvUnified", opts.kvUnified);
+  o.Set("nCtxSlotMax", opts.nCtxSlotMax);
+  o.Set("nBatch", opts.nBatch);
+  o.Set("nUbatch", opts.nUbatch);
+  o.Set("nThreads", opts.nThreads);
+  o.Set("nThreadsBatch", opts.nThreadsBatch);
+  o.Set("flashAttn", opts.flashAttn);
+  o.Set("kvType", opts.kvType);
+  o.Set("kvTypeV", opts.kvTypeV);
+  o.Set("offloadKv", opts.offloadKv);
+  o.Set("swaFull", opts.swaFull);
+  return o;
+}
+
+core::StartParams startParamsFrom(const Napi::Object &o) {
+  core::StartParams p;
+  p.maxTokens = optionalInt(o, "maxTokens", p.maxTokens, 1, 1 << 24);
+  p.sampling = samplingFrom(o);
+  p.preservedTokens = optionalTokens(o, "preservedTokens");
+  p.renderSpecial = optionalBool(o, "renderSpecial", p.renderSpecial);
+  p.reusePrefix = optionalBool(o, "reusePrefix", p.reusePrefix);
+  p.nProbs = optionalInt(o, "nProbs", p.nProbs, 0, 1024);
+  p.postSampling = optionalBool(o, "postSampling", p.postSampling);
+  p.contextShift = optionalBool(o, "contextShift", p.contextShift);
+  p.nKeep = optionalInt(o, "nKeep", p.nKeep, -1, 1 << 24);
+  return p;
+}
+
+core::ChatTemplateOptions chatTemplateOptionsFrom(const Napi::Object &o) {
+  core::ChatTemplateOptions opts;
+  opts.templateOverride = optionalString(o, "template", opts.templateOverride);
+  opts.useJinja = optionalBool(o, "jinja", opts.useJinja);
+  opts.reasoningFormat = optionalString(o, "reasoningFormat", opts.reasoningFormat);
+  opts.defaultKwargs = optionalString(o, "defaultKwargs", opts.defaultKwargs);
+  opts.enableThinking = optionalInt(o, "enableThinking", opts.enableThinking, -1, 1);
+  opts.prefillAssistant = optionalBool(o, "prefillAssistant", opts.prefillAssistant);
+  return opts;
+}
+
+Napi::Object chatTemplateOptionsToJs(Napi::Env env, const core::ChatTemplateOptions &opts) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("template", opts.templateOverride);
+  o.Set("jinja", opts.useJinja);
+  o.Set("reasoningFormat", opts.reasoningFormat);
+  o.Set("defaultKwargs", opts.defaultKwargs);
+  o.Set("enableThinking", opts.enableThinking);
+  o.Set("prefillAssistant", opts.prefillAssistant);
+  return o;
 }
 
 core::GrammarSpec grammarFrom(const Napi::Value &v) {
@@ -164,10 +223,10 @@ core::GrammarSpec grammarFrom(const Napi::Value &v) {
   if (v.IsUndefined() || v.IsNull()) return g;
   if (!v.IsObject()) bad("grammar must be an object");
   Napi::Object o = v.As<Napi::Object>();
-  g.text = optionalString(o, "text", "");
-  g.kind = optionalInt(o, "kind", core::GrammarSpec::kUser, core::GrammarSpec::kUser, core::GrammarSpec::kToolCalls);
-  g.lazy = optionalBool(o, "lazy", false);
-  g.generationPrompt = optionalString(o, "generationPrompt", "");
+  g.text = optionalString(o, "text", g.text);
+  g.kind = optionalInt(o, "kind", g.kind, core::GrammarSpec::kUser, core::GrammarSpec::kToolCalls);
+  g.lazy = optionalBool(o, "lazy", g.lazy);
+  g.generationPrompt = optionalString(o, "generationPrompt", g.generationPrompt);
   Napi::Value triggers = o.Get("triggers");
   if (!triggers.IsUndefined() && !triggers.IsNull()) {
     if (!triggers.IsArray()) bad("grammar.triggers must be an array");
@@ -177,10 +236,10 @@ core::GrammarSpec grammarFrom(const Napi::Value &v) {
       if (!e.IsObject()) bad("grammar.triggers[" + std::to_string(i) + "] must be an object");
       Napi::Object t = e.As<Napi::Object>();
       core::GrammarTrigger trigger;
-      trigger.type = optionalInt(t, "type", core::GrammarTrigger::kWord, core::GrammarTrigger::kToken,
-                                 core::GrammarTrigger::kPatternFull);
-      trigger.value = optionalString(t, "value", "");
-      trigger.token = optionalInt(t, "token", LLAMA_TOKEN_NULL, LLAMA_TOKEN_NULL, INT32_MAX);
+      trigger.type =
+          optionalInt(t, "type", trigger.type, core::GrammarTrigger::kToken, core::GrammarTrigger::kPatternFull);
+      trigger.value = optionalString(t, "value", trigger.value);
+      trigger.token = optionalInt(t, "token", trigger.token, LLAMA_TOKEN_NULL, INT32_MAX);
       if (trigger.type == core::GrammarTrigger::kToken && trigger.token < 0) bad("a token trigger needs a token");
       g.triggers.push_back(std::move(trigger));
     }
@@ -222,7 +281,7 @@ core::SamplingParams samplingFrom(const Napi::Object &o) {
   p.xtcProbability = num("xtcProbability", p.xtcProbability, 0.0, 1.0);
   p.xtcThreshold = num("xtcThreshold", p.xtcThreshold, 0.0, 1.0);
   p.minKeep = optionalInt(o, "minKeep", p.minKeep, 0, 1 << 30);
-  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", LLAMA_DEFAULT_SEED, 0.0, 4294967295.0));
+  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", p.seed, 0.0, 4294967295.0));
   p.repeatPenalty = num("repeatPenalty", p.repeatPenalty, 0.0, 100.0);
   p.presencePenalty = num("presencePenalty", p.presencePenalty, -100.0, 100.0);
   p.frequencyPenalty = num("frequencyPenalty", p.frequencyPenalty, -100.0, 100.0);
@@ -235,8 +294,8 @@ core::SamplingParams samplingFrom(const Napi::Object &o) {
   p.mirostat = optionalInt(o, "mirostat", p.mirostat, 0, 2);
   p.mirostatTau = num("mirostatTau", p.mirostatTau, 0.0, 1e6);
   p.mirostatEta = num("mirostatEta", p.mirostatEta, 0.0, 1e6);
-  p.samplers = optionalStrings(o, "samplers", {});
-  p.ignoreEos = optionalBool(o, "ignoreEos", false);
+  p.samplers = optionalStrings(o, "samplers", p.samplers);
+  p.ignoreEos = optionalBool(o, "ignoreEos", p.ignoreEos);
   Napi::Value bias = o.Get("logitBias");
   if (!bias.IsUndefined() && !bias.IsNull()) {
     if (!bias.IsArray()) bad("logitBias must be an array of [token, bias]");

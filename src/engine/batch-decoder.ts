@@ -11,6 +11,7 @@ import {
   type NativeDecoderOptions,
   type NativeSamplingParams,
   type NativeStartParams,
+  nativeDefaults,
 } from './native.ts';
 
 export interface DecoderOptions {
@@ -210,22 +211,27 @@ export class BatchDecoder {
   }
 }
 
-/** The addon's spelling of DecoderOptions (also used by the memory probe). */
-export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOptions {
+/**
+ * The addon's spelling of DecoderOptions (also used by the memory probe). What the caller leaves out is the core's
+ * default (native/core/batch_decoder.h DecoderOptions), except that the physical batch follows batchSize and the
+ * batch threads follow threads.
+ */
+export function nativeDecoderOptions(options: DecoderOptions): Required<NativeDecoderOptions> {
+  const d = nativeDefaults().decoder;
   return {
     nSlots: options.slots,
     nCtxPerSlot: options.ctxPerSlot,
-    ...(options.slotCtxMax !== undefined ? { nCtxSlotMax: options.slotCtxMax } : {}),
-    kvUnified: options.kvUnified ?? false,
-    nBatch: options.batchSize ?? 512,
-    nUbatch: options.ubatchSize ?? options.batchSize ?? 512,
-    nThreads: options.threads ?? 0,
-    nThreadsBatch: options.threadsBatch ?? options.threads ?? 0,
-    flashAttn: FLASH_ATTN[options.flashAttn ?? 'auto'],
-    kvType: options.kvType ?? 'f16',
-    ...(options.kvTypeV !== undefined ? { kvTypeV: options.kvTypeV } : {}),
-    offloadKv: options.offloadKv ?? true,
-    swaFull: options.swaFull ?? false,
+    nCtxSlotMax: options.slotCtxMax ?? d.nCtxSlotMax,
+    kvUnified: options.kvUnified ?? d.kvUnified,
+    nBatch: options.batchSize ?? d.nBatch,
+    nUbatch: options.ubatchSize ?? options.batchSize ?? d.nUbatch,
+    nThreads: options.threads ?? d.nThreads,
+    nThreadsBatch: options.threadsBatch ?? options.threads ?? d.nThreadsBatch,
+    flashAttn: options.flashAttn === undefined ? d.flashAttn : FLASH_ATTN[options.flashAttn],
+    kvType: options.kvType ?? d.kvType,
+    kvTypeV: options.kvTypeV ?? d.kvTypeV,
+    offloadKv: options.offloadKv ?? d.offloadKv,
+    swaFull: options.swaFull ?? d.swaFull,
   };
 }
 
