@@ -74,11 +74,9 @@ Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
 AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : GuardedWrap<AddonBatchDecoder>(info) {
   Napi::Env env = info.Env();
   guard(env, [&]() {
-    AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
-    if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
-    Napi::Object o = optionalObject(info, 1, "options");
-    const core::DecoderOptions opts = decoderOptionsFrom(o);
-    decoder_ = std::make_shared<core::BatchDecoder>(model->model(env), opts);
+    std::shared_ptr<core::Model> model = AddonModel::modelArg(info, 0);
+    const core::DecoderOptions opts = decoderOptionsFrom(optionalObject(info, 1, "options"));
+    decoder_ = std::make_shared<core::BatchDecoder>(std::move(model), opts);
     stepThread_ = std::make_unique<core::SerialExecutor>();
   });
 }
@@ -149,23 +147,22 @@ Napi::Value AddonBatchDecoder::CopyPrefix(const Napi::CallbackInfo &info) {
 // saveSlot(slot, path) -> Promise<bytes>; restoreSlot(slot, path) -> Promise<tokens>: on the step thread, so they
 // never overlap a step and never block the JS thread on disk.
 Napi::Value AddonBatchDecoder::SaveSlot(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  auto d = decoder(env);
-  const int32_t slot = slotArg(info);
-  std::string path = requireString(info, 1, "path");
-  return queueOnStepThread(
-      env, [d = std::move(d), slot, path]() { return d->saveSlot(slot, path); },
-      [](Napi::Env e, size_t &bytes) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(bytes)); });
+  return slotFileJob(info, &core::BatchDecoder::saveSlot);
 }
 
 Napi::Value AddonBatchDecoder::RestoreSlot(const Napi::CallbackInfo &info) {
+  return slotFileJob(info, &core::BatchDecoder::restoreSlot);
+}
+
+template <typename R>
+Napi::Value AddonBatchDecoder::slotFileJob(const Napi::CallbackInfo &info,
+                                           R (core::BatchDecoder::*fn)(int32_t, const std::string &)) {
   Napi::Env env = info.Env();
-  auto d = decoder(env);
   const int32_t slot = slotArg(info);
   std::string path = requireString(info, 1, "path");
   return queueOnStepThread(
-      env, [d = std::move(d), slot, path]() { return d->restoreSlot(slot, path); },
-      [](Napi::Env e, int32_t &n) -> Napi::Value { return Napi::Number::New(e, n); });
+      env, [d = decoder(env), fn, slot, path]() { return (d.get()->*fn)(slot, path); },
+      [](Napi::Env e, R &n) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(n)); });
 }
 
 // eraseSlot(slot) -> Promise<void>: clear() queued behind any step, for callers that can't wait for one to end.

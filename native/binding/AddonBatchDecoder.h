@@ -41,6 +41,9 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);
+  // saveSlot/restoreSlot(slot, path): `fn` on the step thread, resolving with the number it returns.
+  template <typename R>
+  Napi::Value slotFileJob(const Napi::CallbackInfo &info, R (core::BatchDecoder::*fn)(int32_t, const std::string &));
 
   // Shared with queued steps, so dispose() during a step frees the context after it ends.
   std::shared_ptr<core::BatchDecoder> decoder_;

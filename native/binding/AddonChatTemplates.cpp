@@ -37,10 +37,9 @@ Napi::Function AddonChatTemplates::Init(Napi::Env env) {
 AddonChatTemplates::AddonChatTemplates(const Napi::CallbackInfo &info) : GuardedWrap<AddonChatTemplates>(info) {
   Napi::Env env = info.Env();
   guard(env, [&]() {
-    AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
-    if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
+    std::shared_ptr<core::Model> model = AddonModel::modelArg(info, 0);
     const core::ChatTemplateOptions opts = chatTemplateOptionsFrom(optionalObject(info, 1, "options"));
-    templates_ = std::make_shared<const core::ChatTemplates>(model->model(env), opts);
+    templates_ = std::make_shared<const core::ChatTemplates>(std::move(model), opts);
   });
 }
 

@@ -71,6 +71,12 @@ AddonModel *AddonModel::from(Napi::Env env, Napi::Value value) {
   return Unwrap(value.As<Napi::Object>());
 }
 
+std::shared_ptr<core::Model> AddonModel::modelArg(const Napi::CallbackInfo &info, size_t index) {
+  AddonModel *model = info.Length() > index ? from(info.Env(), info[index]) : nullptr;
+  if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
+  return model->model(info.Env());
+}
+
 AddonModel::AddonModel(const Napi::CallbackInfo &info)
     : GuardedWrap<AddonModel>(info), live_(addonData(info.Env()).liveModels) {
   live_->insert(this);

@@ -19,6 +19,8 @@ class AddonModel : public GuardedWrap<AddonModel> {
   // The AddonModel behind a JS value, or nullptr when it is not one of ours (checked with instanceof,
   // since unwrapping a foreign object would reinterpret its pointer).
   static AddonModel *from(Napi::Env env, Napi::Value value);
+  // The loaded model behind an argument: INVALID_ARGUMENT when it is not a Model, DISPOSED / BUSY as model().
+  static std::shared_ptr<core::Model> modelArg(const Napi::CallbackInfo &info, size_t index);
   explicit AddonModel(const Napi::CallbackInfo &info);
   ~AddonModel() override;
 

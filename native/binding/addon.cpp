@@ -56,12 +56,9 @@ Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info) {
 
 // checkGrammar(model, gbnf) -> Promise<string>: resolves with the grammar when llama.cpp parses it.
 Napi::Value CheckGrammar(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
-  if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
   return queueOnPool(
-      env,
-      [m = model->model(env), grammar = requireString(info, 1, "grammar")]() {
+      info.Env(),
+      [m = AddonModel::modelArg(info, 0), grammar = requireString(info, 1, "grammar")]() {
         core::checkGrammar(*m, grammar);
         return grammar;
       },
