@@ -12,7 +12,7 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 lib=build-cmake/llama.cpp
-g++ -std=c++17 -O1 -g -fsanitize=thread -Inative/core \
+g++ -std=c++17 -O1 -g -fsanitize=thread -Wall -Wextra -Wpedantic -Werror -Inative/core \
   -isystem vendor/llama.cpp/include -isystem vendor/llama.cpp/ggml/include -isystem vendor/llama.cpp/common \
   -isystem vendor/llama.cpp/vendor native/core/*.cpp native/cli/tsan_slot_reads.cpp \
   -Wl,--start-group "$lib"/common/libllama-common.a "$lib"/common/libllama-common-base.a \

@@ -1,5 +1,6 @@
 // Typed wrapper over the native slot-based batch decoder (native/core/batch_decoder.h).
-// One step = one llama_decode over every active slot; the step runs on a worker thread.
+// One step = one llama_decode over every active slot; the step runs on the decoder's own thread
+// (native/core/serial_executor.h).
 import { ArgumentError } from '../errors.ts';
 import type { Model } from './model.ts';
 import {
