@@ -79,7 +79,7 @@ std::shared_ptr<core::Model> AddonModel::modelArg(const Napi::CallbackInfo &info
 
 AddonModel::AddonModel(const Napi::CallbackInfo &info)
     : GuardedWrap<AddonModel>(info), live_(addonData(info.Env()).liveModels) {
-  live_->insert(this);
+  guard(info.Env(), [&]() { live_->insert(this); });
 }
 
 AddonModel::~AddonModel() {
@@ -119,12 +119,11 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo &info) {
   if (!onProgress.IsUndefined() && !onProgress.IsFunction()) {
     throw makeError(env, core::codes::kInvalidArgument, "onProgress must be a function");
   }
-  loading_ = true;
   abortLoad_->store(false);
   auto progress = std::make_shared<LoadProgress>(env, onProgress);
   // Keeps this object alive until the load settles.
   auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
-  return queueOnPool(
+  Napi::Promise promise = queueOnPool(
       env,
       [path = std::move(path), opts, abort = abortLoad_, progress]() {
         struct Release {
@@ -143,6 +142,8 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo &info) {
         return e.Undefined();
       },
       [this, self]() { loading_ = false; });
+  loading_ = true;  // after queueing, which may throw; the load settles on this thread, so not before this
+  return promise;
 }
 
 Napi::Value AddonModel::AbortLoad(const Napi::CallbackInfo &info) {
