@@ -1,29 +1,20 @@
-// `npm start`: parse llama-server's flags, listen at once (/health answers 503 while the model loads), load the
-// model, start the decoder and the scheduler, mark ready; on SIGTERM/SIGINT stop accepting, let in-flight
-// requests finish within the grace period, cancel the rest, free the model and exit 0.
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
 import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
 import { KV_TYPES, type KvType } from './fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
+import { formatPlan } from './fit/report.ts';
 import { getArchitecture, getUint } from './gguf/metadata.ts';
 import { ensureModel } from './gguf/model-cache.ts';
 import { readGguf } from './gguf/reader.ts';
-import { LiveStats } from './metrics/live-stats.ts';
-import { ServerMetrics } from './metrics/server-metrics.ts';
 import { projectRoot } from './paths.ts';
 import { createProgress } from './progress.ts';
-import { Scheduler } from './scheduler/index.ts';
+import { assembleServer } from './serve/assemble.ts';
 import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts';
-import { LateEngine } from './serve/late-engine.ts';
 import { createLogger } from './serve/logger.ts';
 import { serverConfigOf } from './serve/server-config.ts';
 import { devicesText, startupSummary, versionText } from './serve/summary.ts';
-import { buildApp } from './server/app.ts';
-import { systemFingerprint } from './server/config.ts';
-import { StatsSource } from './server/stats-source.ts';
 
 /** The demo model served when no -m is given: small, generated once and cached. */
 export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
@@ -71,7 +62,7 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
     if (err instanceof FitError) throw new Error(`--vram-budget: ${err.message}`);
     throw err;
   }
-  line(plan.table);
+  line(formatPlan(plan.plan));
   const kvType = plan.kvType as ServeConfig['kvTypeK'];
   return {
     config: {
@@ -96,14 +87,12 @@ async function prepare(config: ServeConfig): Promise<{
   /** The most one request may use (prompt + output). */
   ctxPerSlot: number;
   kvCells: number;
-  fileSize: number;
   inputs: ServeInputs;
 }> {
   const path = await resolveModelPath(config);
   const file = await readGguf(path);
   const arch = getArchitecture(file.metadata) ?? '';
   const nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
-  const fileSize = (await stat(path)).size;
   const inputs = await readServeInputs(config);
   const planned =
     config.vramBudgetBytes !== undefined
@@ -115,7 +104,7 @@ async function prepare(config: ServeConfig): Promise<{
   const unified = planned.config.kvUnified === true;
   const pool = share * planned.config.parallel;
   const ctxPerSlot = unified ? Math.min(pool, planned.config.ctxPerSlotMax ?? pool) : share;
-  return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, fileSize, inputs };
+  return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, inputs };
 }
 
 async function packageVersion(): Promise<string> {
@@ -161,51 +150,23 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   const { config, path, ctxPerSlot, inputs } = prepared;
   const sys = systemInfo();
-  const late = new LateEngine(path);
-  const live = new LiveStats();
-  const kvCellsTotal = prepared.kvCells;
-  const metrics = new ServerMetrics(
-    {
-      busySlots: () => late.scheduler?.busySlots ?? 0,
-      queueLength: () => late.scheduler?.queueLength ?? 0,
-      kvCellsUsed: () => late.decoder?.info.kvCellsUsed ?? 0,
-      kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
-      kvCellsTotal: () => kvCellsTotal,
-    },
-    { listener: live },
-  );
   const serverConfig = serverConfigOf(config, inputs, {
     ctxPerSlot,
     buildInfo: sys.buildInfo,
-    systemFingerprint: systemFingerprint(
-      sys.commit,
-      createHash('sha256')
-        .update(`${basename(path)}|${prepared.fileSize}|${ctxPerSlot}`)
-        .digest('hex')
-        .slice(0, 8),
-    ),
   });
   const logger = createLogger(config);
-  const app = buildApp(
-    {
-      model: late.servedModel,
-      chat: late.servedChat,
-      scheduler: late.servedScheduler,
-      config: serverConfig,
-      metrics,
-      stats: new StatsSource({
-        modelId: [...config.aliases].sort()[0] ?? basename(path),
-        slots: config.parallel,
-        ctxPerSlot,
-        live,
-        scheduler: () => late.scheduler,
-        model: () => late.model?.info,
-        kv: () => ({ cellsUsed: late.decoder?.info.kvCellsUsed ?? 0, cellsTotal: kvCellsTotal }),
-        devices: listDevices,
-      }),
+  const server = assembleServer({
+    path,
+    config: serverConfig,
+    kvCellsTotal: prepared.kvCells,
+    devices: listDevices,
+    scheduler: {
+      maxQueuedRequests: config.maxQueue,
+      ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
     },
-    { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
-  );
+    app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
+  });
+  const { app, engine: late } = server;
 
   let model: Model | undefined;
   let chat: ChatTemplates | undefined;
@@ -305,17 +266,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     logger.flush();
     return 1;
   }
-  late.model = model;
-  late.chat = chat;
-  late.decoder = decoder;
-  late.scheduler = new Scheduler(
-    decoder,
-    {
-      maxQueuedRequests: config.maxQueue,
-      ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
-    },
-    metrics,
-  );
+  const loaded = decoder;
+  server.attach({ model, chat, decoder, kvCellsUsed: () => loaded.info.kvCellsUsed });
   app.log.info(
     {
       summary: startupSummary(config, {

@@ -1,6 +1,8 @@
 // What the chat layer costs per request and per token: rendering a conversation with tools (on a worker thread,
 // reported as wall time), and parsing the output as it grows (on the main thread, so it must stay well under a
 // millisecond per token). `npm run bench:chat [-- --tokens 500]`.
+import { type Command, readCommandLine } from '../cli/command.ts';
+import { type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { ChatTemplates, Model } from '../engine/index.ts';
 import { ensureModel } from '../gguf/model-cache.ts';
 
@@ -35,13 +37,26 @@ function parseCost(chat: ChatTemplates, config: string, text: string): number[] 
   return out;
 }
 
+const CHAT_BENCH_FLAGS: readonly FlagSpec<'tokens'>[] = [
+  { names: ['--tokens'], kind: 'int', key: 'tokens', min: 1, default: '500', help: 'length of the parsed outputs' },
+];
+
+export const CHAT_BENCH_COMMAND: Command = {
+  name: 'bench:chat',
+  synopsis: `Usage: npm run bench:chat -- [--tokens N]
+
+What the chat layer costs: rendering a conversation with tools, and parsing the output per token.`,
+  flags: CHAT_BENCH_FLAGS,
+};
+
+export function parseChatBenchArgs(argv: readonly string[]): { tokens: number } {
+  return parseFlags(CHAT_BENCH_FLAGS, argv, {}).values as { tokens: number };
+}
+
 export async function runChatBenchCli(argv: string[]): Promise<number> {
-  const i = argv.indexOf('--tokens');
-  const tokens = i >= 0 ? Number(argv[i + 1]) : 500;
-  if (!Number.isInteger(tokens) || tokens < 1) {
-    process.stderr.write('bench:chat: --tokens needs an integer >= 1\n');
-    return 2;
-  }
+  const line = readCommandLine(CHAT_BENCH_COMMAND, argv, process, parseChatBenchArgs);
+  if ('exit' in line) return line.exit;
+  const { tokens } = line.args;
   const model = await Model.load(await ensureModel({ preset: 'tiny-qwen', quant: 'F16', seed: 1 }));
   const chat = new ChatTemplates(model);
   const messages = [

@@ -6,11 +6,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { type Command, readCommandLine } from '../cli/command.ts';
+import { type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { projectRoot } from '../paths.ts';
 import { ensureLlamaTool } from './llama-tools.ts';
 import { runLoadgen } from './loadgen/cli.ts';
-import type { LoadgenOptions } from './loadgen/options.ts';
+import { LOAD_SHAPE_FLAGS, type LoadgenOptions } from './loadgen/options.ts';
 import type { LoadgenReport, Summary } from './loadgen/stats.ts';
 
 export interface CompareOptions {
@@ -26,50 +27,62 @@ export interface CompareOptions {
   json: string | null;
 }
 
-export const COMPARE_USAGE = `Usage: npm run bench:compare -- --model FILE [--parallel N] [--ranks N] [--requests M] [--max-tokens K]
-       [--prompt-tokens P] [--ctx-per-slot C] [--threads T] [--rate R] [--json FILE]`;
+const COMPARE_FLAGS: readonly FlagSpec<keyof CompareOptions>[] = [
+  {
+    names: ['-m', '--model'],
+    kind: 'string',
+    key: 'model',
+    value: 'FILE',
+    required: true,
+    help: 'GGUF model both servers load',
+  },
+  { names: ['--parallel'], kind: 'int', key: 'parallel', min: 1, default: '2', help: 'slots of each server' },
+  { names: ['--ranks'], kind: 'int', key: 'ranks', min: 1, help: 'concurrent clients (default: --parallel)' },
+  {
+    names: ['--requests'],
+    kind: 'int',
+    key: 'requests',
+    value: 'M',
+    min: 1,
+    help: 'requests in total (default: 4 per rank)',
+  },
+  ...LOAD_SHAPE_FLAGS,
+  {
+    names: ['--ctx-per-slot'],
+    kind: 'int',
+    key: 'ctxPerSlot',
+    value: 'C',
+    min: 64,
+    default: '1024',
+    help: 'context of each slot (-c is this times --parallel)',
+  },
+  {
+    names: ['--threads'],
+    kind: 'int',
+    key: 'threads',
+    value: 'T',
+    min: 1,
+    default: String(availableParallelism()),
+    help: 'CPU threads of each server',
+  },
+  { names: ['--json'], kind: 'string', key: 'json', value: 'FILE', help: 'write both reports as JSON' },
+];
 
-function int(name: string, v: string | undefined, fallback: number, min = 1): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
+export const COMPARE_COMMAND: Command = {
+  name: 'bench:compare',
+  synopsis: `Usage: npm run bench:compare -- --model FILE [options]
 
+Runs the same load against this server and against llama.cpp's llama-server on the same model, slots, context and
+threads, one after the other, and prints one table side by side with the ratios ours/theirs.`,
+  flags: COMPARE_FLAGS,
+};
+
+/** Parses bench:compare's flags; throws a FlagError that names the flag. */
 export function parseCompareArgs(argv: readonly string[]): CompareOptions {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    options: {
-      model: { type: 'string', short: 'm' },
-      parallel: { type: 'string' },
-      ranks: { type: 'string' },
-      requests: { type: 'string' },
-      'max-tokens': { type: 'string' },
-      'prompt-tokens': { type: 'string' },
-      'ctx-per-slot': { type: 'string' },
-      threads: { type: 'string' },
-      rate: { type: 'string' },
-      json: { type: 'string' },
-    },
-  });
-  if (!values.model) throw new Error('--model FILE is required');
-  const parallel = int('parallel', values.parallel, 2);
-  const ranks = int('ranks', values.ranks, parallel);
-  const rate = values.rate === undefined ? null : Number(values.rate);
-  if (rate !== null && !(rate > 0)) throw new Error(`--rate must be a positive number, got '${values.rate}'`);
-  return {
-    model: values.model,
-    parallel,
-    ranks,
-    requests: int('requests', values.requests, ranks * 4),
-    maxTokens: int('max-tokens', values['max-tokens'], 64),
-    promptTokens: int('prompt-tokens', values['prompt-tokens'], 128),
-    ctxPerSlot: int('ctx-per-slot', values['ctx-per-slot'], 1024, 64),
-    threads: int('threads', values.threads, availableParallelism()),
-    rate,
-    json: values.json ?? null,
-  };
+  const v = parseFlags(COMPARE_FLAGS, argv, {}).values as Omit<CompareOptions, 'ranks' | 'requests' | 'rate' | 'json'> &
+    Partial<CompareOptions>;
+  const ranks = v.ranks ?? v.parallel;
+  return { ...v, ranks, requests: v.requests ?? ranks * 4, rate: v.rate ?? null, json: v.json ?? null };
 }
 
 function freePort(): Promise<number> {
@@ -283,13 +296,9 @@ export function formatCompare(r: CompareResult): string {
 }
 
 export async function runCompareCli(argv: readonly string[]): Promise<number> {
-  let o: CompareOptions;
-  try {
-    o = parseCompareArgs(argv);
-  } catch (err) {
-    process.stderr.write(`bench:compare: ${(err as Error).message}\n${COMPARE_USAGE}\n`);
-    return 2;
-  }
+  const line = readCommandLine(COMPARE_COMMAND, argv, process, parseCompareArgs);
+  if ('exit' in line) return line.exit;
+  const o = line.args;
   const result = await runCompare(o);
   process.stdout.write(formatCompare(result));
   if (o.json) {

@@ -4,7 +4,8 @@
 // all N decoding together (batched-bench's PP and TG).
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
+import { type Command, readCommandLine } from '../cli/command.ts';
+import { type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { BatchDecoder, Model } from '../engine/index.ts';
 import { ensureLlamaTool } from './llama-tools.ts';
 
@@ -36,55 +37,78 @@ export interface DecoderBenchRow {
   decodeRatio?: number;
 }
 
-export const DECODER_BENCH_USAGE = `Usage: npm run bench:decoder -- --model FILE [--slots 1,2,4,8] [--prompt-tokens 128] [--gen-tokens 64]
-       [--threads N] [--batch 512] [--ubatch 512] [--gpu-layers -1] [--repeat 1] [--no-llama] [--json]`;
+export type DecoderBenchArgs = DecoderBenchOptions & { json: boolean };
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${value}'`);
-  return n;
-}
+const DECODER_BENCH_FLAGS: readonly FlagSpec<keyof DecoderBenchArgs>[] = [
+  { names: ['-m', '--model'], kind: 'string', key: 'model', value: 'FILE', required: true, help: 'GGUF model' },
+  {
+    names: ['--slots'],
+    kind: 'list',
+    items: 'int',
+    key: 'slots',
+    value: 'N,N,...',
+    min: 1,
+    default: '1,2,4,8',
+    help: 'sequences decoding together, one run each',
+  },
+  {
+    names: ['--prompt-tokens'],
+    kind: 'int',
+    key: 'promptTokens',
+    min: 1,
+    default: '128',
+    help: 'random prompt tokens per sequence (PP)',
+  },
+  {
+    names: ['--gen-tokens'],
+    kind: 'int',
+    key: 'genTokens',
+    min: 1,
+    default: '64',
+    help: 'tokens generated per sequence (TG)',
+  },
+  {
+    names: ['-t', '--threads'],
+    kind: 'int',
+    key: 'threads',
+    min: 1,
+    default: String(availableParallelism()),
+    help: 'CPU threads, both sides',
+  },
+  { names: ['--batch'], kind: 'int', key: 'batch', min: 1, default: '512', help: 'logical batch (n_batch)' },
+  { names: ['--ubatch'], kind: 'int', key: 'ubatch', min: 1, default: '512', help: 'physical batch (n_ubatch)' },
+  {
+    names: ['--gpu-layers'],
+    kind: 'int',
+    key: 'gpuLayers',
+    min: -1,
+    default: '-1',
+    help: 'layers on the GPU, both sides (-1: all)',
+  },
+  { names: ['--repeat'], kind: 'int', key: 'repeat', min: 1, default: '1', help: 'runs per row; the best is kept' },
+  {
+    names: [],
+    negated: ['--no-llama'],
+    kind: 'bool',
+    key: 'llama',
+    default: 'true',
+    help: 'skip llama-batched-bench (ours only)',
+  },
+  { names: ['--json'], kind: 'bool', key: 'json', default: 'false', help: 'machine-readable output' },
+];
 
-function gpuLayersArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < -1) throw new Error(`--gpu-layers must be an integer >= -1, got '${value}'`);
-  return n;
-}
+export const DECODER_BENCH_COMMAND: Command = {
+  name: 'bench:decoder',
+  synopsis: `Usage: npm run bench:decoder -- --model FILE [options]
 
-export function parseDecoderBenchArgs(argv: readonly string[]): DecoderBenchOptions & { json: boolean } {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      model: { type: 'string', short: 'm' },
-      slots: { type: 'string' },
-      'prompt-tokens': { type: 'string' },
-      'gen-tokens': { type: 'string' },
-      threads: { type: 'string', short: 't' },
-      batch: { type: 'string' },
-      ubatch: { type: 'string' },
-      repeat: { type: 'string' },
-      'gpu-layers': { type: 'string' },
-      'no-llama': { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    strict: true,
-  });
-  if (!values.model) throw new Error('--model FILE is required');
-  const slots = (values.slots ?? '1,2,4,8').split(',').map((s) => positiveInt('slots', s.trim(), 1));
-  return {
-    model: values.model,
-    slots,
-    promptTokens: positiveInt('prompt-tokens', values['prompt-tokens'], 128),
-    genTokens: positiveInt('gen-tokens', values['gen-tokens'], 64),
-    threads: positiveInt('threads', values.threads, availableParallelism()),
-    batch: positiveInt('batch', values.batch, 512),
-    ubatch: positiveInt('ubatch', values.ubatch, 512),
-    repeat: positiveInt('repeat', values.repeat, 1),
-    llama: !values['no-llama'],
-    gpuLayers: values['gpu-layers'] === undefined ? -1 : gpuLayersArg(values['gpu-layers']),
-    json: values.json ?? false,
-  };
+Prefill and decode throughput of our BatchDecoder beside llama.cpp's llama-batched-bench on the same workload:
+N sequences of P random prompt tokens, then G tokens each, all N decoding together.`,
+  flags: DECODER_BENCH_FLAGS,
+};
+
+/** Parses bench:decoder's flags; throws a FlagError that names the flag. */
+export function parseDecoderBenchArgs(argv: readonly string[]): DecoderBenchArgs {
+  return parseFlags(DECODER_BENCH_FLAGS, argv, {}).values as DecoderBenchArgs;
 }
 
 /** Random prompt tokens, avoiding the low ids where control tokens live. */
@@ -242,13 +266,9 @@ export function formatDecoderBench(rows: DecoderBenchRow[], o: DecoderBenchOptio
 }
 
 export async function runDecoderBenchCli(argv: readonly string[]): Promise<number> {
-  let o: ReturnType<typeof parseDecoderBenchArgs>;
-  try {
-    o = parseDecoderBenchArgs(argv);
-  } catch (err) {
-    process.stderr.write(`bench:decoder: ${(err as Error).message}\n${DECODER_BENCH_USAGE}\n`);
-    return 2;
-  }
+  const line = readCommandLine(DECODER_BENCH_COMMAND, argv, process, parseDecoderBenchArgs);
+  if ('exit' in line) return line.exit;
+  const o = line.args;
   const rows = await runDecoderBench(o);
   process.stdout.write(
     o.json ? `${JSON.stringify({ options: o, rows }, null, 2)}\n` : `${formatDecoderBench(rows, o)}\n`,

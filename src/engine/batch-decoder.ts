@@ -1,7 +1,9 @@
 // Typed wrapper over the native slot-based batch decoder (native/core/batch_decoder.h).
 // One step = one llama_decode over every active slot; the step runs on the decoder's own thread
-// (native/core/serial_executor.h).
+// (native/core/serial_executor.h). It implements the scheduler's Decoder contract (src/scheduler/decoder.ts), which
+// owns the option and event types.
 import { ArgumentError } from '../errors.ts';
+import type { Decoder, StartOptions, StepResult } from '../scheduler/decoder.ts';
 import type { Model } from './model.ts';
 import {
   awaitNative,
@@ -10,7 +12,6 @@ import {
   type NativeBatchDecoder,
   type NativeDecoderInfo,
   type NativeDecoderOptions,
-  type NativeSamplingParams,
   type NativeStartParams,
   nativeDefaults,
 } from './native.ts';
@@ -42,60 +43,6 @@ export interface DecoderOptions {
   swaFull?: boolean;
 }
 
-/** temperature 0 (default) is greedy; the rest as in llama.cpp's samplers. */
-export interface SamplingOptions extends Omit<NativeSamplingParams, 'logitBias'> {
-  /** token id -> additive bias (-100 bans a token). */
-  logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
-}
-
-export interface StartOptions extends SamplingOptions {
-  maxTokens: number;
-  /** Special tokens whose text the output keeps (a chat template's tool-call markers). */
-  preservedTokens?: readonly number[];
-  /** Every special token keeps its text (llama-server's --special). */
-  renderSpecial?: boolean;
-  /** false: the slot's cached prefix is dropped (cache_prompt: false). Default true. */
-  reusePrefix?: boolean;
-  /** Report each token's probability and the nProbs most likely, from the logits or after the sampler chain. */
-  nProbs?: number;
-  postSampling?: boolean;
-  /** A slot that fills while generating drops the oldest half after the first nKeep tokens (-1: the prompt). */
-  contextShift?: boolean;
-  nKeep?: number;
-}
-
-export interface TokenProb {
-  token: number;
-  /** Natural log; a probability instead when postSampling was asked for. */
-  logprob: number;
-}
-
-export type EndReason = 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';
-
-export interface SlotEvent {
-  slot: number;
-  /** The generated token, or null when the event only ends the slot (e.g. an end-of-generation token). */
-  token: number | null;
-  /** Complete UTF-8 text of this token (held-back bytes included once complete). */
-  text: string;
-  end: EndReason | null;
-  error?: string;
-  promptProcessed: number;
-  /** Tokens a context shift dropped in this step. */
-  shifted?: number;
-  /** With nProbs: this token's probability and the most likely tokens. */
-  probs?: { chosen: TokenProb; top: TokenProb[] };
-}
-
-export interface StepResult {
-  events: SlotEvent[];
-  batchTokens: number;
-  promptTokens: number;
-  generatedTokens: number;
-  retries: number;
-  decodeMicros: number;
-}
-
 export interface SlotInfo {
   state: 'idle' | 'prefill' | 'generating';
   cachedTokens: number;
@@ -105,7 +52,7 @@ export interface SlotInfo {
 
 const FLASH_ATTN = { auto: -1, off: 0, on: 1 } as const;
 
-export class BatchDecoder {
+export class BatchDecoder implements Decoder {
   readonly model: Model;
   readonly #native: NativeBatchDecoder;
 
@@ -198,7 +145,7 @@ export class BatchDecoder {
     return awaitNative(() => this.#native.eraseSlot(slot));
   }
 
-  cachedTokens(slot: number): number[] {
+  cachedPrefix(slot: number): number[] {
     return Array.from(callNative(() => this.#native.cachedTokens(slot)));
   }
 

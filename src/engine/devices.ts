@@ -1,5 +1,5 @@
 // The compute devices llama.cpp sees, with the CUDA compute capability read from its init report.
-import { systemInfo } from './index.ts';
+import { systemInfo } from './system.ts';
 
 export interface Device {
   name: string;

@@ -1,37 +1,15 @@
 // npm run fit -- --model FILE --vram 1GiB [--slots N] [--ctx N] [--kv f16|q8_0] [--cc 5.0] [--json]
 // Prints the planner's arithmetic and the settings as llama-server flags.
 // Exit status: 0 it fits, 1 it does not (the message names the smallest budget), 2 bad arguments.
+import { type Command, readCommandLine } from '../cli/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { ModelFileError } from '../errors.ts';
-import type { KvType, ModelInfo } from './memory-model.ts';
-import { KV_TYPES, MIB, readModelInfo } from './memory-model.ts';
+import type { ModelShape } from './memory-model.ts';
+import { DEFAULT_CUDA_OVERHEAD_BYTES, KV_TYPES, MIB, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
-import { formatPlan, parseComputeCapability, planFit } from './planner.ts';
+import { parseComputeCapability, planFit } from './planner.ts';
+import { formatPlan } from './report.ts';
 import { parseSize } from './size.ts';
-
-export const FIT_USAGE = `Usage: npm run fit -- --model FILE --vram SIZE [options]
-
-Plans n_gpu_layers, slots, context, KV cache type and ubatch so that the model fits in SIZE of VRAM,
-and prints the arithmetic.
-
-  --model FILE      GGUF model (only its header is read)
-  --vram SIZE       VRAM budget: 1GiB, 1024MiB, 1G, 900M (K/M/G are 1024-based), 1GB (1000-based), bytes
-  --slots N         fix the number of slots (parallel sequences)
-  --ctx N           fix the context per slot, in tokens (llama-server's -c is this times the slots)
-  --kv f16|q8_0     fix the KV cache type (q8_0 needs flash attention)
-  --ubatch N        fix the physical batch (llama.cpp n_ubatch)
-  --ngl N           fix n_gpu_layers (-1: all layers and the output matrix)
-  --cc X.Y          CUDA compute capability; below 6.1 batches stay at 8 rows or fewer
-  --overhead SIZE   VRAM kept for the CUDA context, cuBLAS and the pool (default 128MiB)
-  --no-flash-attn   plan without flash attention (f16 KV only)
-  --json            machine-readable output
-  -h, --help        this help
-
-Exit status: 0 it fits, 1 it does not fit, 2 bad arguments.
-`;
-
-export class FitUsageError extends Error {
-  override name = 'FitUsageError';
-}
 
 /** The planner's options as given on the command line: the model is a path, --json picks the output. */
 export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCapability'> & {
@@ -41,93 +19,93 @@ export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCa
   json: boolean;
 };
 
-const VALUE_FLAGS = [
-  '--model',
-  '--vram',
-  '--slots',
-  '--ctx',
-  '--kv',
-  '--ubatch',
-  '--ngl',
-  '--cc',
-  '--overhead',
-] as const;
-type ValueFlag = (typeof VALUE_FLAGS)[number];
+const FIT_FLAGS: readonly FlagSpec<keyof FitCliArgs>[] = [
+  {
+    names: ['--model'],
+    kind: 'string',
+    key: 'model',
+    value: 'FILE',
+    required: true,
+    help: 'GGUF model (only its header is read)',
+  },
+  {
+    names: ['--vram'],
+    kind: 'size',
+    key: 'vramBytes',
+    required: true,
+    help: 'VRAM budget: 1GiB, 1024MiB, 1G, 900M (K/M/G are 1024-based), 1GB (1000-based), bytes',
+  },
+  { names: ['--slots'], kind: 'int', key: 'slots', min: 1, help: 'fix the number of slots (parallel sequences)' },
+  {
+    names: ['--ctx'],
+    kind: 'int',
+    key: 'ctxPerSlot',
+    min: 16,
+    help: "fix the context per slot, in tokens (llama-server's -c is this times the slots)",
+  },
+  {
+    names: ['--kv'],
+    kind: 'enum',
+    key: 'kvType',
+    choices: KV_TYPES,
+    help: 'fix the KV cache type (q8_0 needs flash attention)',
+  },
+  { names: ['--ubatch'], kind: 'int', key: 'ubatch', min: 1, help: 'fix the physical batch (llama.cpp n_ubatch)' },
+  {
+    names: ['--ngl'],
+    kind: 'int',
+    key: 'gpuLayers',
+    min: -1,
+    help: 'fix n_gpu_layers (-1: all layers and the output matrix)',
+  },
+  {
+    names: ['--cc'],
+    kind: 'string',
+    key: 'computeCapability',
+    value: 'X.Y',
+    parse: (v) => parseComputeCapability(v as string),
+    help: 'CUDA compute capability; below 6.1 batches stay at 8 rows or fewer',
+  },
+  {
+    names: ['--overhead'],
+    kind: 'string',
+    key: 'cudaOverheadBytes',
+    value: 'SIZE',
+    // 0 is a budget here (nothing kept back), not a size.
+    parse: (v) => (/^\s*0+\s*$/.test(v as string) ? 0 : parseSize(v as string)),
+    help: `VRAM kept for the CUDA context, cuBLAS and the pool (default ${DEFAULT_CUDA_OVERHEAD_BYTES / MIB}MiB)`,
+  },
+  {
+    names: [],
+    negated: ['--no-flash-attn'],
+    kind: 'bool',
+    key: 'flashAttn',
+    default: 'true',
+    help: 'plan without flash attention (f16 KV only)',
+  },
+  { names: ['--json'], kind: 'bool', key: 'json', default: 'false', help: 'machine-readable output' },
+];
 
-function isValueFlag(flag: string): flag is ValueFlag {
-  return (VALUE_FLAGS as readonly string[]).includes(flag);
-}
+export const FIT_COMMAND: Command = {
+  name: 'fit',
+  synopsis: `Usage: npm run fit -- --model FILE --vram SIZE [options]
 
-function intArg(flag: string, text: string, min: number): number {
-  if (!/^-?\d+$/.test(text.trim())) throw new FitUsageError(`${flag}: '${text}' is not an integer`);
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min)
-    throw new FitUsageError(`${flag}: must be an integer >= ${min} (got ${text})`);
-  return n;
-}
+Plans n_gpu_layers, slots, context, KV cache type and ubatch so that the model fits in SIZE of VRAM,
+and prints the arithmetic.`,
+  footer: 'Exit status: 0 it fits, 1 it does not fit, 2 bad arguments.',
+  flags: FIT_FLAGS,
+  options: { once: true },
+};
 
-/** Parses the fit command's arguments; throws FitUsageError naming the flag. */
+/** Parses the fit command's arguments; throws FlagError naming the flag. */
 export function parseFitArgs(argv: readonly string[]): FitCliArgs {
-  const values = new Map<ValueFlag, string>();
-  let json = false;
-  let flashAttn = true;
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] ?? '';
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    if (flag === '--json') json = true;
-    else if (flag === '--no-flash-attn') flashAttn = false;
-    else if (isValueFlag(flag)) {
-      const value = eq > 0 && raw.startsWith('--') ? raw.slice(eq + 1) : argv[++i];
-      if (value === undefined || (value.startsWith('--') && eq < 0)) throw new FitUsageError(`${flag}: needs a value`);
-      if (values.has(flag)) throw new FitUsageError(`${flag}: given twice`);
-      values.set(flag, value);
-    } else {
-      throw new FitUsageError(`unknown argument '${raw}'`);
-    }
-  }
-  const model = values.get('--model');
-  if (model === undefined || model === '') throw new FitUsageError('--model: required (a GGUF file)');
-  const vram = values.get('--vram');
-  if (vram === undefined) throw new FitUsageError('--vram: required (e.g. --vram 1GiB)');
-  const size = (flag: ValueFlag, text: string): number => {
-    try {
-      return parseSize(text);
-    } catch (err) {
-      throw new FitUsageError(`${flag}: ${(err as Error).message}`);
-    }
-  };
-  const args: FitCliArgs = { model, vramBytes: size('--vram', vram), flashAttn, json };
-  const slots = values.get('--slots');
-  if (slots !== undefined) args.slots = intArg('--slots', slots, 1);
-  const ctx = values.get('--ctx');
-  if (ctx !== undefined) args.ctxPerSlot = intArg('--ctx', ctx, 16);
-  const kv = values.get('--kv');
-  if (kv !== undefined) {
-    if (!(KV_TYPES as readonly string[]).includes(kv))
-      throw new FitUsageError(`--kv: '${kv}' is not one of ${KV_TYPES.join(', ')}`);
-    args.kvType = kv as KvType;
-  }
-  if (args.kvType === 'q8_0' && !flashAttn)
-    throw new FitUsageError('--kv: q8_0 needs flash attention (drop --no-flash-attn)');
-  const ubatch = values.get('--ubatch');
-  if (ubatch !== undefined) args.ubatch = intArg('--ubatch', ubatch, 1);
-  const ngl = values.get('--ngl');
-  if (ngl !== undefined) args.gpuLayers = intArg('--ngl', ngl, -1);
-  const cc = values.get('--cc');
-  if (cc !== undefined) {
-    try {
-      args.computeCapability = parseComputeCapability(cc);
-    } catch (err) {
-      throw new FitUsageError(`--cc: ${(err as Error).message}`);
-    }
-  }
-  const overhead = values.get('--overhead');
-  if (overhead !== undefined) args.cudaOverheadBytes = /^\s*0+\s*$/.test(overhead) ? 0 : size('--overhead', overhead);
+  const args = parseFlags(FIT_FLAGS, argv, {}, FIT_COMMAND.options).values as FitCliArgs;
+  if (args.kvType === 'q8_0' && !args.flashAttn)
+    throw new FlagError('--kv: q8_0 needs flash attention (drop --no-flash-attn)');
   return args;
 }
 
-function planOptions(model: ModelInfo, a: FitCliArgs): PlanFitOptions {
+function planOptions(model: ModelShape, a: FitCliArgs): PlanFitOptions {
   const { model: _path, json: _json, ...options } = a;
   return { ...options, model };
 }
@@ -166,21 +144,12 @@ export async function runFitCli(
   },
 ): Promise<number> {
   const { stdout, stderr } = streams;
-  if (argv.includes('--help') || argv.includes('-h')) {
-    stdout.write(FIT_USAGE);
-    return 0;
-  }
-  let args: FitCliArgs;
+  const line = readCommandLine(FIT_COMMAND, argv, streams, parseFitArgs);
+  if ('exit' in line) return line.exit;
+  const { args } = line;
+  let model: ModelShape;
   try {
-    args = parseFitArgs(argv);
-  } catch (err) {
-    if (!(err instanceof FitUsageError)) throw err;
-    stderr.write(`fit: ${err.message}\n\n${FIT_USAGE}`);
-    return 2;
-  }
-  let model: ModelInfo;
-  try {
-    model = await readModelInfo(args.model);
+    model = await readModelShape(args.model);
   } catch (err) {
     if (!(err instanceof ModelFileError)) throw err;
     stderr.write(`fit: --model: ${err.message}\n`);

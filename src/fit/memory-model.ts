@@ -84,7 +84,7 @@ export interface TensorRef {
 }
 
 /** Everything the planner needs from a GGUF. */
-export interface ModelInfo {
+export interface ModelShape {
   path: string;
   arch: string;
   name: string;
@@ -119,8 +119,8 @@ export interface ModelInfo {
 // Model info from the GGUF
 
 /** Reads the GGUF header (no tensor data) and derives the planner's view of the model. */
-export async function readModelInfo(path: string): Promise<ModelInfo> {
-  return modelInfoFromGguf(await readGguf(path));
+export async function readModelShape(path: string): Promise<ModelShape> {
+  return modelShapeFromGguf(await readGguf(path));
 }
 
 function perLayer(file: GgufFile, key: string, nLayer: number): number[] | undefined {
@@ -168,7 +168,7 @@ const INPUT_TENSORS = new Set([
   'token_embd_norm.bias',
 ]);
 
-export function modelInfoFromGguf(file: GgufFile): ModelInfo {
+export function modelShapeFromGguf(file: GgufFile): ModelShape {
   const arch = getArchitecture(file);
   if (arch === undefined) throw new ModelFileError('GGUF_CORRUPT', `${file.path}: no general.architecture`);
   const key = (k: string): string => `${arch}.${k}`;
@@ -364,7 +364,7 @@ export interface KvBytes {
 
 /** KV bytes of the given layers (all by default) for a cache geometry. */
 export function kvBytes(
-  model: ModelInfo,
+  model: ModelShape,
   cells: KvCells,
   type: KvType,
   layers: readonly LayerInfo[] = model.layers,
@@ -386,7 +386,7 @@ export function kvBytes(
 }
 
 /** The logits buffer: n_vocab floats per output row, n_outputs_max = the slots in our decoder. Host memory. */
-export function outputBufferBytes(model: Pick<ModelInfo, 'nVocab'>, slots: number): number {
+export function outputBufferBytes(model: Pick<ModelShape, 'nVocab'>, slots: number): number {
   return model.nVocab * slots * 4;
 }
 
@@ -440,7 +440,7 @@ export interface ComputeEstimate {
   nOutputs: number;
 }
 
-function graphPeak(model: ModelInfo, nTokens: number, nOutputs: number, o: ComputeOptions): ComputeEstimate {
+function graphPeak(model: ModelShape, nTokens: number, nOutputs: number, o: ComputeOptions): ComputeEstimate {
   const { cells, flashAttn, kvType, cuda } = o;
   const layers = o.layers ?? model.layers;
   const maskElement = flashAttn ? 2 : 4;
@@ -483,7 +483,7 @@ function graphPeak(model: ModelInfo, nTokens: number, nOutputs: number, o: Compu
 }
 
 /** The compute buffer llama.cpp reserves: the larger of the prompt and the generation graph. */
-export function computeBuffer(model: ModelInfo, o: ComputeOptions): ComputeEstimate {
+export function computeBuffer(model: ModelShape, o: ComputeOptions): ComputeEstimate {
   const nTokensPp = Math.min(o.cells.nCtx, o.cells.nUbatch);
   const pp = graphPeak(model, nTokensPp, Math.min(nTokensPp, o.slots), o);
   const tg = graphPeak(model, o.slots, o.slots, o);
@@ -550,7 +550,7 @@ export function cublasFallback(cc: number | undefined): boolean {
 }
 
 /** Itemized VRAM (and host memory) of a configuration. Each item carries the formula that produced it. */
-export function estimateDeviceMemory(model: ModelInfo, s: DeviceSettings, opts: DeviceOptions = {}): MemoryEstimate {
+export function estimateDeviceMemory(model: ModelShape, s: DeviceSettings, opts: DeviceOptions = {}): MemoryEstimate {
   const n = model.nLayer;
   const ngl = s.gpuLayers < 0 ? n + 1 : Math.min(s.gpuLayers, n + 1);
   const outputOnGpu = ngl > n;

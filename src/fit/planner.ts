@@ -7,7 +7,7 @@
 // an f16 KV cache (q8_0 next, which needs flash attention); then fewer slots; then fewer layers on the GPU
 // (the output matrix goes first, then layers from the front). Any value the caller fixes is kept as is.
 
-import type { DeviceSettings, KvType, MemoryEstimate, MemoryItem, ModelInfo } from './memory-model.ts';
+import type { DeviceSettings, KvType, MemoryEstimate, MemoryItem, ModelShape } from './memory-model.ts';
 import {
   CC_DP4A,
   CTX_PAD,
@@ -16,8 +16,9 @@ import {
   estimateDeviceMemory,
   MMVQ_MAX_BATCH,
   mib,
-  readModelInfo,
+  readModelShape,
 } from './memory-model.ts';
+import { ccText, describe } from './words.ts';
 
 export const DEFAULT_SLOTS = 4;
 export const DEFAULT_CTX_PER_SLOT = 4096;
@@ -28,7 +29,7 @@ export const COMFORTABLE_UBATCH = 128;
 const UBATCH_STEPS = [512, 256, 128, 64, 32, 16, 8];
 
 export interface PlanFitOptions {
-  model: ModelInfo;
+  model: ModelShape;
   /** The VRAM the plan may use, in bytes (the card's memory, or what is free on it). */
   vramBytes: number;
   /** Fixed values: the planner keeps them and plans the rest. */
@@ -353,11 +354,6 @@ function largestFitting(
   return best;
 }
 
-function describe(s: FitSettings, nLayer: number): string {
-  const layers = s.gpuLayers > nLayer ? `all ${nLayer} layers + output` : `${s.gpuLayers}/${nLayer} layers`;
-  return `${layers}, ${s.slots} slot${s.slots === 1 ? '' : 's'} × ctx ${s.ctxPerSlot}, KV ${s.kvType}, ubatch ${s.ubatch}`;
-}
-
 function summarize(e: MemoryEstimate): string {
   const vram = e.items.filter((i) => i.where === 'vram');
   const sum = (re: RegExp): number => vram.filter((i) => re.test(i.name)).reduce((a, i) => a + i.bytes, 0);
@@ -390,12 +386,8 @@ function flagsFor(s: FitSettings, batch: number): string[] {
   return flags;
 }
 
-function ccText(cc: number): string {
-  return `${Math.floor(cc / 100)}.${Math.floor((cc % 100) / 10)}`;
-}
-
 function planNotes(
-  model: ModelInfo,
+  model: ModelShape,
   s: FitSettings,
   e: MemoryEstimate,
   cc: number | undefined,
@@ -444,47 +436,6 @@ function planNotes(
   return notes;
 }
 
-/** The plan's arithmetic as an aligned text table (item, MiB, formula), then the settings as flags. */
-export function formatPlan(result: FitResult): string {
-  const e = result.fits ? result.estimate : result.smallest.estimate;
-  const lines: string[] = [];
-  const cc = result.computeCapability !== undefined ? `, CC ${ccText(result.computeCapability)}` : '';
-  lines.push(
-    `${result.model.name} (${result.model.arch}, ${result.model.nLayer} layers, ${mib(result.model.fileBytes)} MiB of tensors) in ${mib(result.vramBudget)} MiB of VRAM${cc}`,
-  );
-  if (!result.fits)
-    lines.push(`DOES NOT FIT. Smallest plan: ${describe(result.smallest.settings, result.model.nLayer)}`);
-  lines.push('');
-  const vram = e.items.filter((i) => i.where === 'vram');
-  const hostItems = e.items.filter((i) => i.where === 'host');
-  const width = Math.max(...e.items.map((i) => i.name.length), 28);
-  const row = (name: string, bytes: number | string, formula: string): string =>
-    `${name.padEnd(width)}  ${(typeof bytes === 'number' ? mib(bytes) : bytes).padStart(9)}  ${formula}`.trimEnd();
-  lines.push(row('VRAM item', 'MiB', 'formula'));
-  for (const i of vram) lines.push(row(i.name, i.bytes, i.formula));
-  lines.push(row('total', e.vramBytes, ''));
-  lines.push(row('budget', result.vramBudget, ''));
-  lines.push(
-    row(result.vramBudget >= e.vramBytes ? 'headroom' : 'SHORT BY', Math.abs(result.vramBudget - e.vramBytes), ''),
-  );
-  lines.push('');
-  lines.push(row('host memory (not VRAM)', 'MiB', ''));
-  for (const i of hostItems) lines.push(row(i.name, i.bytes, i.formula));
-  lines.push('');
-  if (result.fits) {
-    const s = result.settings;
-    lines.push(`settings: ${describe(s, result.model.nLayer)}, flash attention ${s.flashAttn ? 'on' : 'off'}`);
-    lines.push(`flags: ${result.flags.join(' ')}`);
-  } else {
-    lines.push(result.message);
-  }
-  if (result.notes.length > 0) {
-    lines.push('');
-    for (const note of result.notes) lines.push(`- ${note}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
 /** What the server may fix for its plan: the planner's options without the model and the budget. */
 export type ServerRequest = Omit<PlanFitOptions, 'model' | 'vramBytes'>;
 
@@ -496,8 +447,6 @@ export interface ServerPlan {
   kvType: KvType;
   ubatch: number;
   flashAttn: 'on' | 'off';
-  /** The arithmetic, formatted for the startup log. */
-  table: string;
   plan: FitPlan;
 }
 
@@ -510,7 +459,7 @@ export async function planForServer(
   budgetBytes: number,
   requested: ServerRequest = {},
 ): Promise<ServerPlan> {
-  const model = await readModelInfo(path);
+  const model = await readModelShape(path);
   const result = planFit({ model, vramBytes: budgetBytes, ...requested });
   if (!result.fits) throw new FitError(result);
   const s = result.settings;
@@ -521,7 +470,6 @@ export async function planForServer(
     kvType: s.kvType,
     ubatch: s.ubatch,
     flashAttn: s.flashAttn ? 'on' : 'off',
-    table: formatPlan(result),
     plan: result,
   };
 }

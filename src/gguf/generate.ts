@@ -4,6 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { type Command, commandUsage, readCommandLine } from '../cli/command.ts';
+import { type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { llamaCppDir } from '../paths.ts';
 import { createProgress } from '../progress.ts';
 import type { PresetName, TensorSpec } from './presets.ts';
@@ -163,60 +165,56 @@ export interface MakeModelArgs {
   chatTemplateFile?: string;
 }
 
-export const MAKE_MODEL_USAGE = `Usage: make-model --preset NAME --out FILE [--quant TYPE] [--seed N] [--chat-template-file FILE]
+const MAKE_MODEL_FLAGS: readonly FlagSpec<keyof MakeModelArgs>[] = [
+  {
+    names: ['--preset'],
+    kind: 'enum',
+    key: 'preset',
+    choices: PRESET_NAMES,
+    required: true,
+    help: 'the shapes and tokenizer to write',
+  },
+  { names: ['--out'], kind: 'string', key: 'out', value: 'FILE', required: true, help: 'where to write the model' },
+  {
+    names: ['--quant'],
+    kind: 'enum',
+    key: 'quant',
+    choices: QUANTS,
+    default: 'F16',
+    help: 'the tensor type; all but F16 need the native addon',
+  },
+  {
+    names: ['--seed'],
+    kind: 'int',
+    key: 'seed',
+    min: 0,
+    max: 0xffffffff,
+    default: '1',
+    help: 'same seed, same bytes',
+  },
+  {
+    names: ['--chat-template-file'],
+    kind: 'string',
+    key: 'chatTemplateFile',
+    value: 'FILE',
+    help: "embed this Jinja chat template instead of the preset's (e.g. one of vendor/llama.cpp/models/templates/*.jinja)",
+  },
+];
 
-Writes a GGUF model with random weights and a real tokenizer.
+export const MAKE_MODEL_COMMAND: Command = {
+  name: 'make-model',
+  synopsis: `Usage: make-model --preset NAME --out FILE [--quant TYPE] [--seed N] [--chat-template-file FILE]
 
-  --preset NAME   ${PRESET_NAMES.join(' | ')}
-  --out FILE      where to write the model
-  --quant TYPE    ${QUANTS.join(' | ')} (default F16; others need the native addon)
-  --seed N        integer from 0 to ${0xffffffff} (default 1); same seed, same bytes
-  --chat-template-file FILE
-                  embed this Jinja chat template instead of the preset's (e.g. one of
-                  vendor/llama.cpp/models/templates/*.jinja)
-`;
+Writes a GGUF model with random weights and a real tokenizer.`,
+  flags: MAKE_MODEL_FLAGS,
+  options: { once: true },
+};
 
-/** Parses make-model's flags (`--flag value` or `--flag=value`); throws an Error whose message names the problem. */
+export const MAKE_MODEL_USAGE = commandUsage(MAKE_MODEL_COMMAND);
+
+/** Parses make-model's flags; throws a FlagError that names the flag. */
 export function parseMakeModelArgs(argv: readonly string[]): MakeModelArgs {
-  const values = new Map<string, string>();
-  const flags = ['--preset', '--quant', '--seed', '--out', '--chat-template-file'];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}' (flags are ${flags.join(', ')})`);
-    const eq = arg.indexOf('=');
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    if (!flags.includes(flag)) throw new Error(`unknown flag ${flag} (expected one of ${flags.join(', ')})`);
-    if (values.has(flag)) throw new Error(`${flag} is given twice`);
-    let value: string | undefined;
-    if (eq !== -1) {
-      value = arg.slice(eq + 1);
-    } else {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new Error(`${flag} needs a value`);
-      i++;
-    }
-    if (value === '') throw new Error(`${flag} needs a value`);
-    values.set(flag, value);
-  }
-
-  const preset = values.get('--preset');
-  if (preset === undefined) throw new Error(`--preset is required (${PRESET_NAMES.join(', ')})`);
-  if (!isPresetName(preset))
-    throw new Error(`--preset '${preset}' is not a preset (expected one of ${PRESET_NAMES.join(', ')})`);
-
-  const quant = values.get('--quant') ?? 'F16';
-  if (!isQuant(quant)) throw new Error(`--quant '${quant}' is not supported (expected one of ${QUANTS.join(', ')})`);
-
-  const seedText = values.get('--seed') ?? '1';
-  const seed = Number(seedText);
-  if (!/^\d+$/.test(seedText) || seed > 0xffffffff)
-    throw new Error(`--seed '${seedText}' must be an integer from 0 to ${0xffffffff}`);
-
-  const out = values.get('--out');
-  if (out === undefined) throw new Error('--out is required (the file to write)');
-
-  const chatTemplateFile = values.get('--chat-template-file');
-  return { preset, quant, seed, out, ...(chatTemplateFile !== undefined ? { chatTemplateFile } : {}) };
+  return parseFlags(MAKE_MODEL_FLAGS, argv, {}, MAKE_MODEL_COMMAND.options).values as MakeModelArgs;
 }
 
 /** The make-model command: returns the process exit code (0 ok, 1 failed, 2 bad arguments). */
@@ -227,18 +225,10 @@ export async function runMakeModel(
     stderr: process.stderr,
   },
 ): Promise<number> {
-  const { stdout, stderr } = streams;
-  if (argv.includes('--help') || argv.includes('-h')) {
-    stdout.write(MAKE_MODEL_USAGE);
-    return 0;
-  }
-  let args: MakeModelArgs;
-  try {
-    args = parseMakeModelArgs(argv);
-  } catch (err) {
-    stderr.write(`make-model: ${(err as Error).message}\n\n${MAKE_MODEL_USAGE}`);
-    return 2;
-  }
+  const { stderr } = streams;
+  const line = readCommandLine(MAKE_MODEL_COMMAND, argv, streams, parseMakeModelArgs);
+  if ('exit' in line) return line.exit;
+  const { args } = line;
 
   if (args.quant !== 'F16' && process.env.LLAMA_LOG_LEVEL === undefined) {
     // llama_model_quantize warns once per tensor that needs a fallback type (130 lines for gemma3-1b);

@@ -1,10 +1,11 @@
 // Sliding windows for the live view: tokens/s and requests/s per second over the last minutes, and
 // percentiles of recent TTFT / ITL / E2E / queue times. Fed by the same events as the Prometheus metrics
 // (ServerMetrics forwards them), so both tell one story. Pure: the clock is injected, no timers, no I/O.
-import { percentile } from '../bench/loadgen/stats.ts';
+
 import type { SchedulerObserver, StepStats } from '../scheduler/types.ts';
+import type { RejectionCause, ResponseRecord } from '../server/deps.ts';
 import type { LiveFigures, Percentiles } from '../server/stats-frame.ts';
-import type { RejectionCause, ResponseRecord } from './server-metrics.ts';
+import { percentile } from '../util/stats.ts';
 
 export interface LiveStatsOptions {
   /** Epoch milliseconds. Default Date.now (the page plots series against wall-clock time). */

@@ -6,23 +6,11 @@
 // usage over responses; step figures come from the scheduler through SchedulerObserver.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SchedulerObserver, StepStats } from '../scheduler/types.ts';
+import type { GenerationMetrics, RejectionCause, ResponseRecord } from '../server/deps.ts';
 import type { LiveStatsListener } from './live-stats.ts';
 
-/** One finished response, as the HTTP layer reported it to the client. */
-export interface ResponseRecord {
-  finishReason: 'stop' | 'length' | 'cancelled' | 'error' | 'timeout';
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  /** Seconds; undefined when no token was produced. */
-  queueSeconds?: number;
-  promptSeconds?: number;
-  generationSeconds?: number;
-  ttftSeconds?: number;
-  e2eSeconds: number;
-}
-
-export type RejectionCause = 'queue_full' | 'auth' | 'invalid' | 'context_exceeded' | 'shutting_down' | 'too_large';
+// The HTTP layer owns what a response reports (ResponseRecord) and why a request is refused (RejectionCause).
+export type { RejectionCause, ResponseRecord } from '../server/deps.ts';
 
 export interface LiveState {
   busySlots(): number;
@@ -45,7 +33,7 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 const ITL_BUCKETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
 const TOKEN_BUCKETS = [1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
 
-export class ServerMetrics implements SchedulerObserver {
+export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
   readonly registry = new Registry();
   readonly #promptTokens: Counter;
   readonly #promptTokensCached: Counter;

@@ -1,10 +1,11 @@
 // `npm run replicas`: N servers behind HAProxy on one host (docs/SCALING.md). Exit codes: 0 drained and
 // stopped, 1 something could not start (or HAProxy died), 2 bad arguments.
+import { commandUsage, readCommandLine } from '../cli/command.ts';
 import { ensureModel } from '../gguf/model-cache.ts';
 import { createProgress } from '../progress.ts';
 import { DEMO_MODEL } from '../serve.ts';
 import { assignGpus, gpuIds } from './gpus.ts';
-import { parseReplicasArgs, type ReplicasOptions, ReplicasUsageError, replicasUsage } from './options.ts';
+import { parseReplicasArgs, REPLICAS_COMMAND } from './options.ts';
 import { findHaproxy, ReplicaSet } from './supervisor.ts';
 
 export interface ReplicasIo {
@@ -18,18 +19,9 @@ export async function runReplicasCli(
   io: ReplicasIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
 ): Promise<number> {
   const log = (line: string): void => void io.stderr.write(`replicas: ${line}\n`);
-  let o: ReplicasOptions;
-  try {
-    o = parseReplicasArgs(argv, io.env);
-  } catch (err) {
-    if (!(err instanceof ReplicasUsageError)) throw err;
-    io.stderr.write(`replicas: ${err.message}\n\n${replicasUsage()}`);
-    return 2;
-  }
-  if (o.help) {
-    io.stdout.write(replicasUsage());
-    return 0;
-  }
+  const line = readCommandLine(REPLICAS_COMMAND, argv, io, (args) => parseReplicasArgs(args, io.env));
+  if ('exit' in line) return line.exit;
+  const o = line.args;
   const haproxy = o.haproxy ?? findHaproxy(io.env);
   if (haproxy === undefined) {
     log('haproxy is not installed (Debian/Ubuntu: apt-get install haproxy), or pass --haproxy PATH');
@@ -38,7 +30,9 @@ export async function runReplicasCli(
   const ids = o.gpus ?? gpuIds(io.env);
   const replicas = o.replicas > 0 ? o.replicas : ids.length;
   if (replicas === 0) {
-    io.stderr.write(`replicas: no GPU found: say how many replicas with --replicas N\n\n${replicasUsage()}`);
+    io.stderr.write(
+      `replicas: no GPU found: say how many replicas with --replicas N\n\n${commandUsage(REPLICAS_COMMAND)}`,
+    );
     return 2;
   }
   if (ids.length > 0 && replicas > ids.length)

@@ -8,20 +8,15 @@
 //
 // Every operation is O(1) but for the priority lookup (O(distinct priorities), a handful): insertion-ordered
 // Maps and Sets give FIFO order with O(1) removal, which is what cancelling a queued request needs.
+import type { ClientWaiting } from './types.ts';
+
+export type { ClientWaiting } from './types.ts';
 
 export interface FairQueueLimits {
   /** Most requests waiting, over all priorities. */
   maxRequests: number;
   /** Most prompt tokens waiting, summed over requests. */
   maxTokens: number;
-}
-
-/** One client's line in the queue. */
-export interface ClientWaiting {
-  client: string;
-  requests: number;
-  /** Prompt tokens of its waiting requests, summed. */
-  tokens: number;
 }
 
 /** Which bound a new request would break. */

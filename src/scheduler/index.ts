@@ -1,5 +1,16 @@
 // Public surface of the scheduler: the step loop and the contracts the HTTP layer and the engine meet at.
 
+export type {
+  Decoder,
+  EndReason,
+  Grammar,
+  SamplingOptions,
+  SlotEvent,
+  StartOptions,
+  StepResult,
+  TokenProb,
+  TokenProbs,
+} from './decoder.ts';
 export {
   type ClientWaiting,
   DEFAULT_PRIORITY,
@@ -10,7 +21,6 @@ export {
 export { Scheduler } from './scheduler.ts';
 export { chooseSlot, commonPrefix, type IdleSlot, MIN_REUSE_PREFIX, type SlotChoice } from './slot-choice.ts';
 export type {
-  Decoder,
   GenerationHandlers,
   GenerationRequest,
   RequestEndReason,

@@ -2,8 +2,8 @@
 // (continuous batching with chunked prefill) and turns the decoder's per-slot events into each request's
 // handler calls. Policy only: the decoder does the work, the fair queue decides who waits least, the
 // slot choice decides where a request goes.
-import type { StepResult } from '../engine/index.ts';
 import { ArgumentError, ContextExceededError, RejectedError, StateError } from '../errors.ts';
+import type { StepResult } from './decoder.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {
@@ -333,7 +333,7 @@ export class Scheduler {
       let slot: Slot | undefined;
       if (pinned !== undefined) slot = this.#slots[pinned];
       else {
-        const candidates = idle.map((s) => ({ id: s.id, cachedTokens: this.#cachedTokens(s), lastUsed: s.lastUsed }));
+        const candidates = idle.map((s) => ({ id: s.id, cachedPrefix: this.#cachedPrefix(s), lastUsed: s.lastUsed }));
         const choice = chooseSlot(candidates, job.request.tokens, this.#minReusePrefix);
         slot = choice === null ? undefined : this.#slots[choice.slot];
       }
@@ -367,7 +367,7 @@ export class Scheduler {
     if (from === undefined || from.slot === slot.id) return;
     const source = this.#slots[from.slot];
     if (source === undefined || source.reserved) return;
-    const held = this.#decoder.cachedTokens(from.slot);
+    const held = this.#decoder.cachedPrefix(from.slot);
     let n = 0;
     while (n < held.length && n < from.tokens.length && held[n] === from.tokens[n]) n++;
     if (n === 0) return;
@@ -393,7 +393,7 @@ export class Scheduler {
     const t0 = this.#now();
     try {
       if (action === 'save') {
-        const tokens = this.#cachedTokens(slot).length;
+        const tokens = this.#cachedPrefix(slot).length;
         const bytes = await this.#decoder.saveSlot(slotId, path ?? '');
         return { tokens, bytes, ms: this.#now() - t0 };
       }
@@ -403,7 +403,7 @@ export class Scheduler {
         slot.cachedCount = tokens;
         return { tokens, ms: this.#now() - t0 };
       }
-      const erased = this.#cachedTokens(slot).length;
+      const erased = this.#cachedPrefix(slot).length;
       await this.#decoder.eraseSlot(slotId);
       slot.cachedCount = 0;
       return { tokens: erased, ms: this.#now() - t0 };
@@ -591,10 +591,10 @@ export class Scheduler {
   }
 
   /** Only between steps (admission): the decoder's cache must not be read while a step may change it. */
-  #cachedTokens(slot: Slot): readonly number[] {
+  #cachedPrefix(slot: Slot): readonly number[] {
     if (slot.cache === null) {
       try {
-        slot.cache = this.#decoder.cachedTokens(slot.id);
+        slot.cache = this.#decoder.cachedPrefix(slot.id);
       } catch {
         slot.cache = [];
       }

@@ -5,7 +5,7 @@
 export interface IdleSlot {
   id: number;
   /** Tokens whose KV the slot holds. */
-  cachedTokens: readonly number[];
+  cachedPrefix: readonly number[];
   /** When the slot last ended a request (any increasing clock; lower = longer ago; never used: -Infinity). */
   lastUsed: number;
 }
@@ -34,7 +34,7 @@ export function chooseSlot(
   let best: SlotChoice | null = null;
   let bestLastUsed = Infinity;
   for (const s of idle) {
-    let prefix = commonPrefix(s.cachedTokens, prompt);
+    let prefix = commonPrefix(s.cachedPrefix, prompt);
     if (prefix < minPrefix) prefix = 0;
     const better = best === null || prefix > best.prefix || (prefix === best.prefix && s.lastUsed < bestLastUsed);
     if (better) {

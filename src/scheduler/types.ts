@@ -1,28 +1,15 @@
-// Contracts between the scheduler (policy), the engine below it and the HTTP layer above it.
-// The scheduler sees the engine only through Decoder, so its tests run against a fake.
-import type { EndReason, StartOptions, StepResult } from '../engine/index.ts';
+// Contracts between the scheduler (policy) and the HTTP layer above it; the one with the decoder below is in
+// decoder.ts. The scheduler sees the engine only through Decoder, so its tests run against a fake.
+import type { EndReason, StartOptions, TokenProbs } from './decoder.ts';
 
-/** The part of the engine's BatchDecoder the scheduler uses. */
-export interface Decoder {
-  readonly slots: number;
-  /** Prompt + generated tokens one slot can hold. */
-  readonly ctxPerSlot: number;
-  /** Most tokens one step may carry. */
-  readonly batchSize: number;
-  /** Starts a request on an idle slot; reuses the longest prefix the slot already holds. */
-  start(slot: number, tokens: readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number };
-  /** True: the slot is free now. False: the step in flight will end it with a 'cancelled' event. */
-  cancel(slot: number): boolean;
-  /** One llama_decode over all active slots; generating slots first, prompt chunks fill the budget. */
-  step(tokenBudget: number): Promise<StepResult>;
-  /** Tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
-  cachedTokens(slot: number): readonly number[];
-  /** Idle slot `dst` gets the KV of `src`'s first `count` cached tokens. Between steps. */
-  copyPrefix(src: number, dst: number, count: number): number;
-  /** An idle slot's KV to a file and back, and dropped; queued behind any step in flight. */
-  saveSlot(slot: number, path: string): Promise<number>;
-  restoreSlot(slot: number, path: string): Promise<number>;
-  eraseSlot(slot: number): Promise<void>;
+export type { Decoder, EndReason, StartOptions, StepResult, TokenProb, TokenProbs } from './decoder.ts';
+
+/** One client's line in the queue. */
+export interface ClientWaiting {
+  client: string;
+  requests: number;
+  /** Prompt tokens of its waiting requests, summed. */
+  tokens: number;
 }
 
 export interface SchedulerOptions {
@@ -64,17 +51,6 @@ export interface GenerationRequest {
    * prefills it, the others copy it). Ignored when that slot no longer holds them.
    */
   copyFrom?: { slot: number; tokens: readonly number[] };
-}
-
-export interface TokenProb {
-  token: number;
-  /** Natural log, or a probability after the sampler chain (postSampling). */
-  logprob: number;
-}
-
-export interface TokenProbs {
-  chosen: TokenProb;
-  top: readonly TokenProb[];
 }
 
 /** Why a request ended. 'timeout' and 'shutdown' are the scheduler's own cancellations. */

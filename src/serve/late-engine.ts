@@ -1,8 +1,9 @@
 // The app is built before the model exists so that it can answer /health (503) during the load; these stand in
 // for the model, its chat layer and the scheduler until the load ends. Routes that need the model answer 503
 // until the app is marked ready, so nothing reaches them early.
-import type { BatchDecoder, ChatTemplates, Model } from '../engine/index.ts';
+import type { ChatTemplates, Model } from '../engine/index.ts';
 import { LlamaError } from '../errors.ts';
+import type { Decoder } from '../scheduler/decoder.ts';
 import type { Scheduler } from '../scheduler/index.ts';
 import type { ChatLayer } from '../server/chat/layer.ts';
 import type { ServedModel, ServedScheduler } from '../server/config.ts';
@@ -10,7 +11,7 @@ import type { ServedModel, ServedScheduler } from '../server/config.ts';
 export class LateEngine {
   model: Model | undefined;
   chat: ChatTemplates | undefined;
-  decoder: BatchDecoder | undefined;
+  decoder: Decoder | undefined;
   scheduler: Scheduler | undefined;
   readonly servedModel: ServedModel;
   readonly servedChat: ChatLayer;

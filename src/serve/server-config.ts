@@ -45,7 +45,6 @@ export function generationDefaults(config: ServeConfig, grammar: string | undefi
 
 export interface ServedFacts {
   ctxPerSlot: number;
-  systemFingerprint: string;
   buildInfo: string;
 }
 
@@ -62,7 +61,6 @@ export function serverConfigOf(config: ServeConfig, inputs: ServeInputs, facts: 
     endpoints: { metrics: config.metrics, props: config.props, slots: config.slots },
     corsOrigins: config.corsOrigins,
     verbose: config.verbose,
-    systemFingerprint: facts.systemFingerprint,
     objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
     trustedProxies: config.trustProxy,
     buildInfo: facts.buildInfo,

@@ -7,12 +7,11 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import type { RejectionCause } from '../metrics/server-metrics.ts';
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
 import { resolveServerConfig, type ServedModel, type ServedScheduler, type ServerConfig } from './config.ts';
 import { registerCors } from './cors.ts';
-import type { GenerationMetrics, ServerDeps } from './deps.ts';
+import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
 import { chatRoutes } from './routes/chat.ts';

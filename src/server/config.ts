@@ -2,7 +2,6 @@
 // defaults requests fall back on, and which optional endpoints are on. The CLI (src/config.ts) builds this from
 // llama-server's flags; tests build it by hand and get llama-server's defaults for the rest.
 import { basename } from 'node:path';
-import type { ModelInfo } from '../engine/index.ts';
 import type { GenerationHandlers, GenerationRequest, RequestHandle, SlotSnapshot } from '../scheduler/types.ts';
 
 /** What a request gets for each field it leaves out: llama-server's defaults, or its flags. */
@@ -117,8 +116,6 @@ export interface ServerConfig {
   slotSavePath?: string;
   /** -v: responses carry __verbose (the prompt), as llama-server's do. */
   verbose?: boolean;
-  /** system_fingerprint in responses (llama-server's "b<build>-<commit>" form). Default: from the model. */
-  systemFingerprint?: string;
   /** `created` of the model in /v1/models, in seconds. Default: when the app was built. */
   modelCreated?: number;
   /** `owned_by` in /v1/models. Default 'llamacpp' (as llama-server). */
@@ -127,7 +124,7 @@ export interface ServerConfig {
   objectivePriorities?: ReadonlyMap<string, number>;
   /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). Default: none. */
   trustedProxies?: readonly string[];
-  /** What /props reports as build_info (llama.cpp's "b<build>-<commit>"). */
+  /** llama.cpp's "b<build>-<commit>": /props' build_info and every response's system_fingerprint, as llama-server. */
   buildInfo?: string;
 }
 
@@ -149,7 +146,6 @@ export interface ResolvedServerConfig {
   corsOrigins: readonly string[];
   slotSavePath: string | undefined;
   verbose: boolean;
-  systemFingerprint: string;
   modelCreated: number;
   ownedBy: string;
   objectivePriorities: ReadonlyMap<string, number>;
@@ -157,12 +153,23 @@ export interface ResolvedServerConfig {
   buildInfo: string;
 }
 
+/** What the HTTP layer reports and checks about the served model. */
+export interface ServedModelInfo {
+  path: string;
+  name: string;
+  nParams: number;
+  /** Bytes of weights. */
+  sizeBytes: number;
+  nCtxTrain: number;
+  nVocab: number;
+  /** Beginning-of-sequence token, -1 when the vocabulary has none. */
+  bos: number;
+  eogTokens: readonly number[];
+}
+
 /** The part of the engine's Model the HTTP layer uses. */
 export interface ServedModel {
-  readonly info: Pick<
-    ModelInfo,
-    'path' | 'name' | 'nParams' | 'sizeBytes' | 'nCtxTrain' | 'nVocab' | 'bos' | 'eogTokens'
-  >;
+  readonly info: ServedModelInfo;
   tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): ArrayLike<number>;
   detokenize(tokens: readonly number[], options?: { removeSpecial?: boolean; unparseSpecial?: boolean }): string;
   /** The token's raw bytes (possibly part of a UTF-8 character). */
@@ -187,11 +194,6 @@ export interface ServedScheduler {
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_STREAM_DRAIN_TIMEOUT_MS = 30_000;
-
-/** llama-server's fingerprint form, "b<build>-<commit>": clients check the "b". */
-export function systemFingerprint(commit: string, salt: string): string {
-  return `b${commit.slice(0, 7)}-${salt}`;
-}
 
 export function resolveServerConfig(config: ServerConfig, model: ServedModel): ResolvedServerConfig {
   for (const [name, value] of [
@@ -218,11 +220,10 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     corsOrigins: [...(config.corsOrigins ?? [])],
     slotSavePath: config.slotSavePath,
     verbose: config.verbose ?? false,
-    systemFingerprint: config.systemFingerprint ?? systemFingerprint('0000000', `${model.info.nParams}`),
     modelCreated: config.modelCreated ?? Math.floor(Date.now() / 1000),
     ownedBy: config.ownedBy ?? 'llamacpp',
     objectivePriorities: config.objectivePriorities ?? new Map(),
     trustedProxies: config.trustedProxies ?? [],
-    buildInfo: config.buildInfo ?? 'b0-unknown',
+    buildInfo: config.buildInfo ?? 'b0-0000000',
   };
 }

@@ -2,8 +2,7 @@
 // snapshot and queue, the live aggregator (src/metrics/live-stats.ts), the decoder's KV use, the model and
 // the devices. Everything is read through getters, so the entry point can hand them in before the model has
 // loaded, and tests can hand in plain objects.
-import type { ClientWaiting } from '../scheduler/fair-queue.ts';
-import type { SlotSnapshot } from '../scheduler/types.ts';
+import type { ClientWaiting, SlotSnapshot } from '../scheduler/types.ts';
 import type { DeviceView, LiveFigures, ServerInfo, SlotView, StatsFrame } from './stats-frame.ts';
 
 /** The part of the Scheduler the live view reads. */

@@ -293,7 +293,7 @@ t.test('KV cells in use are counted as slots fill and clear', async (t) => {
   t.equal(d.info.kvCellsUsed, 0);
 });
 
-t.test('slotInfo and cachedTokens read while steps run answer the state of a step boundary', async (t) => {
+t.test('slotInfo and cachedPrefix read while steps run answer the state of a step boundary', async (t) => {
   const slots = [0, 1, 2, 3];
   const d = new BatchDecoder(model, { slots: slots.length, ctxPerSlot: 256, batchSize: 64 });
   t.teardown(() => d.dispose());
@@ -301,7 +301,7 @@ t.test('slotInfo and cachedTokens read while steps run answer the state of a ste
   // nProbs makes each slot's part of the step after llama_decode long enough for reads to land in it.
   for (const slot of slots) d.start(slot, prompts[slot] ?? [], { maxTokens: 30, nProbs: 1000 });
   // Each call on its own: a step may end between two calls.
-  const read = () => slots.flatMap((s) => [JSON.stringify(d.slotInfo(s)), JSON.stringify(d.cachedTokens(s))]);
+  const read = () => slots.flatMap((s) => [JSON.stringify(d.slotInfo(s)), JSON.stringify(d.cachedPrefix(s))]);
   const generated: number[][] = slots.map(() => []);
   let before = read();
   let reads = 0;
@@ -326,7 +326,7 @@ t.test('slotInfo and cachedTokens read while steps run answer the state of a ste
   t.ok(reads > 0, `${reads} reads during steps`);
   t.equal(between, 0, 'no read saw a step half done');
   for (const slot of slots) {
-    const tokens = d.cachedTokens(slot);
+    const tokens = d.cachedPrefix(slot);
     t.same(tokens, [...(prompts[slot] ?? []), ...(generated[slot] ?? [])].slice(0, tokens.length), 'prompt + output');
     t.equal(d.slotInfo(slot).cachedTokens, tokens.length);
   }

@@ -72,16 +72,16 @@ t.test('exit 1 when it does not fit, with the smallest budget', async (t) => {
 
 t.test('exit 2 for bad arguments, naming the flag', async (t) => {
   const cases: Array<[string[], RegExp]> = [
-    [['--vram', '1G'], /--model: required/],
-    [['--model', gemma], /--vram: required/],
+    [['--vram', '1G'], /--model is required/],
+    [['--model', gemma], /--vram is required/],
     [['--model', gemma, '--vram', 'lots'], /--vram: 'lots' is not a size/],
-    [['--model', gemma, '--vram', '1G', '--slots', '0'], /--slots: must be an integer >= 1/],
-    [['--model', gemma, '--vram', '1G', '--slots', 'two'], /--slots: 'two' is not an integer/],
-    [['--model', gemma, '--vram', '1G', '--ctx'], /--ctx: needs a value/],
-    [['--model', gemma, '--vram', '1G', '--kv', 'q4_0'], /--kv: 'q4_0' is not one of f16, q8_0/],
+    [['--model', gemma, '--vram', '1G', '--slots', '0'], /--slots must be at least 1, got 0/],
+    [['--model', gemma, '--vram', '1G', '--slots', 'two'], /--slots must be an integer, got 'two'/],
+    [['--model', gemma, '--vram', '1G', '--ctx'], /--ctx needs a value/],
+    [['--model', gemma, '--vram', '1G', '--kv', 'q4_0'], /--kv must be one of f16, q8_0, got 'q4_0'/],
     [['--model', gemma, '--vram', '1G', '--cc', 'maxwell'], /--cc: compute capability 'maxwell'/],
-    [['--model', gemma, '--vram', '1G', '--frobnicate'], /unknown argument '--frobnicate'/],
-    [['--model', gemma, '--vram', '1G', '--vram', '2G'], /--vram: given twice/],
+    [['--model', gemma, '--vram', '1G', '--frobnicate'], /unknown option '--frobnicate'/],
+    [['--model', gemma, '--vram', '1G', '--vram', '2G'], /--vram is given twice/],
     [['--model', gemma, '--vram', '1G', '--kv', 'q8_0', '--no-flash-attn'], /--kv: q8_0 needs flash attention/],
     [['--model', '/nonexistent/model.gguf', '--vram', '1G'], /--model: .*no such file/],
   ];

@@ -7,7 +7,7 @@ import type { Test } from 'tap';
 import t from 'tap';
 import type { DecoderOptions } from '../../src/engine/batch-decoder.ts';
 import { probeMemory, totalBytes } from '../../src/engine/memory-probe.ts';
-import { computeBuffer, kvBytes, kvCells, outputBufferBytes, readModelInfo } from '../../src/fit/memory-model.ts';
+import { computeBuffer, kvBytes, kvCells, outputBufferBytes, readModelShape } from '../../src/fit/memory-model.ts';
 import { planFit } from '../../src/fit/planner.ts';
 import type { Quant } from '../../src/gguf/generate.ts';
 import type { PresetName } from '../../src/gguf/presets.ts';
@@ -22,7 +22,7 @@ async function check(
   decoder: DecoderOptions & { slots: number; ctxPerSlot: number },
 ): Promise<void> {
   const path = await modelPath(preset, quant);
-  const model = await readModelInfo(path);
+  const model = await readModelShape(path);
   const report = await probeMemory(path, { decoder });
   const ubatch = decoder.ubatchSize ?? decoder.batchSize ?? 512;
   const kvType = decoder.kvType === 'q8_0' ? 'q8_0' : 'f16';
@@ -78,7 +78,7 @@ t.test('gemma3-1b Q4_K_M: 1 and 4 slots, ctx 1024 and 4096', async (t) => {
 });
 
 t.test('gemma3-1b Q4_K_M: the 1 GiB CC 5.0 plan as llama.cpp sizes it', async (t) => {
-  const model = await readModelInfo(await modelPath('gemma3-1b', 'Q4_K_M'));
+  const model = await readModelShape(await modelPath('gemma3-1b', 'Q4_K_M'));
   const plan = planFit({ model, vramBytes: 2 ** 30, computeCapability: '5.0' });
   if (!plan.fits) throw new Error(plan.message);
   const { slots, ctxPerSlot, ubatch, kvType } = plan.settings;

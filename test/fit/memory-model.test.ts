@@ -13,9 +13,9 @@ import {
   kvCells,
   kvRowBytes,
   MIB,
-  modelInfoFromGguf,
+  modelShapeFromGguf,
   outputBufferBytes,
-  readModelInfo,
+  readModelShape,
 } from '../../src/fit/memory-model.ts';
 import { readGguf } from '../../src/gguf/reader.ts';
 import type { GgufFile } from '../../src/gguf/types.ts';
@@ -27,7 +27,7 @@ const near = (t: Test, actual: number, expected: number, tolerance: number, what
 };
 
 t.test('gemma3-1b Q4_K_M: the facts of DESIGN.md "Memory on a 1 GB card"', async (t) => {
-  const m = await readModelInfo(await modelPath('gemma3-1b', 'Q4_K_M'));
+  const m = await readModelShape(await modelPath('gemma3-1b', 'Q4_K_M'));
   t.equal(m.arch, 'gemma3');
   t.equal(m.nLayer, 26);
   t.equal(m.nVocab, 262_144);
@@ -120,7 +120,7 @@ t.test(
 );
 
 t.test('tiny presets: untied output, no sliding window; tiny-gemma3 slides 5 of 6 layers', async (t) => {
-  const tiny = await readModelInfo(await modelPath('tiny', 'F16'));
+  const tiny = await readModelShape(await modelPath('tiny', 'F16'));
   t.equal(tiny.outputTied, false);
   t.equal(tiny.output.name, 'output.weight');
   t.equal(tiny.nSwa, 0);
@@ -128,7 +128,7 @@ t.test('tiny presets: untied output, no sliding window; tiny-gemma3 slides 5 of 
   t.equal(kvBytesPerTokenLayer(tiny.layers[0]!, 'f16'), 2 * 128 * 2, 'n_embd_k_gqa = 64 × 2 heads');
   t.equal(tiny.layers[0]!.nFf, 768);
 
-  const g = await readModelInfo(await modelPath('tiny-gemma3', 'F16'));
+  const g = await readModelShape(await modelPath('tiny-gemma3', 'F16'));
   t.equal(g.outputTied, true);
   t.equal(g.nSwa, 64);
   t.same(
@@ -157,27 +157,27 @@ t.test('sliding-window layout from the metadata: the period key, a per-layer arr
   };
   const pattern = 'gemma3.attention.sliding_window_pattern';
   t.same(
-    modelInfoFromGguf(withKey(pattern, undefined)).layers.map((l) => l.sliding),
+    modelShapeFromGguf(withKey(pattern, undefined)).layers.map((l) => l.sliding),
     [true, true, true, true, true, false],
     'gemma3 default period 6',
   );
   t.same(
-    modelInfoFromGguf(withKey(pattern, GgufValue.uint32(2))).layers.map((l) => l.sliding),
+    modelShapeFromGguf(withKey(pattern, GgufValue.uint32(2))).layers.map((l) => l.sliding),
     [true, false, true, false, true, false],
   );
   t.same(
-    modelInfoFromGguf(
+    modelShapeFromGguf(
       withKey(pattern, GgufValue.array(GgufValueType.BOOL, [true, false, false, true, true, true])),
     ).layers.map((l) => l.sliding),
     [true, false, false, true, true, true],
   );
-  const noWindow = modelInfoFromGguf(withKey('gemma3.attention.sliding_window', undefined));
+  const noWindow = modelShapeFromGguf(withKey('gemma3.attention.sliding_window', undefined));
   t.equal(noWindow.nSwa, 0);
   t.ok(noWindow.layers.every((l) => !l.sliding));
 });
 
 t.test('estimateDeviceMemory places layers like n_gpu_layers does', async (t) => {
-  const m = await readModelInfo(await modelPath('gemma3-1b', 'Q4_K_M'));
+  const m = await readModelShape(await modelPath('gemma3-1b', 'Q4_K_M'));
   const settings = { slots: 1, ctxPerSlot: 1024, ubatch: 8, kvType: 'f16' as const, flashAttn: true };
   const all = estimateDeviceMemory(m, { ...settings, gpuLayers: 27 });
   t.equal(all.gpuLayerCount, 26);

@@ -1,9 +1,10 @@
 import type { Test } from 'tap';
 import t from 'tap';
-import type { ModelInfo } from '../../src/fit/memory-model.ts';
-import { estimateDeviceMemory, GIB, MIB, mib, readModelInfo } from '../../src/fit/memory-model.ts';
+import type { ModelShape } from '../../src/fit/memory-model.ts';
+import { estimateDeviceMemory, GIB, MIB, mib, readModelShape } from '../../src/fit/memory-model.ts';
 import type { FitPlan, FitRefusal, FitResult } from '../../src/fit/planner.ts';
-import { FitError, formatPlan, parseComputeCapability, planFit, planForServer } from '../../src/fit/planner.ts';
+import { FitError, parseComputeCapability, planFit, planForServer } from '../../src/fit/planner.ts';
+import { formatPlan } from '../../src/fit/report.ts';
 import { modelPath } from '../helpers/models.ts';
 
 function fitted(t: Test, r: FitResult): FitPlan {
@@ -29,9 +30,9 @@ function refused(t: Test, r: FitResult): FitRefusal {
   return r;
 }
 
-let gemma: ModelInfo;
+let gemma: ModelShape;
 t.before(async () => {
-  gemma = await readModelInfo(await modelPath('gemma3-1b', 'Q4_K_M'));
+  gemma = await readModelShape(await modelPath('gemma3-1b', 'Q4_K_M'));
 });
 
 t.test('gemma3-1b Q4_K_M in 1 GiB on CC 5.0: every layer, a modest context, at most 8 rows per batch', async (t) => {
@@ -174,7 +175,7 @@ t.test('fixed values are kept', async (t) => {
 });
 
 t.test('tiny presets fit small budgets whole', async (t) => {
-  const tiny = await readModelInfo(await modelPath('tiny', 'F16'));
+  const tiny = await readModelShape(await modelPath('tiny', 'F16'));
   let r = fitted(t, planFit({ model: tiny, vramBytes: 256 * MIB }));
   t.same(
     [r.settings.gpuLayers, r.settings.slots, r.settings.ctxPerSlot, r.settings.ubatch, r.settings.kvType],
@@ -187,7 +188,7 @@ t.test('tiny presets fit small budgets whole', async (t) => {
   r = fitted(t, planFit({ model: tiny, vramBytes: 64 * MIB, cudaOverheadBytes: 0 }));
   t.equal(r.settings.gpuLayers, 3);
 
-  const g = await readModelInfo(await modelPath('tiny-gemma3', 'F16'));
+  const g = await readModelShape(await modelPath('tiny-gemma3', 'F16'));
   r = fitted(t, planFit({ model: g, vramBytes: 256 * MIB }));
   t.same([r.settings.gpuLayers, r.settings.slots, r.settings.ctxPerSlot], [7, 4, 4096]);
   t.match(r.notes.join('\n'), /5 of 6 layers use a 64-token sliding window/);
@@ -202,7 +203,7 @@ t.test('planForServer: the settings the server needs, or a FitError', async (t) 
   t.equal(p.kvType, 'f16');
   t.equal(p.flashAttn, 'on');
   t.ok(p.ctxPerSlot >= 4096 || p.plan.notes.some((n) => n.includes('Context per slot reduced')));
-  t.match(p.table, /VRAM item\s+MiB\s+formula/);
+  t.match(formatPlan(p.plan), /VRAM item\s+MiB\s+formula/);
   const err = await planForServer(path, 200 * MIB, { gpuLayers: -1 }).catch((e: unknown) => e);
   t.type(err, FitError);
   t.equal((err as FitError).code, 'VRAM_BUDGET_TOO_SMALL');

@@ -1,5 +1,6 @@
 // Drives a BatchDecoder until the given slots finish, collecting each slot's tokens and text.
-import type { BatchDecoder, EndReason } from '../../src/engine/index.ts';
+import type { BatchDecoder } from '../../src/engine/index.ts';
+import type { EndReason } from '../../src/scheduler/decoder.ts';
 
 export interface SlotOutput {
   tokens: number[];

@@ -5,8 +5,8 @@
 // any time. Tokens are a function of the prompt and position, so tests know what to expect.
 
 import { readFile, writeFile } from 'node:fs/promises';
-import type { EndReason, SlotEvent, StartOptions, StepResult } from '../../src/engine/index.ts';
 import { ArgumentError, ContextExceededError, NativeError, StateError } from '../../src/errors.ts';
+import type { EndReason, SlotEvent, StartOptions, StepResult } from '../../src/scheduler/decoder.ts';
 import type { Decoder } from '../../src/scheduler/types.ts';
 
 /**
@@ -231,7 +231,7 @@ export class FakeDecoder implements Decoder {
     return freed;
   }
 
-  cachedTokens(slot: number): readonly number[] {
+  cachedPrefix(slot: number): readonly number[] {
     return [...this.#slot(slot).cache];
   }
 

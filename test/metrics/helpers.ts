@@ -5,10 +5,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import { BatchDecoder, ChatTemplates, type Model } from '../../src/engine/index.ts';
-import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
-import { Scheduler } from '../../src/scheduler/scheduler.ts';
+import type { ServerMetrics } from '../../src/metrics/server-metrics.ts';
+import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { Decoder, SchedulerOptions } from '../../src/scheduler/types.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { assembleServer } from '../../src/serve/assemble.ts';
 import type { ServerConfig } from '../../src/server/config.ts';
 
 // --- the exposition format ------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     batchSize: real.batchSize,
     start: (slot, tokens, opts) => real.start(slot, tokens, opts),
     cancel: (slot) => real.cancel(slot),
-    cachedTokens: (slot) => real.cachedTokens(slot),
+    cachedPrefix: (slot) => real.cachedPrefix(slot),
     copyPrefix: (src, dst, count) => real.copyPrefix(src, dst, count),
     saveSlot: (slot, path) => real.saveSlot(slot, path),
     restoreSlot: (slot, path) => real.restoreSlot(slot, path),
@@ -245,25 +245,15 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     },
   };
   const chat = new ChatTemplates(model);
-  let scheduler: Scheduler | undefined;
-  const metrics = new ServerMetrics({
-    busySlots: () => scheduler?.busySlots ?? 0,
-    queueLength: () => scheduler?.queueLength ?? 0,
-    kvCellsUsed: () => scheduler?.snapshot().reduce((n, s) => n + s.cachedTokens, 0) ?? 0,
-    kvCellsRunning: () => scheduler?.runningKvTokens ?? 0,
-    kvCellsTotal: () => ctxPerSlot * slots,
+  const server = assembleServer({
+    path: model.info.path,
+    config: { ctxPerSlot, slots, ...options.config, endpoints: { metrics: true, ...options.config?.endpoints } },
+    app: { ready: true },
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+    kvCellsTotal: ctxPerSlot * slots,
   });
-  scheduler = new Scheduler(decoder, options.scheduler ?? {}, metrics);
-  const app = buildApp(
-    {
-      model,
-      chat,
-      scheduler,
-      config: { ctxPerSlot, slots, ...options.config, endpoints: { metrics: true, ...options.config?.endpoints } },
-      metrics,
-    },
-    { ready: true },
-  );
+  const scheduler = server.attach({ model, chat, decoder });
+  const { app, metrics } = server;
   const owned = scheduler;
   t.teardown(async () => {
     gate.open();

@@ -20,7 +20,7 @@ t.test('waiting, running and KV usage follow the scheduler through a run', async
     {
       busySlots: () => scheduler?.busySlots ?? 0,
       queueLength: () => scheduler?.queueLength ?? 0,
-      kvCellsUsed: () => Array.from({ length: SLOTS }, (_, i) => fake.cachedTokens(i).length).reduce((a, b) => a + b),
+      kvCellsUsed: () => Array.from({ length: SLOTS }, (_, i) => fake.cachedPrefix(i).length).reduce((a, b) => a + b),
       kvCellsRunning: () => scheduler?.runningKvTokens ?? 0,
       kvCellsTotal: () => SLOTS * CTX,
     },
@@ -50,7 +50,7 @@ t.test('waiting, running and KV usage follow the scheduler through a run', async
     const f = parseExposition((await metrics.exposition()).body);
     const busy = s.snapshot().filter((x) => x.request !== null);
     // Ground truth: the cells the busy slots' sequences hold in the decoder's KV cache.
-    const held = busy.reduce((n, x) => n + fake.cachedTokens(x.id).length, 0);
+    const held = busy.reduce((n, x) => n + fake.cachedPrefix(x.id).length, 0);
     const row = {
       waiting: sampleValue(f, 'vllm:num_requests_waiting'),
       running: sampleValue(f, 'vllm:num_requests_running'),

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { parseReplicasArgs, ReplicasUsageError, replicasUsage } from '../../src/replicas/options.ts';
+import { commandUsage } from '../../src/cli/command.ts';
+import { FlagError } from '../../src/cli/flags.ts';
+import { parseReplicasArgs, REPLICAS_COMMAND } from '../../src/replicas/options.ts';
 
 t.test("the launcher's flags are taken out; the rest goes to every replica as given", async (t) => {
   const o = parseReplicasArgs(
@@ -28,19 +30,18 @@ t.test('errors name the flag, for the launcher and for the server', async (t) =>
     [['--replicas', '0'], /--replicas must be between 1 and 256/],
     [['--replicas'], /--replicas needs a value/],
     [['--port', '70000'], /--port must be between 1 and 65535/],
-    [['--session-header', 'x y'], /--session-header must be a header name/],
+    [['--session-header', 'x y'], /--session-header: must be a header name/],
     [['--gpus', ','], /--gpus needs a comma-separated list/],
     [['--parallel', 'many'], /server option: --parallel must be an integer/],
     [['--frobnicate'], /server option: unknown option '--frobnicate'/],
     [['--trust-proxy', '10.0.0.1'], /--trust-proxy is set by the launcher/],
     [['--replicas', '9', '--base-port', '65530'], /leaves no room for 9 replicas/],
   ];
-  for (const [argv, message] of bad)
-    t.throws(() => parseReplicasArgs(argv, {}), { constructor: ReplicasUsageError, message });
+  for (const [argv, message] of bad) t.throws(() => parseReplicasArgs(argv, {}), { constructor: FlagError, message });
 });
 
 t.test('usage lists every flag', async (t) => {
-  const usage = replicasUsage();
+  const usage = commandUsage(REPLICAS_COMMAND);
   for (const flag of ['--replicas', '--model', '--port', '--base-port', '--gpus', '--haproxy', '--session-header'])
     t.match(usage, flag);
 });

@@ -891,7 +891,7 @@ t.test('summaries, snapshots and observer stats', async (t) => {
   );
   t.same(
     scheduler.snapshot().map((s) => s.cachedTokens),
-    [0, 1].map((slot) => fake.cachedTokens(slot).length),
+    [0, 1].map((slot) => fake.cachedPrefix(slot).length),
     'idle slots report what they cache',
   );
   assertQuiet(t, scheduler, fake);

@@ -15,9 +15,9 @@ t.test('commonPrefix stops at the first difference and leaves the last prompt to
 t.test('the longest common prefix wins', async (t) => {
   const prompt = range(100, 60);
   const slots = [
-    { id: 0, cachedTokens: range(100, 20), lastUsed: 1 },
-    { id: 1, cachedTokens: [...range(100, 40), 7, 7], lastUsed: 5 },
-    { id: 2, cachedTokens: [], lastUsed: -Infinity },
+    { id: 0, cachedPrefix: range(100, 20), lastUsed: 1 },
+    { id: 1, cachedPrefix: [...range(100, 40), 7, 7], lastUsed: 5 },
+    { id: 2, cachedPrefix: [], lastUsed: -Infinity },
   ];
   t.same(chooseSlot(slots, prompt), { slot: 1, prefix: 40 });
 });
@@ -25,13 +25,13 @@ t.test('the longest common prefix wins', async (t) => {
 t.test('no match, or one shorter than the minimum: the least recently used slot', async (t) => {
   const prompt = [1, ...range(500, 40)];
   const slots = [
-    { id: 0, cachedTokens: [1, 500, 501, 9], lastUsed: 3 },
-    { id: 1, cachedTokens: [2, 3], lastUsed: 2 },
-    { id: 2, cachedTokens: [1, 7], lastUsed: 8 },
+    { id: 0, cachedPrefix: [1, 500, 501, 9], lastUsed: 3 },
+    { id: 1, cachedPrefix: [2, 3], lastUsed: 2 },
+    { id: 2, cachedPrefix: [1, 7], lastUsed: 8 },
   ];
   t.same(chooseSlot(slots, prompt), { slot: 1, prefix: 0 }, 'a 3-token prefix (BOS + template header) is no match');
   t.same(chooseSlot(slots, prompt, 2), { slot: 0, prefix: 3 }, 'with a lower minimum it is');
-  const fresh = [...slots, { id: 3, cachedTokens: [], lastUsed: -Infinity }];
+  const fresh = [...slots, { id: 3, cachedPrefix: [], lastUsed: -Infinity }];
   t.same(chooseSlot(fresh, prompt), { slot: 3, prefix: 0 }, 'a never-used slot is the least recently used');
 });
 
@@ -39,15 +39,15 @@ t.test('equal prefixes: the least recently used of them', async (t) => {
   const prompt = range(1, 50);
   const cached = range(1, 30);
   const slots = [
-    { id: 0, cachedTokens: cached, lastUsed: 9 },
-    { id: 1, cachedTokens: cached, lastUsed: 4 },
-    { id: 2, cachedTokens: [], lastUsed: 1 },
+    { id: 0, cachedPrefix: cached, lastUsed: 9 },
+    { id: 1, cachedPrefix: cached, lastUsed: 4 },
+    { id: 2, cachedPrefix: [], lastUsed: 1 },
   ];
   t.same(chooseSlot(slots, prompt), { slot: 1, prefix: 30 });
   // The whole prompt cached or all but its last token: the same reuse, so a tie.
   const whole = [
-    { id: 0, cachedTokens: prompt, lastUsed: 9 },
-    { id: 1, cachedTokens: prompt.slice(0, 49), lastUsed: 4 },
+    { id: 0, cachedPrefix: prompt, lastUsed: 9 },
+    { id: 1, cachedPrefix: prompt.slice(0, 49), lastUsed: 4 },
   ];
   t.same(chooseSlot(whole, prompt), { slot: 1, prefix: 49 });
 });
@@ -55,8 +55,8 @@ t.test('equal prefixes: the least recently used of them', async (t) => {
 t.test('exactly the minimum counts; no idle slot: null', async (t) => {
   const prompt = range(1, 40);
   const slots = [
-    { id: 0, cachedTokens: range(1, MIN_REUSE_PREFIX), lastUsed: 9 },
-    { id: 1, cachedTokens: range(1, MIN_REUSE_PREFIX - 1), lastUsed: 1 },
+    { id: 0, cachedPrefix: range(1, MIN_REUSE_PREFIX), lastUsed: 9 },
+    { id: 1, cachedPrefix: range(1, MIN_REUSE_PREFIX - 1), lastUsed: 1 },
   ];
   t.same(chooseSlot(slots, prompt), { slot: 0, prefix: MIN_REUSE_PREFIX });
   t.equal(chooseSlot([], prompt), null);

@@ -3,9 +3,10 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
 import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } from '../../src/engine/index.ts';
-import { Scheduler } from '../../src/scheduler/scheduler.ts';
+import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
-import { type BuildAppOptions, buildApp } from '../../src/server/app.ts';
+import { assembleServer } from '../../src/serve/assemble.ts';
+import type { BuildAppOptions } from '../../src/server/app.ts';
 import type { ServedModel, ServedScheduler, ServerConfig } from '../../src/server/config.ts';
 
 export { sseEvents } from './sse-events.ts';
@@ -39,14 +40,12 @@ export interface HarnessOptions {
 export async function makeHarness(t: Test, model: Model, options: HarnessOptions = {}): Promise<Harness> {
   const slots = options.slots ?? 2;
   const ctxPerSlot = options.ctxPerSlot ?? 256;
-  const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
-  const scheduler = new Scheduler(decoder, options.scheduler ?? {});
-  const chat = new ChatTemplates(model, options.chat ?? {});
   const ended: RequestSummary[] = [];
   const waiters: Array<{ n: number; resolve: (s: RequestSummary[]) => void }> = [];
-  const recording: ServedScheduler = {
+  // Every request's summary, recorded as the real scheduler ends it.
+  const recording = (real: ServedScheduler): ServedScheduler => ({
     submit(request, handlers) {
-      const handle = scheduler.submit(request, handlers);
+      const handle = real.submit(request, handlers);
       void handle.done.then((s) => {
         ended.push(s);
         for (const w of waiters.splice(0)) {
@@ -56,18 +55,22 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
       });
       return handle;
     },
-    snapshot: () => scheduler.snapshot(),
-    slotAction: (slot, action, file) => scheduler.slotAction(slot, action, file),
-  };
-  const app = buildApp(
-    {
-      model: options.wrapModel ? options.wrapModel(model) : model,
-      chat,
-      scheduler: options.wrap ? options.wrap(recording) : recording,
-      config: { ctxPerSlot, slots, ...options.config },
-    },
-    options.app ?? { ready: true },
-  );
+    snapshot: () => real.snapshot(),
+    slotAction: (slot, action, file) => real.slotAction(slot, action, file),
+  });
+  const server = assembleServer({
+    path: model.info.path,
+    config: { ctxPerSlot, slots, ...options.config },
+    app: options.app ?? { ready: true },
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+    kvCellsTotal: ctxPerSlot * slots,
+    wrapScheduler: (real) => (options.wrap ? options.wrap(recording(real)) : recording(real)),
+    ...(options.wrapModel ? { wrapModel: options.wrapModel } : {}),
+  });
+  const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
+  const chat = new ChatTemplates(model, options.chat ?? {});
+  const scheduler = server.attach({ model, chat, decoder });
+  const { app } = server;
   options.setup?.(app);
   t.teardown(async () => {
     await app.close();

@@ -3,6 +3,7 @@
 // Under --mpi this process is one MPI rank: rank 0 does all of that with the others as its remote ranks.
 // Exit codes: 0 it ran (request errors included), 1 server unreachable or a rank failed, 2 bad arguments.
 import { writeFile } from 'node:fs/promises';
+import { readCommandLine } from '../../cli/command.ts';
 import { createProgress } from '../../progress.ts';
 import { forkRank, type RankRun, RankStartError, runRanks, type StartRank } from './barrier.ts';
 import { renderHtml } from './html.ts';
@@ -15,7 +16,7 @@ import {
   parseCoordinator,
   runRemoteRank,
 } from './mpi.ts';
-import { LOADGEN_USAGE, type LoadgenOptions, parseLoadgenArgs, UsageError } from './options.ts';
+import { LOADGEN_COMMAND, type LoadgenOptions, parseLoadgenArgs } from './options.ts';
 import { planRanks } from './plan.ts';
 import { formatReport, type RunInfo, reportJson } from './report.ts';
 import { authHeaders, describeNetworkError } from './request.ts';
@@ -216,17 +217,7 @@ export async function runLoadgenCli(
   argv: string[],
   io: LoadgenIo = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(LOADGEN_USAGE);
-    return 0;
-  }
-  let options: LoadgenOptions;
-  try {
-    options = parseLoadgenArgs(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`bench: ${err.message}\n\n${LOADGEN_USAGE}`);
-    return 2;
-  }
-  return runLoadgen(options, io);
+  const line = readCommandLine(LOADGEN_COMMAND, argv, io, parseLoadgenArgs);
+  if ('exit' in line) return line.exit;
+  return runLoadgen(line.args, io);
 }

@@ -1,6 +1,9 @@
 // Figures from request records. Pure: no clock, no I/O. Latency figures use successful requests only;
 // failed ones are counted by cause.
+import { mean, percentile } from '../../util/stats.ts';
 import type { RequestRecord } from './types.ts';
+
+export { mean, percentile } from '../../util/stats.ts';
 
 /** The formulas, printed beside the figures and written to the JSON report. */
 export const FORMULAS = {
@@ -24,24 +27,6 @@ export interface Summary {
   p90: number | null;
   p95: number | null;
   p99: number | null;
-}
-
-/** Percentile `p` (0..100) of ascending `sorted` by linear interpolation between closest ranks; null when empty. */
-export function percentile(sorted: readonly number[], p: number): number | null {
-  const n = sorted.length;
-  if (n === 0) return null;
-  const h = ((n - 1) * Math.min(100, Math.max(0, p))) / 100;
-  const lo = Math.floor(h);
-  const a = sorted[lo] as number;
-  const b = sorted[Math.min(lo + 1, n - 1)] as number;
-  return a + (h - lo) * (b - a);
-}
-
-export function mean(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  let sum = 0;
-  for (const v of values) sum += v;
-  return sum / values.length;
 }
 
 export function summarize(values: readonly number[]): Summary {

@@ -4,6 +4,7 @@
 import type { ServedModel } from '../config.ts';
 import { chatLogprobs } from '../generation/logprobs.ts';
 import type { Finished, FinishReason, GeneratedToken, Presenter, PromptProgress } from '../generation/types.ts';
+import type { ChatCompletionResponse } from '../responses.ts';
 import type { ChatDelta, ChatOutputParser } from './layer.ts';
 
 export interface ChatHead {
@@ -57,7 +58,11 @@ function finishFor(finish: FinishReason, toolCalls: boolean): FinishReason {
   return toolCalls && finish === 'stop' ? 'tool_calls' : finish;
 }
 
-export function chatPresenter(head: ChatHead, parser: ChatOutputParser, model: ServedModel): Presenter {
+export function chatPresenter(
+  head: ChatHead,
+  parser: ChatOutputParser,
+  model: ServedModel,
+): Presenter<ChatCompletionResponse> {
   const base = {
     id: head.id,
     object: 'chat.completion.chunk',
@@ -68,7 +73,7 @@ export function chatPresenter(head: ChatHead, parser: ChatOutputParser, model: S
   const usageNull = head.includeUsage ? { usage: null } : {};
   let calledTools = false;
   let first = true;
-  const logprobsOf = (tokens: readonly GeneratedToken[]): object | null =>
+  const logprobsOf = (tokens: readonly GeneratedToken[]): { content: unknown[] } | null =>
     head.topLogprobs === null ? null : chatLogprobs(model, tokens, head.topLogprobs);
   const chunk = (delta: object, finish: FinishReason | null, logprobs: object | null = null): object => {
     const out: Record<string, unknown> = {
@@ -116,13 +121,13 @@ export function chatPresenter(head: ChatHead, parser: ChatOutputParser, model: S
         type: 'function' as const,
         function: { name: c.name, arguments: c.arguments },
       }));
-      const message: Record<string, unknown> = {
+      const message: ChatCompletionResponse['choices'][number]['message'] = {
         role: 'assistant',
         content: m.content === '' && toolCalls.length > 0 ? null : m.content,
       };
       if (m.reasoning !== '') message.reasoning_content = m.reasoning;
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
-      const out: Record<string, unknown> = {
+      const out: ChatCompletionResponse = {
         ...base,
         object: 'chat.completion',
         choices: [

@@ -29,7 +29,11 @@ function sentText(t: GeneratedToken): { token: string; bytes: number[] } {
 }
 
 /** OpenAI chat: one entry per generated token, with its top_logprobs. */
-export function chatLogprobs(model: ServedModel, tokens: readonly GeneratedToken[], top: number): object {
+export function chatLogprobs(
+  model: ServedModel,
+  tokens: readonly GeneratedToken[],
+  top: number,
+): { content: object[] } {
   return {
     content: tokens
       .filter((t) => t.probs !== undefined)

@@ -2,7 +2,7 @@
 // them into its task parameters) and OpenAI's, with the server's defaults (its flags) for what a request leaves
 // out. Refuses, with a 400 naming the field, values the server can't honour.
 import type { FastifyRequest } from 'fastify';
-import type { StartOptions } from '../../engine/index.ts';
+import type { StartOptions } from '../../scheduler/types.ts';
 import type { GrammarConstraint } from '../chat/layer.ts';
 import { clientKey, requestPriority } from '../client-key.ts';
 import type { ResolvedServerConfig, ServedModel } from '../config.ts';

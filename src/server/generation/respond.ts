@@ -95,14 +95,16 @@ export async function generateText(
  * Answers `jobs` (one per choice, same prompt) with `presenters` (one per choice). Not streamed, one choice: its
  * completion; several: `combine` merges their completions.
  */
-export async function respond(
+export async function respond<Body extends object>(
   deps: ServerDeps,
   request: FastifyRequest,
   reply: FastifyReply,
   jobs: readonly PreparedGeneration[],
-  presenters: readonly Presenter[],
-  combine: (bodies: object[], usage: Usage) => object = (bodies) => bodies[0] ?? {},
-): Promise<unknown> {
+  presenters: readonly Presenter<Body>[],
+  combine?: (bodies: Body[], usage: Usage) => Body,
+): Promise<Body> {
+  // A streamed (or abandoned) answer is already sent: Fastify takes the returned reply as "handled".
+  const handled = (r: FastifyReply): Body => r as unknown as Body;
   const [leader, ...followers] = jobs;
   if (leader === undefined) throw new Error('respond() needs a job');
   if (!leader.stream) {
@@ -110,7 +112,7 @@ export async function respond(
     const first = generateText(deps, request, reply, leader, prefilled);
     const rest = followers.map(async (job) => generateText(deps, request, reply, follow(job, await prefilled.promise)));
     const all = await Promise.all([first, ...rest]);
-    if (all.some((g) => g.kind === 'gone')) return abandon(reply);
+    if (all.some((g) => g.kind === 'gone')) return handled(abandon(reply));
     const failed = all.find((g) => g.kind === 'failed');
     if (failed?.kind === 'failed') throw failed.error;
     const finished = all.filter((g): g is Extract<Generated, { kind: 'finished' }> => g.kind === 'finished');
@@ -118,8 +120,15 @@ export async function respond(
       request,
       finished.map((g) => g.done),
     );
-    const bodies = finished.map((g, i) => presenters[i]?.completion(g.text, g.done) ?? {});
-    return bodies.length === 1 ? bodies[0] : combine(bodies, totalUsage(finished.map((g) => g.done)));
+    const bodies = finished.map((g, i) => {
+      const presenter = presenters[i];
+      if (presenter === undefined) throw new Error(`no presenter for choice ${i}`);
+      return presenter.completion(g.text, g.done);
+    });
+    const [only] = bodies;
+    if (bodies.length === 1 && only !== undefined) return only;
+    if (combine === undefined) throw new Error('several choices need a combine()');
+    return combine(bodies, totalUsage(finished.map((g) => g.done)));
   }
 
   // One controller per choice: a stop string ends its own choice; the client leaving ends them all.
@@ -187,13 +196,13 @@ export async function respond(
     runChoice(0, leader),
     ...followers.map(async (job, k) => runChoice(k + 1, follow(job, await prefilled.promise))),
   ]);
-  if (outcomes.some((o) => o.kind === 'gone')) return abandon(reply);
+  if (outcomes.some((o) => o.kind === 'gone')) return handled(abandon(reply));
   const failed = outcomes.find((o) => o.kind === 'failed');
   if (failed?.kind === 'failed') {
     if (!sse.opened) throw failed.error;
     sse.send(failed.error.body());
     sse.end(presenters[0]?.doneEvent !== false);
-    return reply;
+    return handled(reply);
   }
   const done = outcomes.map((o) => (o.kind === 'finished' ? o.done : undefined)).filter((d) => d !== undefined);
   note(request, done);
@@ -209,7 +218,7 @@ export async function respond(
     );
   });
   sse.end(doneEvent);
-  return reply;
+  return handled(reply);
 }
 
 /** The client is gone: nothing to send, just make sure the connection is released. */

@@ -3,14 +3,14 @@
 // limit (t_max_predict_ms) ends it the same way, as a limit.
 import type { FastifyBaseLogger } from 'fastify';
 import { ContextExceededError } from '../../errors.ts';
-import type { ResponseRecord } from '../../metrics/server-metrics.ts';
 import type { RequestSummary } from '../../scheduler/types.ts';
-import type { GenerationMetrics, ServerDeps } from '../deps.ts';
-import { type ApiError, contextExceeded, generationFailed, requestTimeout, shuttingDown } from '../errors.ts';
+import type { ServerDeps } from '../deps.ts';
+import { contextExceeded, generationFailed, requestTimeout, shuttingDown } from '../errors.ts';
 import { StopMatcher } from '../stop-strings.ts';
-import type { Finished, GeneratedToken, PreparedGeneration, PromptProgress, Timings } from './types.ts';
+import { record } from './record.ts';
+import type { Finished, GeneratedToken, Outcome, PreparedGeneration, PromptProgress, Timings } from './types.ts';
 
-export type Outcome = { kind: 'finished'; done: Finished } | { kind: 'failed'; error: ApiError } | { kind: 'gone' };
+export type { Outcome } from './types.ts';
 
 export interface TextSink {
   /** The request got a slot; `timings` reads its timings so far, whenever asked. */
@@ -249,35 +249,4 @@ function generate(
       },
     );
   });
-}
-
-/** Counts a response as it was reported: usage totals in the metrics equal the sums over responses. */
-function record(metrics: GenerationMetrics | undefined, s: RequestSummary, outcome: Outcome): void {
-  if (!metrics) return;
-  const seconds = (from: number | null, to: number | null): number | undefined =>
-    from !== null && to !== null ? Math.max(0, to - from) / 1000 : undefined;
-  const finished = outcome.kind === 'finished';
-  const finishReason: ResponseRecord['finishReason'] = finished
-    ? outcome.done.finish
-    : outcome.kind === 'gone'
-      ? 'cancelled'
-      : s.reason === 'timeout'
-        ? 'timeout'
-        : 'error';
-  const r: ResponseRecord = {
-    finishReason,
-    promptTokens: finished ? outcome.done.usage.prompt_tokens : 0,
-    cachedTokens: finished ? outcome.done.usage.prompt_tokens_details.cached_tokens : 0,
-    completionTokens: finished ? outcome.done.usage.completion_tokens : 0,
-    e2eSeconds: (s.endedAt - s.queuedAt) / 1000,
-  };
-  const queue = seconds(s.queuedAt, s.startedAt);
-  const prompt = seconds(s.startedAt, s.firstTokenAt);
-  const generation = seconds(s.firstTokenAt, s.endedAt);
-  const ttft = seconds(s.queuedAt, s.firstTokenAt);
-  if (queue !== undefined) r.queueSeconds = queue;
-  if (finished && prompt !== undefined) r.promptSeconds = prompt;
-  if (finished && generation !== undefined) r.generationSeconds = generation;
-  if (ttft !== undefined) r.ttftSeconds = ttft;
-  metrics.responded(r);
 }

@@ -1,6 +1,6 @@
 // The shapes the generation path passes between its parts.
-import type { StartOptions } from '../../engine/index.ts';
-import type { TokenProbs } from '../../scheduler/types.ts';
+import type { StartOptions, TokenProbs } from '../../scheduler/types.ts';
+import type { ApiError } from '../errors.ts';
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
@@ -91,7 +91,7 @@ export interface PromptProgress {
  * The response objects of one route. Text arrives with stop strings already removed; a route that parses its
  * output (chat: tool calls, reasoning) turns it into deltas here.
  */
-export interface Presenter {
+export interface Presenter<Body extends object = object> {
   /** Chunks sent when the stream opens (chat: the assistant role). */
   open(): object[];
   /** Chunks for newly generated text and the tokens it came from (possibly none, while a parser waits). */
@@ -99,9 +99,12 @@ export interface Presenter {
   /** The chunks that end the stream: whatever is still held back, then the finish reason (and usage). */
   finish(done: Finished, includeUsage: boolean): object[];
   /** The whole answer, when not streamed. */
-  completion(text: string, done: Finished): object;
+  completion(text: string, done: Finished): Body;
   /** A prompt progress chunk (return_progress), where the route has one. */
   progress?(p: PromptProgress): object;
   /** false: the stream ends without `data: [DONE]` (llama-server's native /completion). Default true. */
   readonly doneEvent?: boolean;
 }
+
+/** How one run ended: finished (with what it reports), failed (the error to answer with), or the client left. */
+export type Outcome = { kind: 'finished'; done: Finished } | { kind: 'failed'; error: ApiError } | { kind: 'gone' };

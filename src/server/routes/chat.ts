@@ -12,6 +12,7 @@ import { newCompletionId, nowSeconds } from '../generation/ids.ts';
 import { prepareGeneration, tokenizePrompt } from '../generation/params.ts';
 import { respond } from '../generation/respond.ts';
 import type { PreparedGeneration } from '../generation/types.ts';
+import { ChatCompletionResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 
 /** Renders the conversation (off the main thread); a refusal by the template or llama.cpp is a 400. */
@@ -82,7 +83,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
       id: newCompletionId('chatcmpl'),
       created: nowSeconds(),
       model: deps.config.modelId,
-      systemFingerprint: deps.config.systemFingerprint,
+      systemFingerprint: deps.config.buildInfo,
       includeUsage: job.includeUsage,
       topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
       verbose: job.verbose
@@ -92,14 +93,14 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
     const presenters = Array.from({ length: n }, (_, index) =>
       chatPresenter({ ...head, index }, deps.chat.parser(prompt.parserConfig), deps.model),
     );
-    return respond(deps, request, reply, choiceJobs(job, n), presenters, (bodies, usage) => ({
-      ...(bodies[0] as object),
-      choices: bodies.flatMap((b) => (b as { choices: unknown[] }).choices),
+    return respond(deps, request, reply, choiceJobs(job, n), presenters, ([first, ...rest], usage) => ({
+      ...(first as ChatCompletionResponse),
+      choices: [first, ...rest].flatMap((b) => b?.choices ?? []),
       usage,
     }));
   };
   for (const url of ['/v1/chat/completions', '/chat/completions']) {
-    app.post(url, { schema: { body: ChatCompletionBody } }, handler);
+    app.post(url, { schema: { body: ChatCompletionBody, response: { 200: ChatCompletionResponse } } }, handler);
   }
   // llama-server's token count of a conversation, as it would be prompted.
   for (const url of ['/v1/chat/completions/input_tokens', '/chat/completions/input_tokens']) {

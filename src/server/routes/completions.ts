@@ -11,7 +11,8 @@ import { completionLogprobs } from '../generation/logprobs.ts';
 import { prepareGeneration } from '../generation/params.ts';
 import { promptsOf } from '../generation/prompt.ts';
 import { respond } from '../generation/respond.ts';
-import type { FinishReason, PreparedGeneration, Presenter } from '../generation/types.ts';
+import type { FinishReason, PreparedGeneration, Presenter, Usage } from '../generation/types.ts';
+import { TextCompletionResponse } from '../responses.ts';
 import { CompletionBody } from '../schemas.ts';
 import { choiceJobs } from './chat.ts';
 
@@ -39,13 +40,19 @@ function presenter(
   model: ServedModel,
   logprobs: number | null,
   echo: string,
-): Presenter {
+): Presenter<TextCompletionResponse> {
   const usageNull = job.includeUsage ? { usage: null } : {};
   let offset = echo.length;
+  const choice = (text: string, finish: FinishReason | null, probs: object | null) => ({
+    index,
+    text,
+    logprobs: probs,
+    finish_reason: finish,
+  });
   const chunk = (text: string, finish: FinishReason | null, probs: object | null = null): object => ({
     ...head,
     object: 'text_completion',
-    choices: [{ index, text, logprobs: probs, finish_reason: finish }],
+    choices: [choice(text, finish, probs)],
     ...usageNull,
   });
   return {
@@ -61,11 +68,15 @@ function presenter(
       return [last, { ...head, object: 'text_completion', choices: [], usage: done.usage, timings: done.timings }];
     },
     completion: (text, done) => ({
-      ...chunk(
-        echo + text,
-        done.finish,
-        logprobs === null ? null : completionLogprobs(model, done.tokens, logprobs, echo.length),
-      ),
+      ...head,
+      object: 'text_completion',
+      choices: [
+        choice(
+          echo + text,
+          done.finish,
+          logprobs === null ? null : completionLogprobs(model, done.tokens, logprobs, echo.length),
+        ),
+      ],
       usage: done.usage,
       timings: done.timings,
     }),
@@ -73,7 +84,8 @@ function presenter(
 }
 
 export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
-  app.post('/v1/completions', { schema: { body: CompletionBody } }, async (request, reply) => {
+  const schema = { body: CompletionBody, response: { 200: TextCompletionResponse } };
+  app.post('/v1/completions', { schema }, async (request, reply) => {
     const body = request.body;
     if (typeof body.suffix === 'string' && body.suffix !== '')
       throw invalidRequest("'suffix' is not supported by this server.", 'suffix', 'unsupported_parameter');
@@ -102,7 +114,7 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
       id: newCompletionId('cmpl'),
       created: nowSeconds(),
       model: deps.config.modelId,
-      system_fingerprint: deps.config.systemFingerprint,
+      system_fingerprint: deps.config.buildInfo,
     };
     const jobs = prompts.flatMap((tokens) =>
       choiceJobs(
@@ -120,29 +132,27 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
     const presenters = jobs.map((job, i) =>
       presenter(head, i, job, deps.model, logprobs, echoOf(job, Math.floor(i / n))),
     );
+    const merge = (bodies: TextCompletionResponse[], usage: Usage): TextCompletionResponse => ({
+      ...(bodies[0] as TextCompletionResponse),
+      choices: bodies.flatMap((b) => b.choices),
+      usage,
+    });
     if (prompts.length > 1) {
-      // Several prompts: each its own generation, one choice each, in order.
+      // Several prompts: each its own generation, one choice each, in order; usage summed over them.
       const bodies = await Promise.all(
-        jobs.map((job, i) => respond(deps, request, reply, [job], [presenters[i] as Presenter])),
+        jobs.map((job, i) =>
+          respond(deps, request, reply, [job], [presenters[i] as Presenter<TextCompletionResponse>]),
+        ),
       );
       if (reply.sent) return reply;
-      const usage = (bodies as { usage: { prompt_tokens: number; completion_tokens: number } }[]).reduce(
-        (u, b) => ({
-          prompt_tokens: u.prompt_tokens + b.usage.prompt_tokens,
-          completion_tokens: u.completion_tokens + b.usage.completion_tokens,
-        }),
-        { prompt_tokens: 0, completion_tokens: 0 },
-      );
-      return {
-        ...(bodies[0] as object),
-        choices: bodies.flatMap((b) => (b as { choices: unknown[] }).choices),
-        usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
-      };
+      const sum = (f: (u: Usage) => number) => bodies.reduce((n, b) => n + f(b.usage), 0);
+      return merge(bodies, {
+        prompt_tokens: sum((u) => u.prompt_tokens),
+        completion_tokens: sum((u) => u.completion_tokens),
+        total_tokens: sum((u) => u.total_tokens),
+        prompt_tokens_details: { cached_tokens: sum((u) => u.prompt_tokens_details.cached_tokens) },
+      });
     }
-    return respond(deps, request, reply, jobs, presenters, (bodies, usage) => ({
-      ...(bodies[0] as object),
-      choices: bodies.flatMap((b) => (b as { choices: unknown[] }).choices),
-      usage,
-    }));
+    return respond(deps, request, reply, jobs, presenters, merge);
   });
 };

@@ -2,10 +2,11 @@
 // context of one slot).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ServerDeps } from '../deps.ts';
+import { ModelList } from '../responses.ts';
 
 export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
   const { config, model } = deps;
-  const list = async () => ({
+  const list = async (): Promise<ModelList> => ({
     object: 'list',
     data: [
       {
@@ -13,8 +14,8 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = asyn
         object: 'model',
         created: config.modelCreated,
         owned_by: config.ownedBy,
-        aliases: config.aliases,
-        tags: config.tags,
+        aliases: [...config.aliases],
+        tags: [...config.tags],
         meta: {
           n_ctx: config.ctxPerSlot,
           n_ctx_train: model.info.nCtxTrain,
@@ -26,6 +27,5 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = asyn
       },
     ],
   });
-  app.get('/v1/models', list);
-  app.get('/models', list);
+  for (const url of ['/v1/models', '/models']) app.get(url, { schema: { response: { 200: ModelList } } }, list);
 };

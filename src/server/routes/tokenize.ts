@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ServerDeps } from '../deps.ts';
 import { invalidRequest } from '../errors.ts';
+import { DetokenizeResponse, TokenizeResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 import { renderChat } from './chat.ts';
 
@@ -23,20 +24,24 @@ function pieceOf(bytes: Uint8Array): string | number[] {
 
 export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
   const { model } = deps;
-  app.post('/tokenize', { schema: { body: TokenizeBody } }, async (request) => {
+  app.post('/tokenize', { schema: { body: TokenizeBody, response: { 200: TokenizeResponse } } }, async (request) => {
     const { content, add_special = false, parse_special = true, with_pieces = false } = request.body;
     const tokens = Array.from(model.tokenize(content, { addSpecial: add_special, parseSpecial: parse_special }));
     if (!with_pieces) return { tokens };
     return { tokens: tokens.map((id) => ({ id, piece: pieceOf(model.tokenBytes(id, { special: true })) })) };
   });
 
-  app.post('/detokenize', { schema: { body: DetokenizeBody } }, async (request) => {
-    const { tokens } = request.body;
-    const bad = tokens.find((t) => t < 0 || t >= model.info.nVocab);
-    if (bad !== undefined)
-      throw invalidRequest(`Invalid token id ${bad} (0..${model.info.nVocab - 1}).`, 'tokens', 'invalid_value');
-    return { content: model.detokenize(tokens, { unparseSpecial: true }) };
-  });
+  app.post(
+    '/detokenize',
+    { schema: { body: DetokenizeBody, response: { 200: DetokenizeResponse } } },
+    async (request) => {
+      const { tokens } = request.body;
+      const bad = tokens.find((t) => t < 0 || t >= model.info.nVocab);
+      if (bad !== undefined)
+        throw invalidRequest(`Invalid token id ${bad} (0..${model.info.nVocab - 1}).`, 'tokens', 'invalid_value');
+      return { content: model.detokenize(tokens, { unparseSpecial: true }) };
+    },
+  );
 
   app.post('/apply-template', { schema: { body: ChatCompletionBody } }, async (request) => {
     const { prompt } = await renderChat(deps, request.body);

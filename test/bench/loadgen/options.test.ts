@@ -1,5 +1,6 @@
 import t from 'tap';
-import { DEFAULT_URL, normalizeBaseUrl, parseLoadgenArgs, UsageError } from '../../../src/bench/loadgen/options.ts';
+import { DEFAULT_URL, normalizeBaseUrl, parseLoadgenArgs } from '../../../src/bench/loadgen/options.ts';
+import { FlagError } from '../../../src/cli/flags.ts';
 
 t.test('defaults', async (t) => {
   t.same(parseLoadgenArgs([]), {
@@ -77,33 +78,33 @@ t.test('every flag', async (t) => {
 
 t.test('bad arguments name their flag', async (t) => {
   const bad: Array<[string[], RegExp]> = [
-    [['--ranks', '0'], /--ranks must be an integer >= 1, got '0'/],
+    [['--ranks', '0'], /--ranks must be at least 1, got 0/],
     [['--ranks', 'two'], /--ranks/],
     [['--requests', '1.5'], /--requests/],
     [['--requests', ''], /--requests/],
     [['--ranks', '3', '--requests', '2'], /--ranks \(3\) must not exceed --requests \(2\)/],
     [['--coordinator', 'node0:1234'], /--coordinator is for --mpi runs/],
-    [['--mpi', '--coordinator', ''], /--coordinator must not be empty/],
+    [['--mpi', '--coordinator', ''], /--coordinator needs a value/],
     [['--max-tokens', '-1'], /--max-tokens/],
     [['--prompt-tokens', '0'], /--prompt-tokens/],
-    [['--rate', '0'], /--rate must be a number > 0/],
+    [['--rate', '0'], /--rate must be greater than 0, got 0/],
     [['--rate', 'fast'], /--rate/],
     [['--slo-ttft', '-5'], /--slo-ttft/],
     [['--slo-tpot', 'x'], /--slo-tpot/],
     [['--timeout', '0'], /--timeout/],
     [['--seed', '-1'], /--seed/],
     [['--seed', '4294967296'], /--seed/],
-    [['--url', 'ftp://x'], /--url must be an http/],
+    [['--url', 'ftp://x'], /--url: must be an http/],
     [['--url', 'not a url'], /--url/],
-    [['--url', 'http://h/?q=1'], /--url must not have a query/],
-    [['--api-key', ''], /--api-key must not be empty/],
+    [['--url', 'http://h/?q=1'], /--url: must not have a query/],
+    [['--api-key', ''], /--api-key needs a value/],
     [['--bogus'], /--bogus/],
     [['--ranks'], /--ranks/],
     [['extra'], /extra/],
   ];
   for (const [argv, message] of bad) {
     t.throws(() => parseLoadgenArgs(argv), message, argv.join(' '));
-    t.throws(() => parseLoadgenArgs(argv), UsageError);
+    t.throws(() => parseLoadgenArgs(argv), FlagError);
   }
 });
 

@@ -364,7 +364,7 @@ t.test(
     const action = (a: string, payload: object = {}, id = 0) =>
       app.inject({ method: 'POST', url: `/slots/${id}?action=${a}`, payload });
     await completion(app, { prompt: PROMPT, n_predict: 4, temperature: 0, logit_bias: NO_EOS });
-    const cached = [...decoder.cachedTokens(0)];
+    const cached = [...decoder.cachedPrefix(0)];
     t.ok(cached.length > 0);
 
     const saved = await action('save', { filename: 'story.bin' });
@@ -374,11 +374,11 @@ t.test(
 
     const erased = await action('erase');
     t.match(erased.json(), { id_slot: 0, n_erased: cached.length });
-    t.same(decoder.cachedTokens(0), [], 'the slot holds nothing');
+    t.same(decoder.cachedPrefix(0), [], 'the slot holds nothing');
 
     const restored = await action('restore', { filename: 'story.bin' });
     t.match(restored.json(), { id_slot: 0, n_restored: cached.length });
-    t.same(decoder.cachedTokens(0), cached, 'the slot holds what it saved');
+    t.same(decoder.cachedPrefix(0), cached, 'the slot holds what it saved');
     const reuse = await completion(app, { prompt: PROMPT, n_predict: 1, temperature: 0, logit_bias: NO_EOS });
     t.equal(reuse.timings.cache_n, tokensOf(PROMPT).length - 1, 'the restored cache serves the prompt');
 

@@ -1,0 +1,2 @@
+export function hasSources(): boolean;
+export function buildTs(): void;

@@ -1,0 +1,127 @@
+// The contract the scheduler drives a decoder through, owned here (the policy layer): the engine's BatchDecoder
+// implements it, the tests' FakeDecoder too. Nothing in this file depends on how decoding is done.
+
+/** A grammar constraint as the chat layer produces it; the decoder's sampler applies it. */
+export interface Grammar {
+  text: string;
+  /** 0 user (from its root on the raw output), 1 output format, 2 tool calls: those start after the generation prompt. */
+  kind: number;
+  /** Applied only once a trigger appears (optional tool calls). */
+  lazy: boolean;
+  /** type: 0 token, 1 word, 2 pattern, 3 full pattern. */
+  triggers: { type: number; value: string; token: number }[];
+  generationPrompt: string;
+}
+
+/** How a slot samples; temperature 0 (default) is greedy. llama.cpp's samplers, by their llama-server names. */
+export interface SamplingOptions {
+  temperature?: number;
+  dynatempRange?: number;
+  dynatempExponent?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  typicalP?: number;
+  topNSigma?: number;
+  xtcProbability?: number;
+  xtcThreshold?: number;
+  minKeep?: number;
+  seed?: number;
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  penaltyLastN?: number;
+  dryMultiplier?: number;
+  dryBase?: number;
+  dryAllowedLength?: number;
+  dryPenaltyLastN?: number;
+  drySequenceBreakers?: string[];
+  mirostat?: number;
+  mirostatTau?: number;
+  mirostatEta?: number;
+  /** The sampler chain by name (llama-server's `samplers`). */
+  samplers?: string[];
+  ignoreEos?: boolean;
+  /** token id -> additive bias (-Infinity or -100 bans a token). */
+  logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
+  grammar?: Grammar;
+}
+
+export interface StartOptions extends SamplingOptions {
+  maxTokens: number;
+  /** Special tokens whose text the output keeps (a chat template's tool-call markers). */
+  preservedTokens?: readonly number[];
+  /** Every special token keeps its text (llama-server's --special). */
+  renderSpecial?: boolean;
+  /** false: the slot's cached prefix is dropped (cache_prompt: false). Default true. */
+  reusePrefix?: boolean;
+  /** Report each token's probability and the nProbs most likely, from the logits or after the sampler chain. */
+  nProbs?: number;
+  postSampling?: boolean;
+  /** A slot that fills while generating drops the oldest half after the first nKeep tokens (-1: the prompt). */
+  contextShift?: boolean;
+  nKeep?: number;
+}
+
+export interface TokenProb {
+  token: number;
+  /** Natural log, or a probability after the sampler chain (postSampling). */
+  logprob: number;
+}
+
+export interface TokenProbs {
+  chosen: TokenProb;
+  top: readonly TokenProb[];
+}
+
+/** Why the decoder ended a slot. */
+export type EndReason = 'stop' | 'length' | 'context_full' | 'cancelled' | 'error';
+
+export interface SlotEvent {
+  slot: number;
+  /** The generated token, or null when the event only ends the slot (e.g. an end-of-generation token). */
+  token: number | null;
+  /** Complete UTF-8 text of this token (held-back bytes included once complete). */
+  text: string;
+  end: EndReason | null;
+  error?: string;
+  /** Prompt tokens this slot decoded in this step. */
+  promptProcessed: number;
+  /** Tokens a context shift dropped in this step. */
+  shifted?: number;
+  /** With nProbs: this token's probability and the most likely tokens. */
+  probs?: TokenProbs;
+}
+
+export interface StepResult {
+  events: SlotEvent[];
+  batchTokens: number;
+  promptTokens: number;
+  generatedTokens: number;
+  /** Times the step halved its prompt share because the KV had no room. */
+  retries: number;
+  decodeMicros: number;
+}
+
+/** What the scheduler needs of a decoder: slots over one model, advanced together one step at a time. */
+export interface Decoder {
+  readonly slots: number;
+  /** Prompt + generated tokens one slot can hold. */
+  readonly ctxPerSlot: number;
+  /** Most tokens one step may carry. */
+  readonly batchSize: number;
+  /** Starts a request on an idle slot; reuses the longest prefix the slot already holds. */
+  start(slot: number, tokens: readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number };
+  /** True: the slot is free now. False: the step in flight will end it with a 'cancelled' event. */
+  cancel(slot: number): boolean;
+  /** One llama_decode over all active slots; generating slots first, prompt chunks fill the budget. */
+  step(tokenBudget: number): Promise<StepResult>;
+  /** The tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
+  cachedPrefix(slot: number): readonly number[];
+  /** Idle slot `dst` gets the KV of `src`'s first `count` cached tokens. Between steps. */
+  copyPrefix(src: number, dst: number, count: number): number;
+  /** An idle slot's KV to a file and back, and dropped; queued behind any step in flight. */
+  saveSlot(slot: number, path: string): Promise<number>;
+  restoreSlot(slot: number, path: string): Promise<number>;
+  eraseSlot(slot: number): Promise<void>;
+}

@@ -1,0 +1,100 @@
+// The one place the server is wired: the HTTP app over late-bound engine parts, the metrics that observe the
+// scheduler and the responses, the live view's source. `npm start` assembles it before the model loads (so
+// /health answers 503 meanwhile) and attaches the engine once loaded; tests attach at once.
+import { basename } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { ChatTemplates, Device, Model } from '../engine/index.ts';
+import { LiveStats } from '../metrics/live-stats.ts';
+import { ServerMetrics } from '../metrics/server-metrics.ts';
+import type { Decoder } from '../scheduler/decoder.ts';
+import { Scheduler } from '../scheduler/scheduler.ts';
+import type { SchedulerOptions } from '../scheduler/types.ts';
+import { type BuildAppOptions, buildApp } from '../server/app.ts';
+import type { ServedModel, ServedScheduler, ServerConfig } from '../server/config.ts';
+import { StatsSource } from '../server/stats-source.ts';
+import { LateEngine } from './late-engine.ts';
+
+export interface AssembleOptions {
+  /** The model file (its name is the default model id until the model has loaded). */
+  path: string;
+  config: ServerConfig;
+  app?: BuildAppOptions;
+  scheduler?: SchedulerOptions;
+  /** KV cells in the pool, for the metrics and the live view. */
+  kvCellsTotal: number;
+  devices?: () => readonly Device[];
+  /** Wrap what the routes see of the scheduler or the model (tests inject faults this way). */
+  wrapScheduler?: (real: ServedScheduler) => ServedScheduler;
+  wrapModel?: (real: ServedModel) => ServedModel;
+}
+
+/** What attach() binds: a loaded model, its chat layer and a decoder over it. */
+export interface EngineParts {
+  model: Model;
+  chat: ChatTemplates;
+  decoder: Decoder;
+  /** KV cells holding tokens (the decoder's own count); default: the sum of the slots' cached prefixes. */
+  kvCellsUsed?: () => number;
+}
+
+export interface AssembledServer {
+  app: FastifyInstance;
+  metrics: ServerMetrics;
+  live: LiveStats;
+  /** The engine parts, once attached. */
+  readonly engine: LateEngine;
+  /** Binds the loaded engine and starts the scheduler; the app answers generation routes after markReady(). */
+  attach(parts: EngineParts): Scheduler;
+}
+
+export function assembleServer(o: AssembleOptions): AssembledServer {
+  const late = new LateEngine(o.path);
+  const live = new LiveStats();
+  let kvCellsUsed: () => number = () => late.scheduler?.snapshot().reduce((n, s) => n + s.cachedTokens, 0) ?? 0;
+  const metrics = new ServerMetrics(
+    {
+      busySlots: () => late.scheduler?.busySlots ?? 0,
+      queueLength: () => late.scheduler?.queueLength ?? 0,
+      kvCellsUsed: () => kvCellsUsed(),
+      kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
+      kvCellsTotal: () => o.kvCellsTotal,
+    },
+    { listener: live },
+  );
+  const aliases = [...(o.config.aliases ?? [])].sort();
+  const stats = new StatsSource({
+    modelId: aliases[0] ?? basename(o.path),
+    slots: o.config.slots,
+    ctxPerSlot: o.config.ctxPerSlot,
+    live,
+    scheduler: () => late.scheduler,
+    model: () => late.model?.info,
+    kv: () => ({ cellsUsed: kvCellsUsed(), cellsTotal: o.kvCellsTotal }),
+    devices: o.devices ?? (() => []),
+  });
+  const app = buildApp(
+    {
+      model: o.wrapModel ? o.wrapModel(late.servedModel) : late.servedModel,
+      chat: late.servedChat,
+      scheduler: o.wrapScheduler ? o.wrapScheduler(late.servedScheduler) : late.servedScheduler,
+      config: o.config,
+      metrics,
+      stats,
+    },
+    o.app,
+  );
+  return {
+    app,
+    metrics,
+    live,
+    engine: late,
+    attach(parts) {
+      late.model = parts.model;
+      late.chat = parts.chat;
+      late.decoder = parts.decoder;
+      if (parts.kvCellsUsed) kvCellsUsed = parts.kvCellsUsed;
+      late.scheduler = new Scheduler(parts.decoder, o.scheduler ?? {}, metrics);
+      return late.scheduler;
+    },
+  };
+}
