@@ -62,7 +62,7 @@ Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
                          method<&AddonBatchDecoder::SaveSlot>("saveSlot"),
                          method<&AddonBatchDecoder::RestoreSlot>("restoreSlot"),
                          method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
-                         method<&AddonBatchDecoder::CachedTokens>("cachedTokens"),
+                         method<&AddonBatchDecoder::CachedPrefix>("cachedPrefix"),
                          method<&AddonBatchDecoder::Info>("info"),
                          method<&AddonBatchDecoder::Dispose>("dispose"),
                          getter<&AddonBatchDecoder::GetDisposed>("disposed"),
@@ -184,9 +184,9 @@ Napi::Value AddonBatchDecoder::SlotInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
-Napi::Value AddonBatchDecoder::CachedTokens(const Napi::CallbackInfo &info) {
+Napi::Value AddonBatchDecoder::CachedPrefix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return tokensToJs(env, decoder(env)->cachedTokens(slotArg(info)));
+  return tokensToJs(env, decoder(env)->cachedPrefix(slotArg(info)));
 }
 
 Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {

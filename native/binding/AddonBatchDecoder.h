@@ -37,7 +37,7 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value SaveSlot(const Napi::CallbackInfo &info);
   Napi::Value RestoreSlot(const Napi::CallbackInfo &info);
   Napi::Value EraseSlot(const Napi::CallbackInfo &info);
-  Napi::Value CachedTokens(const Napi::CallbackInfo &info);
+  Napi::Value CachedPrefix(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);

@@ -1,4 +1,4 @@
-// Steps a 4-slot decoder on one thread while another reads slotInfo() and cachedTokens() as fast as it can, as JS
+// Steps a 4-slot decoder on one thread while another reads slotInfo() and cachedPrefix() as fast as it can, as JS
 // does while a step runs. Built with -fsanitize=thread by scripts/tsan-slot-reads.sh: ThreadSanitizer then reports
 // any read of slot state that a step writes without synchronisation.
 //   tsan-slot-reads MODEL.gguf
@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
   long cached = 0;
   while (!done) {
     for (int32_t slot = 0; slot < opts.nSlots; ++slot) {
-      cached += decoder.slotInfo(slot).cachedTokens + static_cast<long>(decoder.cachedTokens(slot).size());
+      cached += decoder.slotInfo(slot).cachedTokens + static_cast<long>(decoder.cachedPrefix(slot).size());
       ++reads;
     }
   }

@@ -462,7 +462,7 @@ SlotInfo BatchDecoder::slotInfo(int32_t slot) const {
   return views_[static_cast<size_t>(slot)].info;
 }
 
-std::vector<llama_token> BatchDecoder::cachedTokens(int32_t slot) const {
+std::vector<llama_token> BatchDecoder::cachedPrefix(int32_t slot) const {
   checkSlot(slot);
   std::lock_guard<std::mutex> lock(viewMutex_);
   return views_[static_cast<size_t>(slot)].cache;

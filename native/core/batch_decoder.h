@@ -6,7 +6,7 @@
 // Threading: step() runs on a thread of the caller's (the addon's step thread). start(), clear(), copyPrefix(),
 // saveSlot() and restoreSlot() change slots and must not overlap a step: start/clear/copyPrefix throw BUSY during one,
 // save/restore wait for it. cancel() may be called at any time and takes effect before the next token is emitted.
-// slotInfo(), cachedTokens(), hasWork() and kvCellsUsed() may be called at any time, from any thread: they answer
+// slotInfo(), cachedPrefix(), hasWork() and kvCellsUsed() may be called at any time, from any thread: they answer
 // from a snapshot published at the end of every step and every call that changes a slot, never from a slot a step
 // is changing. A snapshot rather than BUSY, because readers (a /slots view, metrics, slot choice) should not fail
 // while a step runs, and it is cheap: publishing copies only the tokens appended since the last publish.
@@ -130,7 +130,7 @@ class BatchDecoder {
 
   // From the last published snapshot (see Threading above): a copy, safe at any time.
   SlotInfo slotInfo(int32_t slot) const;
-  std::vector<llama_token> cachedTokens(int32_t slot) const;
+  std::vector<llama_token> cachedPrefix(int32_t slot) const;  // the tokens the slot's KV holds
   int32_t nSlots() const { return opts_.nSlots; }
   int32_t nCtxPerSlot() const { return nCtxSlot_; }
   int32_t nBatch() const { return opts_.nBatch; }

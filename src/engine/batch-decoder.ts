@@ -146,7 +146,7 @@ export class BatchDecoder implements Decoder {
   }
 
   cachedPrefix(slot: number): number[] {
-    return Array.from(callNative(() => this.#native.cachedTokens(slot)));
+    return Array.from(callNative(() => this.#native.cachedPrefix(slot)));
   }
 
   /** Frees the context (after a running step ends). Idempotent. */

@@ -193,7 +193,8 @@ export interface NativeBatchDecoder {
     pendingPrompt: number;
     generated: number;
   };
-  cachedTokens(slot: number): Int32Array;
+  /** The tokens the slot's KV holds (slotInfo().cachedTokens counts them). */
+  cachedPrefix(slot: number): Int32Array;
   copyPrefix(src: number, dst: number, count?: number): number;
   saveSlot(slot: number, path: string): Promise<number>;
   restoreSlot(slot: number, path: string): Promise<number>;
