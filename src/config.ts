@@ -5,6 +5,8 @@
 import { availableParallelism } from 'node:os';
 import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from './cli/flags.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
+import { LLAMA_SERVER_DEFAULTS } from './server/config.ts';
+import { samplersFromLetters } from './server/samplers.ts';
 
 export { FlagError as ConfigError } from './cli/flags.ts';
 
@@ -43,6 +45,8 @@ export interface ServeConfig {
   keep: number;
   contextShift: boolean;
   cachePrompt: boolean;
+  /** MiB of host RAM for prompt states (--cache-ram); 0: off; -1: no limit. */
+  cacheRamMiB: number;
   // Sampling defaults for requests that give none (llama-server's).
   temperature: number;
   topK: number;
@@ -127,6 +131,7 @@ export interface ServeConfig {
 type Key = Exclude<keyof ServeConfig, 'explicit' | 'warnings'>;
 
 export function defaultServeConfig(): ServeConfig {
+  const { nKeep, ...generation } = LLAMA_SERVER_DEFAULTS;
   return {
     model: undefined,
     aliases: [],
@@ -149,37 +154,13 @@ export function defaultServeConfig(): ServeConfig {
     offloadKv: true,
     mlock: false,
     mmap: true,
-    nPredict: -1,
-    keep: 0,
-    contextShift: false,
-    cachePrompt: true,
-    temperature: 0.8,
-    topK: 40,
-    topP: 0.95,
-    minP: 0.05,
-    typicalP: 1,
-    topNSigma: -1,
-    xtcProbability: 0,
-    xtcThreshold: 0.1,
-    repeatPenalty: 1,
-    repeatLastN: 64,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    dryMultiplier: 0,
-    dryBase: 1.75,
-    dryAllowedLength: 2,
-    dryPenaltyLastN: -1,
+    // Generation defaults are llama-server's, stated once (src/server/config.ts).
+    ...generation,
+    keep: nKeep,
     drySequenceBreakers: undefined,
-    dynatempRange: 0,
-    dynatempExponent: 1,
-    mirostat: 0,
-    mirostatEta: 0.1,
-    mirostatTau: 5,
-    seed: -1,
     samplers: undefined,
-    ignoreEos: false,
     logitBias: [],
-    grammar: undefined,
+    cacheRamMiB: 8192,
     grammarFile: undefined,
     jsonSchema: undefined,
     jsonSchemaFile: undefined,
@@ -241,20 +222,6 @@ function parseLogitBias(value: unknown): [number, number][] {
   const magnitude = m[3]?.toLowerCase() === 'inf' ? Number.POSITIVE_INFINITY : Number(m[3]);
   return [[Number(m[1]), m[2] === '-' ? -magnitude : magnitude]];
 }
-
-/** llama-server's `--sampling-seq` letters (common_sampler_types_from_chars). */
-const SAMPLER_CHARS: Record<string, string> = {
-  d: 'dry',
-  k: 'top_k',
-  y: 'typ_p',
-  p: 'top_p',
-  s: 'top_n_sigma',
-  m: 'min_p',
-  t: 'temperature',
-  x: 'xtc',
-  e: 'penalties',
-  a: 'adaptive_p',
-};
 
 const FLAGS: FlagSpec<Key>[] = [
   // ----- common params -----
@@ -396,11 +363,11 @@ const FLAGS: FlagSpec<Key>[] = [
     names: ['-cram', '--cache-ram'],
     env: 'LLAMA_ARG_CACHE_RAM',
     kind: 'int',
+    key: 'cacheRamMiB',
     min: -1,
     max: 1 << 30,
     group: COMMON,
-    help: 'MiB of host RAM for the prompt cache',
-    ignored: 'no host-RAM prompt cache yet: each slot keeps its last prompt in the KV for reuse',
+    help: "MiB of host RAM for prompt states: a slot's KV is kept there before the slot moves on, and restored when its prompt returns (default 8192; 0: off; -1: no limit)",
   },
   {
     names: ['-kvu', '--kv-unified'],
@@ -508,12 +475,7 @@ const FLAGS: FlagSpec<Key>[] = [
     value: 'SEQUENCE',
     group: SAMPLING,
     help: 'the same in letters: d dry, k top_k, y typ_p, p top_p, s top_n_sigma, m min_p, t temperature, x xtc, e penalties',
-    parse: (v) =>
-      [...String(v)].map((c) => {
-        const name = SAMPLER_CHARS[c];
-        if (name === undefined) throw new Error(`unknown sampler letter '${c}'`);
-        return name;
-      }),
+    parse: (v) => samplersFromLetters(String(v)),
   },
   {
     names: ['-s', '--seed'],
@@ -986,7 +948,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'int',
     group: SERVER,
     help: 'minimum chunk to reuse by shifting the KV cache',
-    ignored: "prompts are reused by their common prefix with a slot's cache",
+    ignored: "prompts are reused by their common prefix with a slot's cache or the RAM cache (--cache-ram)",
   },
   {
     names: ['-sps', '--slot-prompt-similarity'],
