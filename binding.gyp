@@ -11,22 +11,26 @@
   "targets": [
     {
       "target_name": "llama_addon",
+      "variables": {
+        # As in CMakeLists.txt: our own C++ warning-free; llama.cpp's and node-addon-api's headers are system headers.
+        "project_warnings": ["-Wall", "-Wextra", "-Wpedantic", "-Werror"],
+        "system_includes": [
+          "-isystem", "<(module_root_dir)/<!(node -p \"require('node-addon-api').include_dir\")",
+          "-isystem", "<(llama_cpp_dir)/include",
+          "-isystem", "<(llama_cpp_dir)/ggml/include",
+          "-isystem", "<(llama_cpp_dir)/common",
+          "-isystem", "<(llama_cpp_dir)/vendor"
+        ]
+      },
       "sources": [
         "<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cpp')).map(f=>'native/core/'+f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/binding').filter(f=>f.endsWith('.cpp')).map(f=>'native/binding/'+f).join(' ')\")"
       ],
-      "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/core",
-        "<(llama_cpp_dir)/include",
-        "<(llama_cpp_dir)/ggml/include",
-        "<(llama_cpp_dir)/common",
-        "<(llama_cpp_dir)/vendor"
-      ],
+      "include_dirs": ["native/core"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags!": ["-fno-exceptions"],
+      "cflags!": ["-fno-exceptions", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "<@(project_warnings)", "<@(system_includes)"],
       "libraries": [
         "-Wl,--start-group",
         "<(llama_build_dir)/llama.cpp/common/libllama-common.a",
@@ -44,6 +48,7 @@
         ["OS=='mac'", {
           "xcode_settings": {
             "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "OTHER_CPLUSPLUSFLAGS": ["<@(project_warnings)", "<@(system_includes)"],
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "MACOSX_DEPLOYMENT_TARGET": "11.0"
           },

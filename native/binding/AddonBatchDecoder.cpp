@@ -2,8 +2,6 @@
 
 #include "AddonModel.h"
 #include "convert.h"
-#include "js_errors.h"
-#include "thread_job.h"
 
 namespace binding {
 namespace {
@@ -55,32 +53,30 @@ int32_t slotArg(const Napi::CallbackInfo &info) {
 Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
   return DefineClass(env, "BatchDecoder",
                      {
-                         InstanceMethod("start", &AddonBatchDecoder::Start),
-                         InstanceMethod("cancel", &AddonBatchDecoder::Cancel),
-                         InstanceMethod("clear", &AddonBatchDecoder::Clear),
-                         InstanceMethod("step", &AddonBatchDecoder::Step),
-                         InstanceMethod("slotInfo", &AddonBatchDecoder::SlotInfo),
-                         InstanceMethod("copyPrefix", &AddonBatchDecoder::CopyPrefix),
-                         InstanceMethod("saveSlot", &AddonBatchDecoder::SaveSlot),
-                         InstanceMethod("restoreSlot", &AddonBatchDecoder::RestoreSlot),
-                         InstanceMethod("eraseSlot", &AddonBatchDecoder::EraseSlot),
-                         InstanceMethod("cachedTokens", &AddonBatchDecoder::CachedTokens),
-                         InstanceMethod("info", &AddonBatchDecoder::Info),
-                         InstanceMethod("dispose", &AddonBatchDecoder::Dispose),
-                         InstanceAccessor("disposed", &AddonBatchDecoder::GetDisposed, nullptr),
+                         method<&AddonBatchDecoder::Start>("start"),
+                         method<&AddonBatchDecoder::Cancel>("cancel"),
+                         method<&AddonBatchDecoder::Clear>("clear"),
+                         method<&AddonBatchDecoder::Step>("step"),
+                         method<&AddonBatchDecoder::SlotInfo>("slotInfo"),
+                         method<&AddonBatchDecoder::CopyPrefix>("copyPrefix"),
+                         method<&AddonBatchDecoder::SaveSlot>("saveSlot"),
+                         method<&AddonBatchDecoder::RestoreSlot>("restoreSlot"),
+                         method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
+                         method<&AddonBatchDecoder::CachedPrefix>("cachedPrefix"),
+                         method<&AddonBatchDecoder::Info>("info"),
+                         method<&AddonBatchDecoder::Dispose>("dispose"),
+                         getter<&AddonBatchDecoder::GetDisposed>("disposed"),
                      });
 }
 
 // new BatchDecoder(model, options): creating the context allocates the KV cache; done synchronously
 // because it is quick next to a model load, and the caller needs the object at once.
-AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<AddonBatchDecoder>(info) {
+AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : GuardedWrap<AddonBatchDecoder>(info) {
   Napi::Env env = info.Env();
   guard(env, [&]() {
-    AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
-    if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
-    Napi::Object o = optionalObject(info, 1, "options");
-    const core::DecoderOptions opts = decoderOptionsFrom(o);
-    decoder_ = std::make_shared<core::BatchDecoder>(model->model(env), opts);
+    std::shared_ptr<core::Model> model = AddonModel::modelArg(info, 0);
+    const core::DecoderOptions opts = decoderOptionsFrom(optionalObject(info, 1, "options"));
+    decoder_ = std::make_shared<core::BatchDecoder>(std::move(model), opts);
     stepThread_ = std::make_unique<core::SerialExecutor>();
   });
 }
@@ -90,156 +86,118 @@ std::shared_ptr<core::BatchDecoder> AddonBatchDecoder::decoder(Napi::Env env) co
   return decoder_;
 }
 
+std::shared_ptr<core::BatchDecoder> AddonBatchDecoder::betweenSteps(Napi::Env env, const char *what) const {
+  auto d = decoder(env);
+  if (*stepsInFlight_ > 0) {
+    throw core::Error(core::codes::kBusy, std::string("a step is running; ") + what + " slots between steps");
+  }
+  return d;
+}
+
 Napi::Value AddonBatchDecoder::Start(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    if (*stepsInFlight_ > 0) throw core::Error(core::codes::kBusy, "a step is running; start slots between steps");
-    const int32_t slot = slotArg(info);
-    core::StartParams p;
-    p.prompt = requireTokens(info, 1, "tokens");
-    Napi::Object o = optionalObject(info, 2, "params");
-    p.maxTokens = optionalInt(o, "maxTokens", 256, 1, 1 << 24);
-    p.sampling = samplingFrom(o);
-    p.preservedTokens = optionalTokens(o, "preservedTokens");
-    p.renderSpecial = optionalBool(o, "renderSpecial", false);
-    p.reusePrefix = optionalBool(o, "reusePrefix", true);
-    p.nProbs = optionalInt(o, "nProbs", 0, 0, 1024);
-    p.postSampling = optionalBool(o, "postSampling", false);
-    p.contextShift = optionalBool(o, "contextShift", false);
-    p.nKeep = optionalInt(o, "nKeep", 0, -1, 1 << 24);
-    const core::StartResult r = d->start(slot, p);
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("reusedTokens", r.reusedTokens);
-    out.Set("promptTokens", r.promptTokens);
-    return out;
-  });
+  auto d = betweenSteps(env, "start");
+  const int32_t slot = slotArg(info);
+  core::StartParams p = startParamsFrom(optionalObject(info, 2, "params"));
+  p.prompt = requireTokens(info, 1, "tokens");
+  const core::StartResult r = d->start(slot, p);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("reusedTokens", r.reusedTokens);
+  out.Set("promptTokens", r.promptTokens);
+  return out;
 }
 
 Napi::Value AddonBatchDecoder::Cancel(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value { return Napi::Boolean::New(env, decoder(env)->cancel(slotArg(info))); });
+  return Napi::Boolean::New(env, decoder(env)->cancel(slotArg(info)));
 }
 
 Napi::Value AddonBatchDecoder::Clear(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    if (*stepsInFlight_ > 0) throw core::Error(core::codes::kBusy, "a step is running; clear slots between steps");
-    d->clear(slotArg(info));
-    return env.Undefined();
-  });
+  auto d = betweenSteps(env, "clear");
+  d->clear(slotArg(info));
+  return env.Undefined();
 }
 
 Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    int32_t budget = d->nBatch();
-    if (info.Length() > 0 && !info[0].IsUndefined()) {
-      if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
-      budget = info[0].As<Napi::Number>().Int32Value();
-    }
-    return ThreadJob<core::StepResult>::queue(
-        env, *stepThread_, stepsInFlight_, [d = std::move(d), budget]() { return d->step(budget); },
-        [](Napi::Env e, core::StepResult &r) -> Napi::Value { return stepResultToJs(e, r); });
-  });
+  auto d = decoder(env);
+  int32_t budget = d->nBatch();
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
+    budget = info[0].As<Napi::Number>().Int32Value();
+  }
+  return queueOnStepThread(
+      env, [d = std::move(d), budget]() { return d->step(budget); },
+      [](Napi::Env e, core::StepResult &r) -> Napi::Value { return stepResultToJs(e, r); });
 }
 
 // copyPrefix(src, dst, count?) -> tokens copied: dst (idle) gets src's cached KV, between steps.
 Napi::Value AddonBatchDecoder::CopyPrefix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    if (*stepsInFlight_ > 0) throw core::Error(core::codes::kBusy, "a step is running; copy slots between steps");
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-      throw core::Error(core::codes::kInvalidArgument, "copyPrefix(src, dst, count?) takes slot numbers");
-    }
-    const int32_t count = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
-    return Napi::Number::New(
-        env, d->copyPrefix(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), count));
-  });
+  auto d = betweenSteps(env, "copy");
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    throw core::Error(core::codes::kInvalidArgument, "copyPrefix(src, dst, count?) takes slot numbers");
+  }
+  const int32_t count = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+  return Napi::Number::New(
+      env, d->copyPrefix(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), count));
 }
 
 // saveSlot(slot, path) -> Promise<bytes>; restoreSlot(slot, path) -> Promise<tokens>: on the step thread, so they
 // never overlap a step and never block the JS thread on disk.
 Napi::Value AddonBatchDecoder::SaveSlot(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    const int32_t slot = slotArg(info);
-    std::string path = requireString(info, 1, "path");
-    return ThreadJob<size_t>::queue(
-        env, *stepThread_, stepsInFlight_, [d = std::move(d), slot, path]() { return d->saveSlot(slot, path); },
-        [](Napi::Env e, size_t &bytes) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(bytes)); });
-  });
+  return slotFileJob(info, &core::BatchDecoder::saveSlot);
 }
 
 Napi::Value AddonBatchDecoder::RestoreSlot(const Napi::CallbackInfo &info) {
+  return slotFileJob(info, &core::BatchDecoder::restoreSlot);
+}
+
+template <typename R>
+Napi::Value AddonBatchDecoder::slotFileJob(const Napi::CallbackInfo &info,
+                                           R (core::BatchDecoder::*fn)(int32_t, const std::string &)) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    const int32_t slot = slotArg(info);
-    std::string path = requireString(info, 1, "path");
-    return ThreadJob<int32_t>::queue(
-        env, *stepThread_, stepsInFlight_, [d = std::move(d), slot, path]() { return d->restoreSlot(slot, path); },
-        [](Napi::Env e, int32_t &n) -> Napi::Value { return Napi::Number::New(e, n); });
-  });
+  const int32_t slot = slotArg(info);
+  std::string path = requireString(info, 1, "path");
+  return queueOnStepThread(
+      env, [d = decoder(env), fn, slot, path]() { return (d.get()->*fn)(slot, path); },
+      [](Napi::Env e, R &n) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(n)); });
 }
 
 // eraseSlot(slot) -> Promise<void>: clear() queued behind any step, for callers that can't wait for one to end.
 Napi::Value AddonBatchDecoder::EraseSlot(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    const int32_t slot = slotArg(info);
-    return ThreadJob<int32_t>::queue(
-        env, *stepThread_, stepsInFlight_,
-        [d = std::move(d), slot]() {
-          d->clear(slot);
-          return 0;
-        },
-        [](Napi::Env e, int32_t &) -> Napi::Value { return e.Undefined(); });
-  });
+  auto d = decoder(env);
+  const int32_t slot = slotArg(info);
+  return queueOnStepThread(env, [d = std::move(d), slot]() { d->clear(slot); });
 }
 
 Napi::Value AddonBatchDecoder::SlotInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    const core::SlotInfo s = decoder(env)->slotInfo(slotArg(info));
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("state", core::slotStateName(s.state));
-    o.Set("cachedTokens", s.cachedTokens);
-    o.Set("pendingPrompt", s.pendingPrompt);
-    o.Set("generated", s.generated);
-    return o;
-  });
+  const core::SlotInfo s = decoder(env)->slotInfo(slotArg(info));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("state", core::slotStateName(s.state));
+  o.Set("cachedTokens", s.cachedTokens);
+  o.Set("pendingPrompt", s.pendingPrompt);
+  o.Set("generated", s.generated);
+  return o;
 }
 
-Napi::Value AddonBatchDecoder::CachedTokens(const Napi::CallbackInfo &info) {
+Napi::Value AddonBatchDecoder::CachedPrefix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value { return tokensToJs(env, decoder(env)->cachedTokens(slotArg(info))); });
+  return tokensToJs(env, decoder(env)->cachedPrefix(slotArg(info)));
 }
 
 Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto d = decoder(env);
-    const core::DecoderOptions &o = d->options();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("nSlots", d->nSlots());
-    out.Set("nCtxPerSlot", d->nCtxPerSlot());
-    out.Set("nBatch", o.nBatch);
-    out.Set("nUbatch", o.nUbatch);
-    out.Set("kvType", o.kvType);
-    out.Set("kvTypeV", o.kvTypeV.empty() ? o.kvType : o.kvTypeV);
-    out.Set("offloadKv", o.offloadKv);
-    out.Set("kvUnified", o.kvUnified);
-    out.Set("flashAttn", o.flashAttn);
-    out.Set("swaFull", o.swaFull);
-    out.Set("kvCellsUsed", Napi::Number::New(env, static_cast<double>(d->kvCellsUsed())));
-    return out;
-  });
+  auto d = decoder(env);
+  const core::DecoderOptions &o = d->options();
+  Napi::Object out = decoderOptionsToJs(env, o);
+  out.Set("nCtxPerSlot", d->nCtxPerSlot());  // with kvUnified and nCtxSlotMax, what one slot may use
+  out.Set("kvTypeV", o.kvTypeV.empty() ? o.kvType : o.kvTypeV);
+  out.Set("kvCellsUsed", Napi::Number::New(env, static_cast<double>(d->kvCellsUsed())));
+  return out;
 }
 
 Napi::Value AddonBatchDecoder::Dispose(const Napi::CallbackInfo &info) {

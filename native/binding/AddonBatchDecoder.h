@@ -1,21 +1,33 @@
 #pragma once
-// JS class BatchDecoder: start/cancel/clear slots, step() as a Promise on a worker thread.
+// JS class BatchDecoder: start/cancel/clear slots, step() as a Promise on the decoder's own step thread.
 #include <napi.h>
 
 #include <memory>
 
 #include "batch_decoder.h"
+#include "js_errors.h"
+#include "promise_job.h"
 #include "serial_executor.h"
 
 namespace binding {
 
-class AddonBatchDecoder : public Napi::ObjectWrap<AddonBatchDecoder> {
+class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit AddonBatchDecoder(const Napi::CallbackInfo &info);
 
  private:
   std::shared_ptr<core::BatchDecoder> decoder(Napi::Env env) const;
+  // The decoder, or BUSY while a step is queued or running (`what`: the refused action).
+  std::shared_ptr<core::BatchDecoder> betweenSteps(Napi::Env env, const char *what) const;
+  // Work for the step thread, counted in stepsInFlight_ until its promise settles.
+  template <typename Work, typename ToJs = ResolveUndefined>
+  Napi::Promise queueOnStepThread(Napi::Env env, Work work, ToJs toJs = {}) {
+    Napi::Promise promise =
+        queueOnThread(env, *stepThread_, std::move(work), std::move(toJs), [n = stepsInFlight_]() { --*n; });
+    ++*stepsInFlight_;  // after queueing, which may throw; the job settles on this thread, so not before this
+    return promise;
+  }
   Napi::Value Start(const Napi::CallbackInfo &info);
   Napi::Value Cancel(const Napi::CallbackInfo &info);
   Napi::Value Clear(const Napi::CallbackInfo &info);
@@ -25,10 +37,13 @@ class AddonBatchDecoder : public Napi::ObjectWrap<AddonBatchDecoder> {
   Napi::Value SaveSlot(const Napi::CallbackInfo &info);
   Napi::Value RestoreSlot(const Napi::CallbackInfo &info);
   Napi::Value EraseSlot(const Napi::CallbackInfo &info);
-  Napi::Value CachedTokens(const Napi::CallbackInfo &info);
+  Napi::Value CachedPrefix(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);
+  // saveSlot/restoreSlot(slot, path): `fn` on the step thread, resolving with the number it returns.
+  template <typename R>
+  Napi::Value slotFileJob(const Napi::CallbackInfo &info, R (core::BatchDecoder::*fn)(int32_t, const std::string &));
 
   // Shared with queued steps, so dispose() during a step frees the context after it ends.
   std::shared_ptr<core::BatchDecoder> decoder_;

@@ -6,10 +6,11 @@
 #include <memory>
 
 #include "chat_templates.h"
+#include "js_errors.h"
 
 namespace binding {
 
-class AddonChatParser : public Napi::ObjectWrap<AddonChatParser> {
+class AddonChatParser : public GuardedWrap<AddonChatParser> {
  public:
   static Napi::Function Init(Napi::Env env);
   // new ChatParser(parserConfigJson)

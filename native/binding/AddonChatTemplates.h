@@ -6,10 +6,11 @@
 #include <memory>
 
 #include "chat_templates.h"
+#include "js_errors.h"
 
 namespace binding {
 
-class AddonChatTemplates : public Napi::ObjectWrap<AddonChatTemplates> {
+class AddonChatTemplates : public GuardedWrap<AddonChatTemplates> {
  public:
   static Napi::Function Init(Napi::Env env);
   // new ChatTemplates(model, { template?, jinja?, reasoningFormat?, defaultKwargs?, enableThinking? })

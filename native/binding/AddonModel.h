@@ -7,24 +7,25 @@
 #include <memory>
 #include <mutex>
 
+#include "addon_data.h"
+#include "js_errors.h"
 #include "model.h"
 
 namespace binding {
 
-class AddonModel : public Napi::ObjectWrap<AddonModel> {
+class AddonModel : public GuardedWrap<AddonModel> {
  public:
   static Napi::Function Init(Napi::Env env);
   // The AddonModel behind a JS value, or nullptr when it is not one of ours (checked with instanceof,
   // since unwrapping a foreign object would reinterpret its pointer).
   static AddonModel *from(Napi::Env env, Napi::Value value);
+  // The loaded model behind an argument: INVALID_ARGUMENT when it is not a Model, DISPOSED / BUSY as model().
+  static std::shared_ptr<core::Model> modelArg(const Napi::CallbackInfo &info, size_t index);
   explicit AddonModel(const Napi::CallbackInfo &info);
   ~AddonModel() override;
 
   // Used by workers and other wrapped classes; throws DISPOSED / BUSY as JS errors.
   std::shared_ptr<core::Model> model(Napi::Env env);
-  // Called by the load worker on the main thread.
-  void finishLoad(std::shared_ptr<core::Model> model);
-  bool disposed() const { return disposed_; }
   void dispose();
 
  private:
@@ -40,7 +41,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   Napi::Value ApplyChatTemplate(const Napi::CallbackInfo &info);
   Napi::Value ReferenceGreedy(const Napi::CallbackInfo &info);
 
-  std::mutex mutex_;  // guards model_ against dispose from a cleanup hook
+  std::shared_ptr<LiveModels> live_;  // this environment's, for its cleanup hook
+  std::mutex mutex_;                  // model_ is swapped out under it and freed outside it
   std::shared_ptr<core::Model> model_;
   std::shared_ptr<std::atomic<bool>> abortLoad_ = std::make_shared<std::atomic<bool>>(false);
   bool loading_ = false;

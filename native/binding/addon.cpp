@@ -1,4 +1,4 @@
-// Module entry: classes, free functions, and the environment cleanup hook.
+// Module entry: classes, free functions, and the environment's addon data (with its cleanup hook).
 #include <napi.h>
 
 #include <thread>
@@ -7,6 +7,7 @@
 #include "AddonChatParser.h"
 #include "AddonChatTemplates.h"
 #include "AddonModel.h"
+#include "addon_data.h"
 #include "backend.h"
 #include "build-info.h"
 #include "chat_templates.h"
@@ -14,118 +15,54 @@
 #include "js_errors.h"
 #include "llama.h"
 #include "memory_probe.h"
+#include "promise_job.h"
 #include "quantize.h"
 
 namespace binding {
-
-void disposeAllModels();
-
 namespace {
 
-class QuantizeWorker : public PromiseWorker {
- public:
-  QuantizeWorker(Napi::Env env, std::string in, std::string out, std::string type, int threads)
-      : PromiseWorker(env), in_(std::move(in)), out_(std::move(out)), type_(std::move(type)), threads_(threads) {}
-
- protected:
-  void Run() override { core::quantizeModel(in_, out_, type_, threads_); }
-
- private:
-  std::string in_, out_, type_;
-  int threads_;
-};
-
+// quantize(input, output, type, { threads }) -> Promise<void>
 Napi::Value Quantize(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    std::string in = requireString(info, 0, "input");
-    std::string out = requireString(info, 1, "output");
-    std::string type = requireString(info, 2, "type");
-    Napi::Object o = optionalObject(info, 3, "options");
-    const int threads = optionalInt(o, "threads", 0, 0, 1024);
-    auto *worker = new QuantizeWorker(env, std::move(in), std::move(out), std::move(type), threads);
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
+  std::string in = requireString(info, 0, "input");
+  std::string out = requireString(info, 1, "output");
+  std::string type = requireString(info, 2, "type");
+  const int threads = optionalInt(optionalObject(info, 3, "options"), "threads", 0, 0, 1024);
+  return queueOnPool(info.Env(), [in = std::move(in), out = std::move(out), type = std::move(type), threads]() {
+    core::quantizeModel(in, out, type, threads);
   });
 }
-
-class ProbeMemoryWorker : public PromiseWorker {
- public:
-  ProbeMemoryWorker(Napi::Env env, std::string path, core::LoadOptions load, core::DecoderOptions decoder)
-      : PromiseWorker(env), path_(std::move(path)), load_(load), decoder_(std::move(decoder)) {}
-
- protected:
-  void Run() override { log_ = core::probeMemoryLog(path_, load_, decoder_); }
-  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, log_); }
-
- private:
-  std::string path_;
-  core::LoadOptions load_;
-  core::DecoderOptions decoder_;
-  std::string log_;
-};
 
 // probeMemory(path, loadOptions, decoderOptions) -> Promise<string>: llama.cpp's log of a load and a
 // context creation, where it reports every buffer it allocates.
 Napi::Value ProbeMemory(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    std::string path = requireString(info, 0, "path");
-    const core::LoadOptions load = loadOptionsFrom(optionalObject(info, 1, "loadOptions"));
-    const core::DecoderOptions decoder = decoderOptionsFrom(optionalObject(info, 2, "decoderOptions"));
-    auto *worker = new ProbeMemoryWorker(env, std::move(path), load, decoder);
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
-  });
+  std::string path = requireString(info, 0, "path");
+  const core::LoadOptions load = loadOptionsFrom(optionalObject(info, 1, "loadOptions"));
+  const core::DecoderOptions decoder = decoderOptionsFrom(optionalObject(info, 2, "decoderOptions"));
+  return queueOnPool(
+      info.Env(), [path = std::move(path), load, decoder]() { return core::probeMemoryLog(path, load, decoder); },
+      [](Napi::Env env, std::string &log) -> Napi::Value { return Napi::String::New(env, log); });
 }
 
-class GrammarWorker : public PromiseWorker {
- public:
-  // From a JSON schema (schemaJson non-empty) or a GBNF grammar to check (model set).
-  GrammarWorker(Napi::Env env, std::shared_ptr<core::Model> model, std::string input)
-      : PromiseWorker(env), model_(std::move(model)), input_(std::move(input)) {}
-
- protected:
-  void Run() override {
-    if (model_) {
-      core::checkGrammar(*model_, input_);
-      grammar_ = input_;
-    } else {
-      grammar_ = core::jsonSchemaToGrammar(input_);
-    }
-  }
-  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, grammar_); }
-
- private:
-  std::shared_ptr<core::Model> model_;
-  std::string input_;
-  std::string grammar_;
-};
+Napi::Value resolveString(Napi::Env env, std::string &s) {
+  return Napi::String::New(env, s);
+}
 
 // jsonSchemaToGrammar(schemaJson) -> Promise<string>: llama.cpp's conversion, off the main thread.
 Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    auto *worker = new GrammarWorker(env, nullptr, requireString(info, 0, "schema"));
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
-  });
+  return queueOnPool(
+      info.Env(), [schema = requireString(info, 0, "schema")]() { return core::jsonSchemaToGrammar(schema); },
+      resolveString);
 }
 
 // checkGrammar(model, gbnf) -> Promise<string>: resolves with the grammar when llama.cpp parses it.
 Napi::Value CheckGrammar(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    AddonModel *model = info.Length() > 0 ? AddonModel::from(env, info[0]) : nullptr;
-    if (model == nullptr) throw core::Error(core::codes::kInvalidArgument, "model must be a Model");
-    auto *worker = new GrammarWorker(env, model->model(env), requireString(info, 1, "grammar"));
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
-  });
+  return queueOnPool(
+      info.Env(),
+      [m = AddonModel::modelArg(info, 0), grammar = requireString(info, 1, "grammar")]() {
+        core::checkGrammar(*m, grammar);
+        return grammar;
+      },
+      resolveString);
 }
 
 Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
@@ -164,32 +101,50 @@ Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
 
 Napi::Value SetLogLevel(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
-    const std::string name = requireString(info, 0, "level");
-    const auto none = static_cast<core::LogLevel>(-1);
-    const core::LogLevel level = core::parseLogLevel(name, none);
-    if (level == none) throw makeError(env, core::codes::kInvalidArgument, "level must be none|error|warn|info|debug");
-    core::setLogLevel(level);
-    return env.Undefined();
-  });
+  const std::string name = requireString(info, 0, "level");
+  const auto none = static_cast<core::LogLevel>(-1);
+  const core::LogLevel level = core::parseLogLevel(name, none);
+  if (level == none) throw makeError(env, core::codes::kInvalidArgument, "level must be none|error|warn|info|debug");
+  core::setLogLevel(level);
+  return env.Undefined();
+}
+
+// defaults() -> { load, decoder, chatTemplates }: the core structs' defaults, which the TypeScript layer uses instead
+// of stating them again.
+Napi::Value Defaults(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("load", loadOptionsToJs(env, core::LoadOptions{}));
+  o.Set("decoder", decoderOptionsToJs(env, core::DecoderOptions{}));
+  o.Set("chatTemplates", chatTemplateOptionsToJs(env, core::ChatTemplateOptions{}));
+  return o;
+}
+
+template <Napi::Value (*Fn)(const Napi::CallbackInfo &)>
+void exportFunction(Napi::Env env, Napi::Object exports, const char *name) {
+  exports.Set(name, Napi::Function::New(env, guarded<Fn>, name));
 }
 
 }  // namespace
 
+// Runs once per environment: the main thread and each worker_thread that loads the addon.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  core::ensureBackend();
-  exports.Set("Model", AddonModel::Init(env));
-  exports.Set("BatchDecoder", AddonBatchDecoder::Init(env));
-  exports.Set("ChatTemplates", AddonChatTemplates::Init(env));
-  exports.Set("ChatParser", AddonChatParser::Init(env));
-  exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));
-  exports.Set("checkGrammar", Napi::Function::New(env, CheckGrammar, "checkGrammar"));
-  exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
-  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
-  exports.Set("probeMemory", Napi::Function::New(env, ProbeMemory, "probeMemory"));
-  exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel, "setLogLevel"));
-  env.AddCleanupHook([]() { disposeAllModels(); });
-  return exports;
+  return guard(env, [&]() {
+    core::ensureBackend();
+    initAddonData(env);
+    exports.Set("Model", AddonModel::Init(env));
+    exports.Set("BatchDecoder", AddonBatchDecoder::Init(env));
+    exports.Set("ChatTemplates", AddonChatTemplates::Init(env));
+    exports.Set("ChatParser", AddonChatParser::Init(env));
+    exportFunction<JsonSchemaToGrammar>(env, exports, "jsonSchemaToGrammar");
+    exportFunction<CheckGrammar>(env, exports, "checkGrammar");
+    exportFunction<Quantize>(env, exports, "quantize");
+    exportFunction<SystemInfo>(env, exports, "systemInfo");
+    exportFunction<ProbeMemory>(env, exports, "probeMemory");
+    exportFunction<SetLogLevel>(env, exports, "setLogLevel");
+    exportFunction<Defaults>(env, exports, "defaults");
+    return exports;
+  });
 }
 
 }  // namespace binding

@@ -18,28 +18,36 @@ std::string requireString(const Napi::CallbackInfo &info, size_t index, const ch
   return info[index].As<Napi::String>().Utf8Value();
 }
 
-std::vector<llama_token> requireTokens(const Napi::CallbackInfo &info, size_t index, const char *name) {
-  if (info.Length() <= index) bad(std::string(name) + " must be an Int32Array or an array of token ids");
-  Napi::Value v = info[index];
+namespace {
+
+// An Int32Array, or an array of integer token ids.
+std::vector<llama_token> tokensFrom(const Napi::Value &v, const std::string &name) {
   std::vector<llama_token> out;
   if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
     Napi::Int32Array arr = v.As<Napi::Int32Array>();
     out.assign(arr.Data(), arr.Data() + arr.ElementLength());
     return out;
   }
-  if (!v.IsArray()) bad(std::string(name) + " must be an Int32Array or an array of token ids");
+  if (!v.IsArray()) bad(name + " must be an Int32Array or an array of token ids");
   Napi::Array arr = v.As<Napi::Array>();
   out.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value e = arr.Get(i);
-    if (!e.IsNumber()) bad(std::string(name) + "[" + std::to_string(i) + "] is not a number");
+    if (!e.IsNumber()) bad(name + "[" + std::to_string(i) + "] is not a number");
     const double d = e.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d != std::floor(d) || d < INT32_MIN || d > INT32_MAX) {
-      bad(std::string(name) + "[" + std::to_string(i) + "] is not an integer token id");
+      bad(name + "[" + std::to_string(i) + "] is not an integer token id");
     }
     out.push_back(static_cast<llama_token>(d));
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<llama_token> requireTokens(const Napi::CallbackInfo &info, size_t index, const char *name) {
+  if (info.Length() <= index) bad(std::string(name) + " must be an Int32Array or an array of token ids");
+  return tokensFrom(info[index], name);
 }
 
 Napi::Int32Array tokensToJs(Napi::Env env, const std::vector<llama_token> &tokens) {
@@ -112,51 +120,171 @@ std::vector<std::string> optionalStrings(const Napi::Object &obj, const char *ke
 
 std::vector<llama_token> optionalTokens(const Napi::Object &obj, const char *key) {
   Napi::Value v = obj.Get(key);
-  std::vector<llama_token> out;
-  if (v.IsUndefined() || v.IsNull()) return out;
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-    Napi::Int32Array arr = v.As<Napi::Int32Array>();
-    out.assign(arr.Data(), arr.Data() + arr.ElementLength());
-    return out;
+  if (v.IsUndefined() || v.IsNull()) return {};
+  return tokensFrom(v, key);
+}
+
+namespace {
+
+// Each struct's JS face is one list of fields, `field(name, member[, min, max])`, read by FromJs and written by ToJs,
+// so a name or range is stated once. An absent field keeps the struct's default: defaults are stated in core only.
+class FromJs {
+ public:
+  explicit FromJs(const Napi::Object &o) : o_(o) {}
+  void operator()(const char *key, int32_t &v, int32_t min, int32_t max) const {
+    v = optionalInt(o_, key, v, min, max);
   }
-  if (!v.IsArray()) bad(std::string(key) + " must be an array of token ids");
-  Napi::Array arr = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value e = arr.Get(i);
-    if (!e.IsNumber()) bad(std::string(key) + "[" + std::to_string(i) + "] is not a number");
-    out.push_back(e.As<Napi::Number>().Int32Value());
+  void operator()(const char *key, float &v, double min, double max) const {
+    v = static_cast<float>(optionalNumber(o_, key, v, min, max));
   }
+  void operator()(const char *key, bool &v) const { v = optionalBool(o_, key, v); }
+  void operator()(const char *key, std::string &v) const { v = optionalString(o_, key, v); }
+  void operator()(const char *key, std::vector<std::string> &v) const { v = optionalStrings(o_, key, v); }
+
+ private:
+  const Napi::Object &o_;
+};
+
+class ToJs {
+ public:
+  explicit ToJs(Napi::Env env) : o_(Napi::Object::New(env)) {}
+  template <typename T, typename... Range>
+  void operator()(const char *key, const T &v, Range...) {
+    o_.Set(key, v);
+  }
+  Napi::Object object() const { return o_; }
+
+ private:
+  Napi::Object o_;
+};
+
+constexpr auto loadFields = [](auto &o, auto &&field) {
+  field("nGpuLayers", o.nGpuLayers, -1, 100000);
+  field("useMmap", o.useMmap);
+  field("useMlock", o.useMlock);
+};
+
+constexpr auto decoderFields = [](auto &o, auto &&field) {
+  field("nSlots", o.nSlots, 1, 4096);
+  field("nCtxPerSlot", o.nCtxPerSlot, 1, 1 << 24);
+  field("kvUnified", o.kvUnified);
+  field("nCtxSlotMax", o.nCtxSlotMax, 0, 1 << 24);
+  field("nBatch", o.nBatch, 1, 1 << 20);
+  field("nUbatch", o.nUbatch, 1, 1 << 20);
+  field("nThreads", o.nThreads, 0, 1024);
+  field("nThreadsBatch", o.nThreadsBatch, 0, 1024);
+  field("flashAttn", o.flashAttn, -1, 1);
+  field("kvType", o.kvType);
+  field("kvTypeV", o.kvTypeV);
+  field("offloadKv", o.offloadKv);
+  field("swaFull", o.swaFull);
+};
+
+constexpr auto chatTemplateFields = [](auto &o, auto &&field) {
+  field("template", o.templateOverride);
+  field("jinja", o.useJinja);
+  field("reasoningFormat", o.reasoningFormat);
+  field("defaultKwargs", o.defaultKwargs);
+  field("enableThinking", o.enableThinking, -1, 1);
+  field("prefillAssistant", o.prefillAssistant);
+};
+
+constexpr auto grammarFields = [](auto &g, auto &&field) {
+  field("text", g.text);
+  field("kind", g.kind, core::GrammarSpec::kUser, core::GrammarSpec::kToolCalls);
+  field("lazy", g.lazy);
+  field("generationPrompt", g.generationPrompt);
+};
+
+constexpr auto triggerFields = [](auto &t, auto &&field) {
+  field("type", t.type, core::GrammarTrigger::kToken, core::GrammarTrigger::kPatternFull);
+  field("value", t.value);
+  field("token", t.token, LLAMA_TOKEN_NULL, INT32_MAX);
+};
+
+constexpr auto startFields = [](auto &p, auto &&field) {
+  field("maxTokens", p.maxTokens, 1, 1 << 24);
+  field("renderSpecial", p.renderSpecial);
+  field("reusePrefix", p.reusePrefix);
+  field("nProbs", p.nProbs, 0, 1024);
+  field("postSampling", p.postSampling);
+  field("contextShift", p.contextShift);
+  field("nKeep", p.nKeep, -1, 1 << 24);
+};
+
+constexpr auto samplingFields = [](auto &p, auto &&field) {
+  field("temperature", p.temperature, 0.0, 1e6);
+  field("dynatempRange", p.dynatempRange, 0.0, 1e6);
+  field("dynatempExponent", p.dynatempExponent, 0.0, 1e6);
+  field("topK", p.topK, 0, 1 << 30);
+  field("topP", p.topP, 0.0, 1.0);
+  field("minP", p.minP, 0.0, 1.0);
+  field("typicalP", p.typicalP, 0.0, 1.0);
+  field("topNSigma", p.topNSigma, -1e6, 1e6);
+  field("xtcProbability", p.xtcProbability, 0.0, 1.0);
+  field("xtcThreshold", p.xtcThreshold, 0.0, 1.0);
+  field("minKeep", p.minKeep, 0, 1 << 30);
+  field("repeatPenalty", p.repeatPenalty, 0.0, 100.0);
+  field("presencePenalty", p.presencePenalty, -100.0, 100.0);
+  field("frequencyPenalty", p.frequencyPenalty, -100.0, 100.0);
+  field("penaltyLastN", p.penaltyLastN, -1, 1 << 24);
+  field("dryMultiplier", p.dryMultiplier, 0.0, 1e6);
+  field("dryBase", p.dryBase, 0.0, 1e6);
+  field("dryAllowedLength", p.dryAllowedLength, 0, 1 << 24);
+  field("dryPenaltyLastN", p.dryPenaltyLastN, -1, 1 << 24);
+  field("drySequenceBreakers", p.drySequenceBreakers);
+  field("mirostat", p.mirostat, 0, 2);
+  field("mirostatTau", p.mirostatTau, 0.0, 1e6);
+  field("mirostatEta", p.mirostatEta, 0.0, 1e6);
+  field("samplers", p.samplers);
+  field("ignoreEos", p.ignoreEos);
+};
+
+template <typename Struct, typename Fields>
+Struct fromJs(const Napi::Object &o, Fields fields) {
+  Struct out;
+  fields(out, FromJs(o));
   return out;
 }
 
+template <typename Struct, typename Fields>
+Napi::Object toJs(Napi::Env env, const Struct &in, Fields fields) {
+  ToJs out(env);
+  fields(in, out);
+  return out.object();
+}
+
+}  // namespace
+
 core::LoadOptions loadOptionsFrom(const Napi::Object &o) {
-  core::LoadOptions opts;
-  opts.nGpuLayers = optionalInt(o, "nGpuLayers", -1, -1, 100000);
-  opts.useMmap = optionalBool(o, "useMmap", true);
-  opts.useMlock = optionalBool(o, "useMlock", false);
-  return opts;
+  return fromJs<core::LoadOptions>(o, loadFields);
+}
+
+Napi::Object loadOptionsToJs(Napi::Env env, const core::LoadOptions &opts) {
+  return toJs(env, opts, loadFields);
 }
 
 core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
-  core::DecoderOptions opts;
-  opts.nSlots = optionalInt(o, "nSlots", 1, 1, 4096);
-  opts.nCtxPerSlot = optionalInt(o, "nCtxPerSlot", 4096, 1, 1 << 24);
-  opts.kvUnified = optionalBool(o, "kvUnified", false);
-  opts.nCtxSlotMax = optionalInt(o, "nCtxSlotMax", 0, 0, 1 << 24);
-  opts.nBatch = optionalInt(o, "nBatch", 512, 1, 1 << 20);
-  opts.nUbatch = optionalInt(o, "nUbatch", 512, 1, 1 << 20);
-  opts.nThreads = optionalInt(o, "nThreads", 0, 0, 1024);
-  opts.nThreadsBatch = optionalInt(o, "nThreadsBatch", 0, 0, 1024);
-  opts.flashAttn = optionalInt(o, "flashAttn", -1, -1, 1);
-  Napi::Value kv = o.Get("kvType");
-  if (!kv.IsUndefined()) {
-    if (!kv.IsString()) bad("kvType must be a string");
-    opts.kvType = kv.As<Napi::String>().Utf8Value();
-  }
-  opts.kvTypeV = optionalString(o, "kvTypeV", "");
-  opts.offloadKv = optionalBool(o, "offloadKv", true);
-  opts.swaFull = optionalBool(o, "swaFull", false);
-  return opts;
+  return fromJs<core::DecoderOptions>(o, decoderFields);
+}
+
+Napi::Object decoderOptionsToJs(Napi::Env env, const core::DecoderOptions &opts) {
+  return toJs(env, opts, decoderFields);
+}
+
+core::ChatTemplateOptions chatTemplateOptionsFrom(const Napi::Object &o) {
+  return fromJs<core::ChatTemplateOptions>(o, chatTemplateFields);
+}
+
+Napi::Object chatTemplateOptionsToJs(Napi::Env env, const core::ChatTemplateOptions &opts) {
+  return toJs(env, opts, chatTemplateFields);
+}
+
+core::StartParams startParamsFrom(const Napi::Object &o) {
+  core::StartParams p = fromJs<core::StartParams>(o, startFields);
+  p.sampling = samplingFrom(o);
+  p.preservedTokens = optionalTokens(o, "preservedTokens");
+  return p;
 }
 
 core::GrammarSpec grammarFrom(const Napi::Value &v) {
@@ -164,10 +292,7 @@ core::GrammarSpec grammarFrom(const Napi::Value &v) {
   if (v.IsUndefined() || v.IsNull()) return g;
   if (!v.IsObject()) bad("grammar must be an object");
   Napi::Object o = v.As<Napi::Object>();
-  g.text = optionalString(o, "text", "");
-  g.kind = optionalInt(o, "kind", core::GrammarSpec::kUser, core::GrammarSpec::kUser, core::GrammarSpec::kToolCalls);
-  g.lazy = optionalBool(o, "lazy", false);
-  g.generationPrompt = optionalString(o, "generationPrompt", "");
+  grammarFields(g, FromJs(o));
   Napi::Value triggers = o.Get("triggers");
   if (!triggers.IsUndefined() && !triggers.IsNull()) {
     if (!triggers.IsArray()) bad("grammar.triggers must be an array");
@@ -175,12 +300,7 @@ core::GrammarSpec grammarFrom(const Napi::Value &v) {
     for (uint32_t i = 0; i < arr.Length(); ++i) {
       Napi::Value e = arr.Get(i);
       if (!e.IsObject()) bad("grammar.triggers[" + std::to_string(i) + "] must be an object");
-      Napi::Object t = e.As<Napi::Object>();
-      core::GrammarTrigger trigger;
-      trigger.type = optionalInt(t, "type", core::GrammarTrigger::kWord, core::GrammarTrigger::kToken,
-                                 core::GrammarTrigger::kPatternFull);
-      trigger.value = optionalString(t, "value", "");
-      trigger.token = optionalInt(t, "token", LLAMA_TOKEN_NULL, LLAMA_TOKEN_NULL, INT32_MAX);
+      core::GrammarTrigger trigger = fromJs<core::GrammarTrigger>(e.As<Napi::Object>(), triggerFields);
       if (trigger.type == core::GrammarTrigger::kToken && trigger.token < 0) bad("a token trigger needs a token");
       g.triggers.push_back(std::move(trigger));
     }
@@ -189,54 +309,17 @@ core::GrammarSpec grammarFrom(const Napi::Value &v) {
 }
 
 Napi::Object grammarToJs(Napi::Env env, const core::GrammarSpec &g) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("text", g.text);
-  o.Set("kind", g.kind);
-  o.Set("lazy", g.lazy);
-  o.Set("generationPrompt", g.generationPrompt);
+  Napi::Object o = toJs(env, g, grammarFields);
   Napi::Array triggers = Napi::Array::New(env, g.triggers.size());
-  for (size_t i = 0; i < g.triggers.size(); ++i) {
-    Napi::Object t = Napi::Object::New(env);
-    t.Set("type", g.triggers[i].type);
-    t.Set("value", g.triggers[i].value);
-    t.Set("token", g.triggers[i].token);
-    triggers.Set(static_cast<uint32_t>(i), t);
-  }
+  for (size_t i = 0; i < g.triggers.size(); ++i)
+    triggers.Set(static_cast<uint32_t>(i), toJs(env, g.triggers[i], triggerFields));
   o.Set("triggers", triggers);
   return o;
 }
 
 core::SamplingParams samplingFrom(const Napi::Object &o) {
-  core::SamplingParams p;
-  auto num = [&](const char *key, float fallback, double min, double max) {
-    return static_cast<float>(optionalNumber(o, key, fallback, min, max));
-  };
-  p.temperature = num("temperature", p.temperature, 0.0, 1e6);
-  p.dynatempRange = num("dynatempRange", p.dynatempRange, 0.0, 1e6);
-  p.dynatempExponent = num("dynatempExponent", p.dynatempExponent, 0.0, 1e6);
-  p.topK = optionalInt(o, "topK", p.topK, 0, 1 << 30);
-  p.topP = num("topP", p.topP, 0.0, 1.0);
-  p.minP = num("minP", p.minP, 0.0, 1.0);
-  p.typicalP = num("typicalP", p.typicalP, 0.0, 1.0);
-  p.topNSigma = num("topNSigma", p.topNSigma, -1e6, 1e6);
-  p.xtcProbability = num("xtcProbability", p.xtcProbability, 0.0, 1.0);
-  p.xtcThreshold = num("xtcThreshold", p.xtcThreshold, 0.0, 1.0);
-  p.minKeep = optionalInt(o, "minKeep", p.minKeep, 0, 1 << 30);
-  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", LLAMA_DEFAULT_SEED, 0.0, 4294967295.0));
-  p.repeatPenalty = num("repeatPenalty", p.repeatPenalty, 0.0, 100.0);
-  p.presencePenalty = num("presencePenalty", p.presencePenalty, -100.0, 100.0);
-  p.frequencyPenalty = num("frequencyPenalty", p.frequencyPenalty, -100.0, 100.0);
-  p.penaltyLastN = optionalInt(o, "penaltyLastN", p.penaltyLastN, -1, 1 << 24);
-  p.dryMultiplier = num("dryMultiplier", p.dryMultiplier, 0.0, 1e6);
-  p.dryBase = num("dryBase", p.dryBase, 0.0, 1e6);
-  p.dryAllowedLength = optionalInt(o, "dryAllowedLength", p.dryAllowedLength, 0, 1 << 24);
-  p.dryPenaltyLastN = optionalInt(o, "dryPenaltyLastN", p.dryPenaltyLastN, -1, 1 << 24);
-  p.drySequenceBreakers = optionalStrings(o, "drySequenceBreakers", p.drySequenceBreakers);
-  p.mirostat = optionalInt(o, "mirostat", p.mirostat, 0, 2);
-  p.mirostatTau = num("mirostatTau", p.mirostatTau, 0.0, 1e6);
-  p.mirostatEta = num("mirostatEta", p.mirostatEta, 0.0, 1e6);
-  p.samplers = optionalStrings(o, "samplers", {});
-  p.ignoreEos = optionalBool(o, "ignoreEos", false);
+  core::SamplingParams p = fromJs<core::SamplingParams>(o, samplingFields);
+  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", p.seed, 0.0, 4294967295.0));
   Napi::Value bias = o.Get("logitBias");
   if (!bias.IsUndefined() && !bias.IsNull()) {
     if (!bias.IsArray()) bad("logitBias must be an array of [token, bias]");

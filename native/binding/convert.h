@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "batch_decoder.h"
+#include "chat_templates.h"
 #include "llama.h"
 #include "model.h"
 
@@ -25,10 +26,20 @@ std::string optionalString(const Napi::Object &obj, const char *key, const std::
 std::vector<std::string> optionalStrings(const Napi::Object &obj, const char *key, std::vector<std::string> fallback);
 std::vector<llama_token> optionalTokens(const Napi::Object &obj, const char *key);
 
+// Options objects under the core structs' field names in camelCase. An absent field takes the core struct's default
+// (the one place defaults are stated); *ToJs writes every field, so defaults() can report them.
 // { nGpuLayers, useMmap, useMlock }
 core::LoadOptions loadOptionsFrom(const Napi::Object &o);
-// { nSlots, nCtxPerSlot, kvUnified, nBatch, nUbatch, nThreads, nThreadsBatch, flashAttn, kvType, swaFull }
+Napi::Object loadOptionsToJs(Napi::Env env, const core::LoadOptions &opts);
+// { nSlots, nCtxPerSlot, kvUnified, nCtxSlotMax, nBatch, nUbatch, nThreads, nThreadsBatch, flashAttn, kvType,
+//   kvTypeV, offloadKv, swaFull }
 core::DecoderOptions decoderOptionsFrom(const Napi::Object &o);
+Napi::Object decoderOptionsToJs(Napi::Env env, const core::DecoderOptions &opts);
+// A start() call's parameters, sampling included; the prompt is a separate argument.
+core::StartParams startParamsFrom(const Napi::Object &o);
+// { template, jinja, reasoningFormat, defaultKwargs, enableThinking, prefillAssistant }
+core::ChatTemplateOptions chatTemplateOptionsFrom(const Napi::Object &o);
+Napi::Object chatTemplateOptionsToJs(Napi::Env env, const core::ChatTemplateOptions &opts);
 // Sampling parameters of a start() call (camelCase names of core::SamplingParams), grammar included.
 core::SamplingParams samplingFrom(const Napi::Object &o);
 // { text, kind, lazy, triggers: [{ type, value, token }], generationPrompt }

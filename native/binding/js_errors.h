@@ -1,8 +1,10 @@
 #pragma once
-// Turning core errors into JS errors with a `code` property. No C++ exception crosses into JS:
-// every entry point runs its body through guard(), every worker through PromiseWorker::Execute.
+// Turning C++ failures into JS errors with a `code` property. No C++ exception crosses into JS: classes register
+// their methods through GuardedWrap, free functions through guarded<>, constructors run their body in guard(), and
+// work off the JS thread goes through queueOnPool/queueOnThread (promise_job.h). All of them use captureFailure.
 #include <napi.h>
 
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -10,66 +12,80 @@
 
 namespace binding {
 
-Napi::Error makeError(Napi::Env env, const std::string &code, const std::string &message);
+struct Failure {
+  std::string code;
+  std::string message;
+};
 
-// The one catch ladder: runs fn off or on the JS thread; on failure fills code and message and returns false.
-template <typename Fn>
-bool captureError(Fn &&fn, std::string &code, std::string &message) {
-  try {
-    fn();
-    return true;
-  } catch (const Napi::Error &) {
-    throw;  // already a JS error (and a std::exception, so it must come first)
-  } catch (const core::Error &e) {
-    code = e.code();
-    message = e.what();
-  } catch (const std::exception &e) {
-    code = core::codes::kNativeError;
-    message = e.what();
-  } catch (...) {
-    code = core::codes::kNativeError;
-    message = "unknown native error";
-  }
-  return false;
+Napi::Error makeError(Napi::Env env, const std::string &code, const std::string &message);
+inline Napi::Error makeError(Napi::Env env, const Failure &failure) {
+  return makeError(env, failure.code, failure.message);
 }
 
-// Runs fn on the JS thread; a core::Error or std::exception becomes a thrown JS error carrying its code.
+// The one catch ladder: runs fn on any thread and says why it failed, or nothing when it returned. A Napi::Error
+// (thrown on the JS thread only) passes through: it is a JS error already.
+template <typename Fn>
+std::optional<Failure> captureFailure(Fn &&fn) {
+  try {
+    fn();
+    return std::nullopt;
+  } catch (const Napi::Error &) {
+    throw;  // a std::exception too, so it must come first
+  } catch (const core::Error &e) {
+    return Failure{e.code(), e.what()};
+  } catch (const std::exception &e) {
+    return Failure{core::codes::kNativeError, e.what()};
+  } catch (...) {
+    return Failure{core::codes::kNativeError, "unknown native error"};
+  }
+}
+
+// Runs fn on the JS thread; whatever it throws becomes a thrown JS error carrying its code.
 template <typename Fn>
 auto guard(Napi::Env env, Fn &&fn) -> decltype(fn()) {
   using R = decltype(fn());
-  std::string code, message;
+  std::optional<Failure> failure;
   if constexpr (std::is_void_v<R>) {
-    if (captureError(fn, code, message)) return;
-    throw makeError(env, code, message);
+    failure = captureFailure(fn);
+    if (!failure) return;
   } else {
     R out{};
-    if (captureError([&]() { out = fn(); }, code, message)) return out;
-    throw makeError(env, code, message);
+    failure = captureFailure([&]() { out = fn(); });
+    if (!failure) return out;
   }
+  throw makeError(env, *failure);
 }
 
-// An AsyncWorker that settles a Promise. Run() executes on a libuv worker thread and must not touch
-// JS; Result() builds the resolved value on the main thread.
-class PromiseWorker : public Napi::AsyncWorker {
+// A free function exported to JS, through guard().
+template <Napi::Value (*Fn)(const Napi::CallbackInfo &)>
+Napi::Value guarded(const Napi::CallbackInfo &info) {
+  return guard(info.Env(), [&]() { return Fn(info); });
+}
+
+// An ObjectWrap whose methods and accessors can only be registered through guard(): their bodies throw core::Error
+// (or anything else) freely.
+template <typename T>
+class GuardedWrap : public Napi::ObjectWrap<T> {
  public:
-  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() const { return deferred_.Promise(); }
+  using Napi::ObjectWrap<T>::ObjectWrap;
 
  protected:
-  virtual void Run() = 0;
-  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  using Method = Napi::Value (T::*)(const Napi::CallbackInfo &);
 
-  void Execute() final;
-  void OnOK() override;
-  void OnError(const Napi::Error &error) override;
-  void fail(const std::string &code, const std::string &message) {
-    code_ = code;
-    SetError(message);
+  template <Method M>
+  static Napi::ClassPropertyDescriptor<T> method(const char *name) {
+    return Napi::ObjectWrap<T>::InstanceMethod(name, static_cast<Method>(&GuardedWrap::call<M>));
+  }
+  template <Method M>
+  static Napi::ClassPropertyDescriptor<T> getter(const char *name) {
+    return Napi::ObjectWrap<T>::InstanceAccessor(name, static_cast<Method>(&GuardedWrap::call<M>), nullptr);
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  std::string code_ = core::codes::kNativeError;
+  template <Method M>
+  Napi::Value call(const Napi::CallbackInfo &info) {
+    return guard(info.Env(), [&]() { return (static_cast<T *>(this)->*M)(info); });
+  }
 };
 
 }  // namespace binding

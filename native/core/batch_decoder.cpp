@@ -10,11 +10,57 @@
 #include "utf8.h"
 
 namespace core {
+namespace {
+
+// The tokens a slot's KV holds, at positions 0..size()-1. It remembers how long a prefix is unchanged since the
+// last publishTo(), so bringing the published copy up to date costs only the tokens that changed.
+class TokenCache {
+ public:
+  const std::vector<llama_token> &tokens() const { return tokens_; }
+  size_t size() const { return tokens_.size(); }
+  llama_token operator[](size_t i) const { return tokens_[i]; }
+
+  void push_back(llama_token t) { tokens_.push_back(t); }
+  template <typename It>
+  void append(It first, It last) {
+    tokens_.insert(tokens_.end(), first, last);
+  }
+  void truncate(size_t n) {
+    if (n >= tokens_.size()) return;
+    tokens_.resize(n);
+    changedFrom(n);
+  }
+  void erase(size_t from, size_t to) {
+    tokens_.erase(tokens_.begin() + static_cast<std::ptrdiff_t>(from),
+                  tokens_.begin() + static_cast<std::ptrdiff_t>(to));
+    changedFrom(from);
+  }
+  void assign(std::vector<llama_token> tokens) {
+    tokens_ = std::move(tokens);
+    changedFrom(0);
+  }
+  void clear() { assign({}); }
+
+  // `copy` equals tokens() as of the last call; makes it equal again.
+  void publishTo(std::vector<llama_token> &copy) {
+    copy.resize(unchanged_);
+    copy.insert(copy.end(), tokens_.begin() + static_cast<std::ptrdiff_t>(unchanged_), tokens_.end());
+    unchanged_ = tokens_.size();
+  }
+
+ private:
+  void changedFrom(size_t i) { unchanged_ = std::min(unchanged_, i); }
+
+  std::vector<llama_token> tokens_;
+  size_t unchanged_ = 0;
+};
+
+}  // namespace
 
 struct BatchDecoder::Slot {
   int32_t id = 0;
   SlotState state = SlotState::kIdle;
-  std::vector<llama_token> cache;    // tokens held in the KV, at positions 0..cache.size()-1
+  TokenCache cache;
   std::vector<llama_token> pending;  // prompt tokens still to decode
   SlotSampler sampler;
   std::vector<llama_token> preserved;  // sorted
@@ -138,6 +184,7 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
   }
+  views_.resize(slots_.size());
 }
 
 BatchDecoder::~BatchDecoder() {
@@ -190,7 +237,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
     llama_memory_seq_rm(mem, slot, -1, -1);
     keep = 0;
   }
-  s.cache.resize(keep);
+  s.cache.truncate(keep);
   s.pending.assign(prompt.begin() + static_cast<std::ptrdiff_t>(keep), prompt.end());
   s.sampler = std::move(sampler);
   s.preserved = std::move(preserved);
@@ -205,7 +252,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.utf8.clear();
   s.cancelRequested.store(false);
   s.state = SlotState::kPrefill;
-  countKvCells();
+  publish();
   return StartResult{static_cast<int32_t>(keep), static_cast<int32_t>(prompt.size())};
 }
 
@@ -216,6 +263,7 @@ bool BatchDecoder::cancel(int32_t slot) {
   if (!lock.owns_lock()) return false;
   std::vector<SlotEvent> ignored;
   applyCancels(ignored);
+  publish();
   return true;
 }
 
@@ -226,12 +274,12 @@ void BatchDecoder::clear(int32_t slot) {
   Slot &s = *slots_[static_cast<size_t>(slot)];
   if (s.state != SlotState::kIdle) throw Error(codes::kBusy, "slot " + std::to_string(slot) + " is busy");
   forgetKv(s);
+  publish();
 }
 
 void BatchDecoder::forgetKv(Slot &s) {
   llama_memory_seq_rm(llama_get_memory(ctx_), s.id, -1, -1);
   s.cache.clear();
-  countKvCells();
 }
 
 std::string BatchDecoder::takeText(Slot &s, bool flush) {
@@ -262,11 +310,24 @@ void BatchDecoder::applyCancels(std::vector<SlotEvent> &events) {
 }
 
 bool BatchDecoder::hasWork() const {
-  return std::any_of(slots_.begin(), slots_.end(), [](const auto &s) { return s->state != SlotState::kIdle; });
+  std::lock_guard<std::mutex> lock(viewMutex_);
+  return std::any_of(views_.begin(), views_.end(), [](const SlotView &v) { return v.info.state != SlotState::kIdle; });
 }
 
 StepResult BatchDecoder::step(int32_t tokenBudget) {
   std::lock_guard<std::mutex> lock(stepMutex_);
+  StepResult r;
+  try {
+    r = stepLocked(tokenBudget);
+  } catch (...) {
+    publish();
+    throw;
+  }
+  publish();
+  return r;
+}
+
+StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
   StepResult r;
   applyCancels(r.events);
 
@@ -337,7 +398,7 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
     Slot &s = *sp;
     if (s.state == SlotState::kGenerating) s.cache.push_back(s.last);
     if (s.promptThisStep > 0) {
-      s.cache.insert(s.cache.end(), s.pending.begin(), s.pending.begin() + s.promptThisStep);
+      s.cache.append(s.pending.begin(), s.pending.begin() + s.promptThisStep);
       s.pending.erase(s.pending.begin(), s.pending.begin() + s.promptThisStep);
       r.promptTokens += s.promptThisStep;
     }
@@ -392,24 +453,19 @@ StepResult BatchDecoder::step(int32_t tokenBudget) {
   }
   // Cancels that arrived during the decode end their slots now.
   applyCancels(r.events);
-  countKvCells();
   return r;
 }
 
 SlotInfo BatchDecoder::slotInfo(int32_t slot) const {
   checkSlot(slot);
-  const Slot &s = *slots_[static_cast<size_t>(slot)];
-  SlotInfo i;
-  i.state = s.state;
-  i.cachedTokens = static_cast<int32_t>(s.cache.size());
-  i.pendingPrompt = static_cast<int32_t>(s.pending.size());
-  i.generated = s.generated;
-  return i;
+  std::lock_guard<std::mutex> lock(viewMutex_);
+  return views_[static_cast<size_t>(slot)].info;
 }
 
-const std::vector<llama_token> &BatchDecoder::cachedTokens(int32_t slot) const {
+std::vector<llama_token> BatchDecoder::cachedPrefix(int32_t slot) const {
   checkSlot(slot);
-  return slots_[static_cast<size_t>(slot)]->cache;
+  std::lock_guard<std::mutex> lock(viewMutex_);
+  return views_[static_cast<size_t>(slot)].cache;
 }
 
 bool BatchDecoder::shiftContext(Slot &s) {
@@ -422,7 +478,7 @@ bool BatchDecoder::shiftContext(Slot &s) {
   if (discard < 1) return false;
   if (!llama_memory_seq_rm(mem, s.id, keep, keep + discard)) return false;
   llama_memory_seq_add(mem, s.id, keep + discard, n, -discard);
-  s.cache.erase(s.cache.begin() + keep, s.cache.begin() + keep + discard);
+  s.cache.erase(static_cast<size_t>(keep), static_cast<size_t>(keep + discard));
   return true;
 }
 
@@ -494,8 +550,8 @@ int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
     llama_memory_seq_cp(mem, src, dst, -1, -1);
     llama_memory_seq_rm(mem, dst, n, -1);
   }
-  to.cache.assign(from.cache.begin(), from.cache.begin() + n);
-  countKvCells();
+  to.cache.assign(std::vector<llama_token>(from.cache.tokens().begin(), from.cache.tokens().begin() + n));
+  publish();
   return n;
 }
 
@@ -503,7 +559,7 @@ size_t BatchDecoder::saveSlot(int32_t slot, const std::string &path) {
   std::lock_guard<std::mutex> lock(stepMutex_);
   Slot &s = idleSlot(slot, "save");
   takeLastLogError();
-  const size_t written = llama_state_seq_save_file(ctx_, path.c_str(), slot, s.cache.data(), s.cache.size());
+  const size_t written = llama_state_seq_save_file(ctx_, path.c_str(), slot, s.cache.tokens().data(), s.cache.size());
   if (written == 0) {
     const std::string why = takeLastLogError();
     throw Error(codes::kNativeError,
@@ -522,22 +578,32 @@ int32_t BatchDecoder::restoreSlot(int32_t slot, const std::string &path) {
   const size_t read = llama_state_seq_load_file(ctx_, path.c_str(), slot, tokens.data(), tokens.size(), &count);
   if (read == 0) {
     s.cache.clear();
-    countKvCells();
+    publish();
     const std::string why = takeLastLogError();
     throw Error(codes::kInvalidArgument,
                 "could not restore slot " + std::to_string(slot) + " from " + path +
                     (why.empty() ? " (not a saved slot of this model and context?)" : ": " + why));
   }
   tokens.resize(count);
-  s.cache = std::move(tokens);
-  countKvCells();
+  s.cache.assign(std::move(tokens));
+  publish();
   return static_cast<int32_t>(s.cache.size());
 }
 
-void BatchDecoder::countKvCells() {
-  int64_t n = 0;
-  for (const auto &s : slots_) n += static_cast<int64_t>(s->cache.size());
-  kvCells_.store(n, std::memory_order_relaxed);
+void BatchDecoder::publish() {
+  int64_t cells = 0;
+  std::lock_guard<std::mutex> lock(viewMutex_);
+  for (const auto &sp : slots_) {
+    Slot &s = *sp;
+    SlotView &view = views_[static_cast<size_t>(s.id)];
+    view.info.state = s.state;
+    view.info.cachedTokens = static_cast<int32_t>(s.cache.size());
+    view.info.pendingPrompt = static_cast<int32_t>(s.pending.size());
+    view.info.generated = s.generated;
+    s.cache.publishTo(view.cache);
+    cells += static_cast<int64_t>(s.cache.size());
+  }
+  kvCells_.store(cells, std::memory_order_relaxed);
 }
 
 }  // namespace core

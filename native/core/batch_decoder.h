@@ -3,8 +3,13 @@
 // llama_decode per step. Mechanism only — which request goes to which slot, and the token budget of
 // each step, are the caller's policy (src/scheduler/).
 //
-// Threading: step() may run on a worker thread. start()/release() must not overlap a step (they
-// throw BUSY); cancel() may be called at any time and takes effect before the next token is emitted.
+// Threading: step() runs on a thread of the caller's (the addon's step thread). start(), clear(), copyPrefix(),
+// saveSlot() and restoreSlot() change slots and must not overlap a step: start/clear/copyPrefix throw BUSY during one,
+// save/restore wait for it. cancel() may be called at any time and takes effect before the next token is emitted.
+// slotInfo(), cachedPrefix(), hasWork() and kvCellsUsed() may be called at any time, from any thread: they answer
+// from a snapshot published at the end of every step and every call that changes a slot, never from a slot a step
+// is changing. A snapshot rather than BUSY, because readers (a /slots view, metrics, slot choice) should not fail
+// while a step runs, and it is cheap: publishing copies only the tokens appended since the last publish.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -123,9 +128,9 @@ class BatchDecoder {
   // token; prefilling slots share what is left, in slot order starting after the last one served.
   StepResult step(int32_t tokenBudget);
 
-  // Between steps only (a running step changes them); the scheduler reads them after a step resolves.
+  // From the last published snapshot (see Threading above): a copy, safe at any time.
   SlotInfo slotInfo(int32_t slot) const;
-  const std::vector<llama_token> &cachedTokens(int32_t slot) const;
+  std::vector<llama_token> cachedPrefix(int32_t slot) const;  // the tokens the slot's KV holds
   int32_t nSlots() const { return opts_.nSlots; }
   int32_t nCtxPerSlot() const { return nCtxSlot_; }
   int32_t nBatch() const { return opts_.nBatch; }
@@ -136,6 +141,14 @@ class BatchDecoder {
 
  private:
   struct Slot;
+  // What readers see of one slot; guarded by viewMutex_.
+  struct SlotView {
+    SlotInfo info;
+    std::vector<llama_token> cache;
+  };
+  StepResult stepLocked(int32_t tokenBudget);
+  // Brings views_ and kvCells_ up to date; called with stepMutex_ held, after every change to a slot.
+  void publish();
   void checkSlot(int32_t slot) const;
   Slot &idleSlot(int32_t slot, const char *what);
   bool shiftContext(Slot &s);
@@ -153,9 +166,10 @@ class BatchDecoder {
   int32_t nSwa_ = 0;
   int32_t nextPrefill_ = 0;  // round-robin start among prefilling slots
   std::atomic<int64_t> kvCells_{0};
-  void countKvCells();
   std::vector<std::unique_ptr<Slot>> slots_;
-  mutable std::mutex stepMutex_;
+  mutable std::mutex stepMutex_;  // held by a step and by every call that changes a slot
+  std::vector<SlotView> views_;
+  mutable std::mutex viewMutex_;  // taken after stepMutex_, never before
 };
 
 }  // namespace core

@@ -1,6 +1,6 @@
 #pragma once
 // Errors raised by the core. Each carries a stable code that the TypeScript layer
-// (src/engine/errors.ts) turns into a typed error class; messages are for people.
+// (src/errors.ts) turns into a typed error class; messages are for people.
 #include <stdexcept>
 #include <string>
 #include <utility>

@@ -57,7 +57,7 @@ using ProgressFn = std::function<bool(float)>;
 
 class Model {
  public:
-  // Throws core::Error (MODEL_LOAD_FAILED, LOAD_CANCELLED). Runs on a worker thread.
+  // Throws core::Error (MODEL_LOAD_FAILED, LOAD_CANCELLED). Slow: the addon runs it off the JS thread.
   static std::shared_ptr<Model> load(const std::string &path, const LoadOptions &opts, const ProgressFn &progress);
 
   ~Model();

@@ -1,6 +1,7 @@
 // Typed wrapper over the native slot-based batch decoder (native/core/batch_decoder.h).
-// One step = one llama_decode over every active slot; the step runs on the decoder's own thread. It implements
-// the scheduler's Decoder contract (src/scheduler/decoder.ts), which owns the option and event types.
+// One step = one llama_decode over every active slot; the step runs on the decoder's own thread
+// (native/core/serial_executor.h). It implements the scheduler's Decoder contract (src/scheduler/decoder.ts), which
+// owns the option and event types.
 
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import {
   type NativeDecoderInfo,
   type NativeDecoderOptions,
   type NativeStartParams,
+  nativeDefaults,
 } from './native.ts';
 
 export interface DecoderOptions {
@@ -181,7 +183,7 @@ export class BatchDecoder implements Decoder {
   }
 
   cachedPrefix(slot: number): number[] {
-    return Array.from(callNative(() => this.#native.cachedTokens(slot)));
+    return Array.from(callNative(() => this.#native.cachedPrefix(slot)));
   }
 
   /** Frees the context (after a running step ends). Idempotent. */
@@ -194,22 +196,27 @@ export class BatchDecoder implements Decoder {
   }
 }
 
-/** The addon's spelling of DecoderOptions (also used by the memory probe). */
-export function nativeDecoderOptions(options: DecoderOptions): NativeDecoderOptions {
+/**
+ * The addon's spelling of DecoderOptions (also used by the memory probe). What the caller leaves out is the core's
+ * default (native/core/batch_decoder.h DecoderOptions), except that the physical batch follows batchSize and the
+ * batch threads follow threads.
+ */
+export function nativeDecoderOptions(options: DecoderOptions): Required<NativeDecoderOptions> {
+  const d = nativeDefaults().decoder;
   return {
     nSlots: options.slots,
     nCtxPerSlot: options.ctxPerSlot,
-    ...(options.slotCtxMax !== undefined ? { nCtxSlotMax: options.slotCtxMax } : {}),
-    kvUnified: options.kvUnified ?? false,
-    nBatch: options.batchSize ?? 512,
-    nUbatch: options.ubatchSize ?? options.batchSize ?? 512,
-    nThreads: options.threads ?? 0,
-    nThreadsBatch: options.threadsBatch ?? options.threads ?? 0,
-    flashAttn: FLASH_ATTN[options.flashAttn ?? 'auto'],
-    kvType: options.kvType ?? 'f16',
-    ...(options.kvTypeV !== undefined ? { kvTypeV: options.kvTypeV } : {}),
-    offloadKv: options.offloadKv ?? true,
-    swaFull: options.swaFull ?? false,
+    nCtxSlotMax: options.slotCtxMax ?? d.nCtxSlotMax,
+    kvUnified: options.kvUnified ?? d.kvUnified,
+    nBatch: options.batchSize ?? d.nBatch,
+    nUbatch: options.ubatchSize ?? options.batchSize ?? d.nUbatch,
+    nThreads: options.threads ?? d.nThreads,
+    nThreadsBatch: options.threadsBatch ?? options.threads ?? d.nThreadsBatch,
+    flashAttn: options.flashAttn === undefined ? d.flashAttn : FLASH_ATTN[options.flashAttn],
+    kvType: options.kvType ?? d.kvType,
+    kvTypeV: options.kvTypeV ?? d.kvTypeV,
+    offloadKv: options.offloadKv ?? d.offloadKv,
+    swaFull: options.swaFull ?? d.swaFull,
   };
 }
 

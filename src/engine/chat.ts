@@ -12,6 +12,7 @@ import {
   type NativeChatTemplateInfo,
   type NativeChatTemplates,
   type NativeGrammar,
+  nativeDefaults,
 } from './native.ts';
 
 export type ReasoningFormat = 'none' | 'deepseek' | 'deepseek-legacy' | 'auto';
@@ -65,16 +66,17 @@ export class ChatTemplates {
   /** Parses the template (TEMPLATE_FAILED when it does not parse). */
   constructor(model: Model, options: ChatTemplateOptions = {}) {
     const addon = loadAddon();
+    const d = nativeDefaults().chatTemplates;
     this.#model = model;
     this.#native = callNative(
       () =>
         new addon.ChatTemplates(model.native, {
-          ...(options.template !== undefined ? { template: options.template } : {}),
-          jinja: options.jinja ?? true,
-          reasoningFormat: options.reasoningFormat ?? 'deepseek',
-          defaultKwargs: JSON.stringify(options.defaultKwargs ?? {}),
-          enableThinking: THINKING[options.thinking ?? 'auto'],
-          prefillAssistant: options.prefillAssistant ?? true,
+          template: options.template ?? d.template,
+          jinja: options.jinja ?? d.jinja,
+          reasoningFormat: options.reasoningFormat ?? d.reasoningFormat,
+          defaultKwargs: options.defaultKwargs === undefined ? d.defaultKwargs : JSON.stringify(options.defaultKwargs),
+          enableThinking: options.thinking === undefined ? d.enableThinking : THINKING[options.thinking],
+          prefillAssistant: options.prefillAssistant ?? d.prefillAssistant,
         }),
     );
     this.info = callNative(() => this.#native.info());

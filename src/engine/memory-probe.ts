@@ -2,6 +2,7 @@
 // native probe loads the model and creates the context exactly like BatchDecoder while capturing
 // llama.cpp's log, and this module parses the buffer sizes out of it.
 import { type DecoderOptions, nativeDecoderOptions } from './batch-decoder.ts';
+import { nativeLoadOptions } from './model.ts';
 import { awaitNative, loadAddon } from './native.ts';
 
 /** Bytes per buffer type (e.g. "CPU_Mapped", "CUDA0", "CPU"), for each kind of allocation. */
@@ -43,11 +44,7 @@ export async function probeMemory(
   options: { gpuLayers?: number; useMmap?: boolean; decoder: DecoderOptions },
 ): Promise<MemoryReport> {
   const log = await awaitNative(() =>
-    loadAddon().probeMemory(
-      path,
-      { nGpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap ?? true },
-      nativeDecoderOptions(options.decoder),
-    ),
+    loadAddon().probeMemory(path, nativeLoadOptions(options), nativeDecoderOptions(options.decoder)),
   );
   return parseMemoryLog(log);
 }

@@ -3,7 +3,15 @@
 import { resolve } from 'node:path';
 import { ArgumentError, ModelLoadError } from '../errors.ts';
 import { readGguf } from '../gguf/reader.ts';
-import { awaitNative, callNative, loadAddon, type NativeModel, type NativeModelInfo } from './native.ts';
+import {
+  awaitNative,
+  callNative,
+  loadAddon,
+  type NativeLoadOptions,
+  type NativeModel,
+  type NativeModelInfo,
+  nativeDefaults,
+} from './native.ts';
 
 export interface ModelLoadOptions {
   /** Layers to offload to the GPU; -1 (default) offloads all that the backend can take. */
@@ -14,6 +22,16 @@ export interface ModelLoadOptions {
   onProgress?: (fraction: number) => void;
   /** Aborting cancels the load (the promise rejects with LOAD_CANCELLED). */
   signal?: AbortSignal;
+}
+
+/** The addon's spelling of the load options; what the caller leaves out is the core's default (native/core/model.h). */
+export function nativeLoadOptions(options: Pick<ModelLoadOptions, 'gpuLayers' | 'useMmap' | 'useMlock'>) {
+  const d = nativeDefaults().load;
+  return {
+    nGpuLayers: options.gpuLayers ?? d.nGpuLayers,
+    useMmap: options.useMmap ?? d.useMmap,
+    useMlock: options.useMlock ?? d.useMlock,
+  } satisfies Required<NativeLoadOptions>;
 }
 
 export interface ModelInfo extends Omit<NativeModelInfo, 'eogTokens'> {
@@ -50,17 +68,7 @@ export class Model {
     const onAbort = (): void => native.abortLoad();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await awaitNative(() =>
-        native.load(
-          full,
-          {
-            nGpuLayers: options.gpuLayers ?? -1,
-            useMmap: options.useMmap ?? true,
-            useMlock: options.useMlock ?? false,
-          },
-          options.onProgress,
-        ),
-      );
+      await awaitNative(() => native.load(full, nativeLoadOptions(options), options.onProgress));
     } catch (err) {
       native.dispose();
       throw err;
@@ -80,21 +88,19 @@ export class Model {
   }
 
   tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Int32Array {
-    return callNative(() => this.#native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? false));
+    return callNative(() => this.#native.tokenize(text, options.addSpecial, options.parseSpecial));
   }
 
   detokenize(
     tokens: Int32Array | readonly number[],
     options: { removeSpecial?: boolean; unparseSpecial?: boolean } = {},
   ): string {
-    return callNative(() =>
-      this.#native.detokenize(tokens, options.removeSpecial ?? false, options.unparseSpecial ?? false),
-    );
+    return callNative(() => this.#native.detokenize(tokens, options.removeSpecial, options.unparseSpecial));
   }
 
   /** The token's raw bytes: possibly part of a multi-byte UTF-8 character. */
   tokenBytes(token: number, options: { special?: boolean } = {}): Uint8Array {
-    return callNative(() => this.#native.tokenToPiece(token, options.special ?? false));
+    return callNative(() => this.#native.tokenToPiece(token, options.special));
   }
 
   tokenToPiece(token: number, options: { special?: boolean } = {}): string {
@@ -109,7 +115,7 @@ export class Model {
     messages: readonly ChatMessage[],
     options: { addAssistant?: boolean; template?: string } = {},
   ): string {
-    return callNative(() => this.#native.applyChatTemplate(messages, options.addAssistant ?? true, options.template));
+    return callNative(() => this.#native.applyChatTemplate(messages, options.addAssistant, options.template));
   }
 
   /** Greedy tokens from the plain single-sequence loop (the decoder's reference). */

@@ -46,12 +46,13 @@ export interface NativeModel {
   readonly disposed: boolean;
   readonly loaded: boolean;
   info(): NativeModelInfo;
-  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
-  detokenize(tokens: Int32Array | readonly number[], removeSpecial: boolean, unparseSpecial: boolean): string;
-  tokenToPiece(token: number, special: boolean): Buffer;
+  // An argument left out takes the addon's default (native/binding/AddonModel.cpp).
+  tokenize(text: string, addSpecial?: boolean, parseSpecial?: boolean): Int32Array;
+  detokenize(tokens: Int32Array | readonly number[], removeSpecial?: boolean, unparseSpecial?: boolean): string;
+  tokenToPiece(token: number, special?: boolean): Buffer;
   applyChatTemplate(
     messages: readonly { role: string; content: string }[],
-    addAssistant: boolean,
+    addAssistant?: boolean,
     template?: string,
   ): string;
   referenceGreedy(
@@ -154,18 +155,27 @@ export interface NativeStepResult {
   decodeMicros: number;
 }
 
-export interface NativeDecoderInfo {
-  nSlots: number;
-  nCtxPerSlot: number;
-  nBatch: number;
-  nUbatch: number;
-  kvType: string;
-  kvTypeV: string;
-  offloadKv: boolean;
-  kvUnified: boolean;
-  flashAttn: number;
-  swaFull: boolean;
+/** The decoder's options as it runs: nCtxPerSlot is what one slot may use, kvTypeV is never empty. */
+export interface NativeDecoderInfo extends Required<NativeDecoderOptions> {
   kvCellsUsed: number;
+}
+
+export interface NativeChatTemplateOptions {
+  template?: string;
+  jinja?: boolean;
+  reasoningFormat?: string;
+  /** Template variables for every request, as JSON object text. */
+  defaultKwargs?: string;
+  /** -1 auto, 0 off, 1 on. */
+  enableThinking?: number;
+  prefillAssistant?: boolean;
+}
+
+/** The defaults of native/core's option structs, where they are stated (the addon's defaults()). */
+export interface NativeDefaults {
+  load: Required<NativeLoadOptions>;
+  decoder: Required<NativeDecoderOptions>;
+  chatTemplates: Required<NativeChatTemplateOptions>;
 }
 
 export interface NativeBatchDecoder {
@@ -183,7 +193,8 @@ export interface NativeBatchDecoder {
     pendingPrompt: number;
     generated: number;
   };
-  cachedTokens(slot: number): Int32Array;
+  /** The tokens the slot's KV holds (slotInfo().cachedTokens counts them). */
+  cachedPrefix(slot: number): Int32Array;
   copyPrefix(src: number, dst: number, count?: number): number;
   saveSlot(slot: number, path: string): Promise<number>;
   restoreSlot(slot: number, path: string): Promise<number>;
@@ -268,17 +279,7 @@ export interface NativeSystemInfo {
 export interface NativeAddon {
   Model: new () => NativeModel;
   BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
-  ChatTemplates: new (
-    model: NativeModel,
-    options: {
-      template?: string;
-      jinja?: boolean;
-      reasoningFormat?: string;
-      defaultKwargs?: string;
-      enableThinking?: number;
-      prefillAssistant?: boolean;
-    },
-  ) => NativeChatTemplates;
+  ChatTemplates: new (model: NativeModel, options: NativeChatTemplateOptions) => NativeChatTemplates;
   ChatParser: new (config: string) => NativeChatParser;
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
   checkGrammar(model: NativeModel, grammar: string): Promise<string>;
@@ -286,6 +287,7 @@ export interface NativeAddon {
   systemInfo(): NativeSystemInfo;
   probeMemory(path: string, load: NativeLoadOptions, decoder: NativeDecoderOptions): Promise<string>;
   setLogLevel(level: 'none' | 'error' | 'warn' | 'info' | 'debug'): void;
+  defaults(): NativeDefaults;
 }
 
 /** Where the addon may be: an explicit path, the cmake-js build, the node-gyp build. */
@@ -315,6 +317,19 @@ export function loadAddon(path?: string): NativeAddon {
   const addon = require(found) as NativeAddon;
   if (path === undefined) cached = addon;
   return addon;
+}
+
+let defaults: NativeDefaults | undefined;
+
+/** The native option structs' defaults (frozen), read once from the addon. */
+export function nativeDefaults(): NativeDefaults {
+  defaults ??= deepFreeze(callNative(() => loadAddon().defaults()));
+  return defaults;
+}
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v);
+  return Object.freeze(o);
 }
 
 /** Rethrows a native error as its typed class, with the stack of the JS call that started the work. */

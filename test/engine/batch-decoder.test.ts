@@ -1,5 +1,6 @@
 import t from 'tap';
-import { BatchDecoder, type Model } from '../../src/engine/index.ts';
+import { nativeDecoderOptions } from '../../src/engine/batch-decoder.ts';
+import { BatchDecoder, loadAddon, type Model } from '../../src/engine/index.ts';
 import { ContextExceededError } from '../../src/errors.ts';
 import { runToEnd, syntheticPrompt } from '../helpers/decode.ts';
 import { loadModel } from '../helpers/models.ts';
@@ -290,4 +291,54 @@ t.test('KV cells in use are counted as slots fill and clear', async (t) => {
   t.equal(d.info.kvCellsUsed, 23, 'prompt + generated tokens but the last');
   d.clear(0);
   t.equal(d.info.kvCellsUsed, 0);
+});
+
+t.test('slotInfo and cachedPrefix read while steps run answer the state of a step boundary', async (t) => {
+  const slots = [0, 1, 2, 3];
+  const d = new BatchDecoder(model, { slots: slots.length, ctxPerSlot: 256, batchSize: 64 });
+  t.teardown(() => d.dispose());
+  const prompts = slots.map((s) => syntheticPrompt(60 + 20 * s, 31 + s));
+  // nProbs makes each slot's part of the step after llama_decode long enough for reads to land in it.
+  for (const slot of slots) d.start(slot, prompts[slot] ?? [], { maxTokens: 30, nProbs: 1000 });
+  // Each call on its own: a step may end between two calls.
+  const read = () => slots.flatMap((s) => [JSON.stringify(d.slotInfo(s)), JSON.stringify(d.cachedPrefix(s))]);
+  const generated: number[][] = slots.map(() => []);
+  let before = read();
+  let reads = 0;
+  let between = 0; // reads that matched neither the state before nor the state after their step
+  for (let steps = 0; slots.some((s) => d.slotInfo(s).state !== 'idle'); steps++) {
+    if (steps > 1000) throw new Error('the decoder made no progress');
+    let settled = false;
+    const step = d.step(32).finally(() => {
+      settled = true;
+    });
+    const seen: string[][] = [];
+    while (!settled) {
+      seen.push(read());
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (const e of (await step).events) if (e.token !== null) generated[e.slot]?.push(e.token);
+    const after = read();
+    for (const r of seen) between += r.filter((value, k) => value !== before[k] && value !== after[k]).length;
+    reads += seen.length;
+    before = after;
+  }
+  t.ok(reads > 0, `${reads} reads during steps`);
+  t.equal(between, 0, 'no read saw a step half done');
+  for (const slot of slots) {
+    const tokens = d.cachedPrefix(slot);
+    t.same(tokens, [...(prompts[slot] ?? []), ...(generated[slot] ?? [])].slice(0, tokens.length), 'prompt + output');
+    t.equal(d.slotInfo(slot).cachedTokens, tokens.length);
+  }
+});
+
+t.test('the decoder options the engine passes are the addon core defaults for what the caller left out', async (t) => {
+  const defaults = loadAddon().defaults().decoder;
+  const native = new (loadAddon().BatchDecoder)(model.native, {});
+  t.teardown(() => native.dispose());
+  const { kvCellsUsed, ...info } = native.info();
+  t.equal(kvCellsUsed, 0);
+  t.same(info, { ...defaults, kvTypeV: defaults.kvTypeV || defaults.kvType }, 'a decoder built with {} runs them');
+  t.same(nativeDecoderOptions({ slots: 2, ctxPerSlot: 64 }), { ...defaults, nSlots: 2, nCtxPerSlot: 64 });
+  t.same(nativeDecoderOptions({ slots: 1, ctxPerSlot: 64, batchSize: 96 }).nUbatch, 96, 'ubatch follows batch');
 });
