@@ -138,6 +138,11 @@ t.test('responses.stream: the event sequence the SDK assembles, equal to the non
   t.equal(final.output_text, plain.output_text, 'the final response says the same');
   t.equal(final.id, (events[0] as OpenAI.Responses.ResponseCreatedEvent).response.id, 'one id throughout');
   t.equal(final.status, 'incomplete');
+  t.same(
+    final.output.map((o) => o.type === 'message' && o.status),
+    ['incomplete'],
+    'the item cut by the limit is incomplete',
+  );
   t.same(final.usage, { ...plain.usage, input_tokens_details: final.usage?.input_tokens_details });
   t.ok((final.usage?.input_tokens_details.cached_tokens ?? 0) > 0, 'the repeated prompt came from the cache');
   const done = events.find((e) => e.type === 'response.output_item.done');
@@ -146,7 +151,7 @@ t.test('responses.stream: the event sequence the SDK assembles, equal to the non
 });
 
 t.test('a function call round trip: explicit items, then previous_response_id', async (t) => {
-  const { client } = await sdk(t);
+  const { client, url } = await sdk(t);
   const input: OpenAI.Responses.ResponseInput = [{ role: 'user', content: 'What is the weather in Paris?' }];
   const first = await client.responses.create(
     params(
@@ -197,6 +202,29 @@ t.test('a function call round trip: explicit items, then previous_response_id', 
   const counted = await client.responses.inputTokens.count({ model: 'm', input: explicit, tools, tool_choice: 'none' });
   t.equal(counted.object, 'response.input_tokens');
   t.equal(counted.input_tokens, answer.usage?.input_tokens, 'inputTokens.count equals usage.input_tokens');
+  // The same conversation in chat's shape renders to the same prompt.
+  const chat = await fetch(`${url}/v1/chat/completions/input_tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      tools: [
+        { type: 'function', function: { name: 'get_weather', description: 'Current weather', parameters: WEATHER } },
+      ],
+      tool_choice: 'none',
+      messages: [
+        { role: 'user', content: 'What is the weather in Paris?' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: call.call_id, type: 'function', function: { name: call.name, arguments: call.arguments } },
+          ],
+        },
+        { role: 'tool', tool_call_id: call.call_id, content: '{"temperature": 21}' },
+      ],
+    }),
+  });
+  t.equal(((await chat.json()) as { input_tokens: number }).input_tokens, counted.input_tokens, 'as chat renders it');
   const countedChain = await client.responses.inputTokens.count({
     model: 'm',
     previous_response_id: first.id,
@@ -307,7 +335,7 @@ t.test('reasoning: a reasoning item before the message, streamed as reasoning_te
 t.test('store: false keeps nothing; an unknown previous_response_id is a 400 that says why', async (t) => {
   const { client } = await sdk(t);
   const r = await client.responses.create({ model: 'm', input: 'Hi', max_output_tokens: 2, store: false });
-  t.equal(r.store, false);
+  t.equal((r as { store?: boolean }).store, false, 'echoed');
   t.match(await failure(client.responses.retrieve(r.id)), { status: 404 });
   const err = await failure(client.responses.create({ model: 'm', input: 'Hi', previous_response_id: r.id }));
   t.type(err, OpenAI.BadRequestError);
