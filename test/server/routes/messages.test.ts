@@ -245,6 +245,14 @@ t.test('thinking: a thinking block before the text, streamed as thinking deltas'
   t.same(final.content, m.content, 'the same blocks, streamed');
   t.ok(deltas.indexOf('thinking_delta') < deltas.indexOf('text_delta'));
 
+  for (const [thinking, message] of [
+    [{ type: 'enabled', budget_tokens: 100 }, /at least 1024/],
+    [{ type: 'enabled', budget_tokens: 4096 }, /less than 'max_tokens'/],
+    [{ type: 'enabled' }, /thinking\.budget_tokens/],
+  ] as const) {
+    const err = await failure(client.messages.create({ ...body, thinking } as never));
+    t.match(err, { status: 400, error: { error: { type: 'invalid_request_error', message } } }, message.source);
+  }
   const omitted = await client.messages.create({
     ...body,
     thinking: { type: 'enabled', budget_tokens: 1024, display: 'omitted' },
@@ -258,6 +266,65 @@ t.test('thinking: a thinking block before the text, streamed as thinking deltas'
     messages: [...ask, { role: 'assistant', content: m.content }, { role: 'user', content: 'Sure?' }],
   });
   t.equal(next.type, 'message');
+});
+
+t.test('thinking disabled or enabled: the template is told (Qwen 3 closes an empty thought)', async (t) => {
+  const template = await templateText('Qwen-Qwen3-0.6B');
+  const { client } = await sdk(t, { chat: { template } });
+  const count = async (thinking?: Anthropic.ThinkingConfigParam) =>
+    (await client.messages.countTokens({ model: 'm', messages: ask, ...(thinking ? { thinking } : {}) })).input_tokens;
+  const on = await count({ type: 'enabled', budget_tokens: 1024 });
+  const off = await count({ type: 'disabled' });
+  t.equal(on, await count(), 'thinking is the default here');
+  t.equal(off - on, model.tokenize('<think>\n\n</think>\n\n', { addSpecial: false, parseSpecial: true }).length);
+});
+
+t.test('output_config.format: the output validates against the schema', async (t) => {
+  const { client } = await sdk(t);
+  const schema = {
+    type: 'object',
+    properties: { answer: { type: 'string', enum: ['yes', 'no'] } },
+    required: ['answer'],
+    additionalProperties: false,
+  };
+  const m = await client.messages.create(
+    params(
+      {
+        model: 'm',
+        max_tokens: 60,
+        messages: ask,
+        output_config: { format: { type: 'json_schema' as const, schema } },
+      },
+      { temperature: 0 },
+    ),
+  );
+  const text = m.content[0]?.type === 'text' ? m.content[0].text : '';
+  t.ok(ajv.validate(schema, JSON.parse(text)), `${text} validates`);
+});
+
+t.test('a tool_result with is_error and text blocks reaches the template as an error', async (t) => {
+  const { client } = await sdk(t);
+  const turn = (result: Anthropic.ToolResultBlockParam): Anthropic.MessageParam[] => [
+    ...ask,
+    {
+      role: 'assistant',
+      content: [{ type: 'tool_use', id: 'call_1', name: 'get_weather', input: { unit: 'celsius' } }],
+    },
+    { role: 'user', content: [result, { type: 'text', text: 'And now?' }] },
+  ];
+  const plain = await client.messages.countTokens({
+    model: 'm',
+    tools,
+    messages: turn({ type: 'tool_result', tool_use_id: 'call_1', content: [{ type: 'text', text: 'no network' }] }),
+  });
+  const failed = await client.messages.countTokens({
+    model: 'm',
+    tools,
+    messages: turn({ type: 'tool_result', tool_use_id: 'call_1', content: 'no network', is_error: true }),
+  });
+  const words = model.tokenize('Error: no network', { addSpecial: false }).length;
+  const bare = model.tokenize('no network', { addSpecial: false }).length;
+  t.equal(failed.input_tokens - plain.input_tokens, words - bare, 'the result is marked as an error');
 });
 
 t.test('errors in Anthropic shape: validation, refusals, 401; nothing reaches the scheduler', async (t) => {
@@ -293,6 +360,34 @@ t.test('errors in Anthropic shape: validation, refusals, 401; nothing reaches th
     ],
     ['thinking on a template without it', { thinking: { type: 'enabled', budget_tokens: 1024 } }, /no thinking mode/],
     ['mcp_servers', { mcp_servers: [{ type: 'url', url: 'x', name: 'y' }] }, /mcp_servers/],
+    ['a container', { container: 'c' }, /container/],
+    [
+      'a server tool block in a turn',
+      {
+        messages: [
+          ...ask,
+          { role: 'assistant', content: [{ type: 'server_tool_use', id: 'x', name: 'y', input: {} }] },
+        ],
+      },
+      /'server_tool_use' in messages\[1\]\.content\[0\]/,
+    ],
+    [
+      'a tool_use input that is not an object',
+      { messages: [...ask, { role: 'assistant', content: [{ type: 'tool_use', id: 'x', name: 'f', input: [1] }] }] },
+      /messages\[1\]\.content\[0\]\.input/,
+    ],
+    ['a system block that is not text', { system: [{ type: 'image', source: {} }] }, /'image' in system\[0\]/],
+    [
+      'output_config.format with tools',
+      { tools, output_config: { format: { type: 'json_schema', schema: { type: 'object' } } } },
+      /cannot be combined with 'output_config.format'/,
+    ],
+    [
+      'output_config.format that is not a schema',
+      { output_config: { format: { type: 'json_schema', schema: { type: 'objekt' } } } },
+      /output_config\.format\.schema.*not a JSON Schema/,
+    ],
+    ['tool_choice any without tools', { tool_choice: { type: 'any' } }, /needs 'tools'/],
     ['a bad temperature', { temperature: 7 }, /temperature/],
   ];
   for (const [name, extra, message] of cases) {

@@ -273,6 +273,40 @@ t.test('a streamed function call: argument deltas, assembled equal to the non-st
   t.equal(b?.type === 'function_call' ? b.name : null, 'get_weather');
 });
 
+t.test('tool_choice allowed_tools: only the allowed functions are offered', async (t) => {
+  const { client } = await sdk(t);
+  const TIME = { type: 'object', properties: { zone: { type: 'string', enum: ['utc'] } }, required: ['zone'] };
+  const both: OpenAI.Responses.FunctionTool[] = [
+    ...tools,
+    { type: 'function', name: 'get_time', parameters: TIME, strict: true },
+  ];
+  const r = await client.responses.create(
+    params(
+      {
+        model: 'm',
+        input: 'Time?',
+        tools: both,
+        tool_choice: {
+          type: 'allowed_tools' as const,
+          mode: 'required' as const,
+          tools: [{ type: 'function' as const, name: 'get_time' }],
+        },
+        parallel_tool_calls: false,
+        temperature: 0,
+        max_output_tokens: 200,
+      },
+      { logit_bias: CALL_NOW },
+    ),
+  );
+  const calls = r.output.filter((o) => o.type === 'function_call');
+  t.ok(calls.length >= 1, 'a call, as required');
+  t.same(
+    calls.map((c) => (c.type === 'function_call' ? c.name : '')),
+    calls.map(() => 'get_time'),
+    'only the allowed one',
+  );
+});
+
 t.test('text.format json_schema: the output validates', async (t) => {
   const { client } = await sdk(t);
   const schema = {
@@ -386,6 +420,20 @@ t.test('refusals: a 400 naming the field, in OpenAI shape, and nothing reaches t
       /previous_response_id/,
     ],
     ['an unknown item', { input: [{ type: 'computer_call', id: 'x' }] }, 'input[0].type', /not supported/],
+    ['an item without type or role', { input: [{ content: 'x' }] }, 'input[0].type', /or a 'role'/],
+    [
+      'a hosted tool_choice',
+      { tools, tool_choice: { type: 'web_search_preview' } },
+      'tool_choice.type',
+      /no hosted tools/,
+    ],
+    [
+      'allowed_tools naming an unknown function',
+      { tools, tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [{ type: 'function', name: 'nope' }] } },
+      'tool_choice.tools[0].name',
+      /not in 'tools'/,
+    ],
+    ['text.verbosity', { text: { verbosity: 'low' } }, 'text.verbosity', /medium/],
     ['no input', { input: undefined }, 'input', /Missing required parameter/],
     ['background', { background: true }, 'background', /not supported/],
     ['truncation auto', { truncation: 'auto' }, 'truncation', /never cut/],
