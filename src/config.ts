@@ -43,6 +43,8 @@ export interface ServeConfig {
   keep: number;
   contextShift: boolean;
   cachePrompt: boolean;
+  /** MiB of host RAM for prompt states (--cache-ram); 0: off; -1: no limit. */
+  cacheRamMiB: number;
   // Sampling defaults for requests that give none (llama-server's).
   temperature: number;
   topK: number;
@@ -153,6 +155,7 @@ export function defaultServeConfig(): ServeConfig {
     keep: 0,
     contextShift: false,
     cachePrompt: true,
+    cacheRamMiB: 8192,
     temperature: 0.8,
     topK: 40,
     topP: 0.95,
@@ -396,11 +399,11 @@ const FLAGS: FlagSpec<Key>[] = [
     names: ['-cram', '--cache-ram'],
     env: 'LLAMA_ARG_CACHE_RAM',
     kind: 'int',
+    key: 'cacheRamMiB',
     min: -1,
     max: 1 << 30,
     group: COMMON,
-    help: 'MiB of host RAM for the prompt cache',
-    ignored: 'no host-RAM prompt cache yet: each slot keeps its last prompt in the KV for reuse',
+    help: "MiB of host RAM for prompt states: a slot's KV is kept there before the slot moves on, and restored when its prompt returns (default 8192; 0: off; -1: no limit)",
   },
   {
     names: ['-kvu', '--kv-unified'],
@@ -986,7 +989,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'int',
     group: SERVER,
     help: 'minimum chunk to reuse by shifting the KV cache',
-    ignored: "prompts are reused by their common prefix with a slot's cache",
+    ignored: "prompts are reused by their common prefix with a slot's cache or the RAM cache (--cache-ram)",
   },
   {
     names: ['-sps', '--slot-prompt-similarity'],

@@ -161,6 +161,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     kvCellsTotal: prepared.kvCells,
     devices: listDevices,
     scheduler: {
+      promptCacheBytes: config.cacheRamMiB < 0 ? Number.POSITIVE_INFINITY : config.cacheRamMiB * 1024 * 1024,
       maxQueuedRequests: config.maxQueue,
       ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
     },

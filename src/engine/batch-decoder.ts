@@ -1,8 +1,12 @@
 // Typed wrapper over the native slot-based batch decoder (native/core/batch_decoder.h).
 // One step = one llama_decode over every active slot; the step runs on the decoder's own thread. It implements
 // the scheduler's Decoder contract (src/scheduler/decoder.ts), which owns the option and event types.
+
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ArgumentError } from '../errors.ts';
-import type { Decoder, StartOptions, StepResult } from '../scheduler/decoder.ts';
+import type { Decoder, SlotState, StartOptions, StepResult } from '../scheduler/decoder.ts';
 import type { Model } from './model.ts';
 import {
   awaitNative,
@@ -52,12 +56,17 @@ const FLASH_ATTN = { auto: -1, off: 0, on: 1 } as const;
 
 export class BatchDecoder implements Decoder {
   readonly model: Model;
+  /** KV cells in all: slots * ctxPerSlot as configured (with kvUnified, one pool any slot may draw on). */
+  readonly kvCells: number;
+  readonly unifiedKv: boolean;
   readonly #native: NativeBatchDecoder;
 
   constructor(model: Model, options: DecoderOptions) {
     this.model = model;
     const addon = loadAddon();
     this.#native = callNative(() => new addon.BatchDecoder(model.native, nativeDecoderOptions(options)));
+    this.kvCells = options.slots * options.ctxPerSlot;
+    this.unifiedKv = options.kvUnified ?? false;
   }
 
   get info(): NativeDecoderInfo {
@@ -136,6 +145,34 @@ export class BatchDecoder implements Decoder {
   /** Loads a saved slot into an idle slot; resolves with the tokens it now holds. */
   restoreSlot(slot: number, path: string): Promise<number> {
     return awaitNative(() => this.#native.restoreSlot(slot, path));
+  }
+
+  /**
+   * An idle slot's KV and tokens in host memory. (Through llama.cpp's sequence file format in a private
+   * temporary file: the bytes are opaque to callers, restoreState() takes them back.)
+   */
+  async saveState(slot: number): Promise<SlotState> {
+    const dir = await mkdtemp(join(tmpdir(), 'llama-slot-'));
+    try {
+      const file = join(dir, 'state');
+      await this.saveSlot(slot, file);
+      const state = new Uint8Array(await readFile(file));
+      return { tokens: this.cachedPrefix(slot), state };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Loads a state saveState() gave into an idle slot; resolves with the tokens it now holds. */
+  async restoreState(slot: number, saved: SlotState): Promise<number> {
+    const dir = await mkdtemp(join(tmpdir(), 'llama-slot-'));
+    try {
+      const file = join(dir, 'state');
+      await writeFile(file, saved.state);
+      return await this.restoreSlot(slot, file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** Drops an idle slot's KV, queued behind any step in flight. */

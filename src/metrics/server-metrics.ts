@@ -5,7 +5,7 @@
 // Token counters are fed from what each response reported (usage), so their totals equal the sums of
 // usage over responses; step figures come from the scheduler through SchedulerObserver.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { SchedulerObserver, StepStats } from '../scheduler/types.ts';
+import type { PromptCacheEvent, SchedulerObserver, StepStats } from '../scheduler/types.ts';
 import type { GenerationMetrics, RejectionCause, ResponseRecord } from '../server/deps.ts';
 import type { LiveStatsListener } from './live-stats.ts';
 
@@ -20,6 +20,8 @@ export interface LiveState {
   /** Cells held by running requests: what is not free for the next request (idle slots' caches are). */
   kvCellsRunning(): number;
   kvCellsTotal(): number;
+  /** The host-RAM prompt cache, when there is one. */
+  promptCache?(): { bytes: number; entries: number };
 }
 
 /**
@@ -51,6 +53,11 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
   readonly #promptPerRequest: Histogram;
   readonly #generatedPerRequest: Histogram;
   readonly #stepSeconds: Histogram;
+  readonly #preemptions: Counter;
+  readonly #cacheHits: Counter;
+  readonly #cacheMisses: Counter;
+  readonly #cacheRestoredTokens: Counter;
+  readonly #cacheSavedBytes: Counter;
   #busySlotSum = 0;
   #decodeCount = 0;
   #promptTokenSum = 0;
@@ -185,6 +192,36 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
       'Duration of one decoding step (one llama_decode)',
       ITL_BUCKETS,
     );
+    this.#preemptions = counter(
+      'llama_slots_preemptions_total',
+      'Running requests that gave their slot up to a full KV pool (they resume)',
+    );
+    this.#cacheHits = counter(
+      'llama_slots_prompt_cache_hits_total',
+      'Prompts whose KV was restored from the host-RAM prompt cache',
+    );
+    this.#cacheMisses = counter(
+      'llama_slots_prompt_cache_misses_total',
+      'Prompts that neither a slot nor the host-RAM prompt cache held a reusable prefix of',
+    );
+    this.#cacheRestoredTokens = counter(
+      'llama_slots_prompt_cache_restored_tokens_total',
+      'Prompt tokens whose KV came back from the host-RAM prompt cache',
+    );
+    this.#cacheSavedBytes = counter(
+      'llama_slots_prompt_cache_saved_bytes_total',
+      'Bytes of slot state saved to the host-RAM prompt cache',
+    );
+    gauge(
+      'llama_slots_prompt_cache_bytes',
+      'Bytes the host-RAM prompt cache holds',
+      () => live.promptCache?.().bytes ?? 0,
+    );
+    gauge(
+      'llama_slots_prompt_cache_entries',
+      'Slot states the host-RAM prompt cache holds',
+      () => live.promptCache?.().entries ?? 0,
+    );
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     for (const cause of ['queue_full', 'auth', 'invalid', 'context_exceeded', 'shutting_down', 'too_large'] as const) {
       this.#rejections.inc({ cause }, 0);
@@ -199,6 +236,18 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
     this.#decodeCount++;
     this.#busySlotSum += stats.busySlots;
     this.#stepSeconds.observe(stats.durationMs / 1000);
+  }
+
+  onPreempted(): void {
+    this.#preemptions.inc();
+  }
+
+  onPromptCache(event: PromptCacheEvent): void {
+    if (event.kind === 'hit') {
+      this.#cacheHits.inc();
+      this.#cacheRestoredTokens.inc(event.tokens);
+    } else if (event.kind === 'miss') this.#cacheMisses.inc();
+    else this.#cacheSavedBytes.inc(event.bytes);
   }
 
   rejected(cause: RejectionCause): void {

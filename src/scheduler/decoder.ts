@@ -61,6 +61,12 @@ export interface StartOptions extends SamplingOptions {
   /** A slot that fills while generating drops the oldest half after the first nKeep tokens (-1: the prompt). */
   contextShift?: boolean;
   nKeep?: number;
+  /**
+   * The last `resumeTokens` tokens of the prompt are this request's own output so far (it gave its slot up and
+   * resumes): the sampler takes them in (penalties, grammar) as if it had generated them, instead of the
+   * prompt's. The output's text continues where it stopped.
+   */
+  resumeTokens?: number;
 }
 
 export interface TokenProb {
@@ -101,6 +107,17 @@ export interface StepResult {
   /** Times the step halved its prompt share because the KV had no room. */
   retries: number;
   decodeMicros: number;
+  /**
+   * The pool had no room even for the generating slots' next tokens: nothing was decoded and no slot changed.
+   * The caller frees cells (evicts an idle slot's cache, preempts a request) and steps again.
+   */
+  kvFull?: boolean;
+}
+
+/** A slot's KV serialised to host memory, with the tokens it holds. */
+export interface SlotState {
+  tokens: readonly number[];
+  state: Uint8Array;
 }
 
 /** What the scheduler needs of a decoder: slots over one model, advanced together one step at a time. */
@@ -110,6 +127,9 @@ export interface Decoder {
   readonly ctxPerSlot: number;
   /** Most tokens one step may carry. */
   readonly batchSize: number;
+  /** KV cells in all. With a unified pool any slot may take them (up to ctxPerSlot); else each has its share. */
+  readonly kvCells: number;
+  readonly unifiedKv: boolean;
   /** Starts a request on an idle slot; reuses the longest prefix the slot already holds. */
   start(slot: number, tokens: readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number };
   /** True: the slot is free now. False: the step in flight will end it with a 'cancelled' event. */
@@ -124,4 +144,8 @@ export interface Decoder {
   saveSlot(slot: number, path: string): Promise<number>;
   restoreSlot(slot: number, path: string): Promise<number>;
   eraseSlot(slot: number): Promise<void>;
+  /** An idle slot's KV to host memory (llama_state_seq_get_data), queued behind any step in flight. */
+  saveState(slot: number): Promise<SlotState>;
+  /** Loads a saved state into an idle slot (what it held before is dropped); resolves with the tokens it holds. */
+  restoreState(slot: number, saved: SlotState): Promise<number>;
 }

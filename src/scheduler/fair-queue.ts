@@ -192,6 +192,30 @@ export class FairQueue<T> {
     return undefined;
   }
 
+  /** The request shift(canTake) would return, left in the queue. */
+  peek(canTake?: (item: T) => boolean): T | undefined {
+    for (const level of this.#levels) {
+      if (level.size === 0) continue;
+      const w = level.next(canTake);
+      if (w !== undefined) return w.item;
+    }
+    return undefined;
+  }
+
+  /**
+   * Puts a request back at the head of its client's line (a running request that gave its slot up): it goes
+   * before the client's other waiting requests. Bounds are not checked: it was admitted once.
+   */
+  pushFront(id: string, client: string, cost: number, item: T, priority = DEFAULT_PRIORITY): void {
+    this.push(id, client, cost, item, priority);
+    const w = this.#byId.get(id);
+    if (w === undefined) return;
+    const rest = [...w.line.waiting].filter(([key]) => key !== id);
+    w.line.waiting.clear();
+    w.line.waiting.set(id, w);
+    for (const [key, other] of rest) w.line.waiting.set(key, other);
+  }
+
   /** Removes a waiting request (cancelled while queued). False when it is not waiting. */
   remove(id: string): boolean {
     const w = this.#byId.get(id);

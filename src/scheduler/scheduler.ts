@@ -1,11 +1,16 @@
 // The step loop: admits waiting requests to idle slots between steps, runs one decoder step at a time
 // (continuous batching with chunked prefill) and turns the decoder's per-slot events into each request's
 // handler calls. Policy only: the decoder does the work, the fair queue decides who waits least, the
-// slot choice decides where a request goes.
+// slot choice decides where a request goes, the prompt cache keeps slot states in host RAM for prompts that
+// come back. With a unified KV pool, a request starts only when its prompt and an output reservation fit the
+// free cells (idle slots' caches give theirs back, least recently used first); should the pool still run out,
+// the most recently started request gives its slot up and resumes later, so no admitted request fails because
+// of the others.
 import { ArgumentError, ContextExceededError, RejectedError, StateError } from '../errors.ts';
 import type { StepResult } from './decoder.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
-import { chooseSlot, MIN_REUSE_PREFIX } from './slot-choice.ts';
+import { type CachedPrompt, PromptCache, type PromptCacheStats } from './prompt-cache.ts';
+import { chooseSlot, commonPrefix, MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {
   Decoder,
   GenerationHandlers,
@@ -25,13 +30,19 @@ interface Job {
   readonly id: string;
   readonly request: GenerationRequest;
   readonly handlers: GenerationHandlers;
-  state: 'queued' | 'running' | 'ended';
+  /** 'admitting': taken from the queue, its slot being prepared (cache saves, a restore) between steps. */
+  state: 'queued' | 'admitting' | 'running' | 'ended';
   slot: number | null;
   /** Set while a cancel waits for the step in flight to end the slot; events for the job are ignored meanwhile. */
   cancel: { reason: CancelReason; error?: string } | null;
+  /** Prompt tokens whose KV was reused when it first started (what usage reports as cached). */
   reusedTokens: number;
-  promptProcessed: number;
+  /** This run on its slot: tokens it started with in the KV, prompt tokens decoded since, output before it. */
+  run: { reused: number; processed: number; promptLength: number; generatedBefore: number };
   generated: number;
+  /** Every generated token, for resuming after a preemption. */
+  readonly output: number[];
+  preemptions: number;
   shifted: number;
   /** Text from events that carried no token, handed over with onEnd (the real decoder sends none). */
   heldText: string;
@@ -52,8 +63,21 @@ interface Slot {
   cachedCount: number;
   /** Use counter value when the slot last ended a request (for least-recently-used choice). */
   lastUsed: number;
-  /** A slot action (save, restore, erase) holds it: no request starts on it meanwhile. */
+  /** A slot action (save, restore, erase) or an admission holds it: no request starts on it meanwhile. */
   reserved: boolean;
+  /** cachedCount when the prompt cache last took this slot's state (-1: never): nothing new to save. */
+  savedCount: number;
+}
+
+/** What admitting one request needs done first. */
+interface AdmissionPlan {
+  job: Job;
+  slot: Slot;
+  /** Idle slots whose cells go back to the pool (saved to RAM first). */
+  evict: Slot[];
+  /** A RAM entry to load into the slot instead of its own cache. */
+  restore: CachedPrompt | null;
+  restorePrefix: number;
 }
 
 export class Scheduler {
@@ -66,6 +90,10 @@ export class Scheduler {
   readonly #stepTokenBudget: number;
   readonly #retryAfterSeconds: number;
   readonly #minReusePrefix: number;
+  readonly #outputReserve: number;
+  readonly #kvCells: number;
+  readonly #unified: boolean;
+  readonly #promptCache: PromptCache;
   readonly #queue: FairQueue<Job>;
   readonly #slots: Slot[];
   /** Every request not yet ended, queued or running. */
@@ -89,6 +117,10 @@ export class Scheduler {
     );
     this.#retryAfterSeconds = nonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 1);
     this.#minReusePrefix = nonNegative('minReusePrefix', options.minReusePrefix ?? MIN_REUSE_PREFIX);
+    this.#outputReserve = nonNegative('outputReserve', options.outputReserve ?? 128);
+    this.#kvCells = decoder.kvCells;
+    this.#unified = decoder.unifiedKv;
+    this.#promptCache = new PromptCache(nonNegative('promptCacheBytes', options.promptCacheBytes ?? 0));
     this.#queue = new FairQueue({
       maxRequests: nonNegative('maxQueuedRequests', options.maxQueuedRequests ?? 64),
       maxTokens: nonNegative('maxQueuedTokens', options.maxQueuedTokens ?? 16 * this.#ctxPerSlot),
@@ -100,7 +132,18 @@ export class Scheduler {
       cachedCount: 0,
       lastUsed: -Infinity,
       reserved: false,
+      savedCount: -1,
     }));
+  }
+
+  /** The host-RAM prompt cache's figures. */
+  promptCacheStats(): PromptCacheStats {
+    return this.#promptCache.stats();
+  }
+
+  /** KV cells holding tokens, idle slots' caches included (the scheduler's count, readable during a step). */
+  get kvCellsUsed(): number {
+    return this.#slots.reduce((n, s) => n + s.cachedCount, 0);
   }
 
   /** Requests waiting for a slot. */
@@ -206,8 +249,10 @@ export class Scheduler {
       slot: null,
       cancel: null,
       reusedTokens: 0,
-      promptProcessed: 0,
+      run: { reused: 0, processed: 0, promptLength: n, generatedBefore: 0 },
       generated: 0,
+      output: [],
+      preemptions: 0,
       shifted: 0,
       heldText: '',
       queuedAt: this.#now(),
@@ -305,7 +350,7 @@ export class Scheduler {
   async #loop(): Promise<void> {
     try {
       for (;;) {
-        this.#admit();
+        await this.#admit();
         if (this.busySlots === 0) break;
         await this.#step();
       }
@@ -321,44 +366,188 @@ export class Scheduler {
     }
   }
 
-  /** Starts waiting requests on idle slots. Only between steps: the decoder refuses start() during one. */
-  #admit(): void {
+  /**
+   * Starts waiting requests on idle slots, between steps (the decoder refuses start() during one). Preparing a
+   * slot may save caches to RAM or restore one from it first: those wait for the decoder, no step runs meanwhile.
+   */
+  async #admit(): Promise<void> {
     while (!this.#stepInFlight && this.#queue.size > 0) {
-      const idle = this.#slots.filter((s) => s.job === null && !s.reserved);
-      if (idle.length === 0) return;
-      // A request pinned to a slot waits for that one; the others go by fairness.
-      const job = this.#queue.shift((j) => j.request.slot === undefined || idle.some((s) => s.id === j.request.slot));
-      if (job === undefined) return;
-      const pinned = job.request.slot;
-      let slot: Slot | undefined;
-      if (pinned !== undefined) slot = this.#slots[pinned];
-      else {
-        const candidates = idle.map((s) => ({ id: s.id, cachedPrefix: this.#cachedPrefix(s), lastUsed: s.lastUsed }));
-        const choice = chooseSlot(candidates, job.request.tokens, this.#minReusePrefix);
-        slot = choice === null ? undefined : this.#slots[choice.slot];
-      }
-      if (slot === undefined) throw new Error('no idle slot was chosen');
-      let started: { reusedTokens: number; promptTokens: number };
+      const plan = this.#plan();
+      if (plan === null) return;
+      const { job, slot } = plan;
+      this.#queue.shift((j) => j === job);
+      job.state = 'admitting';
+      slot.reserved = true;
       try {
-        this.#copyPrefix(job, slot);
-        started = this.#decoder.start(slot.id, job.request.tokens, job.request.options);
+        for (const victim of plan.evict) await this.#giveBack(victim);
+        // The slot's own cache is about to be overwritten by another prompt: keep it in RAM first.
+        if (plan.restore !== null || commonPrefix(this.#cachedPrefix(slot), this.#promptOf(job)) < slot.cachedCount)
+          await this.#keep(slot);
+        if (plan.restore !== null) await this.#restore(slot, plan.restore, plan.restorePrefix);
       } catch (err) {
-        // E.g. a token id outside the vocabulary or a sampling parameter out of range: this request fails,
-        // the slot stays idle for the next one.
+        // A save or restore failed: the slot's cache is unknown; the request can still start, cold.
         slot.cache = null;
-        this.#end(job, 'error', '', messageOf(err));
-        continue;
+        guard(() => this.#observer.onPromptCache?.({ kind: 'miss' }));
+        void err;
+      } finally {
+        slot.reserved = false;
       }
-      job.state = 'running';
-      job.slot = slot.id;
+      // Cancelled while its slot was being prepared: #end took care of it.
+      if (job.state !== 'admitting') continue;
+      if (this.#promptCache.enabled && plan.restore === null && job.output.length === 0) {
+        const own = commonPrefix(this.#cachedPrefix(slot), this.#promptOf(job));
+        if (own < this.#minReusePrefix) {
+          this.#promptCache.missed();
+          guard(() => this.#observer.onPromptCache?.({ kind: 'miss' }));
+        }
+      }
+      this.#start(job, slot);
+    }
+  }
+
+  /** The next request that can start now, on which slot, and what must be freed or restored first; null: none. */
+  #plan(): AdmissionPlan | null {
+    const idle = this.#slots.filter((s) => s.job === null && !s.reserved);
+    if (idle.length === 0) return null;
+    // A request pinned to a slot waits for that one; the others go by fairness.
+    const job = this.#queue.peek((j) => j.request.slot === undefined || idle.some((s) => s.id === j.request.slot));
+    if (job === undefined) return null;
+    const prompt = this.#promptOf(job);
+    const pinned = job.request.slot;
+    let slot: Slot | undefined;
+    let own = 0;
+    if (pinned !== undefined) {
+      slot = this.#slots[pinned];
+      if (slot !== undefined) own = commonPrefix(this.#cachedPrefix(slot), prompt);
+    } else {
+      const candidates = idle.map((s) => ({ id: s.id, cachedPrefix: this.#cachedPrefix(s), lastUsed: s.lastUsed }));
+      const choice = chooseSlot(candidates, prompt, this.#minReusePrefix);
+      slot = choice === null ? undefined : this.#slots[choice.slot];
+      own = choice?.prefix ?? 0;
+    }
+    if (slot === undefined) throw new Error('no idle slot was chosen');
+    // A prompt the slot has forgotten but the RAM cache kept: restore it when that reuses clearly more.
+    let restore: CachedPrompt | null = null;
+    let restorePrefix = 0;
+    if (this.#promptCache.enabled) {
+      const best = this.#promptCache.best(prompt);
+      const usable = best === null ? 0 : Math.min(best.prefix, prompt.length - 1);
+      if (best !== null && usable >= this.#minReusePrefix && usable > own + this.#minReusePrefix) {
+        restore = best.entry;
+        restorePrefix = usable;
+        // Not the slot whose own cache served this prompt best: that one may serve the next.
+        if (pinned === undefined) slot = lruOf(idle) ?? slot;
+      }
+    }
+    const evict = this.#unified ? this.#cellsFor(job, slot, restore !== null ? restorePrefix : own, idle) : [];
+    if (evict === null) return null;
+    return { job, slot, evict, restore, restorePrefix };
+  }
+
+  /**
+   * With a unified pool: the idle slots whose caches must go back to the pool (least recently used first) so that
+   * `job` fits on `slot`; null when even that is not enough while others run (it waits for them).
+   */
+  #cellsFor(job: Job, slot: Slot, reuse: number, idle: readonly Slot[]): Slot[] | null {
+    const prompt = this.#promptOf(job).length;
+    const remaining = job.request.options.maxTokens - job.generated;
+    // What the others hold: a running request at least its prompt and its own reservation.
+    let held = 0;
+    for (const s of this.#slots) {
+      if (s === slot) continue;
+      held += s.job !== null ? Math.max(s.cachedCount, this.#reservedCells(s.job)) : s.cachedCount;
+    }
+    const need = reuse + (prompt - reuse) + Math.min(remaining, this.#outputReserve);
+    const evict: Slot[] = [];
+    const candidates = idle.filter((s) => s !== slot && s.cachedCount > 0).sort((a, b) => a.lastUsed - b.lastUsed);
+    while (held + need > this.#kvCells && candidates.length > 0) {
+      const victim = candidates.shift() as Slot;
+      evict.push(victim);
+      held -= victim.cachedCount;
+    }
+    if (held + need <= this.#kvCells) return evict;
+    // Nothing else runs: it goes alone (its prompt fits a slot, so it fits the pool).
+    return this.busySlots === 0 ? evict : null;
+  }
+
+  /** Cells a running request was admitted with: its prompt and its output reservation. */
+  #reservedCells(job: Job): number {
+    const remaining = job.request.options.maxTokens - job.run.generatedBefore;
+    return job.run.promptLength + Math.min(remaining, this.#outputReserve);
+  }
+
+  /** The tokens a request starts from: its prompt, or after a preemption its prompt and its output so far. */
+  #promptOf(job: Job): readonly number[] {
+    return job.output.length === 0 ? job.request.tokens : [...job.request.tokens, ...job.output];
+  }
+
+  #start(job: Job, slot: Slot): void {
+    const prompt = this.#promptOf(job);
+    const resumed = job.output.length;
+    let started: { reusedTokens: number; promptTokens: number };
+    try {
+      if (resumed === 0) this.#copyPrefix(job, slot);
+      const options =
+        resumed === 0
+          ? job.request.options
+          : {
+              ...job.request.options,
+              maxTokens: job.request.options.maxTokens - resumed,
+              resumeTokens: resumed,
+            };
+      started = this.#decoder.start(slot.id, prompt, options);
+    } catch (err) {
+      // E.g. a token id outside the vocabulary or a sampling parameter out of range: this request fails,
+      // the slot stays idle for the next one.
+      slot.cache = null;
+      this.#end(job, 'error', '', messageOf(err));
+      return;
+    }
+    const first = job.startedAt === null;
+    job.state = 'running';
+    job.slot = slot.id;
+    job.run = { reused: started.reusedTokens, processed: 0, promptLength: prompt.length, generatedBefore: resumed };
+    if (first) {
       job.reusedTokens = started.reusedTokens;
       job.startedAt = this.#now();
-      slot.job = job;
-      slot.cache = null;
-      slot.cachedCount = started.reusedTokens;
+    }
+    slot.job = job;
+    slot.cache = null;
+    slot.cachedCount = started.reusedTokens;
+    if (first) {
       const info = { slot: slot.id, reusedTokens: started.reusedTokens };
       this.#callHandler(job, 'onStart', () => job.handlers.onStart?.(info));
     }
+  }
+
+  /** Saves an idle slot's cache to the RAM cache (when it is on and there is something new to keep). */
+  async #keep(slot: Slot): Promise<void> {
+    if (!this.#promptCache.enabled || slot.cachedCount < this.#minReusePrefix || slot.savedCount === slot.cachedCount)
+      return;
+    const saved = await this.#decoder.saveState(slot.id);
+    slot.savedCount = slot.cachedCount;
+    if (this.#promptCache.put(saved.tokens, saved.state))
+      guard(() =>
+        this.#observer.onPromptCache?.({ kind: 'saved', tokens: saved.tokens.length, bytes: saved.state.byteLength }),
+      );
+  }
+
+  /** Gives an idle slot's cells back to the pool, keeping its state in RAM first. */
+  async #giveBack(slot: Slot): Promise<void> {
+    await this.#keep(slot);
+    await this.#decoder.eraseSlot(slot.id);
+    slot.cache = null;
+    slot.cachedCount = 0;
+    slot.savedCount = -1;
+  }
+
+  async #restore(slot: Slot, entry: CachedPrompt, prefix: number): Promise<void> {
+    const n = await this.#decoder.restoreState(slot.id, entry);
+    slot.cache = null;
+    slot.cachedCount = n;
+    slot.savedCount = n;
+    this.#promptCache.used(entry, prefix);
+    guard(() => this.#observer.onPromptCache?.({ kind: 'hit', tokens: prefix, bytes: entry.state.byteLength }));
   }
 
   /** The KV another slot holds for this prompt, copied into the slot (when that slot still holds it). */
@@ -434,6 +623,10 @@ export class Scheduler {
     }
     this.#stepInFlight = false;
     const durationMs = this.#now() - t0;
+    if (result.kvFull === true) {
+      await this.#makeRoom();
+      return;
+    }
     this.#apply(result);
     const stats = {
       durationMs,
@@ -443,6 +636,64 @@ export class Scheduler {
       busySlots: busy,
     };
     guard(() => this.#observer.onStep?.(stats));
+  }
+
+  /**
+   * The pool had no cell for the running requests' next tokens. Idle slots' caches go back first (least recently
+   * used first, kept in RAM); failing that, the most recently started request gives its slot up: its state goes
+   * to RAM (or is dropped), and it waits at the head of its client's line to resume where it stopped.
+   */
+  async #makeRoom(): Promise<void> {
+    const idle = this.#slots
+      .filter((s) => s.job === null && !s.reserved && s.cachedCount > 0)
+      .sort((a, b) => a.lastUsed - b.lastUsed);
+    const victim = idle[0];
+    if (victim !== undefined) {
+      victim.reserved = true;
+      try {
+        await this.#giveBack(victim);
+      } finally {
+        victim.reserved = false;
+      }
+      return;
+    }
+    const running = this.#slots
+      .flatMap((s) => (s.job !== null && s.job.cancel === null ? [{ slot: s, job: s.job }] : []))
+      .sort((a, b) => (b.job.startedAt ?? 0) - (a.job.startedAt ?? 0));
+    const latest = running[0];
+    if (latest === undefined || running.length === 1) {
+      // One request alone fills the pool: it is the slot's context that ran out.
+      for (const r of running) this.#cancel(r.job, 'error', 'the KV cache is full');
+      return;
+    }
+    await this.#preempt(latest.slot);
+  }
+
+  async #preempt(slot: Slot): Promise<void> {
+    const job = slot.job;
+    if (job === null) return;
+    try {
+      this.#decoder.cancel(slot.id);
+    } catch {
+      // The decoder is gone: the request ends like the others will.
+    }
+    slot.job = null;
+    slot.lastUsed = ++this.#uses;
+    slot.cache = null;
+    job.slot = null;
+    job.state = 'queued';
+    job.heldText = '';
+    job.preemptions++;
+    this.#queue.pushFront(job.id, job.request.client, job.request.tokens.length, job, job.request.priority);
+    guard(() => this.#observer.onPreempted?.({ id: job.id, generatedTokens: job.generated }));
+    slot.reserved = true;
+    try {
+      await this.#giveBack(slot);
+    } catch {
+      slot.cache = null;
+    } finally {
+      slot.reserved = false;
+    }
   }
 
   /** Hands a step's events to their requests. No step is in flight here, so cancels free slots at once. */
@@ -456,19 +707,25 @@ export class Scheduler {
         if (ev.end !== null) this.#end(job, job.cancel.reason, '', job.cancel.error);
         continue;
       }
-      job.promptProcessed += ev.promptProcessed;
+      const run = job.run;
+      run.processed += ev.promptProcessed;
       job.shifted += ev.shifted ?? 0;
-      if (ev.promptProcessed > 0 && job.handlers.onPromptProgress !== undefined) {
+      // A resumed request re-reads its own prompt: its client heard about that prompt already.
+      if (ev.promptProcessed > 0 && run.generatedBefore === 0 && job.handlers.onPromptProgress !== undefined) {
         const progress = {
-          processed: job.reusedTokens + job.promptProcessed,
+          processed: run.reused + run.processed,
           total: job.request.tokens.length,
-          cached: job.reusedTokens,
+          cached: run.reused,
         };
         this.#callHandler(job, 'onPromptProgress', () => job.handlers.onPromptProgress?.(progress));
       }
-      if (ev.token !== null) job.generated++;
+      if (ev.token !== null) {
+        job.generated++;
+        job.output.push(ev.token);
+      }
       // The KV holds the prompt and every generated token but the last, which the next step decodes.
-      slot.cachedCount = job.reusedTokens + job.promptProcessed + Math.max(0, job.generated - 1) - job.shifted;
+      const generatedHere = job.generated - run.generatedBefore;
+      slot.cachedCount = run.reused + run.processed + Math.max(0, generatedHere - 1) - job.shifted;
       if (ev.token !== null) {
         job.firstTokenAt ??= this.#now();
         const { token, text, probs } = ev;
@@ -488,7 +745,7 @@ export class Scheduler {
         this.#cancel(job, job.cancel.reason, job.cancel.error, true);
       }
     }
-    if (result.batchTokens === 0 && result.events.length === 0) {
+    if (result.batchTokens === 0 && result.events.length === 0 && result.kvFull !== true) {
       // The decoder has nothing to do for requests we think are running: it lost them. Fail them rather
       // than spin on empty steps.
       for (const slot of this.#slots)
@@ -522,7 +779,7 @@ export class Scheduler {
    */
   #cancel(job: Job, reason: CancelReason, error?: string, retry = false): void {
     if (job.state === 'ended') return;
-    if (job.state === 'queued') {
+    if (job.state === 'queued' || job.state === 'admitting') {
       this.#end(job, reason, '', error);
       return;
     }
@@ -565,6 +822,7 @@ export class Scheduler {
       cachedTokens: job.reusedTokens,
       generatedTokens: job.generated,
       shiftedTokens: job.shifted,
+      preemptions: job.preemptions,
       queuedAt: job.queuedAt,
       startedAt: job.startedAt,
       firstTokenAt: job.firstTokenAt,
@@ -587,7 +845,8 @@ export class Scheduler {
   }
 
   #prefilled(job: Job): boolean {
-    return job.generated > 0 || job.reusedTokens + job.promptProcessed >= job.request.tokens.length;
+    const run = job.run;
+    return job.generated > run.generatedBefore || run.reused + run.processed >= run.promptLength;
   }
 
   /** Only between steps (admission): the decoder's cache must not be read while a step may change it. */
@@ -602,6 +861,13 @@ export class Scheduler {
     }
     return slot.cache;
   }
+}
+
+/** The least recently used of these slots. */
+function lruOf(slots: readonly Slot[]): Slot | undefined {
+  let best: Slot | undefined;
+  for (const s of slots) if (best === undefined || s.lastUsed < best.lastUsed) best = s;
+  return best;
 }
 
 function guard(call: () => void): void {

@@ -28,6 +28,17 @@ export interface SchedulerOptions {
    * one (src/scheduler/slot-choice.ts explains the default). Default 16.
    */
   minReusePrefix?: number;
+  /**
+   * Bytes of host RAM for prompt states (llama-server's --cache-ram): a slot's KV is saved there before the slot
+   * is reused for another prompt or its cells are taken back, and restored when its prompt returns. 0 (default):
+   * off.
+   */
+  promptCacheBytes?: number;
+  /**
+   * With a unified KV pool, output tokens a request is sure of when admitted (at most its maxTokens): it starts
+   * only when its prompt and these fit the free cells. Default 128.
+   */
+  outputReserve?: number;
 }
 
 export interface GenerationRequest {
@@ -67,6 +78,8 @@ export interface RequestSummary {
   generatedTokens: number;
   /** Tokens dropped by context shifts while generating (then the answer is truncated). */
   shiftedTokens: number;
+  /** Times it gave its slot up to a full KV pool and resumed. */
+  preemptions: number;
   /** Milliseconds, from the scheduler clock. */
   queuedAt: number;
   startedAt: number | null;
@@ -75,7 +88,7 @@ export interface RequestSummary {
 }
 
 export interface GenerationHandlers {
-  /** The request got a slot. */
+  /** The request got a slot (once: a request that resumes after a preemption is not started again). */
   onStart?(info: { slot: number; reusedTokens: number }): void;
   /** A step decoded part of the prompt: `processed` of `total` prompt tokens are in the KV (cached included). */
   onPromptProgress?(info: { processed: number; total: number; cached: number }): void;
@@ -100,11 +113,20 @@ export interface StepStats {
   busySlots: number;
 }
 
-/** For metrics (src/server/metrics.ts): the scheduler reports what happened, it keeps no counters. */
+/** What the prompt cache did for one admission, or when it kept a slot's state. */
+export type PromptCacheEvent =
+  | { kind: 'hit'; tokens: number; bytes: number }
+  | { kind: 'miss' }
+  | { kind: 'saved'; tokens: number; bytes: number };
+
+/** For metrics (src/metrics/server-metrics.ts): the scheduler reports what happened, it keeps no counters. */
 export interface SchedulerObserver {
   onStep?(stats: StepStats): void;
   onRequestEnd?(summary: RequestSummary): void;
   onRejected?(cause: 'queue_full' | 'context_exceeded' | 'shutting_down'): void;
+  /** A running request gave its slot up because the KV pool ran out; it waits to resume. */
+  onPreempted?(info: { id: string; generatedTokens: number }): void;
+  onPromptCache?(event: PromptCacheEvent): void;
 }
 
 export interface SlotSnapshot {

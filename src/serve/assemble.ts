@@ -58,6 +58,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       kvCellsUsed: () => kvCellsUsed(),
       kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
       kvCellsTotal: () => o.kvCellsTotal,
+      promptCache: () => late.scheduler?.promptCacheStats() ?? { bytes: 0, entries: 0 },
     },
     { listener: live },
   );

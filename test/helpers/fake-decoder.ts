@@ -29,6 +29,8 @@ export interface FakeDecoderOptions {
   stopWhen?: (prompt: readonly number[], index: number) => boolean;
   /** Each step waits this long (a real timer) before decoding. */
   stepDelayMs?: number;
+  /** One pool of this many KV cells for all slots (a unified KV), each slot still at most ctxPerSlot. */
+  kvCells?: number;
 }
 
 export type DecoderCall =
@@ -36,7 +38,7 @@ export type DecoderCall =
   | { op: 'cancel'; slot: number; freed: boolean; inFlight: boolean }
   | { op: 'step'; budget: number }
   | { op: 'copyPrefix'; src: number; dst: number; count: number }
-  | { op: 'save' | 'restore' | 'erase'; slot: number };
+  | { op: 'save' | 'restore' | 'erase' | 'saveState' | 'restoreState'; slot: number };
 
 export interface StepRecord {
   budget: number;
@@ -93,6 +95,8 @@ export class FakeDecoder implements Decoder {
   readonly slots: number;
   readonly ctxPerSlot: number;
   readonly batchSize: number;
+  readonly kvCells: number;
+  readonly unifiedKv: boolean;
   readonly vocab: number;
   cancelDuringStep: CancelDuringStep;
   readonly stopWhen: ((prompt: readonly number[], index: number) => boolean) | undefined;
@@ -120,6 +124,8 @@ export class FakeDecoder implements Decoder {
   constructor(options: FakeDecoderOptions = {}) {
     this.slots = options.slots ?? 4;
     this.ctxPerSlot = options.ctxPerSlot ?? 256;
+    this.unifiedKv = options.kvCells !== undefined;
+    this.kvCells = options.kvCells ?? this.ctxPerSlot * (options.slots ?? 4);
     this.batchSize = options.batchSize ?? 64;
     this.vocab = options.vocab ?? 32000;
     this.cancelDuringStep = options.cancelDuringStep ?? 'reported';
@@ -205,9 +211,11 @@ export class FakeDecoder implements Decoder {
     if (keep >= tokens.length) keep = tokens.length - 1;
     s.cache.length = keep;
     s.pending = tokens.slice(keep);
-    s.prompt = [...tokens];
-    s.maxTokens = options.maxTokens;
-    s.generated = 0;
+    // A resumed request's prompt ends with its own output: it goes on generating as if never interrupted.
+    const resumed = options.resumeTokens ?? 0;
+    s.prompt = tokens.slice(0, tokens.length - resumed);
+    s.maxTokens = resumed + options.maxTokens;
+    s.generated = resumed;
     s.last = null;
     s.nProbs = options.nProbs ?? 0;
     s.cancel = null;
@@ -244,6 +252,28 @@ export class FakeDecoder implements Decoder {
     to.cache = from.cache.slice(0, n);
     this.#record({ op: 'copyPrefix', src, dst, count: n });
     return n;
+  }
+
+  /** Cells holding tokens, over all slots. */
+  get cellsUsed(): number {
+    return this.#slots.reduce((n, s) => n + s.cache.length, 0);
+  }
+
+  /** The idle slot's tokens as its "state" (4 bytes a token, as a stand-in for llama.cpp's serialised KV). */
+  async saveState(slot: number): Promise<{ tokens: number[]; state: Uint8Array }> {
+    const s = this.#idleSlot(slot);
+    this.#record({ op: 'saveState', slot });
+    return { tokens: [...s.cache], state: new Uint8Array(new Int32Array(s.cache).buffer) };
+  }
+
+  async restoreState(slot: number, saved: { tokens: readonly number[]; state: Uint8Array }): Promise<number> {
+    const s = this.#idleSlot(slot);
+    this.#record({ op: 'restoreState', slot });
+    const tokens = Array.from(new Int32Array(saved.state.slice().buffer));
+    if (tokens.length !== saved.tokens.length || tokens.some((t, i) => t !== saved.tokens[i]))
+      throw new ArgumentError('INVALID_ARGUMENT', 'the state does not hold these tokens');
+    s.cache = tokens;
+    return tokens.length;
   }
 
   /** Writes the idle slot's cached tokens as JSON (the real decoder writes llama.cpp's sequence state). */
@@ -309,6 +339,23 @@ export class FakeDecoder implements Decoder {
     const nGen = this.#slots.filter((s) => s.state === 'generating').length;
     const budget = Math.min(Math.max(tokenBudget, 1), this.batchSize);
     let remaining = Math.max(0, budget - nGen);
+    if (this.unifiedKv) {
+      // One pool: the generating slots' tokens first; a prompt gets what is left, like llama_decode's retries.
+      const free = this.kvCells - this.cellsUsed;
+      if (free < nGen) {
+        this.#applyCancels(index, 'end', events);
+        return {
+          events,
+          batchTokens: 0,
+          promptTokens: 0,
+          generatedTokens: 0,
+          retries: 1,
+          decodeMicros: 0,
+          kvFull: true,
+        };
+      }
+      remaining = Math.min(remaining, free - nGen);
+    }
     const take = new Map<number, number>();
     let lastServed = -1;
     for (let k = 0; k < this.slots && remaining > 0; k++) {

@@ -238,6 +238,10 @@ export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions
     saveSlot: (slot, path) => real.saveSlot(slot, path),
     restoreSlot: (slot, path) => real.restoreSlot(slot, path),
     eraseSlot: (slot) => real.eraseSlot(slot),
+    kvCells: real.kvCells,
+    unifiedKv: real.unifiedKv,
+    saveState: (slot) => real.saveState(slot),
+    restoreState: (slot, saved) => real.restoreState(slot, saved),
     step: async (budget) => {
       const held = gate.wait();
       if (held !== null) await held;
