@@ -5,6 +5,8 @@
 import { availableParallelism } from 'node:os';
 import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from './cli/flags.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
+import { LLAMA_SERVER_DEFAULTS } from './server/config.ts';
+import { samplersFromLetters } from './server/samplers.ts';
 
 export { FlagError as ConfigError } from './cli/flags.ts';
 
@@ -129,6 +131,7 @@ export interface ServeConfig {
 type Key = Exclude<keyof ServeConfig, 'explicit' | 'warnings'>;
 
 export function defaultServeConfig(): ServeConfig {
+  const { nKeep, ...generation } = LLAMA_SERVER_DEFAULTS;
   return {
     model: undefined,
     aliases: [],
@@ -151,38 +154,13 @@ export function defaultServeConfig(): ServeConfig {
     offloadKv: true,
     mlock: false,
     mmap: true,
-    nPredict: -1,
-    keep: 0,
-    contextShift: false,
-    cachePrompt: true,
-    cacheRamMiB: 8192,
-    temperature: 0.8,
-    topK: 40,
-    topP: 0.95,
-    minP: 0.05,
-    typicalP: 1,
-    topNSigma: -1,
-    xtcProbability: 0,
-    xtcThreshold: 0.1,
-    repeatPenalty: 1,
-    repeatLastN: 64,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    dryMultiplier: 0,
-    dryBase: 1.75,
-    dryAllowedLength: 2,
-    dryPenaltyLastN: -1,
+    // Generation defaults are llama-server's, stated once (src/server/config.ts).
+    ...generation,
+    keep: nKeep,
     drySequenceBreakers: undefined,
-    dynatempRange: 0,
-    dynatempExponent: 1,
-    mirostat: 0,
-    mirostatEta: 0.1,
-    mirostatTau: 5,
-    seed: -1,
     samplers: undefined,
-    ignoreEos: false,
     logitBias: [],
-    grammar: undefined,
+    cacheRamMiB: 8192,
     grammarFile: undefined,
     jsonSchema: undefined,
     jsonSchemaFile: undefined,
@@ -244,20 +222,6 @@ function parseLogitBias(value: unknown): [number, number][] {
   const magnitude = m[3]?.toLowerCase() === 'inf' ? Number.POSITIVE_INFINITY : Number(m[3]);
   return [[Number(m[1]), m[2] === '-' ? -magnitude : magnitude]];
 }
-
-/** llama-server's `--sampling-seq` letters (common_sampler_types_from_chars). */
-const SAMPLER_CHARS: Record<string, string> = {
-  d: 'dry',
-  k: 'top_k',
-  y: 'typ_p',
-  p: 'top_p',
-  s: 'top_n_sigma',
-  m: 'min_p',
-  t: 'temperature',
-  x: 'xtc',
-  e: 'penalties',
-  a: 'adaptive_p',
-};
 
 const FLAGS: FlagSpec<Key>[] = [
   // ----- common params -----
@@ -511,12 +475,7 @@ const FLAGS: FlagSpec<Key>[] = [
     value: 'SEQUENCE',
     group: SAMPLING,
     help: 'the same in letters: d dry, k top_k, y typ_p, p top_p, s top_n_sigma, m min_p, t temperature, x xtc, e penalties',
-    parse: (v) =>
-      [...String(v)].map((c) => {
-        const name = SAMPLER_CHARS[c];
-        if (name === undefined) throw new Error(`unknown sampler letter '${c}'`);
-        return name;
-      }),
+    parse: (v) => samplersFromLetters(String(v)),
   },
   {
     names: ['-s', '--seed'],

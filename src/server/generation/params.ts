@@ -8,6 +8,7 @@ import { clientKey, requestPriority } from '../client-key.ts';
 import type { ResolvedServerConfig, ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { contextExceeded, invalidRequest } from '../errors.ts';
+import { DEFAULT_SAMPLERS, samplersFromLetters } from '../samplers.ts';
 import type { GenerationParamsBody } from '../schemas.ts';
 import type { PreparedGeneration } from './types.ts';
 
@@ -33,26 +34,13 @@ export interface GenerationExtras {
   topLogprobs?: number | null;
 }
 
-const SAMPLER_LETTERS: Record<string, string> = {
-  d: 'dry',
-  k: 'top_k',
-  y: 'typ_p',
-  p: 'top_p',
-  s: 'top_n_sigma',
-  m: 'min_p',
-  t: 'temperature',
-  x: 'xtc',
-  e: 'penalties',
-};
-
 function samplersOf(value: string | readonly string[]): string[] {
   if (typeof value !== 'string') return [...value];
-  return [...value].map((c) => {
-    const name = SAMPLER_LETTERS[c];
-    if (name === undefined)
-      throw invalidRequest(`Invalid 'samplers': unknown sampler letter '${c}'.`, 'samplers', 'invalid_value');
-    return name;
-  });
+  try {
+    return samplersFromLetters(value);
+  } catch (err) {
+    throw invalidRequest(`Invalid 'samplers': ${(err as Error).message}.`, 'samplers', 'invalid_value');
+  }
 }
 
 /**
@@ -256,17 +244,7 @@ function generationSettings(
     stream: body.stream === true,
     n_probs: o.nProbs ?? 0,
     min_keep: o.minKeep,
-    samplers: o.samplers ?? [
-      'penalties',
-      'dry',
-      'top_n_sigma',
-      'top_k',
-      'typ_p',
-      'top_p',
-      'min_p',
-      'xtc',
-      'temperature',
-    ],
+    samplers: o.samplers ?? [...DEFAULT_SAMPLERS],
     post_sampling_probs: o.postSampling ?? false,
     cache_prompt: o.reusePrefix,
   };

@@ -8,6 +8,7 @@ import { ArgumentError, StateError } from '../../errors.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError, invalidRequest, notSupported } from '../errors.ts';
 import { setCasedHeader } from '../headers.ts';
+import { DEFAULT_SAMPLERS } from '../samplers.ts';
 
 export type ServerState = 'loading' | 'ok' | 'shutting_down';
 
@@ -139,17 +140,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
         n_predict: config.defaults.nPredict,
         max_tokens: config.defaults.nPredict,
         ignore_eos: config.defaults.ignoreEos,
-        samplers: config.defaults.samplers ?? [
-          'penalties',
-          'dry',
-          'top_n_sigma',
-          'top_k',
-          'typ_p',
-          'top_p',
-          'min_p',
-          'xtc',
-          'temperature',
-        ],
+        samplers: config.defaults.samplers ?? [...DEFAULT_SAMPLERS],
       },
     },
     total_slots: config.slots,
