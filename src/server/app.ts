@@ -4,6 +4,8 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/typ
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
@@ -14,11 +16,14 @@ import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
+import { anthropicError } from './messages-api/errors.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoute } from './routes/completion.ts';
 import { completionRoutes } from './routes/completions.ts';
+import { messagesRoutes } from './routes/messages.ts';
 import { modelRoutes } from './routes/models.ts';
 import { opsRoutes, type ServerState } from './routes/ops.ts';
+import { responsesRoutes } from './routes/responses.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { tokenizeRoutes } from './routes/tokenize.ts';
 import { unsupportedRoutes } from './routes/unsupported.ts';
@@ -149,15 +154,19 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   });
   app.addHook('onRequest', apiKeyHook(config.apiKeys));
 
-  app.setErrorHandler((err, request, reply) => {
-    const api = toApiError(err);
-    const cause = rejectionCause(api);
-    if (cause !== null) deps.metrics?.rejected(cause);
-    // 500 is our failure; 501, 503 and 504 are answers (off, loading or busy, too slow).
-    if (api.statusCode === 500) request.log.error({ err }, 'request failed');
-    else request.log.debug({ err: api.message }, 'request refused');
-    return reply.code(api.statusCode).headers(api.headers).send(api.body());
-  });
+  // One handler per error shape: OpenAI's everywhere, Anthropic's on its Messages routes (registered below).
+  const errorHandler =
+    (shape: (api: ApiError) => object) =>
+    (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+      const api = toApiError(err);
+      const cause = rejectionCause(api);
+      if (cause !== null) deps.metrics?.rejected(cause);
+      // 500 is our failure; 501, 503 and 504 are answers (off, loading or busy, too slow).
+      if (api.statusCode === 500) request.log.error({ err }, 'request failed');
+      else request.log.debug({ err: api.message }, 'request refused');
+      return reply.code(api.statusCode).headers(api.headers).send(shape(api));
+    };
+  app.setErrorHandler(errorHandler((api) => api.body()));
   app.setNotFoundHandler((request, reply) => {
     const api = notFound(request.method, request.url);
     return reply.code(api.statusCode).send(api.body());
@@ -181,6 +190,11 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     await loaded.register(modelRoutes, { deps: serverDeps });
     await loaded.register(tokenizeRoutes, { deps: serverDeps });
     await loaded.register(chatRoutes, { deps: serverDeps });
+    await loaded.register(responsesRoutes, { deps: serverDeps });
+    await loaded.register(async (anthropic) => {
+      anthropic.setErrorHandler(errorHandler(anthropicError));
+      await anthropic.register(messagesRoutes, { deps: serverDeps });
+    });
     await loaded.register(completionRoutes, { deps: serverDeps });
     await loaded.register(completionRoute, { deps: serverDeps });
     await loaded.register(unsupportedRoutes);

@@ -126,6 +126,8 @@ export interface ServerConfig {
   trustedProxies?: readonly string[];
   /** llama.cpp's "b<build>-<commit>": /props' build_info and every response's system_fingerprint, as llama-server. */
   buildInfo?: string;
+  /** Bytes of stored Responses API responses (for previous_response_id), oldest dropped first. Default 64 MiB; 0: none. */
+  responseStoreBytes?: number;
 }
 
 /** ServerConfig with every default filled in. */
@@ -151,6 +153,7 @@ export interface ResolvedServerConfig {
   objectivePriorities: ReadonlyMap<string, number>;
   trustedProxies: readonly string[];
   buildInfo: string;
+  responseStoreBytes: number;
 }
 
 /** What the HTTP layer reports and checks about the served model. */
@@ -194,6 +197,7 @@ export interface ServedScheduler {
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_STREAM_DRAIN_TIMEOUT_MS = 30_000;
+export const DEFAULT_RESPONSE_STORE_BYTES = 64 * 1024 * 1024;
 
 export function resolveServerConfig(config: ServerConfig, model: ServedModel): ResolvedServerConfig {
   for (const [name, value] of [
@@ -225,5 +229,6 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     objectivePriorities: config.objectivePriorities ?? new Map(),
     trustedProxies: config.trustedProxies ?? [],
     buildInfo: config.buildInfo ?? 'b0-0000000',
+    responseStoreBytes: config.responseStoreBytes ?? DEFAULT_RESPONSE_STORE_BYTES,
   };
 }

@@ -3,7 +3,7 @@
 // honour (n > 1, logprobs, echo, images) are refused by the routes with a 400 naming them.
 import { type Static, type TSchema, Type } from 'typebox';
 
-function Nullable<T extends TSchema>(schema: T) {
+export function Nullable<T extends TSchema>(schema: T) {
   return Type.Optional(Type.Union([schema, Type.Null()]));
 }
 
@@ -75,6 +75,22 @@ const Sampling = {
   user: Nullable(Type.String()),
   n: Int({ minimum: 1, maximum: 16 }),
 };
+
+/**
+ * The generation fields, for the routes that translate another API into a chat request (the Responses and Messages
+ * APIs): llama-server takes its own fields there too, as it turns those requests into chat ones, fields and all.
+ * Each route leaves out the ones its API names its own way (max_output_tokens, stop_sequences).
+ */
+export function samplingWithout<K extends keyof typeof Sampling>(...keys: K[]): Omit<typeof Sampling, K> {
+  const fields: Partial<typeof Sampling> = { ...Sampling };
+  for (const k of keys) delete fields[k];
+  return fields as Omit<typeof Sampling, K>;
+}
+
+/** The generation fields a body carries (what a translated request keeps of its own). */
+export function samplingOf(body: object): Partial<GenerationParamsBody> {
+  return Object.fromEntries(Object.entries(body).filter(([k]) => Object.hasOwn(Sampling, k)));
+}
 
 /** Content parts are checked by the chat route, which names the part type it can't take (images, audio). */
 export const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) });

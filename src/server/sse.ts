@@ -1,5 +1,5 @@
 // Server-sent events over a raw ServerResponse, as OpenAI streams them: `data: <json>\n\n` events ending with
-// `data: [DONE]`. The stream watches its client: a closed connection or a client that stops reading (writes
+// `data: [DONE]` (or named `event: <type>` ones without it, as the Responses and Messages APIs stream). The stream watches its client: a closed connection or a client that stops reading (writes
 // stay undrained past a deadline) aborts it, so the request behind it can be cancelled instead of generating
 // into an ever-growing buffer.
 import type { ServerResponse } from 'node:http';
@@ -93,9 +93,9 @@ export class SseStream {
     this.#pingTimer.unref();
   }
 
-  /** One `data:` event with the JSON of `payload`. */
-  send(payload: unknown): void {
-    this.#write(`data: ${JSON.stringify(payload)}\n\n`);
+  /** One `data:` event with the JSON of `payload`; named `event` when given (Anthropic's and the Responses API's). */
+  send(payload: unknown, event?: string): void {
+    this.#write(`${event === undefined ? '' : `event: ${event}\n`}data: ${JSON.stringify(payload)}\n\n`);
   }
 
   /** `data: [DONE]` (unless `done` is false) and the end of the response. */

@@ -37,6 +37,24 @@ t.test('events are `data: <json>` blocks ending with [DONE], with SSE headers', 
   t.same(aborts, []);
 });
 
+t.test('named events (Anthropic, the Responses API): `event: <name>` before the data, no [DONE]', async (t) => {
+  const app = Fastify();
+  t.teardown(() => app.close());
+  app.get('/named', async (_request, reply) => {
+    reply.hijack();
+    const sse = new SseStream(reply.raw, { drainTimeoutMs: 1000, onAbort: () => {} });
+    sse.send({ type: 'message_start' }, 'message_start');
+    sse.send({ type: 'message_stop' }, 'message_stop');
+    sse.end(false);
+    return reply;
+  });
+  const res = await app.inject({ method: 'GET', url: '/named' });
+  t.equal(
+    res.body,
+    'event: message_start\ndata: {"type":"message_start"}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n',
+  );
+});
+
 t.test('a client that stops reading is aborted as stalled after the drain timeout', async (t) => {
   const { app, aborts, sent } = streamingApp(10_000, 1000, 50);
   t.teardown(() => app.close());

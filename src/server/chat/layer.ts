@@ -68,6 +68,12 @@ export interface ChatLayer {
   checkGrammar(grammar: string): Promise<string>;
   /** True: tools and tool_choice can be honoured (a Jinja template). */
   readonly supportsTools: boolean;
-  /** The template's source and what it can do, for /props. */
-  readonly info?: { readonly source: string; readonly caps: Readonly<Record<string, boolean>> } | undefined;
+  /** The template's source and what it can do, for /props (and thinking, which Anthropic's requests can turn on). */
+  readonly info?:
+    | {
+        readonly source: string;
+        readonly caps: Readonly<Record<string, boolean>>;
+        readonly supportsThinking?: boolean;
+      }
+    | undefined;
 }

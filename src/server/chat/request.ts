@@ -42,7 +42,7 @@ export function constraintOf(
 }
 
 /** A JSON Schema object that a validator accepts (the meta-schema check), or a 400 naming the parameter. */
-function checkSchema(schema: Record<string, unknown>, param: string): void {
+export function checkSchema(schema: Record<string, unknown>, param: string): void {
   // Draft markers ajv doesn't bundle are not the client's mistake; the body of the schema is what is checked.
   const { $schema: _ignored, ...body } = schema;
   let valid: boolean;
@@ -120,20 +120,29 @@ function messagesOf(messages: readonly ChatMessageBody[]): unknown[] {
   });
 }
 
-function checkTools(tools: readonly ToolBody[]): void {
+/**
+ * Tool names unique, parameters valid JSON Schemas; `param` names a tool's field as the client's API does
+ * (chat's tools[i].function.parameters, the Responses API's tools[i].parameters, Anthropic's tools[i].input_schema).
+ */
+export function checkToolList(
+  tools: readonly { name: string; parameters?: Record<string, unknown> | null | undefined }[],
+  param: (i: number, field: 'name' | 'parameters') => string,
+): void {
   const names = new Set<string>();
-  tools.forEach((tool, i) => {
-    const { name, parameters } = tool.function;
+  tools.forEach(({ name, parameters }, i) => {
     if (names.has(name)) {
-      throw invalidRequest(
-        `Duplicate tool name '${name}' in tools[${i}].`,
-        `tools[${i}].function.name`,
-        'invalid_value',
-      );
+      throw invalidRequest(`Duplicate tool name '${name}' in tools[${i}].`, param(i, 'name'), 'invalid_value');
     }
     names.add(name);
-    if (parameters !== undefined && parameters !== null) checkSchema(parameters, `tools[${i}].function.parameters`);
+    if (parameters !== undefined && parameters !== null) checkSchema(parameters, param(i, 'parameters'));
   });
+}
+
+function checkTools(tools: readonly ToolBody[]): void {
+  checkToolList(
+    tools.map((t) => t.function),
+    (i, field) => `tools[${i}].function.${field}`,
+  );
 }
 
 /** The render request for the chat layer; refuses what can't be honoured. */

@@ -143,8 +143,9 @@ export async function respond<Body extends object>(
       for (const a of aborts) a.abort();
     },
   });
+  const named = presenters[0]?.namedEvents === true;
   const sendAll = (chunks: readonly object[]): void => {
-    for (const c of chunks) sse.send(c);
+    for (const c of chunks) sse.send(c, named ? String((c as { type?: unknown }).type) : undefined);
   };
   // The stream opens when the request gets a slot: refusals and deadlines while queued still get a status code.
   const opened = new Set<number>();
@@ -200,7 +201,8 @@ export async function respond<Body extends object>(
   const failed = outcomes.find((o) => o.kind === 'failed');
   if (failed?.kind === 'failed') {
     if (!sse.opened) throw failed.error;
-    sse.send(failed.error.body());
+    const failure = presenters[0]?.failure;
+    sendAll(failure ? failure(failed.error) : [failed.error.body()]);
     sse.end(presenters[0]?.doneEvent !== false);
     return handled(reply);
   }

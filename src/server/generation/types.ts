@@ -104,6 +104,10 @@ export interface Presenter<Body extends object = object> {
   progress?(p: PromptProgress): object;
   /** false: the stream ends without `data: [DONE]` (llama-server's native /completion). Default true. */
   readonly doneEvent?: boolean;
+  /** true: each chunk goes out as an SSE event named by its `type` (the Responses and Messages APIs). */
+  readonly namedEvents?: boolean;
+  /** The chunks that end a stream that failed after it opened. Default: the error in OpenAI's shape. */
+  failure?(error: ApiError): object[];
 }
 
 /** How one run ended: finished (with what it reports), failed (the error to answer with), or the client left. */

@@ -61,22 +61,44 @@ export function choiceJobs(job: PreparedGeneration, n: number): PreparedGenerati
   );
 }
 
+/** A chat body rendered, tokenized and made one job: what every route on the chat path runs. */
+export interface PreparedChat {
+  prompt: ChatPrompt;
+  tokens: number[];
+  job: PreparedGeneration;
+}
+
+/**
+ * Renders `body` and prepares its generation. `limit`: the token limit as the route's API names it (chat's
+ * max_completion_tokens or max_tokens, the Responses API's max_output_tokens, Anthropic's max_tokens).
+ */
+export async function prepareChat(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  body: ChatCompletionBody,
+  limit: { value: number | null | undefined; field: string },
+): Promise<PreparedChat> {
+  const { prompt, grammar } = await renderChat(deps, body);
+  const tokens = tokenizePrompt(deps.model, prompt.prompt);
+  const job = prepareGeneration(deps, request, body, tokens, {
+    grammar,
+    preservedTokens: prompt.preservedTokens,
+    stop: prompt.additionalStops,
+    maxTokens: limit.value,
+    maxTokensField: limit.field,
+    topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
+  });
+  return { prompt, tokens, job };
+}
+
 export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
   const handler = async (request: FastifyRequest<{ Body: ChatCompletionBody }>, reply: FastifyReply) => {
     const body = request.body;
     refuseUnsupported(body);
-    const { prompt, grammar } = await renderChat(deps, body);
-    const tokens = tokenizePrompt(deps.model, prompt.prompt);
-    const job = prepareGeneration(deps, request, body, tokens, {
-      grammar,
-      preservedTokens: prompt.preservedTokens,
-      stop: prompt.additionalStops,
-      maxTokens: body.max_completion_tokens ?? body.max_tokens,
-      maxTokensField:
-        body.max_completion_tokens !== undefined && body.max_completion_tokens !== null
-          ? 'max_completion_tokens'
-          : 'max_tokens',
-      topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
+    const ownLimit = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null;
+    const { prompt, tokens, job } = await prepareChat(deps, request, body, {
+      value: ownLimit ? body.max_completion_tokens : body.max_tokens,
+      field: ownLimit ? 'max_completion_tokens' : 'max_tokens',
     });
     const n = body.n ?? 1;
     const head = {
