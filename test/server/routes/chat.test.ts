@@ -390,6 +390,49 @@ t.test('a client that never reads its stream is cancelled after the drain timeou
   t.same(await steps.states(), ['idle', 'idle'], 'the decoder stopped decoding for it');
 });
 
+t.test(
+  '8 streams, 1 never read: the 7 others finish, the stuck one is cancelled after the drain timeout',
+  async (t) => {
+    const drainTimeoutMs = 500;
+    const { app, steps, endedCount } = await makeHarness(t, model, {
+      slots: 8,
+      ctxPerSlot: 4096,
+      config: { streamDrainTimeoutMs: drainTimeoutMs },
+    });
+    const stream = { messages: USER_HI, temperature: 0, logit_bias: NO_EOS, stream: true };
+    // Far more than it can write before its buffers fill: it is still generating when the timeout comes.
+    const stuck = await app.inject({
+      method: 'POST',
+      url: URL,
+      payload: { ...stream, max_tokens: 4000, user: 'stuck' },
+      payloadAsStream: true,
+    });
+    stuck.stream().on('error', () => {});
+    const readers = Array.from({ length: 7 }, () =>
+      post(app, { ...stream, max_tokens: 100, stream_options: { include_usage: true } }),
+    );
+    for (const res of await Promise.all(readers)) {
+      const chunks = chunksOf(t, res);
+      t.equal(chunks.at(-1)?.usage?.completion_tokens, 100, 'a reading stream got all its tokens');
+    }
+    const ended = await endedCount(8);
+    const last = ended.at(-1);
+    t.same(
+      ended.slice(0, 7).map((s) => s.reason),
+      Array(7).fill('length'),
+      'the 7 that read ended first, each at its length',
+    );
+    t.equal(last?.reason, 'cancelled', 'the stuck one was cancelled');
+    t.ok((last?.generatedTokens ?? 4000) < 4000, `after ${last?.generatedTokens} tokens`);
+    t.ok(
+      (last?.endedAt ?? 0) - (last?.startedAt ?? 0) >= drainTimeoutMs,
+      'not before a whole drain timeout had passed',
+    );
+    t.ok(stuck.raw.res.destroyed, 'its connection was dropped');
+    t.same(await steps.states(), Array(8).fill('idle'), 'and its slot freed in the decoder');
+  },
+);
+
 t.test('request deadline: 504 before the stream starts, an error event after', async (t) => {
   // The blocker keeps the only slot busy and has no deadline, so the next request's deadline passes in the queue.
   const noDeadlineForBlocker = (real: ServedScheduler): ServedScheduler => ({
