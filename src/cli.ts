@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
-// fit, replicas, docs-compat.
+// fit, replicas, fuzz, soak, docs-compat.
 import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
+import { runSoakCli } from './bench/soak/cli.ts';
 import { updateCompatDoc } from './docs/compat-doc.ts';
 import { runFitCli } from './fit/cli.ts';
+import { runFuzzCli } from './fuzz/cli.ts';
 import { runMakeModel } from './gguf/generate.ts';
 import { runReplicasCli } from './replicas/cli.ts';
 import { serve } from './serve.ts';
@@ -20,6 +22,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'bench-compare': (argv) => runCompareCli(argv),
   'bench-chat': (argv) => runChatBenchCli(argv),
   replicas: (argv) => runReplicasCli(argv),
+  fuzz: (argv) => runFuzzCli(argv),
+  soak: (argv) => runSoakCli(argv),
   'docs-compat': async () => {
     await updateCompatDoc();
     return 0;
@@ -36,6 +40,8 @@ Commands:
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
   bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)
   replicas        N servers behind HAProxy on one host (npm run replicas -- --help)
+  fuzz            generated and mutated requests against the server (npm run fuzz -- --help)
+  soak            mixed load for a long time; RSS, event loop, slots, 5xx (npm run soak -- --help)
   docs-compat     rewrite the flag table of docs/COMPATIBILITY.md (npm run docs:compat)`;
 
 async function main(): Promise<number> {

@@ -117,6 +117,20 @@ export interface ServeConfig {
   maxQueueTokens: number | undefined;
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
+  // Limits (src/server/limits.ts; docs/RELIABILITY.md lists them).
+  headersTimeoutSeconds: number;
+  bodyTimeoutSeconds: number;
+  keepAliveTimeoutSeconds: number;
+  keepAliveMaxRequests: number;
+  maxConnections: number;
+  maxJsonDepth: number;
+  maxMessages: number;
+  maxStopStrings: number;
+  maxStopLength: number;
+  maxLogitBias: number;
+  maxTools: number;
+  maxSchemaBytes: number;
+  maxGrammarBytes: number;
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
   help: boolean;
@@ -196,6 +210,19 @@ export function defaultServeConfig(): ServeConfig {
     maxQueueTokens: undefined,
     shutdownGraceSeconds: 10,
     bodyLimitBytes: 1 << 20,
+    headersTimeoutSeconds: 30,
+    bodyTimeoutSeconds: 60,
+    keepAliveTimeoutSeconds: 5,
+    keepAliveMaxRequests: 100,
+    maxConnections: 1024,
+    maxJsonDepth: 64,
+    maxMessages: 2048,
+    maxStopStrings: 16,
+    maxStopLength: 256,
+    maxLogitBias: 1024,
+    maxTools: 128,
+    maxSchemaBytes: 64 * 1024,
+    maxGrammarBytes: 64 * 1024,
     vramBudgetBytes: undefined,
     help: false,
     version: false,
@@ -1398,6 +1425,136 @@ const FLAGS: FlagSpec<Key>[] = [
     help: 'largest request body in bytes (default 1048576)',
   },
   {
+    names: ['--headers-timeout'],
+    env: 'LLAMA_ARG_HEADERS_TIMEOUT',
+    kind: 'int',
+    key: 'headersTimeoutSeconds',
+    min: 1,
+    max: 3600,
+    group: OURS,
+    help: 'seconds a client has to send its request headers; then 408 and the connection closes (default 30)',
+  },
+  {
+    names: ['--body-timeout'],
+    env: 'LLAMA_ARG_BODY_TIMEOUT',
+    kind: 'int',
+    key: 'bodyTimeoutSeconds',
+    min: 1,
+    max: 3600,
+    group: OURS,
+    help: 'seconds a client has to send its whole request, headers and body (default 60)',
+  },
+  {
+    names: ['--keep-alive-timeout'],
+    env: 'LLAMA_ARG_KEEP_ALIVE_TIMEOUT',
+    kind: 'int',
+    key: 'keepAliveTimeoutSeconds',
+    min: 1,
+    max: 3600,
+    group: OURS,
+    help: "seconds an idle keep-alive connection stays open (default 5, llama-server's)",
+  },
+  {
+    names: ['--keep-alive-max-requests'],
+    env: 'LLAMA_ARG_KEEP_ALIVE_MAX_REQUESTS',
+    kind: 'int',
+    key: 'keepAliveMaxRequests',
+    min: 0,
+    max: 1 << 20,
+    group: OURS,
+    help: "requests one connection may carry before it is closed (default 100, llama-server's; 0: no limit)",
+  },
+  {
+    names: ['--max-connections'],
+    env: 'LLAMA_ARG_MAX_CONNECTIONS',
+    kind: 'int',
+    key: 'maxConnections',
+    min: 0,
+    max: 1 << 20,
+    group: OURS,
+    help: 'open connections; more are closed at accept (default 1024; 0: no limit)',
+  },
+  {
+    names: ['--max-json-depth'],
+    env: 'LLAMA_ARG_MAX_JSON_DEPTH',
+    kind: 'int',
+    key: 'maxJsonDepth',
+    min: 8,
+    max: 4096,
+    group: OURS,
+    help: 'deepest nesting of arrays and objects in a request body (default 64)',
+  },
+  {
+    names: ['--max-messages'],
+    env: 'LLAMA_ARG_MAX_MESSAGES',
+    kind: 'int',
+    key: 'maxMessages',
+    min: 1,
+    max: 1 << 20,
+    group: OURS,
+    help: 'messages in one chat request (default 2048)',
+  },
+  {
+    names: ['--max-stop-strings'],
+    env: 'LLAMA_ARG_MAX_STOP_STRINGS',
+    kind: 'int',
+    key: 'maxStopStrings',
+    min: 1,
+    max: 1024,
+    group: OURS,
+    help: 'stop strings in one request (default 16)',
+  },
+  {
+    names: ['--max-stop-length'],
+    env: 'LLAMA_ARG_MAX_STOP_LENGTH',
+    kind: 'int',
+    key: 'maxStopLength',
+    min: 1,
+    max: 1 << 16,
+    group: OURS,
+    help: 'characters in one stop string (default 256)',
+  },
+  {
+    names: ['--max-logit-bias'],
+    env: 'LLAMA_ARG_MAX_LOGIT_BIAS',
+    kind: 'int',
+    key: 'maxLogitBias',
+    min: 1,
+    max: 1 << 20,
+    group: OURS,
+    help: 'token biases in one request, text keys counted by their tokens (default 1024)',
+  },
+  {
+    names: ['--max-tools'],
+    env: 'LLAMA_ARG_MAX_TOOLS',
+    kind: 'int',
+    key: 'maxTools',
+    min: 1,
+    max: 1 << 16,
+    group: OURS,
+    help: "tools in one chat request (default 128, OpenAI's)",
+  },
+  {
+    names: ['--max-schema-bytes'],
+    env: 'LLAMA_ARG_MAX_SCHEMA_BYTES',
+    kind: 'int',
+    key: 'maxSchemaBytes',
+    min: 1024,
+    max: 1 << 30,
+    group: OURS,
+    help: 'bytes of one JSON Schema (response_format, json_schema, a tool) as JSON (default 65536)',
+  },
+  {
+    names: ['--max-grammar-bytes'],
+    env: 'LLAMA_ARG_MAX_GRAMMAR_BYTES',
+    kind: 'int',
+    key: 'maxGrammarBytes',
+    min: 1024,
+    max: 1 << 30,
+    group: OURS,
+    help: "bytes of a request's GBNF grammar (default 65536)",
+  },
+  {
     names: ['--vram-budget'],
     env: 'LLAMA_ARG_VRAM_BUDGET',
     kind: 'size',
@@ -1425,6 +1582,10 @@ export function parseServeConfig(
     throw new FlagError(`a quantized V cache (-ctv ${config.kvTypeV}) needs flash attention (--flash-attn auto or on)`);
   if ((config.sslKeyFile === undefined) !== (config.sslCertFile === undefined))
     throw new FlagError('HTTPS needs both --ssl-key-file and --ssl-cert-file');
+  if (config.headersTimeoutSeconds > config.bodyTimeoutSeconds)
+    throw new FlagError(
+      `--headers-timeout (${config.headersTimeoutSeconds}) must be at most --body-timeout (${config.bodyTimeoutSeconds}): the headers are part of the request`,
+    );
   if (config.grammar !== undefined && (config.jsonSchema !== undefined || config.jsonSchemaFile !== undefined))
     throw new FlagError('--grammar and --json-schema cannot be used together');
   try {

@@ -187,7 +187,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       // Together: Fastify stops accepting (and answers 503 on open keep-alive connections) while the
       // scheduler lets in-flight requests finish within the grace period, then cancels the rest.
       // Keep-alive connections whose response finished after close() began would otherwise linger until
-      // their keep-alive timeout (72 s): close each as soon as it is idle.
+      // their keep-alive timeout (--keep-alive-timeout): close each as soon as it is idle.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
       // Past the grace period nothing may hold the exit: a connection still open then (a client that
       // stopped reading, a half-closed socket) is closed.

@@ -67,7 +67,23 @@ t.test('8 concurrent streams on 4 slots give the same greedy text as one by one'
   t.equal(new Set(alone).size, 8, 'eight different answers');
 });
 
-t.test('a cancelled stream frees its slot within 1 s', async (t) => {
+/** Waits until every slot is idle, as /slots reports them (the server's own view of its scheduler). */
+async function allIdle(): Promise<void> {
+  while ((await slots()).some((s) => s.state !== 'idle')) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** A short request pinned to one slot (id_slot): it can run only if the decoder really let that slot go. */
+async function onSlot(id: number): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'next' }], max_tokens: 4, id_slot: id }),
+  });
+  const body = (await res.json()) as { choices?: { message: { content: string } }[] };
+  return { status: res.status, text: body.choices?.[0]?.message.content ?? '' };
+}
+
+t.test("a cancelled stream's slot is idle and serves the next request pinned to it", async (t) => {
   const ac = new AbortController();
   const res = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
@@ -82,18 +98,14 @@ t.test('a cancelled stream frees its slot within 1 s', async (t) => {
   });
   const reader = res.body?.getReader();
   await reader?.read();
-  t.ok(
-    (await slots()).some((s) => s.state !== 'idle'),
-    'a slot is busy',
-  );
-  const t0 = performance.now();
+  const busy = (await slots()).findIndex((s) => s.state !== 'idle');
+  t.ok(busy >= 0, `slot ${busy} is busy`);
   ac.abort();
-  while ((await slots()).some((s) => s.state !== 'idle')) {
-    if (performance.now() - t0 > 1000) break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  const ms = performance.now() - t0;
-  t.ok(ms < 1000, `idle ${ms.toFixed(0)} ms after the disconnect`);
+  await allIdle();
+  // A slot the scheduler calls idle while the decoder still generates for it refuses a new start.
+  const next = await onSlot(busy);
+  t.equal(next.status, 200, `slot ${busy} took the next request`);
+  t.ok(next.text.length > 0);
 });
 
 t.test('100 requests aborted at random moments leave every slot idle and the server answering', async (t) => {
@@ -102,6 +114,9 @@ t.test('100 requests aborted at random moments leave every slot idle and the ser
     seed = (seed * 1103515245 + 12345) >>> 0;
     return seed / 2 ** 32;
   };
+  const statuses: number[] = [];
+  const unexpected: string[] = [];
+  let aborted = 0;
   const runs = Array.from({ length: 100 }, async (_, k) => {
     const ac = new AbortController();
     const delay = Math.floor(random() * 300);
@@ -119,20 +134,29 @@ t.test('100 requests aborted at random moments leave every slot idle and the ser
         }),
         signal: ac.signal,
       });
+      statuses.push(res.status);
       await res.text();
-    } catch {
-      // aborted: expected
+    } catch (err) {
+      // Only our own abort may end a request early; anything else (a reset, a refused connection) is a failure.
+      if (ac.signal.aborted && (err as Error).name === 'AbortError') aborted++;
+      else unexpected.push(`request ${k}: ${(err as Error).name}: ${(err as Error).message}`);
     }
   });
   await Promise.all(runs);
-  let idle = false;
-  for (let k = 0; k < 300 && !idle; k++) {
-    idle = (await slots()).every((s) => s.state === 'idle');
-    if (!idle) await new Promise((r) => setTimeout(r, 20));
-  }
-  t.ok(idle, 'every slot is idle');
+  t.same(unexpected, [], 'no request failed but by its own abort');
+  t.ok(aborted > 0, `${aborted} aborted`);
+  t.same(
+    statuses.filter((s) => s !== 200),
+    [],
+    `every answer that came (${statuses.length}) was a 200`,
+  );
+  await allIdle();
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   t.match(metrics, /llamacpp:requests_deferred 0/, 'nothing left in the queue');
+  for (const id of [0, 1, 2, 3]) {
+    const next = await onSlot(id);
+    t.equal(next.status, 200, `slot ${id} serves a request: the decoder let it go`);
+  }
   t.ok((await streamText('still there?', 4)).length > 0, 'the server still answers');
 });
 

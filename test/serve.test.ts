@@ -116,7 +116,7 @@ t.test('a full queue answers 429, which the SDK reports as RateLimitError', asyn
 
 t.test('SIGTERM: stop accepting, finish in-flight requests, exit 0', async (t) => {
   const server = await startServer(['-m', model, '-np', '2', '--shutdown-grace', '20']);
-  const response = fetch(`${server.url}/v1/chat/completions`, {
+  const response = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -124,16 +124,32 @@ t.test('SIGTERM: stop accepting, finish in-flight requests, exit 0', async (t) =
       max_tokens: 200,
       temperature: 0,
       logit_bias: { 2: -100 },
+      stream: true,
+      stream_options: { include_usage: true },
     }),
   });
-  await new Promise((r) => setTimeout(r, 50));
+  // The stream opens once the request has its slot: it is in flight when the signal comes.
+  const reader = response.body?.getReader();
+  let text = new TextDecoder().decode((await reader?.read())?.value);
   const code = server.stop('SIGTERM');
-  const body = (await (await response).json()) as {
-    choices: { finish_reason: string }[];
-    usage: { completion_tokens: number };
-  };
-  t.equal(body.choices[0]?.finish_reason, 'length', 'the in-flight request finished');
-  t.equal(body.usage.completion_tokens, 200);
+  for (;;) {
+    const chunk = await reader?.read();
+    if (!chunk || chunk.done) break;
+    text += new TextDecoder().decode(chunk.value);
+  }
+  const events = text
+    .split('\n')
+    .filter((l) => l.startsWith('data: {'))
+    .map(
+      (l) =>
+        JSON.parse(l.slice(6)) as {
+          choices: { finish_reason: string | null }[];
+          usage?: { completion_tokens: number } | null;
+        },
+    );
+  t.match(text, /data: \[DONE\]/);
+  t.equal(events.at(-2)?.choices[0]?.finish_reason, 'length', 'the in-flight request finished');
+  t.equal(events.at(-1)?.usage?.completion_tokens, 200);
   t.equal(await code, 0, 'exit code 0');
   t.match(server.output(), /shutting down/);
   t.match(server.output(), /stopped/);

@@ -11,12 +11,18 @@ import Fastify, {
 } from 'fastify';
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
+import { clientErrorResponse } from './client-errors.ts';
 import { resolveServerConfig, type ServedModel, type ServedScheduler, type ServerConfig } from './config.ts';
 import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
+<<<<<<< HEAD
 import { anthropicError } from './messages-api/errors.ts';
+=======
+import { checkJsonDepth, timeoutCheckIntervalMs } from './limits.ts';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
+>>>>>>> reliability
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoute } from './routes/completion.ts';
 import { completionRoutes } from './routes/completions.ts';
@@ -89,8 +95,25 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   const serverDeps: ServerDeps = { model: deps.model, chat: deps.chat, scheduler: deps.scheduler, config };
   if (deps.metrics) serverDeps.metrics = deps.metrics;
 
+  const limits = config.connections;
+  // Node's read timeouts (a slow-loris client is dropped with a 408), checked often enough to fire on time.
+  const httpOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: timeoutCheckIntervalMs(limits),
+  };
   const options: FastifyServerOptions = {
     bodyLimit: config.bodyLimitBytes,
+    requestTimeout: limits.requestReadTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    // Malformed requests and read timeouts never reach a route: they get OpenAI's error shape too.
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.write(clientErrorResponse(err));
+      socket.destroy(err);
+    },
+    // The client's X-Request-Id when it is sane, else a fresh one: in every log line (reqId) and the response.
+    genReqId: requestIdOf,
     // Our own line per request (below) replaces Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify's own 503 while closing is not OpenAI-shaped; the onRequest hook below answers instead.
@@ -105,9 +128,16 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   }
   // Fastify's types split HTTP and HTTPS servers; the routes see the same request and reply either way.
   const app = (
-    opts.https !== undefined ? Fastify({ ...options, https: opts.https } as FastifyServerOptions) : Fastify(options)
+    opts.https !== undefined
+      ? Fastify({ ...options, https: { ...httpOptions, ...opts.https } } as FastifyServerOptions)
+      : Fastify({ ...options, http: httpOptions })
   ).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Past the cap, Node closes new connections at accept; the ones open are served.
+  if (limits.maxConnections > 0) app.server.maxConnections = limits.maxConnections;
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
 
   let state: ServerState = opts.ready === true ? 'ok' : 'loading';
   app.decorate('markReady', () => {
@@ -153,6 +183,11 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     }
   });
   app.addHook('onRequest', apiKeyHook(config.apiKeys));
+  // Before validation and before any route walks the body recursively (schemas, JSON.stringify, native parsers).
+  app.addHook('preValidation', async (request) => {
+    if (typeof request.body === 'object' && request.body !== null)
+      checkJsonDepth(request.body, config.limits.maxJsonDepth);
+  });
 
   // One handler per error shape: OpenAI's everywhere, Anthropic's on its Messages routes (registered below).
   const errorHandler =

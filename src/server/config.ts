@@ -3,6 +3,13 @@
 // llama-server's flags; tests build it by hand and get llama-server's defaults for the rest.
 import { basename } from 'node:path';
 import type { GenerationHandlers, GenerationRequest, RequestHandle, SlotSnapshot } from '../scheduler/types.ts';
+import {
+  type ConnectionLimits,
+  checkConnectionLimits,
+  DEFAULT_CONNECTION_LIMITS,
+  DEFAULT_REQUEST_LIMITS,
+  type RequestLimits,
+} from './limits.ts';
 
 /** What a request gets for each field it leaves out: llama-server's defaults, or its flags. */
 export interface GenerationDefaults {
@@ -98,6 +105,10 @@ export interface ServerConfig {
   apiKeys?: readonly string[];
   /** Largest request body; larger ones get 413. Default 1 MiB. */
   bodyLimitBytes?: number;
+  /** What one request may ask for (messages, stop strings, schemas, ...). Default DEFAULT_REQUEST_LIMITS. */
+  limits?: Partial<RequestLimits>;
+  /** Read timeouts, keep-alive and connection caps of the HTTP server. Default DEFAULT_CONNECTION_LIMITS. */
+  connections?: Partial<ConnectionLimits>;
   /** Prompt + generated tokens one slot holds (the decoder's ctxPerSlot). */
   ctxPerSlot: number;
   /** Number of slots (parallel sequences). */
@@ -138,6 +149,8 @@ export interface ResolvedServerConfig {
   tags: readonly string[];
   apiKeys: readonly string[];
   bodyLimitBytes: number;
+  limits: RequestLimits;
+  connections: ConnectionLimits;
   ctxPerSlot: number;
   slots: number;
   requestTimeoutMs: number | undefined;
@@ -214,6 +227,8 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     tags: [...(config.tags ?? [])],
     apiKeys: (config.apiKeys ?? []).filter((k) => k !== ''),
     bodyLimitBytes: config.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    limits: positiveLimits({ ...DEFAULT_REQUEST_LIMITS, ...config.limits }),
+    connections: checkConnectionLimits({ ...DEFAULT_CONNECTION_LIMITS, ...config.connections }),
     ctxPerSlot: config.ctxPerSlot,
     slots: config.slots,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -231,4 +246,12 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     buildInfo: config.buildInfo ?? 'b0-0000000',
     responseStoreBytes: config.responseStoreBytes ?? DEFAULT_RESPONSE_STORE_BYTES,
   };
+}
+
+function positiveLimits(limits: RequestLimits): RequestLimits {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new RangeError(`limits.${name} must be an integer >= 1, got ${value}`);
+  }
+  return limits;
 }

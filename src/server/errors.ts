@@ -104,6 +104,13 @@ export function requestTimeout(ms: number | undefined): ApiError {
   );
 }
 
+/** The decoder could not start the request (llama-server: 400 "Failed to initialize samplers: ..."). */
+export function decoderRefused(reason: string): ApiError {
+  return new ApiError(400, 'invalid_request_error', `Failed to initialize samplers: ${reason}`, {
+    code: 'sampler_init_failed',
+  });
+}
+
 export function generationFailed(): ApiError {
   return new ApiError(500, 'server_error', 'Generation failed; the server logged the cause', {
     code: 'generation_failed',

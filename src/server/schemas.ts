@@ -10,6 +10,12 @@ export function Nullable<T extends TSchema>(schema: T) {
 const Num = (o: Record<string, number> = {}) => Nullable(Type.Number(o));
 const Int = (o: Record<string, number> = {}) => Nullable(Type.Integer(o));
 
+// The decoder's own bounds (native/binding/convert.cpp), so that a value it would refuse is a 400 naming the field
+// here, never a failed generation. Sampling parameters are float32 there: a positive one must stay positive.
+const BIG = 1e6;
+const COUNT = 1 << 24;
+const POSITIVE = 1.1754943508222875e-38; // the smallest normal float32
+
 /** One generation's fields: OpenAI's and llama-server's names, accepted on every generation route. */
 const Sampling = {
   model: Nullable(Type.String()),
@@ -19,31 +25,32 @@ const Sampling = {
   /** llama-server's name for max_tokens; -1: no limit. */
   n_predict: Int({ minimum: -1 }),
   temperature: Num({ minimum: 0, maximum: 2 }),
-  dynatemp_range: Num({ minimum: 0 }),
-  dynatemp_exponent: Num({ minimum: 0 }),
+  dynatemp_range: Num({ minimum: 0, maximum: BIG }),
+  dynatemp_exponent: Num({ minimum: 0, maximum: BIG }),
   top_p: Num({ minimum: 0, maximum: 1 }),
-  top_k: Int({ minimum: 0 }),
+  top_k: Int({ minimum: 0, maximum: 1 << 30 }),
   min_p: Num({ minimum: 0, maximum: 1 }),
-  typical_p: Num({ exclusiveMinimum: 0, maximum: 1 }),
-  top_n_sigma: Num(),
+  typical_p: Num({ minimum: POSITIVE, maximum: 1 }),
+  top_n_sigma: Num({ minimum: -BIG, maximum: BIG }),
   xtc_probability: Num({ minimum: 0, maximum: 1 }),
   xtc_threshold: Num({ minimum: 0, maximum: 1 }),
-  min_keep: Int({ minimum: 0 }),
+  min_keep: Int({ minimum: 0, maximum: 1 << 30 }),
   seed: Int(),
-  stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 16 })])),
+  /** How many and how long: the server's limits (limits.ts), checked by the route. */
+  stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String())])),
   presence_penalty: Num({ minimum: -2, maximum: 2 }),
   frequency_penalty: Num({ minimum: -2, maximum: 2 }),
   /** llama-server's extension; 1 is off. */
-  repeat_penalty: Num({ exclusiveMinimum: 0, maximum: 10 }),
-  repeat_last_n: Int({ minimum: -1 }),
-  dry_multiplier: Num({ minimum: 0 }),
-  dry_base: Num({ minimum: 1 }),
-  dry_allowed_length: Int({ minimum: 0 }),
-  dry_penalty_last_n: Int({ minimum: -1 }),
+  repeat_penalty: Num({ minimum: POSITIVE, maximum: 10 }),
+  repeat_last_n: Int({ minimum: -1, maximum: COUNT }),
+  dry_multiplier: Num({ minimum: 0, maximum: BIG }),
+  dry_base: Num({ minimum: 1, maximum: BIG }),
+  dry_allowed_length: Int({ minimum: 0, maximum: COUNT }),
+  dry_penalty_last_n: Int({ minimum: -1, maximum: COUNT }),
   dry_sequence_breakers: Nullable(Type.Array(Type.String())),
   mirostat: Int({ minimum: 0, maximum: 2 }),
-  mirostat_tau: Num({ minimum: 0 }),
-  mirostat_eta: Num({ minimum: 0 }),
+  mirostat_tau: Num({ minimum: 0, maximum: BIG }),
+  mirostat_eta: Num({ minimum: 0, maximum: BIG }),
   /** Sampler order: llama.cpp names, or a string of their letters (llama-server's). */
   samplers: Nullable(Type.Union([Type.Array(Type.String()), Type.String()])),
   ignore_eos: Nullable(Type.Boolean()),
@@ -61,12 +68,12 @@ const Sampling = {
   ),
   n_probs: Int({ minimum: 0, maximum: 100 }),
   post_sampling_probs: Nullable(Type.Boolean()),
-  n_keep: Int({ minimum: -1 }),
+  n_keep: Int({ minimum: -1, maximum: COUNT }),
   cache_prompt: Nullable(Type.Boolean()),
   /** Only this slot (-1: any). */
   id_slot: Int({ minimum: -1 }),
   /** Milliseconds the generation phase may take; then it stops as if at its token limit. */
-  t_max_predict_ms: Int({ minimum: 1 }),
+  t_max_predict_ms: Int({ minimum: 1, maximum: 2 ** 31 - 1 }),
   return_tokens: Nullable(Type.Boolean()),
   return_progress: Nullable(Type.Boolean()),
   timings_per_token: Nullable(Type.Boolean()),

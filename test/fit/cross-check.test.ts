@@ -1,7 +1,9 @@
-// The memory model against llama.cpp's own numbers: for a handful of configurations, the planner's KV,
-// output, compute and weight bytes are each within 5% of what llama.cpp reports when it really creates the
-// context (src/engine/memory-probe.ts). On this machine everything lands in CPU buffers; CPU_REPACK is a
-// CPU-only second copy of some weights and is left out. The errors are printed as comments.
+// The memory model against llama.cpp's own numbers, to the tolerances src/fit/memory-model.ts claims: weights,
+// KV and the logits buffer exact but for llama.cpp's rounding of each buffer to 0.01 MiB in its log; the compute
+// buffer within 1% (3% at a ubatch under 128, where the small logits peak decides it), for what llama.cpp
+// reports when it really creates the context (src/engine/memory-probe.ts). On this machine everything lands in
+// CPU buffers; CPU_REPACK is a CPU-only second copy of some weights and is left out. The errors are printed as
+// comments.
 
 import type { Test } from 'tap';
 import t from 'tap';
@@ -13,7 +15,10 @@ import type { Quant } from '../../src/gguf/generate.ts';
 import type { PresetName } from '../../src/gguf/presets.ts';
 import { modelPath } from '../helpers/models.ts';
 
-const TOLERANCE = 0.05;
+/** llama.cpp logs each buffer in MiB with two decimals. */
+const ROUNDING = 0.005 * 2 ** 20;
+const COMPUTE_TOLERANCE = 0.01;
+const SMALL_UBATCH_COMPUTE_TOLERANCE = 0.03;
 
 async function check(
   t: Test,
@@ -31,30 +36,39 @@ async function check(
     { slots: decoder.slots, ctxPerSlot: decoder.ctxPerSlot, ubatch, batch: decoder.batchSize ?? 512 },
     model.nSwa,
   );
-  const weights = Object.entries(report.model)
-    .filter(([buffer]) => buffer !== 'CPU_REPACK')
-    .reduce((a, [, b]) => a + b, 0);
-  const pairs: Array<[string, number, number]> = [
-    ['weights', model.totalBytes, weights],
-    ['kv', kvBytes(model, cells, kvType).bytes, totalBytes(report.kv)],
-    ['output', outputBufferBytes(model, decoder.slots), totalBytes(report.output)],
+  const weightBuffers = Object.entries(report.model).filter(([buffer]) => buffer !== 'CPU_REPACK');
+  const weights = weightBuffers.reduce((a, [, b]) => a + b, 0);
+  // [what, planned, reported, allowed error in bytes]
+  // (+1: the reported MiB figure is turned back into whole bytes)
+  const exact = (buffers: number): number => buffers * (ROUNDING + 1);
+  const computeActual = totalBytes(report.compute);
+  const pairs: Array<[string, number, number, number]> = [
+    ['weights', model.totalBytes, weights, exact(weightBuffers.length)],
+    ['kv', kvBytes(model, cells, kvType).bytes, totalBytes(report.kv), exact(Object.keys(report.kv).length)],
+    [
+      'output',
+      outputBufferBytes(model, decoder.slots),
+      totalBytes(report.output),
+      exact(Object.keys(report.output).length),
+    ],
     [
       'compute',
       computeBuffer(model, { cells, slots: decoder.slots, flashAttn, kvType, cuda: false }).bytes,
-      totalBytes(report.compute),
+      computeActual,
+      computeActual * (ubatch < 128 ? SMALL_UBATCH_COMPUTE_TOLERANCE : COMPUTE_TOLERANCE),
     ],
   ];
   const label = `${preset} ${quant} ${decoder.slots}×${decoder.ctxPerSlot} ub ${ubatch} ${kvType}${flashAttn ? '' : ' no-FA'}`;
   const errors: string[] = [];
-  for (const [what, planned, actual] of pairs) {
+  for (const [what, planned, actual, allowed] of pairs) {
     t.ok(actual > 0, `${label}: llama.cpp reported a ${what} size`);
     const error = planned / actual - 1;
     errors.push(
       `${what} ${(planned / 2 ** 20).toFixed(2)}/${(actual / 2 ** 20).toFixed(2)} MiB (${(error * 100).toFixed(2)}%)`,
     );
     t.ok(
-      Math.abs(error) <= TOLERANCE,
-      `${label}: ${what} planned ${planned} vs llama.cpp ${actual} (${(error * 100).toFixed(2)}%)`,
+      Math.abs(planned - actual) <= allowed,
+      `${label}: ${what} planned ${planned} vs llama.cpp ${actual} (${(error * 100).toFixed(2)}%, allowed ±${(allowed / 1024).toFixed(1)} KiB)`,
     );
   }
   t.comment(`${label}: ${errors.join(', ')}`);

@@ -5,6 +5,7 @@ import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary } from '../../src/scheduler/types.ts';
 import { syntheticPrompt } from '../helpers/decode.ts';
 import { loadModel } from '../helpers/models.ts';
+import { StepLog } from '../helpers/step-log.ts';
 
 const model = await loadModel('tiny');
 t.teardown(() => model.dispose());
@@ -79,26 +80,124 @@ t.test('8 concurrent requests on 4 slots give the same greedy tokens as one by o
   await oneByOne.close(0);
 });
 
+/** A request whose handle is kept, with its tokens and its end. */
+function submitted(
+  scheduler: Scheduler,
+  client: string,
+  tokens: number[],
+  maxTokens: number,
+  onToken?: (n: number) => void,
+) {
+  const out: number[] = [];
+  let resolve: (o: Output) => void = () => {};
+  const ended = new Promise<Output>((r) => {
+    resolve = r;
+  });
+  const handle = scheduler.submit(
+    { client, tokens, options: { maxTokens } },
+    {
+      onToken(token) {
+        out.push(token);
+        onToken?.(out.length);
+      },
+      onEnd(summary, tail) {
+        resolve({ tokens: out, text: tail, summary });
+      },
+    },
+  );
+  return { handle, ended };
+}
+
+t.test('a cancel between steps: no later step decodes for the slot, and the decoder holds it idle', async (t) => {
+  const decoder = new BatchDecoder(model, { slots: 2, ctxPerSlot: 512 });
+  t.teardown(() => decoder.dispose());
+  const log = new StepLog(decoder);
+  const scheduler = new Scheduler(log, { stepTokenBudget: 64 });
+  // The other request keeps steps running after the cancel: a slot still decoding would show in them.
+  const other = submitted(scheduler, 'a', prompts[2] ?? [], 120);
+  let mark = -1;
+  let slot = -1;
+  const victim = submitted(scheduler, 'b', prompts[3] ?? [], 200, (n) => {
+    if (n !== 5) return;
+    // Inside the scheduler's handling of a step's events: no step is in flight.
+    mark = log.started;
+    slot = scheduler.snapshot().find((s) => s.request?.client === 'b')?.id ?? -1;
+    victim.handle.cancel();
+  });
+  const v = await victim.ended;
+  t.equal(v.summary.reason, 'cancelled');
+  t.equal(v.tokens.length, 5, 'no token after the cancel');
+  t.ok(slot >= 0);
+  t.equal(log.decodedFor(slot, mark), 0, 'no step after the cancel decoded for its slot');
+  await other.ended;
+  t.equal(log.stateAtStep(slot, mark), 'idle', 'the decoder itself held the slot idle at the next step');
+  t.equal((await other.ended).summary.reason, 'length');
+  t.ok(log.records.length - mark >= 10, `${log.records.length - mark} steps ran after the cancel`);
+  t.equal(log.decodedFor(slot, mark), 0, 'nor any step after that');
+  t.same(await log.states(), ['idle', 'idle']);
+  await scheduler.close(0);
+});
+
+t.test('a cancel during a step: the step in flight ends the slot; the decoder holds it idle after it', async (t) => {
+  const decoder = new BatchDecoder(model, { slots: 2, ctxPerSlot: 512 });
+  t.teardown(() => decoder.dispose());
+  const log = new StepLog(decoder);
+  const scheduler = new Scheduler(log, { stepTokenBudget: 64 });
+  const other = submitted(scheduler, 'a', prompts[2] ?? [], 150);
+  let mark = -1;
+  let slot = -1;
+  const victim = submitted(scheduler, 'b', prompts[3] ?? [], 300, (n) => {
+    if (mark >= 0 || n < 3) return;
+    // After the scheduler has handed out this step's events it starts the next step; cancel while it runs.
+    setImmediate(() => {
+      if (mark >= 0 || !log.inFlight) return; // the step was already over: try at the next token
+      mark = log.started;
+      slot = scheduler.snapshot().find((s) => s.request?.client === 'b')?.id ?? -1;
+      victim.handle.cancel();
+    });
+  });
+  const v = await victim.ended;
+  t.ok(mark >= 0, 'the cancel came while a step was in flight');
+  t.equal(v.summary.reason, 'cancelled');
+  t.ok(log.decodedFor(slot, mark - 1) <= 1, 'only the step in flight at the cancel decoded for its slot');
+  await other.ended;
+  t.equal(log.stateAtStep(slot, mark), 'idle', 'the decoder held the slot idle when the next step began');
+  t.ok(log.records.length - mark >= 10, `${log.records.length - mark} steps ran after the cancel`);
+  t.ok(log.decodedFor(slot, mark - 1) <= 1, 'no later step decoded for it');
+  t.same(await log.states(), ['idle', 'idle']);
+  await scheduler.close(0);
+});
+
+t.test('cancelling the only request: the loop stops with the decoder holding every slot idle', async (t) => {
+  const decoder = new BatchDecoder(model, { slots: 1, ctxPerSlot: 512 });
+  t.teardown(() => decoder.dispose());
+  const log = new StepLog(decoder);
+  const scheduler = new Scheduler(log, { stepTokenBudget: 64 });
+  const victim = submitted(scheduler, 'a', syntheticPrompt(300, 950), 200, (n) => {
+    if (n === 2) victim.handle.cancel();
+  });
+  const v = await victim.ended;
+  t.equal(v.summary.reason, 'cancelled');
+  await scheduler.close(0);
+  t.same(await log.states(), ['idle'], 'no step will run again: the decoder must already hold it idle');
+});
+
 t.test('cancelling on the real decoder frees the slot within a step; the next request is unaffected', async (t) => {
   const decoder = new BatchDecoder(model, { slots: 1, ctxPerSlot: 512 });
   t.teardown(() => decoder.dispose());
-  const scheduler = new Scheduler(decoder, { stepTokenBudget: 64 });
-  let cancel = () => {};
-  const victim = new Promise<RequestSummary>((resolve) => {
-    const handle = scheduler.submit(
-      { client: 'a', tokens: syntheticPrompt(300, 950), options: { maxTokens: 200 } },
-      {
-        onToken: () => {},
-        onEnd: (summary) => resolve(summary),
-      },
-    );
-    cancel = () => handle.cancel();
-  });
+  const log = new StepLog(decoder);
+  const scheduler = new Scheduler(log, { stepTokenBudget: 64 });
+  const victim = submitted(scheduler, 'a', syntheticPrompt(300, 950), 200);
   // Cancel while its prefill steps run (a step is in flight on the decoder thread most of the time).
-  setImmediate(() => cancel());
+  let mark = -1;
+  setImmediate(() => {
+    mark = log.started;
+    victim.handle.cancel();
+  });
   const next = generate(scheduler, 'b', prompts[1] ?? [], 12);
-  const v = await victim;
-  t.equal(v.reason, 'cancelled');
+  const v = await victim.ended;
+  t.equal(v.summary.reason, 'cancelled');
+  t.ok(log.decodedFor(0, Math.max(0, mark - 1)) <= 1, 'at most the step in flight decoded for it');
   const n = await next;
   const single = new BatchDecoder(model, { slots: 1, ctxPerSlot: 256 });
   t.teardown(() => single.dispose());

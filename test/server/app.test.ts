@@ -323,7 +323,7 @@ t.test('a prompt longer than a slot: 400 exceed_context_size_error with the coun
 });
 
 t.test('queue full: 429 with Retry-After', async (t) => {
-  const { app, scheduler } = await makeHarness(t, model, {
+  const { app, scheduler, startedCount } = await makeHarness(t, model, {
     ctxPerSlot: 1024,
     scheduler: { maxQueuedRequests: 0, retryAfterSeconds: 2 },
   });
@@ -331,7 +331,7 @@ t.test('queue full: 429 with Retry-After', async (t) => {
   const busy = [1, 2].map(() =>
     app.inject({ method: 'POST', url: CHAT, payload: chat({ max_tokens: 800, logit_bias: NO_EOS }) }),
   );
-  while (scheduler.busySlots + scheduler.queueLength < 2) await new Promise((r) => setTimeout(r, 2));
+  await startedCount(2);
   const res = await app.inject({ method: 'POST', url: CHAT, payload: chat({ stream: true }) });
   t.equal(res.statusCode, 429);
   t.equal(res.headers['retry-after'], '2');
@@ -405,7 +405,10 @@ t.test('GET /v1/models', async (t) => {
 });
 
 t.test('GET /slots shows each slot and the fairness key of its client', async (t) => {
-  const { app, endedCount } = await makeHarness(t, model, { ctxPerSlot: 1024, config: { apiKeys: ['sk-secret-key'] } });
+  const { app, steps, endedCount } = await makeHarness(t, model, {
+    ctxPerSlot: 1024,
+    config: { apiKeys: ['sk-secret-key'] },
+  });
   const auth = { authorization: 'Bearer sk-secret-key' };
   let res = await app.inject({ method: 'GET', url: '/slots', headers: auth });
   t.equal(res.statusCode, 200);
@@ -430,6 +433,7 @@ t.test('GET /slots shows each slot and the fairness key of its client', async (t
   stream.raw.res.destroy();
   const [summary] = await endedCount(1);
   t.equal(summary?.reason, 'cancelled');
+  t.same(await steps.states(), ['idle', 'idle'], 'the decoder let the slot go too');
 });
 
 t.test('logging redacts API keys', async (t) => {

@@ -8,6 +8,7 @@ import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types
 import { assembleServer } from '../../src/serve/assemble.ts';
 import type { BuildAppOptions } from '../../src/server/app.ts';
 import type { ServedModel, ServedScheduler, ServerConfig } from '../../src/server/config.ts';
+import { StepLog } from '../helpers/step-log.ts';
 
 export { sseEvents } from './sse-events.ts';
 
@@ -15,10 +16,14 @@ export interface Harness {
   app: FastifyInstance;
   scheduler: Scheduler;
   decoder: BatchDecoder;
+  /** The decoder's steps as the scheduler ran them, and its own slot states (test/helpers/step-log.ts). */
+  steps: StepLog;
   /** Every request's summary, in the order they ended (the real scheduler's `done`, recorded). */
   ended: RequestSummary[];
   /** Resolves with the next summaries once `n` requests in total have ended. */
   endedCount(n: number): Promise<RequestSummary[]>;
+  /** Resolves once `n` requests in total have got a slot, with the slots they got in order. */
+  startedCount(n: number): Promise<number[]>;
 }
 
 export interface HarnessOptions {
@@ -42,9 +47,22 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   const ctxPerSlot = options.ctxPerSlot ?? 256;
   const ended: RequestSummary[] = [];
   const waiters: Array<{ n: number; resolve: (s: RequestSummary[]) => void }> = [];
-  // Every request's summary, recorded as the real scheduler ends it.
+  const started: number[] = [];
+  const startWaiters: Array<{ n: number; resolve: (s: number[]) => void }> = [];
+  // Every request's start and summary, recorded as the real scheduler reports them.
   const recording = (real: ServedScheduler): ServedScheduler => ({
-    submit(request, handlers) {
+    submit(request, given) {
+      const handlers = {
+        ...given,
+        onStart(info: { slot: number; reusedTokens: number }) {
+          started.push(info.slot);
+          for (const w of startWaiters.splice(0)) {
+            if (started.length >= w.n) w.resolve([...started]);
+            else startWaiters.push(w);
+          }
+          given.onStart?.(info);
+        },
+      };
       const handle = real.submit(request, handlers);
       void handle.done.then((s) => {
         ended.push(s);
@@ -69,7 +87,8 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   });
   const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
   const chat = new ChatTemplates(model, options.chat ?? {});
-  const scheduler = server.attach({ model, chat, decoder });
+  const steps = new StepLog(decoder);
+  const scheduler = server.attach({ model, chat, decoder: steps });
   const { app } = server;
   options.setup?.(app);
   t.teardown(async () => {
@@ -82,9 +101,12 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
     app,
     scheduler,
     decoder,
+    steps,
     ended,
     endedCount: (n) =>
       ended.length >= n ? Promise.resolve([...ended]) : new Promise((resolve) => waiters.push({ n, resolve })),
+    startedCount: (n) =>
+      started.length >= n ? Promise.resolve([...started]) : new Promise((resolve) => startWaiters.push({ n, resolve })),
   };
 }
 

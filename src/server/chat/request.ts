@@ -4,6 +4,7 @@
 import { Ajv } from 'ajv';
 import { ArgumentError, TemplateError } from '../../errors.ts';
 import { invalidRequest } from '../errors.ts';
+import { checkGrammarSize, checkSchemaSize, type RequestLimits } from '../limits.ts';
 import type { ChatCompletionBody, ChatMessageBody, ToolBody } from '../schemas.ts';
 import type { ChatRenderRequest, GrammarConstraint } from './layer.ts';
 
@@ -16,9 +17,12 @@ export type Constraint =
 
 /** OpenAI's json_object mode: any JSON object. */
 const ANY_OBJECT = { type: 'object' };
+/** The empty schema, `{}`, allows any JSON value; llama.cpp's chat layer reads an empty one as no schema at all. */
+const ANY_VALUE = { type: ['object', 'array', 'string', 'number', 'boolean', 'null'] };
 
 export function constraintOf(
   body: Pick<ChatCompletionBody, 'response_format' | 'json_schema' | 'grammar'>,
+  limits: RequestLimits,
 ): Constraint | null {
   const format = body.response_format ?? null;
   const fromFormat =
@@ -34,15 +38,25 @@ export function constraintOf(
     throw invalidRequest(`'grammar' and '${param}' cannot be used together: give one constraint.`, 'grammar');
   }
   if (schema !== null) {
-    checkSchema(schema, fromFormat !== null ? 'response_format' : 'json_schema');
-    return { kind: 'json_schema', schema };
+    checkSchema(schema, fromFormat !== null ? 'response_format' : 'json_schema', limits);
+    const empty = Object.keys(schema).every((k) => k === '$schema');
+    return { kind: 'json_schema', schema: empty ? ANY_VALUE : schema };
   }
-  if (grammar !== null && grammar !== '') return { kind: 'grammar', grammar };
+  if (grammar !== null && grammar !== '') {
+    checkGrammarSize(grammar, limits);
+    return { kind: 'grammar', grammar };
+  }
   return null;
 }
 
 /** A JSON Schema object that a validator accepts (the meta-schema check), or a 400 naming the parameter. */
+<<<<<<< HEAD
 export function checkSchema(schema: Record<string, unknown>, param: string): void {
+=======
+function checkSchema(schema: Record<string, unknown>, param: string, limits: RequestLimits): void {
+  // The meta-schema check runs on the main thread: its input is bounded first.
+  checkSchemaSize(schema, param, limits);
+>>>>>>> reliability
   // Draft markers ajv doesn't bundle are not the client's mistake; the body of the schema is what is checked.
   const { $schema: _ignored, ...body } = schema;
   let valid: boolean;
@@ -120,6 +134,7 @@ function messagesOf(messages: readonly ChatMessageBody[]): unknown[] {
   });
 }
 
+<<<<<<< HEAD
 /**
  * Tool names unique, parameters valid JSON Schemas; `param` names a tool's field as the client's API does
  * (chat's tools[i].function.parameters, the Responses API's tools[i].parameters, Anthropic's tools[i].input_schema).
@@ -128,13 +143,21 @@ export function checkToolList(
   tools: readonly { name: string; parameters?: Record<string, unknown> | null | undefined }[],
   param: (i: number, field: 'name' | 'parameters') => string,
 ): void {
+=======
+function checkTools(tools: readonly ToolBody[], limits: RequestLimits): void {
+>>>>>>> reliability
   const names = new Set<string>();
   tools.forEach(({ name, parameters }, i) => {
     if (names.has(name)) {
       throw invalidRequest(`Duplicate tool name '${name}' in tools[${i}].`, param(i, 'name'), 'invalid_value');
     }
     names.add(name);
+<<<<<<< HEAD
     if (parameters !== undefined && parameters !== null) checkSchema(parameters, param(i, 'parameters'));
+=======
+    if (parameters !== undefined && parameters !== null)
+      checkSchema(parameters, `tools[${i}].function.parameters`, limits);
+>>>>>>> reliability
   });
 }
 
@@ -150,6 +173,7 @@ export function renderRequest(
   body: ChatCompletionBody,
   constraint: Constraint | null,
   supportsTools: boolean,
+  limits: RequestLimits,
 ): ChatRenderRequest {
   const request: ChatRenderRequest = { messages: messagesOf(body.messages), stream: body.stream === true };
   let tools = body.tools ?? [];
@@ -165,7 +189,7 @@ export function renderRequest(
         'unsupported_parameter',
       );
     }
-    checkTools(tools);
+    checkTools(tools, limits);
     if (constraint !== null && choice !== 'none') {
       throw invalidRequest(
         `'tools' cannot be combined with '${constraint.kind === 'grammar' ? 'grammar' : 'response_format'}': the tool-call grammar is the constraint.`,

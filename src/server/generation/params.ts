@@ -8,6 +8,7 @@ import { clientKey, requestPriority } from '../client-key.ts';
 import type { ResolvedServerConfig, ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { contextExceeded, invalidRequest } from '../errors.ts';
+import { checkLogitBias, checkStops, type RequestLimits } from '../limits.ts';
 import { DEFAULT_SAMPLERS, samplersFromLetters } from '../samplers.ts';
 import type { GenerationParamsBody } from '../schemas.ts';
 import type { PreparedGeneration } from './types.ts';
@@ -50,11 +51,14 @@ function samplersOf(value: string | readonly string[]): string[] {
 export function logitBias(
   value: NonNullable<GenerationParamsBody['logit_bias']>,
   model: ServedModel,
+  limits: RequestLimits,
 ): [number, number][] {
   const nVocab = model.info.nVocab;
   const entries: [string | number, number | boolean][] = Array.isArray(value)
     ? value.map((pair) => [pair[0], pair[1]])
     : Object.entries(value);
+  // Before any text key is tokenized, and again for the token ids the texts gave.
+  checkLogitBias(entries.length, limits);
   const out: [number, number][] = [];
   for (const [key, raw] of entries) {
     if (typeof raw === 'boolean' && raw) continue; // true: no change, as llama-server
@@ -72,6 +76,7 @@ export function logitBias(
       }
       out.push([id, bias]);
     }
+    checkLogitBias(out.length, limits);
   }
   return out;
 }
@@ -103,15 +108,17 @@ export function prepareGeneration(
   const asked = own === undefined || own === null || own === -1 ? d.nPredict : own;
   const contextShift = d.contextShift;
   // -1: until the end; with context shift, generation may run past the slot (llama-server's behaviour).
-  const limit = asked < 0 ? (contextShift ? 1 << 24 : room) : asked;
+  // The decoder counts at most 2^24 tokens (as many as a context holds).
+  const limit = asked < 0 ? (contextShift ? 1 << 24 : room) : Math.min(asked, 1 << 24);
   if (limit === 0) throw invalidRequest(`'${field}' must be >= 1, or -1 for no limit.`, field, 'invalid_value');
   const maxTokens = contextShift ? limit : Math.min(limit, room);
   // Reaching maxTokens then fills the slot: the answer is cut by the context, not by the request.
   const fillsSlot = !contextShift && limit >= room;
 
   let temperature = pick(body.temperature, d.temperature);
-  // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0).
-  if (body.top_p === 0) temperature = 0;
+  // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0, as a float32).
+  const topP0 = typeof body.top_p === 'number' && Math.fround(body.top_p) === 0;
+  if (topP0) temperature = 0;
   const seed = pick(body.seed, d.seed);
   const options: StartOptions = {
     maxTokens,
@@ -119,7 +126,7 @@ export function prepareGeneration(
     dynatempRange: pick(body.dynatemp_range, d.dynatempRange),
     dynatempExponent: pick(body.dynatemp_exponent, d.dynatempExponent),
     topK: pick(body.top_k, d.topK),
-    topP: body.top_p === 0 ? 1 : pick(body.top_p, d.topP),
+    topP: topP0 ? 1 : pick(body.top_p, d.topP),
     minP: pick(body.min_p, d.minP),
     typicalP: pick(body.typical_p, d.typicalP),
     topNSigma: pick(body.top_n_sigma, d.topNSigma),
@@ -154,7 +161,8 @@ export function prepareGeneration(
   const samplers = body.samplers ?? d.samplers;
   if (samplers !== undefined && samplers !== null) options.samplers = samplersOf(samplers);
   const bias = [...d.logitBias.map(([t, b]): [number, number] => [t, b])];
-  if (body.logit_bias !== undefined && body.logit_bias !== null) bias.push(...logitBias(body.logit_bias, model));
+  if (body.logit_bias !== undefined && body.logit_bias !== null)
+    bias.push(...logitBias(body.logit_bias, model, config.limits));
   if (bias.length > 0) options.logitBias = new Map(bias);
   const nProbs = extras.topLogprobs ?? body.n_probs ?? 0;
   if (nProbs > 0 || extras.topLogprobs === 0) {
@@ -163,11 +171,19 @@ export function prepareGeneration(
   }
   const grammar = extras.grammar ?? defaultGrammar(config);
   if (grammar) options.grammar = grammar;
+  // A grammar that has matched can only end: without end of generation the sampler has no token left to pick.
+  if (grammar && options.ignoreEos)
+    throw invalidRequest(
+      `'ignore_eos' cannot be combined with a grammar, response_format or tools: a grammar that has matched can only end${body.ignore_eos === true ? '' : " (ignore_eos is this server's default, --ignore-eos)"}.`,
+      'ignore_eos',
+      'invalid_value',
+    );
   if (extras.preservedTokens && extras.preservedTokens.length > 0)
     options.preservedTokens = Array.from(extras.preservedTokens);
 
   const stops =
     body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  checkStops(stops, config.limits);
   const prepared: PreparedGeneration = {
     tokens,
     options,

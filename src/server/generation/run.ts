@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { ContextExceededError } from '../../errors.ts';
 import type { RequestSummary } from '../../scheduler/types.ts';
 import type { ServerDeps } from '../deps.ts';
-import { contextExceeded, generationFailed, requestTimeout, shuttingDown } from '../errors.ts';
+import { contextExceeded, decoderRefused, generationFailed, requestTimeout, shuttingDown } from '../errors.ts';
 import { StopMatcher } from '../stop-strings.ts';
 import { record } from './record.ts';
 import type { Finished, GeneratedToken, Outcome, PreparedGeneration, PromptProgress, Timings } from './types.ts';
@@ -68,6 +68,14 @@ export function timingsFrom(m: TimingMarks): Timings {
     predicted_per_token_ms: steps > 0 ? predictedMs / steps : 0,
     predicted_per_second: predictedMs > 0 ? (1e3 / predictedMs) * steps : 0,
   };
+}
+
+/**
+ * The request ended with an error before it started: the decoder's start() threw for it (a sampler or grammar it
+ * cannot make, a parameter out of its range). The scheduler's own failures say 'scheduler error'.
+ */
+export function refusedAtStart(s: RequestSummary): boolean {
+  return s.reason === 'error' && s.startedAt === null && !(s.error ?? '').startsWith('scheduler error');
 }
 
 /** The timings of a finished request, from the scheduler's clock. */
@@ -242,6 +250,12 @@ function generate(
               // Nobody here asked for it (client gone and stop strings are handled above): nothing to send.
               return settle({ kind: 'gone' });
             default:
+              if (refusedAtStart(summary)) {
+                // The decoder refused to start it (its sampler or grammar could not be made for this model):
+                // the request's fault as llama-server sees it, which answers 400 "Failed to initialize samplers".
+                log.warn({ requestId: summary.id, cause: summary.error }, 'the decoder refused the request');
+                return settle({ kind: 'failed', error: decoderRefused(summary.error ?? 'unknown reason') });
+              }
               log.error({ requestId: summary.id, reason, cause: summary.error }, 'generation failed');
               return settle({ kind: 'failed', error: generationFailed() });
           }

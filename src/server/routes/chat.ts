@@ -12,6 +12,7 @@ import { newCompletionId, nowSeconds } from '../generation/ids.ts';
 import { prepareGeneration, tokenizePrompt } from '../generation/params.ts';
 import { respond } from '../generation/respond.ts';
 import type { PreparedGeneration } from '../generation/types.ts';
+import { checkMessages, checkTools } from '../limits.ts';
 import { ChatCompletionResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 
@@ -20,7 +21,11 @@ export async function renderChat(
   deps: ServerDeps,
   body: ChatCompletionBody,
 ): Promise<{ prompt: ChatPrompt; grammar: GrammarConstraint | null }> {
-  const constraint = constraintOf(body);
+  const limits = deps.config.limits;
+  // Counted before anything renders or checks a schema: the work below grows with them.
+  checkMessages(body.messages.length, limits);
+  checkTools((body.tools ?? []).length, limits);
+  const constraint = constraintOf(body, limits);
   if (body.continue_final_message === true && body.add_generation_prompt === true) {
     throw invalidRequest(
       "'add_generation_prompt' and 'continue_final_message' cannot both be true.",
@@ -34,8 +39,12 @@ export async function renderChat(
       ? await deps.chat.checkGrammar(constraint.grammar).catch((err: unknown) => Promise.reject(chatLayerRefusal(err)))
       : null;
   const prompt = await deps.chat
-    .apply(renderRequest(body, constraint, deps.chat.supportsTools))
+    .apply(renderRequest(body, constraint, deps.chat.supportsTools, limits))
     .catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
+  // The chat layer's own grammar (from a schema or tools) is parsed before the request queues: a schema can
+  // convert into a grammar llama.cpp then refuses, which is this request's 400, not a failed generation.
+  if (prompt.grammar !== null && prompt.grammar.text !== checked)
+    await deps.chat.checkGrammar(prompt.grammar.text).catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
   // A user's grammar on a Jinja template: llama.cpp's chat layer leaves it to the caller, as llama-server applies
   // it, to the raw output from its root.
   const grammar = prompt.grammar ?? (checked !== null ? userGrammar(checked) : null);

@@ -94,7 +94,7 @@ export const completionRoute: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
     const prompts = promptsOf(deps.model, body.prompt);
     if (prompts.length > 1 && body.stream === true)
       throw invalidRequest('Several prompts are not streamed: send them one at a time.', 'prompt', 'invalid_value');
-    const grammar = await grammarFor(deps.chat, constraintOf(body)).catch((err: unknown) =>
+    const grammar = await grammarFor(deps.chat, constraintOf(body, deps.config.limits)).catch((err: unknown) =>
       Promise.reject(chatLayerRefusal(err)),
     );
     const fields = body.response_fields && body.response_fields.length > 0 ? body.response_fields : null;

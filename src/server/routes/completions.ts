@@ -19,9 +19,11 @@ import { choiceJobs } from './chat.ts';
 /** A raw prompt's grammar: a schema's starts at its root, as a user's does (no chat template before it). */
 export async function grammarFor(chat: ChatLayer, constraint: Constraint | null): Promise<GrammarConstraint | null> {
   if (constraint === null) return null;
+  // A schema's grammar is parsed too: a schema can convert into a grammar llama.cpp then refuses (a repetition
+  // past its limit), which must be this request's 400, not a failure when its slot's sampler is made.
   const text =
     constraint.kind === 'json_schema'
-      ? await chat.grammarFromSchema(constraint.schema)
+      ? await chat.checkGrammar(await chat.grammarFromSchema(constraint.schema))
       : await chat.checkGrammar(constraint.grammar);
   return constraint.kind === 'json_schema' ? { ...userGrammar(text), kind: 1 } : userGrammar(text);
 }
@@ -107,7 +109,7 @@ export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> =
     const n = body.n ?? 1;
     if (prompts.length > 1 && (body.stream === true || n > 1))
       throw invalidRequest('Several prompts are answered one choice each and not streamed.', 'prompt', 'invalid_value');
-    const grammar = await grammarFor(deps.chat, constraintOf(body)).catch((err: unknown) =>
+    const grammar = await grammarFor(deps.chat, constraintOf(body, deps.config.limits)).catch((err: unknown) =>
       Promise.reject(chatLayerRefusal(err)),
     );
     const head: Head = {

@@ -7,14 +7,14 @@ import { DetokenizeResponse, TokenizeResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 import { renderChat } from './chat.ts';
 
-const TokenizeBody = Type.Object({
+export const TokenizeBody = Type.Object({
   content: Type.String(),
   add_special: Type.Optional(Type.Boolean()),
   parse_special: Type.Optional(Type.Boolean()),
   with_pieces: Type.Optional(Type.Boolean()),
 });
 
-const DetokenizeBody = Type.Object({ tokens: Type.Array(Type.Integer()) });
+export const DetokenizeBody = Type.Object({ tokens: Type.Array(Type.Integer()) });
 
 /** A token's text; a piece that ends inside a UTF-8 character is given as its bytes, as llama-server does. */
 function pieceOf(bytes: Uint8Array): string | number[] {

@@ -24,7 +24,14 @@ export type Script =
     }
   | { kind: 'status'; status: number; body: string; headers?: Record<string, string> }
   /** Writes each piece as its own network write, with `gapMs` between them. */
-  | { kind: 'raw'; pieces: Array<string | Buffer>; gapMs?: number; contentType?: string }
+  | {
+      kind: 'raw';
+      pieces: Array<string | Buffer>;
+      gapMs?: number;
+      contentType?: string;
+      /** Called just before the body ends (after the last piece and its gap). */
+      onEnd?: () => void;
+    }
   /** Accepts the request and never answers. */
   | { kind: 'hang' };
 
@@ -132,6 +139,7 @@ export async function startFakeServer(
               res.write(piece);
               if (s.gapMs) await sleep(s.gapMs);
             }
+            s.onEnd?.();
             res.end();
             return;
           case 'hang':

@@ -185,13 +185,23 @@ t.test('a stream cut short cleanly, and a response that is not a stream, are err
 });
 
 t.test('connections are reused: after [DONE] the body is read to its end, which E2E does not wait for', async (t) => {
-  // The end of the body comes 40 ms after [DONE]; cancelling at [DONE] would close the connection.
-  const late: Script = { kind: 'raw', pieces: [fixture('llama-server-chat-stream.txt'), ''], gapMs: 20 };
+  // The end of the body comes 40 ms after [DONE]; cancelling at [DONE] would close the connection. The clock
+  // moves only when the server ends the body: E2E taken at [DONE] reads the time before it.
+  let clock = 0;
+  const late: Script = {
+    kind: 'raw',
+    pieces: [fixture('llama-server-chat-stream.txt'), ''],
+    gapMs: 20,
+    onEnd: () => {
+      clock++;
+    },
+  };
   const server = await serve(t, late, late, late, late);
   for (let k = 0; k < 4; k++) {
-    const record = await sendChatRequest(request(server.url));
+    const record = await sendChatRequest(request(server.url), () => clock);
     t.ok(record.ok);
-    t.ok(record.endMs - (record.chunkMs.at(-1) ?? 0) < 15, 'E2E ends at [DONE]');
+    t.equal(record.endMs, k, 'E2E ends at [DONE], before the server ended the body');
+    t.equal(clock, k + 1, 'and the body was read to its end');
   }
   // Node's fetch opens a second connection for the second request, then reuses both.
   t.ok(server.connections() <= 2, `${server.connections()} connections for 4 requests`);

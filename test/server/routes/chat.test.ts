@@ -299,9 +299,9 @@ t.test('stop strings: cut before the match, never leaked, even split across toke
   t.equal(chunks.at(-1)?.usage?.completion_tokens, 2);
 });
 
-t.test('client disconnect cancels the request and frees the slot', async (t) => {
+t.test('client disconnect cancels the request: its decoding stops and the decoder frees the slot', async (t) => {
   let raw: ServerResponse | null = null;
-  const { app, scheduler, endedCount } = await makeHarness(t, model, {
+  const { app, scheduler, steps, endedCount, startedCount } = await makeHarness(t, model, {
     ctxPerSlot: 1024,
     setup: (app) =>
       app.addHook('onRequest', async (_request, reply) => {
@@ -318,25 +318,62 @@ t.test('client disconnect cancels the request and frees the slot', async (t) => 
   });
   t.equal(stream.statusCode, 200);
   stream.stream().on('error', () => {});
+  let mark = steps.started;
   stream.raw.res.destroy();
   let [summary] = await endedCount(1);
   t.equal(summary?.reason, 'cancelled');
   t.ok((summary?.generatedTokens ?? 900) < 900, `stopped after ${summary?.generatedTokens} tokens`);
+  // The step in flight at the disconnect, and at most one begun before the close was seen, decode for it.
+  t.ok(steps.decodedFor(summary?.slot ?? -1, Math.max(0, mark - 1)) <= 2, 'its decoding stopped within two steps');
+  t.same(await steps.states(), ['idle', 'idle'], 'the decoder itself holds both slots idle');
 
   // Not streaming: the socket closes while the request is generating.
   const pending = post(app, payload).catch((err: unknown) => err);
-  while (scheduler.busySlots === 0) await new Promise((r) => setTimeout(r, 2));
+  await startedCount(2);
+  mark = steps.started;
   (raw as ServerResponse | null)?.destroy();
   [, summary] = await endedCount(2);
   t.equal(summary?.reason, 'cancelled');
   t.ok((summary?.generatedTokens ?? 900) < 900);
+  t.ok(steps.decodedFor(summary?.slot ?? -1, Math.max(0, mark - 1)) <= 2, 'its decoding stopped within two steps');
   await pending;
   t.equal(scheduler.busySlots, 0, 'slots are free');
   t.match(scheduler.snapshot(), [{ state: 'idle' }, { state: 'idle' }]);
+  t.same(await steps.states(), ['idle', 'idle'], 'in the decoder too');
+});
+
+t.test('a disconnect while another request generates: no later step decodes for the gone one', async (t) => {
+  const { app, steps, endedCount, startedCount } = await makeHarness(t, model, { ctxPerSlot: 1024 });
+  const long = { messages: USER_HI, temperature: 0, logit_bias: NO_EOS, stream: true };
+  const other = app.inject({ method: 'POST', url: URL, payload: { ...long, max_tokens: 300 } });
+  const gone = await app.inject({
+    method: 'POST',
+    url: URL,
+    payload: { ...long, max_tokens: 900 },
+    payloadAsStream: true,
+  });
+  gone.stream().on('error', () => {});
+  await startedCount(2);
+  const mark = steps.started;
+  gone.raw.res.destroy();
+  const [summary] = await endedCount(1);
+  t.equal(summary?.reason, 'cancelled');
+  const goneSlot = summary?.slot;
+  const done = await other;
+  t.equal(done.statusCode, 200, 'the other request finished');
+  t.ok(steps.records.length - mark >= 50, `${steps.records.length - mark} steps ran after the disconnect`);
+  t.ok(
+    steps.decodedFor(goneSlot ?? -1, Math.max(0, mark - 1)) <= 2,
+    `steps after the disconnect that decoded for its slot: ${steps.decodedFor(goneSlot ?? -1, Math.max(0, mark - 1))} (at most 2)`,
+  );
+  t.same(await steps.states(), ['idle', 'idle']);
 });
 
 t.test('a client that never reads its stream is cancelled after the drain timeout', async (t) => {
-  const { app, endedCount } = await makeHarness(t, model, { ctxPerSlot: 1024, config: { streamDrainTimeoutMs: 100 } });
+  const { app, steps, endedCount } = await makeHarness(t, model, {
+    ctxPerSlot: 1024,
+    config: { streamDrainTimeoutMs: 100 },
+  });
   const res = await app.inject({
     method: 'POST',
     url: URL,
@@ -350,7 +387,51 @@ t.test('a client that never reads its stream is cancelled after the drain timeou
   t.equal(summary?.reason, 'cancelled');
   t.ok((summary?.generatedTokens ?? 1000) < 1000, `cancelled after ${summary?.generatedTokens} tokens`);
   t.ok(res.raw.res.destroyed, 'the connection was dropped');
+  t.same(await steps.states(), ['idle', 'idle'], 'the decoder stopped decoding for it');
 });
+
+t.test(
+  '8 streams, 1 never read: the 7 others finish, the stuck one is cancelled after the drain timeout',
+  async (t) => {
+    const drainTimeoutMs = 500;
+    const { app, steps, endedCount } = await makeHarness(t, model, {
+      slots: 8,
+      ctxPerSlot: 4096,
+      config: { streamDrainTimeoutMs: drainTimeoutMs },
+    });
+    const stream = { messages: USER_HI, temperature: 0, logit_bias: NO_EOS, stream: true };
+    // Far more than it can write before its buffers fill: it is still generating when the timeout comes.
+    const stuck = await app.inject({
+      method: 'POST',
+      url: URL,
+      payload: { ...stream, max_tokens: 4000, user: 'stuck' },
+      payloadAsStream: true,
+    });
+    stuck.stream().on('error', () => {});
+    const readers = Array.from({ length: 7 }, () =>
+      post(app, { ...stream, max_tokens: 100, stream_options: { include_usage: true } }),
+    );
+    for (const res of await Promise.all(readers)) {
+      const chunks = chunksOf(t, res);
+      t.equal(chunks.at(-1)?.usage?.completion_tokens, 100, 'a reading stream got all its tokens');
+    }
+    const ended = await endedCount(8);
+    const last = ended.at(-1);
+    t.same(
+      ended.slice(0, 7).map((s) => s.reason),
+      Array(7).fill('length'),
+      'the 7 that read ended first, each at its length',
+    );
+    t.equal(last?.reason, 'cancelled', 'the stuck one was cancelled');
+    t.ok((last?.generatedTokens ?? 4000) < 4000, `after ${last?.generatedTokens} tokens`);
+    t.ok(
+      (last?.endedAt ?? 0) - (last?.startedAt ?? 0) >= drainTimeoutMs,
+      'not before a whole drain timeout had passed',
+    );
+    t.ok(stuck.raw.res.destroyed, 'its connection was dropped');
+    t.same(await steps.states(), Array(8).fill('idle'), 'and its slot freed in the decoder');
+  },
+);
 
 t.test('request deadline: 504 before the stream starts, an error event after', async (t) => {
   // The blocker keeps the only slot busy and has no deadline, so the next request's deadline passes in the queue.

@@ -1,0 +1,137 @@
+// The soak's verdict, from its samples and counts. Pure. RSS growth compares the median of the samples in a
+// window right after the warm-up with the median of the last window (medians, so one GC pause or one large
+// response does not decide it); leaked slots are those still busy once the load stopped and the server settled.
+
+export interface Sample {
+  /** Seconds since the load started. */
+  t: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  /** The event loop's delay over the sample interval (prom-client's monitorEventLoopDelay), ms. */
+  lagP99Ms: number;
+  lagMaxMs: number;
+  handles: number;
+  busySlots: number;
+  queued: number;
+  /** GET /health round trip, ms; null when it failed. */
+  healthMs: number | null;
+}
+
+export interface Counts {
+  /** Requests per action and status ('complete 200', 'abort aborted', 'bad 400', ...). */
+  byOutcome: Record<string, number>;
+  requests: number;
+  /** Answers (or in-stream errors) of type server_error, and HTTP 5xx. */
+  serverErrors: number;
+  /** Error answers not in OpenAI's shape. */
+  shapeErrors: number;
+  rateLimited: number;
+  aborted: number;
+  completionTokens: number;
+}
+
+export interface Verdict {
+  warmupSeconds: number;
+  windowSeconds: number;
+  rssWarmMiB: number;
+  rssEndMiB: number;
+  rssGrowthPercent: number;
+  rssMaxMiB: number;
+  lagP99MaxMs: number;
+  lagMaxMs: number;
+  handlesWarm: number;
+  handlesEnd: number;
+  healthFailures: number;
+  healthMaxMs: number;
+  leakedSlots: number;
+  leftQueued: number;
+  serverErrors: number;
+  shapeErrors: number;
+  pass: boolean;
+  reasons: string[];
+}
+
+const MIB = 1024 * 1024;
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+}
+
+export interface VerdictInput {
+  samples: readonly Sample[];
+  durationSeconds: number;
+  warmupSeconds: number;
+  counts: Counts;
+  /** After the load: slots still busy and requests still queued once the server had time to settle. */
+  leakedSlots: number;
+  leftQueued: number;
+  maxRssGrowthPercent: number;
+}
+
+export function soakVerdict(input: VerdictInput): Verdict {
+  const { samples, durationSeconds, warmupSeconds } = input;
+  const after = samples.filter((s) => s.t >= warmupSeconds);
+  const span = Math.max(0, durationSeconds - warmupSeconds);
+  // A minute at either end, or a fifth of what follows the warm-up on short runs.
+  const windowSeconds = Math.min(60, span / 5);
+  const first = after.filter((s) => s.t <= warmupSeconds + windowSeconds);
+  const last = after.filter((s) => s.t >= durationSeconds - windowSeconds);
+  const warm = median((first.length > 0 ? first : after.slice(0, 1)).map((s) => s.rssBytes));
+  const end = median((last.length > 0 ? last : after.slice(-1)).map((s) => s.rssBytes));
+  const growth = warm > 0 ? ((end - warm) / warm) * 100 : 0;
+  const health = samples.map((s) => s.healthMs);
+  const v: Verdict = {
+    warmupSeconds,
+    windowSeconds,
+    rssWarmMiB: warm / MIB,
+    rssEndMiB: end / MIB,
+    rssGrowthPercent: growth,
+    rssMaxMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MIB,
+    lagP99MaxMs: Math.max(0, ...after.map((s) => s.lagP99Ms)),
+    lagMaxMs: Math.max(0, ...after.map((s) => s.lagMaxMs)),
+    handlesWarm: median(first.map((s) => s.handles)),
+    handlesEnd: median(last.map((s) => s.handles)),
+    healthFailures: health.filter((h) => h === null).length,
+    healthMaxMs: Math.max(0, ...health.filter((h): h is number => h !== null)),
+    leakedSlots: input.leakedSlots,
+    leftQueued: input.leftQueued,
+    serverErrors: input.counts.serverErrors,
+    shapeErrors: input.counts.shapeErrors,
+    pass: true,
+    reasons: [],
+  };
+  const fail = (reason: string): void => {
+    v.pass = false;
+    v.reasons.push(reason);
+  };
+  if (after.length < 2) fail(`too few samples after the warm-up (${after.length}) to judge RSS growth`);
+  if (growth >= input.maxRssGrowthPercent)
+    fail(`RSS grew ${growth.toFixed(1)}% after the warm-up (limit ${input.maxRssGrowthPercent}%)`);
+  if (v.leakedSlots > 0) fail(`${v.leakedSlots} slots still busy after the load`);
+  if (v.leftQueued > 0) fail(`${v.leftQueued} requests still queued after the load`);
+  if (v.serverErrors > 0) fail(`${v.serverErrors} server errors (5xx or server_error events)`);
+  if (v.shapeErrors > 0) fail(`${v.shapeErrors} errors not in OpenAI's shape`);
+  if (v.healthFailures > 0) fail(`/health failed ${v.healthFailures} times`);
+  return v;
+}
+
+export function formatVerdict(v: Verdict, counts: Counts, durationSeconds: number): string {
+  const outcomes = Object.entries(counts.byOutcome)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, n]) => `${k}: ${n}`)
+    .join(', ');
+  return [
+    `=== soak: ${(durationSeconds / 60).toFixed(1)} min, warm-up ${(v.warmupSeconds / 60).toFixed(1)} min ===`,
+    `requests=${counts.requests} (${(counts.requests / Math.max(1, durationSeconds)).toFixed(1)}/s) completion_tokens=${counts.completionTokens} rate_limited=${counts.rateLimited} aborted=${counts.aborted}`,
+    `outcomes: ${outcomes}`,
+    `RSS: ${v.rssWarmMiB.toFixed(1)} MiB after warm-up -> ${v.rssEndMiB.toFixed(1)} MiB at the end (${v.rssGrowthPercent >= 0 ? '+' : ''}${v.rssGrowthPercent.toFixed(2)}%; medians over ${v.windowSeconds.toFixed(0)} s windows), max ${v.rssMaxMiB.toFixed(1)} MiB`,
+    `event-loop lag: p99 <= ${v.lagP99MaxMs.toFixed(1)} ms, max ${v.lagMaxMs.toFixed(1)} ms; /health: max ${v.healthMaxMs.toFixed(0)} ms, ${v.healthFailures} failures`,
+    `open handles: ${v.handlesWarm} after warm-up -> ${v.handlesEnd} at the end`,
+    `after the load: ${v.leakedSlots} slots busy, ${v.leftQueued} queued; 5xx/server errors: ${v.serverErrors}; errors not in OpenAI's shape: ${v.shapeErrors}`,
+    `verdict: ${v.pass ? 'PASS' : `FAIL (${v.reasons.join('; ')})`}`,
+    '',
+  ].join('\n');
+}
