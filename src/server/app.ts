@@ -17,12 +17,9 @@ import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
-<<<<<<< HEAD
-import { anthropicError } from './messages-api/errors.ts';
-=======
 import { checkJsonDepth, timeoutCheckIntervalMs } from './limits.ts';
+import { anthropicError } from './messages-api/errors.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
->>>>>>> reliability
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoute } from './routes/completion.ts';
 import { completionRoutes } from './routes/completions.ts';

@@ -3,7 +3,8 @@
 // decodes for its slot) and that the decoder itself, not only the scheduler, holds the slot idle. The decoder's
 // own slot state is read only between steps (a step may be changing it).
 import type { BatchDecoder, SlotInfo } from '../../src/engine/index.ts';
-import type { Decoder, StartOptions, StepResult } from '../../src/scheduler/types.ts';
+import type { Decoder, SlotState } from '../../src/scheduler/decoder.ts';
+import type { StartOptions, StepResult } from '../../src/scheduler/types.ts';
 
 interface StepRecord {
   /** Each slot's state as the decoder held it when the step was called (between steps). */
@@ -33,6 +34,12 @@ export class StepLog implements Decoder {
   }
   get batchSize(): number {
     return this.real.batchSize;
+  }
+  get kvCells(): number {
+    return this.real.kvCells;
+  }
+  get unifiedKv(): boolean {
+    return this.real.unifiedKv;
   }
   /** Steps started so far: a mark for decodedFor(). */
   get started(): number {
@@ -66,6 +73,12 @@ export class StepLog implements Decoder {
   }
   eraseSlot(slot: number): Promise<void> {
     return this.real.eraseSlot(slot);
+  }
+  saveState(slot: number): Promise<SlotState> {
+    return this.real.saveState(slot);
+  }
+  restoreState(slot: number, saved: SlotState): Promise<number> {
+    return this.real.restoreState(slot, saved);
   }
 
   async step(tokenBudget: number): Promise<StepResult> {

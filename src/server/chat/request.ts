@@ -50,13 +50,9 @@ export function constraintOf(
 }
 
 /** A JSON Schema object that a validator accepts (the meta-schema check), or a 400 naming the parameter. */
-<<<<<<< HEAD
-export function checkSchema(schema: Record<string, unknown>, param: string): void {
-=======
-function checkSchema(schema: Record<string, unknown>, param: string, limits: RequestLimits): void {
+export function checkSchema(schema: Record<string, unknown>, param: string, limits: RequestLimits): void {
   // The meta-schema check runs on the main thread: its input is bounded first.
   checkSchemaSize(schema, param, limits);
->>>>>>> reliability
   // Draft markers ajv doesn't bundle are not the client's mistake; the body of the schema is what is checked.
   const { $schema: _ignored, ...body } = schema;
   let valid: boolean;
@@ -134,7 +130,6 @@ function messagesOf(messages: readonly ChatMessageBody[]): unknown[] {
   });
 }
 
-<<<<<<< HEAD
 /**
  * Tool names unique, parameters valid JSON Schemas; `param` names a tool's field as the client's API does
  * (chat's tools[i].function.parameters, the Responses API's tools[i].parameters, Anthropic's tools[i].input_schema).
@@ -142,29 +137,23 @@ function messagesOf(messages: readonly ChatMessageBody[]): unknown[] {
 export function checkToolList(
   tools: readonly { name: string; parameters?: Record<string, unknown> | null | undefined }[],
   param: (i: number, field: 'name' | 'parameters') => string,
+  limits: RequestLimits,
 ): void {
-=======
-function checkTools(tools: readonly ToolBody[], limits: RequestLimits): void {
->>>>>>> reliability
   const names = new Set<string>();
   tools.forEach(({ name, parameters }, i) => {
     if (names.has(name)) {
       throw invalidRequest(`Duplicate tool name '${name}' in tools[${i}].`, param(i, 'name'), 'invalid_value');
     }
     names.add(name);
-<<<<<<< HEAD
-    if (parameters !== undefined && parameters !== null) checkSchema(parameters, param(i, 'parameters'));
-=======
-    if (parameters !== undefined && parameters !== null)
-      checkSchema(parameters, `tools[${i}].function.parameters`, limits);
->>>>>>> reliability
+    if (parameters !== undefined && parameters !== null) checkSchema(parameters, param(i, 'parameters'), limits);
   });
 }
 
-function checkTools(tools: readonly ToolBody[]): void {
+function checkTools(tools: readonly ToolBody[], limits: RequestLimits): void {
   checkToolList(
     tools.map((t) => t.function),
     (i, field) => `tools[${i}].function.${field}`,
+    limits,
   );
 }
 

@@ -2,8 +2,10 @@
 // the messages' text, tool_use blocks the assistant's tool calls, each tool_result block a tool message, thinking
 // blocks the assistant's reasoning; tools, tool_choice, thinking and output_config.format their chat equivalents.
 // What can't be honoured (images, documents, server tools, MCP servers) is a 400 naming the field.
+
 import { checkSchema, checkToolList } from '../chat/request.ts';
 import { invalidRequest } from '../errors.ts';
+import type { RequestLimits } from '../limits.ts';
 import type { ChatCompletionBody, ChatMessageBody, ToolBody } from '../schemas.ts';
 import { samplingOf } from '../schemas.ts';
 import type { ContentBlock, CountTokensBody, MessageParam, MessagesTool } from './schema.ts';
@@ -132,7 +134,7 @@ function assistantTurn(m: MessageParam, i: number, out: ChatMessageBody[]): void
   out.push(turn);
 }
 
-function toolsOf(tools: readonly MessagesTool[]): ToolBody[] {
+function toolsOf(tools: readonly MessagesTool[], limits: RequestLimits): ToolBody[] {
   tools.forEach((tool, i) => {
     if (tool.type !== undefined && tool.type !== null && tool.type !== 'custom') {
       throw invalidRequest(
@@ -145,6 +147,7 @@ function toolsOf(tools: readonly MessagesTool[]): ToolBody[] {
   checkToolList(
     tools.map((t) => ({ name: t.name, parameters: t.input_schema })),
     (i, field) => `tools[${i}].${field === 'parameters' ? 'input_schema' : 'name'}`,
+    limits,
   );
   return tools.map((t) => ({
     type: 'function',
@@ -164,7 +167,11 @@ function refuse(param: string, why: string): never {
  * The chat request for a Messages (or count_tokens) request. `supportsThinking`: the template has a thinking
  * mode, which `thinking: {type: 'enabled'}` needs.
  */
-export function translateRequest(body: CountTokensBody, supportsThinking: boolean): ChatCompletionBody {
+export function translateRequest(
+  body: CountTokensBody,
+  supportsThinking: boolean,
+  limits: RequestLimits,
+): ChatCompletionBody {
   if ((body.mcp_servers ?? []).length > 0) refuse('mcp_servers', 'the client runs its own tools');
   if (body.container !== undefined && body.container !== null) refuse('container', 'there is no code execution');
   const messages: ChatMessageBody[] = [];
@@ -177,7 +184,7 @@ export function translateRequest(body: CountTokensBody, supportsThinking: boolea
     else assistantTurn(m, i, messages);
   });
   const chat: ChatCompletionBody = { ...samplingOf(body), messages };
-  const tools = toolsOf(body.tools ?? []);
+  const tools = toolsOf(body.tools ?? [], limits);
   if (tools.length > 0) chat.tools = tools;
   const choice = body.tool_choice;
   if (choice !== undefined && choice !== null) {
@@ -196,7 +203,7 @@ export function translateRequest(body: CountTokensBody, supportsThinking: boolea
   }
   const format = body.output_config?.format;
   if (format !== undefined && format !== null) {
-    checkSchema(format.schema, 'output_config.format.schema');
+    checkSchema(format.schema, 'output_config.format.schema', limits);
     if (tools.length > 0 && chat.tool_choice !== 'none') {
       throw invalidRequest(
         "'tools' cannot be combined with 'output_config.format': the tool-call grammar is the constraint.",

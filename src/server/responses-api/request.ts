@@ -3,8 +3,10 @@
 // instructions the system message, function tools and tool_choice the chat ones, text.format the response_format.
 // What can't be honoured (hosted tools, images and files, background runs, log probabilities) is a 400 naming the
 // field as the Responses API calls it.
+
 import { checkSchema, checkToolList } from '../chat/request.ts';
 import { invalidRequest } from '../errors.ts';
+import type { RequestLimits } from '../limits.ts';
 import type { ChatCompletionBody, ChatMessageBody, ToolBody } from '../schemas.ts';
 import { samplingOf } from '../schemas.ts';
 import type { InputItem, ResponsesBody, ResponsesTool, ResponsesToolChoice } from './schema.ts';
@@ -132,7 +134,7 @@ export function messagesOf(input: ResponsesBody['input'], prior: readonly ChatMe
 }
 
 /** Function tools as chat tools; hosted ones (web_search, file_search, computer_use...) are refused by name. */
-function toolsOf(tools: readonly ResponsesTool[]): ToolBody[] {
+function toolsOf(tools: readonly ResponsesTool[], limits: RequestLimits): ToolBody[] {
   const named = tools.map((tool, i) => {
     if (tool.type !== 'function') {
       throw invalidRequest(
@@ -144,7 +146,7 @@ function toolsOf(tools: readonly ResponsesTool[]): ToolBody[] {
     if (tool.name === undefined) missing(`tools[${i}].name`);
     return { ...tool, name: tool.name };
   });
-  checkToolList(named, (i, field) => `tools[${i}].${field}`);
+  checkToolList(named, (i, field) => `tools[${i}].${field}`, limits);
   return named.map((t) => ({
     type: 'function',
     function: {
@@ -199,11 +201,12 @@ function toolChoiceOf(
 /** text.format as chat's response_format. */
 function formatOf(
   format: NonNullable<NonNullable<ResponsesBody['text']>['format']>,
+  limits: RequestLimits,
 ): ChatCompletionBody['response_format'] {
   if (format.type === 'text') return null;
   if (format.type === 'json_object') return { type: 'json_object' };
   if (format.schema === undefined || format.schema === null) missing('text.format.schema');
-  checkSchema(format.schema, 'text.format.schema');
+  checkSchema(format.schema, 'text.format.schema', limits);
   return { type: 'json_schema', json_schema: { name: format.name ?? 'response', schema: format.schema } };
 }
 
@@ -234,7 +237,11 @@ function refuseUnsupported(body: ResponsesBody): void {
 }
 
 /** The chat request for a Responses request continuing `prior` (a stored conversation, or none). */
-export function translateRequest(body: ResponsesBody, prior: readonly ChatMessageBody[]): TranslatedRequest {
+export function translateRequest(
+  body: ResponsesBody,
+  prior: readonly ChatMessageBody[],
+  limits: RequestLimits,
+): TranslatedRequest {
   refuseUnsupported(body);
   if (body.input === undefined && prior.length === 0) missing('input');
   const conversation = messagesOf(body.input, prior);
@@ -244,7 +251,7 @@ export function translateRequest(body: ResponsesBody, prior: readonly ChatMessag
       : conversation;
   if (messages.length === 0) missing('input', ': there is nothing to answer');
   const chat: ChatCompletionBody = { ...samplingOf(body), messages };
-  let tools = toolsOf(body.tools ?? []);
+  let tools = toolsOf(body.tools ?? [], limits);
   if (body.tool_choice !== undefined && body.tool_choice !== null) {
     const picked = toolChoiceOf(body.tool_choice, tools);
     tools = picked.tools;
@@ -253,7 +260,7 @@ export function translateRequest(body: ResponsesBody, prior: readonly ChatMessag
   if (tools.length > 0) chat.tools = tools;
   const format = body.text?.format;
   if (format !== undefined && format !== null) {
-    const responseFormat = formatOf(format);
+    const responseFormat = formatOf(format, limits);
     if (responseFormat !== null && tools.length > 0 && chat.tool_choice !== 'none') {
       throw invalidRequest(
         "'tools' cannot be combined with a JSON 'text.format': the tool-call grammar is the constraint.",

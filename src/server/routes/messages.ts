@@ -20,7 +20,7 @@ export const messagesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
     { schema: { body: MessagesBody, response: { 200: MessageObject } } },
     async (request, reply) => {
       const body = request.body;
-      const chat = translateRequest(body, supportsThinking());
+      const chat = translateRequest(body, supportsThinking(), deps.config.limits);
       const { prompt, tokens, job } = await prepareChat(deps, request, chat, {
         value: body.max_tokens,
         field: 'max_tokens',
@@ -41,7 +41,7 @@ export const messagesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
 
   // The conversation's token count, as it would be prompted.
   app.post('/v1/messages/count_tokens', { schema: { body: CountTokensBody } }, async (request) => {
-    const { prompt } = await renderChat(deps, translateRequest(request.body, supportsThinking()));
+    const { prompt } = await renderChat(deps, translateRequest(request.body, supportsThinking(), deps.config.limits));
     return { input_tokens: tokenizePrompt(deps.model, prompt.prompt).length };
   });
 };

@@ -62,7 +62,7 @@ export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
   /** The chat request, continuing a stored response when the request names one. */
   const translate = (body: ResponsesBody): TranslatedRequest => {
     const previous = body.previous_response_id;
-    if (previous === undefined || previous === null) return translateRequest(body, []);
+    if (previous === undefined || previous === null) return translateRequest(body, [], deps.config.limits);
     const stored = store.get(previous);
     if (stored === undefined) {
       throw invalidRequest(
@@ -71,7 +71,7 @@ export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
         'previous_response_not_found',
       );
     }
-    return translateRequest(body, stored.conversation);
+    return translateRequest(body, stored.conversation, deps.config.limits);
   };
 
   for (const url of ['/v1/responses', '/responses']) {
