@@ -436,24 +436,30 @@ t.test('GET /slots shows each slot and the fairness key of its client', async (t
   t.same(await steps.states(), ['idle', 'idle'], 'the decoder let the slot go too');
 });
 
-t.test('logging redacts API keys', async (t) => {
+t.test('logging redacts API keys, at every level', async (t) => {
   const lines: string[] = [];
   const stream = { write: (line: string) => void lines.push(line) };
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
   const { app } = await makeHarness(t, model, {
     config: { apiKeys: ['sk-log-secret'] },
-    app: { ready: true, logRequests: true, logger: { level: 'info', stream } },
-    // Headers logged, as an operator's hook might.
+    app: { ready: true, logRequests: true, logger: { level: 'trace', stream } },
+    // Headers and the whole request logged at each level, as an operator's hook might.
     setup: (app) =>
-      app.addHook('onRequest', async (request) => request.log.info({ headers: request.headers }, 'headers')),
+      app.addHook('onRequest', async (request) => {
+        for (const level of levels) request.log[level]({ headers: request.headers, req: request.raw }, 'headers');
+      }),
   });
   await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer sk-log-secret' } });
   await app.inject({ method: 'GET', url: '/v1/models', headers: { 'x-api-key': 'sk-log-secret' } });
+  await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer sk-log-secretX' } });
+  const levelsSeen = new Set(lines.map((l) => (JSON.parse(l) as { level: number }).level));
+  t.same([...levelsSeen].sort(), [10, 20, 30, 40, 50, 60], 'lines at every level');
   t.ok(
     lines.some((l) => l.includes('"authorization":"[redacted]"')),
     'the header is logged, redacted',
   );
   t.ok(lines.some((l) => l.includes('"x-api-key":"[redacted]"')));
-  t.notOk(lines.some((l) => l.includes('sk-log-secret')));
+  t.notOk(lines.some((l) => l.includes('log-secret')), 'the key is in no line');
   const request = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request');
   t.match(request, { method: 'GET', url: '/v1/models', status: 200 }, 'one line per request');
 });
