@@ -1,9 +1,10 @@
 // llama-server's own routes over the real tiny model and scheduler: POST /completion, /tokenize, /detokenize,
 // /apply-template, GET /props, GET /slots and the slot actions, in its request and response shapes.
 
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import t from 'tap';
 import { loadModel } from '../../helpers/models.ts';
@@ -382,11 +383,24 @@ t.test(
     const reuse = await completion(app, { prompt: PROMPT, n_predict: 1, temperature: 0, logit_bias: NO_EOS });
     t.equal(reuse.timings.cache_n, tokensOf(PROMPT).length - 1, 'the restored cache serves the prompt');
 
-    for (const filename of ['../escape.bin', '/etc/passwd', '.hidden', 'a/b', '', 'x\\y']) {
+    for (const filename of ['../escape.bin', '/etc/passwd', '.hidden', 'a/b', '', 'x\\y', '..', 'a\0b', 42]) {
       const res = await action('save', { filename });
       t.equal(res.statusCode, 400, `filename ${JSON.stringify(filename)} is refused`);
+      t.match(errorOf(res), { type: 'invalid_request_error', param: 'filename' });
     }
     t.same(await readdir(dir), ['story.bin'], 'nothing was written elsewhere');
+    t.notOk(existsSync(join(dir, '..', 'escape.bin')), 'not beside the folder either');
+    // A good slot file outside the folder is not read back, by a relative or an absolute name.
+    const outside = await mkdtemp(join(tmpdir(), 'outside-'));
+    t.teardown(() => rm(outside, { recursive: true, force: true }));
+    await copyFile(join(dir, 'story.bin'), join(outside, 'story.bin'));
+    await action('erase');
+    for (const filename of [`../${basename(outside)}/story.bin`, join(outside, 'story.bin')]) {
+      const res = await action('restore', { filename });
+      t.equal(res.statusCode, 400, `restore from ${filename} is refused`);
+      t.match(errorOf(res), { param: 'filename' });
+    }
+    t.same(decoder.cachedPrefix(0), [], 'nothing was restored from outside');
     const missing = await action('restore', { filename: 'nope.bin' });
     t.equal(missing.statusCode, 400);
     t.notMatch(errorOf(missing).message, dir, 'the server folder is not named');
