@@ -22,6 +22,16 @@ t.test('off by default: preflights answer 200 without allowing anything', async 
   const res = await app.inject({ ...preflight, headers: { ...preflight.headers, origin: 'http://localhost:3000' } });
   t.equal(res.statusCode, 200);
   t.equal(res.headers['access-control-allow-origin'], undefined);
+  // Nor on the answers themselves: a page elsewhere cannot read them.
+  for (const origin of ['http://localhost:3000', 'https://evil.example', 'null']) {
+    const get = await app.inject({ method: 'GET', url: '/health', headers: { origin } });
+    t.equal(get.statusCode, 200);
+    t.same(
+      Object.keys(get.headers).filter((h) => h.startsWith('access-control-')),
+      [],
+      `no CORS header for ${origin}`,
+    );
+  }
 });
 
 t.test('--cors-origins localhost: loopback origins on any port are reflected, others are not', async (t) => {
