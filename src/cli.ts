@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
-// fit, replicas, fuzz, soak, docs-compat.
+// fit, replicas, fuzz, soak, docs-compat, docs-reliability.
 import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
 import { runSoakCli } from './bench/soak/cli.ts';
 import { updateCompatDoc } from './docs/compat-doc.ts';
+import { updateReliabilityDoc } from './docs/limits-doc.ts';
 import { runFitCli } from './fit/cli.ts';
 import { runFuzzCli } from './fuzz/cli.ts';
 import { runMakeModel } from './gguf/generate.ts';
@@ -28,6 +29,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
     await updateCompatDoc();
     return 0;
   },
+  'docs-reliability': async () => {
+    await updateReliabilityDoc();
+    return 0;
+  },
 };
 
 const USAGE = `Usage: cli.ts <command> [options]
@@ -42,7 +47,8 @@ Commands:
   replicas        N servers behind HAProxy on one host (npm run replicas -- --help)
   fuzz            generated and mutated requests against the server (npm run fuzz -- --help)
   soak            mixed load for a long time; RSS, event loop, slots, 5xx (npm run soak -- --help)
-  docs-compat     rewrite the flag table of docs/COMPATIBILITY.md (npm run docs:compat)`;
+  docs-compat     rewrite the flag table of docs/COMPATIBILITY.md (npm run docs:compat)
+  docs-reliability  rewrite the limits table of docs/RELIABILITY.md (npm run docs:reliability)`;
 
 async function main(): Promise<number> {
   const [command = '', ...argv] = process.argv.slice(2);

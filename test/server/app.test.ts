@@ -459,7 +459,10 @@ t.test('logging redacts API keys, at every level', async (t) => {
     'the header is logged, redacted',
   );
   t.ok(lines.some((l) => l.includes('"x-api-key":"[redacted]"')));
-  t.notOk(lines.some((l) => l.includes('log-secret')), 'the key is in no line');
+  t.notOk(
+    lines.some((l) => l.includes('log-secret')),
+    'the key is in no line',
+  );
   const request = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request');
   t.match(request, { method: 'GET', url: '/v1/models', status: 200 }, 'one line per request');
 });

@@ -91,8 +91,13 @@ t.test('keys of any length, prefixes and extensions of the real one are refused 
   );
   // Authorization wins over X-Api-Key, as llama-server reads them.
   t.equal(
-    (await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer wrong', 'x-api-key': KEY } }))
-      .statusCode,
+    (
+      await app.inject({
+        method: 'GET',
+        url: '/v1/models',
+        headers: { authorization: 'Bearer wrong', 'x-api-key': KEY },
+      })
+    ).statusCode,
     401,
   );
 });

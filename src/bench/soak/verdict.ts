@@ -33,6 +33,8 @@ export interface Counts {
 export interface Verdict {
   warmupSeconds: number;
   windowSeconds: number;
+  /** The first sample's RSS: the server as the load found it. */
+  rssStartMiB: number;
   rssWarmMiB: number;
   rssEndMiB: number;
   rssGrowthPercent: number;
@@ -86,6 +88,7 @@ export function soakVerdict(input: VerdictInput): Verdict {
   const v: Verdict = {
     warmupSeconds,
     windowSeconds,
+    rssStartMiB: (samples[0]?.rssBytes ?? 0) / MIB,
     rssWarmMiB: warm / MIB,
     rssEndMiB: end / MIB,
     rssGrowthPercent: growth,
@@ -127,7 +130,7 @@ export function formatVerdict(v: Verdict, counts: Counts, durationSeconds: numbe
     `=== soak: ${(durationSeconds / 60).toFixed(1)} min, warm-up ${(v.warmupSeconds / 60).toFixed(1)} min ===`,
     `requests=${counts.requests} (${(counts.requests / Math.max(1, durationSeconds)).toFixed(1)}/s) completion_tokens=${counts.completionTokens} rate_limited=${counts.rateLimited} aborted=${counts.aborted}`,
     `outcomes: ${outcomes}`,
-    `RSS: ${v.rssWarmMiB.toFixed(1)} MiB after warm-up -> ${v.rssEndMiB.toFixed(1)} MiB at the end (${v.rssGrowthPercent >= 0 ? '+' : ''}${v.rssGrowthPercent.toFixed(2)}%; medians over ${v.windowSeconds.toFixed(0)} s windows), max ${v.rssMaxMiB.toFixed(1)} MiB`,
+    `RSS: ${v.rssStartMiB.toFixed(1)} MiB at the start, ${v.rssWarmMiB.toFixed(1)} MiB after warm-up -> ${v.rssEndMiB.toFixed(1)} MiB at the end (${v.rssGrowthPercent >= 0 ? '+' : ''}${v.rssGrowthPercent.toFixed(2)}%; medians over ${v.windowSeconds.toFixed(0)} s windows), max ${v.rssMaxMiB.toFixed(1)} MiB`,
     `event-loop lag: p99 <= ${v.lagP99MaxMs.toFixed(1)} ms, max ${v.lagMaxMs.toFixed(1)} ms; /health: max ${v.healthMaxMs.toFixed(0)} ms, ${v.healthFailures} failures`,
     `open handles: ${v.handlesWarm} after warm-up -> ${v.handlesEnd} at the end`,
     `after the load: ${v.leakedSlots} slots busy, ${v.leftQueued} queued; 5xx/server errors: ${v.serverErrors}; errors not in OpenAI's shape: ${v.shapeErrors}`,

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { errorShapeProblem } from '../../fuzz/invariants.ts';
 import { type FuzzRequest, fuzzRequest } from '../../fuzz/requests.ts';
-import { authHeaders } from '../loadgen/request.ts';
+import { authHeaders, describeNetworkError } from '../loadgen/request.ts';
 import { parseChatEvent, SseDecoder } from '../loadgen/sse.ts';
 import type { Counts } from './verdict.ts';
 
@@ -190,7 +190,7 @@ export class Workload {
       // A connection refused or reset is the server's failure as far as a client can tell.
       this.counts.serverErrors++;
       this.#count(`${action} network-error`);
-      process.stderr.write(`soak: ${action}: ${(err as Error).message}\n`);
+      process.stderr.write(`soak: ${action}: ${describeNetworkError(err)}\n`);
       return 1000;
     }
   }

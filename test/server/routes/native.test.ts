@@ -383,14 +383,14 @@ t.test(
     const reuse = await completion(app, { prompt: PROMPT, n_predict: 1, temperature: 0, logit_bias: NO_EOS });
     t.equal(reuse.timings.cache_n, tokensOf(PROMPT).length - 1, 'the restored cache serves the prompt');
 
-    const escape = `escape-${basename(dir)}.bin`;
-    for (const filename of [`../${escape}`, '/etc/passwd', '.hidden', 'a/b', '', 'x\\y', '..', 'a\0b', 42]) {
+    const escapee = `escape-${basename(dir)}.bin`;
+    for (const filename of [`../${escapee}`, '/etc/passwd', '.hidden', 'a/b', '', 'x\\y', '..', 'a\0b', 42]) {
       const res = await action('save', { filename });
       t.equal(res.statusCode, 400, `filename ${JSON.stringify(filename)} is refused`);
       t.match(errorOf(res), { type: 'invalid_request_error', param: 'filename' });
     }
     t.same(await readdir(dir), ['story.bin'], 'nothing was written elsewhere');
-    t.notOk(existsSync(join(dir, '..', escape)), 'not beside the folder either');
+    t.notOk(existsSync(join(dir, '..', escapee)), 'not beside the folder either');
     // A good slot file outside the folder is not read back, by a relative or an absolute name.
     const outside = await mkdtemp(join(tmpdir(), 'outside-'));
     t.teardown(() => rm(outside, { recursive: true, force: true }));
