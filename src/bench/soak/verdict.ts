@@ -1,11 +1,15 @@
 // The soak's verdict, from its samples and counts. Pure. RSS growth compares the median of the samples in a
 // window right after the warm-up with the median of the last window (medians, so one GC pause or one large
-// response does not decide it); leaked slots are those still busy once the load stopped and the server settled.
+// response does not decide it), less the host prompt cache (--cache-ram): that store fills by design up to its
+// cap (8 GiB by default, as llama-server's), so it is reported beside RSS rather than judged as growth. Leaked
+// slots are those still busy once the load stopped and the server settled.
 
 export interface Sample {
   /** Seconds since the load started. */
   t: number;
   rssBytes: number;
+  /** The host prompt cache's bytes (llama_slots_prompt_cache_bytes), part of rssBytes. */
+  promptCacheBytes: number;
   heapUsedBytes: number;
   /** The event loop's delay over the sample interval (prom-client's monitorEventLoopDelay), ms. */
   lagP99Ms: number;
@@ -37,7 +41,12 @@ export interface Verdict {
   rssStartMiB: number;
   rssWarmMiB: number;
   rssEndMiB: number;
+  /** Growth of RSS less the prompt cache: what the verdict judges. */
   rssGrowthPercent: number;
+  /** Growth of RSS as it is, prompt cache included. */
+  rssRawGrowthPercent: number;
+  promptCacheWarmMiB: number;
+  promptCacheEndMiB: number;
   rssMaxMiB: number;
   lagP99MaxMs: number;
   lagMaxMs: number;
@@ -81,9 +90,17 @@ export function soakVerdict(input: VerdictInput): Verdict {
   const windowSeconds = Math.min(60, span / 5);
   const first = after.filter((s) => s.t <= warmupSeconds + windowSeconds);
   const last = after.filter((s) => s.t >= durationSeconds - windowSeconds);
-  const warm = median((first.length > 0 ? first : after.slice(0, 1)).map((s) => s.rssBytes));
-  const end = median((last.length > 0 ? last : after.slice(-1)).map((s) => s.rssBytes));
-  const growth = warm > 0 ? ((end - warm) / warm) * 100 : 0;
+  const firstWindow = first.length > 0 ? first : after.slice(0, 1);
+  const lastWindow = last.length > 0 ? last : after.slice(-1);
+  const warm = median(firstWindow.map((s) => s.rssBytes));
+  const end = median(lastWindow.map((s) => s.rssBytes));
+  const cacheWarm = median(firstWindow.map((s) => s.promptCacheBytes));
+  const cacheEnd = median(lastWindow.map((s) => s.promptCacheBytes));
+  const percent = (from: number, to: number): number => (from > 0 ? ((to - from) / from) * 100 : 0);
+  const growth = percent(
+    median(firstWindow.map((s) => s.rssBytes - s.promptCacheBytes)),
+    median(lastWindow.map((s) => s.rssBytes - s.promptCacheBytes)),
+  );
   const health = samples.map((s) => s.healthMs);
   const v: Verdict = {
     warmupSeconds,
@@ -92,6 +109,9 @@ export function soakVerdict(input: VerdictInput): Verdict {
     rssWarmMiB: warm / MIB,
     rssEndMiB: end / MIB,
     rssGrowthPercent: growth,
+    rssRawGrowthPercent: percent(warm, end),
+    promptCacheWarmMiB: cacheWarm / MIB,
+    promptCacheEndMiB: cacheEnd / MIB,
     rssMaxMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MIB,
     lagP99MaxMs: Math.max(0, ...after.map((s) => s.lagP99Ms)),
     lagMaxMs: Math.max(0, ...after.map((s) => s.lagMaxMs)),
@@ -112,13 +132,19 @@ export function soakVerdict(input: VerdictInput): Verdict {
   };
   if (after.length < 2) fail(`too few samples after the warm-up (${after.length}) to judge RSS growth`);
   if (growth >= input.maxRssGrowthPercent)
-    fail(`RSS grew ${growth.toFixed(1)}% after the warm-up (limit ${input.maxRssGrowthPercent}%)`);
+    fail(
+      `RSS less the prompt cache grew ${growth.toFixed(1)}% after the warm-up (limit ${input.maxRssGrowthPercent}%)`,
+    );
   if (v.leakedSlots > 0) fail(`${v.leakedSlots} slots still busy after the load`);
   if (v.leftQueued > 0) fail(`${v.leftQueued} requests still queued after the load`);
   if (v.serverErrors > 0) fail(`${v.serverErrors} server errors (5xx or server_error events)`);
   if (v.shapeErrors > 0) fail(`${v.shapeErrors} errors not in OpenAI's shape`);
   if (v.healthFailures > 0) fail(`/health failed ${v.healthFailures} times`);
   return v;
+}
+
+function signed(percent: number): string {
+  return `${percent >= 0 ? '+' : ''}${percent.toFixed(2)}%`;
 }
 
 export function formatVerdict(v: Verdict, counts: Counts, durationSeconds: number): string {
@@ -130,7 +156,8 @@ export function formatVerdict(v: Verdict, counts: Counts, durationSeconds: numbe
     `=== soak: ${(durationSeconds / 60).toFixed(1)} min, warm-up ${(v.warmupSeconds / 60).toFixed(1)} min ===`,
     `requests=${counts.requests} (${(counts.requests / Math.max(1, durationSeconds)).toFixed(1)}/s) completion_tokens=${counts.completionTokens} rate_limited=${counts.rateLimited} aborted=${counts.aborted}`,
     `outcomes: ${outcomes}`,
-    `RSS: ${v.rssStartMiB.toFixed(1)} MiB at the start, ${v.rssWarmMiB.toFixed(1)} MiB after warm-up -> ${v.rssEndMiB.toFixed(1)} MiB at the end (${v.rssGrowthPercent >= 0 ? '+' : ''}${v.rssGrowthPercent.toFixed(2)}%; medians over ${v.windowSeconds.toFixed(0)} s windows), max ${v.rssMaxMiB.toFixed(1)} MiB`,
+    `RSS: ${v.rssStartMiB.toFixed(1)} MiB at the start, ${v.rssWarmMiB.toFixed(1)} MiB after warm-up -> ${v.rssEndMiB.toFixed(1)} MiB at the end (${signed(v.rssRawGrowthPercent)}; medians over ${v.windowSeconds.toFixed(0)} s windows), max ${v.rssMaxMiB.toFixed(1)} MiB`,
+    `prompt cache (--cache-ram): ${v.promptCacheWarmMiB.toFixed(1)} MiB after warm-up -> ${v.promptCacheEndMiB.toFixed(1)} MiB; RSS less the cache: ${signed(v.rssGrowthPercent)}`,
     `event-loop lag: p99 <= ${v.lagP99MaxMs.toFixed(1)} ms, max ${v.lagMaxMs.toFixed(1)} ms; /health: max ${v.healthMaxMs.toFixed(0)} ms, ${v.healthFailures} failures`,
     `open handles: ${v.handlesWarm} after warm-up -> ${v.handlesEnd} at the end`,
     `after the load: ${v.leakedSlots} slots busy, ${v.leftQueued} queued; 5xx/server errors: ${v.serverErrors}; errors not in OpenAI's shape: ${v.shapeErrors}`,

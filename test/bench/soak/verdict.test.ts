@@ -6,13 +6,14 @@ import { newCounts } from '../../../src/bench/soak/workload.ts';
 
 const MIB = 1024 * 1024;
 
-/** One sample every 5 s for `seconds`, RSS in MiB from `rssAt(t)`. */
-function samples(seconds: number, rssAt: (t: number) => number): Sample[] {
+/** One sample every 5 s for `seconds`, RSS and the prompt cache in MiB from `rssAt(t)` and `cacheAt(t)`. */
+function samples(seconds: number, rssAt: (t: number) => number, cacheAt: (t: number) => number = () => 0): Sample[] {
   const out: Sample[] = [];
   for (let s = 0; s <= seconds; s += 5)
     out.push({
       t: s,
       rssBytes: rssAt(s) * MIB,
+      promptCacheBytes: cacheAt(s) * MIB,
       heapUsedBytes: 0,
       lagP99Ms: s === 10 ? 500 : 20,
       lagMaxMs: 40,
@@ -64,10 +65,42 @@ t.test('RSS growth past the limit fails, measured on medians (one spike does not
   t.equal(growing.pass, false);
   // Medians: 100 + 90/50 after the warm-up window (60-120 s), 100 + 570/50 over the last (540-600 s).
   t.ok(Math.abs(growing.rssGrowthPercent - ((111.4 - 101.8) / 101.8) * 100) < 0.01, `${growing.rssGrowthPercent}`);
-  t.match(growing.reasons, [/RSS grew 9\.4% after the warm-up \(limit 5%\)/]);
+  t.match(growing.reasons, [/RSS less the prompt cache grew 9\.4% after the warm-up \(limit 5%\)/]);
   const spike = soakVerdict(input({ samples: samples(600, (s) => (s === 580 ? 400 : 100)) }));
   t.equal(spike.pass, true, 'one large sample in the last window');
   t.equal(spike.rssMaxMiB, 400, 'but it is the maximum');
+});
+
+t.test('the prompt cache filling (bounded by --cache-ram) is reported, not judged as growth', async (t) => {
+  // RSS grows by exactly what the cache holds: 0 -> 57 MiB over the run.
+  const v = soakVerdict(
+    input({
+      samples: samples(
+        600,
+        (s) => 100 + s / 10,
+        (s) => s / 10,
+      ),
+    }),
+  );
+  t.equal(v.pass, true, v.reasons.join('; '));
+  t.equal(v.rssGrowthPercent, 0);
+  t.ok(v.rssRawGrowthPercent > 40, `raw growth ${v.rssRawGrowthPercent}`);
+  t.equal(v.promptCacheEndMiB, 57);
+  t.match(
+    formatVerdict(v, newCounts(), 600),
+    /prompt cache \(--cache-ram\): 9\.0 MiB after warm-up -> 57\.0 MiB; RSS less the cache: \+0\.00%/,
+  );
+  // Growth beside the cache still counts.
+  const leak = soakVerdict(
+    input({
+      samples: samples(
+        600,
+        (s) => 100 + s / 5,
+        (s) => s / 10,
+      ),
+    }),
+  );
+  t.equal(leak.pass, false);
 });
 
 t.test('leaks, errors and failed health checks each fail it, with their count', async (t) => {
