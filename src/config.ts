@@ -91,6 +91,8 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). */
   trustProxy: string[];
   maxQueue: number;
+  /** Most tokens one step carries, generating slots' first (--prefill-chunk); undefined: -b. */
+  prefillChunk: number | undefined;
   maxQueueTokens: number | undefined;
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
@@ -176,6 +178,7 @@ export function defaultServeConfig(): ServeConfig {
     objectivePriorities: [],
     trustProxy: [],
     maxQueue: 64,
+    prefillChunk: undefined,
     maxQueueTokens: undefined,
     shutdownGraceSeconds: 10,
     bodyLimitBytes: 1 << 20,
@@ -1352,6 +1355,16 @@ const FLAGS: FlagSpec<Key>[] = [
     value: 'ADDRESSES',
     group: OURS,
     help: "proxy addresses (or CIDRs) whose X-Forwarded-For gives the client's address, the last-resort fairness key",
+  },
+  {
+    names: ['--prefill-chunk'],
+    env: 'LLAMA_ARG_PREFILL_CHUNK',
+    kind: 'int',
+    key: 'prefillChunk',
+    min: 1,
+    max: 1 << 20,
+    group: OURS,
+    help: "tokens one step may carry: the generating slots' next tokens first, prompt chunks fill the rest; smaller keeps running streams' inter-token latency down while long prompts prefill (default: -b)",
   },
   {
     names: ['--max-queue'],
