@@ -31,6 +31,8 @@ export interface Counts {
   shapeErrors: number;
   rateLimited: number;
   aborted: number;
+  /** Requests the client gave up on at fetch's own deadlines (300 s without headers or between chunks). */
+  clientTimeouts: number;
   completionTokens: number;
 }
 
@@ -58,6 +60,7 @@ export interface Verdict {
   leftQueued: number;
   serverErrors: number;
   shapeErrors: number;
+  clientTimeouts: number;
   pass: boolean;
   reasons: string[];
 }
@@ -123,6 +126,7 @@ export function soakVerdict(input: VerdictInput): Verdict {
     leftQueued: input.leftQueued,
     serverErrors: input.counts.serverErrors,
     shapeErrors: input.counts.shapeErrors,
+    clientTimeouts: input.counts.clientTimeouts,
     pass: true,
     reasons: [],
   };
@@ -139,6 +143,7 @@ export function soakVerdict(input: VerdictInput): Verdict {
   if (v.leftQueued > 0) fail(`${v.leftQueued} requests still queued after the load`);
   if (v.serverErrors > 0) fail(`${v.serverErrors} server errors (5xx or server_error events)`);
   if (v.shapeErrors > 0) fail(`${v.shapeErrors} errors not in OpenAI's shape`);
+  if (v.clientTimeouts > 0) fail(`${v.clientTimeouts} requests unanswered within the client's 300 s`);
   if (v.healthFailures > 0) fail(`/health failed ${v.healthFailures} times`);
   return v;
 }
@@ -160,7 +165,7 @@ export function formatVerdict(v: Verdict, counts: Counts, durationSeconds: numbe
     `prompt cache (--cache-ram): ${v.promptCacheWarmMiB.toFixed(1)} MiB after warm-up -> ${v.promptCacheEndMiB.toFixed(1)} MiB; RSS less the cache: ${signed(v.rssGrowthPercent)}`,
     `event-loop lag: p99 <= ${v.lagP99MaxMs.toFixed(1)} ms, max ${v.lagMaxMs.toFixed(1)} ms; /health: max ${v.healthMaxMs.toFixed(0)} ms, ${v.healthFailures} failures`,
     `open handles: ${v.handlesWarm} after warm-up -> ${v.handlesEnd} at the end`,
-    `after the load: ${v.leakedSlots} slots busy, ${v.leftQueued} queued; 5xx/server errors: ${v.serverErrors}; errors not in OpenAI's shape: ${v.shapeErrors}`,
+    `after the load: ${v.leakedSlots} slots busy, ${v.leftQueued} queued; 5xx/server errors: ${v.serverErrors}; errors not in OpenAI's shape: ${v.shapeErrors}; client timeouts: ${v.clientTimeouts}`,
     `verdict: ${v.pass ? 'PASS' : `FAIL (${v.reasons.join('; ')})`}`,
     '',
   ].join('\n');

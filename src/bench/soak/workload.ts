@@ -38,6 +38,7 @@ export function newCounts(): Counts {
     shapeErrors: 0,
     rateLimited: 0,
     aborted: 0,
+    clientTimeouts: 0,
     completionTokens: 0,
   };
 }
@@ -216,10 +217,18 @@ export class Workload {
         this.#count(`${action} aborted`);
         return 0;
       }
+      const why = describeNetworkError(err);
+      process.stderr.write(`soak: ${action}: ${why}\n`);
+      // fetch's own deadlines (undici: 300 s for the headers, 300 s between body chunks): the server was still
+      // working on it, too slowly. Not a 5xx, but not served either; the verdict counts them apart.
+      if (/UND_ERR_(HEADERS|BODY)_TIMEOUT/.test(why)) {
+        this.counts.clientTimeouts++;
+        this.#count(`${action} client-timeout`);
+        return 0;
+      }
       // A connection refused or reset is the server's failure as far as a client can tell.
       this.counts.serverErrors++;
       this.#count(`${action} network-error`);
-      process.stderr.write(`soak: ${action}: ${describeNetworkError(err)}\n`);
       return 1000;
     }
   }

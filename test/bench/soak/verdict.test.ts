@@ -104,7 +104,7 @@ t.test('the prompt cache filling (bounded by --cache-ram) is reported, not judge
 });
 
 t.test('leaks, errors and failed health checks each fail it, with their count', async (t) => {
-  const counts = { ...newCounts(), serverErrors: 2, shapeErrors: 1 };
+  const counts = { ...newCounts(), serverErrors: 2, shapeErrors: 1, clientTimeouts: 4 };
   const bad = samples(600, () => 100).map((s, i) => (i === 3 ? { ...s, healthMs: null } : s));
   const v = soakVerdict(input({ counts, leakedSlots: 1, leftQueued: 3, samples: bad }));
   t.equal(v.pass, false);
@@ -113,6 +113,7 @@ t.test('leaks, errors and failed health checks each fail it, with their count', 
     '3 requests still queued after the load',
     '2 server errors (5xx or server_error events)',
     "1 errors not in OpenAI's shape",
+    "4 requests unanswered within the client's 300 s",
     '/health failed 1 times',
   ]);
   t.match(formatVerdict(v, counts, 600), /after the load: 1 slots busy, 3 queued; 5xx\/server errors: 2/);
