@@ -416,13 +416,13 @@ t.test(
       t.equal(chunks.at(-1)?.usage?.completion_tokens, 100, 'a reading stream got all its tokens');
     }
     const ended = await endedCount(8);
-    const last = ended.at(-1);
+    // Which ends first depends on the machine's speed (7 x 100 tokens against a 500 ms timeout), not the rule.
     t.same(
-      ended.slice(0, 7).map((s) => s.reason),
-      Array(7).fill('length'),
-      'the 7 that read ended first, each at its length',
+      ended.map((s) => s.reason).sort(),
+      ['cancelled', ...Array(7).fill('length')],
+      'the 7 that read ended at their length, one was cancelled',
     );
-    t.equal(last?.reason, 'cancelled', 'the stuck one was cancelled');
+    const last = ended.find((s) => s.reason === 'cancelled');
     t.ok((last?.generatedTokens ?? 4000) < 4000, `after ${last?.generatedTokens} tokens`);
     t.ok(
       (last?.endedAt ?? 0) - (last?.startedAt ?? 0) >= drainTimeoutMs,
