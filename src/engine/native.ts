@@ -171,11 +171,46 @@ export interface NativeChatTemplateOptions {
   prefillAssistant?: boolean;
 }
 
+/** llama_pooling_type: -1 the model's (options only), 0 none, 1 mean, 2 cls, 3 last. */
+export type NativePooling = -1 | 0 | 1 | 2 | 3;
+
+export interface NativeEmbedderOptions {
+  nSeqMax?: number;
+  nCtx?: number;
+  nBatch?: number;
+  nThreads?: number;
+  nThreadsBatch?: number;
+  pooling?: NativePooling;
+}
+
+/** The embedder as it runs: pooling is the context's (never -1); maxInputTokens the longest input it takes. */
+export interface NativeEmbedderInfo extends Required<NativeEmbedderOptions> {
+  nEmbd: number;
+  maxInputTokens: number;
+}
+
+export interface NativeEmbedResult {
+  /** In input order: rows of nEmbd floats (one when pooled, one per token with pooling none). */
+  embeddings: { values: Float32Array; rows: number; tokens: number }[];
+  nEmbd: number;
+  /** llama_decode calls the inputs took. */
+  decodes: number;
+  decodeMicros: number;
+}
+
+export interface NativeEmbedder {
+  embed(inputs: readonly (Int32Array | readonly number[])[]): Promise<NativeEmbedResult>;
+  info(): NativeEmbedderInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
 /** The defaults of native/core's option structs, where they are stated (the addon's defaults()). */
 export interface NativeDefaults {
   load: Required<NativeLoadOptions>;
   decoder: Required<NativeDecoderOptions>;
   chatTemplates: Required<NativeChatTemplateOptions>;
+  embedder: Required<NativeEmbedderOptions>;
 }
 
 export interface NativeBatchDecoder {
@@ -281,6 +316,7 @@ export interface NativeAddon {
   BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
   ChatTemplates: new (model: NativeModel, options: NativeChatTemplateOptions) => NativeChatTemplates;
   ChatParser: new (config: string) => NativeChatParser;
+  Embedder: new (model: NativeModel, options: NativeEmbedderOptions) => NativeEmbedder;
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
   checkGrammar(model: NativeModel, grammar: string): Promise<string>;
   quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;

@@ -356,7 +356,8 @@ function bertTensors(preset: Preset, norm: NormSpec, weight: WeightSpec, residua
   });
   const tensors: TensorSpec[] = [
     weight('token_embd.weight', [nEmbd, preset.vocabSize]),
-    weight('token_types.weight', [nEmbd, 2]),
+    // F32: the graph adds its row to F32 activations, which ggml's CPU add takes only in the same type.
+    { ...weight('token_types.weight', [nEmbd, 2]), type: GgmlType.F32 },
     weight('position_embd.weight', [nEmbd, hp.contextLength]),
     norm('token_embd_norm.weight', nEmbd),
     bias('token_embd_norm.bias', nEmbd),
