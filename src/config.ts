@@ -96,6 +96,10 @@ export interface ServeConfig {
   props: boolean;
   slots: boolean;
   webui: boolean;
+  /** Serve an embedding model: /v1/embeddings on, generation routes refused (llama-server's --embeddings). */
+  embeddings: boolean;
+  /** Its pooling; undefined: the model's (its GGUF's pooling_type). */
+  pooling: 'none' | 'mean' | 'cls' | 'last' | undefined;
   slotSavePath: string | undefined;
   corsOrigins: string[];
   sslKeyFile: string | undefined;
@@ -193,6 +197,8 @@ export function defaultServeConfig(): ServeConfig {
     props: false,
     slots: true,
     webui: true,
+    embeddings: false,
+    pooling: undefined,
     slotSavePath: undefined,
     corsOrigins: [],
     sslKeyFile: undefined,
@@ -1076,12 +1082,36 @@ const FLAGS: FlagSpec<Key>[] = [
     }),
   ),
   {
-    names: ['--embedding', '--embeddings', '--rerank', '--reranking', '--pooling', '--embd-normalize'],
+    names: ['--embedding', '--embeddings'],
     env: 'LLAMA_ARG_EMBEDDINGS',
+    kind: 'bool',
+    key: 'embeddings',
+    group: SERVER,
+    help: 'serve an embedding model: POST /v1/embeddings on, generation routes refused (default off)',
+  },
+  {
+    names: ['--pooling'],
+    env: 'LLAMA_ARG_POOLING',
+    kind: 'enum',
+    key: 'pooling',
+    choices: ['none', 'mean', 'cls', 'last', 'rank'],
+    group: SERVER,
+    help: "pooling of embeddings: none|mean|cls|last (default: the model's)",
+  },
+  {
+    names: ['--rerank', '--reranking'],
+    env: 'LLAMA_ARG_RERANKING',
+    kind: 'bool',
+    group: SERVER,
+    help: 'reranking models',
+    refused: 'reranking is not offered',
+  },
+  {
+    names: ['--embd-normalize'],
     kind: 'string',
     group: SERVER,
-    help: 'embedding and reranking models',
-    refused: 'this server generates text; embeddings are not served yet',
+    help: 'embedding normalisation',
+    refused: 'pooled embeddings are always L2-normalised, as OpenAI and llama-server do by default',
   },
   {
     names: ['--api-key'],
@@ -1588,6 +1618,10 @@ export function parseServeConfig(
     );
   if (config.grammar !== undefined && (config.jsonSchema !== undefined || config.jsonSchemaFile !== undefined))
     throw new FlagError('--grammar and --json-schema cannot be used together');
+  if ((config.pooling as string | undefined) === 'rank')
+    throw new FlagError('--pooling rank is for reranking, which is not offered: use none, mean, cls or last');
+  if (config.pooling !== undefined && !config.embeddings)
+    config.warnings = [...config.warnings, '--pooling applies to --embeddings only; it changes nothing here'];
   try {
     parseObjectivePriorities(config.objectivePriorities);
   } catch (err) {
@@ -1606,7 +1640,7 @@ export function slotContext(config: Pick<ServeConfig, 'ctxSize' | 'parallel'>, n
 export function serveUsage(): string {
   return flagUsage(
     FLAGS,
-    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics).",
+    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics); with --embeddings: POST /v1/embeddings, /embeddings.",
   );
 }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
-import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
+import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from './engine/index.ts';
 import { KV_TYPES, type KvType } from './fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { formatPlan } from './fit/report.ts';
@@ -172,6 +172,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   let model: Model | undefined;
   let chat: ChatTemplates | undefined;
   let decoder: BatchDecoder | undefined;
+  let embedder: Embedder | undefined;
   let stopping: Promise<number> | undefined;
   let resolveStopped: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => {
@@ -201,6 +202,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       late.scheduler = undefined;
       late.decoder = undefined;
       decoder?.dispose();
+      embedder?.dispose();
       chat?.dispose();
       model?.dispose();
       app.log.info('stopped');
@@ -234,6 +236,28 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       onProgress: (f) => progress.update(f),
     });
     progress.done();
+    if (config.embeddings) {
+      // An embedding model: one embedding context, no chat layer and no decoder.
+      embedder = new Embedder(model, {
+        sequences: config.parallel,
+        ctxPerInput: ctxPerSlot,
+        batchSize: Math.max(config.batchSize, ctxPerSlot),
+        threads: config.threads,
+        ...(config.threadsBatch !== undefined ? { threadsBatch: config.threadsBatch } : {}),
+        ...(config.pooling !== undefined ? { pooling: config.pooling } : {}),
+      });
+      server.attachEmbedder({ model, embedder });
+      app.log.info(
+        {
+          pooling: embedder.info.pooling,
+          dimensions: embedder.info.dimensions,
+          maxInput: embedder.info.maxInputTokens,
+        },
+        'embedding model loaded; serving POST /v1/embeddings',
+      );
+      app.markReady();
+      return stopped;
+    }
     chat = new ChatTemplates(model, {
       ...(inputs.chatTemplate !== undefined ? { template: inputs.chatTemplate } : {}),
       jinja: config.jinja,

@@ -110,8 +110,8 @@ Napi::Value SetLogLevel(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// defaults() -> { load, decoder, chatTemplates, embedder }: the core structs' defaults, which the TypeScript layer uses instead
-// of stating them again.
+// defaults() -> { load, decoder, chatTemplates, embedder }: the core structs' defaults, which the TypeScript layer uses
+// instead of stating them again.
 Napi::Value Defaults(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);

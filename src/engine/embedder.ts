@@ -159,14 +159,3 @@ export class Embedder {
     this.dispose();
   }
 }
-
-/** The vector scaled to unit L2 norm (OpenAI's embeddings are); a zero vector stays zero. */
-export function l2Normalize(values: Float32Array): Float32Array {
-  let sum = 0;
-  for (const v of values) sum += v * v;
-  const norm = Math.sqrt(sum);
-  const out = new Float32Array(values.length);
-  if (norm === 0) return out;
-  for (let i = 0; i < values.length; i++) out[i] = values[i]! / norm;
-  return out;
-}

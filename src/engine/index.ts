@@ -20,17 +20,16 @@ export {
   jsonSchemaToGrammar,
   type ReasoningFormat,
 } from './chat.ts';
+export { type Device, listDevices, parseComputeCapabilities } from './devices.ts';
 export {
+  Embedder,
   type EmbedderInfo,
   type EmbedderOptions,
   type Embedding,
   type EmbedOutput,
-  Embedder,
-  l2Normalize,
   POOLINGS,
   type Pooling,
 } from './embedder.ts';
-export { type Device, listDevices, parseComputeCapabilities } from './devices.ts';
 export { type MemoryReport, parseMemoryLog, probeMemory, totalBytes } from './memory-probe.ts';
 export { type ChatMessage, Model, type ModelInfo, type ModelLoadOptions } from './model.ts';
 export { loadAddon } from './native.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Embedder, l2Normalize } from '../../src/engine/index.ts';
+import { Embedder } from '../../src/engine/index.ts';
 import { ArgumentError, ContextExceededError, StateError } from '../../src/errors.ts';
 import { loadModel } from '../helpers/models.ts';
 
@@ -72,10 +72,4 @@ t.test('bad inputs are typed errors, and one bad request does not fail those gat
   e.dispose();
   e.dispose();
   await t.rejects(e.embed([inputs[0]!]), StateError);
-});
-
-t.test('l2Normalize gives unit length and keeps direction', async (t) => {
-  const v = l2Normalize(Float32Array.from([3, 4]));
-  t.same(Array.from(v), [0.6, 0.8].map((x) => Math.fround(x)));
-  t.same(Array.from(l2Normalize(new Float32Array(3))), [0, 0, 0], 'a zero vector stays zero');
 });
