@@ -22,7 +22,7 @@ import {
 import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
-import { invalidRequest, modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
+import { modelLoading, notAGenerationServer, notFound, shuttingDown, toApiError } from './errors.ts';
 import { checkJsonDepth, timeoutCheckIntervalMs } from './limits.ts';
 import { anthropicError } from './messages-api/errors.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
@@ -236,7 +236,7 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     await loaded.register(async (generation) => {
       if (config.embeddings) {
         generation.addHook('onRequest', async () => {
-          throw invalidRequest(NOT_A_GENERATION_SERVER, null, 'generation_not_enabled');
+          throw notAGenerationServer();
         });
       }
       await generation.register(chatRoutes, { deps: serverDeps });
@@ -252,10 +252,6 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   });
   return app;
 }
-
-/** What a generation route answers on an --embeddings server (llama-server's wording for the reverse case). */
-export const NOT_A_GENERATION_SERVER =
-  'This server does not support completions: it serves an embedding model. Start it without `--embeddings`';
 
 /** Which refusal an error answer is, for the rejections counter; null for anything else. */
 function rejectionCause(api: ApiError): RejectionCause | null {

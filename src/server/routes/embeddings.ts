@@ -9,7 +9,7 @@ import type { ServedEmbedder } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { type EmbeddingInput, inputTokens } from '../embeddings/request.ts';
 import { base64Floats, l2Normalize } from '../embeddings/vectors.ts';
-import { invalidRequest } from '../errors.ts';
+import { invalidRequest, notAnEmbeddingServer } from '../errors.ts';
 import { Nullable } from '../schemas.ts';
 
 const Input = Type.Union([
@@ -30,9 +30,6 @@ export const EmbeddingsBody = Type.Object({
 });
 type Body = Static<typeof EmbeddingsBody>;
 
-/** llama-server's answer when the server was started for generation. */
-export const NOT_AN_EMBEDDING_SERVER = 'This server does not support embeddings. Start it with `--embeddings`';
-
 interface Embedded {
   /** Per input: its rows (normalised when pooled). */
   rows: Float32Array[][];
@@ -43,8 +40,7 @@ export const embeddingRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
   const { config, model } = deps;
 
   const servedEmbedder = (): ServedEmbedder => {
-    if (!config.embeddings || deps.embedder === undefined)
-      throw invalidRequest(NOT_AN_EMBEDDING_SERVER, null, 'embeddings_not_enabled');
+    if (!config.embeddings || deps.embedder === undefined) throw notAnEmbeddingServer();
     return deps.embedder;
   };
 

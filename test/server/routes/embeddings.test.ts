@@ -200,6 +200,7 @@ t.test('an embedding server refuses generation routes, and a generation server r
     ['/v1/completions', { prompt: 'hi' }],
     ['/completion', { prompt: 'hi' }],
     ['/v1/responses', { input: 'hi' }],
+    ['/apply-template', chat],
   ] as const) {
     const res = await app.inject({ method: 'POST', url, payload });
     t.equal(res.statusCode, 400, url);
@@ -236,4 +237,13 @@ t.test('metrics count embedding requests and their tokens as they count chat', a
     (await app.inject({ method: 'GET', url: '/metrics' })).body,
     /llama_slots_rejections_total\{cause="invalid"\} 1/,
   );
+});
+
+t.test('an embedding server still answers its model, health, props and tokenizer routes', async (t) => {
+  const { app } = await embeddingServer(t);
+  for (const url of ['/health', '/v1/models', '/props', '/slots']) {
+    t.equal((await app.inject({ method: 'GET', url })).statusCode, 200, url);
+  }
+  const tok = await app.inject({ method: 'POST', url: '/tokenize', payload: { content: 'hello', add_special: true } });
+  t.same(tok.json(), { tokens: Array.from(bert.tokenize('hello', { addSpecial: true })) });
 });
