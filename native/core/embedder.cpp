@@ -43,15 +43,38 @@ Embedder::Embedder(std::shared_ptr<Model> model, const EmbedderOptions &opts) : 
   if (opts.nThreads > 0) cp.n_threads = opts.nThreads;
   cp.n_threads_batch = opts.nThreadsBatch > 0 ? opts.nThreadsBatch : cp.n_threads;
 
-  takeLastLogError();
-  ctx_ = llama_init_from_model(model_->raw(), cp);
-  if (ctx_ == nullptr) {
-    const std::string why = takeLastLogError();
-    throw Error(codes::kContextFailed, "could not create the embedding context" + (why.empty() ? "" : ": " + why));
-  }
+  auto create = [&]() {
+    takeLastLogError();
+    llama_context *ctx = llama_init_from_model(model_->raw(), cp);
+    if (ctx == nullptr) {
+      const std::string why = takeLastLogError();
+      throw Error(codes::kContextFailed, "could not create the embedding context" + (why.empty() ? "" : ": " + why));
+    }
+    return ctx;
+  };
+  // Over a model with a KV cache (a causal one), llama.cpp's pooling across several sequences is unsafe for mean (a
+  // ggml assertion as the context is made: the tiny llama preset, 3 sequences) and wrong for cls (another
+  // sequence's row): such a model gets a one-sequence context for those two. A one-sequence context says which case
+  // this is. Non-causal models (BERT: no KV cache), and last or none pooling, pack inputs across nSeqMax sequences
+  // (test/engine/embedder.test.ts checks packed against alone for each).
+  const uint32_t nSeqMax = cp.n_seq_max;
+  cp.n_seq_max = 1;
+  cp.n_ctx = static_cast<uint32_t>(maxInput_);
+  ctx_ = create();
   pooling_ = static_cast<int32_t>(llama_pooling_type(ctx_));
+  const bool oneSequence =
+      llama_get_memory(ctx_) != nullptr && (pooling_ == LLAMA_POOLING_TYPE_MEAN || pooling_ == LLAMA_POOLING_TYPE_CLS);
+  if (nSeqMax > 1 && !oneSequence) {
+    llama_free(ctx_);
+    ctx_ = nullptr;
+    cp.n_seq_max = nSeqMax;
+    cp.n_ctx = static_cast<uint32_t>(static_cast<int64_t>(maxInput_) * nSeqMax);
+    ctx_ = create();
+  }
+  seqsPerDecode_ = static_cast<int32_t>(cp.n_seq_max);
   if (pooling_ == LLAMA_POOLING_TYPE_RANK) {
     llama_free(ctx_);
+    ctx_ = nullptr;
     throw Error(codes::kInvalidArgument, "rank pooling is for reranking, which is not offered; pass another pooling");
   }
   nEmbd_ = llama_model_n_embd_out(model_->raw());
@@ -81,7 +104,7 @@ EmbedResult Embedder::embed(const std::vector<std::vector<llama_token>> &inputs)
   while (first < inputs.size()) {
     size_t last = first;
     size_t tokens = 0;
-    while (last < inputs.size() && last - first < static_cast<size_t>(opts_.nSeqMax) &&
+    while (last < inputs.size() && last - first < static_cast<size_t>(seqsPerDecode_) &&
            tokens + inputs[last].size() <= static_cast<size_t>(opts_.nBatch)) {
       tokens += inputs[last].size();
       ++last;

@@ -65,6 +65,7 @@ class Embedder {
   int32_t pooling_ = 0;
   int32_t nEmbd_ = 0;
   int32_t maxInput_ = 0;
+  int32_t seqsPerDecode_ = 1;
   std::mutex mutex_;
 };
 

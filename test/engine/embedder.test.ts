@@ -73,3 +73,22 @@ t.test('bad inputs are typed errors, and one bad request does not fail those gat
   e.dispose();
   await t.rejects(e.embed([inputs[0]!]), StateError);
 });
+
+t.test('a causal model (KV cache): every pooling as alone; mean and cls one input per llama_decode', async (t) => {
+  const llama = await loadModel('tiny');
+  t.teardown(() => llama.dispose());
+  const ids = ['hello world', 'abc', 'x y z'].map((s) => llama.tokenize(s, { addSpecial: true }));
+  for (const [pooling, decodes] of [
+    ['mean', 3],
+    ['last', 1],
+    ['cls', 3],
+    ['none', 1],
+  ] as const) {
+    const e = new Embedder(llama, { sequences: 3, ctxPerInput: 256, pooling });
+    t.teardown(() => e.dispose());
+    const together = await e.embed(ids);
+    t.equal(together.decodes, decodes, `${pooling}: ${decodes} llama_decode calls`);
+    const alone = await e.embed([ids[2]!]);
+    t.same(Array.from(alone.embeddings[0]!.values), Array.from(together.embeddings[2]!.values), `${pooling}: as alone`);
+  }
+});
