@@ -236,5 +236,7 @@ t.test('--prefill-chunk: the tokens one step carries (default: -b), within its r
   t.equal(parseServeConfig([], {}).prefillChunk, undefined);
   t.equal(parseServeConfig(['--prefill-chunk', '128'], {}).prefillChunk, 128);
   t.equal(parseServeConfig([], { LLAMA_ARG_PREFILL_CHUNK: '64' }).prefillChunk, 64);
-  t.throws(() => parseServeConfig(['--prefill-chunk', '0'], {}), { message: /--prefill-chunk must be between 1 and 1048576, got 0/ });
+  t.throws(() => parseServeConfig(['--prefill-chunk', '0'], {}), {
+    message: /--prefill-chunk must be between 1 and 1048576, got 0/,
+  });
 });
