@@ -28,43 +28,46 @@ function byteToken(m: Model, byte: number): number {
   throw new Error(`no token for byte ${byte}`);
 }
 
-t.test('a slot saved to host memory, erased and restored into another slot continues as if it never left', async (t) => {
-  const prompt = syntheticPrompt(60, 71);
-  const reference = await alone(model, prompt, 24);
-  const d = new BatchDecoder(model, { slots: 2, ctxPerSlot: 256 });
-  t.teardown(() => d.dispose());
-  d.start(0, prompt, { maxTokens: 10 });
-  const first = (await runToEnd(d, [0])).get(0)?.tokens ?? [];
-  t.same(first, reference.slice(0, 10), 'the first part is the reference');
+t.test(
+  'a slot saved to host memory, erased and restored into another slot continues as if it never left',
+  async (t) => {
+    const prompt = syntheticPrompt(60, 71);
+    const reference = await alone(model, prompt, 24);
+    const d = new BatchDecoder(model, { slots: 2, ctxPerSlot: 256 });
+    t.teardown(() => d.dispose());
+    d.start(0, prompt, { maxTokens: 10 });
+    const first = (await runToEnd(d, [0])).get(0)?.tokens ?? [];
+    t.same(first, reference.slice(0, 10), 'the first part is the reference');
 
-  const t0 = performance.now();
-  const saved = await d.saveState(0);
-  const saveMs = performance.now() - t0;
-  t.same(saved.tokens, [...prompt, ...first.slice(0, -1)], 'the state holds the prompt and the output but its last');
-  t.ok(saved.state.byteLength > saved.tokens.length * 64, `${saved.state.byteLength} bytes of KV`);
-  await d.eraseSlot(0);
-  t.equal(d.info.kvCellsUsed, 0, 'erased: the pool holds nothing');
+    const t0 = performance.now();
+    const saved = await d.saveState(0);
+    const saveMs = performance.now() - t0;
+    t.same(saved.tokens, [...prompt, ...first.slice(0, -1)], 'the state holds the prompt and the output but its last');
+    t.ok(saved.state.byteLength > saved.tokens.length * 64, `${saved.state.byteLength} bytes of KV`);
+    await d.eraseSlot(0);
+    t.equal(d.info.kvCellsUsed, 0, 'erased: the pool holds nothing');
 
-  const t1 = performance.now();
-  t.equal(await d.restoreState(1, saved), saved.tokens.length, 'resolves with the tokens restored');
-  const restoreMs = performance.now() - t1;
-  t.comment(
-    `tiny model: ${saved.tokens.length} tokens = ${saved.state.byteLength} bytes ` +
-      `(${(saved.state.byteLength / saved.tokens.length).toFixed(0)} B/token), save ${saveMs.toFixed(2)} ms, ` +
-      `restore ${restoreMs.toFixed(2)} ms`,
-  );
-  t.same(d.cachedPrefix(1), saved.tokens, 'the slot holds the saved tokens');
-  t.equal(d.info.kvCellsUsed, saved.tokens.length);
+    const t1 = performance.now();
+    t.equal(await d.restoreState(1, saved), saved.tokens.length, 'resolves with the tokens restored');
+    const restoreMs = performance.now() - t1;
+    t.comment(
+      `tiny model: ${saved.tokens.length} tokens = ${saved.state.byteLength} bytes ` +
+        `(${(saved.state.byteLength / saved.tokens.length).toFixed(0)} B/token), save ${saveMs.toFixed(2)} ms, ` +
+        `restore ${restoreMs.toFixed(2)} ms`,
+    );
+    t.same(d.cachedPrefix(1), saved.tokens, 'the slot holds the saved tokens');
+    t.equal(d.info.kvCellsUsed, saved.tokens.length);
 
-  // Resume on slot 1: the prompt is the request's prompt and its output; everything but the last token comes
-  // from the restored KV, so any damage to it would change the continuation.
-  const started = d.start(1, [...prompt, ...first], { maxTokens: 14, resumeTokens: first.length });
-  t.equal(started.reusedTokens, saved.tokens.length, 'the restored KV is reused, not prefilled again');
-  const rest = (await runToEnd(d, [1])).get(1);
-  t.same(rest?.tokens, reference.slice(10), 'the continuation is the uninterrupted greedy output');
-  t.equal(rest?.end, 'length', 'maxTokens counts what was left to generate');
-  t.equal(d.slotInfo(1).generated, 24, 'the resumed tokens count as generated');
-});
+    // Resume on slot 1: the prompt is the request's prompt and its output; everything but the last token comes
+    // from the restored KV, so any damage to it would change the continuation.
+    const started = d.start(1, [...prompt, ...first], { maxTokens: 14, resumeTokens: first.length });
+    t.equal(started.reusedTokens, saved.tokens.length, 'the restored KV is reused, not prefilled again');
+    const rest = (await runToEnd(d, [1])).get(1);
+    t.same(rest?.tokens, reference.slice(10), 'the continuation is the uninterrupted greedy output');
+    t.equal(rest?.end, 'length', 'maxTokens counts what was left to generate');
+    t.equal(d.slotInfo(1).generated, 24, 'the resumed tokens count as generated');
+  },
+);
 
 t.test('a state another decoder cannot take is a clear error that leaves the slot empty and usable', async (t) => {
   const d = new BatchDecoder(model, { slots: 2, ctxPerSlot: 128 });
@@ -182,7 +185,11 @@ t.test('a prompt that cannot get one cell while others fill the pool is kvFull t
   d.start(1, prompt, { maxTokens: 2 });
   let r = await d.step();
   for (let k = 0; k < 10 && r.kvFull !== true; k++) {
-    t.same(r.events.map((e) => e.end), [null], 'what fits is prefilled');
+    t.same(
+      r.events.map((e) => e.end),
+      [null],
+      'what fits is prefilled',
+    );
     r = await d.step();
   }
   t.equal(r.kvFull, true);
