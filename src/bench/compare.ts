@@ -208,6 +208,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
         String(Math.max(64, o.requests)),
         '--log-level',
         'warn',
+        // Matched with the llama-server row below: one KV stream per slot.
+        '--no-kv-unified',
       ],
       portOurs,
       'our server',
