@@ -666,7 +666,7 @@ int32_t BatchDecoder::restoreState(int32_t slot, const std::vector<llama_token> 
     throw Error(
         codes::kInvalidArgument,
         what + (read == 0 ? "the state is not one this decoder can take (saved by another model, KV type "
-                            "or pool layout?)" +
+                            "or pool layout?), or the pool has no room for it" +
                                 (why.empty() ? std::string() : ": " + why)
                 : read != data.size() ? "the state has " + std::to_string(data.size() - read) + " bytes past its end"
                                       : "the state holds " + std::to_string(held) + " positions but " +
