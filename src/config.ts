@@ -5,14 +5,19 @@
 import { availableParallelism } from 'node:os';
 import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from './cli/flags.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
-import { LLAMA_SERVER_DEFAULTS } from './server/config.ts';
+import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from './server/config.ts';
+import type { RequestLimits } from './server/limits.ts';
 import { samplersFromLetters } from './server/samplers.ts';
 
 export { FlagError as ConfigError } from './cli/flags.ts';
 
 export type KvType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'q5_0' | 'q5_1';
 
-export interface ServeConfig {
+/**
+ * `npm start`'s configuration. The sampling defaults requests fall back on and the request limits are the HTTP
+ * layer's types (one definition each); the serve flags of the same names set them.
+ */
+export interface ServeConfig extends SamplingDefaults, RequestLimits {
   /** undefined: serve the generated demo model. */
   model: string | undefined;
   /** Model ids reported by the API (--alias, comma-separated). Empty: the file name. */
@@ -47,34 +52,6 @@ export interface ServeConfig {
   cachePrompt: boolean;
   /** MiB of host RAM for prompt states (--cache-ram); 0: off; -1: no limit. */
   cacheRamMiB: number;
-  // Sampling defaults for requests that give none (llama-server's).
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  typicalP: number;
-  topNSigma: number;
-  xtcProbability: number;
-  xtcThreshold: number;
-  repeatPenalty: number;
-  repeatLastN: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  dryMultiplier: number;
-  dryBase: number;
-  dryAllowedLength: number;
-  dryPenaltyLastN: number;
-  drySequenceBreakers: string[] | undefined;
-  dynatempRange: number;
-  dynatempExponent: number;
-  mirostat: number;
-  mirostatEta: number;
-  mirostatTau: number;
-  /** -1: a random seed per request. */
-  seed: number;
-  samplers: string[] | undefined;
-  ignoreEos: boolean;
-  logitBias: [number, number][];
   grammar: string | undefined;
   grammarFile: string | undefined;
   jsonSchema: string | undefined;
@@ -114,6 +91,8 @@ export interface ServeConfig {
   /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). */
   trustProxy: string[];
   maxQueue: number;
+  /** Most tokens one step carries, generating slots' first (--prefill-chunk); undefined: -b. */
+  prefillChunk: number | undefined;
   maxQueueTokens: number | undefined;
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
@@ -123,14 +102,6 @@ export interface ServeConfig {
   keepAliveTimeoutSeconds: number;
   keepAliveMaxRequests: number;
   maxConnections: number;
-  maxJsonDepth: number;
-  maxMessages: number;
-  maxStopStrings: number;
-  maxStopLength: number;
-  maxLogitBias: number;
-  maxTools: number;
-  maxSchemaBytes: number;
-  maxGrammarBytes: number;
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
   help: boolean;
@@ -207,6 +178,7 @@ export function defaultServeConfig(): ServeConfig {
     objectivePriorities: [],
     trustProxy: [],
     maxQueue: 64,
+    prefillChunk: undefined,
     maxQueueTokens: undefined,
     shutdownGraceSeconds: 10,
     bodyLimitBytes: 1 << 20,
@@ -1383,6 +1355,16 @@ const FLAGS: FlagSpec<Key>[] = [
     value: 'ADDRESSES',
     group: OURS,
     help: "proxy addresses (or CIDRs) whose X-Forwarded-For gives the client's address, the last-resort fairness key",
+  },
+  {
+    names: ['--prefill-chunk'],
+    env: 'LLAMA_ARG_PREFILL_CHUNK',
+    kind: 'int',
+    key: 'prefillChunk',
+    min: 1,
+    max: 1 << 20,
+    group: OURS,
+    help: "tokens one step may carry: the generating slots' next tokens first, prompt chunks fill the rest; smaller keeps running streams' inter-token latency down while long prompts prefill (default: -b)",
   },
   {
     names: ['--max-queue'],

@@ -164,6 +164,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     scheduler: {
       promptCacheBytes: config.cacheRamMiB < 0 ? Number.POSITIVE_INFINITY : config.cacheRamMiB * 1024 * 1024,
       maxQueuedRequests: config.maxQueue,
+      ...(config.prefillChunk !== undefined ? { stepTokenBudget: config.prefillChunk } : {}),
       ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
     },
     app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },

@@ -231,3 +231,12 @@ t.test('a negatable switch reads LLAMA_ARG_NO_<NAME> too, as llama.cpp', async (
   t.equal(parseServeConfig([], { LLAMA_ARG_CONTEXT_SHIFT: '1' }).contextShift, true);
   t.equal(parseServeConfig(['--no-context-shift'], { LLAMA_ARG_CONTEXT_SHIFT: '1' }).contextShift, false, 'flags win');
 });
+
+t.test('--prefill-chunk: the tokens one step carries (default: -b), within its range', async (t) => {
+  t.equal(parseServeConfig([], {}).prefillChunk, undefined);
+  t.equal(parseServeConfig(['--prefill-chunk', '128'], {}).prefillChunk, 128);
+  t.equal(parseServeConfig([], { LLAMA_ARG_PREFILL_CHUNK: '64' }).prefillChunk, 64);
+  t.throws(() => parseServeConfig(['--prefill-chunk', '0'], {}), {
+    message: /--prefill-chunk must be between 1 and 1048576, got 0/,
+  });
+});

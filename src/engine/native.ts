@@ -1,10 +1,12 @@
 // The only module that loads the .node file. Declares the addon's shape and converts its errors
 // (plain Errors with a `code`) into the typed errors of src/errors.ts, keeping the caller's stack.
+
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { errorFor, LlamaError } from '../errors.ts';
 import { projectRoot } from '../paths.ts';
+import type { ChatDelta } from '../server/chat/layer.ts';
 
 export interface NativeModelInfo {
   architecture: string;
@@ -241,14 +243,8 @@ export interface NativeChatTemplates {
   dispose(): void;
 }
 
-export interface NativeChatDelta {
-  content?: string;
-  reasoning?: string;
-  toolIndex?: number;
-  toolId?: string;
-  toolName?: string;
-  toolArguments?: string;
-}
+/** The parser's deltas are the server's chat layer contract as they are (no conversion). */
+export type NativeChatDelta = ChatDelta;
 
 export interface NativeChatMessage {
   content: string;

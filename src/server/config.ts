@@ -52,6 +52,38 @@ export interface GenerationDefaults {
   renderSpecial: boolean;
 }
 
+/** The sampling fields of GenerationDefaults (the serve command's flags of the same names set them). */
+export const SAMPLING_DEFAULT_KEYS = [
+  'temperature',
+  'topK',
+  'topP',
+  'minP',
+  'typicalP',
+  'topNSigma',
+  'xtcProbability',
+  'xtcThreshold',
+  'repeatPenalty',
+  'repeatLastN',
+  'presencePenalty',
+  'frequencyPenalty',
+  'dryMultiplier',
+  'dryBase',
+  'dryAllowedLength',
+  'dryPenaltyLastN',
+  'drySequenceBreakers',
+  'dynatempRange',
+  'dynatempExponent',
+  'mirostat',
+  'mirostatEta',
+  'mirostatTau',
+  'seed',
+  'samplers',
+  'ignoreEos',
+  'logitBias',
+] as const satisfies readonly (keyof GenerationDefaults)[];
+
+export type SamplingDefaults = Pick<GenerationDefaults, (typeof SAMPLING_DEFAULT_KEYS)[number]>;
+
 export const LLAMA_SERVER_DEFAULTS: GenerationDefaults = {
   temperature: 0.8,
   topK: 40,
