@@ -39,7 +39,7 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   swaFull: boolean;
   /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default off. */
   kvUnified: boolean | undefined;
-  /** Most cells one slot may use (--kv-unified-per-slot). */
+  /** Most cells one slot may use of the unified pool (--ctx-per-slot). */
   ctxPerSlotMax: number | undefined;
   offloadKv: boolean;
   mlock: boolean;
@@ -292,14 +292,14 @@ const FLAGS: FlagSpec<Key>[] = [
     help: "KV cells in all, shared by the slots (default 4096 per slot, at most the model's training context; 0: that context)",
   },
   {
-    names: ['--kv-unified-per-slot'],
+    names: ['--ctx-per-slot', '--kv-unified-per-slot'],
     env: 'LLAMA_ARG_KV_UNIFIED_PER_SLOT',
     kind: 'int',
     key: 'ctxPerSlotMax',
     min: 16,
     max: 1 << 24,
     group: COMMON,
-    help: 'most context one slot may use of the shared pool',
+    help: 'most context one slot may use of the shared pool (default: all of -c)',
   },
   {
     names: ['-n', '--predict', '--n-predict'],
@@ -381,7 +381,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'bool',
     key: 'kvUnified',
     group: COMMON,
-    help: 'one KV pool for all slots: a request may use up to all of -c (default off: each slot has -c/-np)',
+    help: 'one KV pool of -c cells for all slots, a request may use up to all of it (default on); --no-kv-unified: each slot has -c/-np',
   },
   {
     names: ['--cache-idle-slots'],

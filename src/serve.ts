@@ -53,6 +53,7 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   if (given.has('ubatchSize')) request.ubatch = config.ubatchSize;
   if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;
   if (given.has('flashAttn')) request.flashAttn = config.flashAttn !== 'off';
+  request.unified = config.kvUnified !== false;
   const gpu = listDevices().find((d) => d.type !== 'cpu');
   if (gpu?.computeCapability !== undefined) request.computeCapability = gpu.computeCapability;
   let plan;
@@ -99,9 +100,9 @@ async function prepare(config: ServeConfig): Promise<{
       ? await planVram(config, path)
       : { config, ctxPerSlot: slotContext(config, nCtxTrain) };
   const share = planned.ctxPerSlot;
-  // --kv-unified: one pool of share * slots cells, from which any slot may take up to the whole pool (or
-  // --kv-unified-per-slot), as llama-server's n_ctx_seq. Otherwise each slot has its share.
-  const unified = planned.config.kvUnified === true;
+  // Unified (the default, as llama-server's): one pool of share * slots cells, from which any slot may take up to
+  // the whole pool (or --ctx-per-slot), as llama-server's n_ctx_seq. --no-kv-unified: each slot has its share.
+  const unified = planned.config.kvUnified !== false;
   const pool = share * planned.config.parallel;
   const ctxPerSlot = unified ? Math.min(pool, planned.config.ctxPerSlotMax ?? pool) : share;
   return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, inputs };
@@ -272,8 +273,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     decoder = new BatchDecoder(model, {
       slots: config.parallel,
       ctxPerSlot: prepared.share,
-      kvUnified: config.kvUnified === true,
-      ...(config.kvUnified === true ? { slotCtxMax: ctxPerSlot } : {}),
+      kvUnified: config.kvUnified !== false,
+      ...(config.kvUnified !== false ? { slotCtxMax: ctxPerSlot } : {}),
       batchSize: config.batchSize,
       ubatchSize: config.ubatchSize,
       threads: config.threads,

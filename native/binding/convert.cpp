@@ -219,6 +219,7 @@ constexpr auto startFields = [](auto &p, auto &&field) {
   field("postSampling", p.postSampling);
   field("contextShift", p.contextShift);
   field("nKeep", p.nKeep, -1, 1 << 24);
+  field("resumeTokens", p.resumeTokens, 0, 1 << 24);
 };
 
 constexpr auto samplingFields = [](auto &p, auto &&field) {

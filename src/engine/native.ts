@@ -132,6 +132,8 @@ export interface NativeStartParams extends NativeSamplingParams {
   postSampling?: boolean;
   contextShift?: boolean;
   nKeep?: number;
+  /** The last resumeTokens prompt tokens are the request's own earlier output (StartOptions.resumeTokens). */
+  resumeTokens?: number;
 }
 
 export interface NativeSlotEvent {
@@ -155,6 +157,8 @@ export interface NativeStepResult {
   generatedTokens: number;
   retries: number;
   decodeMicros: number;
+  /** Present (true) when the KV had no room for the generating slots: nothing was decoded. */
+  kvFull?: boolean;
 }
 
 /** The decoder's options as it runs: nCtxPerSlot is what one slot may use, kvTypeV is never empty. */
@@ -235,6 +239,10 @@ export interface NativeBatchDecoder {
   copyPrefix(src: number, dst: number, count?: number): number;
   saveSlot(slot: number, path: string): Promise<number>;
   restoreSlot(slot: number, path: string): Promise<number>;
+  /** The idle slot's KV in host memory (llama_state_seq_get_data_ext) with the tokens it holds. */
+  saveState(slot: number): Promise<{ tokens: Int32Array; state: Uint8Array }>;
+  /** Loads such a state into an idle slot; resolves with the tokens it now holds. */
+  restoreState(slot: number, tokens: Int32Array | readonly number[], state: Uint8Array): Promise<number>;
   eraseSlot(slot: number): Promise<void>;
   info(): NativeDecoderInfo;
   dispose(): void;
