@@ -39,7 +39,7 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   swaFull: boolean;
   /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default off. */
   kvUnified: boolean | undefined;
-  /** Most cells one slot may use (--kv-unified-per-slot). */
+  /** Most cells one slot may use of the unified pool (--ctx-per-slot). */
   ctxPerSlotMax: number | undefined;
   offloadKv: boolean;
   mlock: boolean;
@@ -73,6 +73,10 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   props: boolean;
   slots: boolean;
   webui: boolean;
+  /** Serve an embedding model: /v1/embeddings on, generation routes refused (llama-server's --embeddings). */
+  embeddings: boolean;
+  /** Its pooling; undefined: the model's (its GGUF's pooling_type). */
+  pooling: 'none' | 'mean' | 'cls' | 'last' | undefined;
   slotSavePath: string | undefined;
   corsOrigins: string[];
   sslKeyFile: string | undefined;
@@ -164,6 +168,8 @@ export function defaultServeConfig(): ServeConfig {
     props: false,
     slots: true,
     webui: true,
+    embeddings: false,
+    pooling: undefined,
     slotSavePath: undefined,
     corsOrigins: [],
     sslKeyFile: undefined,
@@ -286,14 +292,14 @@ const FLAGS: FlagSpec<Key>[] = [
     help: "KV cells in all, shared by the slots (default 4096 per slot, at most the model's training context; 0: that context)",
   },
   {
-    names: ['--kv-unified-per-slot'],
+    names: ['--ctx-per-slot', '--kv-unified-per-slot'],
     env: 'LLAMA_ARG_KV_UNIFIED_PER_SLOT',
     kind: 'int',
     key: 'ctxPerSlotMax',
     min: 16,
     max: 1 << 24,
     group: COMMON,
-    help: 'most context one slot may use of the shared pool',
+    help: 'most context one slot may use of the shared pool (default: all of -c)',
   },
   {
     names: ['-n', '--predict', '--n-predict'],
@@ -375,7 +381,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'bool',
     key: 'kvUnified',
     group: COMMON,
-    help: 'one KV pool for all slots: a request may use up to all of -c (default off: each slot has -c/-np)',
+    help: 'one KV pool of -c cells for all slots, a request may use up to all of it (default on); --no-kv-unified: each slot has -c/-np',
   },
   {
     names: ['--cache-idle-slots'],
@@ -1048,12 +1054,36 @@ const FLAGS: FlagSpec<Key>[] = [
     }),
   ),
   {
-    names: ['--embedding', '--embeddings', '--rerank', '--reranking', '--pooling', '--embd-normalize'],
+    names: ['--embedding', '--embeddings'],
     env: 'LLAMA_ARG_EMBEDDINGS',
+    kind: 'bool',
+    key: 'embeddings',
+    group: SERVER,
+    help: 'serve an embedding model: POST /v1/embeddings on, generation routes refused (default off)',
+  },
+  {
+    names: ['--pooling'],
+    env: 'LLAMA_ARG_POOLING',
+    kind: 'enum',
+    key: 'pooling',
+    choices: ['none', 'mean', 'cls', 'last', 'rank'],
+    group: SERVER,
+    help: "pooling of embeddings: none|mean|cls|last (default: the model's)",
+  },
+  {
+    names: ['--rerank', '--reranking'],
+    env: 'LLAMA_ARG_RERANKING',
+    kind: 'bool',
+    group: SERVER,
+    help: 'reranking models',
+    refused: 'reranking is not offered',
+  },
+  {
+    names: ['--embd-normalize'],
     kind: 'string',
     group: SERVER,
-    help: 'embedding and reranking models',
-    refused: 'this server generates text; embeddings are not served yet',
+    help: 'embedding normalisation',
+    refused: 'pooled embeddings are always L2-normalised, as OpenAI and llama-server do by default',
   },
   {
     names: ['--api-key'],
@@ -1570,6 +1600,10 @@ export function parseServeConfig(
     );
   if (config.grammar !== undefined && (config.jsonSchema !== undefined || config.jsonSchemaFile !== undefined))
     throw new FlagError('--grammar and --json-schema cannot be used together');
+  if ((config.pooling as string | undefined) === 'rank')
+    throw new FlagError('--pooling rank is for reranking, which is not offered: use none, mean, cls or last');
+  if (config.pooling !== undefined && !config.embeddings)
+    config.warnings = [...config.warnings, '--pooling applies to --embeddings only; it changes nothing here'];
   try {
     parseObjectivePriorities(config.objectivePriorities);
   } catch (err) {
@@ -1588,7 +1622,7 @@ export function slotContext(config: Pick<ServeConfig, 'ctxSize' | 'parallel'>, n
 export function serveUsage(): string {
   return flagUsage(
     FLAGS,
-    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics).",
+    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics); with --embeddings: POST /v1/embeddings, /embeddings.",
   );
 }
 

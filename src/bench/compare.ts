@@ -185,9 +185,9 @@ function targets(o: CompareOptions, llamaServer: string): Target[] {
   const shape = ['-m', o.model, '-c', String(o.ctxSize), '-np', String(o.parallel), '-t', String(o.threads)];
   const oursArgs = [...shape, '--max-queue', String(Math.max(64, o.ranks.reduce((a, b) => Math.max(a, b), 0) * 2))];
   const ours = defaultServeConfig();
-  // llama-server with this server's settings where its defaults differ (-b 2048 there); the KV layout is the
-  // same either way when -np is given (one stream per slot), and both keep an 8 GiB host prompt cache.
-  const matched = [...shape, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize)];
+  // llama-server with this server's settings where its defaults differ: -b 2048 there, and with -np given one KV
+  // stream per slot there where this server shares one pool (-kvu). Both keep an 8 GiB host prompt cache.
+  const matched = [...shape, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize), '-kvu'];
   const net = (port: number) => ['--host', '127.0.0.1', '--port', String(port)];
   const list: Target[] = [
     {

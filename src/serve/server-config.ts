@@ -49,6 +49,7 @@ export function serverConfigOf(config: ServeConfig, inputs: ServeInputs, facts: 
     objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
     trustedProxies: config.trustProxy,
     buildInfo: facts.buildInfo,
+    embeddings: config.embeddings,
   };
   if (config.slotSavePath !== undefined) out.slotSavePath = config.slotSavePath;
   if (config.ssePingSeconds !== undefined && config.ssePingSeconds > 0) out.ssePingMs = config.ssePingSeconds * 1000;
