@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "faults.h"
 #include "llama.h"
 #include "model.h"
 #include "slot_sampler.h"
@@ -147,6 +148,8 @@ class BatchDecoder {
     std::vector<llama_token> cache;
   };
   StepResult stepLocked(int32_t tokenBudget);
+  // llama_decode on batch_, or the return code an injected fault plans for this step (faults.h).
+  int32_t decodeBatch();
   // Brings views_ and kvCells_ up to date; called with stepMutex_ held, after every change to a slot.
   void publish();
   void checkSlot(int32_t slot) const;
@@ -164,7 +167,9 @@ class BatchDecoder {
   llama_batch batch_{};
   int32_t nCtxSlot_ = 0;
   int32_t nSwa_ = 0;
-  int32_t nextPrefill_ = 0;  // round-robin start among prefilling slots
+  int32_t nextPrefill_ = 0;    // round-robin start among prefilling slots
+  FaultPlan faults_;           // from LLAMA_SLOTS_FAULTS at creation; empty in production
+  int64_t decodingSteps_ = 0;  // steps that reached llama_decode, for the fault plan
   std::atomic<int64_t> kvCells_{0};
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex stepMutex_;  // held by a step and by every call that changes a slot
