@@ -246,6 +246,31 @@ TEST_CASE("start, clear, slotInfo and cachedPrefix while a step runs on another 
   CHECK_MESSAGE(readsDuringStep > 0, "no read finished while its step still ran in 20 tries");
 }
 
+TEST_CASE("readers on another thread during every step of four slots see consistent snapshots") {
+  // What JS does while a step runs (a /slots view, metrics, slot choice); ThreadSanitizer checks the synchronisation.
+  BatchDecoder d(model(), options(4, 256, 64));
+  for (int32_t s = 0; s < 4; ++s) d.start(s, params(prompt(40 + 10 * s, 400 + s), 30));
+  std::atomic<bool> done{false};
+  std::thread stepper([&]() {
+    while (d.hasWork()) d.step(32);
+    done = true;
+  });
+  int64_t reads = 0;
+  while (!done) {
+    for (int32_t s = 0; s < 4; ++s) {
+      const core::SlotInfo info = d.slotInfo(s);
+      CHECK(info.cachedTokens >= 0);
+      CHECK(info.cachedTokens <= 256);
+      CHECK(d.cachedPrefix(s).size() <= 256);
+      ++reads;
+    }
+    CHECK(d.kvCellsUsed() <= 4 * 256);
+  }
+  stepper.join();
+  CHECK(reads > 0);
+  requireIdle(d);
+}
+
 TEST_CASE("a load aborted from another thread (dispose while loading) ends with LOAD_CANCELLED") {
   std::mutex m;
   std::condition_variable cv;
