@@ -256,18 +256,19 @@ TEST_CASE("readers on another thread during every step of four slots see consist
     done = true;
   });
   int64_t reads = 0;
+  int64_t bad = 0;  // counted, not CHECKed one by one: the loop runs millions of times
   while (!done) {
     for (int32_t s = 0; s < 4; ++s) {
       const core::SlotInfo info = d.slotInfo(s);
-      CHECK(info.cachedTokens >= 0);
-      CHECK(info.cachedTokens <= 256);
-      CHECK(d.cachedPrefix(s).size() <= 256);
+      const size_t cached = d.cachedPrefix(s).size();
+      bad += info.cachedTokens < 0 || info.cachedTokens > 256 || info.pendingPrompt < 0 || cached > 256 ? 1 : 0;
       ++reads;
     }
-    CHECK(d.kvCellsUsed() <= 4 * 256);
+    bad += d.kvCellsUsed() > 4 * 256 ? 1 : 0;
   }
   stepper.join();
   CHECK(reads > 0);
+  CHECK(bad == 0);
   requireIdle(d);
 }
 

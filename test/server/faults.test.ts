@@ -136,27 +136,46 @@ t.test('alloc_fail_load: Model.load rejects with ModelLoadError naming it; the n
   t.ok(m.tokenize('works').length > 0);
 });
 
-t.test('alloc_fail_load under `serve`: a clear message and exit status 1, not a crash', async (t) => {
-  const path = await modelPath('tiny');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(projectRoot, 'src', 'cli.ts'), 'serve', '-m', path, '--host', '127.0.0.1', '--port', '0'],
-    {
-      cwd: projectRoot,
-      env: { ...process.env, [FAULTS]: 'alloc_fail_load' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.on('exit', (c, s) => resolve([c, s])),
-  );
-  t.equal(signal, null, 'not killed by a signal');
-  t.equal(code, 1, out);
-  t.match(out, /cannot serve .*bad_alloc/);
-});
+t.test(
+  'alloc_fail_load under `serve`: a clear message and exit status 1, not a crash',
+  { timeout: 60_000 },
+  async (t) => {
+    const path = await modelPath('tiny');
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(projectRoot, 'src', 'cli.ts'),
+        'serve',
+        '-m',
+        path,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+      ],
+      {
+        cwd: projectRoot,
+        env: { ...process.env, [FAULTS]: 'alloc_fail_load' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    // Should the fault not take effect, the server would serve on: end it with the test.
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.on('exit', (c, s) => resolve([c, s])),
+    );
+    t.equal(signal, null, 'not killed by a signal');
+    t.equal(code, 1, out);
+    t.match(out, /cannot serve .*bad_alloc/);
+  },
+);
 
 t.test('decode_ret=-1 in a served process: the process lives and serves on', async (t) => {
   const server = await startServer(['-m', await modelPath('tiny'), '-np', '1', '-c', '512'], {
