@@ -57,8 +57,24 @@ core::StartParams params(std::vector<llama_token> tokens, int32_t maxTokens) {
   return p;
 }
 
+// One ggml thread by default: on a machine busier than it has cores, ggml's spinning worker threads (and
+// ThreadSanitizer's cost of each of their atomics) slowed a sanitizer run of these tests past ten minutes.
+int32_t threads() {
+  const char *t = std::getenv("LLAMA_SLOTS_TEST_THREADS");
+  return t != nullptr && std::atoi(t) > 0 ? std::atoi(t) : 1;
+}
+
+core::ReferenceOptions reference(int32_t nPredict) {
+  core::ReferenceOptions ro;
+  ro.nPredict = nPredict;
+  ro.nThreads = threads();
+  return ro;
+}
+
 core::DecoderOptions options(int32_t nSlots, int32_t nCtxPerSlot, int32_t nBatch) {
   core::DecoderOptions o;
+  o.nThreads = threads();
+  o.nThreadsBatch = threads();
   o.nSlots = nSlots;
   o.nCtxPerSlot = nCtxPerSlot;
   o.nBatch = nBatch;
@@ -164,14 +180,12 @@ TEST_CASE("three slots decode to the end and match the one-sequence reference") 
   }
   auto out = runToEnd(d, 32);  // a 32-token budget: the longer prompts prefill over several steps
   for (int32_t s = 0; s < 3; ++s) {
-    core::ReferenceOptions ro;
-    ro.nPredict = 12;
-    const auto reference = core::referenceGreedy(*model(), prompts[static_cast<size_t>(s)], ro);
+    const auto expected = core::referenceGreedy(*model(), prompts[static_cast<size_t>(s)], reference(12));
     CAPTURE(s);
     CHECK(out[s].ends == 1);
-    CHECK(out[s].tokens == reference);
+    CHECK(out[s].tokens == expected);
     CHECK((out[s].end == EndReason::kLength || out[s].end == EndReason::kStop));
-    CHECK(d.slotInfo(s).generated == static_cast<int32_t>(reference.size()));
+    CHECK(d.slotInfo(s).generated == static_cast<int32_t>(expected.size()));
   }
   requireIdle(d);
 }
@@ -321,9 +335,7 @@ TEST_CASE("1,000 start/cancel cycles leave the decoder idle and decoding correct
   const auto p = prompt(30, 99);
   d.start(0, params(p, 10));
   auto out = runToEnd(d, 64);
-  core::ReferenceOptions ro;
-  ro.nPredict = 10;
-  CHECK(out[0].tokens == core::referenceGreedy(*model(), p, ro));
+  CHECK(out[0].tokens == core::referenceGreedy(*model(), p, reference(10)));
   requireIdle(d);
 }
 
@@ -377,9 +389,7 @@ TEST_CASE("injected decode_ret=-1 fails the slots of that step; the decoder serv
   const auto p = prompt(20, 1);
   d->start(0, params(p, 8));
   out = runToEnd(*d, 32);
-  core::ReferenceOptions ro;
-  ro.nPredict = 8;
-  CHECK(out[0].tokens == core::referenceGreedy(*model(), p, ro));
+  CHECK(out[0].tokens == core::referenceGreedy(*model(), p, reference(8)));
 }
 
 TEST_CASE("injected decode_ret=1 (no KV room) ends every request; none is left running") {
@@ -409,10 +419,8 @@ TEST_CASE("injected sampler failure ends that slot with an error; the other slot
   CHECK(out[1].end == EndReason::kError);
   CHECK(out[1].error.find("sampling failed: injected fault") != std::string::npos);
   CHECK(out[1].tokens.size() == 2);
-  core::ReferenceOptions ro;
-  ro.nPredict = 8;
   CHECK(out[0].ends == 1);
-  CHECK(out[0].tokens == core::referenceGreedy(*model(), p0, ro));
+  CHECK(out[0].tokens == core::referenceGreedy(*model(), p0, reference(8)));
   requireIdle(*d);
 }
 
