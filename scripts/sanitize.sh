@@ -42,7 +42,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1"
 export LLAMA_SLOTS_TEST_MODEL="$model"
 set +e
-ctest --test-dir "$dir" --output-on-failure >"$log" 2>&1
+ctest --test-dir "$dir" -V >"$log" 2>&1
 status=$?
 set -e
 cat "$log"
