@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
-// fit, replicas, fuzz, soak, docs-compat.
+// bench-embed, fit, replicas, fuzz, soak, docs-compat.
 import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
+import { runEmbedBenchCli } from './bench/embed-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
 import { runSoakCli } from './bench/soak/cli.ts';
 import { updateCompatDoc } from './docs/compat-doc.ts';
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   fit: (argv) => runFitCli(argv),
   'bench-compare': (argv) => runCompareCli(argv),
   'bench-chat': (argv) => runChatBenchCli(argv),
+  'bench-embed': (argv) => runEmbedBenchCli(argv),
   replicas: (argv) => runReplicasCli(argv),
   fuzz: (argv) => runFuzzCli(argv),
   soak: (argv) => runSoakCli(argv),
@@ -39,6 +41,7 @@ Commands:
   bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
   bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)
+  bench-embed     embedding throughput, one input per llama_decode against many (npm run bench:embed)
   replicas        N servers behind HAProxy on one host (npm run replicas -- --help)
   fuzz            generated and mutated requests against the server (npm run fuzz -- --help)
   soak            mixed load for a long time; RSS, event loop, slots, 5xx (npm run soak -- --help)

@@ -5,14 +5,19 @@
 import { availableParallelism } from 'node:os';
 import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from './cli/flags.ts';
 import { parseObjectivePriorities } from './server/client-key.ts';
-import { LLAMA_SERVER_DEFAULTS } from './server/config.ts';
+import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from './server/config.ts';
+import type { RequestLimits } from './server/limits.ts';
 import { samplersFromLetters } from './server/samplers.ts';
 
 export { FlagError as ConfigError } from './cli/flags.ts';
 
 export type KvType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'q5_0' | 'q5_1';
 
-export interface ServeConfig {
+/**
+ * `npm start`'s configuration. The sampling defaults requests fall back on and the request limits are the HTTP
+ * layer's types (one definition each); the serve flags of the same names set them.
+ */
+export interface ServeConfig extends SamplingDefaults, RequestLimits {
   /** undefined: serve the generated demo model. */
   model: string | undefined;
   /** Model ids reported by the API (--alias, comma-separated). Empty: the file name. */
@@ -34,7 +39,7 @@ export interface ServeConfig {
   swaFull: boolean;
   /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default off. */
   kvUnified: boolean | undefined;
-  /** Most cells one slot may use (--kv-unified-per-slot). */
+  /** Most cells one slot may use of the unified pool (--ctx-per-slot). */
   ctxPerSlotMax: number | undefined;
   offloadKv: boolean;
   mlock: boolean;
@@ -47,34 +52,6 @@ export interface ServeConfig {
   cachePrompt: boolean;
   /** MiB of host RAM for prompt states (--cache-ram); 0: off; -1: no limit. */
   cacheRamMiB: number;
-  // Sampling defaults for requests that give none (llama-server's).
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  typicalP: number;
-  topNSigma: number;
-  xtcProbability: number;
-  xtcThreshold: number;
-  repeatPenalty: number;
-  repeatLastN: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  dryMultiplier: number;
-  dryBase: number;
-  dryAllowedLength: number;
-  dryPenaltyLastN: number;
-  drySequenceBreakers: string[] | undefined;
-  dynatempRange: number;
-  dynatempExponent: number;
-  mirostat: number;
-  mirostatEta: number;
-  mirostatTau: number;
-  /** -1: a random seed per request. */
-  seed: number;
-  samplers: string[] | undefined;
-  ignoreEos: boolean;
-  logitBias: [number, number][];
   grammar: string | undefined;
   grammarFile: string | undefined;
   jsonSchema: string | undefined;
@@ -96,6 +73,10 @@ export interface ServeConfig {
   props: boolean;
   slots: boolean;
   webui: boolean;
+  /** Serve an embedding model: /v1/embeddings on, generation routes refused (llama-server's --embeddings). */
+  embeddings: boolean;
+  /** Its pooling; undefined: the model's (its GGUF's pooling_type). */
+  pooling: 'none' | 'mean' | 'cls' | 'last' | undefined;
   slotSavePath: string | undefined;
   corsOrigins: string[];
   sslKeyFile: string | undefined;
@@ -114,6 +95,8 @@ export interface ServeConfig {
   /** Proxies whose X-Forwarded-For gives the client's address (Fastify's trustProxy). */
   trustProxy: string[];
   maxQueue: number;
+  /** Most tokens one step carries, generating slots' first (--prefill-chunk); undefined: -b. */
+  prefillChunk: number | undefined;
   maxQueueTokens: number | undefined;
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
@@ -123,14 +106,6 @@ export interface ServeConfig {
   keepAliveTimeoutSeconds: number;
   keepAliveMaxRequests: number;
   maxConnections: number;
-  maxJsonDepth: number;
-  maxMessages: number;
-  maxStopStrings: number;
-  maxStopLength: number;
-  maxLogitBias: number;
-  maxTools: number;
-  maxSchemaBytes: number;
-  maxGrammarBytes: number;
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
   help: boolean;
@@ -193,6 +168,8 @@ export function defaultServeConfig(): ServeConfig {
     props: false,
     slots: true,
     webui: true,
+    embeddings: false,
+    pooling: undefined,
     slotSavePath: undefined,
     corsOrigins: [],
     sslKeyFile: undefined,
@@ -207,6 +184,7 @@ export function defaultServeConfig(): ServeConfig {
     objectivePriorities: [],
     trustProxy: [],
     maxQueue: 64,
+    prefillChunk: undefined,
     maxQueueTokens: undefined,
     shutdownGraceSeconds: 10,
     bodyLimitBytes: 1 << 20,
@@ -314,14 +292,14 @@ const FLAGS: FlagSpec<Key>[] = [
     help: "KV cells in all, shared by the slots (default 4096 per slot, at most the model's training context; 0: that context)",
   },
   {
-    names: ['--kv-unified-per-slot'],
+    names: ['--ctx-per-slot', '--kv-unified-per-slot'],
     env: 'LLAMA_ARG_KV_UNIFIED_PER_SLOT',
     kind: 'int',
     key: 'ctxPerSlotMax',
     min: 16,
     max: 1 << 24,
     group: COMMON,
-    help: 'most context one slot may use of the shared pool',
+    help: 'most context one slot may use of the shared pool (default: all of -c)',
   },
   {
     names: ['-n', '--predict', '--n-predict'],
@@ -403,7 +381,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'bool',
     key: 'kvUnified',
     group: COMMON,
-    help: 'one KV pool for all slots: a request may use up to all of -c (default off: each slot has -c/-np)',
+    help: 'one KV pool of -c cells for all slots, a request may use up to all of it (default on); --no-kv-unified: each slot has -c/-np',
   },
   {
     names: ['--cache-idle-slots'],
@@ -1076,12 +1054,36 @@ const FLAGS: FlagSpec<Key>[] = [
     }),
   ),
   {
-    names: ['--embedding', '--embeddings', '--rerank', '--reranking', '--pooling', '--embd-normalize'],
+    names: ['--embedding', '--embeddings'],
     env: 'LLAMA_ARG_EMBEDDINGS',
+    kind: 'bool',
+    key: 'embeddings',
+    group: SERVER,
+    help: 'serve an embedding model: POST /v1/embeddings on, generation routes refused (default off)',
+  },
+  {
+    names: ['--pooling'],
+    env: 'LLAMA_ARG_POOLING',
+    kind: 'enum',
+    key: 'pooling',
+    choices: ['none', 'mean', 'cls', 'last', 'rank'],
+    group: SERVER,
+    help: "pooling of embeddings: none|mean|cls|last (default: the model's)",
+  },
+  {
+    names: ['--rerank', '--reranking'],
+    env: 'LLAMA_ARG_RERANKING',
+    kind: 'bool',
+    group: SERVER,
+    help: 'reranking models',
+    refused: 'reranking is not offered',
+  },
+  {
+    names: ['--embd-normalize'],
     kind: 'string',
     group: SERVER,
-    help: 'embedding and reranking models',
-    refused: 'this server generates text; embeddings are not served yet',
+    help: 'embedding normalisation',
+    refused: 'pooled embeddings are always L2-normalised, as OpenAI and llama-server do by default',
   },
   {
     names: ['--api-key'],
@@ -1385,6 +1387,16 @@ const FLAGS: FlagSpec<Key>[] = [
     help: "proxy addresses (or CIDRs) whose X-Forwarded-For gives the client's address, the last-resort fairness key",
   },
   {
+    names: ['--prefill-chunk'],
+    env: 'LLAMA_ARG_PREFILL_CHUNK',
+    kind: 'int',
+    key: 'prefillChunk',
+    min: 1,
+    max: 1 << 20,
+    group: OURS,
+    help: "tokens one step may carry: the generating slots' next tokens first, prompt chunks fill the rest; smaller keeps running streams' inter-token latency down while long prompts prefill (default: -b)",
+  },
+  {
     names: ['--max-queue'],
     env: 'LLAMA_ARG_MAX_QUEUE',
     kind: 'int',
@@ -1588,6 +1600,10 @@ export function parseServeConfig(
     );
   if (config.grammar !== undefined && (config.jsonSchema !== undefined || config.jsonSchemaFile !== undefined))
     throw new FlagError('--grammar and --json-schema cannot be used together');
+  if ((config.pooling as string | undefined) === 'rank')
+    throw new FlagError('--pooling rank is for reranking, which is not offered: use none, mean, cls or last');
+  if (config.pooling !== undefined && !config.embeddings)
+    config.warnings = [...config.warnings, '--pooling applies to --embeddings only; it changes nothing here'];
   try {
     parseObjectivePriorities(config.objectivePriorities);
   } catch (err) {
@@ -1606,7 +1622,7 @@ export function slotContext(config: Pick<ServeConfig, 'ctxSize' | 'parallel'>, n
 export function serveUsage(): string {
   return flagUsage(
     FLAGS,
-    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics).",
+    "Usage: npm start -- [options]\n\nAn OpenAI-compatible server that takes llama-server's flags. Routes: POST /v1/chat/completions,\n/v1/completions, /completion, /tokenize, /detokenize, /apply-template; GET /v1/models, /health, /props, /slots,\n/metrics (with --metrics); with --embeddings: POST /v1/embeddings, /embeddings.",
   );
 }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
-import { BatchDecoder, ChatTemplates, listDevices, Model, systemInfo } from './engine/index.ts';
+import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from './engine/index.ts';
 import { KV_TYPES, type KvType } from './fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
 import { formatPlan } from './fit/report.ts';
@@ -53,6 +53,7 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   if (given.has('ubatchSize')) request.ubatch = config.ubatchSize;
   if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;
   if (given.has('flashAttn')) request.flashAttn = config.flashAttn !== 'off';
+  request.unified = config.kvUnified !== false;
   const gpu = listDevices().find((d) => d.type !== 'cpu');
   if (gpu?.computeCapability !== undefined) request.computeCapability = gpu.computeCapability;
   let plan;
@@ -99,9 +100,9 @@ async function prepare(config: ServeConfig): Promise<{
       ? await planVram(config, path)
       : { config, ctxPerSlot: slotContext(config, nCtxTrain) };
   const share = planned.ctxPerSlot;
-  // --kv-unified: one pool of share * slots cells, from which any slot may take up to the whole pool (or
-  // --kv-unified-per-slot), as llama-server's n_ctx_seq. Otherwise each slot has its share.
-  const unified = planned.config.kvUnified === true;
+  // Unified (the default, as llama-server's): one pool of share * slots cells, from which any slot may take up to
+  // the whole pool (or --ctx-per-slot), as llama-server's n_ctx_seq. --no-kv-unified: each slot has its share.
+  const unified = planned.config.kvUnified !== false;
   const pool = share * planned.config.parallel;
   const ctxPerSlot = unified ? Math.min(pool, planned.config.ctxPerSlotMax ?? pool) : share;
   return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, inputs };
@@ -163,6 +164,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     scheduler: {
       promptCacheBytes: config.cacheRamMiB < 0 ? Number.POSITIVE_INFINITY : config.cacheRamMiB * 1024 * 1024,
       maxQueuedRequests: config.maxQueue,
+      ...(config.prefillChunk !== undefined ? { stepTokenBudget: config.prefillChunk } : {}),
       ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
     },
     app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
@@ -172,6 +174,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   let model: Model | undefined;
   let chat: ChatTemplates | undefined;
   let decoder: BatchDecoder | undefined;
+  let embedder: Embedder | undefined;
   let stopping: Promise<number> | undefined;
   let resolveStopped: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => {
@@ -201,6 +204,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       late.scheduler = undefined;
       late.decoder = undefined;
       decoder?.dispose();
+      embedder?.dispose();
       chat?.dispose();
       model?.dispose();
       app.log.info('stopped');
@@ -234,6 +238,28 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       onProgress: (f) => progress.update(f),
     });
     progress.done();
+    if (config.embeddings) {
+      // An embedding model: one embedding context, no chat layer and no decoder.
+      embedder = new Embedder(model, {
+        sequences: config.parallel,
+        ctxPerInput: ctxPerSlot,
+        batchSize: Math.max(config.batchSize, ctxPerSlot),
+        threads: config.threads,
+        ...(config.threadsBatch !== undefined ? { threadsBatch: config.threadsBatch } : {}),
+        ...(config.pooling !== undefined ? { pooling: config.pooling } : {}),
+      });
+      server.attachEmbedder({ model, embedder });
+      app.log.info(
+        {
+          pooling: embedder.info.pooling,
+          dimensions: embedder.info.dimensions,
+          maxInput: embedder.info.maxInputTokens,
+        },
+        'embedding model loaded; serving POST /v1/embeddings',
+      );
+      app.markReady();
+      return stopped;
+    }
     chat = new ChatTemplates(model, {
       ...(inputs.chatTemplate !== undefined ? { template: inputs.chatTemplate } : {}),
       jinja: config.jinja,
@@ -247,8 +273,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     decoder = new BatchDecoder(model, {
       slots: config.parallel,
       ctxPerSlot: prepared.share,
-      kvUnified: config.kvUnified === true,
-      ...(config.kvUnified === true ? { slotCtxMax: ctxPerSlot } : {}),
+      kvUnified: config.kvUnified !== false,
+      ...(config.kvUnified !== false ? { slotCtxMax: ctxPerSlot } : {}),
       batchSize: config.batchSize,
       ubatchSize: config.ubatchSize,
       threads: config.threads,

@@ -211,8 +211,8 @@ t.test("llama-server's flags as its test suite passes them", async (t) => {
 
 t.test('a flag for something this server does not do is refused under the name given, before its value', async (t) => {
   for (const [argv, name] of [
-    [['--embedding'], '--embedding'],
-    [['--pooling', 'mean'], '--pooling'],
+    [['--rerank'], '--rerank'],
+    [['--embd-normalize', '2'], '--embd-normalize'],
     [['--lora', 'x.gguf'], '--lora'],
     [['-gan', '2'], '-gan'],
     [['--spec-draft-n-max', '4'], '--spec-draft-n-max'],
@@ -220,14 +220,40 @@ t.test('a flag for something this server does not do is refused under the name g
   ] as const) {
     t.throws(() => parseServeConfig(argv, {}), { message: new RegExp(`^${name} is not supported by this server: `) });
   }
-  t.throws(() => parseServeConfig([], { LLAMA_ARG_EMBEDDINGS: '1' }), {
-    message: /^LLAMA_ARG_EMBEDDINGS is not supported/,
+  t.throws(() => parseServeConfig([], { LLAMA_ARG_RERANKING: '1' }), {
+    message: /^LLAMA_ARG_RERANKING is not supported/,
   });
   t.throws(() => parseServeConfig(['--no_such_flag'], {}), { message: "unknown option '--no_such_flag' (see --help)" });
+});
+
+t.test("--embeddings and --pooling: llama-server's names and variables", async (t) => {
+  const plain = parseServeConfig([], {});
+  t.equal(plain.embeddings, false);
+  t.equal(plain.pooling, undefined, "the model's pooling");
+  for (const argv of [['--embedding'], ['--embeddings']]) t.equal(parseServeConfig(argv, {}).embeddings, true);
+  t.equal(parseServeConfig([], { LLAMA_ARG_EMBEDDINGS: '1' }).embeddings, true);
+  const c = parseServeConfig(['--embeddings', '--pooling', 'mean'], {});
+  t.equal(c.pooling, 'mean');
+  t.same(c.warnings, []);
+  t.equal(parseServeConfig([], { LLAMA_ARG_POOLING: 'last' }).pooling, 'last');
+  t.throws(() => parseServeConfig(['--embeddings', '--pooling', 'rank'], {}), {
+    message: /--pooling rank is for reranking, which is not offered/,
+  });
+  t.throws(() => parseServeConfig(['--pooling', 'max'], {}), { message: /--pooling/ });
+  t.match(parseServeConfig(['--pooling', 'cls'], {}).warnings, [/--pooling applies to --embeddings only/]);
 });
 
 t.test('a negatable switch reads LLAMA_ARG_NO_<NAME> too, as llama.cpp', async (t) => {
   t.equal(parseServeConfig([], { LLAMA_ARG_NO_CONTEXT_SHIFT: '1' }).contextShift, false);
   t.equal(parseServeConfig([], { LLAMA_ARG_CONTEXT_SHIFT: '1' }).contextShift, true);
   t.equal(parseServeConfig(['--no-context-shift'], { LLAMA_ARG_CONTEXT_SHIFT: '1' }).contextShift, false, 'flags win');
+});
+
+t.test('--prefill-chunk: the tokens one step carries (default: -b), within its range', async (t) => {
+  t.equal(parseServeConfig([], {}).prefillChunk, undefined);
+  t.equal(parseServeConfig(['--prefill-chunk', '128'], {}).prefillChunk, 128);
+  t.equal(parseServeConfig([], { LLAMA_ARG_PREFILL_CHUNK: '64' }).prefillChunk, 64);
+  t.throws(() => parseServeConfig(['--prefill-chunk', '0'], {}), {
+    message: /--prefill-chunk must be between 1 and 1048576, got 0/,
+  });
 });

@@ -84,8 +84,9 @@ t.test('the OpenAI SDK works unchanged against the server', async (t) => {
   const denied = await failure(wrongKey.models.list());
   t.type(denied, OpenAI.AuthenticationError);
   t.match(denied, { status: 401 });
+  // Longer than the pool of 1024 cells, which one slot may use whole (unified by default).
   const long = await failure(
-    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'word '.repeat(600) }] }),
+    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'word '.repeat(1200) }] }),
   );
   t.type(long, OpenAI.BadRequestError);
   t.match(long, { status: 400, error: { type: 'exceed_context_size_error' } });
@@ -235,10 +236,34 @@ t.test('--version and --list-devices print and exit; a refused or unknown flag e
   const devices = await runServe(['--list-devices']);
   t.equal(devices.code, 0);
   t.match(devices.stdout, /^Available devices:/);
-  const refused = await runServe(['--embedding']);
+  const refused = await runServe(['--rerank']);
   t.equal(refused.code, 2);
-  t.match(refused.stderr, /error: --embedding is not supported by this server: /);
+  t.match(refused.stderr, /error: --rerank is not supported by this server: /);
   const unknown = await runServe(['--temperature-x', '1']);
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /unknown option '--temperature-x'/);
 });
+
+t.test(
+  '--embeddings serves an embedding model: /v1/embeddings through the SDK, chat refused, SIGTERM exits 0',
+  async (t) => {
+    const server = await startServer(['-m', await modelPath('tiny-bert'), '--embeddings', '-np', '2', '--no-webui']);
+    t.teardown(() => server.stop());
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const e = await client.embeddings.create({ model: 'bert', input: ['one', 'two', 'three'] });
+    t.same(
+      e.data.map((d) => [d.index, d.embedding.length]),
+      [
+        [0, 128],
+        [1, 128],
+        [2, 128],
+      ],
+    );
+    const chat = await failure(
+      client.chat.completions.create({ model: 'bert', messages: [{ role: 'user', content: 'hi' }] }),
+    );
+    t.ok(chat instanceof OpenAI.BadRequestError);
+    t.match((chat as Error).message, /Start it without `--embeddings`/);
+    t.equal(await server.stop('SIGTERM'), 0);
+  },
+);

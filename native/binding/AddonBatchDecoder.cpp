@@ -39,6 +39,7 @@ Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
   o.Set("generatedTokens", result.generatedTokens);
   o.Set("retries", result.retries);
   o.Set("decodeMicros", Napi::Number::New(env, static_cast<double>(result.decodeMicros)));
+  if (result.kvFull) o.Set("kvFull", true);
   return o;
 }
 
@@ -61,6 +62,8 @@ Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
                          method<&AddonBatchDecoder::CopyPrefix>("copyPrefix"),
                          method<&AddonBatchDecoder::SaveSlot>("saveSlot"),
                          method<&AddonBatchDecoder::RestoreSlot>("restoreSlot"),
+                         method<&AddonBatchDecoder::SaveState>("saveState"),
+                         method<&AddonBatchDecoder::RestoreState>("restoreState"),
                          method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
                          method<&AddonBatchDecoder::CachedPrefix>("cachedPrefix"),
                          method<&AddonBatchDecoder::Info>("info"),
@@ -163,6 +166,44 @@ Napi::Value AddonBatchDecoder::slotFileJob(const Napi::CallbackInfo &info,
   return queueOnStepThread(
       env, [d = decoder(env), fn, slot, path]() { return (d.get()->*fn)(slot, path); },
       [](Napi::Env e, R &n) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(n)); });
+}
+
+// saveState(slot) -> Promise<{ tokens: Int32Array, state: Uint8Array }>: the slot's KV in host memory, taken on the
+// step thread (after any step queued before it). The bytes are copied into a JS buffer there, on the JS thread; the
+// core's copy goes with the job.
+Napi::Value AddonBatchDecoder::SaveState(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const int32_t slot = slotArg(info);
+  return queueOnStepThread(
+      env, [d = decoder(env), slot]() { return d->saveState(slot); },
+      [](Napi::Env e, core::SavedState &saved) -> Napi::Value {
+        Napi::Uint8Array state = Napi::Uint8Array::New(e, saved.data.size());
+        std::copy(saved.data.begin(), saved.data.end(), state.Data());
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("tokens", tokensToJs(e, saved.tokens));
+        out.Set("state", state);
+        return out;
+      });
+}
+
+// restoreState(slot, tokens, state: Uint8Array) -> Promise<tokens held>: the bytes are copied on the JS thread, so
+// the caller may reuse its buffer at once and nothing off the JS thread touches JS memory.
+Napi::Value AddonBatchDecoder::RestoreState(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const int32_t slot = slotArg(info);
+  std::vector<llama_token> tokens = requireTokens(info, 1, "tokens");
+  if (info.Length() < 3 || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw core::Error(core::codes::kInvalidArgument, "state must be a Uint8Array");
+  }
+  Napi::Uint8Array bytes = info[2].As<Napi::Uint8Array>();
+  std::vector<uint8_t> data(bytes.Data(), bytes.Data() + bytes.ByteLength());
+  return queueOnStepThread(
+      env,
+      [d = decoder(env), slot, tokens = std::move(tokens), data = std::move(data)]() {
+        return d->restoreState(slot, tokens, data);
+      },
+      [](Napi::Env e, int32_t &n) -> Napi::Value { return Napi::Number::New(e, n); });
 }
 
 // eraseSlot(slot) -> Promise<void>: clear() queued behind any step, for callers that can't wait for one to end.

@@ -36,6 +36,8 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value CopyPrefix(const Napi::CallbackInfo &info);
   Napi::Value SaveSlot(const Napi::CallbackInfo &info);
   Napi::Value RestoreSlot(const Napi::CallbackInfo &info);
+  Napi::Value SaveState(const Napi::CallbackInfo &info);
+  Napi::Value RestoreState(const Napi::CallbackInfo &info);
   Napi::Value EraseSlot(const Napi::CallbackInfo &info);
   Napi::Value CachedPrefix(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);

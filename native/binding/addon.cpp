@@ -6,6 +6,7 @@
 #include "AddonBatchDecoder.h"
 #include "AddonChatParser.h"
 #include "AddonChatTemplates.h"
+#include "AddonEmbedder.h"
 #include "AddonModel.h"
 #include "addon_data.h"
 #include "backend.h"
@@ -109,14 +110,15 @@ Napi::Value SetLogLevel(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// defaults() -> { load, decoder, chatTemplates }: the core structs' defaults, which the TypeScript layer uses instead
-// of stating them again.
+// defaults() -> { load, decoder, chatTemplates, embedder }: the core structs' defaults, which the TypeScript layer uses
+// instead of stating them again.
 Napi::Value Defaults(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("load", loadOptionsToJs(env, core::LoadOptions{}));
   o.Set("decoder", decoderOptionsToJs(env, core::DecoderOptions{}));
   o.Set("chatTemplates", chatTemplateOptionsToJs(env, core::ChatTemplateOptions{}));
+  o.Set("embedder", embedderOptionsToJs(env, core::EmbedderOptions{}));
   return o;
 }
 
@@ -136,6 +138,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("BatchDecoder", AddonBatchDecoder::Init(env));
     exports.Set("ChatTemplates", AddonChatTemplates::Init(env));
     exports.Set("ChatParser", AddonChatParser::Init(env));
+    exports.Set("Embedder", AddonEmbedder::Init(env));
     exportFunction<JsonSchemaToGrammar>(env, exports, "jsonSchemaToGrammar");
     exportFunction<CheckGrammar>(env, exports, "checkGrammar");
     exportFunction<Quantize>(env, exports, "quantize");

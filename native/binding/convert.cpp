@@ -180,6 +180,15 @@ constexpr auto decoderFields = [](auto &o, auto &&field) {
   field("swaFull", o.swaFull);
 };
 
+constexpr auto embedderFields = [](auto &o, auto &&field) {
+  field("nSeqMax", o.nSeqMax, 1, 4096);
+  field("nCtx", o.nCtx, 0, 1 << 24);
+  field("nBatch", o.nBatch, 1, 1 << 20);
+  field("nThreads", o.nThreads, 0, 1024);
+  field("nThreadsBatch", o.nThreadsBatch, 0, 1024);
+  field("pooling", o.pooling, -1, 3);
+};
+
 constexpr auto chatTemplateFields = [](auto &o, auto &&field) {
   field("template", o.templateOverride);
   field("jinja", o.useJinja);
@@ -210,6 +219,7 @@ constexpr auto startFields = [](auto &p, auto &&field) {
   field("postSampling", p.postSampling);
   field("contextShift", p.contextShift);
   field("nKeep", p.nKeep, -1, 1 << 24);
+  field("resumeTokens", p.resumeTokens, 0, 1 << 24);
 };
 
 constexpr auto samplingFields = [](auto &p, auto &&field) {
@@ -270,6 +280,14 @@ core::DecoderOptions decoderOptionsFrom(const Napi::Object &o) {
 
 Napi::Object decoderOptionsToJs(Napi::Env env, const core::DecoderOptions &opts) {
   return toJs(env, opts, decoderFields);
+}
+
+core::EmbedderOptions embedderOptionsFrom(const Napi::Object &o) {
+  return fromJs<core::EmbedderOptions>(o, embedderFields);
+}
+
+Napi::Object embedderOptionsToJs(Napi::Env env, const core::EmbedderOptions &opts) {
+  return toJs(env, opts, embedderFields);
 }
 
 core::ChatTemplateOptions chatTemplateOptionsFrom(const Napi::Object &o) {

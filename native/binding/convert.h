@@ -7,6 +7,7 @@
 
 #include "batch_decoder.h"
 #include "chat_templates.h"
+#include "embedder.h"
 #include "llama.h"
 #include "model.h"
 
@@ -35,6 +36,9 @@ Napi::Object loadOptionsToJs(Napi::Env env, const core::LoadOptions &opts);
 //   kvTypeV, offloadKv, swaFull }
 core::DecoderOptions decoderOptionsFrom(const Napi::Object &o);
 Napi::Object decoderOptionsToJs(Napi::Env env, const core::DecoderOptions &opts);
+// { nSeqMax, nCtx, nBatch, nThreads, nThreadsBatch, pooling }
+core::EmbedderOptions embedderOptionsFrom(const Napi::Object &o);
+Napi::Object embedderOptionsToJs(Napi::Env env, const core::EmbedderOptions &opts);
 // A start() call's parameters, sampling included; the prompt is a separate argument.
 core::StartParams startParamsFrom(const Napi::Object &o);
 // { template, jinja, reasoningFormat, defaultKwargs, enableThinking, prefillAssistant }

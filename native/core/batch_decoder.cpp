@@ -215,11 +215,18 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
                                              " tokens but a slot holds at most " + std::to_string(nCtxSlot_) +
                                              " (prompt and generated tokens together)");
   }
+  require(params.resumeTokens >= 0 && static_cast<size_t>(params.resumeTokens) < prompt.size(),
+          "resumeTokens must be in [0, prompt length)");
+  const auto outputFrom = prompt.end() - params.resumeTokens;
+  const std::vector<llama_token> own(prompt.begin(), outputFrom);
+  const std::vector<llama_token> output(outputFrom, prompt.end());
   SlotSampler sampler(model_->raw(), params.sampling);
-  sampler.acceptPrompt(prompt);
+  sampler.acceptPrompt(own);
+  sampler.acceptOutput(output);
   std::vector<llama_token> preserved = params.preservedTokens;
   for (llama_token t : preserved) model_->checkToken(t);
   std::sort(preserved.begin(), preserved.end());
+  std::string held = heldBack(output, params.renderSpecial, preserved);
 
   // Prompt cache: keep the longest common prefix, but always re-evaluate at least one token so the
   // first sampled token has fresh logits.
@@ -245,11 +252,11 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.nProbs = std::max(0, params.nProbs);
   s.postSampling = params.postSampling;
   s.contextShift = params.contextShift;
-  s.nKeep = params.nKeep < 0 ? static_cast<int32_t>(prompt.size()) : params.nKeep;
-  s.maxTokens = params.maxTokens;
-  s.generated = 0;
+  s.nKeep = params.nKeep < 0 ? static_cast<int32_t>(own.size()) : params.nKeep;
+  s.generated = params.resumeTokens;
+  s.maxTokens = params.resumeTokens + params.maxTokens;
   s.last = LLAMA_TOKEN_NULL;
-  s.utf8.clear();
+  s.utf8 = std::move(held);
   s.cancelRequested.store(false);
   s.state = SlotState::kPrefill;
   publish();
@@ -280,6 +287,16 @@ void BatchDecoder::clear(int32_t slot) {
 void BatchDecoder::forgetKv(Slot &s) {
   llama_memory_seq_rm(llama_get_memory(ctx_), s.id, -1, -1);
   s.cache.clear();
+}
+
+std::string BatchDecoder::heldBack(const std::vector<llama_token> &output, bool renderSpecial,
+                                   const std::vector<llama_token> &preserved) const {
+  // What the output's events gave out is its pieces' complete UTF-8 prefix (takeText looks only at the tail, so
+  // emitting token by token or all at once leaves the same bytes); the rest was held back, and continues now.
+  std::string pieces;
+  for (llama_token t : output)
+    pieces += model_->tokenPiece(t, renderSpecial || std::binary_search(preserved.begin(), preserved.end(), t));
+  return pieces.substr(completeUtf8Prefix(pieces));
 }
 
 std::string BatchDecoder::takeText(Slot &s, bool flush) {
@@ -363,20 +380,23 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
       remaining -= take;
       lastServed = s.id;
     }
-    if (batch_.n_tokens == 0) return r;
+    if (batch_.n_tokens == 0) {
+      // Only prompt tokens were asked for and not even one fitted (r.retries > 0): the pool is full.
+      if (r.retries > 0) return kvFull(r);
+      return r;
+    }
     if (r.retries == 0) ++decodingSteps_;  // once per step, however often its batch shrinks
 
     const auto t0 = std::chrono::steady_clock::now();
     ret = decodeBatch();
     r.decodeMicros +=
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
-    // 1: no room in the KV for this batch. The memory is unchanged; retry with less prompt.
-    if (ret == 1 && prefillBudget > 1 && batch_.n_tokens > nGen) {
-      prefillBudget /= 2;
-      ++r.retries;
-      continue;
-    }
-    break;
+    if (ret != 1) break;
+    // 1: no room in the KV for this batch; llama_decode left the memory unchanged. Retry with less prompt, down
+    // to none; with only the generating slots' tokens left, no slot fails: the caller makes room.
+    ++r.retries;
+    if (batch_.n_tokens == nGen) return kvFull(r);
+    prefillBudget /= 2;
   }
 
   if (ret != 0) {
@@ -456,6 +476,20 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
     }
   }
   // Cancels that arrived during the decode end their slots now.
+  applyCancels(r.events);
+  return r;
+}
+
+StepResult &BatchDecoder::kvFull(StepResult &r) {
+  // Nothing of this step stays: the slots keep their pending prompt, their sampled token and their positions,
+  // and the per-step marks go. Cancels are applied (they end slots whether or not a batch fits).
+  for (auto &sp : slots_) {
+    sp->logitIndex = -1;
+    sp->promptThisStep = 0;
+  }
+  batch_.n_tokens = 0;
+  takeLastLogError();  // llama_decode's warning is not an error of any later call
+  r.kvFull = true;
   applyCancels(r.events);
   return r;
 }
@@ -597,6 +631,59 @@ int32_t BatchDecoder::restoreSlot(int32_t slot, const std::string &path) {
   }
   tokens.resize(count);
   s.cache.assign(std::move(tokens));
+  publish();
+  return static_cast<int32_t>(s.cache.size());
+}
+
+SavedState BatchDecoder::saveState(int32_t slot) {
+  std::lock_guard<std::mutex> lock(stepMutex_);
+  Slot &s = idleSlot(slot, "save");
+  takeLastLogError();
+  SavedState out;
+  out.data.resize(llama_state_seq_get_size_ext(ctx_, slot, LLAMA_STATE_SEQ_FLAGS_NONE));
+  const size_t written = out.data.empty() ? 0
+                                          : llama_state_seq_get_data_ext(ctx_, out.data.data(), out.data.size(), slot,
+                                                                         LLAMA_STATE_SEQ_FLAGS_NONE);
+  if (written == 0) {
+    const std::string why = takeLastLogError();
+    throw Error(codes::kNativeError, "could not save slot " + std::to_string(slot) + (why.empty() ? "" : ": " + why));
+  }
+  out.data.resize(written);
+  out.tokens = s.cache.tokens();
+  return out;
+}
+
+int32_t BatchDecoder::restoreState(int32_t slot, const std::vector<llama_token> &tokens,
+                                   const std::vector<uint8_t> &data) {
+  std::lock_guard<std::mutex> lock(stepMutex_);
+  Slot &s = idleSlot(slot, "restore");
+  require(static_cast<int64_t>(tokens.size()) <= nCtxSlot_, "the state holds " + std::to_string(tokens.size()) +
+                                                                " tokens but a slot holds at most " +
+                                                                std::to_string(nCtxSlot_));
+  for (llama_token t : tokens) model_->checkToken(t);
+  const std::string what = "could not restore slot " + std::to_string(slot) + ": ";
+  require(!data.empty(), what + "the state is empty");
+  llama_memory_t mem = llama_get_memory(ctx_);
+  llama_memory_seq_rm(mem, slot, -1, -1);
+  s.cache.clear();
+  takeLastLogError();
+  const size_t read = llama_state_seq_set_data_ext(ctx_, data.data(), data.size(), slot, LLAMA_STATE_SEQ_FLAGS_NONE);
+  // Its positions must be exactly the tokens' (a state saved with other tokens would decode garbage after them).
+  const llama_pos held = llama_memory_seq_pos_max(mem, slot) + 1;
+  if (read != data.size() || held != static_cast<llama_pos>(tokens.size())) {
+    const std::string why = takeLastLogError();
+    llama_memory_seq_rm(mem, slot, -1, -1);
+    publish();
+    throw Error(
+        codes::kInvalidArgument,
+        what + (read == 0 ? "the state is not one this decoder can take (saved by another model, KV type "
+                            "or pool layout?), or the pool has no room for it" +
+                                (why.empty() ? std::string() : ": " + why)
+                : read != data.size() ? "the state has " + std::to_string(data.size() - read) + " bytes past its end"
+                                      : "the state holds " + std::to_string(held) + " positions but " +
+                                            std::to_string(tokens.size()) + " tokens came with it"));
+  }
+  s.cache.assign(tokens);
   publish();
   return static_cast<int32_t>(s.cache.size());
 }

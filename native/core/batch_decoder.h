@@ -4,12 +4,13 @@
 // each step, are the caller's policy (src/scheduler/).
 //
 // Threading: step() runs on a thread of the caller's (the addon's step thread). start(), clear(), copyPrefix(),
-// saveSlot() and restoreSlot() change slots and must not overlap a step: start/clear/copyPrefix throw BUSY during one,
-// save/restore wait for it. cancel() may be called at any time and takes effect before the next token is emitted.
-// slotInfo(), cachedPrefix(), hasWork() and kvCellsUsed() may be called at any time, from any thread: they answer
-// from a snapshot published at the end of every step and every call that changes a slot, never from a slot a step
-// is changing. A snapshot rather than BUSY, because readers (a /slots view, metrics, slot choice) should not fail
-// while a step runs, and it is cheap: publishing copies only the tokens appended since the last publish.
+// saveSlot(), restoreSlot(), saveState() and restoreState() change slots and must not overlap a step:
+// start/clear/copyPrefix throw BUSY during one, save/restore wait for it. cancel() may be called at any time and takes
+// effect before the next token is emitted. slotInfo(), cachedPrefix(), hasWork() and kvCellsUsed() may be called at any
+// time, from any thread: they answer from a snapshot published at the end of every step and every call that changes a
+// slot, never from a slot a step is changing. A snapshot rather than BUSY, because readers (a /slots view, metrics,
+// slot choice) should not fail while a step runs, and it is cheap: publishing copies only the tokens appended since the
+// last publish.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -62,7 +63,11 @@ struct StartParams {
   bool postSampling = false;
   // A full slot while generating drops the oldest half of what follows the first nKeep tokens and goes on.
   bool contextShift = false;
-  int32_t nKeep = 0;  // -1: the whole prompt
+  int32_t nKeep = 0;  // -1: the whole prompt (without resumeTokens)
+  // The last resumeTokens tokens of the prompt are this request's own output before it gave its slot up: the
+  // sampler takes them in as generated (penalties, grammar), they count toward the slot's generated tokens (so
+  // maxTokens is what is left to generate), and held-back bytes of an unfinished UTF-8 character carry on.
+  int32_t resumeTokens = 0;
 };
 
 struct TokenProb {
@@ -96,6 +101,15 @@ struct StepResult {
   int32_t generatedTokens = 0;
   int32_t retries = 0;  // llama_decode returned 1 and the batch was shrunk
   int64_t decodeMicros = 0;
+  // The KV had no room even for the generating slots' tokens: nothing was decoded and no slot changed (events
+  // hold only cancels). The caller frees cells (an idle slot's cache, a preempted request) and steps again.
+  bool kvFull = false;
+};
+
+// An idle slot's KV in host memory (llama_state_seq_get_data_ext's bytes) with the tokens it holds.
+struct SavedState {
+  std::vector<llama_token> tokens;
+  std::vector<uint8_t> data;
 };
 
 struct SlotInfo {
@@ -125,6 +139,11 @@ class BatchDecoder {
   // steps only; the caller runs them off the JS thread. Return the bytes written and the tokens restored.
   size_t saveSlot(int32_t slot, const std::string &path);
   int32_t restoreSlot(int32_t slot, const std::string &path);
+  // The same in host memory. restoreState() drops what the slot held, checks that the state is one this decoder's
+  // layout can take (model, KV types, streams) and that it holds exactly `tokens`' positions, and returns their
+  // count. Between steps only (they wait for one); the caller runs them off the JS thread.
+  SavedState saveState(int32_t slot);
+  int32_t restoreState(int32_t slot, const std::vector<llama_token> &tokens, const std::vector<uint8_t> &data);
   // Decodes one batch of at most min(tokenBudget, nBatch) tokens. Generating slots always get their
   // token; prefilling slots share what is left, in slot order starting after the last one served.
   StepResult step(int32_t tokenBudget);
@@ -148,6 +167,7 @@ class BatchDecoder {
     std::vector<llama_token> cache;
   };
   StepResult stepLocked(int32_t tokenBudget);
+  StepResult &kvFull(StepResult &r);
   // llama_decode on batch_, or the return code an injected fault plans for this step (faults.h).
   int32_t decodeBatch();
   // Brings views_ and kvCells_ up to date; called with stepMutex_ held, after every change to a slot.
@@ -155,6 +175,8 @@ class BatchDecoder {
   void checkSlot(int32_t slot) const;
   Slot &idleSlot(int32_t slot, const char *what);
   bool shiftContext(Slot &s);
+  std::string heldBack(const std::vector<llama_token> &output, bool renderSpecial,
+                       const std::vector<llama_token> &preserved) const;
   void recordProbs(Slot &s, int32_t outputIndex, llama_token tok, SlotEvent &ev);
   void applyCancels(std::vector<SlotEvent> &events);
   void endSlot(Slot &s, EndReason reason, std::vector<SlotEvent> &events, const std::string &error = "");

@@ -151,6 +151,15 @@ void SlotSampler::acceptPrompt(const std::vector<llama_token> &tokens) {
   for (llama_token t : tokens) common_sampler_accept(common_.get(), t, false);
 }
 
+void SlotSampler::acceptOutput(const std::vector<llama_token> &tokens) {
+  if (!common_) return;
+  try {
+    for (llama_token t : tokens) common_sampler_accept(common_.get(), t, true);
+  } catch (const std::exception &e) {
+    throw Error(codes::kInvalidArgument, std::string("the resumed output does not fit the sampler: ") + e.what());
+  }
+}
+
 llama_token SlotSampler::sample(llama_context *ctx, int32_t outputIndex) {
   if (common_) {
     const llama_token tok = common_sampler_sample(common_.get(), ctx, outputIndex);

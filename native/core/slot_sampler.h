@@ -75,6 +75,9 @@ class SlotSampler {
   SlotSampler(const llama_model *model, const SamplingParams &params);
   // Prompt tokens, so penalties see the history as in llama-server (no effect on the greedy path).
   void acceptPrompt(const std::vector<llama_token> &tokens);
+  // Tokens this slot's request generated before (it resumes): recorded as sample() records its own, grammar state
+  // included. Throws INVALID_ARGUMENT when the grammar rejects one.
+  void acceptOutput(const std::vector<llama_token> &tokens);
   // Samples the token at `outputIndex` and records it (penalties, grammar state).
   llama_token sample(llama_context *ctx, int32_t outputIndex);
   bool constrained() const { return constrained_; }

@@ -21,6 +21,8 @@ export interface DecoderBenchOptions {
   llama: boolean;
   /** -1: all layers on the GPU (both sides). */
   gpuLayers: number;
+  /** One KV pool for all sequences (the server's default), on both sides (batched-bench's -kvu). */
+  kvUnified: boolean;
 }
 
 export interface ThroughputRow {
@@ -94,6 +96,14 @@ const DECODER_BENCH_FLAGS: readonly FlagSpec<keyof DecoderBenchArgs>[] = [
     default: 'true',
     help: 'skip llama-batched-bench (ours only)',
   },
+  {
+    names: ['-kvu', '--kv-unified'],
+    negated: ['-no-kvu', '--no-kv-unified'],
+    kind: 'bool',
+    key: 'kvUnified',
+    default: 'true',
+    help: "one KV pool for all sequences on both sides (the server's default; llama-batched-bench's -kvu)",
+  },
   { names: ['--json'], kind: 'bool', key: 'json', default: 'false', help: 'machine-readable output' },
 ];
 
@@ -126,6 +136,7 @@ async function measureOurs(model: Model, o: DecoderBenchOptions, slots: number):
   const decoder = new BatchDecoder(model, {
     slots,
     ctxPerSlot: o.promptTokens + o.genTokens + 16,
+    kvUnified: o.kvUnified,
     batchSize: Math.max(o.batch, slots),
     ubatchSize: o.ubatch,
     threads: o.threads,
@@ -195,6 +206,7 @@ async function measureLlama(o: DecoderBenchOptions): Promise<ThroughputRow[]> {
     String(o.gpuLayers < 0 ? 999 : o.gpuLayers),
     '--output-format',
     'jsonl',
+    ...(o.kvUnified ? ['-kvu'] : []),
   ];
   const best = new Map<number, ThroughputRow>();
   for (let k = 0; k < o.repeat; k++) {

@@ -3,9 +3,6 @@
 // (native/core/serial_executor.h). It implements the scheduler's Decoder contract (src/scheduler/decoder.ts), which
 // owns the option and event types.
 
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ArgumentError } from '../errors.ts';
 import type { Decoder, SlotState, StartOptions, StepResult } from '../scheduler/decoder.ts';
 import type { Model } from './model.ts';
@@ -150,31 +147,20 @@ export class BatchDecoder implements Decoder {
   }
 
   /**
-   * An idle slot's KV and tokens in host memory. (Through llama.cpp's sequence file format in a private
-   * temporary file: the bytes are opaque to callers, restoreState() takes them back.)
+   * An idle slot's KV and tokens in host memory (llama_state_seq_get_data_ext), taken behind any step in flight.
+   * The bytes are opaque: restoreState() on a decoder of the same model and KV layout takes them back.
    */
   async saveState(slot: number): Promise<SlotState> {
-    const dir = await mkdtemp(join(tmpdir(), 'llama-slot-'));
-    try {
-      const file = join(dir, 'state');
-      await this.saveSlot(slot, file);
-      const state = new Uint8Array(await readFile(file));
-      return { tokens: this.cachedPrefix(slot), state };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const saved = await awaitNative(() => this.#native.saveState(slot));
+    return { tokens: Array.from(saved.tokens), state: saved.state };
   }
 
-  /** Loads a state saveState() gave into an idle slot; resolves with the tokens it now holds. */
-  async restoreState(slot: number, saved: SlotState): Promise<number> {
-    const dir = await mkdtemp(join(tmpdir(), 'llama-slot-'));
-    try {
-      const file = join(dir, 'state');
-      await writeFile(file, saved.state);
-      return await this.restoreSlot(slot, file);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+  /**
+   * Loads a state saveState() gave into an idle slot (what it held is dropped); resolves with the tokens it now
+   * holds. A state of another model, KV type or pool layout is refused (INVALID_ARGUMENT), the slot left empty.
+   */
+  restoreState(slot: number, saved: SlotState): Promise<number> {
+    return awaitNative(() => this.#native.restoreState(slot, saved.tokens, saved.state));
   }
 
   /** Drops an idle slot's KV, queued behind any step in flight. */

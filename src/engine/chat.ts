@@ -1,5 +1,6 @@
 // llama.cpp's chat layer (native/core/chat_templates.h): a model's Jinja template rendered with tools, structured
 // output and reasoning, and the parser that turns generated text back into content, reasoning and tool calls.
+import type { ChatRenderRequest } from '../server/chat/layer.ts';
 import type { Model } from './model.ts';
 import {
   awaitNative,
@@ -14,6 +15,8 @@ import {
   type NativeGrammar,
   nativeDefaults,
 } from './native.ts';
+
+export type { ChatRenderRequest };
 
 export type ReasoningFormat = 'none' | 'deepseek' | 'deepseek-legacy' | 'auto';
 
@@ -37,23 +40,6 @@ export type ChatPrompt = NativeChatPrompt;
 export type GrammarSpec = NativeGrammar;
 export type ChatDelta = NativeChatDelta;
 export type ChatMessageOut = NativeChatMessage;
-
-/** What a chat request asks of the template: OpenAI's field names, as llama.cpp's chat layer reads them. */
-export interface ChatRenderRequest {
-  messages: readonly unknown[];
-  tools?: readonly unknown[];
-  tool_choice?: 'auto' | 'none' | 'required';
-  parallel_tool_calls?: boolean;
-  json_schema?: unknown;
-  grammar?: string;
-  add_generation_prompt?: boolean;
-  continue_final_message?: boolean | string;
-  /** ReasoningFormat; llama.cpp checks the name. */
-  reasoning_format?: string;
-  reasoning_effort?: string;
-  chat_template_kwargs?: Record<string, unknown>;
-  stream?: boolean;
-}
 
 const THINKING = { auto: -1, off: 0, on: 1 } as const;
 

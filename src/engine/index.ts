@@ -21,6 +21,15 @@ export {
   type ReasoningFormat,
 } from './chat.ts';
 export { type Device, listDevices, parseComputeCapabilities } from './devices.ts';
+export {
+  Embedder,
+  type EmbedderInfo,
+  type EmbedderOptions,
+  type Embedding,
+  type EmbedOutput,
+  POOLINGS,
+  type Pooling,
+} from './embedder.ts';
 export { type MemoryReport, parseMemoryLog, probeMemory, totalBytes } from './memory-probe.ts';
 export { type ChatMessage, Model, type ModelInfo, type ModelLoadOptions } from './model.ts';
 export { loadAddon } from './native.ts';

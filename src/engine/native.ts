@@ -1,10 +1,12 @@
 // The only module that loads the .node file. Declares the addon's shape and converts its errors
 // (plain Errors with a `code`) into the typed errors of src/errors.ts, keeping the caller's stack.
+
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { errorFor, LlamaError } from '../errors.ts';
 import { projectRoot } from '../paths.ts';
+import type { ChatDelta } from '../server/chat/layer.ts';
 
 export interface NativeModelInfo {
   architecture: string;
@@ -130,6 +132,8 @@ export interface NativeStartParams extends NativeSamplingParams {
   postSampling?: boolean;
   contextShift?: boolean;
   nKeep?: number;
+  /** The last resumeTokens prompt tokens are the request's own earlier output (StartOptions.resumeTokens). */
+  resumeTokens?: number;
 }
 
 export interface NativeSlotEvent {
@@ -153,6 +157,8 @@ export interface NativeStepResult {
   generatedTokens: number;
   retries: number;
   decodeMicros: number;
+  /** Present (true) when the KV had no room for the generating slots: nothing was decoded. */
+  kvFull?: boolean;
 }
 
 /** The decoder's options as it runs: nCtxPerSlot is what one slot may use, kvTypeV is never empty. */
@@ -171,11 +177,46 @@ export interface NativeChatTemplateOptions {
   prefillAssistant?: boolean;
 }
 
+/** llama_pooling_type: -1 the model's (options only), 0 none, 1 mean, 2 cls, 3 last. */
+export type NativePooling = -1 | 0 | 1 | 2 | 3;
+
+export interface NativeEmbedderOptions {
+  nSeqMax?: number;
+  nCtx?: number;
+  nBatch?: number;
+  nThreads?: number;
+  nThreadsBatch?: number;
+  pooling?: NativePooling;
+}
+
+/** The embedder as it runs: pooling is the context's (never -1); maxInputTokens the longest input it takes. */
+export interface NativeEmbedderInfo extends Required<NativeEmbedderOptions> {
+  nEmbd: number;
+  maxInputTokens: number;
+}
+
+export interface NativeEmbedResult {
+  /** In input order: rows of nEmbd floats (one when pooled, one per token with pooling none). */
+  embeddings: { values: Float32Array; rows: number; tokens: number }[];
+  nEmbd: number;
+  /** llama_decode calls the inputs took. */
+  decodes: number;
+  decodeMicros: number;
+}
+
+export interface NativeEmbedder {
+  embed(inputs: readonly (Int32Array | readonly number[])[]): Promise<NativeEmbedResult>;
+  info(): NativeEmbedderInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
 /** The defaults of native/core's option structs, where they are stated (the addon's defaults()). */
 export interface NativeDefaults {
   load: Required<NativeLoadOptions>;
   decoder: Required<NativeDecoderOptions>;
   chatTemplates: Required<NativeChatTemplateOptions>;
+  embedder: Required<NativeEmbedderOptions>;
 }
 
 export interface NativeBatchDecoder {
@@ -198,6 +239,10 @@ export interface NativeBatchDecoder {
   copyPrefix(src: number, dst: number, count?: number): number;
   saveSlot(slot: number, path: string): Promise<number>;
   restoreSlot(slot: number, path: string): Promise<number>;
+  /** The idle slot's KV in host memory (llama_state_seq_get_data_ext) with the tokens it holds. */
+  saveState(slot: number): Promise<{ tokens: Int32Array; state: Uint8Array }>;
+  /** Loads such a state into an idle slot; resolves with the tokens it now holds. */
+  restoreState(slot: number, tokens: Int32Array | readonly number[], state: Uint8Array): Promise<number>;
   eraseSlot(slot: number): Promise<void>;
   info(): NativeDecoderInfo;
   dispose(): void;
@@ -233,14 +278,8 @@ export interface NativeChatTemplates {
   dispose(): void;
 }
 
-export interface NativeChatDelta {
-  content?: string;
-  reasoning?: string;
-  toolIndex?: number;
-  toolId?: string;
-  toolName?: string;
-  toolArguments?: string;
-}
+/** The parser's deltas are the server's chat layer contract as they are (no conversion). */
+export type NativeChatDelta = ChatDelta;
 
 export interface NativeChatMessage {
   content: string;
@@ -281,6 +320,7 @@ export interface NativeAddon {
   BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
   ChatTemplates: new (model: NativeModel, options: NativeChatTemplateOptions) => NativeChatTemplates;
   ChatParser: new (config: string) => NativeChatParser;
+  Embedder: new (model: NativeModel, options: NativeEmbedderOptions) => NativeEmbedder;
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
   checkGrammar(model: NativeModel, grammar: string): Promise<string>;
   quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;

@@ -120,7 +120,7 @@ async function writeF16Model(
     (preset.chatTemplateFile !== undefined
       ? await readFile(join(llamaCppDir(), 'models', 'templates', preset.chatTemplateFile), 'utf8')
       : preset.chatTemplate);
-  writer.set('tokenizer.chat_template', GgufValue.string(template));
+  if (template !== '') writer.set('tokenizer.chat_template', GgufValue.string(template));
 
   const specs = new Map<string, TensorSpec>();
   for (const spec of presetTensors(preset)) {

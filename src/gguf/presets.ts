@@ -1,8 +1,8 @@
 // Model presets: hyperparameters, metadata keys and the full tensor list, named exactly as llama.cpp
-// expects them (src/llama-arch.cpp LLM_KV_NAMES and LLM_TENSOR_NAMES, src/models/llama.cpp and gemma3.cpp).
+// expects them (src/llama-arch.cpp LLM_KV_NAMES and LLM_TENSOR_NAMES, src/models/llama.cpp, gemma3.cpp and bert.cpp).
 import { GgmlType, GgufValue } from './types.ts';
 
-export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'tiny-qwen', 'gemma3-1b'] as const;
+export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'tiny-qwen', 'gemma3-1b', 'tiny-bert'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export interface SlidingWindowAttention {
@@ -22,22 +22,26 @@ export interface Hyperparameters {
   headCountKv: number;
   /** key_length = value_length = rope dimension count. */
   headDim: number;
+  /** RMS norm epsilon; for bert, its layer norm's epsilon. */
   rmsEps: number;
   ropeFreqBase: number;
   slidingWindow?: SlidingWindowAttention;
   /** No output.weight: llama.cpp reuses token_embd.weight for the logits. */
   tiedOutput: boolean;
+  /** An embedding model's pooling (llama_pooling_type: 1 mean, 2 cls, 3 last); bert only. */
+  poolingType?: number;
 }
 
 export interface Preset {
   name: PresetName;
-  arch: 'llama' | 'gemma3';
+  arch: 'llama' | 'gemma3' | 'bert';
   /** general.name */
   modelName: string;
   /** A vocab-only GGUF in llama.cpp's models/ folder whose tokenizer.* keys we copy. */
   vocabFile: string;
   vocabSize: number;
   hparams: Hyperparameters;
+  /** Empty: no tokenizer.chat_template (an embedding model has none). */
   chatTemplate: string;
   /** A template of llama.cpp's corpus (models/templates/) to embed instead of chatTemplate. */
   chatTemplateFile?: string;
@@ -197,6 +201,29 @@ const PRESETS: Readonly<Record<PresetName, Preset>> = {
     },
     chatTemplate: GEMMA3_TEMPLATE,
   },
+  // An embedding model for tests: BERT's structure (learned positions, layer norms with biases, non-causal
+  // attention, CLS pooling, as bge-small) with llama.cpp's bge WordPiece vocabulary, at test size.
+  'tiny-bert': {
+    name: 'tiny-bert',
+    arch: 'bert',
+    modelName: 'tiny-bert-random',
+    vocabFile: 'ggml-vocab-bert-bge.gguf',
+    vocabSize: 30522,
+    hparams: {
+      contextLength: 512,
+      embeddingLength: 128,
+      blockCount: 2,
+      feedForwardLength: 256,
+      headCount: 2,
+      headCountKv: 2,
+      headDim: 64,
+      rmsEps: 1e-12,
+      ropeFreqBase: 10000,
+      tiedOutput: true,
+      poolingType: 2,
+    },
+    chatTemplate: '',
+  },
 };
 
 export function isPresetName(name: string): name is PresetName {
@@ -210,6 +237,7 @@ export function getPreset(name: PresetName): Preset {
 /** The architecture's metadata (general.* and `<arch>.*`); tokenizer keys come from the vocab file. */
 export function presetMetadata(preset: Preset): [string, GgufValue][] {
   const { arch, hparams: hp } = preset;
+  if (arch === 'bert') return bertMetadata(preset);
   const entries: [string, GgufValue][] = [
     ['general.architecture', GgufValue.string(arch)],
     ['general.name', GgufValue.string(preset.modelName)],
@@ -237,6 +265,24 @@ export function presetMetadata(preset: Preset): [string, GgufValue][] {
   return entries;
 }
 
+// BERT's keys (src/models/bert.cpp): a layer norm epsilon, non-causal attention, the pooling; no rope.
+function bertMetadata(preset: Preset): [string, GgufValue][] {
+  const hp = preset.hparams;
+  return [
+    ['general.architecture', GgufValue.string('bert')],
+    ['general.name', GgufValue.string(preset.modelName)],
+    ['general.file_type', GgufValue.uint32(1)],
+    ['bert.context_length', GgufValue.uint32(hp.contextLength)],
+    ['bert.embedding_length', GgufValue.uint32(hp.embeddingLength)],
+    ['bert.block_count', GgufValue.uint32(hp.blockCount)],
+    ['bert.feed_forward_length', GgufValue.uint32(hp.feedForwardLength)],
+    ['bert.attention.head_count', GgufValue.uint32(hp.headCount)],
+    ['bert.attention.layer_norm_epsilon', GgufValue.float32(hp.rmsEps)],
+    ['bert.attention.causal', GgufValue.bool(false)],
+    ['bert.pooling_type', GgufValue.uint32(hp.poolingType ?? 2)],
+  ];
+}
+
 const WEIGHT_STD = 0.02;
 
 /** Every tensor llama.cpp loads for this preset, in file order. 1-D norms are F32, matrices F16. */
@@ -262,6 +308,7 @@ export function presetTensors(preset: Preset): TensorSpec[] {
     type: GgmlType.F16,
     init: { kind: 'normal', std },
   });
+  if (preset.arch === 'bert') return bertTensors(preset, norm, weight, residualStd);
 
   const tensors: TensorSpec[] = [weight('token_embd.weight', [nEmbd, preset.vocabSize])];
   for (let i = 0; i < hp.blockCount; i++) {
@@ -290,6 +337,46 @@ export function presetTensors(preset: Preset): TensorSpec[] {
   }
   tensors.push(norm('output_norm.weight', nEmbd));
   if (!hp.tiedOutput) tensors.push(weight('output.weight', [nEmbd, preset.vocabSize]));
+  return tensors;
+}
+
+type NormSpec = (name: string, size: number) => TensorSpec;
+type WeightSpec = (name: string, dims: number[], std?: number) => TensorSpec;
+
+// What llama_model_bert::load_arch_tensors requires: token, type and position embeddings, post-norm layers whose
+// layer norms have biases (zero here). The optional projection biases are left out.
+function bertTensors(preset: Preset, norm: NormSpec, weight: WeightSpec, residualStd: number): TensorSpec[] {
+  const hp = preset.hparams;
+  const nEmbd = hp.embeddingLength;
+  const bias = (name: string, size: number): TensorSpec => ({
+    name,
+    dims: [size],
+    type: GgmlType.F32,
+    init: { kind: 'constant', value: 0 },
+  });
+  const tensors: TensorSpec[] = [
+    weight('token_embd.weight', [nEmbd, preset.vocabSize]),
+    // F32: the graph adds its row to F32 activations, which ggml's CPU add takes only in the same type.
+    { ...weight('token_types.weight', [nEmbd, 2]), type: GgmlType.F32 },
+    weight('position_embd.weight', [nEmbd, hp.contextLength]),
+    norm('token_embd_norm.weight', nEmbd),
+    bias('token_embd_norm.bias', nEmbd),
+  ];
+  for (let i = 0; i < hp.blockCount; i++) {
+    const blk = `blk.${i}`;
+    tensors.push(
+      weight(`${blk}.attn_q.weight`, [nEmbd, nEmbd]),
+      weight(`${blk}.attn_k.weight`, [nEmbd, nEmbd]),
+      weight(`${blk}.attn_v.weight`, [nEmbd, nEmbd]),
+      weight(`${blk}.attn_output.weight`, [nEmbd, nEmbd], residualStd),
+      norm(`${blk}.attn_output_norm.weight`, nEmbd),
+      bias(`${blk}.attn_output_norm.bias`, nEmbd),
+      weight(`${blk}.ffn_up.weight`, [nEmbd, hp.feedForwardLength]),
+      weight(`${blk}.ffn_down.weight`, [hp.feedForwardLength, nEmbd], residualStd),
+      norm(`${blk}.layer_output_norm.weight`, nEmbd),
+      bias(`${blk}.layer_output_norm.bias`, nEmbd),
+    );
+  }
   return tensors;
 }
 

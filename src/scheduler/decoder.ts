@@ -64,7 +64,10 @@ export interface StartOptions extends SamplingOptions {
   /**
    * The last `resumeTokens` tokens of the prompt are this request's own output so far (it gave its slot up and
    * resumes): the sampler takes them in (penalties, grammar) as if it had generated them, instead of the
-   * prompt's. The output's text continues where it stopped.
+   * prompt's. They count as generated, so `maxTokens` is what is left to generate (the request's own less these),
+   * and nKeep -1 means the prompt without them. The output's text continues where it stopped: bytes of a character
+   * its events held back come out with the next token, none twice. A seeded sampler's random stream starts afresh,
+   * so only greedy output is the same as if it had never stopped.
    */
   resumeTokens?: number;
 }

@@ -3,7 +3,7 @@
 // /health answers 503 meanwhile) and attaches the engine once loaded; tests attach at once.
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { ChatTemplates, Device, Model } from '../engine/index.ts';
+import type { ChatTemplates, Device, Embedder, Model } from '../engine/index.ts';
 import { LiveStats } from '../metrics/live-stats.ts';
 import { ServerMetrics } from '../metrics/server-metrics.ts';
 import type { Decoder } from '../scheduler/decoder.ts';
@@ -45,6 +45,8 @@ export interface AssembledServer {
   readonly engine: LateEngine;
   /** Binds the loaded engine and starts the scheduler; the app answers generation routes after markReady(). */
   attach(parts: EngineParts): Scheduler;
+  /** With config.embeddings: binds the embedding model and its context instead (no scheduler, no chat layer). */
+  attachEmbedder(parts: { model: Model; embedder: Embedder }): void;
 }
 
 export function assembleServer(o: AssembleOptions): AssembledServer {
@@ -78,6 +80,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       model: o.wrapModel ? o.wrapModel(late.servedModel) : late.servedModel,
       chat: late.servedChat,
       scheduler: o.wrapScheduler ? o.wrapScheduler(late.servedScheduler) : late.servedScheduler,
+      embedder: late.servedEmbedder,
       config: o.config,
       metrics,
       stats,
@@ -96,6 +99,10 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       if (parts.kvCellsUsed) kvCellsUsed = parts.kvCellsUsed;
       late.scheduler = new Scheduler(parts.decoder, o.scheduler ?? {}, metrics);
       return late.scheduler;
+    },
+    attachEmbedder(parts) {
+      late.model = parts.model;
+      late.embedder = parts.embedder;
     },
   };
 }

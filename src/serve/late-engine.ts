@@ -1,21 +1,23 @@
 // The app is built before the model exists so that it can answer /health (503) during the load; these stand in
 // for the model, its chat layer and the scheduler until the load ends. Routes that need the model answer 503
 // until the app is marked ready, so nothing reaches them early.
-import type { ChatTemplates, Model } from '../engine/index.ts';
+import type { ChatTemplates, Embedder, Model } from '../engine/index.ts';
 import { LlamaError } from '../errors.ts';
 import type { Decoder } from '../scheduler/decoder.ts';
 import type { Scheduler } from '../scheduler/index.ts';
 import type { ChatLayer } from '../server/chat/layer.ts';
-import type { ServedModel, ServedScheduler } from '../server/config.ts';
+import type { ServedEmbedder, ServedModel, ServedScheduler } from '../server/config.ts';
 
 export class LateEngine {
   model: Model | undefined;
   chat: ChatTemplates | undefined;
   decoder: Decoder | undefined;
   scheduler: Scheduler | undefined;
+  embedder: Embedder | undefined;
   readonly servedModel: ServedModel;
   readonly servedChat: ChatLayer;
   readonly servedScheduler: ServedScheduler;
+  readonly servedEmbedder: ServedEmbedder;
 
   constructor(readonly path: string) {
     const engine = this;
@@ -55,6 +57,17 @@ export class LateEngine {
       snapshot: () => this.scheduler?.snapshot() ?? [],
       slotAction: (slot, action, file) => this.#scheduler().slotAction(slot, action, file),
     };
+    this.servedEmbedder = {
+      get info() {
+        return engine.#embedder().info;
+      },
+      embed: (inputs) => this.#embedder().embed(inputs),
+    };
+  }
+
+  #embedder(): Embedder {
+    if (!this.embedder) throw new LlamaError('BUSY', 'the model is still loading');
+    return this.embedder;
   }
 
   #model(): Model {

@@ -3,37 +3,14 @@
 // every flag reaches the server.
 import type { ServeConfig } from '../config.ts';
 import { parseObjectivePriorities } from '../server/client-key.ts';
-import type { GenerationDefaults, ServerConfig } from '../server/config.ts';
+import { type GenerationDefaults, SAMPLING_DEFAULT_KEYS, type ServerConfig } from '../server/config.ts';
+import { REQUEST_LIMIT_KEYS } from '../server/limits.ts';
+import { pick } from '../util/pick.ts';
 import type { ServeInputs } from './inputs.ts';
 
 export function generationDefaults(config: ServeConfig, grammar: string | undefined): GenerationDefaults {
   return {
-    temperature: config.temperature,
-    topK: config.topK,
-    topP: config.topP,
-    minP: config.minP,
-    typicalP: config.typicalP,
-    topNSigma: config.topNSigma,
-    xtcProbability: config.xtcProbability,
-    xtcThreshold: config.xtcThreshold,
-    repeatPenalty: config.repeatPenalty,
-    repeatLastN: config.repeatLastN,
-    presencePenalty: config.presencePenalty,
-    frequencyPenalty: config.frequencyPenalty,
-    dryMultiplier: config.dryMultiplier,
-    dryBase: config.dryBase,
-    dryAllowedLength: config.dryAllowedLength,
-    dryPenaltyLastN: config.dryPenaltyLastN,
-    drySequenceBreakers: config.drySequenceBreakers,
-    dynatempRange: config.dynatempRange,
-    dynatempExponent: config.dynatempExponent,
-    mirostat: config.mirostat,
-    mirostatEta: config.mirostatEta,
-    mirostatTau: config.mirostatTau,
-    seed: config.seed,
-    samplers: config.samplers,
-    ignoreEos: config.ignoreEos,
-    logitBias: config.logitBias,
+    ...pick(config, SAMPLING_DEFAULT_KEYS),
     nPredict: config.nPredict,
     grammar,
     cachePrompt: config.cachePrompt,
@@ -54,16 +31,7 @@ export function serverConfigOf(config: ServeConfig, inputs: ServeInputs, facts: 
     tags: config.tags,
     apiKeys: inputs.apiKeys,
     bodyLimitBytes: config.bodyLimitBytes,
-    limits: {
-      maxJsonDepth: config.maxJsonDepth,
-      maxMessages: config.maxMessages,
-      maxStopStrings: config.maxStopStrings,
-      maxStopLength: config.maxStopLength,
-      maxLogitBias: config.maxLogitBias,
-      maxTools: config.maxTools,
-      maxSchemaBytes: config.maxSchemaBytes,
-      maxGrammarBytes: config.maxGrammarBytes,
-    },
+    limits: pick(config, REQUEST_LIMIT_KEYS),
     connections: {
       headersTimeoutMs: config.headersTimeoutSeconds * 1000,
       requestReadTimeoutMs: config.bodyTimeoutSeconds * 1000,
@@ -81,6 +49,7 @@ export function serverConfigOf(config: ServeConfig, inputs: ServeInputs, facts: 
     objectivePriorities: parseObjectivePriorities(config.objectivePriorities),
     trustedProxies: config.trustProxy,
     buildInfo: facts.buildInfo,
+    embeddings: config.embeddings,
   };
   if (config.slotSavePath !== undefined) out.slotSavePath = config.slotSavePath;
   if (config.ssePingSeconds !== undefined && config.ssePingSeconds > 0) out.ssePingMs = config.ssePingSeconds * 1000;

@@ -44,7 +44,7 @@ export function startupSummary(config: ServeConfig, facts: SummaryFacts): Record
     threads: config.threads,
     slots: config.parallel,
     ctxPerSlot: facts.ctxPerSlot,
-    kv: `${config.kvTypeK}/${config.kvTypeV}${config.kvUnified === true ? ', unified' : ''}`,
+    kv: `${config.kvTypeK}/${config.kvTypeV}${config.kvUnified !== false ? ', unified' : ''}`,
     batch: `${config.batchSize}/${config.ubatchSize}`,
     chatTemplate: templateName(chat, config),
     chatFormat: chat.exampleFormat,

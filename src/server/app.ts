@@ -12,17 +12,24 @@ import Fastify, {
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
 import { clientErrorResponse } from './client-errors.ts';
-import { resolveServerConfig, type ServedModel, type ServedScheduler, type ServerConfig } from './config.ts';
+import {
+  resolveServerConfig,
+  type ServedEmbedder,
+  type ServedModel,
+  type ServedScheduler,
+  type ServerConfig,
+} from './config.ts';
 import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
-import { modelLoading, notFound, shuttingDown, toApiError } from './errors.ts';
+import { modelLoading, notAGenerationServer, notFound, shuttingDown, toApiError } from './errors.ts';
 import { checkJsonDepth, timeoutCheckIntervalMs } from './limits.ts';
 import { anthropicError } from './messages-api/errors.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoute } from './routes/completion.ts';
 import { completionRoutes } from './routes/completions.ts';
+import { embeddingRoutes } from './routes/embeddings.ts';
 import { messagesRoutes } from './routes/messages.ts';
 import { modelRoutes } from './routes/models.ts';
 import { opsRoutes, type ServerState } from './routes/ops.ts';
@@ -58,6 +65,8 @@ export interface AppDeps {
   chat: ChatLayer;
   scheduler: ServedScheduler;
   config: ServerConfig;
+  /** With config.embeddings: what /v1/embeddings runs on. */
+  embedder?: ServedEmbedder;
   /** Serves GET /metrics (behind the API key, like llama-server) and counts responses and refusals. */
   metrics?: GenerationMetrics & { exposition(): Promise<{ contentType: string; body: string }> };
   /** Serves the live view's GET /v1/stats and /v1/stats/stream. */
@@ -91,6 +100,7 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   const config = resolveServerConfig(deps.config, deps.model);
   const serverDeps: ServerDeps = { model: deps.model, chat: deps.chat, scheduler: deps.scheduler, config };
   if (deps.metrics) serverDeps.metrics = deps.metrics;
+  if (deps.embedder) serverDeps.embedder = deps.embedder;
 
   const limits = config.connections;
   // Node's read timeouts (a slow-loris client is dropped with a 408), checked often enough to fire on time.
@@ -221,14 +231,23 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     });
     await loaded.register(modelRoutes, { deps: serverDeps });
     await loaded.register(tokenizeRoutes, { deps: serverDeps });
-    await loaded.register(chatRoutes, { deps: serverDeps });
-    await loaded.register(responsesRoutes, { deps: serverDeps });
-    await loaded.register(async (anthropic) => {
-      anthropic.setErrorHandler(errorHandler(anthropicError));
-      await anthropic.register(messagesRoutes, { deps: serverDeps });
+    await loaded.register(embeddingRoutes, { deps: serverDeps });
+    // An embedding model generates nothing: its server refuses every generation route up front.
+    await loaded.register(async (generation) => {
+      if (config.embeddings) {
+        generation.addHook('onRequest', async () => {
+          throw notAGenerationServer();
+        });
+      }
+      await generation.register(chatRoutes, { deps: serverDeps });
+      await generation.register(responsesRoutes, { deps: serverDeps });
+      await generation.register(async (anthropic) => {
+        anthropic.setErrorHandler(errorHandler(anthropicError));
+        await anthropic.register(messagesRoutes, { deps: serverDeps });
+      });
+      await generation.register(completionRoutes, { deps: serverDeps });
+      await generation.register(completionRoute, { deps: serverDeps });
     });
-    await loaded.register(completionRoutes, { deps: serverDeps });
-    await loaded.register(completionRoute, { deps: serverDeps });
     await loaded.register(unsupportedRoutes);
   });
   return app;

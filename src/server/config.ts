@@ -52,6 +52,38 @@ export interface GenerationDefaults {
   renderSpecial: boolean;
 }
 
+/** The sampling fields of GenerationDefaults (the serve command's flags of the same names set them). */
+export const SAMPLING_DEFAULT_KEYS = [
+  'temperature',
+  'topK',
+  'topP',
+  'minP',
+  'typicalP',
+  'topNSigma',
+  'xtcProbability',
+  'xtcThreshold',
+  'repeatPenalty',
+  'repeatLastN',
+  'presencePenalty',
+  'frequencyPenalty',
+  'dryMultiplier',
+  'dryBase',
+  'dryAllowedLength',
+  'dryPenaltyLastN',
+  'drySequenceBreakers',
+  'dynatempRange',
+  'dynatempExponent',
+  'mirostat',
+  'mirostatEta',
+  'mirostatTau',
+  'seed',
+  'samplers',
+  'ignoreEos',
+  'logitBias',
+] as const satisfies readonly (keyof GenerationDefaults)[];
+
+export type SamplingDefaults = Pick<GenerationDefaults, (typeof SAMPLING_DEFAULT_KEYS)[number]>;
+
 export const LLAMA_SERVER_DEFAULTS: GenerationDefaults = {
   temperature: 0.8,
   topK: 40,
@@ -139,6 +171,8 @@ export interface ServerConfig {
   buildInfo?: string;
   /** Bytes of stored Responses API responses (for previous_response_id), oldest dropped first. Default 64 MiB; 0: none. */
   responseStoreBytes?: number;
+  /** The model is an embedding model (--embeddings): /v1/embeddings is served and generation routes refuse. */
+  embeddings?: boolean;
 }
 
 /** ServerConfig with every default filled in. */
@@ -167,6 +201,7 @@ export interface ResolvedServerConfig {
   trustedProxies: readonly string[];
   buildInfo: string;
   responseStoreBytes: number;
+  embeddings: boolean;
 }
 
 /** What the HTTP layer reports and checks about the served model. */
@@ -190,6 +225,18 @@ export interface ServedModel {
   detokenize(tokens: readonly number[], options?: { removeSpecial?: boolean; unparseSpecial?: boolean }): string;
   /** The token's raw bytes (possibly part of a UTF-8 character). */
   tokenBytes(token: number, options?: { special?: boolean }): Uint8Array;
+}
+
+/** The part of the engine's Embedder the HTTP layer uses (served with --embeddings). */
+export interface ServedEmbedder {
+  readonly info: {
+    pooling: 'none' | 'mean' | 'cls' | 'last';
+    /** Floats in one row. */
+    dimensions: number;
+    maxInputTokens: number;
+  };
+  /** Per input, in order: rows * dimensions floats as the model computed them (one row when pooled). */
+  embed(inputs: readonly Int32Array[]): Promise<{ embeddings: { values: Float32Array; rows: number }[] }>;
 }
 
 /** What a slot action (POST /slots/{id}) reports. */
@@ -245,6 +292,7 @@ export function resolveServerConfig(config: ServerConfig, model: ServedModel): R
     trustedProxies: config.trustedProxies ?? [],
     buildInfo: config.buildInfo ?? 'b0-0000000',
     responseStoreBytes: config.responseStoreBytes ?? DEFAULT_RESPONSE_STORE_BYTES,
+    embeddings: config.embeddings ?? false,
   };
 }
 

@@ -1,6 +1,6 @@
 // What the routes are given: the served model, its chat layer, the scheduler, the resolved config and metrics.
 import type { ChatLayer } from './chat/layer.ts';
-import type { ResolvedServerConfig, ServedModel, ServedScheduler } from './config.ts';
+import type { ResolvedServerConfig, ServedEmbedder, ServedModel, ServedScheduler } from './config.ts';
 
 /** What one finished (or failed) generation reports to the metrics. */
 export interface ResponseRecord {
@@ -32,4 +32,6 @@ export interface ServerDeps {
   scheduler: ServedScheduler;
   config: ResolvedServerConfig;
   metrics?: GenerationMetrics;
+  /** With config.embeddings: the embedding context. */
+  embedder?: ServedEmbedder;
 }

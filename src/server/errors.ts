@@ -84,6 +84,24 @@ export function notSupported(message: string): ApiError {
   return new ApiError(501, 'not_supported_error', message, { code: 'not_supported' });
 }
 
+/** A generation route on an --embeddings server. 400, as the request (not the server) is what is wrong for it. */
+export function notAGenerationServer(): ApiError {
+  return invalidRequest(
+    'This server does not support completions: it serves an embedding model. Start it without `--embeddings`',
+    null,
+    'generation_not_enabled',
+  );
+}
+
+/** An embeddings route on a generation server: llama-server's words (it answers 501; a 400 here, like the reverse). */
+export function notAnEmbeddingServer(): ApiError {
+  return invalidRequest(
+    'This server does not support embeddings. Start it with `--embeddings`',
+    null,
+    'embeddings_not_enabled',
+  );
+}
+
 export function modelLoading(): ApiError {
   return new ApiError(503, 'unavailable_error', 'Loading model', { code: 'model_loading' });
 }

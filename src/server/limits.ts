@@ -25,6 +25,17 @@ export interface RequestLimits {
 }
 
 /** OpenAI takes at most 128 tools; the rest are no one's limit but ours. */
+export const REQUEST_LIMIT_KEYS = [
+  'maxJsonDepth',
+  'maxMessages',
+  'maxStopStrings',
+  'maxStopLength',
+  'maxLogitBias',
+  'maxTools',
+  'maxSchemaBytes',
+  'maxGrammarBytes',
+] as const satisfies readonly (keyof RequestLimits)[];
+
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
   maxJsonDepth: 64,
   maxMessages: 2048,

@@ -14,6 +14,7 @@ t.test('defaults, and every flag', async (t) => {
     gpuLayers: -1,
     repeat: 1,
     llama: true,
+    kvUnified: true,
     json: false,
   });
   t.match(
@@ -29,9 +30,10 @@ t.test('defaults, and every flag', async (t) => {
       '--repeat',
       '2',
       '--no-llama',
+      '--no-kv-unified',
       '--json',
     ]),
-    { slots: [1, 16], threads: 3, gpuLayers: 0, repeat: 2, llama: false, json: true },
+    { slots: [1, 16], threads: 3, gpuLayers: 0, repeat: 2, llama: false, kvUnified: false, json: true },
   );
 });
 

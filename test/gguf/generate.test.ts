@@ -110,7 +110,10 @@ t.test('parseMakeModelArgs', async (t) => {
   const errors: [string[], RegExp][] = [
     [['--out', 'm.gguf'], /--preset is required/],
     [['--preset', 'tiny'], /--out is required/],
-    [['--preset', 'huge', '--out', 'm'], /--preset must be one of tiny, tiny-gemma3, tiny-qwen, gemma3-1b, got 'huge'/],
+    [
+      ['--preset', 'huge', '--out', 'm'],
+      /--preset must be one of tiny, tiny-gemma3, tiny-qwen, gemma3-1b, tiny-bert, got 'huge'/,
+    ],
     [['--preset', 'tiny', '--quant', 'Q5_K', '--out', 'm'], /--quant must be one of F16, Q8_0, Q4_K_M, got 'Q5_K'/],
     [['--preset', 'tiny', '--seed', 'abc', '--out', 'm'], /--seed must be an integer, got 'abc'/],
     [['--preset', 'tiny', '--seed', '-3', '--out', 'm'], /--seed must be between 0 and 4294967295, got -3/],

@@ -35,22 +35,30 @@ t.test('gemma3-1b matches the real model tensor for tensor', async (t) => {
   t.equal((bytes / 2 ** 20).toFixed(2), '1907.39');
 });
 
-t.test('every preset: norms are 1-D F32 ones, weights 2-D F16, names unique', async (t) => {
+t.test('every preset: norms are 1-D F32 ones, biases F32 zeros, weights 2-D F16, names unique', async (t) => {
   for (const name of PRESET_NAMES) {
     const tensors = presetTensors(getPreset(name));
     t.equal(new Set(tensors.map((x) => x.name)).size, tensors.length, `${name}: unique names`);
     for (const tensor of tensors) {
       const isNorm = tensor.name.includes('norm');
-      const ok = isNorm
+      // BERT's layer norms have biases (zeros), and its token-type table is F32 (ggml adds it to F32 activations).
+      const isBias = tensor.name.endsWith('.bias');
+      const f32Table = tensor.name === 'token_types.weight';
+      const ok = isBias
         ? tensor.dims.length === 1 &&
           tensor.type === GgmlType.F32 &&
           tensor.init.kind === 'constant' &&
-          tensor.init.value === 1
-        : tensor.dims.length === 2 &&
-          tensor.type === GgmlType.F16 &&
-          tensor.init.kind === 'normal' &&
-          tensor.init.std > 0 &&
-          tensor.init.std <= 0.02;
+          tensor.init.value === 0
+        : isNorm
+          ? tensor.dims.length === 1 &&
+            tensor.type === GgmlType.F32 &&
+            tensor.init.kind === 'constant' &&
+            tensor.init.value === 1
+          : tensor.dims.length === 2 &&
+            tensor.type === (f32Table ? GgmlType.F32 : GgmlType.F16) &&
+            tensor.init.kind === 'normal' &&
+            tensor.init.std > 0 &&
+            tensor.init.std <= 0.02;
       if (!ok) t.fail(`${name}: ${tensor.name} ${JSON.stringify(tensor)}`);
     }
   }
@@ -97,4 +105,23 @@ t.test('chat templates are recognised by llama.cpp', async (t) => {
 t.test('isPresetName', async (t) => {
   t.ok(isPresetName('tiny'));
   t.notOk(isPresetName('huge'));
+});
+
+t.test("tiny-bert: what llama.cpp's BERT loader requires, with the bge vocabulary", async (t) => {
+  const bert = getPreset('tiny-bert');
+  t.equal(bert.vocabFile, 'ggml-vocab-bert-bge.gguf');
+  t.equal(bert.chatTemplate, '', 'an embedding model has no chat template');
+  const meta = new Map(presetMetadata(bert));
+  t.same(meta.get('general.architecture'), GgufValue.string('bert'));
+  t.same(meta.get('bert.attention.causal'), GgufValue.bool(false));
+  t.same(meta.get('bert.pooling_type'), GgufValue.uint32(2), 'CLS, as bge');
+  t.ok(meta.has('bert.attention.layer_norm_epsilon'));
+  t.notOk(meta.has('bert.rope.freq_base'), 'learned positions, no rope');
+  const byName = new Map(presetTensors(bert).map((x) => [x.name, x]));
+  t.same(byName.get('position_embd.weight')?.dims, [128, 512], 'one row per position of the training context');
+  t.same(byName.get('token_types.weight')?.dims, [128, 2]);
+  for (const name of ['token_embd_norm', 'blk.1.attn_output_norm', 'blk.1.layer_output_norm']) {
+    t.ok(byName.has(`${name}.weight`) && byName.has(`${name}.bias`), name);
+  }
+  t.notOk(byName.has('output_norm.weight'), 'no output head');
 });

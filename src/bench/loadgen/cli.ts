@@ -131,6 +131,8 @@ async function coordinate(o: LoadgenOptions, io: LoadgenIo, startRank: StartRank
     model,
     maxTokens: o.maxTokens,
     promptTokens: o.promptTokens,
+    systemTokens: o.systemTokens,
+    multiTurn: o.multiTurn,
     seed: o.seed,
     timeoutMs: o.timeoutMs,
   };
@@ -138,7 +140,10 @@ async function coordinate(o: LoadgenOptions, io: LoadgenIo, startRank: StartRank
   const loop = o.rate === null ? 'closed loop' : `open loop at ${o.rate} requests/s`;
   stderr.write(
     `bench: ${o.ranks} ranks${how}, ${o.requests} requests (${loop}) -> ${o.url}, model ${model ?? '(none sent)'}, ` +
-      `max_tokens ${o.maxTokens}, ~${o.promptTokens} prompt tokens\n`,
+      `max_tokens ${o.maxTokens}, ~${o.promptTokens} prompt tokens` +
+      (o.systemTokens > 0 ? ` after a shared ~${o.systemTokens}-token system prompt` : '') +
+      (o.multiTurn ? ', each rank one growing conversation' : '') +
+      '\n',
   );
 
   const progress = createProgress('bench', { stream: stderr });

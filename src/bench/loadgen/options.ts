@@ -10,6 +10,10 @@ export interface LoadgenOptions {
   requests: number;
   maxTokens: number;
   promptTokens: number;
+  /** ~tokens of a system prompt all requests share (0: none). */
+  systemTokens: number;
+  /** Each rank is one growing conversation (closed loop only). */
+  multiTurn: boolean;
   /** Open loop at this many requests/s overall; null: closed loop. */
   rate: number | null;
   apiKey: string | null;
@@ -48,7 +52,9 @@ export function normalizeBaseUrl(value: string): string {
 }
 
 /** The shape of the load, shared with bench:compare (which runs this load against two servers). */
-export const LOAD_SHAPE_FLAGS: readonly FlagSpec<'maxTokens' | 'promptTokens' | 'rate'>[] = [
+export const LOAD_SHAPE_FLAGS: readonly FlagSpec<
+  'maxTokens' | 'promptTokens' | 'systemTokens' | 'multiTurn' | 'rate'
+>[] = [
   {
     names: ['--max-tokens'],
     kind: 'int',
@@ -66,6 +72,22 @@ export const LOAD_SHAPE_FLAGS: readonly FlagSpec<'maxTokens' | 'promptTokens' | 
     min: 1,
     default: '128',
     help: 'approximate prompt length in tokens, at ~4 characters per token',
+  },
+  {
+    names: ['--system-tokens'],
+    kind: 'int',
+    key: 'systemTokens',
+    value: 'S',
+    min: 0,
+    default: '0',
+    help: 'a system prompt of ~S tokens that every request starts with, the same for all ranks (a shared prefix)',
+  },
+  {
+    names: ['--multi-turn'],
+    kind: 'bool',
+    key: 'multiTurn',
+    default: 'false',
+    help: "each rank is one conversation: its every request resends the rank's earlier turns and the replies it got (closed loop)",
   },
   {
     names: ['--rate'],
@@ -191,10 +213,22 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenOptions {
   const { values, explicit } = parseFlags(LOADGEN_FLAGS, argv, {});
   const v = values as Pick<
     LoadgenOptions,
-    'url' | 'ranks' | 'requests' | 'maxTokens' | 'promptTokens' | 'seed' | 'timeoutMs' | 'mpi'
+    | 'url'
+    | 'ranks'
+    | 'requests'
+    | 'maxTokens'
+    | 'promptTokens'
+    | 'systemTokens'
+    | 'multiTurn'
+    | 'seed'
+    | 'timeoutMs'
+    | 'mpi'
   > &
     Partial<LoadgenOptions>;
   if (v.coordinator !== undefined && !v.mpi) throw new FlagError('--coordinator is for --mpi runs');
+  if (v.multiTurn && v.rate !== undefined) {
+    throw new FlagError('--multi-turn needs the closed loop: a turn is sent once the reply to the one before it is in');
+  }
   // Under MPI the world size is the rank count; runLoadgen checks it against --requests.
   if (!v.mpi && v.ranks > v.requests) {
     throw new FlagError(
@@ -207,6 +241,8 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenOptions {
     requests: v.requests,
     maxTokens: v.maxTokens,
     promptTokens: v.promptTokens,
+    systemTokens: v.systemTokens,
+    multiTurn: v.multiTurn,
     rate: v.rate ?? null,
     apiKey: v.apiKey ?? null,
     model: v.model ?? null,

@@ -41,13 +41,22 @@ const WORDS = (
 
 const PROMPT_STREAM = 1;
 const ARRIVAL_STREAM = 2;
+const SYSTEM_STREAM = 3;
 
 /**
  * Deterministic English-like text of about `promptTokens * CHARS_PER_TOKEN` characters for request `id`.
  * Each request gets different text, so a server's prompt cache sees no shared prefix beyond the template.
  */
 export function promptText(seed: number, id: number, promptTokens: number): string {
-  const random = mulberry32(mixSeed(seed, PROMPT_STREAM, id));
+  return wordsText(mulberry32(mixSeed(seed, PROMPT_STREAM, id)), promptTokens);
+}
+
+/** The system prompt every request of a run shares: text of ~`systemTokens` tokens, the same for every rank. */
+export function systemText(seed: number, systemTokens: number): string {
+  return `You are a helpful assistant. ${wordsText(mulberry32(mixSeed(seed, SYSTEM_STREAM, 0)), systemTokens)}`;
+}
+
+function wordsText(random: () => number, promptTokens: number): string {
   const target = promptTokens * CHARS_PER_TOKEN;
   let text = '';
   let sentence = 0;

@@ -1,7 +1,7 @@
 // One rank: a client process that waits at the barrier, then sends its share of the requests, either
 // one after another (closed loop) or each at its planned arrival time (open loop, may overlap).
-import { promptText } from './plan.ts';
-import { authHeaders, describeNetworkError, sendChatRequest } from './request.ts';
+import { promptText, systemText } from './plan.ts';
+import { authHeaders, type ChatTurn, describeNetworkError, sendChatRequest } from './request.ts';
 import {
   type CoordinatorMessage,
   epochNow,
@@ -22,22 +22,33 @@ export async function runRankPlan(
 ): Promise<void> {
   const now = options.now ?? epochNow;
   const send = options.send ?? sendChatRequest;
-  const request = (id: number) =>
-    send(
+  // A multi-turn rank's conversation: the shared system prompt, then each turn it sent and the reply it got.
+  const history: ChatTurn[] =
+    template.systemTokens > 0 ? [{ role: 'system', content: systemText(template.seed, template.systemTokens) }] : [];
+  const request = (id: number) => {
+    const prompt = options.prompts?.get(id) ?? promptText(template.seed, id, template.promptTokens);
+    return send(
       {
         id,
         rank: plan.rank,
         url: template.url,
         apiKey: template.apiKey,
         model: template.model,
-        prompt: options.prompts?.get(id) ?? promptText(template.seed, id, template.promptTokens),
+        history: [...history],
+        prompt,
         maxTokens: template.maxTokens,
         timeoutMs: template.timeoutMs,
+        keepReply: template.multiTurn,
       },
       now,
     ).then((record) => {
+      if (template.multiTurn) {
+        history.push({ role: 'user', content: prompt }, { role: 'assistant', content: record.reply ?? '' });
+        delete record.reply; // the report needs the timings only
+      }
       onRecord(record);
     });
+  };
 
   const inFlight: Array<Promise<void>> = [];
   for (const { id, atMs } of plan.requests) {

@@ -10,15 +10,26 @@ export interface ChatRequest {
   url: string;
   apiKey: string | null;
   model: string | null;
+  /** Messages before the user's prompt: a system prompt, earlier turns of the conversation. */
+  history?: readonly ChatTurn[];
   prompt: string;
   maxTokens: number;
   timeoutMs: number;
+  /** Keep the reply's text in the record (a multi-turn rank sends it back with its next turn). */
+  keepReply?: boolean;
 }
 
-export function chatCompletionBody(r: Pick<ChatRequest, 'model' | 'prompt' | 'maxTokens'>): Record<string, unknown> {
+export interface ChatTurn {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export function chatCompletionBody(
+  r: Pick<ChatRequest, 'model' | 'prompt' | 'maxTokens' | 'history'>,
+): Record<string, unknown> {
   return {
     ...(r.model === null ? {} : { model: r.model }),
-    messages: [{ role: 'user', content: r.prompt }],
+    messages: [...(r.history ?? []), { role: 'user', content: r.prompt }],
     stream: true,
     stream_options: { include_usage: true },
     max_tokens: r.maxTokens,
@@ -152,6 +163,7 @@ export async function sendChatRequest(r: ChatRequest, now: () => number = epochN
         if (item.content) {
           record.chunkMs.push(at);
           chunks++;
+          if (r.keepReply === true) record.reply = (record.reply ?? '') + item.content;
         }
         if (item.finishReason !== null) record.finishReason = item.finishReason;
         if (item.usage) {

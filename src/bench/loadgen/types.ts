@@ -25,6 +25,8 @@ export interface RequestRecord {
   outputTokens: number;
   outputTokensFrom: 'usage' | 'chunks';
   finishReason: string | null;
+  /** The reply's text, kept only when a multi-turn rank needs it for the next turn. */
+  reply?: string;
 }
 
 /** What one rank does: its requests, and for an open loop when each is due (ms after the go signal). */
@@ -40,6 +42,10 @@ export interface RequestTemplate {
   model: string | null;
   maxTokens: number;
   promptTokens: number;
+  /** ~tokens of a system prompt every request starts with (the same text for all ranks); 0: none. */
+  systemTokens: number;
+  /** Each rank is one conversation: its every request carries the rank's earlier turns and their replies. */
+  multiTurn: boolean;
   seed: number;
   timeoutMs: number;
 }

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ServerDeps } from '../deps.ts';
-import { invalidRequest } from '../errors.ts';
+import { invalidRequest, notAGenerationServer } from '../errors.ts';
 import { DetokenizeResponse, TokenizeResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 import { renderChat } from './chat.ts';
@@ -44,6 +44,7 @@ export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
   );
 
   app.post('/apply-template', { schema: { body: ChatCompletionBody } }, async (request) => {
+    if (deps.config.embeddings) throw notAGenerationServer();
     const { prompt } = await renderChat(deps, request.body);
     return { prompt: prompt.prompt };
   });

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { notSupported } from '../errors.ts';
 
-const TEXT_ONLY = 'this server serves one text-generation model';
+const TEXT_ONLY = 'this server serves one text-generation or embedding model';
 
 export const UNSUPPORTED: Readonly<Record<string, string>> = {
   '/infill': 'fill-in-the-middle (/infill) is not offered; send the prefix as a /completion prompt',
@@ -11,9 +11,6 @@ export const UNSUPPORTED: Readonly<Record<string, string>> = {
   '/reranking': `reranking is not offered: ${TEXT_ONLY}`,
   '/v1/rerank': `reranking is not offered: ${TEXT_ONLY}`,
   '/v1/reranking': `reranking is not offered: ${TEXT_ONLY}`,
-  '/embedding': `embeddings are not offered yet: ${TEXT_ONLY}`,
-  '/embeddings': `embeddings are not offered yet: ${TEXT_ONLY}`,
-  '/v1/embeddings': `embeddings are not offered yet: ${TEXT_ONLY}`,
   '/lora-adapters': 'LoRA adapters are not offered',
   '/audio/transcriptions': `audio is not offered: ${TEXT_ONLY}`,
   '/v1/audio/transcriptions': `audio is not offered: ${TEXT_ONLY}`,

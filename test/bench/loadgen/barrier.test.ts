@@ -15,6 +15,8 @@ const template: RequestTemplate = {
   model: null,
   maxTokens: 4,
   promptTokens: 8,
+  systemTokens: 0,
+  multiTurn: false,
   seed: 1,
   timeoutMs: 1000,
 };

@@ -16,6 +16,8 @@ const template: RequestTemplate = {
   model: null,
   maxTokens: 4,
   promptTokens: 8,
+  systemTokens: 0,
+  multiTurn: false,
   seed: 1,
   timeoutMs: 1000,
 };
@@ -133,3 +135,58 @@ t.test('rank side: a rank that cannot connect reports fatal instead of ready', a
   t.equal(sent.length, 1);
   t.match(sent[0], { type: 'fatal', rank: 0, message: /^cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/ });
 });
+
+t.test(
+  'a shared system prompt opens every request; a multi-turn rank resends its turns and the replies it got',
+  async (t) => {
+    const sent: ChatRequest[] = [];
+    const replying = async (r: ChatRequest): Promise<RequestRecord> => {
+      sent.push(r);
+      return { ...record(r.id, r.rank), ...(r.keepReply ? { reply: `reply to ${r.id}` } : {}) };
+    };
+    const plan = { rank: 0, requests: [0, 1, 2].map((id) => ({ id, atMs: null })) };
+    const records: RequestRecord[] = [];
+    await runRankPlan(plan, { ...template, systemTokens: 50, multiTurn: true }, now(), (r) => records.push(r), {
+      send: replying,
+    });
+    const system = sent[0]?.history?.[0];
+    t.equal(system?.role, 'system');
+    t.ok((system?.content.length ?? 0) >= 50 * 4, 'about 50 tokens of text');
+    t.same(
+      sent.map((r) => r.history?.map((m) => m.role)),
+      [['system'], ['system', 'user', 'assistant'], ['system', 'user', 'assistant', 'user', 'assistant']],
+    );
+    t.same(sent[2]?.history?.[1], { role: 'user', content: sent[0]?.prompt });
+    t.same(sent[2]?.history?.[4], { role: 'assistant', content: 'reply to 1' });
+    t.ok(
+      records.every((r) => r.reply === undefined),
+      'replies stay in the rank',
+    );
+
+    // Another rank shares the system prompt but not the conversation; without --multi-turn nothing accumulates.
+    const other: ChatRequest[] = [];
+    await runRankPlan(
+      {
+        rank: 1,
+        requests: [
+          { id: 3, atMs: null },
+          { id: 4, atMs: null },
+        ],
+      },
+      { ...template, systemTokens: 50 },
+      now(),
+      () => {},
+      {
+        send: async (r) => {
+          other.push(r);
+          return record(r.id, r.rank);
+        },
+      },
+    );
+    t.same(
+      other.map((r) => r.history),
+      [[system], [system]],
+    );
+    t.equal(other[0]?.keepReply, false);
+  },
+);
