@@ -136,7 +136,7 @@ void batchAdd(llama_batch &b, llama_token token, llama_pos pos, llama_seq_id seq
 }  // namespace
 
 BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &opts)
-    : model_(std::move(model)), opts_(opts) {
+    : model_(std::move(model)), opts_(opts), faults_(FaultPlan::fromEnv()) {
   ensureBackend();
   require(opts.nSlots >= 1 && static_cast<size_t>(opts.nSlots) <= llama_max_parallel_sequences(),
           "nSlots must be in [1, " + std::to_string(llama_max_parallel_sequences()) + "]");
@@ -385,9 +385,10 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
       if (r.retries > 0) return kvFull(r);
       return r;
     }
+    if (r.retries == 0) ++decodingSteps_;  // once per step, however often its batch shrinks
 
     const auto t0 = std::chrono::steady_clock::now();
-    ret = llama_decode(ctx_, batch_);
+    ret = decodeBatch();
     r.decodeMicros +=
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     if (ret != 1) break;
@@ -413,6 +414,7 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
 
   r.batchTokens = batch_.n_tokens;
   r.generatedTokens = nGen;
+  int32_t sampled = 0;
   if (lastServed >= 0) nextPrefill_ = (lastServed + 1) % opts_.nSlots;
   for (auto &sp : slots_) {
     Slot &s = *sp;
@@ -433,6 +435,8 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
     }
     llama_token tok = LLAMA_TOKEN_NULL;
     try {
+      if (!faults_.empty() && faults_.samplerThrows(decodingSteps_, s.id, sampled++))
+        throw std::runtime_error("injected fault (" + std::string(FaultPlan::kEnvVar) + " sampler_throw)");
       tok = s.sampler.sample(ctx_, s.logitIndex);
     } catch (const std::exception &e) {
       // A sampler that fails (a grammar with no valid continuation, say) ends its own slot only.
@@ -488,6 +492,13 @@ StepResult &BatchDecoder::kvFull(StepResult &r) {
   r.kvFull = true;
   applyCancels(r.events);
   return r;
+}
+
+int32_t BatchDecoder::decodeBatch() {
+  if (!faults_.empty()) {
+    if (const auto planned = faults_.decodeReturn(decodingSteps_)) return *planned;
+  }
+  return llama_decode(ctx_, batch_);
 }
 
 SlotInfo BatchDecoder::slotInfo(int32_t slot) const {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "faults.h"
 #include "llama.h"
 #include "model.h"
 #include "slot_sampler.h"
@@ -167,6 +168,8 @@ class BatchDecoder {
   };
   StepResult stepLocked(int32_t tokenBudget);
   StepResult &kvFull(StepResult &r);
+  // llama_decode on batch_, or the return code an injected fault plans for this step (faults.h).
+  int32_t decodeBatch();
   // Brings views_ and kvCells_ up to date; called with stepMutex_ held, after every change to a slot.
   void publish();
   void checkSlot(int32_t slot) const;
@@ -186,7 +189,9 @@ class BatchDecoder {
   llama_batch batch_{};
   int32_t nCtxSlot_ = 0;
   int32_t nSwa_ = 0;
-  int32_t nextPrefill_ = 0;  // round-robin start among prefilling slots
+  int32_t nextPrefill_ = 0;    // round-robin start among prefilling slots
+  FaultPlan faults_;           // from LLAMA_SLOTS_FAULTS at creation; empty in production
+  int64_t decodingSteps_ = 0;  // steps that reached llama_decode, for the fault plan
   std::atomic<int64_t> kvCells_{0};
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex stepMutex_;  // held by a step and by every call that changes a slot

@@ -2,9 +2,11 @@
 
 #include <climits>
 #include <cstdio>
+#include <new>
 
 #include "backend.h"
 #include "errors.h"
+#include "faults.h"
 
 namespace core {
 namespace {
@@ -43,12 +45,17 @@ std::shared_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
   params.n_gpu_layers = opts.nGpuLayers;
   params.load_mode = loadMode(opts);
   bool cancelled = false;
+  const bool failAlloc = FaultPlan::fromEnv().allocFailLoad();
   struct Ctx {
     const ProgressFn *fn;
     bool *cancelled;
-  } ctx{&progress, &cancelled};
+    bool failAlloc;
+  } ctx{&progress, &cancelled, failAlloc};
   params.progress_callback = [](float p, void *user) -> bool {
     auto *c = static_cast<Ctx *>(user);
+    // The first report comes once the buffers are allocated; llama.cpp's loader catches what is thrown here,
+    // unwinds (freeing them) and returns no model, as when an allocation fails.
+    if (c->failAlloc) throw std::bad_alloc();
     if (!*c->fn) return true;
     const bool go = (*c->fn)(p);
     if (!go) *c->cancelled = true;
