@@ -8,6 +8,7 @@
 import fc from 'fast-check';
 import { errorShapeProblem } from '../../fuzz/invariants.ts';
 import { type FuzzRequest, fuzzRequest } from '../../fuzz/requests.ts';
+import { mulberry32 } from '../loadgen/plan.ts';
 import { authHeaders, describeNetworkError } from '../loadgen/request.ts';
 import { parseChatEvent, SseDecoder } from '../loadgen/sse.ts';
 import type { Counts } from './verdict.ts';
@@ -43,17 +44,8 @@ export function newCounts(): Counts {
   };
 }
 
-/** A seeded generator (mulberry32): the same seed, the same mix. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** A seeded generator (the load generator's mulberry32): the same seed, the same mix. */
+export const seeded = mulberry32;
 
 /** The length field of each generation route, as its API names it. */
 const LENGTH_FIELD: Record<string, string> = {
