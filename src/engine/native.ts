@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { errorFor, LlamaError } from '../errors.ts';
 import { projectRoot } from '../paths.ts';
+import type { SamplingOptions } from '../scheduler/decoder.ts';
 import type { ChatDelta } from '../server/chat/layer.ts';
 
 export interface NativeModelInfo {
@@ -90,34 +91,11 @@ export interface NativeGrammar {
   generationPrompt: string;
 }
 
-/** Sampling as the addon takes it (native/core/slot_sampler.h SamplingParams documents each field). */
-export interface NativeSamplingParams {
-  temperature?: number;
-  dynatempRange?: number;
-  dynatempExponent?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  typicalP?: number;
-  topNSigma?: number;
-  xtcProbability?: number;
-  xtcThreshold?: number;
-  minKeep?: number;
-  seed?: number;
-  repeatPenalty?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  penaltyLastN?: number;
-  dryMultiplier?: number;
-  dryBase?: number;
-  dryAllowedLength?: number;
-  dryPenaltyLastN?: number;
-  drySequenceBreakers?: string[];
-  mirostat?: number;
-  mirostatTau?: number;
-  mirostatEta?: number;
-  samplers?: string[];
-  ignoreEos?: boolean;
+/**
+ * Sampling as the addon takes it (native/core/slot_sampler.h SamplingParams documents each field): the Decoder
+ * contract's options, with logit biases as [token, bias] pairs and the grammar as the chat layer made it.
+ */
+export interface NativeSamplingParams extends Omit<SamplingOptions, 'logitBias' | 'grammar'> {
   logitBias?: [number, number][];
   grammar?: NativeGrammar;
 }
