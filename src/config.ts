@@ -37,7 +37,7 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   kvTypeK: KvType;
   kvTypeV: KvType;
   swaFull: boolean;
-  /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default off. */
+  /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default: -np not given. */
   kvUnified: boolean | undefined;
   /** Most cells one slot may use of the unified pool (--ctx-per-slot). */
   ctxPerSlotMax: number | undefined;
@@ -381,7 +381,7 @@ const FLAGS: FlagSpec<Key>[] = [
     kind: 'bool',
     key: 'kvUnified',
     group: COMMON,
-    help: 'one KV pool of -c cells for all slots, a request may use up to all of it (default on); --no-kv-unified: each slot has -c/-np',
+    help: 'one KV pool of -c cells for all slots, a request may use up to all of it (default: on unless -np is given, as llama-server); --no-kv-unified: each slot has -c/-np',
   },
   {
     names: ['--cache-idle-slots'],
@@ -1584,6 +1584,9 @@ export function parseServeConfig(
   const config = { ...defaultServeConfig(), ...parsed.values } as ServeConfig;
   config.explicit = parsed.explicit;
   config.warnings = parsed.warnings;
+  // As llama-server: one KV pool shared by the slots unless -np is given (then each slot has -c/-np), and
+  // --kv-unified / --no-kv-unified decide when given.
+  if (config.kvUnified === undefined) config.kvUnified = !parsed.explicit.has('parallel');
   if (!parsed.explicit.has('ubatchSize') || config.ubatchSize > config.batchSize)
     config.ubatchSize = Math.min(config.ubatchSize, config.batchSize);
   if (config.batchSize < config.parallel)

@@ -257,3 +257,11 @@ t.test('--prefill-chunk: the tokens one step carries (default: -b), within its r
     message: /--prefill-chunk must be between 1 and 1048576, got 0/,
   });
 });
+
+t.test('the KV pool is unified as llama-server decides it: unless -np is given, or as --kv-unified says', async (t) => {
+  t.equal(parseServeConfig([], {}).kvUnified, true, 'no -np: one pool');
+  t.equal(parseServeConfig(['-np', '8'], {}).kvUnified, false, '-np: each slot has -c/-np');
+  t.equal(parseServeConfig([], { LLAMA_ARG_N_PARALLEL: '8' }).kvUnified, false, '-np from the environment');
+  t.equal(parseServeConfig(['-np', '8', '-kvu'], {}).kvUnified, true);
+  t.equal(parseServeConfig(['--no-kv-unified'], {}).kvUnified, false);
+});

@@ -183,10 +183,17 @@ interface Target {
 
 function targets(o: CompareOptions, llamaServer: string): Target[] {
   const shape = ['-m', o.model, '-c', String(o.ctxSize), '-np', String(o.parallel), '-t', String(o.threads)];
-  const oursArgs = [...shape, '--max-queue', String(Math.max(64, o.ranks.reduce((a, b) => Math.max(a, b), 0) * 2))];
+  // Ours with its KV pool shared by the slots (-kvu; without -np that is its default, as llama-server's): the pool,
+  // admission and preemption are what it is measured for. llama-server's headline column keeps its defaults.
+  const oursArgs = [
+    ...shape,
+    '-kvu',
+    '--max-queue',
+    String(Math.max(64, o.ranks.reduce((a, b) => Math.max(a, b), 0) * 2)),
+  ];
   const ours = defaultServeConfig();
-  // llama-server with this server's settings where its defaults differ: -b 2048 there, and with -np given one KV
-  // stream per slot there where this server shares one pool (-kvu). Both keep an 8 GiB host prompt cache.
+  // llama-server with this server's settings where they differ: -b 2048 there, and the shared pool (-kvu). Both
+  // keep an 8 GiB host prompt cache.
   const matched = [...shape, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize), '-kvu'];
   const net = (port: number) => ['--host', '127.0.0.1', '--port', String(port)];
   const list: Target[] = [
