@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { errorFor, LlamaError } from '../errors.ts';
 import { projectRoot } from '../paths.ts';
-import type { SamplingOptions } from '../scheduler/decoder.ts';
+import type { SamplingOptions, StartOptions } from '../scheduler/decoder.ts';
 import type { ChatDelta } from '../server/chat/layer.ts';
 
 export interface NativeModelInfo {
@@ -100,19 +100,8 @@ export interface NativeSamplingParams extends Omit<SamplingOptions, 'logitBias' 
   grammar?: NativeGrammar;
 }
 
-export interface NativeStartParams extends NativeSamplingParams {
-  maxTokens?: number;
-  /** Special tokens whose text the output keeps (a template's tool-call markers). */
-  preservedTokens?: readonly number[];
-  renderSpecial?: boolean;
-  reusePrefix?: boolean;
-  nProbs?: number;
-  postSampling?: boolean;
-  contextShift?: boolean;
-  nKeep?: number;
-  /** The last resumeTokens prompt tokens are the request's own earlier output (StartOptions.resumeTokens). */
-  resumeTokens?: number;
-}
+/** A start as the addon takes it: the Decoder contract's StartOptions (their docs there), sampling in native form. */
+export type NativeStartParams = NativeSamplingParams & Partial<Omit<StartOptions, keyof SamplingOptions>>;
 
 export interface NativeSlotEvent {
   slot: number;
