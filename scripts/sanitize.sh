@@ -21,6 +21,9 @@ if [ -z "$model" ]; then
   model=$(npx tsx -e "import('./src/gguf/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 })))")
 fi
 [ -f "$model" ] || { echo "sanitize: no model file at $model" >&2; exit 2; }
+# The sliding-window case (checkpoints) needs a model with SWA layers: the generated tiny Gemma 3.
+swa_model="${LLAMA_SLOTS_TEST_SWA_MODEL:-$(npx tsx -e "import('./src/gguf/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny-gemma3', quant: 'F16', seed: 1 })))")}"
+
 dir="build-sanitize/$kind"
 mkdir -p build-sanitize
 generator=()
@@ -41,6 +44,7 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_stri
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1"
 export LLAMA_SLOTS_TEST_MODEL="$model"
+export LLAMA_SLOTS_TEST_SWA_MODEL="$swa_model"
 set +e
 ctest --test-dir "$dir" -V >"$log" 2>&1
 status=$?

@@ -37,6 +37,9 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   kvTypeK: KvType;
   kvTypeV: KvType;
   swaFull: boolean;
+  /** Sliding-window checkpoints per slot, and their spacing across requests (llama-server's -ctxcp, -cms). */
+  ctxCheckpoints: number;
+  checkpointMinStep: number;
   /** One KV pool for all slots, any of which may use all of it (llama-server's n_ctx_seq). Default: -np not given. */
   kvUnified: boolean | undefined;
   /** Most cells one slot may use of the unified pool (--ctx-per-slot). */
@@ -138,6 +141,8 @@ export function defaultServeConfig(): ServeConfig {
     kvTypeK: 'f16',
     kvTypeV: 'f16',
     swaFull: false,
+    ctxCheckpoints: 32,
+    checkpointMinStep: 8192,
     kvUnified: undefined,
     ctxPerSlotMax: undefined,
     offloadKv: true,
@@ -352,17 +357,21 @@ const FLAGS: FlagSpec<Key>[] = [
     names: ['-ctxcp', '--ctx-checkpoints', '--swa-checkpoints'],
     env: 'LLAMA_ARG_CTX_CHECKPOINTS',
     kind: 'int',
+    key: 'ctxCheckpoints',
+    min: 0,
+    max: 1 << 20,
     group: COMMON,
-    help: 'context checkpoints per slot',
-    ignored: 'sliding-window prompts that cannot be reused are prefilled again',
+    help: 'sliding-window checkpoints per slot, saved near each prompt end so a later prompt resumes there (default 32, 0: none)',
   },
   {
     names: ['-cms', '--checkpoint-min-step'],
     env: 'LLAMA_ARG_CHECKPOINT_MIN_SPACING_NT',
     kind: 'int',
+    key: 'checkpointMinStep',
+    min: 0,
+    max: 1 << 24,
     group: COMMON,
-    help: 'checkpoint spacing',
-    ignored: 'no context checkpoints',
+    help: "earlier requests' checkpoints closer than this many tokens to an older one are dropped (default 8192)",
   },
   {
     names: ['-cram', '--cache-ram'],

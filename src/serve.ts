@@ -284,6 +284,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       kvTypeV: config.kvTypeV,
       offloadKv: config.offloadKv,
       swaFull: config.swaFull,
+      ctxCheckpoints: config.ctxCheckpoints,
+      checkpointMinStep: config.checkpointMinStep,
     });
   } catch (err) {
     app.log.error(`cannot serve ${path}: ${message(err)}`);

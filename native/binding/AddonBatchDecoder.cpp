@@ -43,6 +43,15 @@ Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
   return o;
 }
 
+Napi::Object resumeToJs(Napi::Env env, const core::ResumePoints &r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("from", r.from);
+  Napi::Array at = Napi::Array::New(env, r.checkpoints.size());
+  for (size_t i = 0; i < r.checkpoints.size(); ++i) at.Set(static_cast<uint32_t>(i), r.checkpoints[i]);
+  o.Set("checkpoints", at);
+  return o;
+}
+
 int32_t slotArg(const Napi::CallbackInfo &info) {
   if (info.Length() < 1 || !info[0].IsNumber())
     throw core::Error(core::codes::kInvalidArgument, "slot must be a number");
@@ -66,6 +75,7 @@ Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
                          method<&AddonBatchDecoder::RestoreState>("restoreState"),
                          method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
                          method<&AddonBatchDecoder::CachedPrefix>("cachedPrefix"),
+                         method<&AddonBatchDecoder::ResumePoints>("resumePoints"),
                          method<&AddonBatchDecoder::Info>("info"),
                          method<&AddonBatchDecoder::Dispose>("dispose"),
                          getter<&AddonBatchDecoder::GetDisposed>("disposed"),
@@ -168,9 +178,9 @@ Napi::Value AddonBatchDecoder::slotFileJob(const Napi::CallbackInfo &info,
       [](Napi::Env e, R &n) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(n)); });
 }
 
-// saveState(slot) -> Promise<{ tokens: Int32Array, state: Uint8Array }>: the slot's KV in host memory, taken on the
-// step thread (after any step queued before it). The bytes are copied into a JS buffer there, on the JS thread; the
-// core's copy goes with the job.
+// saveState(slot) -> Promise<{ tokens: Int32Array, state: Uint8Array, resume: { from, checkpoints } }>: the slot's KV
+// in host memory, taken on the step thread (after any step queued before it). The bytes are copied into a JS buffer
+// there, on the JS thread; the core's copy goes with the job.
 Napi::Value AddonBatchDecoder::SaveState(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   const int32_t slot = slotArg(info);
@@ -182,6 +192,7 @@ Napi::Value AddonBatchDecoder::SaveState(const Napi::CallbackInfo &info) {
         Napi::Object out = Napi::Object::New(e);
         out.Set("tokens", tokensToJs(e, saved.tokens));
         out.Set("state", state);
+        out.Set("resume", resumeToJs(e, saved.resume));
         return out;
       });
 }
@@ -228,6 +239,11 @@ Napi::Value AddonBatchDecoder::SlotInfo(const Napi::CallbackInfo &info) {
 Napi::Value AddonBatchDecoder::CachedPrefix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return tokensToJs(env, decoder(env)->cachedPrefix(slotArg(info)));
+}
+
+Napi::Value AddonBatchDecoder::ResumePoints(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return resumeToJs(env, decoder(env)->resumePoints(slotArg(info)));
 }
 
 Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {

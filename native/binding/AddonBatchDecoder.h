@@ -40,6 +40,7 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value RestoreState(const Napi::CallbackInfo &info);
   Napi::Value EraseSlot(const Napi::CallbackInfo &info);
   Napi::Value CachedPrefix(const Napi::CallbackInfo &info);
+  Napi::Value ResumePoints(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);

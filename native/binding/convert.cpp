@@ -178,6 +178,8 @@ constexpr auto decoderFields = [](auto &o, auto &&field) {
   field("kvTypeV", o.kvTypeV);
   field("offloadKv", o.offloadKv);
   field("swaFull", o.swaFull);
+  field("ctxCheckpoints", o.ctxCheckpoints, 0, 1 << 20);
+  field("checkpointMinStep", o.checkpointMinStep, 0, 1 << 24);
 };
 
 constexpr auto embedderFields = [](auto &o, auto &&field) {

@@ -55,13 +55,23 @@ class TokenCache {
   size_t unchanged_ = 0;
 };
 
+// The sliding-window layers' KV of one slot when it held nTokens tokens (LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY): with the
+// full-attention layers' cells, which stay, it lets the slot resume at nTokens after its window has moved on.
+struct Checkpoint {
+  int32_t nTokens = 0;
+  int64_t request = 0;  // the slot's request that made it
+  std::vector<uint8_t> data;
+};
+
 }  // namespace
 
 struct BatchDecoder::Slot {
   int32_t id = 0;
   SlotState state = SlotState::kIdle;
   TokenCache cache;
-  std::vector<llama_token> pending;  // prompt tokens still to decode
+  std::vector<Checkpoint> checkpoints;  // ascending nTokens, all <= cache.size()
+  int64_t request = 0;                  // counts start()s
+  std::vector<llama_token> pending;     // prompt tokens still to decode
   SlotSampler sampler;
   std::vector<llama_token> preserved;  // sorted
   bool renderSpecial = false;
@@ -78,6 +88,15 @@ struct BatchDecoder::Slot {
   int32_t logitIndex = -1;
   int32_t promptThisStep = 0;
 };
+
+int32_t ResumePoints::reusable(int32_t n) const {
+  if (n >= from) return n;
+  int32_t best = 0;
+  for (int32_t c : checkpoints) {
+    if (c <= n) best = c;
+  }
+  return best;
+}
 
 const char *endReasonName(EndReason r) {
   switch (r) {
@@ -144,6 +163,7 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   require(opts.nBatch >= opts.nSlots, "nBatch must be >= nSlots (every generating slot adds one token per step)");
   require(opts.nUbatch >= 1, "nUbatch must be >= 1");
   require(opts.nThreads >= 0 && opts.nThreadsBatch >= 0, "threads must be >= 0");
+  require(opts.ctxCheckpoints >= 0 && opts.checkpointMinStep >= 0, "ctxCheckpoints and checkpointMinStep must be >= 0");
   require(opts.flashAttn >= -1 && opts.flashAttn <= 1, "flashAttn must be -1 (auto), 0 or 1");
   const ggml_type kvType = kvTypeOf(opts.kvType);
   const ggml_type kvTypeV = opts.kvTypeV.empty() ? kvType : kvTypeOf(opts.kvTypeV);
@@ -234,17 +254,15 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   while (params.reusePrefix && keep < s.cache.size() && keep < prompt.size() && s.cache[keep] == prompt[keep]) ++keep;
   if (keep >= prompt.size()) keep = prompt.size() - 1;
   llama_memory_t mem = llama_get_memory(ctx_);
-  if (keep > 0 && nSwa_ > 0 && !opts_.swaFull) {
-    // Sliding-window layers drop cells older than the window. Continuing at position `keep` needs the
-    // cells of the window before it; if they are gone, the prefix can't be reused.
-    const llama_pos posMin = llama_memory_seq_pos_min(mem, slot);
-    if (posMin < 0 || (posMin > 0 && posMin >= static_cast<llama_pos>(keep) - nSwa_)) keep = 0;
-  }
+  keep = resumeAt(s, keep);
   if (keep == 0 || !llama_memory_seq_rm(mem, slot, static_cast<llama_pos>(keep), -1)) {
     llama_memory_seq_rm(mem, slot, -1, -1);
     keep = 0;
   }
   s.cache.truncate(keep);
+  // Checkpoints past the kept prefix describe tokens this prompt replaces.
+  while (!s.checkpoints.empty() && s.checkpoints.back().nTokens > static_cast<int32_t>(keep)) s.checkpoints.pop_back();
+  ++s.request;
   s.pending.assign(prompt.begin() + static_cast<std::ptrdiff_t>(keep), prompt.end());
   s.sampler = std::move(sampler);
   s.preserved = std::move(preserved);
@@ -287,6 +305,72 @@ void BatchDecoder::clear(int32_t slot) {
 void BatchDecoder::forgetKv(Slot &s) {
   llama_memory_seq_rm(llama_get_memory(ctx_), s.id, -1, -1);
   s.cache.clear();
+  s.checkpoints.clear();
+}
+
+bool BatchDecoder::checkpointing() const {
+  return nSwa_ > 0 && !opts_.swaFull && opts_.ctxCheckpoints > 0;
+}
+
+int32_t BatchDecoder::resumeFrom(const Slot &s) const {
+  if (nSwa_ <= 0 || opts_.swaFull || s.cache.size() == 0) return 0;
+  // Continuing at position k needs the sliding window's cells before k; llama.cpp keeps every position from
+  // seq_pos_min on, so the window covers k when pos_min < k - n_swa (or nothing was dropped yet).
+  const llama_pos posMin = llama_memory_seq_pos_min(llama_get_memory(ctx_), s.id);
+  if (posMin == 0) return 0;
+  if (posMin < 0) return static_cast<int32_t>(s.cache.size()) + 1;
+  return posMin + nSwa_ + 1;
+}
+
+ResumePoints BatchDecoder::resumeOf(const Slot &s) const {
+  ResumePoints r;
+  r.from = resumeFrom(s);
+  for (const Checkpoint &c : s.checkpoints) r.checkpoints.push_back(c.nTokens);
+  return r;
+}
+
+size_t BatchDecoder::resumeAt(Slot &s, size_t keep) {
+  if (keep == 0 || static_cast<int64_t>(keep) >= resumeFrom(s)) return keep;
+  for (auto it = s.checkpoints.rbegin(); it != s.checkpoints.rend(); ++it) {
+    if (it->nTokens > static_cast<int32_t>(keep)) continue;
+    // Replaces the slot's sliding-window cells only; the full-attention layers keep theirs, cut at nTokens next.
+    takeLastLogError();
+    const size_t read =
+        llama_state_seq_set_data_ext(ctx_, it->data.data(), it->data.size(), s.id, LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY);
+    takeLastLogError();
+    return read == it->data.size() ? static_cast<size_t>(it->nTokens) : 0;
+  }
+  return 0;
+}
+
+void BatchDecoder::checkpoint(Slot &s) {
+  const int32_t n = static_cast<int32_t>(s.cache.size());
+  if (n == 0 || (!s.checkpoints.empty() && s.checkpoints.back().nTokens >= n)) return;
+  // As llama-server: earlier requests' checkpoints too close to an older one go (a conversation keeps its first
+  // and its latest turns'), then the oldest while there are too many.
+  int32_t last = -1;
+  for (auto it = s.checkpoints.begin(); it != s.checkpoints.end();) {
+    if (it->request != s.request && last >= 0 && it->nTokens <= last + opts_.checkpointMinStep) {
+      it = s.checkpoints.erase(it);
+      continue;
+    }
+    last = it->nTokens;
+    ++it;
+  }
+  while (static_cast<int32_t>(s.checkpoints.size()) >= opts_.ctxCheckpoints) s.checkpoints.erase(s.checkpoints.begin());
+  Checkpoint c;
+  c.nTokens = n;
+  c.request = s.request;
+  c.data.resize(llama_state_seq_get_size_ext(ctx_, s.id, LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY));
+  const size_t written = c.data.empty() ? 0
+                                        : llama_state_seq_get_data_ext(ctx_, c.data.data(), c.data.size(), s.id,
+                                                                       LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY);
+  if (written == 0) {
+    takeLastLogError();  // no checkpoint: a later prompt may prefill more, nothing fails
+    return;
+  }
+  c.data.resize(written);
+  s.checkpoints.push_back(std::move(c));
 }
 
 std::string BatchDecoder::heldBack(const std::vector<llama_token> &output, bool renderSpecial,
@@ -369,8 +453,21 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
     for (int32_t k = 0; k < opts_.nSlots && remaining > 0; ++k) {
       Slot &s = *slots_[static_cast<size_t>((nextPrefill_ + k) % opts_.nSlots)];
       if (s.state != SlotState::kPrefill) continue;
-      const int32_t take = std::min<int32_t>(static_cast<int32_t>(s.pending.size()), remaining);
-      const bool finishes = take == static_cast<int32_t>(s.pending.size());
+      const int32_t pending = static_cast<int32_t>(s.pending.size());
+      int32_t take = std::min<int32_t>(pending, remaining);
+      if (checkpointing()) {
+        // As llama-server: the prompt's last 4 + n_ubatch and last 4 tokens start batches of their own, and the
+        // sliding-window state before each is saved, so a next prompt that diverges near this one's end (a
+        // re-rendered reply, a regenerated turn) resumes there instead of from the start.
+        for (const int32_t before : {opts_.nUbatch + 4, 4}) {
+          if (pending == before && r.retries == 0) checkpoint(s);
+          if (pending > before && pending - take < before) {
+            take = pending - before;
+            break;
+          }
+        }
+      }
+      const bool finishes = take == pending;
       for (int32_t j = 0; j < take; ++j) {
         const bool logits = finishes && j == take - 1;
         if (logits) s.logitIndex = batch_.n_tokens;
@@ -513,6 +610,12 @@ std::vector<llama_token> BatchDecoder::cachedPrefix(int32_t slot) const {
   return views_[static_cast<size_t>(slot)].cache;
 }
 
+ResumePoints BatchDecoder::resumePoints(int32_t slot) const {
+  checkSlot(slot);
+  std::lock_guard<std::mutex> lock(viewMutex_);
+  return views_[static_cast<size_t>(slot)].resume;
+}
+
 bool BatchDecoder::shiftContext(Slot &s) {
   // As llama-server: keep the first nKeep tokens, drop half of the rest, move what follows back.
   llama_memory_t mem = llama_get_memory(ctx_);
@@ -524,6 +627,7 @@ bool BatchDecoder::shiftContext(Slot &s) {
   if (!llama_memory_seq_rm(mem, s.id, keep, keep + discard)) return false;
   llama_memory_seq_add(mem, s.id, keep + discard, n, -discard);
   s.cache.erase(static_cast<size_t>(keep), static_cast<size_t>(keep + discard));
+  s.checkpoints.clear();  // their positions moved
   return true;
 }
 
@@ -589,13 +693,36 @@ int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
                               : std::min<int32_t>(count, static_cast<int32_t>(from.cache.size()));
   llama_memory_t mem = llama_get_memory(ctx_);
   llama_memory_seq_rm(mem, dst, -1, -1);
-  if (n > 0) {
-    // Between streams (one per slot, not unified) llama.cpp copies whole sequences only (it asserts on a
-    // range): copy all, then cut the tail.
-    llama_memory_seq_cp(mem, src, dst, -1, -1);
+  if (n > 0 && opts_.kvUnified) {
+    // One stream: the cells are shared, only their sequence sets change.
+    llama_memory_seq_cp(mem, src, dst, 0, n);
+  } else if (n > 0) {
+    // Between streams llama.cpp copies whole sequences only, and defers the data to the next decode, where it
+    // would overwrite whatever is written into dst before (a checkpoint restored by start(), a saveState() of
+    // dst would read stale data): copy through host memory now instead, then cut the tail.
+    std::vector<uint8_t> state(llama_state_seq_get_size_ext(ctx_, src, LLAMA_STATE_SEQ_FLAGS_NONE));
+    takeLastLogError();
+    const bool copied =
+        !state.empty() &&
+        llama_state_seq_get_data_ext(ctx_, state.data(), state.size(), src, LLAMA_STATE_SEQ_FLAGS_NONE) ==
+            state.size() &&
+        llama_state_seq_set_data_ext(ctx_, state.data(), state.size(), dst, LLAMA_STATE_SEQ_FLAGS_NONE) == state.size();
+    if (!copied) {
+      const std::string why = takeLastLogError();
+      llama_memory_seq_rm(mem, dst, -1, -1);
+      to.cache.clear();
+      to.checkpoints.clear();
+      publish();
+      throw Error(codes::kNativeError, "could not copy slot " + std::to_string(src) + " to slot " +
+                                           std::to_string(dst) + (why.empty() ? "" : ": " + why));
+    }
     llama_memory_seq_rm(mem, dst, n, -1);
   }
   to.cache.assign(std::vector<llama_token>(from.cache.tokens().begin(), from.cache.tokens().begin() + n));
+  to.checkpoints.clear();
+  for (const Checkpoint &c : from.checkpoints) {
+    if (c.nTokens <= n) to.checkpoints.push_back(c);
+  }
   publish();
   return n;
 }
@@ -620,6 +747,7 @@ int32_t BatchDecoder::restoreSlot(int32_t slot, const std::string &path) {
   size_t count = 0;
   takeLastLogError();
   llama_memory_seq_rm(llama_get_memory(ctx_), slot, -1, -1);
+  s.checkpoints.clear();
   const size_t read = llama_state_seq_load_file(ctx_, path.c_str(), slot, tokens.data(), tokens.size(), &count);
   if (read == 0) {
     s.cache.clear();
@@ -635,21 +763,71 @@ int32_t BatchDecoder::restoreSlot(int32_t slot, const std::string &path) {
   return static_cast<int32_t>(s.cache.size());
 }
 
+namespace {
+
+// saveState()'s buffer: magic, the checkpoints (count, then each one's token count, size and bytes), then the
+// sequence state (size and bytes). Host byte order: it never leaves the process.
+constexpr uint32_t kStateMagic = 0x4c53530a;  // "LSS\n"
+
+template <typename T>
+void put(std::vector<uint8_t> &out, const T &v) {
+  const auto *p = reinterpret_cast<const uint8_t *>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+class Reader {
+ public:
+  explicit Reader(const std::vector<uint8_t> &data) : data_(data) {}
+  template <typename T>
+  bool get(T &v) {
+    if (data_.size() - at_ < sizeof(T)) return false;
+    std::copy_n(data_.data() + at_, sizeof(T), reinterpret_cast<uint8_t *>(&v));
+    at_ += sizeof(T);
+    return true;
+  }
+  // `n` bytes from here, or null when fewer are left.
+  const uint8_t *take(uint64_t n) {
+    if (data_.size() - at_ < n) return nullptr;
+    const uint8_t *p = data_.data() + at_;
+    at_ += static_cast<size_t>(n);
+    return p;
+  }
+  size_t left() const { return data_.size() - at_; }
+
+ private:
+  const std::vector<uint8_t> &data_;
+  size_t at_ = 0;
+};
+
+}  // namespace
+
 SavedState BatchDecoder::saveState(int32_t slot) {
   std::lock_guard<std::mutex> lock(stepMutex_);
   Slot &s = idleSlot(slot, "save");
   takeLastLogError();
-  SavedState out;
-  out.data.resize(llama_state_seq_get_size_ext(ctx_, slot, LLAMA_STATE_SEQ_FLAGS_NONE));
-  const size_t written = out.data.empty() ? 0
-                                          : llama_state_seq_get_data_ext(ctx_, out.data.data(), out.data.size(), slot,
-                                                                         LLAMA_STATE_SEQ_FLAGS_NONE);
+  std::vector<uint8_t> state(llama_state_seq_get_size_ext(ctx_, slot, LLAMA_STATE_SEQ_FLAGS_NONE));
+  const size_t written =
+      state.empty() ? 0
+                    : llama_state_seq_get_data_ext(ctx_, state.data(), state.size(), slot, LLAMA_STATE_SEQ_FLAGS_NONE);
   if (written == 0) {
     const std::string why = takeLastLogError();
     throw Error(codes::kNativeError, "could not save slot " + std::to_string(slot) + (why.empty() ? "" : ": " + why));
   }
-  out.data.resize(written);
+  SavedState out;
+  size_t size = sizeof(uint32_t) * 2 + sizeof(uint64_t) + written;
+  for (const Checkpoint &c : s.checkpoints) size += sizeof(int32_t) + sizeof(uint64_t) + c.data.size();
+  out.data.reserve(size);
+  put(out.data, kStateMagic);
+  put(out.data, static_cast<uint32_t>(s.checkpoints.size()));
+  for (const Checkpoint &c : s.checkpoints) {
+    put(out.data, c.nTokens);
+    put(out.data, static_cast<uint64_t>(c.data.size()));
+    out.data.insert(out.data.end(), c.data.begin(), c.data.end());
+  }
+  put(out.data, static_cast<uint64_t>(written));
+  out.data.insert(out.data.end(), state.begin(), state.begin() + static_cast<std::ptrdiff_t>(written));
   out.tokens = s.cache.tokens();
+  out.resume = resumeOf(s);
   return out;
 }
 
@@ -663,27 +841,63 @@ int32_t BatchDecoder::restoreState(int32_t slot, const std::vector<llama_token> 
   for (llama_token t : tokens) model_->checkToken(t);
   const std::string what = "could not restore slot " + std::to_string(slot) + ": ";
   require(!data.empty(), what + "the state is empty");
+  // Unpack what saveState() packed; the checkpoints stay views into `data` until the state is in.
+  Reader in(data);
+  uint32_t magic = 0;
+  uint32_t nCheckpoints = 0;
+  const bool framed = in.get(magic) && magic == kStateMagic && in.get(nCheckpoints);
+  std::vector<std::pair<int32_t, std::pair<const uint8_t *, uint64_t>>> checkpoints;
+  bool ok = framed;
+  for (uint32_t i = 0; ok && i < nCheckpoints; ++i) {
+    int32_t n = 0;
+    uint64_t size = 0;
+    const uint8_t *bytes = nullptr;
+    ok = in.get(n) && in.get(size) && (bytes = in.take(size)) != nullptr && n > 0 &&
+         n <= static_cast<int32_t>(tokens.size()) && (checkpoints.empty() || n > checkpoints.back().first);
+    if (ok) checkpoints.push_back({n, {bytes, size}});
+  }
+  uint64_t stateSize = 0;
+  const uint8_t *state = nullptr;
+  ok = ok && in.get(stateSize) && (state = in.take(stateSize)) != nullptr && stateSize > 0;
   llama_memory_t mem = llama_get_memory(ctx_);
   llama_memory_seq_rm(mem, slot, -1, -1);
   s.cache.clear();
+  s.checkpoints.clear();
+  if (!ok) {
+    publish();
+    throw Error(codes::kInvalidArgument, what + "the state is not one saveState() gave (truncated or altered?)");
+  }
   takeLastLogError();
-  const size_t read = llama_state_seq_set_data_ext(ctx_, data.data(), data.size(), slot, LLAMA_STATE_SEQ_FLAGS_NONE);
+  const size_t read = llama_state_seq_set_data_ext(ctx_, state, stateSize, slot, LLAMA_STATE_SEQ_FLAGS_NONE);
   // Its positions must be exactly the tokens' (a state saved with other tokens would decode garbage after them).
   const llama_pos held = llama_memory_seq_pos_max(mem, slot) + 1;
-  if (read != data.size() || held != static_cast<llama_pos>(tokens.size())) {
+  const size_t extra = stateSize - read + in.left();
+  if (read == 0 || extra != 0 || held != static_cast<llama_pos>(tokens.size())) {
     const std::string why = takeLastLogError();
     llama_memory_seq_rm(mem, slot, -1, -1);
     publish();
-    throw Error(
-        codes::kInvalidArgument,
-        what + (read == 0 ? "the state is not one this decoder can take (saved by another model, KV type "
-                            "or pool layout?), or the pool has no room for it" +
-                                (why.empty() ? std::string() : ": " + why)
-                : read != data.size() ? "the state has " + std::to_string(data.size() - read) + " bytes past its end"
-                                      : "the state holds " + std::to_string(held) + " positions but " +
-                                            std::to_string(tokens.size()) + " tokens came with it"));
+    std::string problem;
+    if (read == 0) {
+      problem =
+          "the state is not one this decoder can take (saved by another model, KV type or pool layout?), or "
+          "the pool has no room for it" +
+          (why.empty() ? std::string() : ": " + why);
+    } else if (extra != 0) {
+      problem = "the state has " + std::to_string(extra) + " bytes past its end";
+    } else {
+      problem = "the state holds " + std::to_string(held) + " positions but " + std::to_string(tokens.size()) +
+                " tokens came with it";
+    }
+    throw Error(codes::kInvalidArgument, what + problem);
   }
   s.cache.assign(tokens);
+  for (const auto &[n, bytes] : checkpoints) {
+    Checkpoint c;
+    c.nTokens = n;
+    c.request = s.request;
+    c.data.assign(bytes.first, bytes.first + bytes.second);
+    s.checkpoints.push_back(std::move(c));
+  }
   publish();
   return static_cast<int32_t>(s.cache.size());
 }
@@ -699,6 +913,7 @@ void BatchDecoder::publish() {
     view.info.pendingPrompt = static_cast<int32_t>(s.pending.size());
     view.info.generated = s.generated;
     s.cache.publishTo(view.cache);
+    view.resume = resumeOf(s);
     cells += static_cast<int64_t>(s.cache.size());
   }
   kvCells_.store(cells, std::memory_order_relaxed);

@@ -41,6 +41,13 @@ struct DecoderOptions {
   std::string kvTypeV;         // empty: kvType
   bool offloadKv = true;       // KV cache on the GPU with the layers
   bool swaFull = false;        // full-size sliding-window cache (costs memory; enables more prefix reuse)
+  // Sliding-window models keep only the last window's KV in their SWA layers, so a prompt that diverges from a
+  // slot's cache before its end could not reuse any of it. As llama-server: the SWA state is saved (host memory)
+  // shortly before a prompt's end, and a later prompt resumes from the newest checkpoint at or before where it
+  // diverges. At most ctxCheckpoints per slot (0: none); checkpoints of earlier requests closer than
+  // checkpointMinStep tokens to an older one are dropped. No effect without sliding-window layers or with swaFull.
+  int32_t ctxCheckpoints = 32;
+  int32_t checkpointMinStep = 8192;
 };
 
 enum class SlotState { kIdle, kPrefill, kGenerating };
@@ -106,10 +113,21 @@ struct StepResult {
   bool kvFull = false;
 };
 
-// An idle slot's KV in host memory (llama_state_seq_get_data_ext's bytes) with the tokens it holds.
+// Where a slot (or a saved state) can resume a prompt that shares `n` tokens with what it holds: at n itself when
+// n >= from (the sliding window still covers it; from is 0 without sliding-window layers), else at the largest
+// checkpoint <= n, else nowhere (0).
+struct ResumePoints {
+  int32_t from = 0;
+  std::vector<int32_t> checkpoints;  // token counts, ascending
+  int32_t reusable(int32_t n) const;
+};
+
+// An idle slot's KV in host memory with the tokens it holds: llama_state_seq_get_data_ext's bytes and the slot's
+// sliding-window checkpoints, in one opaque buffer only restoreState() reads.
 struct SavedState {
   std::vector<llama_token> tokens;
   std::vector<uint8_t> data;
+  ResumePoints resume;
 };
 
 struct SlotInfo {
@@ -151,6 +169,7 @@ class BatchDecoder {
   // From the last published snapshot (see Threading above): a copy, safe at any time.
   SlotInfo slotInfo(int32_t slot) const;
   std::vector<llama_token> cachedPrefix(int32_t slot) const;  // the tokens the slot's KV holds
+  ResumePoints resumePoints(int32_t slot) const;              // where it can resume a prompt sharing a prefix
   int32_t nSlots() const { return opts_.nSlots; }
   int32_t nCtxPerSlot() const { return nCtxSlot_; }
   int32_t nBatch() const { return opts_.nBatch; }
@@ -165,6 +184,7 @@ class BatchDecoder {
   struct SlotView {
     SlotInfo info;
     std::vector<llama_token> cache;
+    ResumePoints resume;
   };
   StepResult stepLocked(int32_t tokenBudget);
   StepResult &kvFull(StepResult &r);
@@ -175,6 +195,12 @@ class BatchDecoder {
   void checkSlot(int32_t slot) const;
   Slot &idleSlot(int32_t slot, const char *what);
   bool shiftContext(Slot &s);
+  bool checkpointing() const;
+  void checkpoint(Slot &s);
+  int32_t resumeFrom(const Slot &s) const;
+  ResumePoints resumeOf(const Slot &s) const;
+  // The largest prefix <= keep the slot can resume at, restoring a checkpoint when its window has moved on.
+  size_t resumeAt(Slot &s, size_t keep);
   std::string heldBack(const std::vector<llama_token> &output, bool renderSpecial,
                        const std::vector<llama_token> &preserved) const;
   void recordProbs(Slot &s, int32_t outputIndex, llama_token tok, SlotEvent &ev);

@@ -440,3 +440,58 @@ TEST_CASE("injected allocation failure at load: MODEL_LOAD_FAILED naming it, and
   auto m = core::Model::load(modelPath(), core::LoadOptions{}, [](float) { return true; });
   CHECK(m->info().nVocab > 0);
 }
+
+// A sliding-window model (the generated tiny Gemma 3): a prompt diverging behind the window resumes at a checkpoint,
+// the checkpoints survive saveState/restoreState, and restoreState refuses every cut or altered buffer cleanly
+// (the parsing of saveState's container is what the sanitizers should see).
+TEST_CASE("sliding-window checkpoints: resume, save/restore round trip, damaged states refused") {
+  const char *path = std::getenv("LLAMA_SLOTS_TEST_SWA_MODEL");
+  if (path == nullptr || *path == '\0') {
+    MESSAGE("LLAMA_SLOTS_TEST_SWA_MODEL not set: no sliding-window model to test with");
+    return;
+  }
+  const auto swa = core::Model::load(path, core::LoadOptions{}, [](float) { return true; });
+  const int32_t window = llama_model_n_swa(swa->raw());
+  REQUIRE(window > 0);
+  core::DecoderOptions o = options(2, 1024, 64);
+  o.nUbatch = 32;
+  BatchDecoder d(swa, o);
+  const std::vector<llama_token> first = prompt(window * 3, 5);
+  d.start(0, params(first, window * 6));
+  const std::vector<llama_token> reply = runToEnd(d, 64)[0].tokens;
+  REQUIRE(reply.size() == static_cast<size_t>(window * 6));
+  const int32_t n = static_cast<int32_t>(first.size());
+  CHECK(d.resumePoints(0).checkpoints == std::vector<int32_t>{n - 4 - 32, n - 4});
+
+  std::vector<llama_token> next = first;
+  next.insert(next.end(), reply.begin(), reply.begin() + 5);
+  const std::vector<llama_token> tail = prompt(20, 6);
+  next.insert(next.end(), tail.begin(), tail.end());
+
+  const core::SavedState saved = d.saveState(0);
+  CHECK(saved.resume.checkpoints == d.resumePoints(0).checkpoints);
+  d.clear(0);
+  CHECK(d.restoreState(1, saved.tokens, saved.data) == static_cast<int32_t>(saved.tokens.size()));
+  CHECK(d.start(1, params(next, 8)).reusedTokens == n - 4);
+  const std::vector<llama_token> warm = runToEnd(d, 64)[1].tokens;
+  d.clear(1);
+  CHECK(d.start(1, params(next, 8)).reusedTokens == 0);
+  CHECK(runToEnd(d, 64)[1].tokens == warm);
+
+  // Every truncation of the first bytes (magic, counts, the first checkpoint's header) and a flipped byte in each
+  // header field: refused, the slot left empty.
+  for (size_t len = 0; len < 64; ++len) {
+    const std::vector<uint8_t> cut(saved.data.begin(), saved.data.begin() + static_cast<std::ptrdiff_t>(len));
+    CHECK(codeOf([&]() { d.restoreState(0, saved.tokens, cut); }) == core::codes::kInvalidArgument);
+    CHECK(d.slotInfo(0).cachedTokens == 0);
+  }
+  for (size_t at : {size_t{0}, size_t{4}, size_t{8}, size_t{12}, size_t{19}, saved.data.size() / 2}) {
+    std::vector<uint8_t> altered = saved.data;
+    altered[at] ^= 0xff;
+    const std::string code = codeOf([&]() { d.restoreState(0, saved.tokens, altered); });
+    // A flip inside the KV bytes themselves may still restore (they are data); anything else is refused.
+    CHECK((code == core::codes::kInvalidArgument || code.empty()));
+  }
+  CHECK(d.restoreState(0, saved.tokens, saved.data) == static_cast<int32_t>(saved.tokens.size()));
+  requireIdle(d);
+}

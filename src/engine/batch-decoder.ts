@@ -4,7 +4,7 @@
 // owns the option and event types.
 
 import { ArgumentError } from '../errors.ts';
-import type { Decoder, SlotState, StartOptions, StepResult } from '../scheduler/decoder.ts';
+import type { Decoder, ResumePoints, SlotState, StartOptions, StepResult } from '../scheduler/decoder.ts';
 import type { Model } from './model.ts';
 import {
   awaitNative,
@@ -42,6 +42,13 @@ export interface DecoderOptions {
   offloadKv?: boolean;
   /** Full-size sliding-window KV (more memory, more prefix reuse on SWA models like Gemma 3). */
   swaFull?: boolean;
+  /**
+   * Sliding-window checkpoints per slot (llama-server's --ctx-checkpoints, default 32; 0: none): the window's state
+   * saved shortly before each prompt's end, so a later prompt diverging near there resumes instead of prefilling.
+   */
+  ctxCheckpoints?: number;
+  /** Earlier requests' checkpoints closer than this many tokens to an older one are dropped (default 8192). */
+  checkpointMinStep?: number;
 }
 
 export interface SlotInfo {
@@ -152,7 +159,7 @@ export class BatchDecoder implements Decoder {
    */
   async saveState(slot: number): Promise<SlotState> {
     const saved = await awaitNative(() => this.#native.saveState(slot));
-    return { tokens: Array.from(saved.tokens), state: saved.state };
+    return { tokens: Array.from(saved.tokens), state: saved.state, resume: saved.resume };
   }
 
   /**
@@ -170,6 +177,10 @@ export class BatchDecoder implements Decoder {
 
   cachedPrefix(slot: number): number[] {
     return Array.from(callNative(() => this.#native.cachedPrefix(slot)));
+  }
+
+  resumePoints(slot: number): ResumePoints {
+    return callNative(() => this.#native.resumePoints(slot));
   }
 
   /** Frees the context (after a running step ends). Idempotent. */
@@ -203,6 +214,8 @@ export function nativeDecoderOptions(options: DecoderOptions): Required<NativeDe
     kvTypeV: options.kvTypeV ?? d.kvTypeV,
     offloadKv: options.offloadKv ?? d.offloadKv,
     swaFull: options.swaFull ?? d.swaFull,
+    ctxCheckpoints: options.ctxCheckpoints ?? d.ctxCheckpoints,
+    checkpointMinStep: options.checkpointMinStep ?? d.checkpointMinStep,
   };
 }
 

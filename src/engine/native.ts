@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { errorFor, LlamaError } from '../errors.ts';
 import { projectRoot } from '../paths.ts';
-import type { SamplingOptions, StartOptions } from '../scheduler/decoder.ts';
+import type { ResumePoints, SamplingOptions, StartOptions } from '../scheduler/decoder.ts';
 import type { ChatDelta } from '../server/chat/layer.ts';
 
 export interface NativeModelInfo {
@@ -78,6 +78,8 @@ export interface NativeDecoderOptions {
   kvTypeV?: string;
   offloadKv?: boolean;
   swaFull?: boolean;
+  ctxCheckpoints?: number;
+  checkpointMinStep?: number;
 }
 
 /** A grammar constraint (native/core/slot_sampler.h GrammarSpec). */
@@ -203,11 +205,13 @@ export interface NativeBatchDecoder {
   };
   /** The tokens the slot's KV holds (slotInfo().cachedTokens counts them). */
   cachedPrefix(slot: number): Int32Array;
+  /** Where the slot can resume a prompt sharing a prefix with its cache (native/core ResumePoints). */
+  resumePoints(slot: number): ResumePoints;
   copyPrefix(src: number, dst: number, count?: number): number;
   saveSlot(slot: number, path: string): Promise<number>;
   restoreSlot(slot: number, path: string): Promise<number>;
   /** The idle slot's KV in host memory (llama_state_seq_get_data_ext) with the tokens it holds. */
-  saveState(slot: number): Promise<{ tokens: Int32Array; state: Uint8Array }>;
+  saveState(slot: number): Promise<{ tokens: Int32Array; state: Uint8Array; resume: ResumePoints }>;
   /** Loads such a state into an idle slot; resolves with the tokens it now holds. */
   restoreState(slot: number, tokens: Int32Array | readonly number[], state: Uint8Array): Promise<number>;
   eraseSlot(slot: number): Promise<void>;

@@ -117,10 +117,32 @@ export interface StepResult {
   kvFull?: boolean;
 }
 
+/**
+ * Where a slot's KV (or a saved state) can resume a prompt that shares n tokens with what it holds. Sliding-window
+ * layers (Gemma 3) keep only the last window's cells, so a prompt that diverges before the cache's end resumes at n
+ * only when n >= from, else at the largest checkpoint <= n (the window's state saved near an earlier prompt's end),
+ * else nowhere. Without sliding-window layers from is 0: any prefix.
+ */
+export interface ResumePoints {
+  from: number;
+  /** Token counts, ascending. */
+  checkpoints: readonly number[];
+}
+
+/** Of a common prefix of n tokens, how many `resume` lets a slot keep (reusablePrefix(n) <= n). */
+export function reusablePrefix(n: number, resume: ResumePoints | undefined): number {
+  if (resume === undefined || n >= resume.from) return n;
+  let best = 0;
+  for (const c of resume.checkpoints) if (c <= n) best = c;
+  return best;
+}
+
 /** A slot's KV serialised to host memory, with the tokens it holds. */
 export interface SlotState {
   tokens: readonly number[];
   state: Uint8Array;
+  /** Absent: any prefix of tokens can be resumed. */
+  resume?: ResumePoints;
 }
 
 /** What the scheduler needs of a decoder: slots over one model, advanced together one step at a time. */
@@ -141,6 +163,8 @@ export interface Decoder {
   step(tokenBudget: number): Promise<StepResult>;
   /** The tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
   cachedPrefix(slot: number): readonly number[];
+  /** Where the slot can resume a prompt that shares a prefix with cachedPrefix(); absent: anywhere. */
+  resumePoints?(slot: number): ResumePoints;
   /** Idle slot `dst` gets the KV of `src`'s first `count` cached tokens. Between steps. */
   copyPrefix(src: number, dst: number, count: number): number;
   /** An idle slot's KV to a file and back, and dropped; queued behind any step in flight. */

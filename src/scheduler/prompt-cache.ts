@@ -4,12 +4,26 @@
 // bookkeeping). The scheduler saves and restores through the decoder and asks this which entry serves a
 // prompt best.
 import { LRUCache } from 'lru-cache';
+import { type ResumePoints, reusablePrefix } from './decoder.ts';
 import { commonPrefix } from './slot-choice.ts';
 
-/** A slot's saved state: the tokens its KV held and the bytes llama.cpp serialised it to. */
+/** A slot's saved state: the tokens its KV held, the bytes it was serialised to, and where it can resume. */
 export interface CachedPrompt {
   readonly tokens: readonly number[];
   readonly state: Uint8Array;
+  readonly resume?: ResumePoints;
+}
+
+/**
+ * Whether `longer` (holding a continuation of `shorter`'s tokens) resumes every prefix `shorter` could, as far:
+ * always without sliding-window layers; with them only if its window and checkpoints reach back as far.
+ */
+function covers(longer: ResumePoints | undefined, shorter: CachedPrompt): boolean {
+  if (longer === undefined) return true;
+  const r = shorter.resume;
+  const from = r === undefined ? 0 : r.from;
+  if (from <= shorter.tokens.length && longer.from > from) return false;
+  return (r?.checkpoints ?? []).every((c) => reusablePrefix(c, longer) >= c);
 }
 
 export interface PromptCacheStats {
@@ -55,25 +69,29 @@ export class PromptCache {
   }
 
   /**
-   * Keeps a slot's state. Entries whose tokens are a prefix of these are dropped (this one serves every prompt
-   * they did); a state larger than the whole cache is not kept. Returns whether it was kept.
+   * Keeps a slot's state. Entries whose tokens are a prefix of these are dropped when this one resumes every
+   * prompt they did; a state larger than the whole cache is not kept. Returns whether it was kept.
    */
-  put(tokens: readonly number[], state: Uint8Array): boolean {
+  put(tokens: readonly number[], state: Uint8Array, resume?: ResumePoints): boolean {
     const lru = this.#lru;
     if (lru === null || tokens.length === 0 || state.byteLength > this.capacityBytes) return false;
     for (const [key, e] of lru.entries()) {
-      if (e.tokens.length <= tokens.length && commonPrefix(e.tokens, tokens) === e.tokens.length) lru.delete(key);
+      const prefixOfThis = e.tokens.length <= tokens.length && commonPrefix(e.tokens, tokens) === e.tokens.length;
+      if (prefixOfThis && covers(resume, e)) lru.delete(key);
     }
     const key = nextKey++;
-    lru.set(key, { tokens: [...tokens], state });
+    lru.set(key, { tokens: [...tokens], state, ...(resume !== undefined ? { resume } : {}) });
     return lru.has(key);
   }
 
-  /** The entry sharing the longest prefix with `prompt`, and that length; null when none shares any. */
+  /**
+   * The entry that lets `prompt` skip the most tokens, and how many (the common prefix, as far as the entry can
+   * resume there); null when none lets it skip any.
+   */
   best(prompt: readonly number[]): { entry: CachedPrompt; prefix: number } | null {
     let best: { entry: CachedPrompt; prefix: number } | null = null;
     for (const e of this.#lru?.values() ?? []) {
-      const prefix = commonPrefix(e.tokens, prompt);
+      const prefix = reusablePrefix(commonPrefix(e.tokens, prompt), e.resume);
       if (prefix > 0 && (best === null || prefix > best.prefix)) best = { entry: e, prefix };
     }
     return best;

@@ -7,7 +7,7 @@
 // the most recently started request gives its slot up and resumes later, so no admitted request fails because
 // of the others.
 import { ArgumentError, ContextExceededError, RejectedError, StateError } from '../errors.ts';
-import type { StepResult } from './decoder.ts';
+import { type ResumePoints, reusablePrefix, type StepResult } from './decoder.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { type CachedPrompt, PromptCache, type PromptCacheStats } from './prompt-cache.ts';
 import { chooseSlot, commonPrefix, MIN_REUSE_PREFIX } from './slot-choice.ts';
@@ -395,7 +395,7 @@ export class Scheduler {
       // Cancelled while its slot was being prepared: #end took care of it.
       if (job.state !== 'admitting') continue;
       if (this.#promptCache.enabled && plan.restore === null && job.output.length === 0) {
-        const own = commonPrefix(this.#cachedPrefix(slot), this.#promptOf(job));
+        const own = this.#reusable(slot, this.#promptOf(job));
         if (own < this.#minReusePrefix) {
           this.#promptCache.missed();
           guard(() => this.#observer.onPromptCache?.({ kind: 'miss' }));
@@ -418,9 +418,14 @@ export class Scheduler {
     let own = 0;
     if (pinned !== undefined) {
       slot = this.#slots[pinned];
-      if (slot !== undefined) own = commonPrefix(this.#cachedPrefix(slot), prompt);
+      if (slot !== undefined) own = this.#reusable(slot, prompt);
     } else {
-      const candidates = idle.map((s) => ({ id: s.id, cachedPrefix: this.#cachedPrefix(s), lastUsed: s.lastUsed }));
+      const candidates = idle.map((s) => ({
+        id: s.id,
+        cachedPrefix: this.#cachedPrefix(s),
+        resume: this.#resumePoints(s),
+        lastUsed: s.lastUsed,
+      }));
       const choice = chooseSlot(candidates, prompt, this.#minReusePrefix);
       slot = choice === null ? undefined : this.#slots[choice.slot];
       own = choice?.prefix ?? 0;
@@ -526,7 +531,7 @@ export class Scheduler {
       return;
     const saved = await this.#decoder.saveState(slot.id);
     slot.savedCount = slot.cachedCount;
-    if (this.#promptCache.put(saved.tokens, saved.state))
+    if (this.#promptCache.put(saved.tokens, saved.state, saved.resume))
       guard(() =>
         this.#observer.onPromptCache?.({ kind: 'saved', tokens: saved.tokens.length, bytes: saved.state.byteLength }),
       );
@@ -850,6 +855,19 @@ export class Scheduler {
   }
 
   /** Only between steps (admission): the decoder's cache must not be read while a step may change it. */
+  /** Prompt tokens the slot's cache lets it skip: the common prefix, as far as it can resume there. */
+  #reusable(slot: Slot, prompt: readonly number[]): number {
+    return reusablePrefix(commonPrefix(this.#cachedPrefix(slot), prompt), this.#resumePoints(slot));
+  }
+
+  #resumePoints(slot: Slot): ResumePoints | undefined {
+    try {
+      return this.#decoder.resumePoints?.(slot.id);
+    } catch {
+      return { from: Number.POSITIVE_INFINITY, checkpoints: [] };
+    }
+  }
+
   #cachedPrefix(slot: Slot): readonly number[] {
     if (slot.cache === null) {
       try {

@@ -2,10 +2,14 @@
 // prompt (the prompt cache), else the least recently used one, so the caches most likely to be wanted
 // again (the freshest conversations) survive longest.
 
+import { type ResumePoints, reusablePrefix } from './decoder.ts';
+
 export interface IdleSlot {
   id: number;
   /** Tokens whose KV the slot holds. */
   cachedPrefix: readonly number[];
+  /** Where it can resume a shared prefix (sliding-window models); absent: anywhere. */
+  resume?: ResumePoints | undefined;
   /** When the slot last ended a request (any increasing clock; lower = longer ago; never used: -Infinity). */
   lastUsed: number;
 }
@@ -34,7 +38,7 @@ export function chooseSlot(
   let best: SlotChoice | null = null;
   let bestLastUsed = Infinity;
   for (const s of idle) {
-    let prefix = commonPrefix(s.cachedPrefix, prompt);
+    let prefix = reusablePrefix(commonPrefix(s.cachedPrefix, prompt), s.resume);
     if (prefix < minPrefix) prefix = 0;
     const better = best === null || prefix > best.prefix || (prefix === best.prefix && s.lastUsed < bestLastUsed);
     if (better) {

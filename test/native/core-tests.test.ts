@@ -23,6 +23,7 @@ t.test('the native core tests pass under ctest', { timeout: 600_000 }, async (t)
 
   const ctest = run('ctest', ['--test-dir', buildDir, '--output-on-failure', '-V'], {
     LLAMA_SLOTS_TEST_MODEL: await modelPath('tiny'),
+    LLAMA_SLOTS_TEST_SWA_MODEL: await modelPath('tiny-gemma3'),
   });
   const out = ctest.stdout + ctest.stderr;
   t.equal(ctest.status, 0, `ctest failed:\n${out.slice(-6000)}`);
@@ -31,7 +32,8 @@ t.test('the native core tests pass under ctest', { timeout: 600_000 }, async (t)
   const cases = /test cases:\s+(\d+) \|\s+(\d+) passed \|\s+(\d+) failed \|\s+(\d+) skipped/.exec(out);
   t.ok(cases, 'doctest summary line');
   const [total, passed, failed, skipped] = (cases ?? []).slice(1).map(Number);
-  t.ok((total ?? 0) >= 11, `${total} test cases`);
+  t.ok((total ?? 0) >= 12, `${total} test cases`);
+  t.notMatch(out, /LLAMA_SLOTS_TEST_SWA_MODEL not set/, 'the sliding-window case ran');
   t.equal(passed, total);
   t.equal(failed, 0);
   t.equal(skipped, 0);

@@ -51,3 +51,23 @@ t.test('capacity 0 keeps nothing', async (t) => {
   t.equal(c.best([1, 2]), null);
   t.throws(() => new PromptCache(-1), RangeError);
 });
+
+t.test('sliding-window entries: a prefix counts only as far as the entry can resume there', async (t) => {
+  const c = new PromptCache(1000);
+  // Holds 0..99; its window covers resuming at 80 or later, and it has checkpoints at 30 and 60.
+  c.put(range(0, 100), state(10), { from: 80, checkpoints: [30, 60] });
+  t.equal(c.best([...range(0, 90), 7, 7])?.prefix, 90, 'inside the window: the whole common prefix');
+  t.equal(c.best([...range(0, 70), 7])?.prefix, 60, 'behind it: the checkpoint before the divergence');
+  t.equal(c.best([...range(0, 20), 7])?.prefix ?? 0, 0, 'before the first checkpoint: nothing to resume');
+
+  // An entry holding a shorter prefix resumes where the longer one cannot: both stay, and each serves its prompts.
+  c.put(range(0, 50), state(10), { from: 0, checkpoints: [] });
+  c.put(range(0, 200), state(10), { from: 180, checkpoints: [30, 60] });
+  t.equal(c.stats().entries, 3, 'the longer state does not supersede entries it cannot stand in for');
+  t.same(c.best([...range(0, 45), 7])?.entry.tokens, range(0, 50));
+  t.equal(c.best([...range(0, 45), 7])?.prefix, 45);
+  t.equal(c.best([...range(0, 190), 7])?.prefix, 190);
+  // One that resumes everything the shorter did replaces it.
+  c.put(range(0, 300), state(10), { from: 0, checkpoints: [] });
+  t.equal(c.stats().entries, 1);
+});

@@ -257,3 +257,37 @@ t.test(
     await oneByOne.close(0);
   },
 );
+
+t.test(
+  'sliding-window model, more conversations than slots: a returning one resumes from its RAM-cached checkpoint',
+  async (t) => {
+    const gemma = await loadModel('tiny-gemma3');
+    t.teardown(() => gemma.dispose());
+    const window = gemma.info.nSwa;
+    const options = { slots: 1, ctxPerSlot: 1024, batchSize: 64, ubatchSize: 32 } as const;
+    const decoder = new BatchDecoder(gemma, options);
+    t.teardown(() => decoder.dispose());
+    let restored = 0;
+    const scheduler = new Scheduler(
+      decoder,
+      { promptCacheBytes: 256 << 20 },
+      { onPromptCache: (e) => (restored += e.kind === 'hit' ? e.tokens : 0) },
+    );
+    const turn1 = syntheticPrompt(window * 3, 960);
+    // A reply that outgrows the window, then another conversation takes the only slot.
+    const reply = await generate(scheduler, 'a', turn1, window * 6);
+    await generate(scheduler, 'b', syntheticPrompt(window * 2, 961), 8);
+    // The client re-sends its history; its reply re-tokenizes differently after a few tokens.
+    const turn2 = [...turn1, ...reply.tokens.slice(0, 5), ...syntheticPrompt(30, 962).slice(1)];
+    const back = await generate(scheduler, 'a', turn2, 12);
+    await scheduler.close(0);
+    t.equal(back.summary.cachedTokens, turn1.length - 4, 'resumed 4 tokens before the first prompt ended');
+    t.equal(restored, turn1.length - 4, 'from the state kept in RAM');
+
+    const single = new BatchDecoder(gemma, options);
+    t.teardown(() => single.dispose());
+    const cold = new Scheduler(single);
+    t.same(back.tokens, (await generate(cold, 'solo', turn2, 12)).tokens, 'the same tokens as a cold run');
+    await cold.close(0);
+  },
+);

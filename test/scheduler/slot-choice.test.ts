@@ -61,3 +61,16 @@ t.test('exactly the minimum counts; no idle slot: null', async (t) => {
   t.same(chooseSlot(slots, prompt), { slot: 0, prefix: MIN_REUSE_PREFIX });
   t.equal(chooseSlot([], prompt), null);
 });
+
+t.test('sliding-window slots: a common prefix counts as far as the slot can resume it', async (t) => {
+  const prompt = [...range(100, 60), 7];
+  const slots = [
+    // The longest common prefix (60), but its window moved on and its one checkpoint is at 20.
+    { id: 0, cachedPrefix: range(100, 200), resume: { from: 150, checkpoints: [20] }, lastUsed: 1 },
+    // A shorter one (50) it can resume at a checkpoint.
+    { id: 1, cachedPrefix: [...range(100, 50), 9], resume: { from: 100, checkpoints: [48] }, lastUsed: 2 },
+  ];
+  t.same(chooseSlot(slots, prompt), { slot: 1, prefix: 48 });
+  const noCheckpoint = { id: 0, cachedPrefix: range(100, 200), resume: { from: 150, checkpoints: [] }, lastUsed: 1 };
+  t.same(chooseSlot([noCheckpoint], prompt), { slot: 0, prefix: 0 }, 'nothing it can resume: no reuse counted');
+});

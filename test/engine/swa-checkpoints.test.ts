@@ -1,0 +1,128 @@
+// Sliding-window checkpoints (native/core/batch_decoder.cpp): on a model whose SWA layers keep only the last
+// window's KV, a prompt that diverges from a slot's cache before the window resumes at the checkpoint saved near
+// the previous prompt's end, instead of prefilling everything again — and decodes exactly what a cold run does.
+import t from 'tap';
+import { BatchDecoder, type DecoderOptions, type Model } from '../../src/engine/index.ts';
+import { reusablePrefix } from '../../src/scheduler/decoder.ts';
+import { runToEnd, syntheticPrompt } from '../helpers/decode.ts';
+import { loadModel } from '../helpers/models.ts';
+
+const gemma = await loadModel('tiny-gemma3');
+t.teardown(() => gemma.dispose());
+const window = gemma.info.nSwa;
+const UBATCH = 32;
+const options = (o: Partial<DecoderOptions> = {}): DecoderOptions => ({
+  slots: 2,
+  ctxPerSlot: 1024,
+  batchSize: 64,
+  ubatchSize: UBATCH,
+  ...o,
+});
+
+async function cold(m: Model, prompt: number[], maxTokens: number): Promise<number[]> {
+  const d = new BatchDecoder(m, { slots: 1, ctxPerSlot: 1024, batchSize: 64, ubatchSize: UBATCH });
+  try {
+    d.start(0, prompt, { maxTokens });
+    return (await runToEnd(d, [0])).get(0)?.tokens ?? [];
+  } finally {
+    d.dispose();
+  }
+}
+
+// A first turn (prompt, then a reply long enough that the window moves past the prompt's end) and a second turn
+// that keeps only the reply's first tokens (a client re-sending its history, re-tokenized differently) and goes on.
+const first = syntheticPrompt(window * 3, 61);
+// llama.cpp keeps up to a padded n_swa + n_ubatch cells per stream (256 here): the reply outgrows that.
+const REPLY = window * 6;
+async function firstTurn(d: BatchDecoder, slot = 0): Promise<number[]> {
+  d.start(slot, first, { maxTokens: REPLY });
+  return (await runToEnd(d, [slot])).get(slot)?.tokens ?? [];
+}
+const secondTurn = (reply: number[]) => [...first, ...reply.slice(0, 5), ...syntheticPrompt(20, 62).slice(1)];
+
+t.test('a prompt diverging behind the window resumes at the checkpoint before the last prompt end', async (t) => {
+  t.ok(window > 0 && window < REPLY, `sliding window ${window}`);
+  const d = new BatchDecoder(gemma, options());
+  t.teardown(() => d.dispose());
+  const reply = await firstTurn(d);
+  t.equal(reply.length, REPLY);
+  const points = d.resumePoints(0);
+  t.same(points.checkpoints, [first.length - 4 - UBATCH, first.length - 4], 'checkpoints 4 + n_ubatch and 4 before');
+  t.ok(points.from > first.length + 5, `the window (${points.from}) has moved past the divergence`);
+
+  const next = secondTurn(reply);
+  t.equal(reusablePrefix(first.length + 5, points), first.length - 4, 'resumePoints predicts the resume');
+  const started = d.start(0, next, { maxTokens: 16 });
+  t.equal(started.reusedTokens, first.length - 4, 'resumed at the last checkpoint, not from the start');
+  const warm = (await runToEnd(d, [0])).get(0)?.tokens;
+  t.same(warm, await cold(gemma, next, 16), 'the same tokens as a cold run');
+  t.same(
+    d.resumePoints(0).checkpoints,
+    [first.length - 4 - UBATCH, next.length - 4],
+    "the first turn's oldest checkpoint stays, its last goes (min step); the new prompt adds one 4 before its end",
+  );
+});
+
+t.test('without checkpoints (ctxCheckpoints 0) the same prompt is prefilled from the start', async (t) => {
+  const d = new BatchDecoder(gemma, options({ ctxCheckpoints: 0 }));
+  t.teardown(() => d.dispose());
+  const reply = await firstTurn(d);
+  t.same(d.resumePoints(0).checkpoints, []);
+  t.equal(d.start(0, secondTurn(reply), { maxTokens: 4 }).reusedTokens, 0);
+  await runToEnd(d, [0]);
+});
+
+t.test('a non-sliding-window model takes no checkpoints and resumes anywhere', async (t) => {
+  const tiny = await loadModel('tiny');
+  t.teardown(() => tiny.dispose());
+  const d = new BatchDecoder(tiny, options());
+  t.teardown(() => d.dispose());
+  d.start(0, first, { maxTokens: 8 });
+  const reply = (await runToEnd(d, [0])).get(0)?.tokens ?? [];
+  t.same(d.resumePoints(0), { from: 0, checkpoints: [] });
+  t.equal(d.start(0, secondTurn(reply), { maxTokens: 4 }).reusedTokens, first.length + 5);
+  await runToEnd(d, [0]);
+});
+
+t.test('checkpoints travel with a state saved to host memory and with a copied prefix', async (t) => {
+  const d = new BatchDecoder(gemma, options());
+  t.teardown(() => d.dispose());
+  const reply = await firstTurn(d);
+  const next = secondTurn(reply);
+  const reference = await cold(gemma, next, 12);
+
+  const saved = await d.saveState(0);
+  t.same(saved.resume, d.resumePoints(0), 'the saved state says where it resumes');
+  await d.eraseSlot(0);
+  t.same(d.resumePoints(0), { from: 0, checkpoints: [] }, 'erased: no checkpoints');
+  t.equal(await d.restoreState(1, saved), saved.tokens.length);
+  t.same(d.resumePoints(1).checkpoints, saved.resume?.checkpoints, 'restored with its checkpoints');
+  t.equal(d.start(1, next, { maxTokens: 12 }).reusedTokens, first.length - 4, 'resumed from the restored checkpoint');
+  t.same((await runToEnd(d, [1])).get(1)?.tokens, reference, 'the same tokens as a cold run');
+
+  // A copy of the first turn's prefix up to the prompt's end keeps the checkpoints inside it.
+  await d.eraseSlot(1);
+  await d.restoreState(1, saved);
+  t.equal(d.copyPrefix(1, 0, first.length), first.length);
+  t.same(d.resumePoints(0).checkpoints, [first.length - 4 - UBATCH, first.length - 4]);
+  t.equal(d.start(0, next, { maxTokens: 12 }).reusedTokens, first.length - 4, 'the copy resumes there too');
+  t.same((await runToEnd(d, [0])).get(0)?.tokens, reference);
+});
+
+t.test('a saved state that was cut or altered is refused and leaves the slot empty', async (t) => {
+  const d = new BatchDecoder(gemma, options());
+  t.teardown(() => d.dispose());
+  await firstTurn(d);
+  const saved = await d.saveState(0);
+  const altered = saved.state.slice();
+  altered[0] = (altered[0] ?? 0) ^ 0xff;
+  for (const state of [saved.state.subarray(0, 40), altered]) {
+    await t.rejects(d.restoreState(1, { tokens: saved.tokens, state }), {
+      code: 'INVALID_ARGUMENT',
+      message: /could not restore slot 1: the state is not one saveState\(\) gave/,
+    });
+    t.equal(d.slotInfo(1).cachedTokens, 0);
+    t.same(d.resumePoints(1), { from: 0, checkpoints: [] });
+  }
+  t.equal(await d.restoreState(1, saved), saved.tokens.length, 'the state itself still restores');
+});
