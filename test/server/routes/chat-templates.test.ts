@@ -52,7 +52,11 @@ t.test('every corpus template through the route: 200, or 400 template_error; nev
     await t.test(file, async (t) => {
       const { app } = await makeHarness(t, model, { slots: 1, ctxPerSlot: 2048, chat: { template } });
       for (const [i, conversation] of conversations.entries()) {
-        const res = await app.inject({ method: 'POST', url: CHAT, payload: { ...conversation, max_tokens: 1 } });
+        // No tool-call grammar: random weights can emit a token that dead-ends a lazy grammar right after its trigger
+        // (functionary v3.2: '>>>' after the '>>>' its generation prompt ends with, in ~6% of seeds), a 500 about the
+        // model's output that this test of the templates should not draw at random. The tools are still rendered.
+        const payload = { ...conversation, max_tokens: 1, ...('tools' in conversation ? { tool_choice: 'none' } : {}) };
+        const res = await app.inject({ method: 'POST', url: CHAT, payload });
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
         if (res.statusCode === 200) {
           t.ok(res.json().usage.prompt_tokens > 0, `conversation ${i}: rendered`);
