@@ -72,6 +72,7 @@ struct BatchDecoder::Slot {
   std::vector<Checkpoint> checkpoints;  // ascending nTokens, all <= cache.size()
   int64_t request = 0;                  // counts start()s
   std::vector<llama_token> pending;     // prompt tokens still to decode
+  std::vector<int32_t> breaks;          // where the prefill pauses for a checkpoint (token counts, ascending)
   SlotSampler sampler;
   std::vector<llama_token> preserved;  // sorted
   bool renderSpecial = false;
@@ -254,6 +255,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   while (params.reusePrefix && keep < s.cache.size() && keep < prompt.size() && s.cache[keep] == prompt[keep]) ++keep;
   if (keep >= prompt.size()) keep = prompt.size() - 1;
   llama_memory_t mem = llama_get_memory(ctx_);
+  const size_t common = keep;
   keep = resumeAt(s, keep);
   if (keep == 0 || !llama_memory_seq_rm(mem, slot, static_cast<llama_pos>(keep), -1)) {
     llama_memory_seq_rm(mem, slot, -1, -1);
@@ -263,6 +265,19 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   // Checkpoints past the kept prefix describe tokens this prompt replaces.
   while (!s.checkpoints.empty() && s.checkpoints.back().nTokens > static_cast<int32_t>(keep)) s.checkpoints.pop_back();
   ++s.request;
+  s.breaks.clear();
+  if (checkpointing()) {
+    // Where this prompt's prefill pauses to save the sliding-window state (see stepLocked): as llama-server, 4 +
+    // n_ubatch and 4 tokens before its end; and where it stops sharing the cache it could not fully resume, since
+    // that is where a prefix shared by several prompts (a long system prompt) ends — the next prompt sharing it
+    // resumes there.
+    const int32_t n = static_cast<int32_t>(prompt.size());
+    for (int32_t at : {static_cast<int32_t>(common), n - 4 - opts_.nUbatch, n - 4}) {
+      if (at > static_cast<int32_t>(keep) && at < n) s.breaks.push_back(at);
+    }
+    std::sort(s.breaks.begin(), s.breaks.end());
+    s.breaks.erase(std::unique(s.breaks.begin(), s.breaks.end()), s.breaks.end());
+  }
   s.pending.assign(prompt.begin() + static_cast<std::ptrdiff_t>(keep), prompt.end());
   s.sampler = std::move(sampler);
   s.preserved = std::move(preserved);
@@ -455,17 +470,14 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget) {
       if (s.state != SlotState::kPrefill) continue;
       const int32_t pending = static_cast<int32_t>(s.pending.size());
       int32_t take = std::min<int32_t>(pending, remaining);
-      if (checkpointing()) {
-        // As llama-server: the prompt's last 4 + n_ubatch and last 4 tokens start batches of their own, and the
-        // sliding-window state before each is saved, so a next prompt that diverges near this one's end (a
-        // re-rendered reply, a regenerated turn) resumes there instead of from the start.
-        for (const int32_t before : {opts_.nUbatch + 4, 4}) {
-          if (pending == before && r.retries == 0) checkpoint(s);
-          if (pending > before && pending - take < before) {
-            take = pending - before;
-            break;
-          }
-        }
+      if (!s.breaks.empty()) {
+        // A break starts a batch of its own, and the sliding-window state before it is saved: a next prompt that
+        // diverges near there (a re-rendered reply, a regenerated turn, another user after a shared system prompt)
+        // resumes at it instead of from the start.
+        const int32_t at = static_cast<int32_t>(s.cache.size());
+        if (std::binary_search(s.breaks.begin(), s.breaks.end(), at)) checkpoint(s);
+        const auto next = std::upper_bound(s.breaks.begin(), s.breaks.end(), at);
+        if (next != s.breaks.end() && *next < at + take) take = *next - at;
       }
       const bool finishes = take == pending;
       for (int32_t j = 0; j < take; ++j) {

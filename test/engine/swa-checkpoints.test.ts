@@ -58,10 +58,30 @@ t.test('a prompt diverging behind the window resumes at the checkpoint before th
   t.same(warm, await cold(gemma, next, 16), 'the same tokens as a cold run');
   t.same(
     d.resumePoints(0).checkpoints,
-    [first.length - 4 - UBATCH, next.length - 4],
-    "the first turn's oldest checkpoint stays, its last goes (min step); the new prompt adds one 4 before its end",
+    [first.length - 4 - UBATCH, first.length + 5, next.length - 4],
+    "the first turn's oldest checkpoint stays, its last goes (min step); the new prompt adds one where it stopped " +
+      'sharing the cache (the end of a shared prefix) and one 4 before its end',
   );
 });
+
+t.test(
+  'a prefix shared by several prompts: the first that cannot resume it saves a checkpoint where it ends',
+  async (t) => {
+    const d = new BatchDecoder(gemma, options({ slots: 1 }));
+    t.teardown(() => d.dispose());
+    const shared = syntheticPrompt(window * 3, 71);
+    const user = (seed: number) => [...shared, ...syntheticPrompt(window * 2 + 20, seed).slice(1)];
+    // Each conversation's own prompt and reply push the window well past the shared part.
+    d.start(0, user(72), { maxTokens: 64 });
+    await runToEnd(d, [0]);
+    t.equal(d.start(0, user(73), { maxTokens: 64 }).reusedTokens, 0, 'the second: the window has moved on');
+    await runToEnd(d, [0]);
+    t.ok(d.resumePoints(0).checkpoints.includes(shared.length), 'it saved the state where the shared prefix ends');
+    const third = user(74);
+    t.equal(d.start(0, third, { maxTokens: 12 }).reusedTokens, shared.length, 'the third resumes there');
+    t.same((await runToEnd(d, [0])).get(0)?.tokens, await cold(gemma, third, 12), 'the same tokens as a cold run');
+  },
+);
 
 t.test('without checkpoints (ctxCheckpoints 0) the same prompt is prefilled from the start', async (t) => {
   const d = new BatchDecoder(gemma, options({ ctxCheckpoints: 0 }));
