@@ -7,7 +7,7 @@
 namespace binding {
 namespace {
 
-// { prompt, grammar, preservedTokens, additionalStops, format, parserConfig, thinking }
+// { prompt, grammar, preservedTokens, additionalStops, userStarts, format, parserConfig, thinking }
 Napi::Value chatPromptToJs(Napi::Env env, const core::ChatPrompt &prompt) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("prompt", prompt.prompt);
@@ -17,6 +17,9 @@ Napi::Value chatPromptToJs(Napi::Env env, const core::ChatPrompt &prompt) {
   for (size_t i = 0; i < prompt.additionalStops.size(); ++i)
     stops.Set(static_cast<uint32_t>(i), prompt.additionalStops[i]);
   o.Set("additionalStops", stops);
+  Napi::Array users = Napi::Array::New(env, prompt.userStarts.size());
+  for (size_t i = 0; i < prompt.userStarts.size(); ++i) users.Set(static_cast<uint32_t>(i), prompt.userStarts[i]);
+  o.Set("userStarts", users);
   o.Set("format", prompt.format);
   o.Set("parserConfig", prompt.parserConfig);
   o.Set("thinking", prompt.thinking);

@@ -304,6 +304,7 @@ core::StartParams startParamsFrom(const Napi::Object &o) {
   core::StartParams p = fromJs<core::StartParams>(o, startFields);
   p.sampling = samplingFrom(o);
   p.preservedTokens = optionalTokens(o, "preservedTokens");
+  p.userStarts = optionalTokens(o, "userStarts");
   return p;
 }
 

@@ -62,6 +62,10 @@ struct StartParams {
   int32_t maxTokens = 256;  // generated tokens, not counting the prompt
   // Special tokens whose text the output keeps (a template's tool-call markers); others render as nothing.
   std::vector<llama_token> preservedTokens;
+  // Where the prompt's user messages start (token counts, from the chat template's delimiters). With
+  // sliding-window checkpoints the prefill also pauses at the last one, and at earlier ones checkpointMinStep
+  // apart, as llama-server does.
+  std::vector<int32_t> userStarts;
   bool renderSpecial = false;  // every special token keeps its text
   bool reusePrefix = true;     // false: the slot's cached prefix is dropped (cache_prompt: false)
   // Probabilities of each generated token and of the nProbs most likely: from the raw logits, or after the

@@ -219,6 +219,9 @@ ChatPrompt ChatTemplates::apply(const std::string &requestJson) const {
   out.prompt = std::move(params.prompt);
   out.format = common_chat_format_name(params.format);
   out.additionalStops = params.additional_stops;
+  for (const auto &d : params.message_delimiters.delimiters) {
+    if (d.role == COMMON_CHAT_ROLE_USER && !d.delimiter.empty()) out.userStarts.push_back(d.delimiter);
+  }
   const llama_vocab *vocab = m.model->vocab();
   for (const auto &t : params.preserved_tokens) {
     const auto ids = tokenizeSpecial(vocab, t);

@@ -47,6 +47,9 @@ struct ChatPrompt {
   GrammarSpec grammar;                       // text empty: unconstrained
   std::vector<llama_token> preservedTokens;  // single-token specials the output keeps in its text (tool markers)
   std::vector<std::string> additionalStops;
+  // Text that opens a user message in this format (common_chat_params' message delimiters), to find the messages
+  // in the prompt's tokens.
+  std::vector<std::string> userStarts;
   std::string format;        // common_chat_format_name
   std::string parserConfig;  // JSON for ChatParser
   bool thinking = false;     // the prompt leaves the model thinking

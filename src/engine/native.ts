@@ -235,6 +235,8 @@ export interface NativeChatPrompt {
   grammar: NativeGrammar | null;
   preservedTokens: Int32Array;
   additionalStops: string[];
+  /** Text that opens a user message in this format (llama.cpp's message delimiters). */
+  userStarts: string[];
   /** llama.cpp's chat format name (common_chat_format_name). */
   format: string;
   /** JSON for a ChatParser of this request's output. */

@@ -51,6 +51,11 @@ export interface StartOptions extends SamplingOptions {
   maxTokens: number;
   /** Special tokens whose text the output keeps (a chat template's tool-call markers). */
   preservedTokens?: readonly number[];
+  /**
+   * Where the prompt's user messages start (token counts). On sliding-window models the prefill pauses at the last
+   * one (and at earlier ones far apart) to save a checkpoint there, as llama-server does.
+   */
+  userStarts?: readonly number[];
   /** Every special token keeps its text (llama-server's --special). */
   renderSpecial?: boolean;
   /** false: the slot's cached prefix is dropped (cache_prompt: false). Default true. */

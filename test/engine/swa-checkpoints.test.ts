@@ -83,6 +83,16 @@ t.test(
   },
 );
 
+t.test('user message starts: the prefill pauses at the last one (and at earlier ones far apart)', async (t) => {
+  const d = new BatchDecoder(gemma, options({ slots: 1, checkpointMinStep: 100 }));
+  t.teardown(() => d.dispose());
+  const prompt = syntheticPrompt(400, 81);
+  d.start(0, prompt, { maxTokens: 2, userStarts: [10, 60, 250, 300] });
+  await runToEnd(d, [0]);
+  // 10 (the first: nothing before it), 250 (more than 100 past 10), 300 (the last); not 60.
+  t.same(d.resumePoints(0).checkpoints, [10, 250, 300, 400 - 4 - UBATCH, 400 - 4]);
+});
+
 t.test('without checkpoints (ctxCheckpoints 0) the same prompt is prefilled from the start', async (t) => {
   const d = new BatchDecoder(gemma, options({ ctxCheckpoints: 0 }));
   t.teardown(() => d.dispose());

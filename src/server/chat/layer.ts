@@ -32,6 +32,8 @@ export interface ChatPrompt {
   grammar: GrammarConstraint | null;
   preservedTokens: ArrayLike<number>;
   additionalStops: readonly string[];
+  /** Text that opens a user message in this format, to find the messages in the prompt's tokens. */
+  userStarts?: readonly string[];
   /** The chat format llama.cpp picked (e.g. 'peg-native'). */
   format: string;
   /** Configuration of this request's output parser. */

@@ -22,10 +22,27 @@ export function tokenizePrompt(model: ServedModel, text: string): number[] {
   return tokens;
 }
 
+/**
+ * Where each of the delimiters (text that opens a message, as the chat layer gives them) starts in `tokens`, as
+ * llama-server finds its message spans: each delimiter tokenized alone, matched token for token, ascending.
+ */
+export function messageStarts(model: ServedModel, tokens: readonly number[], delimiters: readonly string[]): number[] {
+  const patterns = delimiters
+    .map((d) => Array.from(model.tokenize(d, { addSpecial: false, parseSpecial: true })))
+    .filter((p) => p.length > 0);
+  const starts: number[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    if (patterns.some((p) => i + p.length <= tokens.length && p.every((t, k) => tokens[i + k] === t))) starts.push(i);
+  }
+  return starts;
+}
+
 /** What a route adds to the request's own fields: the chat layer's grammar, tokens and stop strings. */
 export interface GenerationExtras {
   grammar?: GrammarConstraint | null;
   preservedTokens?: ArrayLike<number>;
+  /** Where the prompt's user messages start (token counts). */
+  userStarts?: readonly number[];
   stop?: readonly string[];
   /** The token limit the route read (max_tokens, max_completion_tokens, n_predict). */
   maxTokens?: number | null | undefined;
@@ -180,6 +197,7 @@ export function prepareGeneration(
     );
   if (extras.preservedTokens && extras.preservedTokens.length > 0)
     options.preservedTokens = Array.from(extras.preservedTokens);
+  if (extras.userStarts && extras.userStarts.length > 0) options.userStarts = extras.userStarts;
 
   const stops =
     body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;

@@ -9,7 +9,7 @@ import { chatLayerRefusal, constraintOf, renderRequest, userGrammar } from '../c
 import type { ServerDeps } from '../deps.ts';
 import { ApiError, invalidRequest } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
-import { prepareGeneration, tokenizePrompt } from '../generation/params.ts';
+import { messageStarts, prepareGeneration, tokenizePrompt } from '../generation/params.ts';
 import { respond } from '../generation/respond.ts';
 import type { PreparedGeneration } from '../generation/types.ts';
 import { checkMessages, checkTools } from '../limits.ts';
@@ -92,6 +92,7 @@ export async function prepareChat(
   const job = prepareGeneration(deps, request, body, tokens, {
     grammar,
     preservedTokens: prompt.preservedTokens,
+    userStarts: messageStarts(deps.model, tokens, prompt.userStarts ?? []),
     stop: prompt.additionalStops,
     maxTokens: limit.value,
     maxTokensField: limit.field,
