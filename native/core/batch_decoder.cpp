@@ -267,12 +267,12 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   ++s.request;
   s.breaks.clear();
   if (checkpointing()) {
-    // Where this prompt's prefill pauses to save the sliding-window state (see stepLocked): as llama-server, 4 +
-    // n_ubatch and 4 tokens before its end and at user messages; and where it stops sharing the cache it could not
-    // fully resume, since that is where a prefix shared by several prompts (a long system prompt) ends — the next
-    // prompt sharing it resumes there.
+    // Where this prompt's prefill pauses to save the sliding-window state (see stepLocked): as llama-server,
+    // min(n_batch, 4 + n_ubatch) and 4 tokens before its end and at user messages; and where it stops sharing the cache
+    // it could not fully resume, since that is where a prefix shared by several prompts (a long system prompt) ends —
+    // the next prompt sharing it resumes there.
     const int32_t n = static_cast<int32_t>(prompt.size());
-    for (int32_t at : {static_cast<int32_t>(common), n - 4 - opts_.nUbatch, n - 4}) {
+    for (int32_t at : {static_cast<int32_t>(common), n - std::min(opts_.nBatch, 4 + opts_.nUbatch), n - 4}) {
       if (at > static_cast<int32_t>(keep) && at < n) s.breaks.push_back(at);
     }
     std::vector<int32_t> users = params.userStarts;
