@@ -296,7 +296,13 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     return 1;
   }
   const loaded = decoder;
-  server.attach({ model, chat, decoder, kvCellsUsed: () => loaded.info.kvCellsUsed });
+  server.attach({
+    model,
+    chat,
+    decoder,
+    kvCellsUsed: () => loaded.info.kvCellsUsed,
+    checkpointBytes: () => loaded.info.checkpointBytes,
+  });
   app.log.info(
     {
       summary: startupSummary(config, {

@@ -254,6 +254,7 @@ Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {
   out.Set("nCtxPerSlot", d->nCtxPerSlot());  // with kvUnified and nCtxSlotMax, what one slot may use
   out.Set("kvTypeV", o.kvTypeV.empty() ? o.kvType : o.kvTypeV);
   out.Set("kvCellsUsed", Napi::Number::New(env, static_cast<double>(d->kvCellsUsed())));
+  out.Set("checkpointBytes", Napi::Number::New(env, static_cast<double>(d->checkpointBytes())));
   return out;
 }
 

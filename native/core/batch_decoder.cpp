@@ -926,6 +926,7 @@ int32_t BatchDecoder::restoreState(int32_t slot, const std::vector<llama_token> 
 
 void BatchDecoder::publish() {
   int64_t cells = 0;
+  int64_t checkpointBytes = 0;
   std::lock_guard<std::mutex> lock(viewMutex_);
   for (const auto &sp : slots_) {
     Slot &s = *sp;
@@ -937,8 +938,10 @@ void BatchDecoder::publish() {
     s.cache.publishTo(view.cache);
     view.resume = resumeOf(s);
     cells += static_cast<int64_t>(s.cache.size());
+    for (const Checkpoint &c : s.checkpoints) checkpointBytes += static_cast<int64_t>(c.data.size());
   }
   kvCells_.store(cells, std::memory_order_relaxed);
+  checkpointBytes_.store(checkpointBytes, std::memory_order_relaxed);
 }
 
 }  // namespace core

@@ -181,6 +181,8 @@ class BatchDecoder {
   bool hasWork() const;
   // KV cells in use, summed over slots (for metrics); safe at any time.
   int64_t kvCellsUsed() const { return kvCells_.load(std::memory_order_relaxed); }
+  // Host memory the slots' sliding-window checkpoints hold (bounded by ctxCheckpoints per slot); safe at any time.
+  int64_t checkpointBytes() const { return checkpointBytes_.load(std::memory_order_relaxed); }
 
  private:
   struct Slot;
@@ -223,6 +225,7 @@ class BatchDecoder {
   FaultPlan faults_;           // from LLAMA_SLOTS_FAULTS at creation; empty in production
   int64_t decodingSteps_ = 0;  // steps that reached llama_decode, for the fault plan
   std::atomic<int64_t> kvCells_{0};
+  std::atomic<int64_t> checkpointBytes_{0};
   std::vector<std::unique_ptr<Slot>> slots_;
   mutable std::mutex stepMutex_;  // held by a step and by every call that changes a slot
   std::vector<SlotView> views_;

@@ -133,6 +133,8 @@ export interface NativeStepResult {
 /** The decoder's options as it runs: nCtxPerSlot is what one slot may use, kvTypeV is never empty. */
 export interface NativeDecoderInfo extends Required<NativeDecoderOptions> {
   kvCellsUsed: number;
+  /** Host memory the slots' sliding-window checkpoints hold. */
+  checkpointBytes: number;
 }
 
 export interface NativeChatTemplateOptions {

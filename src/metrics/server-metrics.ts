@@ -22,6 +22,8 @@ export interface LiveState {
   kvCellsTotal(): number;
   /** The host-RAM prompt cache, when there is one. */
   promptCache?(): { bytes: number; entries: number };
+  /** Host memory the slots' sliding-window checkpoints hold. */
+  checkpointBytes?(): number;
 }
 
 /**
@@ -221,6 +223,11 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
       'llama_slots_prompt_cache_entries',
       'Slot states the host-RAM prompt cache holds',
       () => live.promptCache?.().entries ?? 0,
+    );
+    gauge(
+      'llama_slots_checkpoint_bytes',
+      "Bytes of sliding-window checkpoints the slots hold in host memory (at most --ctx-checkpoints each, beside the prompt cache's)",
+      () => live.checkpointBytes?.() ?? 0,
     );
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     for (const cause of ['queue_full', 'auth', 'invalid', 'context_exceeded', 'shutting_down', 'too_large'] as const) {

@@ -35,6 +35,8 @@ export interface EngineParts {
   decoder: Decoder;
   /** KV cells holding tokens (the decoder's own count); default: the sum of the slots' cached prefixes. */
   kvCellsUsed?: () => number;
+  /** Host memory the slots' sliding-window checkpoints hold (default 0). */
+  checkpointBytes?: () => number;
 }
 
 export interface AssembledServer {
@@ -53,6 +55,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
   const late = new LateEngine(o.path);
   const live = new LiveStats();
   let kvCellsUsed: () => number = () => late.scheduler?.snapshot().reduce((n, s) => n + s.cachedTokens, 0) ?? 0;
+  let checkpointBytes: () => number = () => 0;
   const metrics = new ServerMetrics(
     {
       busySlots: () => late.scheduler?.busySlots ?? 0,
@@ -61,6 +64,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       kvCellsRunning: () => late.scheduler?.runningKvTokens ?? 0,
       kvCellsTotal: () => o.kvCellsTotal,
       promptCache: () => late.scheduler?.promptCacheStats() ?? { bytes: 0, entries: 0 },
+      checkpointBytes: () => checkpointBytes(),
     },
     { listener: live },
   );
@@ -97,6 +101,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       late.chat = parts.chat;
       late.decoder = parts.decoder;
       if (parts.kvCellsUsed) kvCellsUsed = parts.kvCellsUsed;
+      if (parts.checkpointBytes) checkpointBytes = parts.checkpointBytes;
       late.scheduler = new Scheduler(parts.decoder, o.scheduler ?? {}, metrics);
       return late.scheduler;
     },

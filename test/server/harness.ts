@@ -88,7 +88,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
   const chat = new ChatTemplates(model, options.chat ?? {});
   const steps = new StepLog(decoder);
-  const scheduler = server.attach({ model, chat, decoder: steps });
+  const scheduler = server.attach({ model, chat, decoder: steps, checkpointBytes: () => decoder.info.checkpointBytes });
   const { app } = server;
   options.setup?.(app);
   t.teardown(async () => {

@@ -48,6 +48,7 @@ export async function sample(url: string, apiKey: string | null, t: number): Pro
     t,
     rssBytes: get('process_resident_memory_bytes'),
     promptCacheBytes: get('llama_slots_prompt_cache_bytes'),
+    checkpointBytes: get('llama_slots_checkpoint_bytes'),
     heapUsedBytes: get('nodejs_heap_size_used_bytes'),
     lagP99Ms: get('nodejs_eventloop_lag_p99_seconds') * 1000,
     lagMaxMs: get('nodejs_eventloop_lag_max_seconds') * 1000,

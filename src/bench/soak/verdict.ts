@@ -1,7 +1,8 @@
 // The soak's verdict, from its samples and counts. Pure. RSS growth compares the median of the samples in a
 // window right after the warm-up with the median of the last window (medians, so one GC pause or one large
-// response does not decide it), less the host prompt cache (--cache-ram): that store fills by design up to its
-// cap (8 GiB by default, as llama-server's), so it is reported beside RSS rather than judged as growth. Leaked
+// response does not decide it), less the host prompt cache (--cache-ram) and the slots' sliding-window checkpoints
+// (--ctx-checkpoints): those stores fill by design up to their caps (8 GiB by default, as llama-server's; so many
+// checkpoints per slot), so they are reported beside RSS rather than judged as growth. Leaked
 // slots are those still busy once the load stopped and the server settled.
 
 export interface Sample {
@@ -10,6 +11,8 @@ export interface Sample {
   rssBytes: number;
   /** The host prompt cache's bytes (llama_slots_prompt_cache_bytes), part of rssBytes. */
   promptCacheBytes: number;
+  /** The slots' checkpoints' bytes (llama_slots_checkpoint_bytes), part of rssBytes; absent: 0. */
+  checkpointBytes?: number;
   heapUsedBytes: number;
   /** The event loop's delay over the sample interval (prom-client's monitorEventLoopDelay), ms. */
   lagP99Ms: number;
@@ -43,12 +46,14 @@ export interface Verdict {
   rssStartMiB: number;
   rssWarmMiB: number;
   rssEndMiB: number;
-  /** Growth of RSS less the prompt cache: what the verdict judges. */
+  /** Growth of RSS less the prompt cache and the checkpoints: what the verdict judges. */
   rssGrowthPercent: number;
   /** Growth of RSS as it is, prompt cache included. */
   rssRawGrowthPercent: number;
   promptCacheWarmMiB: number;
   promptCacheEndMiB: number;
+  checkpointsWarmMiB: number;
+  checkpointsEndMiB: number;
   rssMaxMiB: number;
   lagP99MaxMs: number;
   lagMaxMs: number;
@@ -99,11 +104,10 @@ export function soakVerdict(input: VerdictInput): Verdict {
   const end = median(lastWindow.map((s) => s.rssBytes));
   const cacheWarm = median(firstWindow.map((s) => s.promptCacheBytes));
   const cacheEnd = median(lastWindow.map((s) => s.promptCacheBytes));
+  const checkpoints = (s: Sample): number => s.checkpointBytes ?? 0;
   const percent = (from: number, to: number): number => (from > 0 ? ((to - from) / from) * 100 : 0);
-  const growth = percent(
-    median(firstWindow.map((s) => s.rssBytes - s.promptCacheBytes)),
-    median(lastWindow.map((s) => s.rssBytes - s.promptCacheBytes)),
-  );
+  const rest = (s: Sample): number => s.rssBytes - s.promptCacheBytes - checkpoints(s);
+  const growth = percent(median(firstWindow.map(rest)), median(lastWindow.map(rest)));
   const health = samples.map((s) => s.healthMs);
   const v: Verdict = {
     warmupSeconds,
@@ -115,6 +119,8 @@ export function soakVerdict(input: VerdictInput): Verdict {
     rssRawGrowthPercent: percent(warm, end),
     promptCacheWarmMiB: cacheWarm / MIB,
     promptCacheEndMiB: cacheEnd / MIB,
+    checkpointsWarmMiB: median(firstWindow.map(checkpoints)) / MIB,
+    checkpointsEndMiB: median(lastWindow.map(checkpoints)) / MIB,
     rssMaxMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MIB,
     lagP99MaxMs: Math.max(0, ...after.map((s) => s.lagP99Ms)),
     lagMaxMs: Math.max(0, ...after.map((s) => s.lagMaxMs)),
@@ -137,7 +143,7 @@ export function soakVerdict(input: VerdictInput): Verdict {
   if (after.length < 2) fail(`too few samples after the warm-up (${after.length}) to judge RSS growth`);
   if (growth >= input.maxRssGrowthPercent)
     fail(
-      `RSS less the prompt cache grew ${growth.toFixed(1)}% after the warm-up (limit ${input.maxRssGrowthPercent}%)`,
+      `RSS less the prompt cache and checkpoints grew ${growth.toFixed(1)}% after the warm-up (limit ${input.maxRssGrowthPercent}%)`,
     );
   if (v.leakedSlots > 0) fail(`${v.leakedSlots} slots still busy after the load`);
   if (v.leftQueued > 0) fail(`${v.leftQueued} requests still queued after the load`);
@@ -162,7 +168,7 @@ export function formatVerdict(v: Verdict, counts: Counts, durationSeconds: numbe
     `requests=${counts.requests} (${(counts.requests / Math.max(1, durationSeconds)).toFixed(1)}/s) completion_tokens=${counts.completionTokens} rate_limited=${counts.rateLimited} aborted=${counts.aborted}`,
     `outcomes: ${outcomes}`,
     `RSS: ${v.rssStartMiB.toFixed(1)} MiB at the start, ${v.rssWarmMiB.toFixed(1)} MiB after warm-up -> ${v.rssEndMiB.toFixed(1)} MiB at the end (${signed(v.rssRawGrowthPercent)}; medians over ${v.windowSeconds.toFixed(0)} s windows), max ${v.rssMaxMiB.toFixed(1)} MiB`,
-    `prompt cache (--cache-ram): ${v.promptCacheWarmMiB.toFixed(1)} MiB after warm-up -> ${v.promptCacheEndMiB.toFixed(1)} MiB; RSS less the cache: ${signed(v.rssGrowthPercent)}`,
+    `prompt cache (--cache-ram): ${v.promptCacheWarmMiB.toFixed(1)} MiB after warm-up -> ${v.promptCacheEndMiB.toFixed(1)} MiB; checkpoints (--ctx-checkpoints): ${v.checkpointsWarmMiB.toFixed(1)} -> ${v.checkpointsEndMiB.toFixed(1)} MiB; RSS less both: ${signed(v.rssGrowthPercent)}`,
     `event-loop lag: p99 <= ${v.lagP99MaxMs.toFixed(1)} ms, max ${v.lagMaxMs.toFixed(1)} ms; /health: max ${v.healthMaxMs.toFixed(0)} ms, ${v.healthFailures} failures`,
     `open handles: ${v.handlesWarm} after warm-up -> ${v.handlesEnd} at the end`,
     `after the load: ${v.leakedSlots} slots busy, ${v.leftQueued} queued; 5xx/server errors: ${v.serverErrors}; errors not in OpenAI's shape: ${v.shapeErrors}; client timeouts: ${v.clientTimeouts}`,

@@ -65,11 +65,30 @@ t.test('RSS growth past the limit fails, measured on medians (one spike does not
   t.equal(growing.pass, false);
   // Medians: 100 + 90/50 after the warm-up window (60-120 s), 100 + 570/50 over the last (540-600 s).
   t.ok(Math.abs(growing.rssGrowthPercent - ((111.4 - 101.8) / 101.8) * 100) < 0.01, `${growing.rssGrowthPercent}`);
-  t.match(growing.reasons, [/RSS less the prompt cache grew 9\.4% after the warm-up \(limit 5%\)/]);
+  t.match(growing.reasons, [/RSS less the prompt cache and checkpoints grew 9\.4% after the warm-up \(limit 5%\)/]);
   const spike = soakVerdict(input({ samples: samples(600, (s) => (s === 580 ? 400 : 100)) }));
   t.equal(spike.pass, true, 'one large sample in the last window');
   t.equal(spike.rssMaxMiB, 400, 'but it is the maximum');
 });
+
+t.test(
+  'the slots filling their checkpoints (bounded by --ctx-checkpoints) are reported, not judged as growth',
+  async (t) => {
+    // RSS grows by what the checkpoints hold: 0 -> 30 MiB in a step at 300 s; nothing else grows.
+    const stepped = samples(600, (s) => (s < 300 ? 100 : 130));
+    for (const x of stepped) x.checkpointBytes = (x.t < 300 ? 0 : 30) * MIB;
+    const v = soakVerdict(input({ samples: stepped }));
+    t.equal(v.pass, true, v.reasons.join('; '));
+    t.equal(v.rssGrowthPercent, 0);
+    t.equal(v.checkpointsEndMiB, 30);
+    t.match(
+      formatVerdict(v, newCounts(), 600),
+      /checkpoints \(--ctx-checkpoints\): 0\.0 -> 30\.0 MiB; RSS less both: \+0\.00%/,
+    );
+    for (const x of stepped) delete x.checkpointBytes;
+    t.equal(soakVerdict(input({ samples: stepped })).pass, false, 'the same step without its checkpoints fails');
+  },
+);
 
 t.test('the prompt cache filling (bounded by --cache-ram) is reported, not judged as growth', async (t) => {
   // RSS grows by exactly what the cache holds: 0 -> 57 MiB over the run.
@@ -88,7 +107,7 @@ t.test('the prompt cache filling (bounded by --cache-ram) is reported, not judge
   t.equal(v.promptCacheEndMiB, 57);
   t.match(
     formatVerdict(v, newCounts(), 600),
-    /prompt cache \(--cache-ram\): 9\.0 MiB after warm-up -> 57\.0 MiB; RSS less the cache: \+0\.00%/,
+    /prompt cache \(--cache-ram\): 9\.0 MiB after warm-up -> 57\.0 MiB; checkpoints \(--ctx-checkpoints\): 0\.0 -> 0\.0 MiB; RSS less both: \+0\.00%/,
   );
   // Growth beside the cache still counts.
   const leak = soakVerdict(

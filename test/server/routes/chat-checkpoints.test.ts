@@ -31,7 +31,16 @@ t.test('messageStarts finds every user message of a rendered conversation', asyn
 t.test('on a sliding-window model the prefill pauses at the user message: a checkpoint there', async (t) => {
   const gemma = await loadModel('tiny-gemma3');
   t.teardown(() => gemma.dispose());
-  const { app, decoder } = await makeHarness(t, gemma, { slots: 1, ctxPerSlot: 2048 });
+  const { app, decoder } = await makeHarness(t, gemma, {
+    slots: 1,
+    ctxPerSlot: 2048,
+    config: { endpoints: { metrics: true } },
+  });
+  const gauge = async () => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    return Number(/^llama_slots_checkpoint_bytes (\d+)$/m.exec(text)?.[1]);
+  };
+  t.equal(await gauge(), 0, 'no checkpoint before the first prompt');
   const res = await app.inject({
     method: 'POST',
     url: '/v1/chat/completions',
@@ -49,4 +58,8 @@ t.test('on a sliding-window model the prefill pauses at the user message: a chec
     /^<start_of_turn>user/,
     'where the user message starts',
   );
+  t.equal(await gauge(), decoder.info.checkpointBytes, '/metrics reports the bytes they hold');
+  t.ok(decoder.info.checkpointBytes > 0);
+  decoder.clear(0);
+  t.equal(await gauge(), 0, 'a cleared slot holds none');
 });
