@@ -90,15 +90,6 @@ struct BatchDecoder::Slot {
   int32_t promptThisStep = 0;
 };
 
-int32_t ResumePoints::reusable(int32_t n) const {
-  if (n >= from) return n;
-  int32_t best = 0;
-  for (int32_t c : checkpoints) {
-    if (c <= n) best = c;
-  }
-  return best;
-}
-
 const char *endReasonName(EndReason r) {
   switch (r) {
     case EndReason::kNone: return "";
@@ -142,6 +133,18 @@ ggml_type kvTypeOf(const std::string &name) {
 
 bool quantized(ggml_type t) {
   return t != GGML_TYPE_F32 && t != GGML_TYPE_F16 && t != GGML_TYPE_BF16;
+}
+
+// Appends sequence `seq`'s state (llama_state_seq_get_data_ext with `flags`) to `out`, written in place; returns its
+// size, 0 when llama.cpp could not write it (then `out` is as it was).
+size_t appendSeqState(llama_context *ctx, std::vector<uint8_t> &out, llama_seq_id seq, llama_state_seq_flags flags) {
+  const size_t at = out.size();
+  const size_t size = llama_state_seq_get_size_ext(ctx, seq, flags);
+  if (size == 0) return 0;
+  out.resize(at + size);
+  const size_t written = llama_state_seq_get_data_ext(ctx, out.data() + at, size, seq, flags);
+  out.resize(at + written);
+  return written;
 }
 
 void batchAdd(llama_batch &b, llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
@@ -386,15 +389,10 @@ void BatchDecoder::checkpoint(Slot &s) {
   Checkpoint c;
   c.nTokens = n;
   c.request = s.request;
-  c.data.resize(llama_state_seq_get_size_ext(ctx_, s.id, LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY));
-  const size_t written = c.data.empty() ? 0
-                                        : llama_state_seq_get_data_ext(ctx_, c.data.data(), c.data.size(), s.id,
-                                                                       LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY);
-  if (written == 0) {
+  if (appendSeqState(ctx_, c.data, s.id, LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY) == 0) {
     takeLastLogError();  // no checkpoint: a later prompt may prefill more, nothing fails
     return;
   }
-  c.data.resize(written);
   s.checkpoints.push_back(std::move(c));
 }
 
@@ -722,12 +720,10 @@ int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
     // Between streams llama.cpp copies whole sequences only, and defers the data to the next decode, where it
     // would overwrite whatever is written into dst before (a checkpoint restored by start(), a saveState() of
     // dst would read stale data): copy through host memory now instead, then cut the tail.
-    std::vector<uint8_t> state(llama_state_seq_get_size_ext(ctx_, src, LLAMA_STATE_SEQ_FLAGS_NONE));
+    std::vector<uint8_t> state;
     takeLastLogError();
     const bool copied =
-        !state.empty() &&
-        llama_state_seq_get_data_ext(ctx_, state.data(), state.size(), src, LLAMA_STATE_SEQ_FLAGS_NONE) ==
-            state.size() &&
+        appendSeqState(ctx_, state, src, LLAMA_STATE_SEQ_FLAGS_NONE) > 0 &&
         llama_state_seq_set_data_ext(ctx_, state.data(), state.size(), dst, LLAMA_STATE_SEQ_FLAGS_NONE) == state.size();
     if (!copied) {
       const std::string why = takeLastLogError();
@@ -827,18 +823,7 @@ SavedState BatchDecoder::saveState(int32_t slot) {
   std::lock_guard<std::mutex> lock(stepMutex_);
   Slot &s = idleSlot(slot, "save");
   takeLastLogError();
-  std::vector<uint8_t> state(llama_state_seq_get_size_ext(ctx_, slot, LLAMA_STATE_SEQ_FLAGS_NONE));
-  const size_t written =
-      state.empty() ? 0
-                    : llama_state_seq_get_data_ext(ctx_, state.data(), state.size(), slot, LLAMA_STATE_SEQ_FLAGS_NONE);
-  if (written == 0) {
-    const std::string why = takeLastLogError();
-    throw Error(codes::kNativeError, "could not save slot " + std::to_string(slot) + (why.empty() ? "" : ": " + why));
-  }
   SavedState out;
-  size_t size = sizeof(uint32_t) * 2 + sizeof(uint64_t) + written;
-  for (const Checkpoint &c : s.checkpoints) size += sizeof(int32_t) + sizeof(uint64_t) + c.data.size();
-  out.data.reserve(size);
   put(out.data, kStateMagic);
   put(out.data, static_cast<uint32_t>(s.checkpoints.size()));
   for (const Checkpoint &c : s.checkpoints) {
@@ -846,8 +831,16 @@ SavedState BatchDecoder::saveState(int32_t slot) {
     put(out.data, static_cast<uint64_t>(c.data.size()));
     out.data.insert(out.data.end(), c.data.begin(), c.data.end());
   }
-  put(out.data, static_cast<uint64_t>(written));
-  out.data.insert(out.data.end(), state.begin(), state.begin() + static_cast<std::ptrdiff_t>(written));
+  // The sequence state is written in place after its size, which is filled in once known.
+  const size_t sizeAt = out.data.size();
+  put(out.data, uint64_t{0});
+  const uint64_t written = appendSeqState(ctx_, out.data, slot, LLAMA_STATE_SEQ_FLAGS_NONE);
+  if (written == 0) {
+    const std::string why = takeLastLogError();
+    throw Error(codes::kNativeError, "could not save slot " + std::to_string(slot) + (why.empty() ? "" : ": " + why));
+  }
+  std::copy_n(reinterpret_cast<const uint8_t *>(&written), sizeof(written),
+              out.data.begin() + static_cast<std::ptrdiff_t>(sizeAt));
   out.tokens = s.cache.tokens();
   out.resume = resumeOf(s);
   return out;

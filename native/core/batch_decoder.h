@@ -119,11 +119,10 @@ struct StepResult {
 
 // Where a slot (or a saved state) can resume a prompt that shares `n` tokens with what it holds: at n itself when
 // n >= from (the sliding window still covers it; from is 0 without sliding-window layers), else at the largest
-// checkpoint <= n, else nowhere (0).
+// checkpoint <= n, else nowhere (0). The scheduler applies it (src/scheduler/decoder.ts reusablePrefix).
 struct ResumePoints {
   int32_t from = 0;
   std::vector<int32_t> checkpoints;  // token counts, ascending
-  int32_t reusable(int32_t n) const;
 };
 
 // An idle slot's KV in host memory with the tokens it holds: llama_state_seq_get_data_ext's bytes and the slot's
