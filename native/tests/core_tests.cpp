@@ -2,9 +2,8 @@
 // made while a step runs on another thread, an aborted load, start/cancel churn and injected faults (faults.h).
 // Registered with CTest (CMakeLists.txt, LLAMA_SLOTS_TESTS); test/native/core-tests.test.ts runs them plain and
 // scripts/sanitize.sh under AddressSanitizer, UndefinedBehaviorSanitizer and ThreadSanitizer.
-//   LLAMA_SLOTS_TEST_MODEL=tiny.gguf llama-slots-core-tests [doctest options]
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+//   LLAMA_SLOTS_TEST_MODEL=tiny.gguf llama-slots-core-tests [-tc=NAME]
+// The harness is the project's own (harness.h): nothing to install.
 
 #include <atomic>
 #include <condition_variable>
@@ -19,6 +18,7 @@
 #include "batch_decoder.h"
 #include "errors.h"
 #include "faults.h"
+#include "harness.h"
 #include "model.h"
 #include "reference_generate.h"
 

@@ -1,6 +1,7 @@
 // The native core tests (native/tests/core_tests.cpp) through CTest: build-cmake (the addon's tree, whose llama.cpp
 // libraries are already built) is configured with LLAMA_SLOTS_TESTS=ON, the test binary built and `ctest` run on
-// the tiny model. scripts/sanitize.sh runs the same tests under each sanitizer.
+// the tiny model. The harness is the project's own (native/tests/harness.h): nothing to install. scripts/sanitize.sh
+// runs the same tests under each sanitizer.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -28,9 +29,9 @@ t.test('the native core tests pass under ctest', { timeout: 600_000 }, async (t)
   const out = ctest.stdout + ctest.stderr;
   t.equal(ctest.status, 0, `ctest failed:\n${out.slice(-6000)}`);
   t.match(out, /100% tests passed, 0 tests failed out of 1/);
-  // doctest's own count: every test case ran and passed (a filter or a skipped case would show here).
+  // The harness's own count: every test case ran and passed (a filter or a skipped case would show here).
   const cases = /test cases:\s+(\d+) \|\s+(\d+) passed \|\s+(\d+) failed \|\s+(\d+) skipped/.exec(out);
-  t.ok(cases, 'doctest summary line');
+  t.ok(cases, 'the harness summary line');
   const [total, passed, failed, skipped] = (cases ?? []).slice(1).map(Number);
   t.ok((total ?? 0) >= 12, `${total} test cases`);
   t.notMatch(out, /LLAMA_SLOTS_TEST_SWA_MODEL not set/, 'the sliding-window case ran');
