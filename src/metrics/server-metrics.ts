@@ -58,6 +58,7 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
   readonly #preemptions: Counter;
   readonly #cacheHits: Counter;
   readonly #cacheMisses: Counter;
+  readonly #cacheSaveFailures: Counter;
   readonly #cacheRestoredTokens: Counter;
   readonly #cacheSavedBytes: Counter;
   #busySlotSum = 0;
@@ -206,6 +207,10 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
       'llama_slots_prompt_cache_misses_total',
       'Prompts that neither a slot nor the host-RAM prompt cache held a reusable prefix of',
     );
+    this.#cacheSaveFailures = counter(
+      'llama_slots_prompt_cache_save_failures_total',
+      'Slot states that could not be saved to the host-RAM prompt cache (the slot kept its cache; only the copy was lost)',
+    );
     this.#cacheRestoredTokens = counter(
       'llama_slots_prompt_cache_restored_tokens_total',
       'Prompt tokens whose KV came back from the host-RAM prompt cache',
@@ -254,6 +259,7 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
       this.#cacheHits.inc();
       this.#cacheRestoredTokens.inc(event.tokens);
     } else if (event.kind === 'miss') this.#cacheMisses.inc();
+    else if (event.kind === 'save_failed') this.#cacheSaveFailures.inc();
     else this.#cacheSavedBytes.inc(event.bytes);
   }
 

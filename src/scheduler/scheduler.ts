@@ -65,8 +65,8 @@ interface Slot {
   lastUsed: number;
   /** A slot action (save, restore, erase) or an admission holds it: no request starts on it meanwhile. */
   reserved: boolean;
-  /** cachedCount when the prompt cache last took this slot's state (-1: never): nothing new to save. */
-  savedCount: number;
+  /** The RAM cache holds the slot's cache as it is now (nothing new to save); false once a request changes it. */
+  saved: boolean;
 }
 
 /** What admitting one request needs done first. */
@@ -132,7 +132,7 @@ export class Scheduler {
       cachedCount: 0,
       lastUsed: -Infinity,
       reserved: false,
-      savedCount: -1,
+      saved: false,
     }));
   }
 
@@ -519,18 +519,27 @@ export class Scheduler {
     slot.job = job;
     slot.cache = null;
     slot.cachedCount = started.reusedTokens;
+    slot.saved = false;
     if (first) {
       const info = { slot: slot.id, reusedTokens: started.reusedTokens };
       this.#callHandler(job, 'onStart', () => job.handlers.onStart?.(info));
     }
   }
 
-  /** Saves an idle slot's cache to the RAM cache (when it is on and there is something new to keep). */
+  /**
+   * Saves an idle slot's cache to the RAM cache (when it is on and the slot holds something it lacks). A failed save
+   * loses only that copy: the slot's cache is as it was, and nothing else depends on the save.
+   */
   async #keep(slot: Slot): Promise<void> {
-    if (!this.#promptCache.enabled || slot.cachedCount < this.#minReusePrefix || slot.savedCount === slot.cachedCount)
+    if (!this.#promptCache.enabled || slot.saved || slot.cachedCount < this.#minReusePrefix) return;
+    let saved: Awaited<ReturnType<Decoder['saveState']>>;
+    try {
+      saved = await this.#decoder.saveState(slot.id);
+    } catch {
+      guard(() => this.#observer.onPromptCache?.({ kind: 'save_failed' }));
       return;
-    const saved = await this.#decoder.saveState(slot.id);
-    slot.savedCount = slot.cachedCount;
+    }
+    slot.saved = true;
     if (this.#promptCache.put(saved.tokens, saved.state, saved.resume))
       guard(() =>
         this.#observer.onPromptCache?.({ kind: 'saved', tokens: saved.tokens.length, bytes: saved.state.byteLength }),
@@ -543,14 +552,14 @@ export class Scheduler {
     await this.#decoder.eraseSlot(slot.id);
     slot.cache = null;
     slot.cachedCount = 0;
-    slot.savedCount = -1;
+    slot.saved = false;
   }
 
   async #restore(slot: Slot, entry: CachedPrompt, prefix: number): Promise<void> {
     const n = await this.#decoder.restoreState(slot.id, entry);
     slot.cache = null;
     slot.cachedCount = n;
-    slot.savedCount = n;
+    slot.saved = true;
     this.#promptCache.used(entry, prefix);
     guard(() => this.#observer.onPromptCache?.({ kind: 'hit', tokens: prefix, bytes: entry.state.byteLength }));
   }
@@ -657,10 +666,13 @@ export class Scheduler {
       victim.reserved = true;
       try {
         await this.#giveBack(victim);
+        return;
+      } catch {
+        // The decoder could not erase it (it is failing): the next steps find out; make room by preemption now.
+        victim.cache = null;
       } finally {
         victim.reserved = false;
       }
-      return;
     }
     const running = this.#slots
       .flatMap((s) => (s.job !== null && s.job.cancel === null ? [{ slot: s, job: s.job }] : []))

@@ -117,6 +117,7 @@ export interface StepStats {
 export type PromptCacheEvent =
   | { kind: 'hit'; tokens: number; bytes: number }
   | { kind: 'miss' }
+  | { kind: 'save_failed' }
   | { kind: 'saved'; tokens: number; bytes: number };
 
 /** For metrics (src/metrics/server-metrics.ts): the scheduler reports what happened, it keeps no counters. */

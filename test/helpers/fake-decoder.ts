@@ -118,6 +118,7 @@ export class FakeDecoder implements Decoder {
   #stepCount = 0;
   #nextPrefill = 0;
   #failures: Error[] = [];
+  #saveFailures: Error[] = [];
   #gate: { promise: Promise<void>; open: () => void } | null = null;
   #stepStartWaiters: Array<() => void> = [];
 
@@ -181,6 +182,11 @@ export class FakeDecoder implements Decoder {
   /** The next step rejects with this error, leaving every slot as it was. */
   failNextStep(error: Error = new NativeError('DECODE_FAILED', 'fake llama_decode failure')): void {
     this.#failures.push(error);
+  }
+
+  /** The next saveState() rejects with this error, changing nothing. */
+  failNextSave(error: Error = new NativeError('NATIVE_ERROR', 'fake llama_state_seq_get_data failure')): void {
+    this.#saveFailures.push(error);
   }
 
   start(
@@ -263,6 +269,8 @@ export class FakeDecoder implements Decoder {
   async saveState(slot: number): Promise<{ tokens: number[]; state: Uint8Array }> {
     const s = this.#idleSlot(slot);
     this.#record({ op: 'saveState', slot });
+    const failure = this.#saveFailures.shift();
+    if (failure) throw failure;
     return { tokens: [...s.cache], state: new Uint8Array(new Int32Array(s.cache).buffer) };
   }
 

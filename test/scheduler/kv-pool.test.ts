@@ -170,3 +170,44 @@ t.test('a request cancelled while its slot is being prepared ends once, and the 
   const next = await run(scheduler, syntheticPrompt(8, 11), 2).summary;
   t.equal(next.reason, 'length', 'the slot serves the next request');
 });
+
+t.test('a full pool whose idle cache cannot be saved still gives its cells back; nobody fails', async (t) => {
+  // 3 slots share 64 cells. An idle slot keeps 11 cells; two requests then grow past what is left (9 + 2 x 28 > 64):
+  // the step reports the pool full, the idle cache goes back, and its save to RAM fails.
+  const { decoder, scheduler, preempted } = setup(
+    { slots: 3, ctxPerSlot: 64, kvCells: 64 },
+    { outputReserve: 1, promptCacheBytes: 1 << 20, minReusePrefix: 4 },
+  );
+  await run(scheduler, syntheticPrompt(8, 30), 4).summary;
+  decoder.failNextSave();
+  const a = syntheticPrompt(8, 31);
+  const b = syntheticPrompt(8, 32);
+  const first = run(scheduler, a, 20, 'A');
+  const second = run(scheduler, b, 20, 'B');
+  const [sa, sb] = await Promise.all([first.summary, second.summary]);
+  t.same([sa.reason, sb.reason], ['length', 'length'], 'both finish');
+  t.same(first.tokens, fakeTokens(a, 20));
+  t.same(second.tokens, fakeTokens(b, 20));
+  const save = decoder.calls.findIndex((c) => c.op === 'saveState');
+  t.ok(save >= 0, 'the idle cache was to be saved');
+  t.ok(
+    decoder.calls.slice(save).some((c) => c.op === 'erase'),
+    'its cells went back to the pool although the save failed',
+  );
+  t.same(preempted, [], 'the idle cache made the room: no running request was preempted');
+  t.same(decoder.violations, []);
+});
+
+t.test('a slot is saved to RAM again after each request, also when its cache ends at the same length', async (t) => {
+  // Fixed-length traffic: every request leaves the slot with 23 cached tokens. Each one must reach the RAM cache
+  // when the next prompt overwrites it, so each returning prompt is restored.
+  const { decoder, scheduler } = setup({ slots: 1, ctxPerSlot: 128 }, { promptCacheBytes: 1 << 20, minReusePrefix: 4 });
+  const prompts = [40, 41, 42].map((seed) => syntheticPrompt(20, seed));
+  for (const p of prompts) await run(scheduler, p, 4).summary;
+  const saves = decoder.calls.filter((c) => c.op === 'saveState').length;
+  t.equal(saves, 2, 'the first two prompts were saved when the next overwrote them');
+  for (const p of prompts.slice(0, 2)) {
+    const back = await run(scheduler, [...p, 7], 2).summary;
+    t.ok(back.cachedTokens >= p.length, `a returning prompt is restored (${back.cachedTokens} cached)`);
+  }
+});
