@@ -226,6 +226,23 @@ t.test('resumeTokens: the output goes on where it stopped, counted toward maxTok
   t.throws(() => d.start(0, [1, 2], { maxTokens: 1, resumeTokens: -1 }), { code: 'INVALID_ARGUMENT' });
 });
 
+t.test('resumeTokens: a grammar goes on from where the resumed output left it, not from its start', async (t) => {
+  // The grammar allows one '<', letters, then '>': a sampler whose grammar did not take in the resumed output
+  // would have to write '<' again.
+  const grammar = { text: 'root ::= "<" [a-z]+ ">"', kind: 0, lazy: false, triggers: [], generationPrompt: '' };
+  const prompt = syntheticPrompt(30, 79);
+  const d = new BatchDecoder(model, { slots: 1, ctxPerSlot: 256 });
+  t.teardown(() => d.dispose());
+  d.start(0, prompt, { maxTokens: 12, grammar });
+  const reference = (await runToEnd(d, [0])).get(0)?.tokens ?? [];
+  t.equal(reference.length, 12, 'the grammar leaves room for 12 tokens');
+  t.match(model.detokenize(reference), /^<[a-z]+$/);
+  for (const k of [1, 5]) {
+    d.start(0, [...prompt, ...reference.slice(0, k)], { maxTokens: 12 - k, resumeTokens: k, grammar });
+    t.same((await runToEnd(d, [0])).get(0)?.tokens, reference.slice(k), `resumed after ${k} tokens`);
+  }
+});
+
 t.test('resumeTokens: a character cut between tokens is completed once, not broken or repeated', async (t) => {
   // "€" is E2 82 AC. The earlier output ended after E2 82 (held back, never given out); the next token is AC.
   const [e2, x82, xac] = [0xe2, 0x82, 0xac].map((b) => byteToken(model, b)) as [number, number, number];

@@ -93,6 +93,16 @@ t.test('user message starts: the prefill pauses at the last one (and at earlier 
   t.same(d.resumePoints(0).checkpoints, [10, 250, 300, 400 - 4 - UBATCH, 400 - 4]);
 });
 
+t.test('a slot keeps at most ctxCheckpoints checkpoints, the newest', async (t) => {
+  const d = new BatchDecoder(gemma, options({ slots: 1, checkpointMinStep: 100, ctxCheckpoints: 3 }));
+  t.teardown(() => d.dispose());
+  d.start(0, syntheticPrompt(400, 81), { maxTokens: 2, userStarts: [10, 60, 250, 300] });
+  await runToEnd(d, [0]);
+  // The same five places as above; the oldest two went as the newer came.
+  t.same(d.resumePoints(0).checkpoints, [300, 400 - 4 - UBATCH, 400 - 4]);
+  t.ok(d.info.checkpointBytes > 0, 'they hold memory');
+});
+
 t.test('without checkpoints (ctxCheckpoints 0) the same prompt is prefilled from the start', async (t) => {
   const d = new BatchDecoder(gemma, options({ ctxCheckpoints: 0 }));
   t.teardown(() => d.dispose());

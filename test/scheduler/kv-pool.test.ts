@@ -100,6 +100,23 @@ t.test('admission waits for cells: a prompt and its reservation must fit what th
   );
   t.same(both.slice(0, 2), ['start x', 'start y'], 'both start at once when they fit');
   t.same(decoder.violations, []);
+  // The newcomer's own reservation counts too: 10 + 4 held, and 16 + 40 more would not fit 64.
+  const own = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 }, { outputReserve: 40 });
+  const order: string[] = [];
+  const [short, long] = await Promise.all(
+    [
+      ['short', 10, 4],
+      ['long', 16, 40],
+    ].map(
+      ([name, n, max], k) =>
+        own.scheduler.submit(
+          { client: String(name), tokens: syntheticPrompt(Number(n), 30 + k), options: { maxTokens: Number(max) } },
+          { onStart: () => order.push(`start ${name}`), onEnd: () => order.push(`end ${name}`) },
+        ).done,
+    ),
+  );
+  t.same(order, ['start short', 'end short', 'start long', 'end long'], 'its own reservation made the second wait');
+  t.same([short?.preemptions, long?.preemptions], [0, 0]);
 });
 
 t.test('idle caches give their cells back, least recently used first, to the RAM cache', async (t) => {
@@ -210,4 +227,26 @@ t.test('a slot is saved to RAM again after each request, also when its cache end
     const back = await run(scheduler, [...p, 7], 2).summary;
     t.ok(back.cachedTokens >= p.length, `a returning prompt is restored (${back.cachedTokens} cached)`);
   }
+});
+
+t.test('a preempted request resumes before the requests its client queued after it', async (t) => {
+  // One client, 2 slots over 64 cells: the first two requests outgrow the pool and the second gives its slot up.
+  // It goes back to the head of its client's line, so it resumes before the third (a 12-token prompt) starts.
+  const { decoder, scheduler, preempted } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 }, { outputReserve: 1 });
+  const runs = [
+    run(scheduler, syntheticPrompt(8, 50), 30),
+    run(scheduler, syntheticPrompt(8, 51), 30),
+    run(scheduler, syntheticPrompt(12, 52), 5),
+  ];
+  const summaries = await Promise.all(runs.map((r) => r.summary));
+  t.same(
+    summaries.map((s) => s.reason),
+    ['length', 'length', 'length'],
+  );
+  t.equal(preempted.length, 1, 'one preemption');
+  const starts = decoder.calls.flatMap((c) => (c.op === 'start' ? [c.promptTokens] : []));
+  const resumed = starts.findIndex((n) => n > 12);
+  const third = starts.indexOf(12);
+  t.ok(resumed > 0 && third > 0, `starts: ${starts.join(', ')}`);
+  t.ok(resumed < third, `the preempted request resumed first (starts by prompt length: ${starts.join(', ')})`);
 });
