@@ -83,19 +83,23 @@ t.test('names that would break the file are refused', async (t) => {
 });
 
 const haproxy = findHaproxy();
-t.test('haproxy -c accepts it', { skip: haproxy === undefined ? 'haproxy is not installed' : false }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'haproxy-cfg-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, haproxyConfig({ ...input, statsSocket: join(dir, 'haproxy.sock') }));
-  const check = spawnSync(haproxy ?? 'haproxy', ['-c', '-f', file], { encoding: 'utf8' });
-  t.equal(check.status, 0, `${check.stdout}${check.stderr}`);
-  t.match(check.stdout + check.stderr, /Configuration file is valid/);
-  t.notMatch(check.stdout + check.stderr, /WARNING/, 'without a warning');
-  // And haproxy -c does catch a broken one, so the check above means something.
-  writeFileSync(file, haproxyConfig(input).replace('balance leastconn', 'balance fewest'));
-  t.not(spawnSync(haproxy ?? 'haproxy', ['-c', '-f', file]).status, 0);
-});
+t.test(
+  'haproxy -c accepts it',
+  { skip: haproxy === undefined ? 'haproxy is not installed (Debian/Ubuntu: apt-get install haproxy)' : false },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'haproxy-cfg-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'haproxy.cfg');
+    writeFileSync(file, haproxyConfig({ ...input, statsSocket: join(dir, 'haproxy.sock') }));
+    const check = spawnSync(haproxy ?? 'haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+    t.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+    t.match(check.stdout + check.stderr, /Configuration file is valid/);
+    t.notMatch(check.stdout + check.stderr, /WARNING/, 'without a warning');
+    // And haproxy -c does catch a broken one, so the check above means something.
+    writeFileSync(file, haproxyConfig(input).replace('balance leastconn', 'balance fewest'));
+    t.not(spawnSync(haproxy ?? 'haproxy', ['-c', '-f', file]).status, 0);
+  },
+);
 
 /** A stand-in replica: /health 200, and generation answered by `answer`; counts the generation requests. */
 async function fakeReplica(
@@ -161,7 +165,7 @@ const post = (url: string) =>
 
 t.test(
   'retries: a 503 (draining, loading) goes to the other replica; a request a replica took is never re-sent',
-  { skip: haproxy === undefined ? 'haproxy is not installed' : false },
+  { skip: haproxy === undefined ? 'haproxy is not installed (Debian/Ubuntu: apt-get install haproxy)' : false },
   async (t) => {
     const draining = await fakeReplica((_req, res) => res.writeHead(503, { connection: 'close' }).end('{}'));
     const broken = await fakeReplica((_req, res) => res.socket?.destroy());
