@@ -11,6 +11,7 @@ import { readGguf } from './gguf/reader.ts';
 import { projectRoot } from './paths.ts';
 import { createProgress } from './progress.ts';
 import { assembleServer } from './serve/assemble.ts';
+import { decoderOptionsOf, type PoolLayout, poolLayout, schedulerOptionsOf } from './serve/engine-options.ts';
 import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts';
 import { createLogger } from './serve/logger.ts';
 import { serverConfigOf } from './serve/server-config.ts';
@@ -83,11 +84,7 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
 async function prepare(config: ServeConfig): Promise<{
   config: ServeConfig;
   path: string;
-  /** KV cells per slot in the pool. */
-  share: number;
-  /** The most one request may use (prompt + output). */
-  ctxPerSlot: number;
-  kvCells: number;
+  pool: PoolLayout;
   inputs: ServeInputs;
 }> {
   const path = await resolveModelPath(config);
@@ -99,13 +96,7 @@ async function prepare(config: ServeConfig): Promise<{
     config.vramBudgetBytes !== undefined
       ? await planVram(config, path)
       : { config, ctxPerSlot: slotContext(config, nCtxTrain) };
-  const share = planned.ctxPerSlot;
-  // Unified (the default, as llama-server's): one pool of share * slots cells, from which any slot may take up to
-  // the whole pool (or --ctx-per-slot), as llama-server's n_ctx_seq. --no-kv-unified: each slot has its share.
-  const unified = planned.config.kvUnified !== false;
-  const pool = share * planned.config.parallel;
-  const ctxPerSlot = unified ? Math.min(pool, planned.config.ctxPerSlotMax ?? pool) : share;
-  return { config: planned.config, path, share, ctxPerSlot, kvCells: pool, inputs };
+  return { config: planned.config, path, pool: poolLayout(planned.config, planned.ctxPerSlot), inputs };
 }
 
 async function packageVersion(): Promise<string> {
@@ -149,7 +140,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     line(`error: ${message(err)}`);
     return err instanceof InputError ? 2 : 1;
   }
-  const { config, path, ctxPerSlot, inputs } = prepared;
+  const { config, path, pool, inputs } = prepared;
+  const { ctxPerSlot } = pool;
   const sys = systemInfo();
   const serverConfig = serverConfigOf(config, inputs, {
     ctxPerSlot,
@@ -159,14 +151,9 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const server = assembleServer({
     path,
     config: serverConfig,
-    kvCellsTotal: prepared.kvCells,
+    kvCellsTotal: pool.kvCells,
     devices: listDevices,
-    scheduler: {
-      promptCacheBytes: config.cacheRamMiB < 0 ? Number.POSITIVE_INFINITY : config.cacheRamMiB * 1024 * 1024,
-      maxQueuedRequests: config.maxQueue,
-      ...(config.prefillChunk !== undefined ? { stepTokenBudget: config.prefillChunk } : {}),
-      ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
-    },
+    scheduler: schedulerOptionsOf(config),
     app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
   });
   const { app, engine: late } = server;
@@ -270,23 +257,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     });
     // A default grammar that doesn't parse for this vocabulary would fail every request: refuse it now.
     if (inputs.grammar !== undefined) await chat.checkGrammar(inputs.grammar);
-    decoder = new BatchDecoder(model, {
-      slots: config.parallel,
-      ctxPerSlot: prepared.share,
-      kvUnified: config.kvUnified !== false,
-      ...(config.kvUnified !== false ? { slotCtxMax: ctxPerSlot } : {}),
-      batchSize: config.batchSize,
-      ubatchSize: config.ubatchSize,
-      threads: config.threads,
-      ...(config.threadsBatch !== undefined ? { threadsBatch: config.threadsBatch } : {}),
-      flashAttn: config.flashAttn,
-      kvType: config.kvTypeK,
-      kvTypeV: config.kvTypeV,
-      offloadKv: config.offloadKv,
-      swaFull: config.swaFull,
-      ctxCheckpoints: config.ctxCheckpoints,
-      checkpointMinStep: config.checkpointMinStep,
-    });
+    decoder = new BatchDecoder(model, decoderOptionsOf(config, pool));
   } catch (err) {
     app.log.error(`cannot serve ${path}: ${message(err)}`);
     await app.close();

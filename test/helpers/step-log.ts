@@ -19,6 +19,8 @@ interface StepRecord {
 export class StepLog implements Decoder {
   readonly real: BatchDecoder;
   readonly records: StepRecord[] = [];
+  /** The most KV cells the decoder held after any step (its own count). */
+  maxCellsUsed = 0;
   #inFlight = false;
   #waiters: Array<() => void> = [];
 
@@ -93,6 +95,7 @@ export class StepLog implements Decoder {
         if (ev.end !== null) record.ended.set(ev.slot, ev.end);
       }
       this.records.push(record);
+      this.maxCellsUsed = Math.max(this.maxCellsUsed, this.real.info.kvCellsUsed);
       return result;
     } finally {
       this.#inFlight = false;

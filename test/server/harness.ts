@@ -2,10 +2,14 @@
 
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
+import { parseServeConfig, slotContext } from '../../src/config.ts';
 import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } from '../../src/engine/index.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
 import { assembleServer } from '../../src/serve/assemble.ts';
+import { decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/serve/engine-options.ts';
+import { readServeInputs } from '../../src/serve/inputs.ts';
+import { serverConfigOf } from '../../src/serve/server-config.ts';
 import type { BuildAppOptions } from '../../src/server/app.ts';
 import type { ServedModel, ServedScheduler, ServerConfig } from '../../src/server/config.ts';
 import { StepLog } from '../helpers/step-log.ts';
@@ -27,6 +31,12 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
+  /**
+   * Build everything from these `npm start` flags (the model's -m is added), exactly as serve() does: the KV pool's
+   * layout, the decoder's and the scheduler's options (src/serve/engine-options.ts) and the server config. Then
+   * slots, ctxPerSlot, config and scheduler below are not used.
+   */
+  flags?: string[];
   config?: Partial<ServerConfig>;
   app?: BuildAppOptions;
   scheduler?: SchedulerOptions;
@@ -43,6 +53,7 @@ export interface HarnessOptions {
 }
 
 export async function makeHarness(t: Test, model: Model, options: HarnessOptions = {}): Promise<Harness> {
+  const built = options.flags ? await fromFlags(model, options.flags) : null;
   const slots = options.slots ?? 2;
   const ctxPerSlot = options.ctxPerSlot ?? 256;
   const ended: RequestSummary[] = [];
@@ -78,14 +89,14 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   });
   const server = assembleServer({
     path: model.info.path,
-    config: { ctxPerSlot, slots, ...options.config },
+    config: built?.config ?? { ctxPerSlot, slots, ...options.config },
     app: options.app ?? { ready: true },
-    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
-    kvCellsTotal: ctxPerSlot * slots,
+    ...(built ? { scheduler: built.scheduler } : options.scheduler ? { scheduler: options.scheduler } : {}),
+    kvCellsTotal: built?.kvCells ?? ctxPerSlot * slots,
     wrapScheduler: (real) => (options.wrap ? options.wrap(recording(real)) : recording(real)),
     ...(options.wrapModel ? { wrapModel: options.wrapModel } : {}),
   });
-  const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
+  const decoder = new BatchDecoder(model, built?.decoder ?? { slots, ctxPerSlot });
   const chat = new ChatTemplates(model, options.chat ?? {});
   const steps = new StepLog(decoder);
   const scheduler = server.attach({ model, chat, decoder: steps, checkpointBytes: () => decoder.info.checkpointBytes });
@@ -107,6 +118,19 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
       ended.length >= n ? Promise.resolve([...ended]) : new Promise((resolve) => waiters.push({ n, resolve })),
     startedCount: (n) =>
       started.length >= n ? Promise.resolve([...started]) : new Promise((resolve) => startWaiters.push({ n, resolve })),
+  };
+}
+
+/** What serve() builds from these flags (and -m): src/serve.ts's own steps, without the --vram-budget planner. */
+async function fromFlags(model: Model, flags: string[]) {
+  const config = parseServeConfig(['-m', model.info.path, ...flags], {});
+  const pool = poolLayout(config, slotContext(config, model.info.nCtxTrain));
+  const inputs = await readServeInputs(config);
+  return {
+    config: serverConfigOf(config, inputs, { ctxPerSlot: pool.ctxPerSlot, buildInfo: 'test' }),
+    decoder: decoderOptionsOf(config, pool),
+    scheduler: schedulerOptionsOf(config),
+    kvCells: pool.kvCells,
   };
 }
 
