@@ -98,7 +98,14 @@ export const completionRoute: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
       Promise.reject(chatLayerRefusal(err)),
     );
     const fields = body.response_fields && body.response_fields.length > 0 ? body.response_fields : null;
-    const jobs = prompts.map((tokens) => prepareGeneration(deps, request, body, tokens, { grammar }));
+    // llama-server reads max_tokens as n_predict's alias here too (n_predict first).
+    const limit =
+      (body.n_predict === undefined || body.n_predict === null) &&
+      body.max_tokens !== undefined &&
+      body.max_tokens !== null
+        ? { maxTokens: body.max_tokens, maxTokensField: 'max_tokens' }
+        : {};
+    const jobs = prompts.map((tokens) => prepareGeneration(deps, request, body, tokens, { grammar, ...limit }));
     const presenters = jobs.map((job, i) =>
       presenter(deps, i, job, deps.model.detokenize(job.tokens, { unparseSpecial: true }), fields),
     );

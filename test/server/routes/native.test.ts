@@ -174,6 +174,18 @@ t.test('POST /completion stop types: a stop word, end of generation, the limit',
   t.equal(eos.tokens_predicted, 0);
 });
 
+t.test("POST /completion: max_tokens is n_predict's alias, as in llama-server (n_predict first)", async (t) => {
+  const { app } = await makeHarness(t, model);
+  const base = { prompt: PROMPT, temperature: 0, logit_bias: NO_EOS };
+  const aliased = await completion(app, { ...base, max_tokens: 3 });
+  t.match(aliased, { tokens_predicted: 3, stop_type: 'limit', truncated: false });
+  t.match(aliased.generation_settings, { n_predict: 3 });
+  t.match(await completion(app, { ...base, max_tokens: 3, n_predict: 5 }), { tokens_predicted: 5 });
+  const res = await app.inject({ method: 'POST', url: '/completion', payload: { ...base, max_tokens: 0 } });
+  t.equal(res.statusCode, 400);
+  t.equal(errorOf(res).param, 'max_tokens');
+});
+
 t.test('POST /completion stream: bare data events, the last with stop, timings and progress on request', async (t) => {
   const { app } = await makeHarness(t, model, { app: { ready: true } });
   const res = await app.inject({
