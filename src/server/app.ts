@@ -196,9 +196,11 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
       checkJsonDepth(request.body, config.limits.maxJsonDepth);
   });
 
-  // One handler per error shape: OpenAI's everywhere, Anthropic's on its Messages routes (registered below).
+  // One handler per error shape: OpenAI's everywhere, Anthropic's on its Messages routes (registered below). Errors
+  // before a route is found (a body that can't be read on a wrong method) take the shape of the path they came to.
+  const anthropicPath = (url: string): boolean => /^\/v1\/messages(\/|\?|$)/.test(url);
   const errorHandler =
-    (shape: (api: ApiError) => object) =>
+    (shape: (api: ApiError, request: FastifyRequest) => object) =>
     (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
       const api = toApiError(err);
       const cause = rejectionCause(api);
@@ -206,12 +208,13 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
       // 500 is our failure; 501, 503 and 504 are answers (off, loading or busy, too slow).
       if (api.statusCode === 500) request.log.error({ err }, 'request failed');
       else request.log.debug({ err: api.message }, 'request refused');
-      return reply.code(api.statusCode).headers(api.headers).send(shape(api));
+      return reply.code(api.statusCode).headers(api.headers).send(shape(api, request));
     };
-  app.setErrorHandler(errorHandler((api) => api.body()));
+  app.setErrorHandler(errorHandler((api, request) => (anthropicPath(request.url) ? anthropicError(api) : api.body())));
   app.setNotFoundHandler((request, reply) => {
     const api = notFound(request.method, request.url);
-    return reply.code(api.statusCode).send(api.body());
+    // A wrong method on Anthropic's routes (GET /v1/messages) is answered in Anthropic's shape, as its routes are.
+    return reply.code(api.statusCode).send(anthropicPath(request.url) ? anthropicError(api) : api.body());
   });
 
   const metrics = deps.metrics;

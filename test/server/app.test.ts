@@ -128,6 +128,27 @@ t.test('unknown routes and methods: 404 in the OpenAI shape', async (t) => {
     t.equal(e.param, null);
     t.notMatch(e.message, /\?x=1/, 'no query string echoed');
   }
+  // Anthropic's routes answer in Anthropic's shape, a wrong method too.
+  for (const [method, url] of [
+    ['GET', '/v1/messages'],
+    ['PUT', '/v1/messages/count_tokens?beta=true'],
+  ] as const) {
+    const res = await app.inject({ method, url });
+    t.equal(res.statusCode, 404, `${method} ${url}`);
+    t.match(res.json(), {
+      type: 'error',
+      error: { type: 'not_found_error', message: `Unknown route: ${method} ${url.split('?')[0]}` },
+    });
+  }
+  // A body that can't be read before the route is known (no route takes DELETE here) is refused in that shape too.
+  const empty = await app.inject({
+    method: 'DELETE',
+    url: '/v1/messages',
+    headers: { 'content-type': 'application/json' },
+    payload: '',
+  });
+  t.equal(empty.statusCode, 400);
+  t.match(empty.json(), { type: 'error', error: { type: 'invalid_request_error', message: /empty/ } });
 });
 
 t.test('bodies: too large is 413, invalid JSON is 400 (not 500), any content type is read as JSON', async (t) => {
