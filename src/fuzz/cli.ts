@@ -1,24 +1,35 @@
-// `npm run fuzz -- [--cases N] [--seed S] [--json FILE]`: the property test's storm, as many requests as asked,
-// against the real server (app.inject(), the generated tiny model, 2 slots of 128 tokens). Prints the figures;
-// exit 0 when every rule held, 1 when one broke (the smallest failing request is printed), 2 on bad flags.
+// `npm run fuzz -- [--cases N] [--concurrency C] [--seed S] [--json FILE]`: the property test's storm, as many requests
+// as asked, C at a time, against the real servers (app.inject()): the generated tiny model, 2 slots of 128 tokens, and
+// an embedding server on the generated tiny BERT. Prints the figures; exit 0 when every rule held, 1 when one broke
+// (the smallest failing request is printed), 2 on bad flags.
 import { writeFile } from 'node:fs/promises';
 import { type Command, readCommandLine } from '../cli/command.ts';
 import { type FlagSpec, parseFlags } from '../cli/flags.ts';
-import { BatchDecoder, ChatTemplates, Model } from '../engine/index.ts';
+import { BatchDecoder, ChatTemplates, Embedder, Model } from '../engine/index.ts';
 import { ensureModel } from '../gguf/model-cache.ts';
 import { assembleServer } from '../serve/assemble.ts';
 import { DEFAULT_BODY_LIMIT_BYTES } from '../server/config.ts';
 import { formatFuzzReport, fuzzPassed, runFuzz } from './run.ts';
-import { appTarget } from './target.ts';
+import { appTarget, embeddingServer } from './target.ts';
 
 interface FuzzArgs {
   cases: number;
+  concurrency: number;
   seed: number;
   jsonFile?: string;
 }
 
 const FLAGS: readonly FlagSpec<keyof FuzzArgs>[] = [
   { names: ['--cases'], kind: 'int', key: 'cases', min: 1, default: '1000', help: 'requests to send' },
+  {
+    names: ['--concurrency'],
+    kind: 'int',
+    key: 'concurrency',
+    min: 1,
+    max: 256,
+    default: '1',
+    help: 'requests sent at a time (cases are rounded up to a multiple)',
+  },
   {
     names: ['--seed'],
     kind: 'int',
@@ -33,10 +44,12 @@ const FLAGS: readonly FlagSpec<keyof FuzzArgs>[] = [
 
 export const FUZZ_COMMAND: Command = {
   name: 'fuzz',
-  synopsis: `Usage: npm run fuzz -- [--cases N] [--seed S] [--json FILE]
+  synopsis: `Usage: npm run fuzz -- [--cases N] [--concurrency C] [--seed S] [--json FILE]
 
-Sends generated and mutated request bodies to the server (the tiny generated model, in-process) and checks
-that none gets a 5xx, every error is in OpenAI's shape, and the server is whole afterwards.`,
+Sends generated and mutated request bodies to every route of the server (the tiny generated model, in-process)
+and of an embedding server (the tiny BERT), C at a time, and checks that none gets a 5xx, every error is in its
+route's shape, every 200 is what its route promises (shape, usage, finish reasons, token limits, one terminal
+event per stream), and the servers are whole afterwards.`,
   footer: 'Exit codes: 0 every rule held, 1 a rule broke, 2 bad arguments.',
   flags: FLAGS,
 };
@@ -48,7 +61,7 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
 export async function runFuzzCli(argv: string[]): Promise<number> {
   const line = readCommandLine(FUZZ_COMMAND, argv, process, parseFuzzArgs);
   if ('exit' in line) return line.exit;
-  const { cases, seed, jsonFile } = line.args;
+  const { cases, concurrency, seed, jsonFile } = line.args;
   const slots = 2;
   const ctxPerSlot = 128;
   const path = await ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 });
@@ -62,16 +75,24 @@ export async function runFuzzCli(argv: string[]): Promise<number> {
   const decoder = new BatchDecoder(model, { slots, ctxPerSlot });
   const chat = new ChatTemplates(model);
   const scheduler = server.attach({ model, chat, decoder });
+  const bert = await Model.load(await ensureModel({ preset: 'tiny-bert', quant: 'F16', seed: 1 }));
+  const embedder = new Embedder(bert, { sequences: 4 });
+  const embeddings = embeddingServer(bert, embedder, { ctxPerSlot: 512, slots: 4 });
   try {
-    const report = await runFuzz(appTarget(server.app, scheduler, decoder), {
+    const report = await runFuzz(appTarget(server.app, scheduler, decoder, embeddings), {
       cases,
+      concurrency,
       seed,
+      ctxPerSlot,
       bodyLimitBytes: DEFAULT_BODY_LIMIT_BYTES,
     });
     process.stdout.write(formatFuzzReport(report));
     if (jsonFile !== undefined) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
     return fuzzPassed(report) ? 0 : 1;
   } finally {
+    await embeddings.close();
+    embedder.dispose();
+    bert.dispose();
     await server.app.close();
     await scheduler.close(0);
     decoder.dispose();

@@ -1,6 +1,17 @@
-// What every answer must be, whatever was sent: never a 5xx; an error in OpenAI's shape with a JSON content
-// type; a stream that is well-formed SSE, whose errors are in the same shape and which ends with [DONE]; and
-// an X-Request-Id on every response. Pure: a response in, the broken rules out.
+// What every answer must be, whatever was sent: never a 5xx; an error in its route's shape (OpenAI's, Anthropic's
+// on /v1/messages) with a JSON content type; an X-Request-Id on every response; and a 200 what its route promises
+// (body-rules.ts): its shape, usage that adds up, legal finish reasons, n choices, the token limit kept, one
+// terminal event per stream. Pure: a response (and what was sent) in, the broken rules out.
+import {
+  anthropicErrorProblem,
+  bodyViolations,
+  errorShapeProblem,
+  isRecord,
+  type RouteContext,
+  routeOf,
+} from './body-rules.ts';
+
+export { anthropicErrorProblem, errorShapeProblem } from './body-rules.ts';
 
 export interface FuzzResponse {
   status: number;
@@ -8,20 +19,18 @@ export interface FuzzResponse {
   body: string;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** What the response answered: the request as sent, for the rules that depend on it (n, max_tokens, stream). */
+export interface SentRequest {
+  method: string;
+  url: string;
+  /** Which server: the generation one (default) or the embedding one. */
+  server?: 'generation' | 'embeddings';
+  payload?: Buffer | string;
 }
 
-/** OpenAI's error shape: {error: {message, type, param, code}} with string message and type. */
-export function errorShapeProblem(value: unknown): string | null {
-  if (!isRecord(value) || !isRecord(value.error)) return 'no error object';
-  const e = value.error;
-  if (typeof e.message !== 'string' || e.message === '') return 'error.message is not a non-empty string';
-  if (typeof e.type !== 'string' || e.type === '') return 'error.type is not a non-empty string';
-  if (!('param' in e) || (e.param !== null && typeof e.param !== 'string'))
-    return 'error.param is not a string or null';
-  if (!('code' in e) || (e.code !== null && typeof e.code !== 'string')) return 'error.code is not a string or null';
-  return null;
+export interface InvariantOptions {
+  /** Tokens per slot (prompt and completion together): no answer may hold more. */
+  ctxPerSlot?: number;
 }
 
 function header(r: FuzzResponse, name: string): string {
@@ -29,21 +38,30 @@ function header(r: FuzzResponse, name: string): string {
   return Array.isArray(v) ? v.join(', ') : v === undefined ? '' : String(v);
 }
 
-/** The SSE data payloads of a stream (each `data:` field). */
-function sseData(body: string): string[] {
-  return body
-    .split(/\r?\n/)
-    .filter((line) => line.startsWith('data:'))
-    .map((line) => line.slice(5).trimStart());
+/** Anthropic's routes answer in Anthropic's shape. */
+export function anthropicRoute(url: string): boolean {
+  return /^\/v1\/messages(\/|$|\?)/.test(url);
 }
 
-/** `doneEvent`: the route's streams end with `data: [DONE]` (OpenAI's do; llama-server's /completion does not). */
-export function violations(r: FuzzResponse, doneEvent = true): string[] {
+/** The request body as the server read it (a BOM skipped), or undefined when it is not a JSON object. */
+export function sentBody(payload: Buffer | string | undefined): Record<string, unknown> | undefined {
+  if (payload === undefined) return undefined;
+  const text = (typeof payload === 'string' ? payload : payload.toString('utf8')).replace(/^\uFEFF/, '');
+  try {
+    const value: unknown = JSON.parse(text);
+    return isRecord(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function violations(r: FuzzResponse, sent?: SentRequest, options: InvariantOptions = {}): string[] {
   const out: string[] = [];
   if (r.status >= 500) out.push(`status ${r.status}`);
   const id = header(r, 'x-request-id');
   if (!/^[\x21-\x7e]{1,128}$/.test(id)) out.push(`x-request-id '${id.slice(0, 40)}' missing or not sane`);
   const type = header(r, 'content-type');
+  const anthropic = sent !== undefined && anthropicRoute(sent.url);
   if (r.status >= 400) {
     if (!/^application\/json/.test(type)) out.push(`error with content-type '${type}'`);
     let json: unknown;
@@ -53,28 +71,21 @@ export function violations(r: FuzzResponse, doneEvent = true): string[] {
       out.push(`error body is not JSON: ${r.body.slice(0, 80)}`);
       return out;
     }
-    const problem = errorShapeProblem(json);
-    if (problem !== null) out.push(`error body not in OpenAI's shape (${problem}): ${r.body.slice(0, 120)}`);
+    const problem = anthropic ? anthropicErrorProblem(json) : errorShapeProblem(json);
+    if (problem !== null)
+      out.push(
+        `error body not in ${anthropic ? "Anthropic's" : "OpenAI's"} shape (${problem}): ${r.body.slice(0, 120)}`,
+      );
     return out;
   }
-  if (/^text\/event-stream/.test(type)) {
-    const events = sseData(r.body);
-    if (doneEvent && events.at(-1) !== '[DONE]') out.push('stream does not end with [DONE]');
-    for (const data of events) {
-      if (data === '[DONE]') continue;
-      let json: unknown;
-      try {
-        json = JSON.parse(data);
-      } catch {
-        out.push(`stream event is not JSON: ${data.slice(0, 80)}`);
-        continue;
-      }
-      if (isRecord(json) && 'error' in json) {
-        const problem = errorShapeProblem(json);
-        if (problem !== null) out.push(`stream error not in OpenAI's shape (${problem})`);
-        else if ((json.error as { type?: unknown }).type === 'server_error') out.push('stream error is a server_error');
-      }
-    }
-  }
+  const context: RouteContext = {
+    route: sent === undefined ? 'other' : routeOf(sent.url),
+    server: sent?.server ?? 'generation',
+    body: sentBody(sent?.payload),
+    ctxPerSlot: options.ctxPerSlot ?? null,
+  };
+  if (sent !== undefined && sent.method !== 'POST' && sent.method !== 'GET')
+    out.push(`${sent.method} ${sent.url} answered ${r.status}`);
+  out.push(...bodyViolations(r.status, type, r.body, context));
   return out;
 }

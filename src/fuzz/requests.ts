@@ -1,14 +1,23 @@
-// The fuzzer's requests: a body drawn from the route's own schema (src/server/schemas.ts), often valid enough to
-// generate, then mutated at one of three levels: a value inside it (wrong types, nulls, huge numbers, deep
-// nesting, unknown roles and content parts, bad tools and response_format), the bytes on the wire (truncated
-// JSON, invalid UTF-8, a BOM, duplicated or __proto__ keys, a body over the limit) or the envelope (odd
-// content types, a wrong method).
+// The fuzzer's requests: a body drawn from the route's own schema (src/server/schemas.ts, the Responses and Messages
+// APIs' schemas, /v1/embeddings'), often valid enough to generate, then mutated at one of three levels: a value
+// inside it (wrong types, nulls, huge numbers, deep nesting, unknown roles and content parts, bad tools and
+// response_format), the bytes on the wire (truncated JSON, invalid UTF-8, a BOM, duplicated or __proto__ keys, a body
+// over the limit) or the envelope (odd content types, a wrong method). Each request goes to one of two servers: the
+// generation one (every route; /v1/embeddings must refuse there) or an embedding one (/v1/embeddings and
+// llama-server's /embeddings; generation routes must refuse there).
 import fc from 'fast-check';
+import { CountTokensBody, MessagesBody } from '../server/messages-api/schema.ts';
+import { ResponsesBody } from '../server/responses-api/schema.ts';
+import { EmbeddingsBody } from '../server/routes/embeddings.ts';
 import { DetokenizeBody, TokenizeBody } from '../server/routes/tokenize.ts';
 import { ChatCompletionBody, CompletionBody, NativeCompletionBody } from '../server/schemas.ts';
 import { arbitraryOf, type JsonSchema, text } from './schema-arbitrary.ts';
 
+export type FuzzServer = 'generation' | 'embeddings';
+
 export interface FuzzRequest {
+  /** Which server it goes to. */
+  server: FuzzServer;
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
   headers: Record<string, string>;
@@ -135,17 +144,295 @@ const OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
   t_max_predict_ms: fc.integer({ min: 1, max: 50 }),
   stop: fc.oneof(text(4), fc.array(text(4), { maxLength: 3 })),
   chat_template_kwargs: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+  // Streams are as much of the API as bodies: asked for often (their rules are their own).
+  stream: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constantFrom(false, null) }),
+  stream_options: fc.oneof(
+    { weight: 3, arbitrary: fc.constant({ include_usage: true }) },
+    { weight: 1, arbitrary: fc.record({ include_usage: fc.constantFrom(false, null) }) },
+  ),
 };
 
-/** The routes fuzzed, each with the schema its body is drawn from. */
-export const FUZZ_ROUTES: ReadonlyArray<{ url: string; schema: JsonSchema; weight: number }> = [
-  { url: '/v1/chat/completions', schema: ChatCompletionBody as unknown as JsonSchema, weight: 8 },
-  { url: '/v1/completions', schema: CompletionBody as unknown as JsonSchema, weight: 3 },
-  { url: '/completion', schema: NativeCompletionBody as unknown as JsonSchema, weight: 2 },
-  { url: '/v1/chat/completions/input_tokens', schema: ChatCompletionBody as unknown as JsonSchema, weight: 1 },
-  { url: '/apply-template', schema: ChatCompletionBody as unknown as JsonSchema, weight: 1 },
-  { url: '/tokenize', schema: TokenizeBody as unknown as JsonSchema, weight: 1 },
-  { url: '/detokenize', schema: DetokenizeBody as unknown as JsonSchema, weight: 1 },
+/** Every route's odds for its fields (a stream half the time), before its own. */
+const PRESENCE: Readonly<Record<string, 'always' | number>> = { stream: 2, stream_options: 3 };
+
+// The Responses API's input items and tools, flat objects whose `type` picks the fields (request.ts checks them).
+const responsesContentPart = fc.record(
+  {
+    type: fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom('input_text', 'output_text') },
+      { weight: 1, arbitrary: fc.constantFrom('input_image', 'refusal', 'reasoning_text', '') },
+    ),
+    text: text(),
+  },
+  { requiredKeys: ['type'] },
+);
+
+const callId = fc.oneof(fc.constantFrom('call_1', 'call_2'), fc.string({ maxLength: 8 }));
+
+const responsesInputItem = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({ role: fc.constantFrom('user', 'assistant', 'system', 'developer'), content: text(40) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      type: fc.constant('message'),
+      role: fc.constantFrom('user', 'assistant', 'system', 'developer'),
+      content: fc.array(responsesContentPart, { maxLength: 3 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('function_call'),
+      call_id: callId,
+      name: fc.constantFrom('search', 'get_weather'),
+      arguments: fc.oneof(fc.constant('{}'), fc.string({ maxLength: 12 })),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ type: fc.constant('function_call_output'), call_id: callId, output: text() }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constantFrom('reasoning', 'item_reference', 'web_search_call', ''),
+      summary: fc.array(fc.record({ type: fc.constant('summary_text'), text: text() }), { maxLength: 2 }),
+    }),
+  },
+);
+
+const responsesTool = fc.record(
+  {
+    type: fc.constantFrom('function', 'function', 'web_search', 'file_search', ''),
+    name: fc.oneof(fc.constantFrom('search', 'get_weather'), fc.string({ maxLength: 10 })),
+    description: text(),
+    parameters: jsonSchema,
+    strict: fc.boolean(),
+  },
+  { requiredKeys: ['type', 'name'] },
+);
+
+const textFormat = fc.oneof(
+  fc.constant({ type: 'text' }),
+  fc.constant({ type: 'json_object' }),
+  fc.record({ type: fc.constant('json_schema'), name: fc.string({ maxLength: 8 }), schema: jsonSchema }),
+);
+
+const RESPONSES_OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
+  input: fc.oneof(text(40), fc.array(responsesInputItem, { minLength: 1, maxLength: 3 })),
+  instructions: text(),
+  max_output_tokens: SMALL_COUNT,
+  tools: fc.array(responsesTool, { maxLength: 3 }),
+  text: fc.record({ format: textFormat }),
+  previous_response_id: fc.oneof(fc.constant('resp_0'), fc.string({ maxLength: 12 })),
+};
+
+// Anthropic's content blocks: text, tool_use, tool_result, thinking, and the ones refused (image, document).
+const anthropicBlock = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ type: fc.constant('text'), text: text() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('tool_use'),
+      id: callId,
+      name: fc.constantFrom('search', 'get_weather'),
+      input: fc.oneof(fc.constant({}), fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 1 }))),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      {
+        type: fc.constant('tool_result'),
+        tool_use_id: callId,
+        content: fc.oneof(text(), fc.array(fc.record({ type: fc.constant('text'), text: text() }), { maxLength: 2 })),
+        is_error: fc.boolean(),
+      },
+      { requiredKeys: ['type', 'tool_use_id'] },
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ type: fc.constant('thinking'), thinking: text(), signature: fc.string({ maxLength: 8 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constantFrom('image', 'document', 'server_tool_use', 'redacted_thinking', ''),
+      text: text(),
+    }),
+  },
+);
+
+const anthropicMessage = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ role: fc.constantFrom('user', 'assistant'), content: text(40) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      role: fc.constantFrom('user', 'assistant'),
+      content: fc.array(anthropicBlock, { minLength: 1, maxLength: 3 }),
+    }),
+  },
+);
+
+const MESSAGES_OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
+  messages: fc.array(anthropicMessage, { minLength: 1, maxLength: 4 }),
+  system: fc.oneof(text(40), fc.array(fc.record({ type: fc.constant('text'), text: text() }), { maxLength: 2 })),
+  stop_sequences: fc.array(text(4), { maxLength: 3 }),
+  tools: fc.array(
+    fc.record(
+      {
+        name: fc.oneof(fc.constantFrom('search', 'get_weather'), fc.string({ maxLength: 10 })),
+        description: text(),
+        input_schema: jsonSchema,
+      },
+      { requiredKeys: ['name'] },
+    ),
+    { maxLength: 3 },
+  ),
+};
+
+/** What an embedding model embeds: OpenAI's four forms, and some it refuses (empty, out of the vocabulary). */
+const embeddingInput = fc.oneof(
+  { weight: 4, arbitrary: text(40) },
+  { weight: 3, arbitrary: fc.array(text(20), { minLength: 1, maxLength: 4 }) },
+  { weight: 2, arbitrary: fc.array(fc.integer({ min: 0, max: 30521 }), { minLength: 1, maxLength: 8 }) },
+  {
+    weight: 1,
+    arbitrary: fc.array(fc.array(fc.integer({ min: 0, max: 30521 }), { minLength: 1, maxLength: 6 }), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<unknown>('', [], [''], [-1], [30522], [[]], 'x'.repeat(2000)),
+  },
+);
+
+const EMBEDDINGS_OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
+  input: embeddingInput,
+  content: embeddingInput,
+  encoding_format: fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom('float', 'base64') },
+    { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+  ),
+  dimensions: fc.oneof(fc.constant(128), fc.integer({ min: -1, max: 4096 })),
+};
+
+/** The Responses API: input always; what the route refuses (stored prompts, conversations, background) rarely. */
+const RESPONSES_PRESENCE: Readonly<Record<string, 'always' | number>> = {
+  input: 'always',
+  prompt: 40,
+  conversation: 40,
+  background: 40,
+  previous_response_id: 40,
+  top_logprobs: 40,
+  include: 20,
+};
+
+const MESSAGES_PRESENCE: Readonly<Record<string, 'always' | number>> = { container: 40, mcp_servers: 40 };
+
+export interface FuzzRoute {
+  server: FuzzServer;
+  url: string;
+  /** The schema its body is drawn from. */
+  schema: JsonSchema;
+  weight: number;
+  /** Arbitraries for its own fields (the Responses API's input, Anthropic's messages), over the common ones. */
+  overrides?: Readonly<Record<string, fc.Arbitrary<unknown>>>;
+  /** Its fields' own odds of being present (schema-arbitrary.ts). */
+  presence?: Readonly<Record<string, 'always' | number>>;
+}
+
+const schema = (s: unknown): JsonSchema => s as JsonSchema;
+
+/** The routes fuzzed, each with the server it goes to and the schema its body is drawn from. */
+export const FUZZ_ROUTES: readonly FuzzRoute[] = [
+  { server: 'generation', url: '/v1/chat/completions', schema: schema(ChatCompletionBody), weight: 8 },
+  { server: 'generation', url: '/v1/completions', schema: schema(CompletionBody), weight: 3 },
+  { server: 'generation', url: '/completion', schema: schema(NativeCompletionBody), weight: 2 },
+  {
+    server: 'generation',
+    url: '/v1/responses',
+    schema: schema(ResponsesBody),
+    weight: 5,
+    overrides: RESPONSES_OVERRIDES,
+    presence: RESPONSES_PRESENCE,
+  },
+  {
+    server: 'generation',
+    url: '/v1/messages',
+    schema: schema(MessagesBody),
+    weight: 5,
+    overrides: MESSAGES_OVERRIDES,
+    presence: MESSAGES_PRESENCE,
+  },
+  { server: 'generation', url: '/v1/chat/completions/input_tokens', schema: schema(ChatCompletionBody), weight: 1 },
+  {
+    server: 'generation',
+    url: '/v1/responses/input_tokens',
+    schema: schema(ResponsesBody),
+    weight: 1,
+    overrides: RESPONSES_OVERRIDES,
+    presence: RESPONSES_PRESENCE,
+  },
+  {
+    server: 'generation',
+    url: '/v1/messages/count_tokens',
+    schema: schema(CountTokensBody),
+    weight: 1,
+    overrides: MESSAGES_OVERRIDES,
+    presence: MESSAGES_PRESENCE,
+  },
+  { server: 'generation', url: '/apply-template', schema: schema(ChatCompletionBody), weight: 1 },
+  { server: 'generation', url: '/tokenize', schema: schema(TokenizeBody), weight: 1 },
+  { server: 'generation', url: '/detokenize', schema: schema(DetokenizeBody), weight: 1 },
+  {
+    server: 'generation',
+    url: '/v1/embeddings',
+    schema: schema(EmbeddingsBody),
+    weight: 1,
+    overrides: EMBEDDINGS_OVERRIDES,
+    presence: { input: 'always' },
+  },
+  {
+    server: 'embeddings',
+    url: '/v1/embeddings',
+    schema: schema(EmbeddingsBody),
+    weight: 4,
+    overrides: EMBEDDINGS_OVERRIDES,
+    presence: { input: 'always' },
+  },
+  {
+    server: 'embeddings',
+    url: '/embeddings',
+    schema: schema(EmbeddingsBody),
+    weight: 1,
+    overrides: EMBEDDINGS_OVERRIDES,
+    presence: { input: 2, content: 2 },
+  },
+  // Generation routes on the embedding server: refused, each in its own shape.
+  { server: 'embeddings', url: '/v1/chat/completions', schema: schema(ChatCompletionBody), weight: 1 },
+  {
+    server: 'embeddings',
+    url: '/v1/messages',
+    schema: schema(MessagesBody),
+    weight: 1,
+    overrides: MESSAGES_OVERRIDES,
+    presence: MESSAGES_PRESENCE,
+  },
+  {
+    server: 'embeddings',
+    url: '/v1/responses',
+    schema: schema(ResponsesBody),
+    weight: 1,
+    overrides: RESPONSES_OVERRIDES,
+    presence: RESPONSES_PRESENCE,
+  },
 ];
 
 /** Values that break assumptions: wrong types, extremes, deep nesting, strings that are not valid UTF-16. */
@@ -336,15 +623,22 @@ const envelope = fc.record({
 export interface FuzzOptions {
   /** The server's body limit, so an oversize body is just over it. */
   bodyLimitBytes: number;
+  /** The servers requests go to. Default: both. */
+  servers?: readonly FuzzServer[];
 }
 
 /** One request of the storm. */
 export function fuzzRequest(options: FuzzOptions): fc.Arbitrary<FuzzRequest> {
-  const routes = FUZZ_ROUTES.map((r) => ({
+  const servers = options.servers ?? ['generation', 'embeddings'];
+  const routes = FUZZ_ROUTES.filter((r) => servers.includes(r.server)).map((r) => ({
     weight: r.weight,
     arbitrary: fc.record({
-      url: fc.constant(r.url),
-      body: arbitraryOf(r.schema, { overrides: OVERRIDES, unknown: prompt }),
+      route: fc.constant(r),
+      body: arbitraryOf(r.schema, {
+        overrides: { ...OVERRIDES, ...r.overrides },
+        unknown: prompt,
+        presence: { ...PRESENCE, ...r.presence },
+      }),
     }),
   }));
   return fc.tuple(fc.oneof(...routes), valueMutation, byteMutation, envelope).map(([route, vm, bm, env]) => {
@@ -359,8 +653,9 @@ export function fuzzRequest(options: FuzzOptions): fc.Arbitrary<FuzzRequest> {
     if (env.contentType !== 'application/json') labels.push(`type:${(env.contentType ?? 'none').replace(/\s+/g, '')}`);
     if (env.method !== 'POST') labels.push(`method:${env.method}`);
     return {
+      server: route.route.server,
       method: env.method,
-      url: route.url,
+      url: route.route.url,
       headers,
       payload: bytes.payload,
       mutation: labels.filter((l): l is string => l !== null).join(' '),

@@ -32,6 +32,11 @@ export interface ArbitraryOptions {
   maxItems?: number;
   /** An optional property is present once in this many draws. Default 8. */
   optionalOdds?: number;
+  /**
+   * Named properties' own odds, wherever they appear: 'always' (drawn as if required), or present once in this many
+   * draws (a field the route mostly refuses, kept rare so the storm still reaches generation).
+   */
+  presence?: Readonly<Record<string, 'always' | number>>;
 }
 
 const ABSENT = Symbol('absent');
@@ -96,9 +101,14 @@ export function arbitraryOf(schema: JsonSchema, options: ArbitraryOptions = {}, 
         const record: Record<string, fc.Arbitrary<unknown>> = {};
         for (const [key, s] of Object.entries(schema.properties)) {
           const value = arbitraryOf(s, options, key);
-          record[key] = required.has(key)
-            ? value
-            : fc.oneof({ weight: odds - 1, arbitrary: fc.constant(ABSENT) }, { weight: 1, arbitrary: value });
+          const own = options.presence?.[key];
+          record[key] =
+            required.has(key) || own === 'always'
+              ? value
+              : fc.oneof(
+                  { weight: (own ?? odds) - 1, arbitrary: fc.constant(ABSENT) },
+                  { weight: 1, arbitrary: value },
+                );
         }
         return fc.record(record).map((o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== ABSENT)));
       }

@@ -1,6 +1,9 @@
 // The fuzzer's target: a built app answering through app.inject() (no sockets), over a real scheduler and
-// decoder whose slots it inspects once the storm is over.
+// decoder whose slots it inspects once the storm is over; and, when given, a second app started with --embeddings
+// (an embedding model), for the requests drawn for an embedding server.
 import type { FastifyInstance } from 'fastify';
+import type { Embedder, Model } from '../engine/index.ts';
+import { assembleServer } from '../serve/assemble.ts';
 import type { FuzzResponse } from './invariants.ts';
 import type { FuzzRequest } from './requests.ts';
 import type { FuzzTarget } from './run.ts';
@@ -16,10 +19,18 @@ export interface InspectedDecoder {
   slotInfo(slot: number): { state: string };
 }
 
-export function appTarget(app: FastifyInstance, scheduler: InspectedScheduler, decoder: InspectedDecoder): FuzzTarget {
+export function appTarget(
+  app: FastifyInstance,
+  scheduler: InspectedScheduler,
+  decoder: InspectedDecoder,
+  embeddingApp?: FastifyInstance,
+): FuzzTarget {
   return {
+    servers: embeddingApp === undefined ? ['generation'] : ['generation', 'embeddings'],
     async send(request: FuzzRequest): Promise<FuzzResponse> {
-      const res = await app.inject({
+      const to = request.server === 'embeddings' ? embeddingApp : app;
+      if (to === undefined) throw new Error('a request for an embedding server, and the target has none');
+      const res = await to.inject({
         method: request.method,
         url: request.url,
         headers: request.headers,
@@ -40,4 +51,25 @@ export function appTarget(app: FastifyInstance, scheduler: InspectedScheduler, d
       await new Promise((r) => setImmediate(r));
     },
   };
+}
+
+/** An embedding server as `npm start -- --embeddings` runs one, over `model` (an embedding model such as tiny-bert). */
+export function embeddingServer(
+  model: Model,
+  embedder: Embedder,
+  options: { ctxPerSlot: number; slots: number; bodyLimitBytes?: number },
+): FastifyInstance {
+  const server = assembleServer({
+    path: model.info.path,
+    config: {
+      ctxPerSlot: options.ctxPerSlot,
+      slots: options.slots,
+      embeddings: true,
+      ...(options.bodyLimitBytes !== undefined ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+    },
+    app: { ready: true },
+    kvCellsTotal: 0,
+  });
+  server.attachEmbedder({ model, embedder });
+  return server.app;
 }

@@ -3,15 +3,18 @@ import t from 'tap';
 import { Value } from 'typebox/value';
 import { FUZZ_ROUTES, fuzzRequest } from '../../src/fuzz/requests.ts';
 import { arbitraryOf, type JsonSchema } from '../../src/fuzz/schema-arbitrary.ts';
+import { MessagesBody } from '../../src/server/messages-api/schema.ts';
+import { ResponsesBody } from '../../src/server/responses-api/schema.ts';
+import { EmbeddingsBody } from '../../src/server/routes/embeddings.ts';
 import { ChatCompletionBody, CompletionBody } from '../../src/server/schemas.ts';
 
 t.test("drawn bodies pass the route's own schema", async (t) => {
-  for (const schema of [ChatCompletionBody, CompletionBody]) {
+  for (const schema of [ChatCompletionBody, CompletionBody, ResponsesBody, MessagesBody, EmbeddingsBody]) {
     const values = fc.sample(arbitraryOf(schema as unknown as JsonSchema), { numRuns: 300, seed: 7 });
     const failing = values.filter((v) => !Value.Check(schema, v));
     t.same(failing.slice(0, 1), [], `${values.length} bodies, all valid`);
     t.ok(
-      values.some((v) => Object.keys(v as object).length > 3),
+      values.some((v) => Object.keys(v as object).length > 2),
       'optional fields appear',
     );
   }
@@ -38,6 +41,14 @@ t.test('bounds and shapes are honoured', async (t) => {
     Array.from({ length: 5 }, () => ({ n: 5 })),
     'overrides win, required fields are always there',
   );
+  const optional = { type: 'object', properties: { a: { const: 1 }, b: { const: 2 } } };
+  const drawn = fc.sample(arbitraryOf(optional, { presence: { a: 'always', b: 2 } }), { numRuns: 400, seed: 1 });
+  t.ok(
+    drawn.every((v) => (v as { a?: number }).a === 1),
+    "presence 'always': drawn as if required",
+  );
+  const withB = drawn.filter((v) => 'b' in (v as object)).length;
+  t.ok(withB > 120 && withB < 280, `presence 2: about one draw in two (${withB} of 400)`);
 });
 
 t.test('the storm mixes valid bodies with each kind of mutation, on every route', async (t) => {
@@ -48,7 +59,22 @@ t.test('the storm mixes valid bodies with each kind of mutation, on every route'
     requests.some((r) => r.mutation === 'valid'),
     'some are sent as drawn',
   );
-  t.same(new Set(requests.map((r) => r.url)), new Set(FUZZ_ROUTES.map((r) => r.url)));
+  const key = (r: { server: string; url: string }) => `${r.server} ${r.url}`;
+  t.same(new Set(requests.map(key)), new Set(FUZZ_ROUTES.map(key)), 'every route, on both servers');
+  t.ok(
+    requests
+      .filter((r) => r.mutation === 'valid' && r.url !== '/v1/embeddings')
+      .some((r) => JSON.parse(r.payload.toString()).stream === true),
+    'streams are asked for',
+  );
+  const generationOnly = fc.sample(fuzzRequest({ bodyLimitBytes: 4096, servers: ['generation'] }), {
+    numRuns: 300,
+    seed: 3,
+  });
+  t.ok(
+    generationOnly.every((r) => r.server === 'generation'),
+    'a target without an embedding server gets no request for one',
+  );
   t.ok(
     requests.some((r) => r.mutation.includes('bytes:oversize') && r.payload.length > 4096),
     'oversize is over the limit',

@@ -6,7 +6,7 @@
 // unbounded they generate to the end of the slot, and on a real-size model a few of them hold every slot for
 // minutes, so the rest of the mix would see only 429s.
 import fc from 'fast-check';
-import { errorShapeProblem } from '../../fuzz/invariants.ts';
+import { anthropicErrorProblem, anthropicRoute, errorShapeProblem } from '../../fuzz/invariants.ts';
 import { type FuzzRequest, fuzzRequest } from '../../fuzz/requests.ts';
 import { mulberry32 } from '../loadgen/plan.ts';
 import { authHeaders, describeNetworkError } from '../loadgen/request.ts';
@@ -93,6 +93,8 @@ export class Workload {
     this.#random = seeded(o.seed);
     this.#bad = fc
       .sample(fuzzRequest({ bodyLimitBytes: o.bodyLimitBytes }), { numRuns: 400, seed: o.seed })
+      // The soak's server generates: the storm's requests for an embedding server are left out.
+      .filter((r) => r.server === 'generation')
       .map((r) => bounded(r, o.maxTokens));
   }
 
@@ -122,13 +124,14 @@ export class Workload {
   }
 
   /** Checks an error answer; returns the milliseconds to wait before the next request (429: Retry-After). */
-  async #refused(action: Action, res: Response): Promise<number> {
+  async #refused(action: Action, res: Response, url = '/v1/chat/completions'): Promise<number> {
     const text = await res.text();
     this.#count(`${action} ${res.status}`);
     if (res.status >= 500) this.counts.serverErrors++;
     let shape: string | null;
     try {
-      shape = errorShapeProblem(JSON.parse(text));
+      // Anthropic's routes answer in Anthropic's shape.
+      shape = (anthropicRoute(url) ? anthropicErrorProblem : errorShapeProblem)(JSON.parse(text));
     } catch {
       shape = 'not JSON';
     }
@@ -153,7 +156,7 @@ export class Workload {
           headers: { ...r.headers, ...authHeaders(this.#o.apiKey) },
           ...(r.method !== 'GET' && r.payload.length > 0 ? { body: new Uint8Array(r.payload) } : {}),
         });
-        if (res.status >= 400) return await this.#refused(action, res);
+        if (res.status >= 400) return await this.#refused(action, res, r.url);
         await res.text();
         this.#count(`bad ${res.status}`);
         return 0;

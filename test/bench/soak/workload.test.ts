@@ -6,6 +6,7 @@ import type { FuzzRequest } from '../../../src/fuzz/requests.ts';
 
 function req(url: string, payload: Buffer | string): FuzzRequest {
   return {
+    server: 'generation',
     method: 'POST',
     url,
     headers: { 'content-type': 'application/json' },
