@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'CONTEXT_EXCEEDED'
   | 'DECODE_FAILED'
   | 'TEMPLATE_FAILED'
+  | 'TOOL_CHOICE_UNFORCEABLE'
   | 'NATIVE_ERROR'
   | 'ADDON_NOT_BUILT'
   // scheduler
@@ -46,6 +47,8 @@ export class ArgumentError extends LlamaError {}
 export class ContextExceededError extends LlamaError {}
 /** The chat template raised (its own message) or cannot render these messages. */
 export class TemplateError extends LlamaError {}
+/** tool_choice asks for a call this chat template's tool-call grammar cannot force (the message says why). */
+export class ToolChoiceError extends LlamaError {}
 /** Any other failure inside the native code. */
 export class NativeError extends LlamaError {}
 /** The scheduler refused a request: its queue is full (retry later) or it is shutting down. */
@@ -74,6 +77,7 @@ const CLASS_BY_CODE: Record<ErrorCode, new (code: ErrorCode, message: string, op
   CONTEXT_EXCEEDED: ContextExceededError,
   DECODE_FAILED: NativeError,
   TEMPLATE_FAILED: TemplateError,
+  TOOL_CHOICE_UNFORCEABLE: ToolChoiceError,
   NATIVE_ERROR: NativeError,
   ADDON_NOT_BUILT: NativeError,
   QUEUE_FULL: RejectedError,

@@ -7,7 +7,8 @@
 namespace binding {
 namespace {
 
-// { prompt, grammar, preservedTokens, additionalStops, userStarts, format, parserConfig, thinking }
+// { prompt, grammar, preservedTokens, additionalStops, userStarts, format, parserConfig, thinking, reasoningStart,
+//   reasoningEnds, generationPrompt }
 Napi::Value chatPromptToJs(Napi::Env env, const core::ChatPrompt &prompt) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("prompt", prompt.prompt);
@@ -23,6 +24,11 @@ Napi::Value chatPromptToJs(Napi::Env env, const core::ChatPrompt &prompt) {
   o.Set("format", prompt.format);
   o.Set("parserConfig", prompt.parserConfig);
   o.Set("thinking", prompt.thinking);
+  o.Set("reasoningStart", prompt.reasoningStart);
+  Napi::Array ends = Napi::Array::New(env, prompt.reasoningEnds.size());
+  for (size_t i = 0; i < prompt.reasoningEnds.size(); ++i) ends.Set(static_cast<uint32_t>(i), prompt.reasoningEnds[i]);
+  o.Set("reasoningEnds", ends);
+  o.Set("generationPrompt", prompt.generationPrompt);
   return o;
 }
 

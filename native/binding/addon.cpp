@@ -55,6 +55,17 @@ Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info) {
       resolveString);
 }
 
+// chatTemplateMarkers(source) -> Promise<string[]>: the markers llama.cpp's chat layer names for a template.
+Napi::Value ChatTemplateMarkers(const Napi::CallbackInfo &info) {
+  return queueOnPool(
+      info.Env(), [source = requireString(info, 0, "source")]() { return core::chatTemplateMarkers(source); },
+      [](Napi::Env env, std::vector<std::string> &markers) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, markers.size());
+        for (size_t i = 0; i < markers.size(); ++i) out.Set(static_cast<uint32_t>(i), markers[i]);
+        return out;
+      });
+}
+
 // checkGrammar(model, gbnf) -> Promise<string>: resolves with the grammar when llama.cpp parses it.
 Napi::Value CheckGrammar(const Napi::CallbackInfo &info) {
   return queueOnPool(
@@ -141,6 +152,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("Embedder", AddonEmbedder::Init(env));
     exportFunction<JsonSchemaToGrammar>(env, exports, "jsonSchemaToGrammar");
     exportFunction<CheckGrammar>(env, exports, "checkGrammar");
+    exportFunction<ChatTemplateMarkers>(env, exports, "chatTemplateMarkers");
     exportFunction<Quantize>(env, exports, "quantize");
     exportFunction<SystemInfo>(env, exports, "systemInfo");
     exportFunction<ProbeMemory>(env, exports, "probeMemory");

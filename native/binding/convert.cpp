@@ -207,6 +207,13 @@ constexpr auto grammarFields = [](auto &g, auto &&field) {
   field("generationPrompt", g.generationPrompt);
 };
 
+constexpr auto reasoningFields = [](auto &r, auto &&field) {
+  field("tokens", r.tokens, -1, INT32_MAX);
+  field("start", r.start);
+  field("ends", r.ends);
+  field("generationPrompt", r.generationPrompt);
+};
+
 constexpr auto triggerFields = [](auto &t, auto &&field) {
   field("type", t.type, core::GrammarTrigger::kToken, core::GrammarTrigger::kPatternFull);
   field("value", t.value);
@@ -357,6 +364,11 @@ core::SamplingParams samplingFrom(const Napi::Object &o) {
     }
   }
   p.grammar = grammarFrom(o.Get("grammar"));
+  Napi::Value reasoning = o.Get("reasoningBudget");
+  if (!reasoning.IsUndefined() && !reasoning.IsNull()) {
+    if (!reasoning.IsObject()) bad("reasoningBudget must be an object");
+    p.reasoning = fromJs<core::ReasoningBudget>(reasoning.As<Napi::Object>(), reasoningFields);
+  }
   return p;
 }
 

@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "chat.h"
 #include "errors.h"
+#include "forced_calls.h"
 #include "json-schema-to-grammar.h"
 
 namespace core {
@@ -215,8 +216,29 @@ ChatPrompt ChatTemplates::apply(const std::string &requestJson) const {
     refuse(e);
   }
 
+  // tool_choice "required": a grammar of nothing but the calls (llama.cpp's own lets prose come first), or a refusal.
+  const bool forced = hasTools && inputs.tool_choice == COMMON_CHAT_TOOL_CHOICE_REQUIRED;
+  if (forced) {
+    const llama_vocab *vocab = m.model->vocab();
+    ForcedCalls calls =
+        forcedToolCalls(params, common_chat_tools_to_json_oaicompat(inputs.tools), inputs.enable_thinking,
+                        inputs.parallel_tool_calls, [vocab](const std::string &text) {
+                          const auto ids = tokenizeSpecial(vocab, text);
+                          return ids.size() == 1 ? ids[0] : LLAMA_TOKEN_NULL;
+                        });
+    if (!calls.refusal.empty()) throw Error(codes::kToolChoiceUnforceable, calls.refusal);
+    params.grammar = std::move(calls.grammar);
+    params.grammar_lazy = false;
+    params.grammar_triggers.clear();
+  }
+
   ChatPrompt out;
   out.prompt = std::move(params.prompt);
+  out.generationPrompt = params.generation_prompt;
+  if (!params.thinking_end_tags.empty()) {
+    out.reasoningStart = params.thinking_start_tag;
+    out.reasoningEnds = params.thinking_end_tags;
+  }
   out.format = common_chat_format_name(params.format);
   out.additionalStops = params.additional_stops;
   for (const auto &d : params.message_delimiters.delimiters) {
@@ -230,7 +252,8 @@ ChatPrompt ChatTemplates::apply(const std::string &requestJson) const {
   if (!params.grammar.empty()) {
     // As llama-server: the chat layer's grammars (tool calls, output formats) start after the generation prompt.
     out.grammar.text = std::move(params.grammar);
-    out.grammar.kind = GrammarSpec::kToolCalls;
+    // The forced-call grammar starts at the first generated token; llama.cpp's own are advanced past the prompt.
+    out.grammar.kind = forced ? GrammarSpec::kUser : GrammarSpec::kToolCalls;
     out.grammar.lazy = params.grammar_lazy;
     out.grammar.generationPrompt = params.generation_prompt;
     for (const auto &t : params.grammar_triggers) {
@@ -374,6 +397,45 @@ std::vector<ChatDelta> ChatParser::push(const std::string &text, bool final) {
   message_.reasoning = m.msg.reasoning_content;
   message_.toolCalls.clear();
   for (const auto &tc : m.msg.tool_calls) message_.toolCalls.push_back({tc.id, tc.name, tc.arguments});
+  return out;
+}
+
+std::vector<std::string> chatTemplateMarkers(const std::string &source) {
+  if (source.empty()) invalid("the chat template is empty");
+  common_chat_templates_ptr templates;
+  try {
+    templates = common_chat_templates_init(nullptr, source, "<s>", "</s>");
+  } catch (const std::exception &e) {
+    throw Error(codes::kTemplateFailed, std::string("the chat template does not parse: ") + e.what());
+  }
+  std::vector<std::string> out;
+  auto add = [&](const std::string &marker) {
+    if (!marker.empty() && std::find(out.begin(), out.end(), marker) == out.end()) out.push_back(marker);
+  };
+  const common_json tools =
+      common_json::parse(R"([{"type":"function","function":{"name":"f","description":"","parameters":{"type":"object",)"
+                         R"("properties":{"a":{"type":"string"}},"required":["a"]}}}])");
+  for (const bool thinking : {false, true}) {
+    for (const bool withTools : {false, true}) {
+      common_chat_templates_inputs inputs;
+      inputs.messages = common_chat_msgs_parse_oaicompat(common_json::parse(R"([{"role":"user","content":"hi"}])"));
+      if (withTools) inputs.tools = common_chat_tools_parse_oaicompat(tools);
+      inputs.enable_thinking = thinking;
+      common_chat_params params;
+      try {
+        params = common_chat_templates_apply(templates.get(), inputs);
+      } catch (const std::exception &) {
+        continue;  // a template that refuses this conversation names no markers for it
+      }
+      for (const auto &t : params.preserved_tokens) add(t);
+      add(params.thinking_start_tag);
+      for (const auto &t : params.thinking_end_tags) add(t);
+      for (const auto &t : params.grammar_triggers) {
+        if (t.type == COMMON_GRAMMAR_TRIGGER_TYPE_WORD) add(t.value);
+      }
+      for (const auto &t : params.additional_stops) add(t);
+    }
+  }
   return out;
 }
 

@@ -53,6 +53,11 @@ struct ChatPrompt {
   std::string format;        // common_chat_format_name
   std::string parserConfig;  // JSON for ChatParser
   bool thinking = false;     // the prompt leaves the model thinking
+  // The format's reasoning block (common_chat_params' thinking tags; none: ends empty) and what the prompt already
+  // wrote of the answer, for llama.cpp's reasoning budget (ReasoningBudget).
+  std::string reasoningStart;
+  std::vector<std::string> reasoningEnds;
+  std::string generationPrompt;
 };
 
 class ChatTemplates {
@@ -65,7 +70,9 @@ class ChatTemplates {
 
   // request: {messages, tools?, tool_choice?, parallel_tool_calls?, json_schema?, grammar?, add_generation_prompt?,
   // reasoning_format?, chat_template_kwargs?, reasoning_effort?, stream?}. Throws INVALID_ARGUMENT for a request
-  // llama.cpp refuses and TEMPLATE_FAILED with the template's own message when rendering raises.
+  // llama.cpp refuses, TEMPLATE_FAILED with the template's own message when rendering raises, and
+  // TOOL_CHOICE_UNFORCEABLE when tool_choice is "required" and this template cannot force a call whose arguments
+  // follow their schema (forced_calls.h); under "required" the grammar admits only calls (after any reasoning).
   // Safe to call from several threads at once.
   ChatPrompt apply(const std::string &requestJson) const;
   const ChatTemplateInfo &info() const { return info_; }
@@ -117,6 +124,10 @@ class ChatParser {
   std::unique_ptr<Impl> impl_;
   ChatMessageOut message_;
 };
+
+// The markers a template's format uses (llama.cpp's chat layer's preserved tokens, thinking tags, trigger words and
+// extra stops), for a test model whose vocabulary should hold them as single tokens. No model needed.
+std::vector<std::string> chatTemplateMarkers(const std::string &source);
 
 // JSON Schema (text) to GBNF, as llama-server converts `json_schema`. Throws INVALID_ARGUMENT with the reason.
 std::string jsonSchemaToGrammar(const std::string &schemaJson);

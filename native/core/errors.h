@@ -18,6 +18,7 @@ inline constexpr const char *kContextFailed = "CONTEXT_FAILED";
 inline constexpr const char *kContextExceeded = "CONTEXT_EXCEEDED";
 inline constexpr const char *kDecodeFailed = "DECODE_FAILED";
 inline constexpr const char *kTemplateFailed = "TEMPLATE_FAILED";
+inline constexpr const char *kToolChoiceUnforceable = "TOOL_CHOICE_UNFORCEABLE";
 inline constexpr const char *kNativeError = "NATIVE_ERROR";
 }  // namespace codes
 

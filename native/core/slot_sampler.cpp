@@ -50,6 +50,15 @@ void validate(const llama_model *model, const SamplingParams &p) {
   // llama.cpp aborts the process on these instead of failing the request.
   check(p.grammar.text.rfind("%llguidance", 0) != 0, "llguidance grammars are not supported by this server");
   check(!(p.grammar.lazy && p.grammar.triggers.empty()) || p.grammar.text.empty(), "a lazy grammar needs triggers");
+  check(p.reasoning.tokens >= -1, "reasoning_budget_tokens must be >= -1");
+}
+
+bool budgeted(const SamplingParams &p) {
+  return p.reasoning.tokens >= 0 && !p.reasoning.ends.empty() && !p.reasoning.start.empty();
+}
+
+std::vector<llama_token> tokenized(const llama_model *model, const std::string &text) {
+  return common_tokenize(llama_model_get_vocab(model), text, false, true);
 }
 
 bool penalised(const SamplingParams &p) {
@@ -98,6 +107,28 @@ common_params_sampling toCommon(const llama_model *model, const SamplingParams &
     }
     c.generation_prompt = p.grammar.generationPrompt;
   }
+  // The tags as llama-server passes them (server-schema.cpp): the first end tag is what an exhausted budget forces.
+  if (!p.reasoning.ends.empty() && !p.reasoning.start.empty()) {
+    c.reasoning_budget_tokens = p.reasoning.tokens;
+    c.reasoning_budget_start = tokenized(model, p.reasoning.start);
+    for (const auto &e : p.reasoning.ends) {
+      if (!e.empty()) c.reasoning_budget_end.push_back(tokenized(model, e));
+    }
+    if (!c.reasoning_budget_end.empty()) c.reasoning_budget_forced = c.reasoning_budget_end.front();
+    // The budget learns from the generation prompt whether it opened the block. What follows the opening tag there
+    // ("<think>\n") would be counted, or with a budget of 0 taken for the forced end tag: it stops at the tag, unless
+    // a grammar must be advanced past the whole prompt.
+    std::string prompt = p.reasoning.generationPrompt;
+    const bool grammarPrefill = !p.grammar.text.empty() && !p.grammar.lazy && p.grammar.kind != GrammarSpec::kUser;
+    const size_t opened = prompt.rfind(p.reasoning.start);
+    bool open = opened != std::string::npos;
+    for (const auto &e : p.reasoning.ends) {
+      const size_t closed = e.empty() ? std::string::npos : prompt.rfind(e);
+      if (closed != std::string::npos && open && closed > opened) open = false;
+    }
+    if (!grammarPrefill && open) prompt.resize(opened + p.reasoning.start.size());
+    if (!prompt.empty()) c.generation_prompt = prompt;
+  }
   return c;
 }
 
@@ -118,7 +149,7 @@ SlotSampler::SlotSampler(const llama_model *model, const SamplingParams &p) {
     }
   }
   constrained_ = !p.grammar.text.empty();
-  if (p.temperature <= 0.0f && !penalised(p) && !constrained_ && p.mirostat == 0) {
+  if (p.temperature <= 0.0f && !penalised(p) && !constrained_ && !budgeted(p) && p.mirostat == 0) {
     // The model's suppressed tokens are banned, as common_sampler does.
     int32_t nSuppress = 0;
     const llama_token *suppress = llama_vocab_get_suppress_tokens(vocab, &nSuppress);

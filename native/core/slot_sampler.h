@@ -32,6 +32,16 @@ struct GrammarSpec {
   std::string generationPrompt;
 };
 
+// llama.cpp's reasoning budget (common/reasoning-budget.h), as llama-server's reasoning_budget_tokens: at most
+// `tokens` tokens between the template's thinking tags, then the first end tag is forced. With a lazy grammar it also
+// keeps the grammar out of the reasoning, as in llama-server, whatever the budget.
+struct ReasoningBudget {
+  int32_t tokens = -1;  // -1: no limit
+  std::string start;    // the template's thinking tags (common_chat_params); ends empty: no reasoning block
+  std::vector<std::string> ends;
+  std::string generationPrompt;  // what the prompt already wrote (it may have opened the block)
+};
+
 // Neutral defaults: greedy, every filter off. The server layer applies llama-server's defaults (src/config.ts).
 struct SamplingParams {
   float temperature = 0.0f;  // <= 0: greedy
@@ -62,6 +72,7 @@ struct SamplingParams {
   bool ignoreEos = false;
   std::vector<llama_logit_bias> logitBias;
   GrammarSpec grammar;
+  ReasoningBudget reasoning;
 };
 
 struct CommonSamplerDeleter {

@@ -126,6 +126,14 @@ export function jsonSchemaToGrammar(schema: unknown): Promise<string> {
   return awaitNative(() => loadAddon().jsonSchemaToGrammar(json));
 }
 
+/**
+ * The markers llama.cpp's chat layer names for a template's format (its preserved tokens, thinking tags, trigger
+ * words and extra stops): what a test model's vocabulary should hold as single tokens. No model needed.
+ */
+export function chatTemplateMarkers(source: string): Promise<string[]> {
+  return awaitNative(() => loadAddon().chatTemplateMarkers(source));
+}
+
 /** Resolves with the grammar when llama.cpp parses it; ArgumentError otherwise. */
 export function checkGrammar(model: Model, grammar: string): Promise<string> {
   return awaitNative(() => loadAddon().checkGrammar(model.native, grammar));

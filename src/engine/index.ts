@@ -14,6 +14,7 @@ export {
   type ChatTemplateInfo,
   type ChatTemplateOptions,
   ChatTemplates,
+  chatTemplateMarkers,
   checkGrammar,
   GRAMMAR_KIND,
   type GrammarSpec,

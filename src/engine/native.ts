@@ -245,6 +245,11 @@ export interface NativeChatPrompt {
   parserConfig: string;
   /** The prompt leaves the model thinking (its output starts with reasoning). */
   thinking: boolean;
+  /** The format's thinking tags ('' and [] when it has none), for the reasoning budget. */
+  reasoningStart: string;
+  reasoningEnds: string[];
+  /** What the template already wrote of the answer (its generation prompt). */
+  generationPrompt: string;
 }
 
 export interface NativeChatTemplates {
@@ -298,6 +303,7 @@ export interface NativeAddon {
   Embedder: new (model: NativeModel, options: NativeEmbedderOptions) => NativeEmbedder;
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
   checkGrammar(model: NativeModel, grammar: string): Promise<string>;
+  chatTemplateMarkers(source: string): Promise<string[]>;
   quantize(input: string, output: string, type: string, options: { threads?: number }): Promise<void>;
   systemInfo(): NativeSystemInfo;
   probeMemory(path: string, load: NativeLoadOptions, decoder: NativeDecoderOptions): Promise<string>;

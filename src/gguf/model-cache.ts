@@ -14,12 +14,21 @@ export interface CachedModel {
   seed?: number;
   /** A chat template to embed instead of the preset's. */
   chatTemplate?: string;
+  /** Another vocabulary of llama.cpp's (makeModel's `vocab`). */
+  vocab?: string;
+  /** Texts held as control tokens (makeModel's `specialTokens`). */
+  specialTokens?: readonly string[];
 }
 
-export function cachedModelPath({ preset, quant, seed = 1, chatTemplate }: CachedModel): string {
-  const template =
-    chatTemplate === undefined ? '' : `-t${createHash('sha256').update(chatTemplate).digest('hex').slice(0, 12)}`;
-  return join(cacheDir(), 'models', `${preset}-${quant}-s${seed}${template}-g${GENERATOR_VERSION}.gguf`);
+const hash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 12);
+
+export function cachedModelPath({ preset, quant, seed = 1, chatTemplate, vocab, specialTokens }: CachedModel): string {
+  const template = chatTemplate === undefined ? '' : `-t${hash(chatTemplate)}`;
+  const tokens =
+    vocab === undefined && (specialTokens ?? []).length === 0
+      ? ''
+      : `-v${hash(JSON.stringify([vocab ?? null, specialTokens ?? []]))}`;
+  return join(cacheDir(), 'models', `${preset}-${quant}-s${seed}${template}${tokens}-g${GENERATOR_VERSION}.gguf`);
 }
 
 // Concurrent callers in one process share one generation; across processes, makeModel's temp file + rename
@@ -48,7 +57,7 @@ async function generateIfMissing(
     () => false,
   );
   if (!exists) {
-    const { preset, quant, seed = 1, onProgress, chatTemplate } = model;
+    const { preset, quant, seed = 1, onProgress, chatTemplate, vocab, specialTokens } = model;
     await makeModel({
       preset,
       quant,
@@ -56,6 +65,8 @@ async function generateIfMissing(
       out: path,
       ...(onProgress ? { onProgress } : {}),
       ...(chatTemplate !== undefined ? { chatTemplate } : {}),
+      ...(vocab !== undefined ? { vocab } : {}),
+      ...(specialTokens !== undefined ? { specialTokens } : {}),
     });
   }
   return path;

@@ -2,7 +2,7 @@
 // expects them (src/llama-arch.cpp LLM_KV_NAMES and LLM_TENSOR_NAMES, src/models/llama.cpp, gemma3.cpp and bert.cpp).
 import { GgmlType, GgufValue } from './types.ts';
 
-export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'tiny-qwen', 'gemma3-1b', 'tiny-bert'] as const;
+export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'tiny-qwen', 'tiny-chat', 'gemma3-1b', 'tiny-bert'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export interface SlidingWindowAttention {
@@ -47,6 +47,16 @@ export interface Preset {
   chatTemplateFile?: string;
   /** Tokens to rename in the copied vocabulary (id -> text), as user-defined tokens. */
   addedTokens?: Readonly<Record<number, string>>;
+  /**
+   * Keep only the vocabulary's first tokens (a SentencePiece one: its specials, the 256 byte tokens that spell any
+   * text, then its most frequent pieces): the output layer, and what sampling with a grammar walks, shrink to it.
+   */
+  vocabKeep?: number;
+  /**
+   * false: SentencePiece adds no space before text, at the start or after a special token, as byte-level vocabularies
+   * don't (tokenizer.ggml.add_space_prefix): a chat template's markers then read the same alone and in a text.
+   */
+  addSpacePrefix?: boolean;
 }
 
 /** How a tensor's values are made: norms hold their multiplier, weights are random. */
@@ -178,6 +188,30 @@ const PRESETS: Readonly<Record<PresetName, Preset>> = {
     chatTemplateFile: 'Qwen-Qwen2.5-7B-Instruct.jinja',
     // Qwen 2.5 made its tool-call markers whole tokens where Qwen 2 has padding (its added_tokens).
     addedTokens: { 151657: '<tool_call>', 151658: '</tool_call>' },
+  },
+  // The smallest model that chats: for tests that run every template of llama.cpp's corpus, each with its own
+  // markers added to the vocabulary (make-model --template-special-tokens), where sampling, not the model, costs.
+  'tiny-chat': {
+    name: 'tiny-chat',
+    arch: 'llama',
+    modelName: 'tiny-chat-random',
+    vocabFile: 'ggml-vocab-llama-spm.gguf',
+    vocabSize: 32000,
+    vocabKeep: 1024,
+    addSpacePrefix: false,
+    hparams: {
+      contextLength: 4096,
+      embeddingLength: 64,
+      blockCount: 1,
+      feedForwardLength: 128,
+      headCount: 2,
+      headCountKv: 1,
+      headDim: 32,
+      rmsEps: 1e-5,
+      ropeFreqBase: 10000,
+      tiedOutput: true,
+    },
+    chatTemplate: CHATML_TEMPLATE,
   },
   // Gemma-3-1B's exact shapes: 999,885,952 parameters, which llama.cpp prints as "999.89 M".
   'gemma3-1b': {

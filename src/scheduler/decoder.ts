@@ -45,6 +45,12 @@ export interface SamplingOptions {
   /** token id -> additive bias (-Infinity or -100 bans a token). */
   logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
   grammar?: Grammar;
+  /**
+   * llama.cpp's reasoning budget (llama-server's reasoning_budget_tokens): at most `tokens` tokens (-1: no limit)
+   * between the template's thinking tags `start` and one of `ends`, then `ends[0]` is forced. `generationPrompt`:
+   * what the prompt already wrote (it may have opened the block).
+   */
+  reasoningBudget?: { tokens: number; start: string; ends: readonly string[]; generationPrompt: string };
 }
 
 export interface StartOptions extends SamplingOptions {

@@ -153,6 +153,15 @@ export const ResponseFormatSchema = Type.Union([
   }),
 ]);
 
+/**
+ * llama-server's reasoning budget: at most this many tokens between the template's thinking tags, then the end tag is
+ * forced (-1: no limit). thinking_budget_tokens is its older name; reasoning_budget_tokens wins when both are given.
+ */
+export const ReasoningBudgetFields = {
+  reasoning_budget_tokens: Int({ minimum: -1, maximum: COUNT }),
+  thinking_budget_tokens: Int({ minimum: -1, maximum: COUNT }),
+};
+
 /** Structured output: OpenAI's response_format and llama-server's json_schema / grammar. */
 const Constraints = {
   response_format: Nullable(ResponseFormatSchema),
@@ -173,6 +182,7 @@ export const ChatCompletionBody = Type.Object({
   parallel_tool_calls: Nullable(Type.Boolean()),
   reasoning_format: Nullable(Type.Enum(['none', 'deepseek', 'deepseek-legacy', 'auto'])),
   reasoning_effort: Nullable(Type.String()),
+  ...ReasoningBudgetFields,
   chat_template_kwargs: Nullable(Type.Record(Type.String(), Type.Unknown())),
   add_generation_prompt: Nullable(Type.Boolean()),
 });

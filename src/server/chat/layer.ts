@@ -38,6 +38,11 @@ export interface ChatPrompt {
   format: string;
   /** Configuration of this request's output parser. */
   parserConfig: string;
+  /** The format's thinking tags ('' and [] when it has none): what the reasoning budget counts between. */
+  reasoningStart?: string;
+  reasoningEnds?: readonly string[];
+  /** What the template already wrote of the answer: the reasoning budget starts from it. */
+  generationPrompt?: string;
 }
 
 export interface ChatDelta {
@@ -53,6 +58,16 @@ export interface ChatMessageOut {
   content: string;
   reasoning: string;
   toolCalls: readonly { id: string; name: string; arguments: string }[];
+}
+
+/**
+ * The calls an answer finished. Cut off by its token limit, the answer's last call may be unfinished (a lenient
+ * parse reads a call's first characters as one, and some formats' parsers take a call without its required
+ * arguments): it is not reported as a call, and the finish reason ('length') says the answer was cut. Calls before
+ * it were closed by the next one opening.
+ */
+export function finishedCalls(m: ChatMessageOut, finish: string): ChatMessageOut['toolCalls'] {
+  return finish === 'length' ? m.toolCalls.slice(0, -1) : m.toolCalls;
 }
 
 export interface ChatOutputParser {

@@ -5,7 +5,7 @@ import type { ServedModel } from '../config.ts';
 import { chatLogprobs } from '../generation/logprobs.ts';
 import type { Finished, FinishReason, GeneratedToken, Presenter, PromptProgress } from '../generation/types.ts';
 import type { ChatCompletionResponse } from '../responses.ts';
-import type { ChatDelta, ChatOutputParser } from './layer.ts';
+import { type ChatDelta, type ChatOutputParser, finishedCalls } from './layer.ts';
 
 export interface ChatHead {
   id: string;
@@ -116,7 +116,7 @@ export function chatPresenter(
     completion: (text, done) => {
       parser.push(text, true);
       const m = parser.message();
-      const toolCalls = m.toolCalls.map((c) => ({
+      const toolCalls = finishedCalls(m, done.finish).map((c) => ({
         id: c.id,
         type: 'function' as const,
         function: { name: c.name, arguments: c.arguments },

@@ -2,7 +2,7 @@
 // structured-output constraint. Everything the server can't honour is refused here with a 400 naming it, so
 // nothing the client asked for is silently dropped.
 import { Ajv } from 'ajv';
-import { ArgumentError, TemplateError } from '../../errors.ts';
+import { ArgumentError, TemplateError, ToolChoiceError } from '../../errors.ts';
 import { invalidRequest } from '../errors.ts';
 import { checkGrammarSize, checkSchemaSize, type RequestLimits } from '../limits.ts';
 import type { ChatCompletionBody, ChatMessageBody, ToolBody } from '../schemas.ts';
@@ -237,6 +237,13 @@ export function chatLayerRefusal(err: unknown): unknown {
       `The chat template cannot render this conversation: ${err.message}`,
       'messages',
       'template_error',
+    );
+  }
+  if (err instanceof ToolChoiceError) {
+    return invalidRequest(
+      `'tool_choice' asks for a tool call this model's chat template cannot force: ${err.message}.`,
+      'tool_choice',
+      'unsupported_value',
     );
   }
   if (err instanceof ArgumentError) return invalidRequest(err.message, null, 'invalid_value');

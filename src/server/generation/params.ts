@@ -40,6 +40,8 @@ export function messageStarts(model: ServedModel, tokens: readonly number[], del
 /** What a route adds to the request's own fields: the chat layer's grammar, tokens and stop strings. */
 export interface GenerationExtras {
   grammar?: GrammarConstraint | null;
+  /** llama.cpp's reasoning budget over the template's thinking tags (chat routes). */
+  reasoningBudget?: StartOptions['reasoningBudget'];
   preservedTokens?: ArrayLike<number>;
   /** Where the prompt's user messages start (token counts). */
   userStarts?: readonly number[];
@@ -188,6 +190,7 @@ export function prepareGeneration(
   }
   const grammar = extras.grammar ?? defaultGrammar(config);
   if (grammar) options.grammar = grammar;
+  if (extras.reasoningBudget) options.reasoningBudget = extras.reasoningBudget;
   // A grammar that has matched can only end: without end of generation the sampler has no token left to pick.
   if (grammar && options.ignoreEos)
     throw invalidRequest(

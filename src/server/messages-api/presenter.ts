@@ -2,7 +2,7 @@
 // thinking block, content a text block, each tool call a tool_use block. Streamed: message_start, then each block
 // opens (content_block_start), grows (content_block_delta: thinking_delta, text_delta, input_json_delta) and closes
 // (content_block_stop) before the next opens; message_delta carries stop_reason and the usage, message_stop ends it.
-import type { ChatDelta, ChatOutputParser } from '../chat/layer.ts';
+import { type ChatDelta, type ChatOutputParser, finishedCalls } from '../chat/layer.ts';
 import type { ApiError } from '../errors.ts';
 import type { Finished, Presenter } from '../generation/types.ts';
 import { anthropicError } from './errors.ts';
@@ -141,12 +141,13 @@ export function messagesPresenter(head: MessagesHead, parser: ChatOutputParser):
     completion: (text, done) => {
       parser.push(text, true);
       const m = parser.message();
+      const calls = finishedCalls(m, done.finish);
       const content: AnswerBlock[] = [];
       if (m.reasoning !== '') content.push({ type: 'thinking', thinking: thinkingText(m.reasoning), signature: '' });
       if (m.content !== '') content.push({ type: 'text', text: m.content, citations: null });
-      for (const c of m.toolCalls)
+      for (const c of calls)
         content.push({ type: 'tool_use', id: c.id, name: c.name, input: parsedInput(c.arguments) });
-      return messageOf(content, stopOf(done, m.toolCalls.length > 0), usageOf(done));
+      return messageOf(content, stopOf(done, calls.length > 0), usageOf(done));
     },
     failure: (error: ApiError) => [anthropicError(error)],
   };

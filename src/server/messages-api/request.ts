@@ -231,10 +231,14 @@ export function translateRequest(
         );
       }
       kwargs.enable_thinking = true;
+      // As llama-server: Anthropic's thinking budget is the reasoning budget (unless the body gives its own).
+      chat.reasoning_budget_tokens = budget;
     } else if (thinking.type === 'disabled') kwargs.enable_thinking = false;
     else if (supportsThinking) kwargs.enable_thinking = true;
   }
   if (Object.keys(kwargs).length > 0) chat.chat_template_kwargs = kwargs;
+  const ownBudget = body.reasoning_budget_tokens ?? body.thinking_budget_tokens;
+  if (ownBudget !== undefined && ownBudget !== null) chat.reasoning_budget_tokens = ownBudget;
   if (body.stop_sequences !== undefined && body.stop_sequences !== null) chat.stop = body.stop_sequences;
   if (body.grammar !== undefined && body.grammar !== null) chat.grammar = body.grammar;
   const user = body.metadata?.user_id;

@@ -2,7 +2,7 @@
 // flat objects whose `type` picks the fields that matter; request.ts checks each type's fields and names what is
 // missing or can't be honoured (messages[2].content[0].type), which a union of schemas would not say clearly.
 import { type Static, Type } from 'typebox';
-import { Nullable, samplingWithout } from '../schemas.ts';
+import { Nullable, ReasoningBudgetFields, samplingWithout } from '../schemas.ts';
 
 const Open = { additionalProperties: true } as const;
 
@@ -46,6 +46,7 @@ const Shared = {
   /** llama-server's grammar (a GBNF constraint), as on its chat route. */
   grammar: Nullable(Type.String()),
   chat_template_kwargs: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  ...ReasoningBudgetFields,
   messages: Type.Array(MessageParam, { minItems: 1 }),
   system: Nullable(Type.Union([Type.String(), Type.Array(ContentBlock)])),
   stop_sequences: Nullable(Type.Array(Type.String(), { maxItems: 16 })),

@@ -277,6 +277,8 @@ export function translateRequest(
   if (body.grammar !== undefined && body.grammar !== null) chat.grammar = body.grammar;
   if (body.chat_template_kwargs) chat.chat_template_kwargs = body.chat_template_kwargs;
   if (body.reasoning_format) chat.reasoning_format = body.reasoning_format;
+  const budget = body.reasoning_budget_tokens ?? body.thinking_budget_tokens;
+  if (budget !== undefined && budget !== null) chat.reasoning_budget_tokens = budget;
   const user = body.user ?? body.safety_identifier;
   if (user !== undefined && user !== null) chat.user = user;
   return { chat, conversation };

@@ -2,7 +2,7 @@
 // items and tools are flat objects whose `type` picks the fields that matter; request.ts checks each type's fields
 // and names what is missing or can't be honoured (input[3].call_id), which a union of schemas would not say clearly.
 import { type Static, Type } from 'typebox';
-import { Nullable, samplingWithout } from '../schemas.ts';
+import { Nullable, ReasoningBudgetFields, samplingWithout } from '../schemas.ts';
 
 const Open = { additionalProperties: true } as const;
 
@@ -70,6 +70,7 @@ export const ResponsesBody = Type.Object({
   grammar: Nullable(Type.String()),
   chat_template_kwargs: Nullable(Type.Record(Type.String(), Type.Unknown())),
   reasoning_format: Nullable(Type.Enum(['none', 'deepseek', 'deepseek-legacy', 'auto'])),
+  ...ReasoningBudgetFields,
   input: Type.Optional(Type.Union([Type.String(), Type.Array(InputItem)])),
   instructions: Nullable(Type.String()),
   tools: Nullable(Type.Array(ResponsesTool)),

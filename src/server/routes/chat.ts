@@ -3,6 +3,7 @@
 // output parsed back into content, reasoning and tool calls. n > 1: choices from parallel slots, one prefill.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { StartOptions } from '../../scheduler/types.ts';
 import type { ChatPrompt, GrammarConstraint } from '../chat/layer.ts';
 import { chatPresenter } from '../chat/presenter.ts';
 import { chatLayerRefusal, constraintOf, renderRequest, userGrammar } from '../chat/request.ts';
@@ -57,6 +58,22 @@ export async function renderChat(
   return { prompt, grammar };
 }
 
+/**
+ * llama.cpp's reasoning budget, as llama-server passes it: the format's thinking tags whenever it has them (with a
+ * lazy tool grammar they also keep the grammar out of the reasoning), and the request's budget (-1: none). A
+ * template without a reasoning block has nothing to bound: the budget holds as it is.
+ */
+export function reasoningBudgetOf(
+  body: Pick<ChatCompletionBody, 'reasoning_budget_tokens' | 'thinking_budget_tokens'>,
+  prompt: ChatPrompt,
+): StartOptions['reasoningBudget'] {
+  const tokens = body.reasoning_budget_tokens ?? body.thinking_budget_tokens ?? -1;
+  const ends = prompt.reasoningEnds ?? [];
+  const start = prompt.reasoningStart ?? '';
+  if (ends.length === 0 || start === '') return undefined;
+  return { tokens, start, ends, generationPrompt: prompt.generationPrompt ?? '' };
+}
+
 function refuseUnsupported(body: ChatCompletionBody): void {
   if (body.top_logprobs !== undefined && body.top_logprobs !== null && body.logprobs !== true) {
     throw invalidRequest("'top_logprobs' needs 'logprobs': true.", 'top_logprobs', 'invalid_value');
@@ -90,6 +107,7 @@ export async function prepareChat(
   const { prompt, grammar } = await renderChat(deps, body);
   const tokens = tokenizePrompt(deps.model, prompt.prompt);
   const job = prepareGeneration(deps, request, body, tokens, {
+    reasoningBudget: reasoningBudgetOf(body, prompt),
     grammar,
     preservedTokens: prompt.preservedTokens,
     userStarts: messageStarts(deps.model, tokens, prompt.userStarts ?? []),
