@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
-// bench-embed, fit, replicas, fuzz, soak, docs-compat, docs-reliability.
+// bench-embed, bench-conversations, fit, replicas, fuzz, soak, docs-compat, docs-reliability.
 import { runChatBenchCli } from './bench/chat-bench.ts';
 import { runCompareCli } from './bench/compare.ts';
+import { runConversationsCli } from './bench/conversations/cli.ts';
 import { runDecoderBenchCli } from './bench/decoder-bench.ts';
 import { runEmbedBenchCli } from './bench/embed-bench.ts';
 import { runLoadgenCli } from './bench/loadgen/cli.ts';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'bench-compare': (argv) => runCompareCli(argv),
   'bench-chat': (argv) => runChatBenchCli(argv),
   'bench-embed': (argv) => runEmbedBenchCli(argv),
+  'bench-conversations': (argv) => runConversationsCli(argv),
   replicas: (argv) => runReplicasCli(argv),
   fuzz: (argv) => runFuzzCli(argv),
   soak: (argv) => runSoakCli(argv),
@@ -47,6 +49,7 @@ Commands:
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
   bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)
   bench-embed     embedding throughput, one input per llama_decode against many (npm run bench:embed)
+  bench-conversations  returning conversations over a shared system prompt; each answer checked against its solo run
   replicas        N servers behind HAProxy on one host (npm run replicas -- --help)
   fuzz            generated and mutated requests against the server (npm run fuzz -- --help)
   soak            mixed load for a long time; RSS, event loop, slots, 5xx (npm run soak -- --help)

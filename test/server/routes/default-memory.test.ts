@@ -2,11 +2,11 @@
 // 8 GiB host-RAM prompt cache, admission with an output reservation and preemption. The harness is built from the
 // flags exactly as `npm start` builds it (src/serve/engine-options.ts). Under a pool too small for every request at
 // once: requests are preempted and resume, prompts evicted to RAM come back restored, and every answer is what the
-// same request gets alone on a roomy server (greedy; up to a numerical tie, test/helpers/greedy.ts).
+// same request gets alone on a roomy server (greedy; up to a numerical tie, src/bench/greedy.ts).
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
 import { syntheticPrompt } from '../../helpers/decode.ts';
-import { chatPositions, compareGreedy, completionPositions, type Position } from '../../helpers/greedy.ts';
+import { chatPositions, compareGreedy, completionPositions, type Position } from '../../../src/bench/greedy.ts';
 import { loadModel } from '../../helpers/models.ts';
 import { type Harness, makeHarness, NO_EOS } from '../harness.ts';
 
@@ -123,6 +123,8 @@ t.test('more prompts than slots come back: restored from RAM, the same answers',
   t.equal(h.scheduler.promptCacheStats().hits, hits + hitsBefore, "the metric is the cache's own count");
   const restored = await metric(h.app, 'llama_slots_prompt_cache_restored_tokens_total');
   t.ok(restored >= hits * 120, `restored tokens ${restored}`);
+  const cached = two.reduce((n, a) => n + a.cached, 0);
+  t.ok(cached >= restored, `the returning prompts reused ${cached} tokens, at least the ${restored} restored from RAM`);
   await everySlotIdle(t, h);
 });
 
