@@ -69,8 +69,6 @@ Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
                          method<&AddonBatchDecoder::Step>("step"),
                          method<&AddonBatchDecoder::SlotInfo>("slotInfo"),
                          method<&AddonBatchDecoder::CopyPrefix>("copyPrefix"),
-                         method<&AddonBatchDecoder::SaveSlot>("saveSlot"),
-                         method<&AddonBatchDecoder::RestoreSlot>("restoreSlot"),
                          method<&AddonBatchDecoder::SaveState>("saveState"),
                          method<&AddonBatchDecoder::RestoreState>("restoreState"),
                          method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
@@ -155,27 +153,6 @@ Napi::Value AddonBatchDecoder::CopyPrefix(const Napi::CallbackInfo &info) {
   const int32_t count = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
   return Napi::Number::New(
       env, d->copyPrefix(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), count));
-}
-
-// saveSlot(slot, path) -> Promise<bytes>; restoreSlot(slot, path) -> Promise<tokens>: on the step thread, so they
-// never overlap a step and never block the JS thread on disk.
-Napi::Value AddonBatchDecoder::SaveSlot(const Napi::CallbackInfo &info) {
-  return slotFileJob(info, &core::BatchDecoder::saveSlot);
-}
-
-Napi::Value AddonBatchDecoder::RestoreSlot(const Napi::CallbackInfo &info) {
-  return slotFileJob(info, &core::BatchDecoder::restoreSlot);
-}
-
-template <typename R>
-Napi::Value AddonBatchDecoder::slotFileJob(const Napi::CallbackInfo &info,
-                                           R (core::BatchDecoder::*fn)(int32_t, const std::string &)) {
-  Napi::Env env = info.Env();
-  const int32_t slot = slotArg(info);
-  std::string path = requireString(info, 1, "path");
-  return queueOnStepThread(
-      env, [d = decoder(env), fn, slot, path]() { return (d.get()->*fn)(slot, path); },
-      [](Napi::Env e, R &n) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(n)); });
 }
 
 // saveState(slot) -> Promise<{ tokens: Int32Array, state: Uint8Array, resume: { from, checkpoints } }>: the slot's KV

@@ -34,8 +34,6 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value Step(const Napi::CallbackInfo &info);
   Napi::Value SlotInfo(const Napi::CallbackInfo &info);
   Napi::Value CopyPrefix(const Napi::CallbackInfo &info);
-  Napi::Value SaveSlot(const Napi::CallbackInfo &info);
-  Napi::Value RestoreSlot(const Napi::CallbackInfo &info);
   Napi::Value SaveState(const Napi::CallbackInfo &info);
   Napi::Value RestoreState(const Napi::CallbackInfo &info);
   Napi::Value EraseSlot(const Napi::CallbackInfo &info);
@@ -44,9 +42,6 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);
-  // saveSlot/restoreSlot(slot, path): `fn` on the step thread, resolving with the number it returns.
-  template <typename R>
-  Napi::Value slotFileJob(const Napi::CallbackInfo &info, R (core::BatchDecoder::*fn)(int32_t, const std::string &));
 
   // Shared with queued steps, so dispose() during a step frees the context after it ends.
   std::shared_ptr<core::BatchDecoder> decoder_;

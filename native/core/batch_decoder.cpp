@@ -745,42 +745,6 @@ int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
   return n;
 }
 
-size_t BatchDecoder::saveSlot(int32_t slot, const std::string &path) {
-  std::lock_guard<std::mutex> lock(stepMutex_);
-  Slot &s = idleSlot(slot, "save");
-  takeLastLogError();
-  const size_t written = llama_state_seq_save_file(ctx_, path.c_str(), slot, s.cache.tokens().data(), s.cache.size());
-  if (written == 0) {
-    const std::string why = takeLastLogError();
-    throw Error(codes::kNativeError,
-                "could not save slot " + std::to_string(slot) + " to " + path + (why.empty() ? "" : ": " + why));
-  }
-  return written;
-}
-
-int32_t BatchDecoder::restoreSlot(int32_t slot, const std::string &path) {
-  std::lock_guard<std::mutex> lock(stepMutex_);
-  Slot &s = idleSlot(slot, "restore");
-  std::vector<llama_token> tokens(static_cast<size_t>(nCtxSlot_));
-  size_t count = 0;
-  takeLastLogError();
-  llama_memory_seq_rm(llama_get_memory(ctx_), slot, -1, -1);
-  s.checkpoints.clear();
-  const size_t read = llama_state_seq_load_file(ctx_, path.c_str(), slot, tokens.data(), tokens.size(), &count);
-  if (read == 0) {
-    s.cache.clear();
-    publish();
-    const std::string why = takeLastLogError();
-    throw Error(codes::kInvalidArgument,
-                "could not restore slot " + std::to_string(slot) + " from " + path +
-                    (why.empty() ? " (not a saved slot of this model and context?)" : ": " + why));
-  }
-  tokens.resize(count);
-  s.cache.assign(std::move(tokens));
-  publish();
-  return static_cast<int32_t>(s.cache.size());
-}
-
 namespace {
 
 // saveState()'s buffer: magic, the checkpoints (count, then each one's token count, size and bytes), then the

@@ -4,7 +4,7 @@
 // each step, are the caller's policy (src/scheduler/).
 //
 // Threading: step() runs on a thread of the caller's (the addon's step thread). start(), clear(), copyPrefix(),
-// saveSlot(), restoreSlot(), saveState() and restoreState() change slots and must not overlap a step:
+// saveState() and restoreState() change slots and must not overlap a step:
 // start/clear/copyPrefix throw BUSY during one, save/restore wait for it. cancel() may be called at any time and takes
 // effect before the next token is emitted. slotInfo(), cachedPrefix(), hasWork() and kvCellsUsed() may be called at any
 // time, from any thread: they answer from a snapshot published at the end of every step and every call that changes a
@@ -156,11 +156,8 @@ class BatchDecoder {
   // Gives idle slot `dst` the KV of `src`'s first `count` cached tokens (all when count < 0), so a start on dst
   // with the same prompt reuses it: n choices of one prompt prefill it once. Between steps only.
   int32_t copyPrefix(int32_t src, int32_t dst, int32_t count = -1);
-  // An idle slot's KV to a file and back (llama_state_seq_save_file/load_file), with its tokens. Between
-  // steps only; the caller runs them off the JS thread. Return the bytes written and the tokens restored.
-  size_t saveSlot(int32_t slot, const std::string &path);
-  int32_t restoreSlot(int32_t slot, const std::string &path);
-  // The same in host memory. restoreState() drops what the slot held, checks that the state is one this decoder's
+  // An idle slot's KV in host memory and back (slot files are these bytes behind a header: src/engine/slot-file.ts).
+  // restoreState() drops what the slot held, checks that the state is one this decoder's
   // layout can take (model, KV types, streams) and that it holds exactly `tokens`' positions, and returns their
   // count. Between steps only (they wait for one); the caller runs them off the JS thread.
   SavedState saveState(int32_t slot);

@@ -16,6 +16,7 @@ import {
   type NativeStartParams,
   nativeDefaults,
 } from './native.ts';
+import { fingerprintModel, readSlotFile, type SlotFileTarget, writeSlotFile } from './slot-file.ts';
 
 export interface DecoderOptions {
   slots: number;
@@ -143,14 +144,40 @@ export class BatchDecoder implements Decoder {
     return callNative(() => this.#native.copyPrefix(src, dst, count));
   }
 
-  /** An idle slot's KV and tokens to a file (llama_state_seq_save_file); resolves with the bytes written. */
-  saveSlot(slot: number, path: string): Promise<number> {
-    return awaitNative(() => this.#native.saveSlot(slot, path));
+  /** An idle slot's state (KV, tokens, checkpoints) to a slot file (slot-file.ts); resolves with its size in bytes. */
+  async saveSlot(slot: number, path: string): Promise<number> {
+    const saved = await this.saveState(slot);
+    return writeSlotFile(path, await this.#slotFileTarget(), saved);
   }
 
-  /** Loads a saved slot into an idle slot; resolves with the tokens it now holds. */
-  restoreSlot(slot: number, path: string): Promise<number> {
-    return awaitNative(() => this.#native.restoreSlot(slot, path));
+  /**
+   * Loads a slot file into an idle slot; resolves with the tokens it now holds. A file of another model, KV type or
+   * --swa-full, or with more tokens than a slot holds here, is refused (INVALID_ARGUMENT naming why).
+   */
+  async restoreSlot(slot: number, path: string): Promise<number> {
+    const saved = await readSlotFile(path, await this.#slotFileTarget());
+    return this.restoreState(slot, saved);
+  }
+
+  #target: Promise<SlotFileTarget> | null = null;
+
+  #slotFileTarget(): Promise<SlotFileTarget> {
+    if (this.#target === null) {
+      const info = this.info;
+      const model = this.model.info;
+      this.#target = fingerprintModel(model.path, { arch: model.architecture, nParams: model.nParams }).then((fp) => ({
+        model: fp,
+        kvTypeK: info.kvType,
+        kvTypeV: info.kvTypeV,
+        swaFull: info.swaFull,
+        ctxPerSlot: info.nCtxPerSlot,
+      }));
+      // A failed read (the file moved) is tried again next time.
+      this.#target.catch(() => {
+        this.#target = null;
+      });
+    }
+    return this.#target;
   }
 
   /**

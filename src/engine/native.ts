@@ -210,8 +210,6 @@ export interface NativeBatchDecoder {
   /** Where the slot can resume a prompt sharing a prefix with its cache (native/core ResumePoints). */
   resumePoints(slot: number): ResumePoints;
   copyPrefix(src: number, dst: number, count?: number): number;
-  saveSlot(slot: number, path: string): Promise<number>;
-  restoreSlot(slot: number, path: string): Promise<number>;
   /** The idle slot's KV in host memory (llama_state_seq_get_data_ext) with the tokens it holds. */
   saveState(slot: number): Promise<{ tokens: Int32Array; state: Uint8Array; resume: ResumePoints }>;
   /** Loads such a state into an idle slot; resolves with the tokens it now holds. */

@@ -56,6 +56,10 @@ t.test('a prompt diverging behind the window resumes at the checkpoint before th
   t.equal(started.reusedTokens, first.length - 4, 'resumed at the last checkpoint, not from the start');
   const warm = (await runToEnd(d, [0])).get(0)?.tokens;
   t.same(warm, await cold(gemma, next, 16), 'the same tokens as a cold run');
+  // And as llama.cpp's own loop (examples/simple: one sequence, the whole prompt in one llama_decode), for the
+  // first turn's reply (generated past the window) and the resumed second turn.
+  t.same(reply, await gemma.referenceGreedy(first, { nPredict: REPLY }), "the first turn is llama.cpp's loop's");
+  t.same(warm, await gemma.referenceGreedy(next, { nPredict: 16 }), "the resumed turn is llama.cpp's loop's");
   t.same(
     d.resumePoints(0).checkpoints,
     [first.length - 4 - UBATCH, first.length + 5, next.length - 4],

@@ -88,13 +88,17 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
         throw new ApiError(409, 'invalid_request_error', `Slot ${slot} is busy; retry when it is idle`, {
           code: 'slot_busy',
         });
-      // The decoder names the full path; the client gets only its file name.
-      if (err instanceof ArgumentError)
+      // The slot file's reader says what does not match (src/engine/slot-file.ts); the client sees its file name,
+      // never the server's folder.
+      if (err instanceof ArgumentError) {
+        const folder = config.slotSavePath ?? '';
+        const why = folder === '' ? err.message : err.message.split(folder).join('<slot-save-path>');
         throw invalidRequest(
-          `Could not restore slot ${slot} from '${basename(path ?? '')}': not a slot this model and context saved`,
+          `Could not restore slot ${slot} from '${basename(path ?? '')}': ${why}`,
           'filename',
           'invalid_value',
         );
+      }
       throw err;
     });
   app.post('/slots/:id', { schema: SlotAction }, async (request) => {
