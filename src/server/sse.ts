@@ -22,8 +22,17 @@ export function watchDisconnect(res: ServerResponse, onGone: () => void): () => 
   const onClose = (): void => {
     if (!res.writableFinished) onGone();
   };
+  // One watcher per choice of a request (n up to 16, or one per prompt of several): many listeners on one
+  // response are expected, not a leak for Node to warn of (MaxListenersExceededWarning).
+  res.setMaxListeners(res.getMaxListeners() + 1);
   res.once('close', onClose);
-  return () => res.off('close', onClose);
+  let watching = true;
+  return () => {
+    if (!watching) return;
+    watching = false;
+    res.off('close', onClose);
+    res.setMaxListeners(res.getMaxListeners() - 1);
+  };
 }
 
 export interface SseStreamOptions {

@@ -123,3 +123,28 @@ t.test('watchDisconnect on a response whose client already left tells at once (i
   await done;
   t.same(seen, ['late watcher'], 'the late watcher is told; the one unwatched first is not');
 });
+
+t.test('many watchers on one response (n choices, several prompts) are no leak for Node to warn of', async (t) => {
+  const { createServer } = await import('node:http');
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const server = createServer((_req, res) => {
+    const before = res.getMaxListeners();
+    const unwatch = Array.from({ length: 40 }, () => watchDisconnect(res, () => {}));
+    for (const u of unwatch) {
+      u();
+      u(); // twice: once counts
+    }
+    res.end(String(res.getMaxListeners() - before));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  t.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), '0', 'the limit is back where it was');
+  // Node emits the warning on the next tick.
+  await new Promise((r) => setImmediate(r));
+  t.same(warnings, []);
+});
