@@ -126,12 +126,20 @@ const prompt = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
 );
 
+/** Stop strings: random ones, and some the tiny model's text often holds (so that answers do end on one). */
+const STOP_WORD = fc.oneof(text(4), fc.constantFrom('e', 'a', ' ', 'in', '\n', '.'));
+const STOP = fc.oneof(STOP_WORD, fc.array(STOP_WORD, { maxLength: 3 }));
+
 const OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
   messages: fc.array(message, { minLength: 1, maxLength: 4 }),
   max_tokens: SMALL_COUNT,
   max_completion_tokens: SMALL_COUNT,
   n_predict: SMALL_COUNT,
-  n: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: -1, max: 17 }) }),
+  n: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(1) },
+    { weight: 2, arbitrary: fc.integer({ min: 2, max: 4 }) },
+    { weight: 1, arbitrary: fc.integer({ min: -1, max: 17 }) },
+  ),
   n_probs: fc.integer({ min: 0, max: 5 }),
   top_logprobs: fc.integer({ min: 0, max: 5 }),
   tools: fc.array(tool, { maxLength: 3 }),
@@ -142,7 +150,8 @@ const OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
   content: text(40),
   id_slot: fc.integer({ min: -2, max: 3 }),
   t_max_predict_ms: fc.integer({ min: 1, max: 50 }),
-  stop: fc.oneof(text(4), fc.array(text(4), { maxLength: 3 })),
+  stop: STOP,
+  stop_sequences: fc.array(STOP_WORD, { maxLength: 3 }),
   chat_template_kwargs: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
   // Streams are as much of the API as bodies: asked for often (their rules are their own).
   stream: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constantFrom(false, null) }),
@@ -153,7 +162,15 @@ const OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
 };
 
 /** Every route's odds for its fields (a stream half the time), before its own. */
-const PRESENCE: Readonly<Record<string, 'always' | number>> = { stream: 2, stream_options: 3 };
+const PRESENCE: Readonly<Record<string, 'always' | number>> = {
+  stream: 2,
+  stream_options: 3,
+  // What the rules on choices, logprobs and stop strings need to see often enough.
+  n: 4,
+  logprobs: 4,
+  stop: 4,
+  stop_sequences: 4,
+};
 
 // The Responses API's input items and tools, flat objects whose `type` picks the fields (request.ts checks them).
 const responsesContentPart = fc.record(
@@ -281,7 +298,6 @@ const anthropicMessage = fc.oneof(
 const MESSAGES_OVERRIDES: Record<string, fc.Arbitrary<unknown>> = {
   messages: fc.array(anthropicMessage, { minLength: 1, maxLength: 4 }),
   system: fc.oneof(text(40), fc.array(fc.record({ type: fc.constant('text'), text: text() }), { maxLength: 2 })),
-  stop_sequences: fc.array(text(4), { maxLength: 3 }),
   tools: fc.array(
     fc.record(
       {

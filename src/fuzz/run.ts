@@ -54,6 +54,8 @@ export interface FuzzReport {
   byMutation: Record<string, number>;
   slowestMs: number;
   p99Ms: number;
+  /** Warnings the process emitted during the storm (a listener leak, a deprecation): none is the rule. */
+  warnings: string[];
   /** The first request that broke a rule, shrunk when it breaks it alone; null when every rule held. */
   failure: {
     request: ReportedRequest;
@@ -207,9 +209,21 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
       }),
     );
   });
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => {
+    warnings.push(`${w.name}: ${w.message}`);
+  };
+  process.on('warning', onWarning);
   const t0 = performance.now();
-  const stormResult = await fc.check(storm, { numRuns: options.cases, seed: options.seed });
-  await Promise.all(sent);
+  let stormResult: fc.RunDetails<[FuzzRequest]>;
+  try {
+    stormResult = await fc.check(storm, { numRuns: options.cases, seed: options.seed });
+    await Promise.all(sent);
+    // Node emits a warning on the tick after its cause.
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('warning', onWarning);
+  }
   const ms = performance.now() - t0;
 
   let failure: FuzzReport['failure'] = null;
@@ -272,6 +286,7 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
     byMutation,
     slowestMs: sorted.at(-1) ?? 0,
     p99Ms: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0,
+    warnings,
     failure,
     after: {
       healthStatus: health.status,
@@ -287,6 +302,7 @@ export function fuzzPassed(r: FuzzReport): boolean {
   const idle = (states: string[]) => states.every((s) => s === 'idle');
   return (
     r.failure === null &&
+    r.warnings.length === 0 &&
     r.after.healthStatus === 200 &&
     r.after.validStatus === 200 &&
     (r.after.embeddings === undefined ||
@@ -321,6 +337,7 @@ export function formatFuzzReport(r: FuzzReport): string {
     `mutations: ${mutations}`,
     `after the storm: /health ${r.after.healthStatus}, a valid request ${r.after.validStatus}, slots (scheduler) ${r.after.slots.scheduler.join(' ')}, slots (decoder) ${r.after.slots.decoder.join(' ')}${e === undefined ? '' : `; embedding server: /health ${e.healthStatus}, a valid request ${e.validStatus}`}`,
   ];
+  if (r.warnings.length > 0) lines.push(`process warnings during the storm: ${r.warnings.join('; ')}`);
   if (r.failure !== null) {
     const f = r.failure;
     lines.push(

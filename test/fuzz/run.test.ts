@@ -38,6 +38,7 @@ t.test('1,000 requests, 8 at a time, every route: no rule broken, the servers wh
   });
   t.comment(formatFuzzReport(report));
   t.equal(report.failure, null, 'every answer kept the rules');
+  t.same(report.warnings, [], 'no process warning during the storm');
   t.equal(report.cases, CASES);
   t.ok((report.byStatus['200'] ?? 0) >= 80, `${report.byStatus['200']} answered 200 (the storm reaches the decoder)`);
   t.ok((report.byStatus['413'] ?? 0) > 0 && (report.byStatus['415'] ?? 0) > 0, 'oversize and odd content types');
