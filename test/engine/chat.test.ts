@@ -3,8 +3,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { ChatTemplates, checkGrammar, jsonSchemaToGrammar } from '../../src/engine/index.ts';
-import { ArgumentError, TemplateError } from '../../src/errors.ts';
+import { ChatTemplates, chatTemplateMarkers, checkGrammar, jsonSchemaToGrammar } from '../../src/engine/index.ts';
+import { ArgumentError, TemplateError, ToolChoiceError } from '../../src/errors.ts';
 import { llamaCppDir } from '../../src/paths.ts';
 import { loadModel, templateText } from '../helpers/models.ts';
 
@@ -115,6 +115,46 @@ t.test(
     legacy.dispose();
   },
 );
+
+t.test("tool_choice required: a grammar of the calls alone, from the generated text's first token", async (t) => {
+  const chat = new ChatTemplates(model);
+  t.teardown(() => chat.dispose());
+  const ask = {
+    messages: [{ role: 'user', content: 'weather?' }],
+    tools: [WEATHER_TOOL],
+    tool_choice: 'required' as const,
+  };
+  const prompt = await chat.apply({ ...ask, parallel_tool_calls: false });
+  t.equal(prompt.grammar?.lazy, false, 'not lazy');
+  t.equal(prompt.grammar?.kind, 0, 'applied from its root to the output, not advanced past the prompt');
+  t.same(prompt.grammar?.triggers, []);
+  const grammar = prompt.grammar?.text ?? '';
+  // Qwen 2.5's calls: `<tool_call>` opens the answer, and its repetition of calls is held to one.
+  t.match(grammar, /^root ::= tool-calls$/m);
+  t.match(grammar, /^tool-calls ::= \(tool-call\)$/m, 'one call: parallel_tool_calls false');
+  t.notMatch(grammar, /until/, 'no free text anywhere');
+  await checkGrammar(model, grammar);
+  const parallel = await chat.apply(ask);
+  t.match(parallel.grammar?.text ?? '', /^tool-calls ::= \(tool-call\)\+$/m, 'parallel: one or more');
+
+  // A template whose grammar can't hold the arguments to their schema refuses, saying why.
+  const gemma4 = new ChatTemplates(model, { template: await templateText('google-gemma-4-31B-it') });
+  t.teardown(() => gemma4.dispose());
+  await t.rejects(gemma4.apply(ask), ToolChoiceError);
+  await t.rejects(gemma4.apply(ask), { code: 'TOOL_CHOICE_UNFORCEABLE', message: /arguments are free-form/ });
+  const ping = { type: 'function', function: { name: 'ping', parameters: { type: 'object', properties: {} } } };
+  const free = await gemma4.apply({ ...ask, tools: [ping] });
+  t.match(free.grammar?.text ?? '', /^root ::= .*tool-call$/m, 'a tool without parameters can be forced');
+  t.equal(free.reasoningStart, '<|channel>thought');
+  t.same(free.reasoningEnds, ['<channel|>']);
+});
+
+t.test("chatTemplateMarkers: the markers llama.cpp's chat layer names for a template", async (t) => {
+  const markers = await chatTemplateMarkers(await templateText('google-gemma-4-31B-it'));
+  for (const m of ['<|tool_call>', '<tool_call|>', '<|channel>thought', '<channel|>']) t.ok(markers.includes(m), m);
+  await t.rejects(chatTemplateMarkers(''), ArgumentError);
+  await t.rejects(chatTemplateMarkers('{% if %}'), TemplateError);
+});
 
 t.test('tool calls parse as the text grows: id and name once, then the arguments in pieces', async (t) => {
   const chat = new ChatTemplates(model);

@@ -3,7 +3,14 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { MAKE_MODEL_USAGE, makeModel, parseMakeModelArgs, runMakeModel } from '../../src/gguf/generate.ts';
+import {
+  MAKE_MODEL_USAGE,
+  makeModel,
+  markerTokens,
+  parseMakeModelArgs,
+  runMakeModel,
+  templateMarkerTokens,
+} from '../../src/gguf/generate.ts';
 import { getPreset, presetTensors } from '../../src/gguf/presets.ts';
 import { getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
 import { GgmlType } from '../../src/gguf/types.ts';
@@ -184,4 +191,84 @@ t.test('--chat-template-file embeds any template; a missing file is an error nam
     1,
   );
   t.match(missing.stderr.text, /cannot read --chat-template-file .*none\.jinja/);
+});
+
+t.test("tiny-chat: SentencePiece's first 1,024 tokens, no space prefix, a tied output", async (t) => {
+  const out = join(dir, 'tiny-chat.gguf');
+  await makeModel({ preset: 'tiny-chat', quant: 'F16', seed: 1, out });
+  const file = await readGguf(out);
+  const tokens = getStringArray(file, 'tokenizer.ggml.tokens') ?? [];
+  t.equal(tokens.length, 1024);
+  t.equal(tokens[3], '<0x00>', 'the byte tokens that spell any text');
+  const scores = file.metadata.get('tokenizer.ggml.scores')?.value;
+  t.equal(scores instanceof Float32Array ? scores.length : 0, 1024, 'scores cut with the tokens');
+  t.equal(file.metadata.get('tokenizer.ggml.add_space_prefix')?.value, false);
+  t.same(file.tensors.find((x) => x.name === 'token_embd.weight')?.dims, [64, 1024]);
+  t.notOk(file.tensors.some((x) => x.name === 'output.weight'));
+});
+
+t.test('special tokens: a text the vocabulary lacks is added as a control token, one it has becomes one', async (t) => {
+  const out = join(dir, 'special.gguf');
+  await makeModel({ preset: 'tiny', quant: 'F16', seed: 1, out, specialTokens: ['<tool_call>', '</s>', 'the'] });
+  const file = await readGguf(out);
+  const tokens = getStringArray(file, 'tokenizer.ggml.tokens') ?? [];
+  const types = file.metadata.get('tokenizer.ggml.token_type')?.value as Int32Array;
+  t.equal(tokens.length, 32001, 'one token added');
+  t.equal(tokens[32000], '<tool_call>');
+  t.equal(types[32000], 3, 'as a control token');
+  t.equal(types[tokens.indexOf('</s>')], 3, 'a control token stays one');
+  t.equal(types[tokens.indexOf('the')], 3, 'an ordinary token with the text becomes one');
+  t.equal(getUint(file, 'llama.vocab_size'), 32001);
+  t.same(file.tensors.find((x) => x.name === 'token_embd.weight')?.dims, [256, 32001], 'embeddings for it');
+});
+
+t.test('--vocab takes the tokenizer of another of llama.cpp vocab files; an unknown one is named', async (t) => {
+  const out = join(dir, 'vocab.gguf');
+  await makeModel({ preset: 'tiny-chat', quant: 'F16', seed: 1, out, vocab: 'qwen2', specialTokens: ['<think>'] });
+  const file = await readGguf(out);
+  t.equal(getString(file, 'tokenizer.ggml.model'), 'gpt2');
+  t.equal(getStringArray(file, 'tokenizer.ggml.tokens')?.length, 151936 + 1, "qwen2's, whole, and <think>");
+  t.notOk(file.metadata.has('tokenizer.ggml.add_space_prefix'), "the preset's SentencePiece setting is not carried");
+  await t.rejects(
+    makeModel({ preset: 'tiny', quant: 'F16', seed: 1, out, vocab: 'nope' }),
+    /no vocabulary 'nope'.*qwen2/,
+  );
+});
+
+t.test("markerTokens: a template's markers that are tokens of their own", async (t) => {
+  t.same(markerTokens(['<|channel|>', '<|channel|>analysis<|message|>', '<|message|>', '>', '<seed:think>', '']), [
+    '<|channel|>',
+    '<|message|>',
+    '<seed:think>',
+  ]);
+  const gemma4 = await templateMarkerTokens(
+    await readFile(join(llamaCppDir(), 'models', 'templates', 'google-gemma-4-31B-it.jinja'), 'utf8'),
+  );
+  for (const m of ['<|tool_call>', '<tool_call|>', '<|channel>', '<channel|>']) t.ok(gemma4.includes(m), m);
+  t.notOk(gemma4.includes('<|channel>thought'), 'the thinking tag is <|channel> then thought');
+});
+
+t.test('make-model --special-token / --template-special-tokens / --vocab', async (t) => {
+  const templateFile = join(llamaCppDir(), 'models', 'templates', 'Qwen-Qwen3-0.6B.jinja');
+  t.same(
+    parseMakeModelArgs(['--preset', 'tiny-chat', '--out', 'm', '--special-token', 'a', '--special-token', 'b,c']),
+    { preset: 'tiny-chat', quant: 'F16', seed: 1, out: 'm', specialTokens: ['a', 'b,c'] },
+  );
+  const out = join(dir, 'cli-markers.gguf');
+  const ok = capture();
+  const argv = [
+    '--preset',
+    'tiny-chat',
+    '--out',
+    out,
+    '--chat-template-file',
+    templateFile,
+    '--template-special-tokens',
+  ];
+  t.equal(await runMakeModel([...argv, '--special-token', '<extra>'], ok), 0, ok.stderr.text);
+  const tokens = getStringArray(await readGguf(out), 'tokenizer.ggml.tokens') ?? [];
+  t.same(tokens.slice(1024), ['<extra>', '<think>', '</think>', '<tool_call>', '</tool_call>']);
+  const bad = capture();
+  t.equal(await runMakeModel(['--preset', 'tiny-bert', '--out', out, '--template-special-tokens'], bad), 1);
+  t.match(bad.stderr.text, /--template-special-tokens: the preset has no chat template/);
 });

@@ -22,6 +22,13 @@ t.test('path names everything that decides the bytes', async (t) => {
     cachedModelPath({ preset: 'gemma3-1b', quant: 'Q4_K_M', seed: 7 }),
     join(cache, 'models', `gemma3-1b-Q4_K_M-s7-g${GENERATOR_VERSION}.gguf`),
   );
+  // Another vocabulary or added special tokens make other bytes: another name.
+  const plain = cachedModelPath({ preset: 'tiny-chat', quant: 'F16' });
+  const marked = cachedModelPath({ preset: 'tiny-chat', quant: 'F16', specialTokens: ['<think>'] });
+  const other = cachedModelPath({ preset: 'tiny-chat', quant: 'F16', vocab: 'qwen2' });
+  t.match(marked, /tiny-chat-F16-s1-v[0-9a-f]{12}-g\d+\.gguf$/);
+  t.equal(new Set([plain, marked, other]).size, 3);
+  t.equal(cachedModelPath({ preset: 'tiny-chat', quant: 'F16', specialTokens: [] }), plain, 'none added: the same');
 });
 
 t.test('generates once, then reuses', async (t) => {

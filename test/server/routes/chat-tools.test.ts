@@ -1,8 +1,9 @@
 // Tools and structured output with the official OpenAI SDK, on the tiny-qwen model (Qwen 2.5's vocabulary). The
 // weights are random, so the text means nothing — but the grammar the chat layer builds makes every constrained
-// answer valid, which is exactly what these tests check. llama.cpp's tool grammars let free text come before a call
-// (until the template's call marker), which random weights never end; so the calls here use a minimal template
-// whose marker is one token (test/fixtures/chat/tool-marker.jinja), opened by a logit bias as a client could.
+// answer valid, which is exactly what these tests check. Under tool_choice auto, llama.cpp's lazy tool grammar lets
+// free text come before a call (until the template's call marker), which random weights never end; so the calls here
+// use a minimal template whose marker is one token (test/fixtures/chat/tool-marker.jinja), opened by a logit bias as a
+// client could. 'required' and a named function are forced by the grammar alone (forced-tools.test.ts, every template).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';

@@ -291,11 +291,23 @@ t.test(
             payload: forcedBody(api, tools, named, stream, thinking, { ...reasons, ...bias }),
           });
 
+        const check = (res: Awaited<ReturnType<typeof send>>, api: Api, named: string | null, stream: boolean) => {
+          const label = `${api}${stream ? ', streamed' : ''}${named ? `, named ${named}` : ', required'}`;
+          t.equal(res.statusCode, 200, `${label}: ${res.body.slice(0, 300)}`);
+          const result = callsOf(api, stream, res.body);
+          t.ok(result.called, `${label}: the answer ends with its call (${res.body.slice(-300)})`);
+          validCalls(t, result.calls, named === null ? ['set_lights', 'get_weather'] : [named], label);
+          return result;
+        };
+
+        // Refused or forced is what the server answers; REFUSALS says which it should be.
         const expected = REFUSALS[file];
-        if (expected !== undefined) {
+        const first = await send('chat', TOOLS, null, false, false);
+        if (first.statusCode === 400) {
           refused.push(file);
+          t.ok(expected, `refused: ${first.body}`);
           for (const api of ['chat', 'responses', 'messages'] as const) {
-            const res = await send(api, TOOLS, api === 'chat' ? null : 'set_lights', false, false);
+            const res = api === 'chat' ? first : await send(api, TOOLS, 'set_lights', false, false);
             t.equal(res.statusCode, 400, `${api}: refused`);
             const error = api === 'messages' ? res.json().error : errorOf(res);
             t.match(error.message, expected, `${api}: says why`);
@@ -312,23 +324,20 @@ t.test(
           return;
         }
         forced.push(file);
-        // Every template: chat's 'required' and a named function. The other APIs and the stream take turns across
-        // the corpus (each runs on a third of it), so that every combination runs on many formats.
+        t.notOk(expected, 'forced, not refused');
+        check(first, 'chat', null, false);
+        // Every template: chat's 'required' and a named function, thinking off. The other APIs and the stream take
+        // turns across the corpus (each runs on a third of it), so that every combination runs on many formats.
         const api = (['responses', 'messages', 'chat'] as const)[i % 3] ?? 'chat';
-        const runs: [Api, string | null, boolean, boolean, string][] = [
-          ['chat', null, i % 2 === 0, false, 'chat, thinking off'],
-          ['chat', 'set_lights', i % 2 === 1, false, 'chat, thinking off'],
-          [api, i % 4 < 2 ? null : 'get_weather', i % 4 === 1 || i % 4 === 2, false, `${api}, thinking off`],
-        ];
-        if (thinks) runs.push(['chat', i % 2 === 0 ? 'get_weather' : null, i % 2 === 0, true, 'chat, thinking on']);
-        for (const [which, named, stream, thinking, what] of runs) {
-          const res = await send(which, TOOLS, named, stream, thinking);
-          const label = `${what}${stream ? ', streamed' : ''}${named ? `, named ${named}` : ', required'}`;
-          t.equal(res.statusCode, 200, `${label}: ${res.body.slice(0, 300)}`);
-          const { calls, called, reasoning } = callsOf(which, stream, res.body);
-          t.ok(called, `${label}: the answer ends with its call (${res.body.slice(-300)})`);
-          if (thinking && reasoning) reasoned.push(file);
-          validCalls(t, calls, named === null ? ['set_lights', 'get_weather'] : [named], label);
+        check(await send('chat', TOOLS, 'set_lights', i % 2 === 1, false), 'chat', 'set_lights', i % 2 === 1);
+        const named = i % 4 < 2 ? null : 'get_weather';
+        const stream = i % 4 === 1 || i % 4 === 2;
+        check(await send(api, TOOLS, named, stream, false), api, named, stream);
+        // Thinking on, where the template has it: reasoning first (bounded by the budget), then the call.
+        if (thinks) {
+          const which = i % 2 === 0 ? 'get_weather' : null;
+          const { reasoning } = check(await send('chat', TOOLS, which, i % 2 === 0, true), 'chat', which, i % 2 === 0);
+          if (reasoning) reasoned.push(file);
         }
       });
     }
@@ -340,3 +349,151 @@ t.test(
     t.same(refused.sort(), Object.keys(REFUSALS).sort(), 'the refusals are the expected ones');
   },
 );
+
+/** The reasoning an API's answer reports (chat's reasoning_content, a reasoning item, a thinking block). */
+function reasoningOf(api: Api, stream: boolean, body: string): string {
+  if (api === 'chat') return callsOf(api, stream, body).reasoning ?? '';
+  if (stream) {
+    const events = sseEvents(body) as { type: string; delta?: string | { type?: string; thinking?: string } }[];
+    return events
+      .map((e) => {
+        if (api === 'responses') return e.type === 'response.reasoning_text.delta' ? String(e.delta ?? '') : '';
+        const d = e.delta;
+        return e.type === 'content_block_delta' && typeof d === 'object' && d.type === 'thinking_delta'
+          ? (d.thinking ?? '')
+          : '';
+      })
+      .join('');
+  }
+  const answer = JSON.parse(body);
+  if (api === 'responses') {
+    return (answer.output as { type: string; content?: { text: string }[] }[])
+      .filter((i) => i.type === 'reasoning')
+      .flatMap((i) => (i.content ?? []).map((c) => c.text))
+      .join('');
+  }
+  return (answer.content as { type: string; thinking?: string }[])
+    .filter((b) => b.type === 'thinking')
+    .map((b) => b.thinking ?? '')
+    .join('');
+}
+
+t.test(
+  'one reasoning template, every way to force a call: APIs, stream or not, any or named, thinking off or on',
+  async (t) => {
+    // DeepSeek V3.1's prompt opens <think> when thinking is on (and closes it empty when off): the model must reason
+    // first, and the budget ends its reasoning.
+    const template = await readFile(join(dir, 'deepseek-ai-DeepSeek-V3.1.jinja'), 'utf8');
+    const model = await modelFor(template);
+    t.teardown(() => model.dispose());
+    const { app } = await makeHarness(t, model, { slots: 1, ctxPerSlot: 4096 });
+    for (const api of ['chat', 'responses', 'messages'] as const) {
+      for (const thinking of [false, true]) {
+        for (const named of [null, 'get_weather']) {
+          for (const stream of [false, true]) {
+            const label = `${api}, thinking ${thinking ? 'on' : 'off'}, ${named ?? 'any'}${stream ? ', streamed' : ''}`;
+            const extra = { reasoning_budget_tokens: BUDGET };
+            const payload = forcedBody(api, TOOLS, named, stream, thinking, extra);
+            const res = await app.inject({ method: 'POST', url: URL[api], payload });
+            t.equal(res.statusCode, 200, `${label}: ${res.body.slice(0, 300)}`);
+            const { calls, called } = callsOf(api, stream, res.body);
+            t.ok(called, `${label}: ends with its call`);
+            validCalls(t, calls, named === null ? ['set_lights', 'get_weather'] : [named], label);
+            const reasoning = reasoningOf(api, stream, res.body);
+            if (thinking) t.ok(reasoning.length > 0, `${label}: reasoned first (${JSON.stringify(reasoning)})`);
+            else t.equal(reasoning, '', `${label}: no reasoning`);
+          }
+        }
+      }
+    }
+  },
+);
+
+t.test('cut off by max_tokens before the call closes: finish_reason length, and no call reported', async (t) => {
+  const template = await readFile(join(dir, 'Qwen-Qwen2.5-7B-Instruct.jinja'), 'utf8');
+  const model = await modelFor(template);
+  t.teardown(() => model.dispose());
+  const { app } = await makeHarness(t, model, { slots: 1, ctxPerSlot: 4096 });
+  const cut = { max_tokens: 8, max_output_tokens: 8 };
+  const send = (api: Api, stream: boolean) =>
+    app.inject({
+      method: 'POST',
+      url: URL[api],
+      payload: { ...forcedBody(api, TOOLS, null, stream, false, {}), ...cut },
+    });
+
+  const chat = (await send('chat', false)).json().choices[0];
+  t.equal(chat.finish_reason, 'length');
+  t.notOk(chat.message.tool_calls, 'no tool_calls for the unfinished call');
+  const streamed = streamedChat((await send('chat', true)).body);
+  t.equal(streamed.finish, 'length', 'streamed: finish_reason length (the call deltas so far are what was written)');
+
+  const message = (await send('messages', false)).json();
+  t.equal(message.stop_reason, 'max_tokens');
+  t.same(
+    message.content.filter((b: { type: string }) => b.type === 'tool_use'),
+    [],
+    'no tool_use block for the unfinished call',
+  );
+
+  const response = (await send('responses', false)).json();
+  t.equal(response.status, 'incomplete');
+  t.equal(response.incomplete_details.reason, 'max_output_tokens');
+  for (const item of response.output as { type: string; status: string }[])
+    if (item.type === 'function_call') t.equal(item.status, 'incomplete', 'the unfinished call is marked incomplete');
+
+  // Thinking without a budget, where the prompt opened the reasoning: it runs to max_tokens, and no call is made up.
+  const r1 = await modelFor(await readFile(join(dir, 'llama-cpp-deepseek-r1.jinja'), 'utf8'));
+  t.teardown(() => r1.dispose());
+  const h = await makeHarness(t, r1, { slots: 1, ctxPerSlot: 4096 });
+  const payload = { ...forcedBody('chat', TOOLS, null, false, true, {}), max_tokens: 32 };
+  const unbounded = (await h.app.inject({ method: 'POST', url: URL.chat, payload })).json();
+  t.equal(unbounded.choices[0].finish_reason, 'length');
+  t.equal(unbounded.usage.completion_tokens, 32, 'reasoning to the token limit');
+  t.notOk(unbounded.choices[0].message.tool_calls, 'no call');
+  const bounded = await h.app.inject({
+    method: 'POST',
+    url: URL.chat,
+    payload: { ...payload, max_tokens: 256, reasoning_budget_tokens: 4 },
+  });
+  t.equal(bounded.json().choices[0].finish_reason, 'tool_calls', 'with a budget, the call comes after the reasoning');
+});
+
+t.test('parallel_tool_calls: every call made is an allowed tool with valid arguments', async (t) => {
+  const template = await readFile(join(dir, 'Qwen-Qwen2.5-7B-Instruct.jinja'), 'utf8');
+  const model = await modelFor(template);
+  t.teardown(() => model.dispose());
+  const { app } = await makeHarness(t, model, { slots: 1, ctxPerSlot: 4096 });
+  const payload = { ...forcedBody('chat', TOOLS, null, false, false, {}), parallel_tool_calls: true, max_tokens: 400 };
+  const choice = (await app.inject({ method: 'POST', url: URL.chat, payload })).json().choices[0];
+  const calls = (choice.message.tool_calls ?? []).map((c: { function: Call }) => c.function);
+  t.ok(['tool_calls', 'length'].includes(choice.finish_reason), choice.finish_reason);
+  validCalls(t, calls, ['set_lights', 'get_weather'], 'parallel');
+});
+
+t.test('the reasoning budget without tools: reasoning ends at the budget, then the answer', async (t) => {
+  // DeepSeek V3.1 with thinking on (the default): its prompt opens <think>.
+  const model = await modelFor(await readFile(join(dir, 'deepseek-ai-DeepSeek-V3.1.jinja'), 'utf8'));
+  t.teardown(() => model.dispose());
+  const { app } = await makeHarness(t, model, { slots: 1, ctxPerSlot: 4096 });
+  const payload = { messages: ASK, temperature: 0, max_tokens: 24 };
+  const free = (await app.inject({ method: 'POST', url: URL.chat, payload })).json().choices[0].message;
+  t.equal(free.content, '', 'no budget: reasoning to the token limit');
+  const budget = await app.inject({
+    method: 'POST',
+    url: URL.chat,
+    payload: { ...payload, reasoning_budget_tokens: 3 },
+  });
+  const message = budget.json().choices[0].message;
+  t.ok(message.reasoning_content.length > 0 && message.reasoning_content.length < free.reasoning_content.length);
+  t.ok(message.content.length > 0, 'then the answer');
+  const thinking = await app.inject({
+    method: 'POST',
+    url: URL.chat,
+    payload: { ...payload, thinking_budget_tokens: 3 },
+  });
+  t.same(thinking.json().choices[0].message, message, "thinking_budget_tokens: llama-server's other name");
+  const bad = await app.inject({ method: 'POST', url: URL.chat, payload: { ...payload, reasoning_budget_tokens: -2 } });
+  t.equal(bad.statusCode, 400);
+  t.equal(errorOf(bad).param, 'reasoning_budget_tokens');
+});
