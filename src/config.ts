@@ -1276,10 +1276,11 @@ const FLAGS: FlagSpec<Key>[] = [
     group: SERVER,
     help: 'thinking budget',
     parse: (v) => {
-      if (v !== '-1') throw new Error('thinking budgets are not offered (only -1, unlimited)');
+      if (v !== '-1')
+        throw new Error('a server-wide thinking budget is not offered (only -1); a request sets reasoning_budget_tokens');
       return v;
     },
-    ignored: 'thinking is unlimited',
+    ignored: 'thinking is unlimited unless a request sets reasoning_budget_tokens',
   },
   {
     names: ['--reasoning-preserve'],
