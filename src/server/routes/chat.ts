@@ -3,6 +3,7 @@
 // output parsed back into content, reasoning and tool calls. n > 1: choices from parallel slots, one prefill.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ToolChoiceError } from '../../errors.ts';
 import type { StartOptions } from '../../scheduler/types.ts';
 import type { ChatPrompt, GrammarConstraint } from '../chat/layer.ts';
 import { chatPresenter } from '../chat/presenter.ts';
@@ -17,10 +18,14 @@ import { checkMessages, checkTools } from '../limits.ts';
 import { ChatCompletionResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
 
-/** Renders the conversation (off the main thread); a refusal by the template or llama.cpp is a 400. */
+/**
+ * Renders the conversation (off the main thread); a refusal by the template or llama.cpp is a 400. `promptOnly`: the
+ * prompt is all that is wanted (token counts, /apply-template), so a call the template cannot force is no refusal.
+ */
 export async function renderChat(
   deps: ServerDeps,
   body: ChatCompletionBody,
+  options: { promptOnly?: boolean } = {},
 ): Promise<{ prompt: ChatPrompt; grammar: GrammarConstraint | null }> {
   const limits = deps.config.limits;
   // Counted before anything renders or checks a schema: the work below grows with them.
@@ -39,8 +44,15 @@ export async function renderChat(
     constraint?.kind === 'grammar'
       ? await deps.chat.checkGrammar(constraint.grammar).catch((err: unknown) => Promise.reject(chatLayerRefusal(err)))
       : null;
+  const request = renderRequest(body, constraint, deps.chat.supportsTools, limits);
   const prompt = await deps.chat
-    .apply(renderRequest(body, constraint, deps.chat.supportsTools, limits))
+    .apply(request)
+    .catch((err: unknown) =>
+      // tool_choice renders no differently: only its grammar is refused.
+      options.promptOnly && err instanceof ToolChoiceError
+        ? deps.chat.apply({ ...request, tool_choice: 'auto' })
+        : Promise.reject(err),
+    )
     .catch((err: unknown) => Promise.reject(chatLayerRefusal(err)));
   // The chat layer's own grammar (from a schema or tools) is parsed before the request queues: a schema can
   // convert into a grammar llama.cpp then refuses, which is this request's 400, not a failed generation.
@@ -155,7 +167,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
   // llama-server's token count of a conversation, as it would be prompted.
   for (const url of ['/v1/chat/completions/input_tokens', '/chat/completions/input_tokens']) {
     app.post(url, { schema: { body: ChatCompletionBody } }, async (request) => {
-      const { prompt } = await renderChat(deps, request.body);
+      const { prompt } = await renderChat(deps, request.body, { promptOnly: true });
       return { object: 'response.input_tokens', input_tokens: tokenizePrompt(deps.model, prompt.prompt).length };
     });
   }

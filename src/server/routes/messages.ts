@@ -41,7 +41,9 @@ export const messagesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
 
   // The conversation's token count, as it would be prompted.
   app.post('/v1/messages/count_tokens', { schema: { body: CountTokensBody } }, async (request) => {
-    const { prompt } = await renderChat(deps, translateRequest(request.body, supportsThinking(), deps.config.limits));
+    const { prompt } = await renderChat(deps, translateRequest(request.body, supportsThinking(), deps.config.limits), {
+      promptOnly: true,
+    });
     return { input_tokens: tokenizePrompt(deps.model, prompt.prompt).length };
   });
 };

@@ -104,7 +104,9 @@ export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
   for (const url of ['/v1/responses/input_tokens', '/responses/input_tokens']) {
     app.post(url, { schema: { body: ResponsesBody } }, async (request) => {
       const { chat } = translate(request.body);
-      const { prompt } = await renderChat(deps, chat).catch((err: unknown) => Promise.reject(asInput(err)));
+      const { prompt } = await renderChat(deps, chat, { promptOnly: true }).catch((err: unknown) =>
+        Promise.reject(asInput(err)),
+      );
       return { object: 'response.input_tokens', input_tokens: tokenizePrompt(deps.model, prompt.prompt).length };
     });
   }

@@ -45,7 +45,7 @@ export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
 
   app.post('/apply-template', { schema: { body: ChatCompletionBody } }, async (request) => {
     if (deps.config.embeddings) throw notAGenerationServer();
-    const { prompt } = await renderChat(deps, request.body);
+    const { prompt } = await renderChat(deps, request.body, { promptOnly: true });
     return { prompt: prompt.prompt };
   });
 };

@@ -313,6 +313,17 @@ t.test(
             t.match(error.message, expected, `${api}: says why`);
             if (api !== 'messages') t.equal(error.param, 'tool_choice', `${api}: names tool_choice`);
           }
+          // Counting the prompt's tokens, or showing it, needs no call: no refusal there.
+          for (const [url, api] of [
+            ['/v1/chat/completions/input_tokens', 'chat'],
+            ['/v1/responses/input_tokens', 'responses'],
+            ['/v1/messages/count_tokens', 'messages'],
+            ['/apply-template', 'chat'],
+          ] as const) {
+            const payload = forcedBody(api, TOOLS, api === 'chat' ? null : 'set_lights', false, false, {});
+            const res = await app.inject({ method: 'POST', url, payload });
+            t.equal(res.statusCode, 200, `${url}: ${res.body.slice(0, 200)}`);
+          }
           // A tool without parameters: every format that knows tool calls can force it.
           if (reasons !== null) {
             const res = await send('chat', [tool('ping')], null, false, false);
