@@ -243,6 +243,25 @@ function checkOpenAIUsage(p: Problems, u: OpenAIUsage): void {
     p.check(cached <= u.prompt_tokens, `cached_tokens ${cached} > prompt_tokens ${u.prompt_tokens}`);
 }
 
+/** llama-server's timings, where an answer of one choice carries them, count what its usage counts. */
+function checkTimings(p: Problems, timings: unknown, u: OpenAIUsage): void {
+  if (!isRecord(timings)) return;
+  const { predicted_n: predicted, prompt_n: prompt, cache_n: cache } = timings;
+  if (typeof predicted === 'number')
+    p.check(
+      predicted === u.completion_tokens,
+      `timings.predicted_n ${predicted}, usage.completion_tokens ${u.completion_tokens}`,
+    );
+  if (typeof prompt === 'number' && typeof cache === 'number') {
+    p.check(
+      prompt + cache === u.prompt_tokens,
+      `timings.prompt_n ${prompt} + cache_n ${cache}, usage.prompt_tokens ${u.prompt_tokens}`,
+    );
+    const cached = u.prompt_tokens_details?.cached_tokens;
+    if (cached !== undefined) p.check(cache === cached, `timings.cache_n ${cache}, usage cached_tokens ${cached}`);
+  }
+}
+
 /** Choice indexes: each of 0..n-1 exactly once. */
 function checkIndexes(p: Problems, indexes: readonly number[], n: number | null, what: string): void {
   const sorted = [...indexes].sort((a, b) => a - b);
@@ -301,6 +320,7 @@ function chatCompletion(p: Problems, json: unknown, ctx: RouteContext): void {
   if (body.usage === undefined) return;
   checkOpenAIUsage(p, body.usage);
   const only = body.choices.length === 1 ? body.choices[0] : undefined;
+  if (only !== undefined) checkTimings(p, (json as { timings?: unknown }).timings, body.usage);
   checkLimits(
     p,
     { prompt: body.usage.prompt_tokens, completion: body.usage.completion_tokens, choices: body.choices.length },
@@ -416,6 +436,7 @@ function openAIChunks(p: Problems, events: readonly SseEvent[], ctx: RouteContex
   if (usage === undefined || usage === null) return;
   checkOpenAIUsage(p, usage);
   const choices = Math.max(1, finishes.size);
+  if (choices === 1) checkTimings(p, (last as { timings?: unknown }).timings, usage);
   checkLimits(
     p,
     { prompt: usage.prompt_tokens, completion: usage.completion_tokens, choices },
@@ -445,6 +466,7 @@ function textCompletion(p: Problems, json: unknown, ctx: RouteContext): void {
   if (body.usage === undefined) return;
   checkOpenAIUsage(p, body.usage);
   const only = body.choices.length === 1 ? body.choices[0] : undefined;
+  if (only !== undefined) checkTimings(p, (json as { timings?: unknown }).timings, body.usage);
   checkLimits(
     p,
     { prompt: body.usage.prompt_tokens, completion: body.usage.completion_tokens, choices: body.choices.length },
@@ -470,10 +492,16 @@ interface NativeResult {
   stopping_word?: string;
   truncated?: boolean;
   completion_probabilities?: unknown[];
+  timings?: unknown;
 }
 
 function nativeResult(p: Problems, r: NativeResult, ctx: RouteContext, streamedTokens: number | null): void {
   const limit = tokenLimit(ctx.body, LIMIT_FIELDS.native ?? []);
+  checkTimings(p, r.timings, {
+    prompt_tokens: r.tokens_evaluated,
+    completion_tokens: r.tokens_predicted,
+    total_tokens: r.tokens_evaluated + r.tokens_predicted,
+  });
   checkLimits(
     p,
     { prompt: r.tokens_evaluated, completion: r.tokens_predicted, choices: 1 },
@@ -836,6 +864,12 @@ function embeddingList(p: Problems, json: unknown, ctx: RouteContext): void {
     );
   }
   p.check(body.usage.total_tokens === body.usage.prompt_tokens, 'usage.total_tokens != prompt_tokens');
+  // Token ids are embedded as given: the usage counts them.
+  const input = ctx.body?.input;
+  if (Array.isArray(input) && input.length > 0 && input.every((x) => Array.isArray(x) || typeof x === 'number')) {
+    const ids = input.reduce<number>((n, x) => n + (Array.isArray(x) ? x.length : 1), 0);
+    p.check(body.usage.prompt_tokens === ids, `${body.usage.prompt_tokens} prompt tokens for ${ids} token ids given`);
+  }
   p.check(
     body.usage.prompt_tokens >= body.data.length,
     `${body.usage.prompt_tokens} prompt tokens for ${body.data.length} inputs`,

@@ -147,6 +147,20 @@ t.test('chat.completion: shape, usage, finish reasons, n choices, the token limi
     /cut at the token limit after 4 tokens, the limit being 9/,
   ]);
   t.same(violations(ok(chatCompletion), chat({ max_tokens: 9, t_max_predict_ms: 5 }), CTX), [], 'time-limited');
+  const timings = { cache_n: 3, prompt_n: 17, predicted_n: 4 };
+  t.same(violations(ok({ ...chatCompletion, timings }), chat({ max_tokens: 4 }), CTX), [], 'timings agree');
+  t.match(
+    violations(ok({ ...chatCompletion, timings: { ...timings, predicted_n: 5 } }), chat({ max_tokens: 4 }), CTX),
+    [/timings.predicted_n 5, usage.completion_tokens 4/],
+  );
+  t.match(
+    violations(
+      ok({ ...chatCompletion, timings: { ...timings, prompt_n: 16, cache_n: 4 } }),
+      chat({ max_tokens: 4 }),
+      CTX,
+    ),
+    [/timings.cache_n 4, usage cached_tokens 3/],
+  );
   t.same(violations(ok(chatCompletion), chat({ max_completion_tokens: 4, max_tokens: 2 }), CTX), [], 'its own first');
   t.match(violations(ok(chatCompletion), chat({ max_tokens: 4, n: 2 }), CTX), [
     /choice indexes \[0\], expected \[0,1\]/,
@@ -516,7 +530,22 @@ t.test(
       for (const d of l.data as { embedding: unknown; index: number }[])
         d.embedding = Buffer.from(Float32Array.from(unit(d.index)).buffer).toString('base64');
     });
-    t.same(violations(ok(base64), req({ input: [[1, 2], [3]], encoding_format: 'base64' })), []);
+    t.same(
+      violations(
+        ok(base64),
+        req({
+          input: [
+            [1, 2, 3],
+            [4, 5, 6],
+          ],
+          encoding_format: 'base64',
+        }),
+      ),
+      [],
+    );
+    t.match(violations(ok(base64), req({ input: [[1, 2], [3]], encoding_format: 'base64' })), [
+      /6 prompt tokens for 3 token ids given/,
+    ]);
     t.match(violations(ok(edited(list, (l) => (l.usage.total_tokens = 7))), req({ input: ['a', 'b'] })), [
       /total_tokens != prompt_tokens/,
     ]);
