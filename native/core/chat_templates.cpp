@@ -79,6 +79,15 @@ std::vector<llama_token> tokenizeSpecial(const llama_vocab *vocab, const std::st
   return out;
 }
 
+std::string tokenPiece(const llama_vocab *vocab, llama_token id) {
+  char buf[256];
+  const int32_t n = llama_token_to_piece(vocab, id, buf, sizeof(buf), 0, true);
+  if (n >= 0) return std::string(buf, static_cast<size_t>(n));
+  std::string piece(static_cast<size_t>(-n), '\0');
+  llama_token_to_piece(vocab, id, piece.data(), -n, 0, true);
+  return piece;
+}
+
 }  // namespace
 
 struct ChatTemplates::Impl {
@@ -220,12 +229,17 @@ ChatPrompt ChatTemplates::apply(const std::string &requestJson) const {
   const bool forced = hasTools && inputs.tool_choice == COMMON_CHAT_TOOL_CHOICE_REQUIRED;
   if (forced) {
     const llama_vocab *vocab = m.model->vocab();
-    ForcedCalls calls =
-        forcedToolCalls(params, common_chat_tools_to_json_oaicompat(inputs.tools), inputs.enable_thinking,
-                        inputs.parallel_tool_calls, [vocab](const std::string &text) {
-                          const auto ids = tokenizeSpecial(vocab, text);
-                          return ids.size() == 1 ? ids[0] : LLAMA_TOKEN_NULL;
-                        });
+    // A tag's tokens as common_sampler_init tokenizes the budget's tags, if they spell it exactly (no space put
+    // before it, as SentencePiece can).
+    auto tokensOf = [vocab](const std::string &text) {
+      std::vector<llama_token> ids = tokenizeSpecial(vocab, text);
+      std::string spelled;
+      for (llama_token id : ids) spelled += tokenPiece(vocab, id);
+      if (spelled != text) ids.clear();
+      return ids;
+    };
+    ForcedCalls calls = forcedToolCalls(params, common_chat_tools_to_json_oaicompat(inputs.tools),
+                                        inputs.enable_thinking, inputs.parallel_tool_calls, tokensOf);
     if (!calls.refusal.empty()) throw Error(codes::kToolChoiceUnforceable, calls.refusal);
     params.grammar = std::move(calls.grammar);
     params.grammar_lazy = false;

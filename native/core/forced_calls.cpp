@@ -263,7 +263,7 @@ std::string headerAfterReasoning(const common_chat_params &params, const std::st
 }  // namespace
 
 ForcedCalls forcedToolCalls(const common_chat_params &params, const common_json &tools, bool thinking, bool parallel,
-                            const std::function<llama_token(const std::string &)> &tokenOf) {
+                            const std::function<std::vector<llama_token>(const std::string &)> &tokensOf) {
   ForcedCalls out;
   const std::string format = common_chat_format_name(params.format);
   if (params.parser.empty()) {
@@ -366,11 +366,13 @@ ForcedCalls forcedToolCalls(const common_chat_params &params, const common_json 
 
   // The root: the reasoning the template lets through, then the calls.
   auto literal = [&](const std::string &s) { return a.add({{"type", "literal"}, {"literal", s}}); };
-  // A tag that is one token of the vocabulary, as that token (GBNF's <[id]>): the budget sees the tags as tokens.
+  // A thinking tag as the tokens the reasoning budget watches for (GBNF's <[id]>), not any other spelling of it.
   auto tag = [&](const std::string &s) {
-    const llama_token id = tokenOf(s);
-    if (id == LLAMA_TOKEN_NULL) return literal(s);
-    return a.add({{"type", "gbnf"}, {"child", literal(s)}, {"grammar", "<[" + std::to_string(id) + "]>"}});
+    const std::vector<llama_token> ids = tokensOf(s);
+    if (ids.empty()) return literal(s);
+    std::string gbnf;
+    for (llama_token id : ids) gbnf += (gbnf.empty() ? "<[" : " <[") + std::to_string(id) + "]>";
+    return a.add({{"type", "gbnf"}, {"child", literal(s)}, {"grammar", ids.size() > 1 ? "(" + gbnf + ")" : gbnf}});
   };
   auto sequence = [&](std::vector<size_t> parts) { return a.add({{"type", "sequence"}, {"children", parts}}); };
   auto optional = [&](size_t p) {

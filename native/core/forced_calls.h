@@ -8,6 +8,7 @@
 // build_grammar. No tool-call syntax is written here.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "chat.h"
 #include "llama.h"
@@ -21,10 +22,10 @@ struct ForcedCalls {
 
 // params: what common_chat_templates_apply returned for a request with tools and tool_choice REQUIRED.
 // tools: the request's tools in OpenAI's shape (common_chat_tools_to_json_oaicompat). thinking: enable_thinking.
-// parallel: parallel_tool_calls (false: at most one call). tokenOf: the vocabulary's one token for a text, or
-// LLAMA_TOKEN_NULL: thinking tags that are one token are matched as that token (as llama.cpp's reasoning budget
-// watches for them), never spelled in pieces.
+// parallel: parallel_tool_calls (false: at most one call). tokensOf: a text's tokens, as llama.cpp's reasoning budget
+// tokenizes the thinking tags it watches for (empty where they would not spell the text exactly): the grammar has the
+// tags written as those tokens, never spelled in other pieces the budget would not see.
 ForcedCalls forcedToolCalls(const common_chat_params &params, const common_json &tools, bool thinking, bool parallel,
-                            const std::function<llama_token(const std::string &)> &tokenOf);
+                            const std::function<std::vector<llama_token>(const std::string &)> &tokensOf);
 
 }  // namespace core
