@@ -1277,7 +1277,9 @@ const FLAGS: FlagSpec<Key>[] = [
     help: 'thinking budget',
     parse: (v) => {
       if (v !== '-1')
-        throw new Error('a server-wide thinking budget is not offered (only -1); a request sets reasoning_budget_tokens');
+        throw new Error(
+          'a server-wide thinking budget is not offered (only -1); a request sets reasoning_budget_tokens',
+        );
       return v;
     },
     ignored: 'thinking is unlimited unless a request sets reasoning_budget_tokens',
