@@ -5,8 +5,8 @@
 // same request gets alone on a roomy server (greedy; up to a numerical tie, src/bench/greedy.ts).
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
-import { syntheticPrompt } from '../../helpers/decode.ts';
 import { chatPositions, compareGreedy, completionPositions, type Position } from '../../../src/bench/greedy.ts';
+import { syntheticPrompt } from '../../helpers/decode.ts';
 import { loadModel } from '../../helpers/models.ts';
 import { type Harness, makeHarness, NO_EOS } from '../harness.ts';
 
@@ -167,9 +167,8 @@ t.test('a grammar survives a preemption: the resumed output goes on inside it', 
   }
   const preempted = h.ended.filter((s) => s.preemptions > 0).length;
   t.ok(preempted >= 1, `${preempted} requests were preempted`);
-  for (const k of [0, 1, 2, 3, 4]) {
-    const choice = (answers[k]?.json() as { choices: [{ message: { content: string }; finish_reason: string }] })
-      .choices[0];
+  for (const [k, a] of answers.entries()) {
+    const choice = (a.json() as { choices: [{ message: { content: string }; finish_reason: string }] }).choices[0];
     t.equal(choice.finish_reason, 'length');
     // Cut by max_tokens: JSON so far, each word well-formed.
     const prefix = /^\s*\{\s*"words"\s*:\s*\[(\s*"[^"\\]{0,12}"\s*,)*\s*("[^"\\]{0,12}"?)?\s*$/;
