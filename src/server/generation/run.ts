@@ -230,13 +230,16 @@ function generate(
           if (matcher.stopped !== null) return settle(finished('stop', 'word', tokensAtStop, shifted));
           if (limited) {
             const rest = matcher.flush();
-            if (rest !== '') release(rest);
+            // Every token counted is sent, those without text too (a special token not rendered; bytes of a
+            // character the tail would have completed: it is left out here, as it may hold tokens past the limit).
+            if (rest !== '' || pending.length > 0) release(rest);
             return settle(finished('length', 'limit', tokensAtStop, shifted));
           }
           const reason = summary.reason;
           if (reason === 'stop' || reason === 'length' || reason === 'context_full') {
             const rest = matcher.flush();
-            if (rest !== '') release(rest);
+            // Every token counted is sent, those without text too (a special token not rendered).
+            if (rest !== '' || pending.length > 0) release(rest);
             const done = reason === 'stop' ? finished('stop', 'eos', summary.generatedTokens, shifted) : null;
             const full = reason === 'context_full' || (reason === 'length' && job.fillsSlot);
             return settle(done ?? finished('length', 'limit', summary.generatedTokens, shifted || full));

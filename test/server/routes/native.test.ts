@@ -186,6 +186,42 @@ t.test("POST /completion: max_tokens is n_predict's alias, as in llama-server (n
   t.equal(errorOf(res).param, 'max_tokens');
 });
 
+t.test(
+  'POST /completion stream: tokens without text (a special token not rendered) are sent, as counted',
+  async (t) => {
+    const { app } = await makeHarness(t, model);
+    // BOS (id 1) at every step: counted, its text empty; sent with its id all the same, at the token limit and when
+    // the generation is cut by t_max_predict_ms.
+    for (const limits of [{ n_predict: 3 }, { n_predict: 100, t_max_predict_ms: 5 }]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/completion',
+        payload: { prompt: PROMPT, logit_bias: [[1, 100]], stream: true, ...limits },
+      });
+      const events = sseEvents(res.body) as Completion[];
+      const last = events.at(-1) as Completion;
+      t.match(last, { stop: true, stop_type: 'limit', content: '' });
+      t.ok(last.tokens_predicted >= 1 && last.tokens_predicted <= limits.n_predict, `${last.tokens_predicted} tokens`);
+      const streamed = events.slice(0, -1).flatMap((e) => e.tokens);
+      t.same(streamed, Array(last.tokens_predicted).fill(1), `${JSON.stringify(limits)}: every token counted is sent`);
+    }
+    const chat = await app.inject({
+      method: 'POST',
+      url: '/v1/chat/completions',
+      payload: { messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, logit_bias: { 1: 100 }, logprobs: true },
+    });
+    const body = chat.json() as {
+      choices: { logprobs: { content: unknown[] } }[];
+      usage: { completion_tokens: number };
+    };
+    t.equal(
+      body.choices[0]?.logprobs.content.length,
+      body.usage.completion_tokens,
+      'chat: a logprob per token counted',
+    );
+  },
+);
+
 t.test('POST /completion stream: bare data events, the last with stop, timings and progress on request', async (t) => {
   const { app } = await makeHarness(t, model, { app: { ready: true } });
   const res = await app.inject({
