@@ -48,6 +48,8 @@ export interface FuzzReport {
   /** Time spent replaying and shrinking a failure (0 when none). */
   shrinkMs: number;
   byStatus: Record<string, number>;
+  /** How many of the 200s were streams (SSE). */
+  streamed: number;
   /** Statuses by route ('server url'), so every route's share of the storm shows. */
   byRoute: Record<string, Record<string, number>>;
   /** How often each kind of mutation was sent. */
@@ -159,6 +161,7 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
   const byRoute: Record<string, Record<string, number>> = {};
   const byMutation: Record<string, number> = {};
   const times: number[] = [];
+  let streamed = 0;
 
   /** Sends one request and judges its answer; `count`: it is one of the storm's (its figures are kept). */
   const sendOne = async (r: FuzzRequest, count: boolean): Promise<string[]> => {
@@ -172,6 +175,8 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
     if (count) {
       times.push(performance.now() - started);
       bump(byStatus, String(response.status));
+      if (response.status === 200 && /^text\/event-stream/.test(String(response.headers['content-type'] ?? '')))
+        streamed++;
       const route = `${r.server} ${r.url}`;
       byRoute[route] ??= {};
       bump(byRoute[route] as Record<string, number>, String(response.status));
@@ -282,6 +287,7 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
     ms,
     shrinkMs,
     byStatus,
+    streamed,
     byRoute,
     byMutation,
     slowestMs: sorted.at(-1) ?? 0,
@@ -331,7 +337,7 @@ export function formatFuzzReport(r: FuzzReport): string {
   const lines = [
     `=== fuzz: ${r.cases} requests, ${r.concurrency} at a time, seed ${r.seed} ===`,
     `time ${(r.ms / 1000).toFixed(1)} s (${(r.ms / Math.max(1, r.cases)).toFixed(1)} ms per request), slowest ${r.slowestMs.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms${r.shrinkMs > 0 ? `; then ${(r.shrinkMs / 1000).toFixed(1)} s replaying and shrinking` : ''}`,
-    `statuses: ${statusList(r.byStatus)}`,
+    `statuses: ${statusList(r.byStatus)} (${r.streamed} of the 200s streamed)`,
     'by route:',
     ...routes,
     `mutations: ${mutations}`,
