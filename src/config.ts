@@ -68,6 +68,8 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   reasoning: 'on' | 'off' | 'auto';
   reasoningEffort: string | undefined;
   chatTemplateKwargs: string | undefined;
+  /** The templates' preserve_reasoning (drop_thinking, clear_thinking... as llama.cpp maps it): earlier turns' reasoning stays. */
+  reasoningPreserve: boolean;
   prefillAssistant: boolean;
   // Endpoints and HTTP.
   apiKeys: string[];
@@ -166,6 +168,7 @@ export function defaultServeConfig(): ServeConfig {
     reasoning: 'auto',
     reasoningEffort: undefined,
     chatTemplateKwargs: undefined,
+    reasoningPreserve: true,
     prefillAssistant: true,
     apiKeys: [],
     apiKeyFile: undefined,
@@ -1289,9 +1292,9 @@ const FLAGS: FlagSpec<Key>[] = [
     negated: ['--no-reasoning-preserve'],
     env: 'LLAMA_ARG_REASONING_PRESERVE',
     kind: 'bool',
+    key: 'reasoningPreserve',
     group: SERVER,
-    help: 'keep past reasoning in the history',
-    ignored: 'the template decides (llama.cpp default)',
+    help: 'keep past reasoning in the history for templates that can (their preserve_reasoning variable; default on, as llama-server; --chat-template-kwargs may set it too)',
   },
   {
     names: ['--prefill-assistant'],

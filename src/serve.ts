@@ -11,7 +11,13 @@ import { readGguf } from './gguf/reader.ts';
 import { projectRoot } from './paths.ts';
 import { createProgress } from './progress.ts';
 import { assembleServer } from './serve/assemble.ts';
-import { decoderOptionsOf, type PoolLayout, poolLayout, schedulerOptionsOf } from './serve/engine-options.ts';
+import {
+  chatOptionsOf,
+  decoderOptionsOf,
+  type PoolLayout,
+  poolLayout,
+  schedulerOptionsOf,
+} from './serve/engine-options.ts';
 import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts';
 import { createLogger } from './serve/logger.ts';
 import { serverConfigOf } from './serve/server-config.ts';
@@ -247,14 +253,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       app.markReady();
       return stopped;
     }
-    chat = new ChatTemplates(model, {
-      ...(inputs.chatTemplate !== undefined ? { template: inputs.chatTemplate } : {}),
-      jinja: config.jinja,
-      reasoningFormat: config.reasoningFormat,
-      thinking: config.reasoning,
-      prefillAssistant: config.prefillAssistant,
-      ...(config.chatTemplateKwargs !== undefined ? { defaultKwargs: JSON.parse(config.chatTemplateKwargs) } : {}),
-    });
+    chat = new ChatTemplates(model, chatOptionsOf(config, inputs.chatTemplate));
     // A default grammar that doesn't parse for this vocabulary would fail every request: refuse it now.
     if (inputs.grammar !== undefined) await chat.checkGrammar(inputs.grammar);
     decoder = new BatchDecoder(model, decoderOptionsOf(config, pool));

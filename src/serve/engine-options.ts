@@ -1,7 +1,7 @@
 // From `npm start`'s flags to what the engine and the scheduler are built with: the KV pool's layout, the decoder's
 // options and the scheduler's. Pure, so a test can build exactly what a user's flags give (test/server/harness.ts).
 import type { ServeConfig } from '../config.ts';
-import type { DecoderOptions } from '../engine/index.ts';
+import type { ChatTemplateOptions, DecoderOptions } from '../engine/index.ts';
 import type { SchedulerOptions } from '../scheduler/types.ts';
 
 export interface PoolLayout {
@@ -44,6 +44,22 @@ export function decoderOptionsOf(config: ServeConfig, pool: PoolLayout): Decoder
     swaFull: config.swaFull,
     ctxCheckpoints: config.ctxCheckpoints,
     checkpointMinStep: config.checkpointMinStep,
+  };
+}
+
+/**
+ * The chat layer's options. As llama-server: preserve_reasoning is on unless --no-reasoning-preserve, and a
+ * preserve_reasoning given in --chat-template-kwargs wins.
+ */
+export function chatOptionsOf(config: ServeConfig, chatTemplate: string | undefined): ChatTemplateOptions {
+  const kwargs = config.chatTemplateKwargs !== undefined ? (JSON.parse(config.chatTemplateKwargs) as object) : {};
+  return {
+    ...(chatTemplate !== undefined ? { template: chatTemplate } : {}),
+    jinja: config.jinja,
+    reasoningFormat: config.reasoningFormat,
+    thinking: config.reasoning,
+    prefillAssistant: config.prefillAssistant,
+    defaultKwargs: { preserve_reasoning: config.reasoningPreserve, ...kwargs },
   };
 }
 

@@ -7,7 +7,7 @@ import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } fro
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
 import { assembleServer } from '../../src/serve/assemble.ts';
-import { decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/serve/engine-options.ts';
+import { chatOptionsOf, decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/serve/engine-options.ts';
 import { readServeInputs } from '../../src/serve/inputs.ts';
 import { serverConfigOf } from '../../src/serve/server-config.ts';
 import type { BuildAppOptions } from '../../src/server/app.ts';
@@ -97,7 +97,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
     ...(options.wrapModel ? { wrapModel: options.wrapModel } : {}),
   });
   const decoder = new BatchDecoder(model, built?.decoder ?? { slots, ctxPerSlot });
-  const chat = new ChatTemplates(model, options.chat ?? {});
+  const chat = new ChatTemplates(model, options.chat ?? built?.chat ?? {});
   const steps = new StepLog(decoder);
   const scheduler = server.attach({ model, chat, decoder: steps, checkpointBytes: () => decoder.info.checkpointBytes });
   const { app } = server;
@@ -130,6 +130,7 @@ async function fromFlags(model: Model, flags: string[]) {
     config: serverConfigOf(config, inputs, { ctxPerSlot: pool.ctxPerSlot, buildInfo: 'test' }),
     decoder: decoderOptionsOf(config, pool),
     scheduler: schedulerOptionsOf(config),
+    chat: chatOptionsOf(config, inputs.chatTemplate),
     kvCells: pool.kvCells,
   };
 }
