@@ -19,6 +19,8 @@ interface StepRecord {
 export class StepLog implements Decoder {
   readonly real: BatchDecoder;
   readonly records: StepRecord[] = [];
+  /** Every start() the decoder was given, in order: the slot and the whole prompt's tokens (the rendered prompt). */
+  readonly starts: Array<{ slot: number; tokens: number[] }> = [];
   /** The most KV cells the decoder held after any step (its own count). */
   maxCellsUsed = 0;
   #inFlight = false;
@@ -56,7 +58,9 @@ export class StepLog implements Decoder {
     tokens: readonly number[],
     options: StartOptions,
   ): { reusedTokens: number; promptTokens: number } {
-    return this.real.start(slot, tokens, options);
+    const started = this.real.start(slot, tokens, options);
+    this.starts.push({ slot, tokens: [...tokens] });
+    return started;
   }
   cancel(slot: number): boolean {
     return this.real.cancel(slot);

@@ -10,6 +10,7 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import t, { type Test } from 'tap';
 import { loadModel } from '../../helpers/models.ts';
+import { lastPrompt, toolMarkerPrompt } from '../../helpers/prompts.ts';
 import { errorOf, makeHarness } from '../harness.ts';
 
 const model = await loadModel('tiny-qwen');
@@ -144,8 +145,8 @@ t.test('a streamed call assembled by the SDK equals the non-streamed one', async
   validArguments(t, b?.type === 'function' ? b : undefined);
 });
 
-t.test('a tool result round trip answers with text', async (t) => {
-  const { client } = await sdk(t);
+t.test('a tool result round trip: the call and its result are rendered in their places in the prompt', async (t) => {
+  const { client, steps } = await sdk(t);
   const first = await client.chat.completions.create({
     model: 'm',
     messages: ask,
@@ -158,24 +159,41 @@ t.test('a tool result round trip answers with text', async (t) => {
   });
   const call = first.choices[0]?.message.tool_calls?.[0];
   t.ok(call);
-  if (!call) return;
+  if (call?.type !== 'function') return;
+  const RESULT = '{"temperature": 21, "sky": "clear"}';
   const second = await client.chat.completions.create({
     model: 'm',
     messages: [
       ...ask,
       { role: 'assistant', content: null, tool_calls: [call] },
-      { role: 'tool', tool_call_id: call.id, content: '{"temperature": 21, "sky": "clear"}' },
+      { role: 'tool', tool_call_id: call.id, content: RESULT },
     ],
     tools,
     tool_choice: 'none',
     temperature: 0,
     max_tokens: 24,
   });
+  // What the decoder was given for the second request: the template's rendering, the call (its arguments as the
+  // object the client's string holds) after the question, the tool's text in the tool turn after it, then the
+  // assistant's turn opened.
+  const expected = toolMarkerPrompt(tools, [
+    { role: 'user', content: 'What is the weather in Paris?' },
+    { role: 'assistant', calls: [{ name: call.function.name, arguments: JSON.parse(call.function.arguments) }] },
+    { role: 'tool', content: RESULT },
+  ]);
+  const prompt = lastPrompt(model, steps);
+  t.equal(prompt.text, expected, "the decoder's prompt holds the call and the tool's result in their turns");
+  t.same(
+    prompt.tokens,
+    Array.from(model.tokenize(expected, { addSpecial: true, parseSpecial: true })),
+    'token for token',
+  );
+  // The answer is the greedy continuation of that prompt, as llama.cpp's own loop writes it.
+  const reference = await model.referenceGreedy(prompt.tokens, { nPredict: 24 });
   const message = second.choices[0]?.message;
-  t.type(message?.content, 'string');
-  t.ok((message?.content ?? '').length > 0, 'some text');
+  t.equal(message?.content, Buffer.concat(reference.map((id) => model.tokenBytes(id))).toString('utf8'));
   t.notOk(message?.tool_calls, 'no tool call');
-  t.ok(['stop', 'length'].includes(second.choices[0]?.finish_reason ?? ''));
+  t.equal(second.choices[0]?.finish_reason, reference.length < 24 ? 'stop' : 'length');
 });
 
 t.test('response_format json_schema: the output parses and validates, streamed or not', async (t) => {

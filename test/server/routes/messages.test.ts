@@ -8,6 +8,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { Ajv } from 'ajv';
 import t, { type Test } from 'tap';
 import { loadModel, templateText } from '../../helpers/models.ts';
+import { lastPrompt, parsedReply, toolMarkerPrompt } from '../../helpers/prompts.ts';
 import { parseExposition, sampleValue } from '../../metrics/helpers.ts';
 import { makeHarness } from '../harness.ts';
 
@@ -137,7 +138,7 @@ t.test('messages.stream: the event sequence the SDK assembles, equal to the non-
 });
 
 t.test('a tool_use / tool_result round trip, streamed and not', async (t) => {
-  const { client, url } = await sdk(t);
+  const { client, url, steps } = await sdk(t);
   const body = params(
     { model: 'm', max_tokens: 200, messages: ask, tools, tool_choice: { type: 'any' as const } },
     { temperature: 0, logit_bias: CALL_NOW },
@@ -168,43 +169,62 @@ t.test('a tool_use / tool_result round trip, streamed and not', async (t) => {
   t.same(streamedUse?.type === 'tool_use' ? streamedUse.input : null, use.input, 'the SDK assembled the same input');
   t.same(JSON.parse(partial), use.input, 'from input_json_delta pieces');
 
-  const answer = await client.messages.create({
-    model: 'm',
-    max_tokens: 16,
-    tools,
-    tool_choice: { type: 'none' },
-    messages: [
-      ...ask,
-      { role: 'assistant', content: first.content },
-      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '{"temperature": 21}' }] },
-    ],
-  });
-  t.ok(['end_turn', 'max_tokens'].includes(answer.stop_reason ?? ''));
-  t.equal(answer.content[0]?.type, 'text', 'text after the tool result');
-  t.notOk(answer.content.some((b) => b.type === 'tool_use'));
-  const counted = await client.messages.countTokens({
-    model: 'm',
-    tools,
-    messages: [
-      ...ask,
-      { role: 'assistant', content: first.content },
-      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '{"temperature": 21}' }] },
-    ],
-  });
-  t.equal(
-    counted.input_tokens,
-    answer.usage.input_tokens + (answer.usage.cache_read_input_tokens ?? 0),
-    'countTokens counts the conversation with its tool turn',
+  const conversation: Anthropic.MessageParam[] = [
+    ...ask,
+    { role: 'assistant', content: first.content },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '{"temperature": 21}' }] },
+  ];
+  const answer = await client.messages.create(
+    params(
+      { model: 'm', max_tokens: 16, tools, tool_choice: { type: 'none' as const }, messages: conversation },
+      { temperature: 0 },
+    ),
   );
-  // The same conversation in OpenAI's chat shape renders to the same prompt.
-  const chat = await fetch(`${url}/v1/chat/completions/input_tokens`, {
+  // The decoder's prompt: the tool_use as the assistant's call after the question, the tool_result's text in the
+  // tool turn after it.
+  const chatTools = tools.map((x) => ({
+    type: 'function',
+    function: { name: x.name, description: x.description, parameters: x.input_schema },
+  }));
+  const expected = toolMarkerPrompt(chatTools, [
+    { role: 'user', content: 'What is the weather in Paris?' },
+    { role: 'assistant', calls: [{ name: use.name, arguments: use.input }] },
+    { role: 'tool', content: '{"temperature": 21}' },
+  ]);
+  const prompt = lastPrompt(model, steps);
+  t.equal(prompt.text, expected, 'the tool_use and the tool_result are rendered in their turns');
+  t.same(
+    prompt.tokens,
+    Array.from(model.tokenize(expected, { addSpecial: true, parseSpecial: true })),
+    'token for token',
+  );
+  // The answer: one text block holding the greedy continuation of that prompt.
+  const reference = await model.referenceGreedy(prompt.tokens, { nPredict: 16 });
+  t.same(
+    answer.content,
+    [
+      {
+        type: 'text',
+        text: Buffer.concat(reference.map((id) => model.tokenBytes(id))).toString('utf8'),
+        citations: null,
+      },
+    ],
+    'text after the tool result',
+  );
+  t.equal(answer.stop_reason, reference.length < 16 ? 'end_turn' : 'max_tokens');
+  const counted = await client.messages.countTokens({ model: 'm', tools, messages: conversation });
+  t.equal(counted.input_tokens, prompt.tokens.length, "countTokens counts the decoder's prompt");
+  t.equal(
+    answer.usage.input_tokens + (answer.usage.cache_read_input_tokens ?? 0),
+    prompt.tokens.length,
+    'as usage does (input + cache read)',
+  );
+  // The same conversation in OpenAI's chat shape renders to the same prompt, character for character.
+  const chat = await fetch(`${url}/apply-template`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
-      tools: tools.map((x) => ({
-        type: 'function',
-        function: { name: x.name, description: x.description, parameters: x.input_schema },
-      })),
+      tools: chatTools,
       messages: [
         ...ask,
         {
@@ -218,12 +238,12 @@ t.test('a tool_use / tool_result round trip, streamed and not', async (t) => {
       ],
     }),
   });
-  t.equal(((await chat.json()) as { input_tokens: number }).input_tokens, counted.input_tokens, 'as chat renders it');
+  t.equal(((await chat.json()) as { prompt: string }).prompt, prompt.text, 'as chat renders it');
 });
 
 t.test('thinking: a thinking block before the text, streamed as thinking deltas', async (t) => {
   const template = await templateText('llama-cpp-deepseek-r1');
-  const { client } = await sdk(t, { chat: { template } });
+  const { client, steps } = await sdk(t, { chat: { template } });
   const body = params(
     { model: 'm', max_tokens: 2048, messages: ask, thinking: { type: 'enabled' as const, budget_tokens: 1024 } },
     { grammar: 'root ::= "I weigh it" "</think>" "Yes."' },
@@ -259,13 +279,43 @@ t.test('thinking: a thinking block before the text, streamed as thinking deltas'
   });
   t.equal(omitted.content[0]?.type === 'thinking' ? omitted.content[0].thinking : null, '', 'display omitted');
 
-  // The thinking block goes back as the assistant's reasoning.
-  const next = await client.messages.create({
-    model: 'm',
-    max_tokens: 4,
-    messages: [...ask, { role: 'assistant', content: m.content }, { role: 'user', content: 'Sure?' }],
-  });
-  t.equal(next.type, 'message');
+  // The thinking block goes back as the assistant's reasoning; the template decides whether it renders it. DeepSeek
+  // R1's drops an earlier turn's thought and keeps its answer; the new reply is split as llama.cpp's parser splits
+  // the text the grammar fixes.
+  const conversation: Anthropic.MessageParam[] = [
+    ...ask,
+    { role: 'assistant', content: m.content },
+    { role: 'user', content: 'Sure?' },
+  ];
+  const next = await client.messages.create(
+    params({ ...body, messages: conversation }, { grammar: 'root ::= "Still weighing" "</think>" "No."' }),
+  );
+  t.equal(
+    lastPrompt(model, steps).text,
+    '<|endoftext|><｜User｜>What is the weather in Paris?<｜end▁of▁sentence｜><｜Assistant｜>Yes.<｜end▁of▁sentence｜><｜User｜>Sure?<｜end▁of▁sentence｜><｜Assistant｜><think>\n',
+    'the earlier answer is rendered, its thinking dropped, as the template says',
+  );
+  const split = await parsedReply(model, template, 'Still weighing</think>No.');
+  t.same(split, { reasoning: '\nStill weighing', content: 'No.' }, 'the parser splits at </think>');
+  t.same(
+    next.content.map((b) =>
+      b.type === 'thinking' ? [b.type, b.thinking] : b.type === 'text' ? [b.type, b.text] : [b.type],
+    ),
+    [
+      ['thinking', split.reasoning],
+      ['text', split.content],
+    ],
+    "the reply's thinking and text blocks are the parser's split",
+  );
+
+  // A template that renders an earlier thought (Bielik's): the thinking block reaches the prompt, in its turn.
+  const bielik = await sdk(t, { chat: { template: await templateText('Bielik-11B-v3.0-Instruct') } });
+  await bielik.client.messages.create({ model: 'm', max_tokens: 1, messages: conversation });
+  t.equal(
+    lastPrompt(model, bielik.steps).text,
+    '<|endoftext|><|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n<|im_start|>assistant\n<think>\nI weigh it\n</think>\nYes.<|im_end|>\n<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n<think>\n',
+    'the earlier thinking is rendered where the template puts it',
+  );
 });
 
 t.test('thinking disabled or enabled: the template is told (Qwen 3 closes an empty thought)', async (t) => {
@@ -303,7 +353,7 @@ t.test('output_config.format: the output validates against the schema', async (t
 });
 
 t.test('a tool_result with is_error and text blocks reaches the template as an error', async (t) => {
-  const { client } = await sdk(t);
+  const { client, steps } = await sdk(t);
   const turn = (result: Anthropic.ToolResultBlockParam): Anthropic.MessageParam[] => [
     ...ask,
     {
@@ -312,19 +362,37 @@ t.test('a tool_result with is_error and text blocks reaches the template as an e
     },
     { role: 'user', content: [result, { type: 'text', text: 'And now?' }] },
   ];
-  const plain = await client.messages.countTokens({
-    model: 'm',
-    tools,
-    messages: turn({ type: 'tool_result', tool_use_id: 'call_1', content: [{ type: 'text', text: 'no network' }] }),
-  });
-  const failed = await client.messages.countTokens({
-    model: 'm',
-    tools,
-    messages: turn({ type: 'tool_result', tool_use_id: 'call_1', content: 'no network', is_error: true }),
-  });
-  const words = model.tokenize('Error: no network', { addSpecial: false }).length;
-  const bare = model.tokenize('no network', { addSpecial: false }).length;
-  t.equal(failed.input_tokens - plain.input_tokens, words - bare, 'the result is marked as an error');
+  // The prompt the decoder is given for each: the result's text in the tool turn (marked when is_error), the
+  // user's text after it.
+  const promptOf = async (result: Anthropic.ToolResultBlockParam): Promise<string> => {
+    await client.messages.create(
+      params({ model: 'm', max_tokens: 1, tools, messages: turn(result) }, { temperature: 0 }),
+    );
+    return lastPrompt(model, steps).text;
+  };
+  const expected = (text: string) =>
+    toolMarkerPrompt(
+      tools.map((x) => ({
+        type: 'function',
+        function: { name: x.name, description: x.description, parameters: x.input_schema },
+      })),
+      [
+        { role: 'user', content: 'What is the weather in Paris?' },
+        { role: 'assistant', calls: [{ name: 'get_weather', arguments: { unit: 'celsius' } }] },
+        { role: 'tool', content: text },
+        { role: 'user', content: 'And now?' },
+      ],
+    );
+  t.equal(
+    await promptOf({ type: 'tool_result', tool_use_id: 'call_1', content: [{ type: 'text', text: 'no network' }] }),
+    expected('no network'),
+    'text blocks: the text in the tool turn',
+  );
+  t.equal(
+    await promptOf({ type: 'tool_result', tool_use_id: 'call_1', content: 'no network', is_error: true }),
+    expected('Error: no network'),
+    'is_error: the result is marked as an error',
+  );
 });
 
 t.test('errors in Anthropic shape: validation, refusals, 401; nothing reaches the scheduler', async (t) => {

@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import t, { type Test } from 'tap';
 import { loadModel, templateText } from '../../helpers/models.ts';
+import { lastPrompt, parsedReply, toolMarkerPrompt } from '../../helpers/prompts.ts';
 import { parseExposition, sampleValue } from '../../metrics/helpers.ts';
 import { makeHarness } from '../harness.ts';
 
@@ -151,7 +152,7 @@ t.test('responses.stream: the event sequence the SDK assembles, equal to the non
 });
 
 t.test('a function call round trip: explicit items, then previous_response_id', async (t) => {
-  const { client, url } = await sdk(t);
+  const { client, url, steps } = await sdk(t);
   const input: OpenAI.Responses.ResponseInput = [{ role: 'user', content: 'What is the weather in Paris?' }];
   const first = await client.responses.create(
     params(
@@ -183,10 +184,32 @@ t.test('a function call round trip: explicit items, then previous_response_id', 
     temperature: 0,
     max_output_tokens: 16,
   });
-  t.equal(answer.output[0]?.type, 'message', 'text after the tool result');
-  t.ok(answer.output_text.length > 0);
+  // The decoder's prompt: the call after the question, the function's output in the tool turn after it.
+  const chatTools = [
+    { type: 'function', function: { name: 'get_weather', description: 'Current weather', parameters: WEATHER } },
+  ];
+  const expected = toolMarkerPrompt(chatTools, [
+    { role: 'user', content: 'What is the weather in Paris?' },
+    { role: 'assistant', calls: [{ name: call.name, arguments: JSON.parse(call.arguments) }] },
+    { role: 'tool', content: '{"temperature": 21}' },
+  ]);
+  const prompt = lastPrompt(model, steps);
+  t.equal(prompt.text, expected, "the call and the function's output are rendered in their turns");
+  t.same(
+    prompt.tokens,
+    Array.from(model.tokenize(expected, { addSpecial: true, parseSpecial: true })),
+    'token for token',
+  );
+  // The answer: a message item holding the greedy continuation of that prompt.
+  const reference = await model.referenceGreedy(prompt.tokens, { nPredict: 16 });
+  t.same(
+    answer.output.map((o) => o.type),
+    ['message'],
+    'text after the tool result',
+  );
+  t.equal(answer.output_text, Buffer.concat(reference.map((id) => model.tokenBytes(id))).toString('utf8'));
 
-  // The stored conversation renders to the same prompt as the explicit one.
+  // The stored conversation renders to the same prompt as the explicit one, token for token.
   const chained = await client.responses.create({
     model: 'm',
     previous_response_id: first.id,
@@ -197,19 +220,18 @@ t.test('a function call round trip: explicit items, then previous_response_id', 
     max_output_tokens: 16,
   });
   t.equal(chained.previous_response_id, first.id);
-  t.equal(chained.usage?.input_tokens, answer.usage?.input_tokens, 'same prompt length');
+  t.same(lastPrompt(model, steps).tokens, prompt.tokens, 'the same prompt, token for token');
   t.equal(chained.output_text, answer.output_text, 'same greedy answer');
   const counted = await client.responses.inputTokens.count({ model: 'm', input: explicit, tools, tool_choice: 'none' });
   t.equal(counted.object, 'response.input_tokens');
-  t.equal(counted.input_tokens, answer.usage?.input_tokens, 'inputTokens.count equals usage.input_tokens');
-  // The same conversation in chat's shape renders to the same prompt.
-  const chat = await fetch(`${url}/v1/chat/completions/input_tokens`, {
+  t.equal(counted.input_tokens, prompt.tokens.length, "inputTokens.count counts the decoder's prompt");
+  t.equal(answer.usage?.input_tokens, prompt.tokens.length, 'as usage.input_tokens does');
+  // The same conversation in chat's shape renders to the same prompt, character for character.
+  const chat = await fetch(`${url}/apply-template`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
-      tools: [
-        { type: 'function', function: { name: 'get_weather', description: 'Current weather', parameters: WEATHER } },
-      ],
+      tools: chatTools,
       tool_choice: 'none',
       messages: [
         { role: 'user', content: 'What is the weather in Paris?' },
@@ -224,7 +246,7 @@ t.test('a function call round trip: explicit items, then previous_response_id', 
       ],
     }),
   });
-  t.equal(((await chat.json()) as { input_tokens: number }).input_tokens, counted.input_tokens, 'as chat renders it');
+  t.equal(((await chat.json()) as { prompt: string }).prompt, prompt.text, 'as chat renders it');
   const countedChain = await client.responses.inputTokens.count({
     model: 'm',
     previous_response_id: first.id,
@@ -328,7 +350,7 @@ t.test('text.format json_schema: the output validates', async (t) => {
 
 t.test('reasoning: a reasoning item before the message, streamed as reasoning_text', async (t) => {
   const template = await templateText('llama-cpp-deepseek-r1');
-  const { client } = await sdk(t, { chat: { template } });
+  const { client, steps } = await sdk(t, { chat: { template } });
   // A grammar fixes the output: the template opened <think>, the model closes it and answers.
   const body = params(
     { model: 'm', input: 'Is it?', max_output_tokens: 30 },
@@ -357,13 +379,48 @@ t.test('reasoning: a reasoning item before the message, streamed as reasoning_te
   t.ok(types.indexOf('response.reasoning_text.delta') < types.indexOf('response.output_text.delta'));
   t.ok(types.includes('response.reasoning_text.done'));
 
-  // The reasoning item goes back as the assistant's reasoning; the template decides whether it renders it.
-  const next = await client.responses.create({
+  // The reasoning item goes back as the assistant's reasoning; the template decides whether it renders it. DeepSeek
+  // R1's drops an earlier turn's thought and keeps its answer; the new reply is split as llama.cpp's parser splits
+  // the text the grammar fixes.
+  const conversation = [{ role: 'user', content: 'Is it?' }, ...r.output, { role: 'user', content: 'Sure?' }];
+  const grammar = 'root ::= "Still weighing" "</think>" "No."';
+  const next = await client.responses.create(
+    params(
+      { model: 'm', input: conversation, max_output_tokens: 30 } as OpenAI.Responses.ResponseCreateParamsNonStreaming,
+      {
+        grammar,
+      },
+    ),
+  );
+  t.equal(
+    lastPrompt(model, steps).text,
+    '<|endoftext|><｜User｜>Is it?<｜end▁of▁sentence｜><｜Assistant｜>Yes.<｜end▁of▁sentence｜><｜User｜>Sure?<｜end▁of▁sentence｜><｜Assistant｜><think>\n',
+    'the earlier answer is rendered, its reasoning dropped, as the template says',
+  );
+  const split = await parsedReply(model, template, 'Still weighing</think>No.');
+  // (llama.cpp keeps the newline the template wrote after <think> in the thought)
+  t.same(split, { reasoning: '\nStill weighing', content: 'No.' }, 'the parser splits at </think>');
+  t.same(
+    next.output.map((o) => (o.type === 'reasoning' ? ['reasoning', o.content?.[0]?.text] : [o.type, next.output_text])),
+    [
+      ['reasoning', split.reasoning],
+      ['message', split.content],
+    ],
+    "the reply's reasoning and message are the parser's split",
+  );
+
+  // A template that renders an earlier thought (Bielik's): the reasoning item reaches the prompt, in its turn.
+  const bielik = await sdk(t, { chat: { template: await templateText('Bielik-11B-v3.0-Instruct') } });
+  await bielik.client.responses.create({
     model: 'm',
-    input: [{ role: 'user', content: 'Is it?' }, ...r.output, { role: 'user', content: 'Sure?' }],
-    max_output_tokens: 4,
+    input: conversation,
+    max_output_tokens: 1,
   } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
-  t.equal(next.object, 'response');
+  t.equal(
+    lastPrompt(model, bielik.steps).text,
+    '<|endoftext|><|im_start|>user\nIs it?<|im_end|>\n<|im_start|>assistant\n<think>\nI weigh it\n</think>\nYes.<|im_end|>\n<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n<think>\n',
+    'the earlier reasoning is rendered where the template puts it',
+  );
 });
 
 t.test('store: false keeps nothing; an unknown previous_response_id is a 400 that says why', async (t) => {
