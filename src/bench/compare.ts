@@ -36,6 +36,15 @@ export interface CompareOptions {
   rate: number | null;
   /** After each cold run, the same load again on the same server (prompts it has seen). */
   warm: boolean;
+  /**
+   * Which loads run, each on a fresh pair of servers. 'ranks': each --ranks value (cold, then warm with --warm).
+   * 'returning': three phases on one server with the same seed, so later phases send earlier prompts again exactly —
+   * `parallel` ranks x 3 requests each (cold), twice as many ranks as slots x 2 each (most prompts seen), `parallel`
+   * ranks x 3 again (all seen).
+   */
+  workloads: Array<'ranks' | 'returning'>;
+  /** The whole comparison this many times, the servers alternating; figures are medians with their range. */
+  repeat: number;
   peer: PeerChoice;
   json: string | null;
 }
@@ -93,6 +102,28 @@ const COMPARE_FLAGS: readonly FlagSpec<keyof CompareOptions>[] = [
     key: 'warm',
     default: 'false',
     help: 'after each cold run, the same load again on the same servers (prompts they have seen: prompt caches)',
+  },
+  {
+    names: ['--workloads'],
+    kind: 'list',
+    key: 'workloads',
+    value: 'ranks,returning',
+    default: 'ranks,returning',
+    parse: (v) => {
+      for (const w of v as string[])
+        if (w !== 'ranks' && w !== 'returning') throw new RangeError(`'${w}' is not one of ranks, returning`);
+      return v;
+    },
+    help: 'ranks: the --ranks loads; returning: 3 phases on one server (P ranks x 3, 2P x 2, P x 3) repeating earlier prompts',
+  },
+  {
+    names: ['--repeat'],
+    kind: 'int',
+    key: 'repeat',
+    min: 1,
+    max: 100,
+    default: '1',
+    help: 'run everything this many times, the servers alternating; figures are medians (min-max)',
   },
   {
     names: ['--peer'],
@@ -261,27 +292,77 @@ function loadOptions(url: string, o: CompareOptions, ranks: number, file: string
 
 const quiet = { write: () => true } as unknown as NodeJS.WriteStream;
 
-async function measure(server: Running, load: LoadgenOptions, what: string, file: string): Promise<LoadgenReport> {
-  process.stderr.write(`[compare] ${what}\n`);
-  const code = await runLoadgen({ ...load, jsonFile: file }, { stdout: quiet, stderr: process.stderr });
-  if (code !== 0)
-    throw new Error(`the load against ${what} failed (exit ${code}); server log:\n${server.log().slice(-3000)}`);
-  return (JSON.parse(await readFile(file, 'utf8')) as { report: LoadgenReport }).report;
+/** One load on a running server. */
+export interface LoadStep {
+  label: string;
+  ranks: number;
+  requests: number;
 }
 
-export type Phase = 'cold' | 'warm';
+/** Loads run one after the other on one fresh server of each target. */
+export interface Workload {
+  name: string;
+  steps: LoadStep[];
+}
+
+export function workloadsOf(o: CompareOptions): Workload[] {
+  const list: Workload[] = (o.workloads.includes('ranks') ? o.ranks : []).map((ranks) => ({
+    name: `${ranks} ranks`,
+    steps: (o.warm ? ['cold', 'warm'] : ['cold']).map((label) => ({
+      label,
+      ranks,
+      requests: ranks * o.requestsPerRank,
+    })),
+  }));
+  if (o.workloads.includes('returning')) {
+    const p = o.parallel;
+    list.push({
+      name: 'returning',
+      steps: [
+        { label: `1 cold, ${p} ranks`, ranks: p, requests: 3 * p },
+        { label: `2 most seen, ${2 * p} ranks`, ranks: 2 * p, requests: 4 * p },
+        { label: `3 all seen, ${p} ranks`, ranks: p, requests: 3 * p },
+      ],
+    });
+  }
+  return list;
+}
+
+/** A request's server-side timings, as the loadgen's JSON keeps them. */
+export interface ServerTimingsRecord {
+  ok: boolean;
+  ttftMs: number | null;
+  serverTimings: Record<string, number> | null;
+}
 
 export interface CompareRun {
   target: string;
+  workload: string;
+  step: string;
   ranks: number;
-  phase: Phase;
+  /** 1-based: which repetition of the whole comparison. */
+  repeat: number;
   report: LoadgenReport;
+  requests: ServerTimingsRecord[];
 }
 
 export interface CompareResult {
   options: CompareOptions;
   commands: Record<string, string>;
   runs: CompareRun[];
+}
+
+async function measure(
+  server: Running,
+  load: LoadgenOptions,
+  what: string,
+  file: string,
+): Promise<{ report: LoadgenReport; requests: ServerTimingsRecord[] }> {
+  process.stderr.write(`[compare] ${what}\n`);
+  const code = await runLoadgen({ ...load, jsonFile: file }, { stdout: quiet, stderr: process.stderr });
+  if (code !== 0)
+    throw new Error(`the load against ${what} failed (exit ${code}); server log:\n${server.log().slice(-3000)}`);
+  return JSON.parse(await readFile(file, 'utf8')) as { report: LoadgenReport; requests: ServerTimingsRecord[] };
 }
 
 export async function runCompare(o: CompareOptions): Promise<CompareResult> {
@@ -292,30 +373,40 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const list = targets(o, llamaServer);
   const runs: CompareRun[] = [];
   try {
-    for (const ranks of o.ranks) {
-      for (const target of list) {
-        const server = await target.start(await freePort());
-        try {
-          // A short request first: page the weights in and open the connection pool; not measured.
-          const warmup = {
-            ...loadOptions(server.url, o, 1, null),
-            requests: 1,
-            maxTokens: 4,
-            promptTokens: 16,
-            systemTokens: 0,
-            multiTurn: false,
-            rate: null,
-            seed: 999,
-          };
-          await runLoadgen(warmup, { stdout: quiet, stderr: quiet });
-          const load = loadOptions(server.url, o, ranks, null);
-          for (const phase of o.warm ? (['cold', 'warm'] as const) : (['cold'] as const)) {
-            const file = join(dir, `${runs.length}.json`);
-            const what = `${target.label}: ${phase}, ${ranks} ranks x ${o.requestsPerRank} requests, ${o.parallel} slots`;
-            runs.push({ target: target.label, ranks, phase, report: await measure(server, load, what, file) });
+    for (let repeat = 1; repeat <= o.repeat; repeat++) {
+      for (const workload of workloadsOf(o)) {
+        for (const target of list) {
+          const server = await target.start(await freePort());
+          try {
+            // A short request first: page the weights in and open the connection pool; not measured.
+            const warmup = {
+              ...loadOptions(server.url, o, 1, null),
+              requests: 1,
+              maxTokens: 4,
+              promptTokens: 16,
+              systemTokens: 0,
+              multiTurn: false,
+              rate: null,
+              seed: 999,
+            };
+            await runLoadgen(warmup, { stdout: quiet, stderr: quiet });
+            for (const step of workload.steps) {
+              const load = { ...loadOptions(server.url, o, step.ranks, null), requests: step.requests };
+              const file = join(dir, `${runs.length}.json`);
+              const what = `${target.label}: ${workload.name}, ${step.label} (${step.requests} requests, ${o.parallel} slots), run ${repeat}/${o.repeat}`;
+              const measured = await measure(server, load, what, file);
+              runs.push({
+                target: target.label,
+                workload: workload.name,
+                step: step.label,
+                ranks: step.ranks,
+                repeat,
+                ...measured,
+              });
+            }
+          } finally {
+            await stop(server);
           }
-        } finally {
-          await stop(server);
         }
       }
     }
@@ -326,10 +417,69 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
 }
 
 const fmt = (v: number | null | undefined, d: number) => (v === null || v === undefined ? '-' : v.toFixed(d));
-const ratio = (a: number | null | undefined, b: number | null | undefined) =>
-  a !== null && a !== undefined && b ? (a / b).toFixed(3) : '-';
 
-/** One table per load (rank count and phase): a column per server, and ours/theirs after each peer's. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const v = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+/** The median of the values, with their range when there are several: "12.3 (11.9-13.0)". */
+function spread(values: readonly (number | null)[], d: number): string {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x));
+  const m = median(v);
+  if (m === null) return '-';
+  return v.length > 1 ? `${fmt(m, d)} (${fmt(Math.min(...v), d)}-${fmt(Math.max(...v), d)})` : fmt(m, d);
+}
+
+const mean = (values: readonly number[]): number | null =>
+  values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length;
+
+/** Where the time to the first token went, by the server's own timings, averaged over a run's successful requests. */
+export interface FirstTokenBreakdown {
+  ttftMs: number | null;
+  /** llama-server's prompt_ms: from the slot's start to the first token. */
+  promptMs: number | null;
+  /** TTFT less prompt_ms: waiting for a slot, admission, the network. */
+  beforeMs: number | null;
+  /** Share of prompt tokens served from a cache (cache_n / (cache_n + prompt_n)). */
+  cachedShare: number | null;
+  /** This server's own fields (src/server/generation/types.ts); null for llama-server. */
+  queueMs: number | null;
+  prepareMs: number | null;
+  restoredShare: number | null;
+  prefillSteps: number | null;
+  prefillStepsMs: number | null;
+}
+
+export function firstTokenBreakdown(requests: readonly ServerTimingsRecord[]): FirstTokenBreakdown {
+  const ok = requests.filter((r) => r.ok && r.ttftMs !== null && r.serverTimings !== null);
+  const field = (name: string) =>
+    mean(ok.flatMap((r) => (r.serverTimings?.[name] !== undefined ? [r.serverTimings[name] as number] : [])));
+  const sum = (name: string) => ok.reduce((n, r) => n + (r.serverTimings?.[name] ?? 0), 0);
+  const prompt = sum('prompt_n') + sum('cache_n');
+  const ours = ok.some((r) => r.serverTimings?.queue_ms !== undefined);
+  const ttft = mean(ok.map((r) => r.ttftMs as number));
+  const promptMs = field('prompt_ms');
+  return {
+    ttftMs: ttft,
+    promptMs,
+    beforeMs: ttft !== null && promptMs !== null ? ttft - promptMs : null,
+    cachedShare: prompt > 0 ? sum('cache_n') / prompt : null,
+    queueMs: ours ? field('queue_ms') : null,
+    prepareMs: ours ? field('prepare_ms') : null,
+    restoredShare: ours && prompt > 0 ? sum('restored_n') / prompt : null,
+    prefillSteps: ours ? field('prefill_steps') : null,
+    prefillStepsMs: ours ? field('prefill_steps_ms') : null,
+  };
+}
+
+/**
+ * One table per load (workload and step): a column per server with the median over repeats (and its range), and
+ * after each peer the median of the per-repeat ratios ours/theirs (and its range). Then where the first token's
+ * time went on each server.
+ */
 export function formatCompare(r: CompareResult): string {
   const o = r.options;
   const labels = Object.keys(r.commands);
@@ -337,18 +487,20 @@ export function formatCompare(r: CompareResult): string {
   const out: string[] = [
     `model ${o.model} | -c ${o.ctxSize} | -np ${o.parallel} | -t ${o.threads} | ${o.requestsPerRank} requests per rank | max_tokens ${o.maxTokens} | ~${o.promptTokens} prompt tokens` +
       (o.systemTokens > 0 ? ` after a shared ~${o.systemTokens}-token system prompt` : '') +
-      (o.multiTurn ? ' | multi-turn (each rank one conversation)' : ''),
+      (o.multiTurn ? ' | multi-turn (each rank one conversation)' : '') +
+      (o.repeat > 1 ? ` | ${o.repeat} alternating runs: median (min-max)` : ''),
     ...labels.map((l) => `- ${l}: \`${r.commands[l]}\``),
     '',
   ];
-  const loads = [...new Set(r.runs.map((run) => `${run.ranks}:${run.phase}`))];
+  const loads = [...new Map(r.runs.map((run) => [`${run.workload}\u0000${run.step}`, run])).values()];
   for (const load of loads) {
-    const [ranks, phase] = load.split(':');
-    const of = (label: string | undefined) =>
-      r.runs.find((run) => run.target === label && `${run.ranks}:${run.phase}` === load)?.report;
-    const ours = of(ourLabel);
-    if (!ours) continue;
-    const columns = peers.map((p) => ({ label: p, report: of(p) }));
+    const runsOf = (label: string | undefined) =>
+      r.runs
+        .filter((run) => run.target === label && run.workload === load.workload && run.step === load.step)
+        .sort((a, b) => a.repeat - b.repeat);
+    const ours = runsOf(ourLabel);
+    if (ours.length === 0) continue;
+    const columns = peers.map((p) => ({ label: p, runs: runsOf(p) }));
     const metrics: Array<[string, (x: LoadgenReport) => number | null, number]> = [
       ['output tokens/s', (x) => x.outputTokensPerSecond, 2],
       ['requests/s', (x) => x.requestsPerSecond, 3],
@@ -364,17 +516,63 @@ export function formatCompare(r: CompareResult): string {
     add('TTFT', (x) => x.ttftMs);
     add('E2E', (x) => x.e2eMs);
     metrics.push(['ITL mean (ms)', (x) => x.itlMs.mean, 1], ['TPOT mean (ms)', (x) => x.tpotMs.mean, 1]);
-    out.push(`### ${phase}, ${ranks} ranks`, '');
+    const title =
+      load.workload === `${load.ranks} ranks` ? `${load.step}, ${load.ranks} ranks` : `${load.workload}: ${load.step}`;
+    out.push(`### ${title}`, '');
     out.push(`| metric | ${ourLabel} | ${columns.map((c) => `${c.label} | ours/theirs`).join(' | ')} |`);
     out.push(`|---|---:|${columns.map(() => '---:|---:').join('|')}|`);
     for (const [name, pick, d] of metrics) {
-      const a = pick(ours);
+      const cells = columns.map((c) => {
+        if (c.runs.length === 0) return '- | -';
+        const ratios = ours.flatMap((run, k) => {
+          const a = pick(run.report);
+          const theirs = c.runs[k];
+          const b = theirs ? pick(theirs.report) : null;
+          return a !== null && b ? [a / b] : [];
+        });
+        return `${spread(
+          c.runs.map((x) => pick(x.report)),
+          d,
+        )} | ${spread(ratios, 3)}`;
+      });
       out.push(
-        `| ${name} | ${fmt(a, d)} | ${columns.map((c) => (c.report ? `${fmt(pick(c.report), d)} | ${ratio(a, pick(c.report))}` : '- | -')).join(' | ')} |`,
+        `| ${name} | ${spread(
+          ours.map((x) => pick(x.report)),
+          d,
+        )} | ${cells.join(' | ')} |`,
       );
     }
-    const errors = (x: LoadgenReport | undefined) => (x ? `${x.ok} / ${x.errors}` : '-');
-    out.push(`| ok / errors | ${errors(ours)} | ${columns.map((c) => `${errors(c.report)} | `).join(' | ')} |`, '');
+    const errors = (runs: CompareRun[]) =>
+      runs.length === 0
+        ? '-'
+        : `${runs.reduce((n, x) => n + x.report.ok, 0)} / ${runs.reduce((n, x) => n + x.report.errors, 0)}`;
+    out.push(`| ok / errors | ${errors(ours)} | ${columns.map((c) => `${errors(c.runs)} | `).join(' | ')} |`, '');
+    // Where the first token's time went, each server by its own timings.
+    const rows: Array<[string, (b: FirstTokenBreakdown) => number | null, number]> = [
+      ['TTFT mean, client (ms)', (b) => b.ttftMs, 1],
+      ['prompt_ms mean: slot start to first token (ms)', (b) => b.promptMs, 1],
+      ['TTFT less prompt_ms: waiting, admission, network (ms)', (b) => b.beforeMs, 1],
+      ['prompt tokens from a cache (%)', (b) => (b.cachedShare === null ? null : 100 * b.cachedShare), 1],
+      ['of which restored from host RAM (%)', (b) => (b.restoredShare === null ? null : 100 * b.restoredShare), 1],
+      ['queue_ms mean: waiting for admission (ms)', (b) => b.queueMs, 1],
+      ['prepare_ms mean: saves and restores before it starts (ms)', (b) => b.prepareMs, 1],
+      ['prefill steps mean', (b) => b.prefillSteps, 2],
+      ['prefill steps ms mean', (b) => b.prefillStepsMs, 1],
+    ];
+    const all = [{ label: ourLabel ?? 'ours', runs: ours }, ...columns];
+    out.push(`| first token | ${all.map((c) => c.label).join(' | ')} |`, `|---|${all.map(() => '---:').join('|')}|`);
+    for (const [name, pick, d] of rows)
+      out.push(
+        `| ${name} | ${all
+          .map((c) =>
+            spread(
+              c.runs.map((x) => pick(firstTokenBreakdown(x.requests))),
+              d,
+            ),
+          )
+          .join(' | ')} |`,
+      );
+    out.push('');
   }
   return `${out.join('\n')}\n`;
 }

@@ -18,6 +18,7 @@ import type {
   RequestEndReason,
   RequestHandle,
   RequestSummary,
+  RequestTimeline,
   SchedulerObserver,
   SchedulerOptions,
   SlotSnapshot,
@@ -49,6 +50,7 @@ interface Job {
   readonly queuedAt: number;
   startedAt: number | null;
   firstTokenAt: number | null;
+  readonly timeline: RequestTimeline;
   timer: ReturnType<typeof setTimeout> | null;
   onAbort: (() => void) | null;
   readonly resolve: (summary: RequestSummary) => void;
@@ -258,6 +260,7 @@ export class Scheduler {
       queuedAt: this.#now(),
       startedAt: null,
       firstTokenAt: null,
+      timeline: { admittedAt: null, prepareMs: 0, restoredTokens: 0, prefillSteps: 0, prefillStepMs: 0 },
       timer: null,
       onAbort: null,
       resolve,
@@ -378,12 +381,15 @@ export class Scheduler {
       this.#queue.shift((j) => j === job);
       job.state = 'admitting';
       slot.reserved = true;
+      const first = job.startedAt === null;
+      const preparing = this.#now();
+      if (first) job.timeline.admittedAt = preparing;
       try {
         for (const victim of plan.evict) await this.#giveBack(victim);
         // The slot's own cache is about to be overwritten by another prompt: keep it in RAM first.
         if (plan.restore !== null || commonPrefix(this.#cachedPrefix(slot), this.#promptOf(job)) < slot.cachedCount)
           await this.#keep(slot);
-        if (plan.restore !== null) await this.#restore(slot, plan.restore, plan.restorePrefix);
+        if (plan.restore !== null) await this.#restore(slot, plan.restore, plan.restorePrefix, job);
       } catch (err) {
         // A save or restore failed: the slot's cache is unknown; the request can still start, cold.
         slot.cache = null;
@@ -391,6 +397,7 @@ export class Scheduler {
         void err;
       } finally {
         slot.reserved = false;
+        if (first) job.timeline.prepareMs += this.#now() - preparing;
       }
       // Cancelled while its slot was being prepared: #end took care of it.
       if (job.state !== 'admitting') continue;
@@ -555,8 +562,9 @@ export class Scheduler {
     slot.saved = false;
   }
 
-  async #restore(slot: Slot, entry: CachedPrompt, prefix: number): Promise<void> {
+  async #restore(slot: Slot, entry: CachedPrompt, prefix: number, job: Job): Promise<void> {
     const n = await this.#decoder.restoreState(slot.id, entry);
+    if (job.startedAt === null) job.timeline.restoredTokens = prefix;
     slot.cache = null;
     slot.cachedCount = n;
     slot.saved = true;
@@ -641,7 +649,7 @@ export class Scheduler {
       await this.#makeRoom();
       return;
     }
-    this.#apply(result);
+    this.#apply(result, durationMs);
     const stats = {
       durationMs,
       batchTokens: result.batchTokens,
@@ -714,7 +722,7 @@ export class Scheduler {
   }
 
   /** Hands a step's events to their requests. No step is in flight here, so cancels free slots at once. */
-  #apply(result: StepResult): void {
+  #apply(result: StepResult, durationMs: number): void {
     for (const ev of result.events) {
       const slot = this.#slots[ev.slot];
       const job = slot?.job;
@@ -726,6 +734,10 @@ export class Scheduler {
       }
       const run = job.run;
       run.processed += ev.promptProcessed;
+      if (ev.promptProcessed > 0 && job.firstTokenAt === null) {
+        job.timeline.prefillSteps++;
+        job.timeline.prefillStepMs += durationMs;
+      }
       job.shifted += ev.shifted ?? 0;
       // A resumed request re-reads its own prompt: its client heard about that prompt already.
       if (ev.promptProcessed > 0 && run.generatedBefore === 0 && job.handlers.onPromptProgress !== undefined) {
@@ -844,6 +856,7 @@ export class Scheduler {
       startedAt: job.startedAt,
       firstTokenAt: job.firstTokenAt,
       endedAt: this.#now(),
+      timeline: { ...job.timeline },
     };
     guard(() => job.handlers.onEnd(summary, text));
     guard(() => this.#observer.onRequestEnd?.(summary));

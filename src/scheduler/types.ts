@@ -85,6 +85,20 @@ export interface RequestSummary {
   startedAt: number | null;
   firstTokenAt: number | null;
   endedAt: number;
+  /** Where the time before the first token went (the first run on a slot; a resume after a preemption not counted). */
+  timeline: RequestTimeline;
+}
+
+export interface RequestTimeline {
+  /** When admission took it from the queue (ms, scheduler clock); null: it never left the queue. */
+  admittedAt: number | null;
+  /** Admission work between steps before it could start: other slots' caches saved to RAM, its own restored. */
+  prepareMs: number;
+  /** Prompt tokens restored from the host-RAM cache. */
+  restoredTokens: number;
+  /** Steps that decoded part of its prompt, and the time they took (they also carried other slots' tokens). */
+  prefillSteps: number;
+  prefillStepMs: number;
 }
 
 export interface GenerationHandlers {

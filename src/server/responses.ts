@@ -23,6 +23,12 @@ export const Timings = Type.Object({
   predicted_ms: Type.Number(),
   predicted_per_token_ms: Type.Number(),
   predicted_per_second: Type.Number(),
+  // This server's: where the time before the first token went (src/server/generation/types.ts).
+  queue_ms: Type.Optional(Type.Number()),
+  prepare_ms: Type.Optional(Type.Number()),
+  restored_n: Type.Optional(Type.Integer()),
+  prefill_steps: Type.Optional(Type.Integer()),
+  prefill_steps_ms: Type.Optional(Type.Number()),
 });
 
 const FinishReason = Type.Union([

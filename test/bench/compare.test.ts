@@ -1,6 +1,14 @@
 import { availableParallelism } from 'node:os';
 import t from 'tap';
-import { parseCompareArgs } from '../../src/bench/compare.ts';
+import {
+  type CompareRun,
+  firstTokenBreakdown,
+  formatCompare,
+  median,
+  parseCompareArgs,
+  workloadsOf,
+} from '../../src/bench/compare.ts';
+import type { LoadgenReport } from '../../src/bench/loadgen/stats.ts';
 
 t.test("defaults: llama-server's -c and the issue's 8 slots, ranks from --parallel, both peer columns", async (t) => {
   t.same(parseCompareArgs(['-m', 'x.gguf']), {
@@ -16,8 +24,14 @@ t.test("defaults: llama-server's -c and the issue's 8 slots, ranks from --parall
     threads: availableParallelism(),
     rate: null,
     warm: false,
+    workloads: ['ranks', 'returning'],
+    repeat: 1,
     peer: 'both',
     json: null,
+  });
+  t.match(parseCompareArgs(['-m', 'x', '--workloads', 'returning', '--repeat', '3']), {
+    workloads: ['returning'],
+    repeat: 3,
   });
   t.match(parseCompareArgs(['--model', 'x', '--parallel', '3']), { ranks: [3] });
   t.match(parseCompareArgs(['--model', 'x', '--ranks', '1,2,8,16', '--warm', '--peer', 'defaults']), {
@@ -42,6 +56,108 @@ t.test('bad flags name themselves', async (t) => {
     [['-m', 'x', '--rate', '0'], /--rate must be greater than 0/],
     [['-m', 'x', '--parallel', 'two'], /--parallel must be an integer, got 'two'/],
     [['-m', 'x', '--slots', '2'], /unknown option '--slots'/],
+    [['-m', 'x', '--workloads', 'ranks,nope'], /--workloads: 'nope' is not one of ranks, returning/],
   ];
   for (const [argv, message] of bad) t.throws(() => parseCompareArgs(argv), message, argv.join(' '));
 });
+
+t.test('the returning-clients workload: three phases on one server, earlier prompts again', async (t) => {
+  const o = parseCompareArgs(['-m', 'x', '--parallel', '8']);
+  t.same(workloadsOf(o), [
+    { name: '8 ranks', steps: [{ label: 'cold', ranks: 8, requests: 24 }] },
+    {
+      name: 'returning',
+      steps: [
+        { label: '1 cold, 8 ranks', ranks: 8, requests: 24 },
+        { label: '2 most seen, 16 ranks', ranks: 16, requests: 32 },
+        { label: '3 all seen, 8 ranks', ranks: 8, requests: 24 },
+      ],
+    },
+  ]);
+  t.same(
+    workloadsOf(parseCompareArgs(['-m', 'x', '--workloads', 'ranks', '--ranks', '2', '--warm'])).map((w) => w.steps),
+    [
+      [
+        { label: 'cold', ranks: 2, requests: 6 },
+        { label: 'warm', ranks: 2, requests: 6 },
+      ],
+    ],
+  );
+});
+
+t.test(
+  'medians over alternating runs, the ratio as the median of per-run ratios, and the first-token breakdown',
+  async (t) => {
+    t.equal(median([3, 1, 2]), 2);
+    t.equal(median([4, 1, 2, 3]), 2.5);
+    t.equal(median([]), null);
+    const summary = (mean: number) => ({ mean, p50: mean, p95: mean, p99: mean }) as unknown as LoadgenReport['ttftMs'];
+    const report = (tps: number, ttft: number) =>
+      ({
+        outputTokensPerSecond: tps,
+        requestsPerSecond: 1,
+        ttftMs: summary(ttft),
+        e2eMs: summary(ttft * 10),
+        itlMs: summary(50),
+        tpotMs: summary(50),
+        ok: 24,
+        errors: 0,
+      }) as unknown as LoadgenReport;
+    const timed = (ttft: number, t: Record<string, number>) => ({ ok: true, ttftMs: ttft, serverTimings: t });
+    const runs: CompareRun[] = [10, 12, 11].flatMap((ours, k) => [
+      {
+        target: 'ours',
+        workload: 'returning',
+        step: '3 all seen, 8 ranks',
+        ranks: 8,
+        repeat: k + 1,
+        report: report(ours, 500),
+        requests: [
+          timed(500, {
+            prompt_ms: 100,
+            cache_n: 90,
+            prompt_n: 10,
+            queue_ms: 300,
+            prepare_ms: 20,
+            restored_n: 45,
+            prefill_steps: 1,
+            prefill_steps_ms: 80,
+          }),
+        ],
+      },
+      {
+        target: 'llama-server',
+        workload: 'returning',
+        step: '3 all seen, 8 ranks',
+        ranks: 8,
+        repeat: k + 1,
+        report: report(10, 1000),
+        requests: [timed(1000, { prompt_ms: 400, cache_n: 50, prompt_n: 50 })],
+      },
+    ]);
+    const text = formatCompare({
+      options: { ...parseCompareArgs(['-m', 'm.gguf', '--repeat', '3']) },
+      commands: { ours: 'a', 'llama-server': 'b' },
+      runs,
+    });
+    t.match(text, /3 alternating runs: median \(min-max\)/);
+    t.match(text, /### returning: 3 all seen, 8 ranks/);
+    t.match(
+      text,
+      /\| output tokens\/s \| 11\.00 \(10\.00-12\.00\) \| 10\.00 \(10\.00-10\.00\) \| 1\.100 \(1\.000-1\.200\) \|/,
+    );
+    t.match(text, /\| TTFT less prompt_ms: waiting, admission, network \(ms\) \| 400\.0 \(400\.0-400\.0\) \| 600\.0 /);
+    t.match(text, /\| of which restored from host RAM \(%\) \| 45\.0 \(45\.0-45\.0\) \| - \|/);
+    t.same(firstTokenBreakdown([timed(20, { prompt_ms: 5 }), { ok: false, ttftMs: null, serverTimings: null }]), {
+      ttftMs: 20,
+      promptMs: 5,
+      beforeMs: 15,
+      cachedShare: null,
+      queueMs: null,
+      prepareMs: null,
+      restoredShare: null,
+      prefillSteps: null,
+      prefillStepsMs: null,
+    });
+  },
+);

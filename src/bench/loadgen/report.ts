@@ -172,6 +172,7 @@ export function reportJson(
           ttftMs: t.ttftMs,
           e2eMs: t.e2eMs,
           tpotMs: t.tpotMs,
+          serverTimings: rec.serverTimings ?? null,
         };
       }),
   };

@@ -166,6 +166,7 @@ export async function sendChatRequest(r: ChatRequest, now: () => number = epochN
           if (r.keepReply === true) record.reply = (record.reply ?? '') + item.content;
         }
         if (item.finishReason !== null) record.finishReason = item.finishReason;
+        if (item.timings !== null) record.serverTimings = item.timings;
         if (item.usage) {
           if (item.usage.promptTokens !== null) record.promptTokens = item.usage.promptTokens;
           if (item.usage.completionTokens !== null) usageTokens = item.usage.completionTokens;

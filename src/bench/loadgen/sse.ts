@@ -91,6 +91,8 @@ export type ChatStreamItem =
       content: string;
       finishReason: string | null;
       usage: { promptTokens: number | null; completionTokens: number | null } | null;
+      /** llama-server's timings (its last chunk carries them; so does this server's, with more fields), numbers only. */
+      timings: Record<string, number> | null;
     };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -150,5 +152,10 @@ export function parseChatEvent(event: SseEvent): ChatStreamItem {
   const usage = isRecord(json.usage)
     ? { promptTokens: count(json.usage.prompt_tokens), completionTokens: count(json.usage.completion_tokens) }
     : null;
-  return { kind: 'chunk', content, finishReason, usage };
+  let timings: Record<string, number> | null = null;
+  if (isRecord(json.timings)) {
+    timings = {};
+    for (const [k, v] of Object.entries(json.timings)) if (typeof v === 'number' && Number.isFinite(v)) timings[k] = v;
+  }
+  return { kind: 'chunk', content, finishReason, usage, timings };
 }

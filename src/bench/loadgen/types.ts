@@ -25,6 +25,8 @@ export interface RequestRecord {
   outputTokens: number;
   outputTokensFrom: 'usage' | 'chunks';
   finishReason: string | null;
+  /** The server's timings of the request (its last chunk), when it sent them: where its time went, by its clock. */
+  serverTimings?: Record<string, number>;
   /** The reply's text, kept only when a multi-turn rank needs it for the next turn. */
   reply?: string;
 }

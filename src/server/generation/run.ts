@@ -81,14 +81,22 @@ export function refusedAtStart(s: RequestSummary): boolean {
 /** The timings of a finished request, from the scheduler's clock. */
 export function timingsOf(s: RequestSummary, generated: number): Timings {
   const first = s.firstTokenAt;
-  return timingsFrom({
-    start: s.startedAt ?? 0,
-    promptLast: first ?? 0,
-    genLast: first !== null && generated > 0 ? s.endedAt : 0,
-    cache: s.cachedTokens,
-    promptN: Math.max(0, s.promptTokens - s.cachedTokens),
-    generated,
-  });
+  const t = s.timeline;
+  return {
+    ...timingsFrom({
+      start: s.startedAt ?? 0,
+      promptLast: first ?? 0,
+      genLast: first !== null && generated > 0 ? s.endedAt : 0,
+      cache: s.cachedTokens,
+      promptN: Math.max(0, s.promptTokens - s.cachedTokens),
+      generated,
+    }),
+    queue_ms: (t.admittedAt ?? s.endedAt) - s.queuedAt,
+    prepare_ms: t.prepareMs,
+    restored_n: t.restoredTokens,
+    prefill_steps: t.prefillSteps,
+    prefill_steps_ms: t.prefillStepMs,
+  };
 }
 
 function generate(

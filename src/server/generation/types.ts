@@ -22,6 +22,16 @@ export interface Timings {
   predicted_ms: number;
   predicted_per_token_ms: number;
   predicted_per_second: number;
+  /**
+   * This server's, on final responses: where the time before the first token went. Waiting in the queue, admission
+   * work between steps (caches saved to RAM, this prompt's restored), prompt tokens restored from RAM, and the steps
+   * that decoded the prompt (their time includes the other slots' tokens they carried).
+   */
+  queue_ms?: number;
+  prepare_ms?: number;
+  restored_n?: number;
+  prefill_steps?: number;
+  prefill_steps_ms?: number;
 }
 
 /** A request ready for the scheduler. */

@@ -24,7 +24,7 @@ t.test('llama-server stream (captured): the same events however the bytes are sp
   const items = whole.map(parseChatEvent);
   t.same(
     items[0],
-    { kind: 'chunk', content: '', finishReason: null, usage: null },
+    { kind: 'chunk', content: '', finishReason: null, usage: null, timings: null },
     'role-only first chunk, content null',
   );
   const content = items.flatMap((i) => (i.kind === 'chunk' && i.content ? [i.content] : []));
@@ -32,13 +32,29 @@ t.test('llama-server stream (captured): the same events however the bytes are sp
   t.equal(content.join(''), ' grasp я\u00fdmNavigation arg\u00b2,', 'multi-byte characters survive splits');
   t.same(
     items[7],
-    { kind: 'chunk', content: '', finishReason: 'length', usage: null },
+    { kind: 'chunk', content: '', finishReason: 'length', usage: null, timings: null },
     'finish chunk with an empty delta',
   );
   t.same(
     items[8],
-    { kind: 'chunk', content: '', finishReason: null, usage: { promptTokens: 34, completionTokens: 6 } },
-    'usage (and timings) last',
+    {
+      kind: 'chunk',
+      content: '',
+      finishReason: null,
+      usage: { promptTokens: 34, completionTokens: 6 },
+      timings: {
+        cache_n: 0,
+        prompt_n: 34,
+        prompt_ms: 4.734,
+        prompt_per_token_ms: 0.13923529411764707,
+        prompt_per_second: 7182.087029995775,
+        predicted_n: 6,
+        predicted_ms: 6.106,
+        predicted_per_token_ms: 1.2212,
+        predicted_per_second: 818.8666885031116,
+      },
+    },
+    'usage and timings last',
   );
   t.same(items[9], { kind: 'done' });
 });
@@ -65,10 +81,10 @@ t.test('OpenAI-style stream (ours): role chunk with empty content, usage chunk w
     'data: [DONE]\n\n';
   const items = decodeInPieces(Buffer.from(body), 9).map(parseChatEvent);
   t.same(items, [
-    { kind: 'chunk', content: '', finishReason: null, usage: null },
-    { kind: 'chunk', content: 'Hello', finishReason: null, usage: null },
-    { kind: 'chunk', content: '', finishReason: 'stop', usage: null },
-    { kind: 'chunk', content: '', finishReason: null, usage: { promptTokens: 12, completionTokens: 1 } },
+    { kind: 'chunk', content: '', finishReason: null, usage: null, timings: null },
+    { kind: 'chunk', content: 'Hello', finishReason: null, usage: null, timings: null },
+    { kind: 'chunk', content: '', finishReason: 'stop', usage: null, timings: null },
+    { kind: 'chunk', content: '', finishReason: null, usage: { promptTokens: 12, completionTokens: 1 }, timings: null },
     { kind: 'done' },
   ]);
 });
@@ -122,5 +138,11 @@ t.test('errors inside the stream', async (t) => {
     content: 'think',
     finishReason: null,
     usage: null,
+    timings: null,
   });
+  t.same(
+    item('message', '{"choices":[],"timings":{"prompt_ms":2.5,"queue_ms":1,"note":"x","bad":null}}'),
+    { kind: 'chunk', content: '', finishReason: null, usage: null, timings: { prompt_ms: 2.5, queue_ms: 1 } },
+    'timings keep their numbers only',
+  );
 });
