@@ -9,10 +9,13 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import t from 'tap';
+import { chatPositions, compareGreedy, TIE_NATS } from '../../src/bench/greedy.ts';
+import { ChatTemplates, Model } from '../../src/engine/index.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { findHaproxy } from '../../src/replicas/supervisor.ts';
 import { closedPort } from '../bench/loadgen/fake-server.ts';
 import { modelPath } from '../helpers/models.ts';
+import { parseExposition } from '../metrics/helpers.ts';
 
 const skip = findHaproxy() === undefined ? 'haproxy is not installed (Debian/Ubuntu: apt-get install haproxy)' : false;
 
@@ -102,6 +105,45 @@ function haproxyStats(socket: string): Promise<Array<Record<string, string>>> {
   });
 }
 
+interface LogprobsAnswer {
+  choices: Array<{
+    logprobs?: {
+      content: Array<{
+        token: string;
+        bytes: number[] | null;
+        top_logprobs: Array<{ token: string; logprob: number; bytes: number[] | null }>;
+      }> | null;
+    } | null;
+  }>;
+}
+
+/**
+ * null when the answer's first tokens are `reference`'s (token bytes), or where they part, a numerical tie: the
+ * reference's token one of the answer's best two there, within TIE_NATS of each other. Else what differs.
+ */
+function startsAsReference(answer: LogprobsAnswer, reference: readonly number[][]): string | null {
+  const positions = answer.choices[0]?.logprobs?.content ?? [];
+  const same = (a: readonly number[] | null | undefined, b: readonly number[]) =>
+    a?.length === b.length && a.every((x, k) => x === b[k]);
+  for (const [i, want] of reference.entries()) {
+    const got = positions[i];
+    if (got === undefined) return `only ${i} positions`;
+    if (same(got.bytes, want)) continue;
+    const [a, b] = got.top_logprobs;
+    if (a && b && a.logprob - b.logprob < TIE_NATS && (same(a.bytes, want) || same(b.bytes, want))) return null;
+    return `token ${i}: ${JSON.stringify(got.token)}, llama.cpp's loop ${JSON.stringify(Buffer.from(want).toString())}`;
+  }
+  return null;
+}
+
+/** Requests the replica finished at their token limit (llama_slots_requests_total{finish_reason="length"}). */
+async function finishedRequests(url: string): Promise<number> {
+  const families = parseExposition(await (await fetch(`${url}/metrics`)).text());
+  const samples = [...families.values()].flatMap((f) => f.samples);
+  const hit = samples.find((s) => s.name === 'llama_slots_requests_total' && s.labels.finish_reason === 'length');
+  return hit?.value ?? 0;
+}
+
 /** Resolves once the replica's /slots shows at least one slot processing (throws after a minute). */
 async function running(url: string): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
@@ -119,6 +161,22 @@ else await suite();
 
 async function suite(): Promise<void> {
   const model = await modelPath('tiny');
+  const tiny = await Model.load(model);
+  t.teardown(() => tiny.dispose());
+  const templates = new ChatTemplates(tiny);
+  t.teardown(() => templates.dispose());
+  /**
+   * The first `n` tokens (their bytes) of llama.cpp's own greedy loop over the prompt of `messages`, rendered here by
+   * the engine's chat layer (the model's template), not by a replica.
+   */
+  async function referenceStart(messages: unknown[], n: number): Promise<number[][]> {
+    const rendered = await templates.apply({ messages });
+    // As the server tokenizes a prompt (src/server/generation/params.ts): special tokens added and parsed.
+    const tokens = Array.from(tiny.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true }));
+    if (tokens[0] === tiny.info.bos && tokens[1] === tiny.info.bos) tokens.shift();
+    const out = await tiny.referenceGreedy(tokens, { nPredict: n });
+    return out.map((id) => Array.from(tiny.tokenBytes(id)));
+  }
   const port = await closedPort();
   const launcher = startLauncher([
     '--replicas',
@@ -137,6 +195,7 @@ async function suite(): Promise<void> {
     '20',
     '--log-level',
     'warn',
+    '--metrics',
   ]);
   t.teardown(() => {
     if (launcher.child.exitCode === null) launcher.child.kill('SIGKILL');
@@ -190,40 +249,96 @@ async function suite(): Promise<void> {
     t.same([...used].sort(), ['replica0', 'replica1'], 'new sessions are spread over both replicas');
   });
 
-  t.test('a replica killed mid-load: every request is answered (the SDK retries what it held)', async (t) => {
-    const { sdk, retries } = client();
-    const before = await haproxyStats(socket);
-    const victim = replica('replica1');
-    const from = launcher.lines.length;
-    const requests = Array.from({ length: 8 }, (_, i) =>
-      sdk.chat.completions.create({
+  t.test(
+    'a replica killed mid-load: every request is answered once, by a live replica, with its greedy text',
+    async (t) => {
+      const { sdk, retries } = client();
+      const before = await haproxyStats(socket);
+      const victim = replica('replica1');
+      const survivor = replica('replica0');
+      const servedBefore = await finishedRequests(survivor.url);
+      const from = launcher.lines.length;
+      const body = (i: number) => ({
         model: 'tiny',
-        messages: [{ role: 'user', content: `request ${i}` }],
+        messages: [{ role: 'user' as const, content: `request ${i}` }],
         max_tokens: 1200,
         temperature: 0,
         logit_bias: NO_EOS,
-      }),
-    );
-    await running(victim.url);
-    process.kill(victim.pid, 'SIGKILL');
-    const answers = await Promise.all(requests);
-    t.same(
-      answers.map((a) => [a.choices[0]?.finish_reason, a.usage?.completion_tokens]),
-      Array.from({ length: 8 }, () => ['length', 1200]),
-      'all 8 complete, each with its full length',
-    );
-    const after = await haproxyStats(socket);
-    const backend = (rows: Array<Record<string, string>>) =>
-      rows.find((r) => r.pxname === 'replicas' && r.svname === 'BACKEND');
-    const haproxyRetries = Number(backend(after)?.wretr ?? 0) - Number(backend(before)?.wretr ?? 0);
-    const redispatches = Number(backend(after)?.wredis ?? 0) - Number(backend(before)?.wredis ?? 0);
-    t.comment(`SDK retries: ${retries()}; HAProxy retries: ${haproxyRetries}, redispatches: ${redispatches}`);
-    t.ok(retries() >= 1, 'the requests the killed replica held were retried by the SDK');
-    t.ok(retries() <= 8 * 2, 'and not endlessly');
-    await launcher.line(/replica1 killed by SIGKILL; restarting/, from);
-    const back = await launcher.line(/replica1 ready at \S+ \(pid (\d+)/, from);
-    t.not(Number(back[1]), victim.pid, 'the supervisor started a new process');
-  });
+        logprobs: true,
+        top_logprobs: 2,
+      });
+      // Each request carries its own id (the server answers it back in x-request-id); the SDK sends it again on a retry.
+      const ids = Array.from({ length: 8 }, (_, i) => `kill-${i}-${process.pid}`);
+      const requests = ids.map((id, i) =>
+        sdk.chat.completions.create(body(i), { headers: { 'x-request-id': id } }).withResponse(),
+      );
+      await running(victim.url);
+      process.kill(victim.pid, 'SIGKILL');
+      const answers = await Promise.all(requests);
+      const after = await haproxyStats(socket);
+      const backend = (rows: Array<Record<string, string>>) =>
+        rows.find((r) => r.pxname === 'replicas' && r.svname === 'BACKEND');
+      const haproxyRetries = Number(backend(after)?.wretr ?? 0) - Number(backend(before)?.wretr ?? 0);
+      const redispatches = Number(backend(after)?.wredis ?? 0) - Number(backend(before)?.wredis ?? 0);
+      t.comment(`SDK retries: ${retries()}; HAProxy retries: ${haproxyRetries}, redispatches: ${redispatches}`);
+      t.ok(retries() >= 1, 'the requests the killed replica held were retried by the SDK');
+      t.ok(retries() <= 8 * 2, 'and not endlessly');
+      await launcher.line(/replica1 killed by SIGKILL; restarting/, from);
+      const back = await launcher.line(/replica1 ready at \S+ \(pid (\d+)/, from);
+      t.not(Number(back[1]), victim.pid, 'the supervisor started a new process');
+
+      // Identity: each answer is its own request's (its id came back), from the replica HAProxy names.
+      t.same(
+        answers.map((a) => a.response.headers.get('x-request-id')),
+        ids,
+        'each answer carries its own request id',
+      );
+      const servedBy = answers.map((a) => a.response.headers.get('x-served-by') ?? '');
+      t.ok(
+        servedBy.every((s) => s === 'replica0' || s === 'replica1'),
+        `answered by: ${servedBy.join(', ')}`,
+      );
+      // Run once: the requests each live process finished are exactly the answers it is named on. A request run again
+      // behind the client's back (a retry of one that had reached generation) would be a finished request too many.
+      const byReplica = (name: string) => servedBy.filter((s) => s === name).length;
+      t.equal(
+        (await finishedRequests(survivor.url)) - servedBefore,
+        byReplica('replica0'),
+        'replica0 finished exactly the requests it answered',
+      );
+      t.equal(
+        await finishedRequests(replica('replica1').url),
+        byReplica('replica1'),
+        "the new replica1 finished exactly the requests it answered (the killed one's work died with it)",
+      );
+      // Content: every answer is its own prompt's greedy run. It starts as llama.cpp's own single-sequence loop
+      // writes that prompt's continuation (in this process, over the prompt the engine's chat layer renders), and all of it is
+      // the same request's run sent alone to a replica afterwards (token for token, up to a numerical tie where the
+      // runs may part: src/bench/greedy.ts).
+      for (const [i, { data }] of answers.entries()) {
+        t.same(
+          [data.choices[0]?.finish_reason, data.usage?.completion_tokens],
+          ['length', 1200],
+          `request ${i}: its full length`,
+        );
+        const answer = data as unknown as LogprobsAnswer;
+        t.equal(
+          startsAsReference(answer, await referenceStart(body(i).messages, 16)),
+          null,
+          `request ${i}: llama.cpp's greedy continuation of its own prompt`,
+        );
+        const solo = await fetch(`${survivor.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body(i)),
+        }).then((r) => r.json() as Promise<LogprobsAnswer>);
+        const ours = chatPositions(answer);
+        const comparison = compareGreedy(ours, chatPositions(solo));
+        t.equal(ours.length, 1200, `request ${i}: 1200 positions`);
+        t.equal(comparison.problem, null, `request ${i} (${servedBy[i]}): its greedy text (${comparison.equal} equal)`);
+      }
+    },
+  );
 
   t.test('a replica drained mid-load under the load generator: no request fails', async (t) => {
     const dir = t.testdir({});
