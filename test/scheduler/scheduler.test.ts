@@ -166,14 +166,21 @@ t.test('admission: requests take idle slots, the rest wait, each gets its tokens
   );
   assertQuiet(t, scheduler, fake);
 
-  // The loop idles: no step runs with nothing to do, and a submit wakes it.
+  // A submit wakes the loop; with nothing left to do it stops (no step, no timer, no polling). Its end is what
+  // close() waits for (no request live, no step in flight, the loop not running), and a loop that went on would
+  // call step() first: whichever comes first says which.
   const steps = fake.stepCount;
-  await new Promise((r) => setTimeout(r, 20));
-  t.equal(fake.stepCount, steps, 'no step while idle');
   const later = submit(scheduler, { maxTokens: 2 });
   await later.handle.done;
   t.equal(later.summary().reason, 'length');
   t.ok(fake.stepCount > steps, 'a submit woke the loop');
+  const idleAt = fake.stepCount;
+  const next = await Promise.race([
+    callsSeen(fake, (c) => c.op === 'step', fake.calls.filter((c) => c.op === 'step').length + 1).then(() => 'a step'),
+    scheduler.close().then(() => 'the loop stopped'),
+  ]);
+  t.equal(next, 'the loop stopped', 'no step while idle: the loop stopped');
+  t.equal(fake.stepCount, idleAt, 'no step since the last request ended');
 });
 
 t.test('continuous batching: a request submitted mid-generation joins at once', async (t) => {

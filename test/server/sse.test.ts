@@ -4,11 +4,18 @@ import t from 'tap';
 import { type AbortCause, SseStream, watchDisconnect } from '../../src/server/sse.ts';
 import { sseEvents } from './sse-events.ts';
 
-/** A route that streams `count` events of `size` bytes, then [DONE], unless the stream is aborted. */
+/**
+ * A route that streams `count` events of `size` bytes, then [DONE], unless the stream is aborted. `handled` resolves
+ * with the route's stream once the route is done with it (its loop saw it closed, or sent everything, and ended it).
+ */
 function streamingApp(count: number, size: number, drainTimeoutMs: number) {
   const app = Fastify();
   const aborts: AbortCause[] = [];
   let sent = 0;
+  let handledResolve: (sse: SseStream) => void = () => {};
+  const handled = new Promise<SseStream>((resolve) => {
+    handledResolve = resolve;
+  });
   app.get('/events', async (_request, reply) => {
     reply.hijack();
     const sse = new SseStream(reply.raw, { drainTimeoutMs, onAbort: (cause) => aborts.push(cause) });
@@ -20,9 +27,10 @@ function streamingApp(count: number, size: number, drainTimeoutMs: number) {
       await new Promise((r) => setTimeout(r, 1));
     }
     sse.end();
+    handledResolve(sse);
     return reply;
   });
-  return { app, aborts, sent: () => sent };
+  return { app, aborts, sent: () => sent, handled };
 }
 
 t.test('events are `data: <json>` blocks ending with [DONE], with SSE headers', async (t) => {
@@ -79,17 +87,21 @@ t.test('a client that reads slowly but keeps up is never aborted', async (t) => 
 });
 
 t.test('a closed connection aborts the stream once', async (t) => {
-  const { app, aborts, sent } = streamingApp(10_000, 10, 1000);
+  // A drain deadline shorter than the 10,000 writes would take: a stream that went on writing after the close would
+  // be aborted again, as stalled, before its route was done with it.
+  const { app, aborts, sent, handled } = streamingApp(10_000, 10, 200);
   t.teardown(() => app.close());
   const res = await app.inject({ method: 'GET', url: '/events', payloadAsStream: true });
   res.stream().on('error', () => {});
   res.stream().resume();
   res.raw.res.destroy();
   await once(res.raw.res, 'close');
-  while (aborts.length === 0) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 20));
+  // The route's loop sees the stream closed and ends it: the last thing that could abort it again.
+  const sse = await handled;
   t.same(aborts, ['closed']);
-  t.ok(sent() < 10_000);
+  t.equal(sse.abortCause, 'closed', 'the stream keeps its first cause');
+  t.ok(sse.closed);
+  t.ok(sent() < 10_000, `the route stopped writing (after ${sent()} events)`);
 });
 
 t.test('watchDisconnect on a response whose client already left tells at once (in a microtask)', async (t) => {

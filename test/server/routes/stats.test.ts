@@ -11,6 +11,9 @@ import { stubDeps } from '../stub-deps.ts';
 const KEY = 'sk-stats';
 const INTERVAL_MS = 20;
 
+/** Timers keeping the process alive (a stream's frame interval is one). */
+const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
 /** A source whose frames count themselves. */
 function countingSource() {
   let calls = 0;
@@ -84,7 +87,6 @@ t.test('the stream: a frame at once, then one per interval; its timer stops when
   t.teardown(() => app.close());
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
-  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timers();
   const ac = new AbortController();
   const res = await fetch(`${url}/v1/stats/stream`, { signal: ac.signal });
@@ -103,10 +105,22 @@ t.test('the stream: a frame at once, then one per interval; its timer stops when
 
   ac.abort();
   await until('the stream to close', () => app.statsStreams === 0);
-  const after = source.calls;
-  await new Promise((r) => setTimeout(r, INTERVAL_MS * 5));
-  t.equal(source.calls, after, 'no frame is made once the client has gone');
   t.equal(timers(), before, 'its timer is gone');
+  // Frames are numbered by the source's calls. A second stream's frames, one an interval over several intervals, are
+  // the very next numbers: the first stream made no frame in that time.
+  const after = source.calls;
+  const again = new AbortController();
+  const next = (await readFrames(await fetch(`${url}/v1/stats/stream`, { signal: again.signal }), 4)) as Array<{
+    n: number;
+  }>;
+  t.same(
+    next.map((f) => f.n),
+    [after + 1, after + 2, after + 3, after + 4],
+    'no frame is made once the client has gone',
+  );
+  again.abort();
+  await until('the second stream to close', () => app.statsStreams === 0);
+  t.equal(timers(), before, 'both timers are gone');
 });
 
 t.test('the API key guards both routes', async (t) => {
@@ -125,10 +139,12 @@ t.test('the API key guards both routes', async (t) => {
 });
 
 t.test('closing the server ends open streams instead of waiting for their clients', async (t) => {
-  const { app, url, source } = await listening();
+  const { app, url } = await listening();
+  const before = timers();
   const res = await fetch(`${url}/v1/stats/stream`);
   await readFrames(res, 1);
   t.equal(app.statsStreams, 1);
+  t.equal(timers(), before + 1, 'the open stream holds its timer');
   await app.close();
   t.equal(app.statsStreams, 0);
   // The client sees the end of the stream ([DONE]) rather than a hang.
@@ -136,9 +152,8 @@ t.test('closing the server ends open streams instead of waiting for their client
   let rest = '';
   for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
   t.match(rest, /data: \[DONE\]\n\n$/);
-  const calls = source.calls;
-  await new Promise((r) => setTimeout(r, 50));
-  t.equal(source.calls, calls);
+  // The stream's timer (one frame a second) is gone: it makes no frame after the close.
+  t.equal(timers(), before, 'no timer left of the stream');
 });
 
 t.test('a frame that throws ends that stream, not the server', async (t) => {
