@@ -68,6 +68,7 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   reasoning: 'on' | 'off' | 'auto';
   reasoningEffort: string | undefined;
   chatTemplateKwargs: string | undefined;
+  stepTrace: string | undefined;
   /** The templates' preserve_reasoning (drop_thinking, clear_thinking... as llama.cpp maps it): earlier turns' reasoning stays. */
   reasoningPreserve: boolean;
   prefillAssistant: boolean;
@@ -168,6 +169,7 @@ export function defaultServeConfig(): ServeConfig {
     reasoning: 'auto',
     reasoningEffort: undefined,
     chatTemplateKwargs: undefined,
+    stepTrace: undefined,
     reasoningPreserve: true,
     prefillAssistant: true,
     apiKeys: [],
@@ -1410,6 +1412,14 @@ const FLAGS: FlagSpec<Key>[] = [
     max: 1 << 20,
     group: OURS,
     help: "tokens one step may carry: the generating slots' next tokens first, prompt chunks fill the rest; smaller keeps running streams' inter-token latency down while long prompts prefill (default: -b)",
+  },
+  {
+    names: ['--step-trace'],
+    kind: 'string',
+    key: 'stepTrace',
+    value: 'FILE',
+    group: OURS,
+    help: "profiling: append a JSON line per decoding step (its time, llama_decode's share, the batch) and per request's end (where its first token's time went) and prompt-cache event to FILE",
   },
   {
     names: ['--max-queue'],

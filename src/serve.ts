@@ -160,6 +160,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     kvCellsTotal: pool.kvCells,
     devices: listDevices,
     scheduler: schedulerOptionsOf(config),
+    ...(config.stepTrace !== undefined ? { stepTrace: config.stepTrace } : {}),
     app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
   });
   const { app, engine: late } = server;

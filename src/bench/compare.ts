@@ -45,6 +45,8 @@ export interface CompareOptions {
   workloads: Array<'ranks' | 'returning'>;
   /** The whole comparison this many times, the servers alternating; figures are medians with their range. */
   repeat: number;
+  /** -kvu for both servers: one KV pool for all slots. */
+  kvUnified: boolean;
   peer: PeerChoice;
   json: string | null;
 }
@@ -115,6 +117,13 @@ const COMPARE_FLAGS: readonly FlagSpec<keyof CompareOptions>[] = [
       return v;
     },
     help: 'ranks: the --ranks loads; returning: 3 phases on one server (P ranks x 3, 2P x 2, P x 3) repeating earlier prompts',
+  },
+  {
+    names: ['--kv-unified'],
+    kind: 'bool',
+    key: 'kvUnified',
+    default: 'false',
+    help: 'pass -kvu to both servers: one KV pool of -c cells for all slots (default: each at its default, per slot with -np)',
   },
   {
     names: ['--repeat'],
@@ -214,18 +223,16 @@ interface Target {
 
 function targets(o: CompareOptions, llamaServer: string): Target[] {
   const shape = ['-m', o.model, '-c', String(o.ctxSize), '-np', String(o.parallel), '-t', String(o.threads)];
-  // Ours with its KV pool shared by the slots (-kvu; without -np that is its default, as llama-server's): the pool,
-  // admission and preemption are what it is measured for. llama-server's headline column keeps its defaults.
-  const oursArgs = [
-    ...shape,
-    '-kvu',
-    '--max-queue',
-    String(Math.max(64, o.ranks.reduce((a, b) => Math.max(a, b), 0) * 2)),
-  ];
+  // Both at their defaults, with only the flags that shape the workload: with -np each slot has -c/-np cells in
+  // both servers (a unified pool is the default only without -np). The queue is raised so no rank count gets 429s.
+  // --kv-unified adds -kvu to both: one pool, which ours admits into and preempts in.
+  const unified = o.kvUnified ? ['-kvu'] : [];
+  const maxRanks = Math.max(...o.ranks, o.workloads.includes('returning') ? 2 * o.parallel : 0);
+  const oursArgs = [...shape, ...unified, '--max-queue', String(Math.max(64, maxRanks * 2))];
   const ours = defaultServeConfig();
-  // llama-server with this server's settings where they differ: -b 2048 there, and the shared pool (-kvu). Both
-  // keep an 8 GiB host prompt cache.
-  const matched = [...shape, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize), '-kvu'];
+  // llama-server with this server's settings where they differ (batch sizes). Both keep an 8 GiB host prompt cache.
+  const matched = [...shape, ...unified, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize)];
+  const peerArgs = [...shape, ...unified];
   const net = (port: number) => ['--host', '127.0.0.1', '--port', String(port)];
   const list: Target[] = [
     {
@@ -252,8 +259,8 @@ function targets(o: CompareOptions, llamaServer: string): Target[] {
   if (o.peer !== 'matched') {
     list.push({
       label: 'llama-server',
-      describe: `llama-server ${shape.join(' ')}`,
-      start: (port) => launch(llamaServer, [...shape, ...net(port)], port, 'llama-server'),
+      describe: `llama-server ${peerArgs.join(' ')}`,
+      start: (port) => launch(llamaServer, [...peerArgs, ...net(port)], port, 'llama-server'),
     });
   }
   if (o.peer !== 'defaults') {

@@ -39,6 +39,13 @@ export interface PromptCacheStats {
 }
 
 let nextKey = 0;
+const EMPTY = new Uint8Array(0);
+
+function startsWith(tokens: readonly number[], prefix: readonly number[]): boolean {
+  if (prefix.length > tokens.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (tokens[i] !== prefix[i]) return false;
+  return true;
+}
 
 export class PromptCache {
   readonly capacityBytes: number;
@@ -82,6 +89,24 @@ export class PromptCache {
     const key = nextKey++;
     lru.set(key, { tokens: [...tokens], state, ...(resume !== undefined ? { resume } : {}) });
     return lru.has(key);
+  }
+
+  /**
+   * True when an entry already serves every prompt a state of these tokens and resume points would: its tokens start
+   * with these and it resumes wherever this state could. Saving such a state again would only copy it; the entry
+   * becomes the most recently used instead.
+   */
+  holds(tokens: readonly number[], resume?: ResumePoints): boolean {
+    const lru = this.#lru;
+    if (lru === null || tokens.length === 0) return false;
+    const probe: CachedPrompt = { tokens, state: EMPTY, ...(resume !== undefined ? { resume } : {}) };
+    for (const [key, e] of lru.entries()) {
+      if (startsWith(e.tokens, tokens) && covers(e.resume, probe)) {
+        lru.get(key);
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -539,6 +539,11 @@ export class Scheduler {
    */
   async #keep(slot: Slot): Promise<void> {
     if (!this.#promptCache.enabled || slot.saved || slot.cachedCount < this.#minReusePrefix) return;
+    // A conversation that came back and went the same way (greedy, the same answer) left what an entry holds already.
+    if (this.#promptCache.holds(this.#cachedPrefix(slot), this.#resumePoints(slot))) {
+      slot.saved = true;
+      return;
+    }
     let saved: Awaited<ReturnType<Decoder['saveState']>>;
     try {
       saved = await this.#decoder.saveState(slot.id);
@@ -652,6 +657,7 @@ export class Scheduler {
     this.#apply(result, durationMs);
     const stats = {
       durationMs,
+      decodeMs: result.decodeMicros / 1000,
       batchTokens: result.batchTokens,
       promptTokens: result.promptTokens,
       generatedTokens: result.generatedTokens,

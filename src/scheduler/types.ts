@@ -120,7 +120,10 @@ export interface RequestHandle {
 }
 
 export interface StepStats {
+  /** The whole step as the scheduler waited for it: queueing on the step thread, the decode, sampling, events. */
   durationMs: number;
+  /** Of which llama_decode itself (the decoder's own clock). */
+  decodeMs: number;
   batchTokens: number;
   promptTokens: number;
   generatedTokens: number;

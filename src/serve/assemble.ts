@@ -1,6 +1,7 @@
 // The one place the server is wired: the HTTP app over late-bound engine parts, the metrics that observe the
 // scheduler and the responses, the live view's source. `npm start` assembles it before the model loads (so
 // /health answers 503 meanwhile) and attaches the engine once loaded; tests attach at once.
+import { appendFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ChatTemplates, Device, Embedder, Model } from '../engine/index.ts';
@@ -8,7 +9,7 @@ import { LiveStats } from '../metrics/live-stats.ts';
 import { ServerMetrics } from '../metrics/server-metrics.ts';
 import type { Decoder } from '../scheduler/decoder.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
-import type { SchedulerOptions } from '../scheduler/types.ts';
+import type { SchedulerObserver, SchedulerOptions } from '../scheduler/types.ts';
 import { type BuildAppOptions, buildApp } from '../server/app.ts';
 import type { ServedModel, ServedScheduler, ServerConfig } from '../server/config.ts';
 import { StatsSource } from '../server/stats-source.ts';
@@ -23,6 +24,8 @@ export interface AssembleOptions {
   /** KV cells in the pool, for the metrics and the live view. */
   kvCellsTotal: number;
   devices?: () => readonly Device[];
+  /** --step-trace: a JSON line per step and per prompt-cache event appended to this file, for profiling. */
+  stepTrace?: string;
   /** Wrap what the routes see of the scheduler or the model (tests inject faults this way). */
   wrapScheduler?: (real: ServedScheduler) => ServedScheduler;
   wrapModel?: (real: ServedModel) => ServedModel;
@@ -102,12 +105,42 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       late.decoder = parts.decoder;
       if (parts.kvCellsUsed) kvCellsUsed = parts.kvCellsUsed;
       if (parts.checkpointBytes) checkpointBytes = parts.checkpointBytes;
-      late.scheduler = new Scheduler(parts.decoder, o.scheduler ?? {}, metrics);
+      const observer = o.stepTrace ? tracing(metrics, o.stepTrace) : metrics;
+      late.scheduler = new Scheduler(parts.decoder, o.scheduler ?? {}, observer);
       return late.scheduler;
     },
     attachEmbedder(parts) {
       late.model = parts.model;
       late.embedder = parts.embedder;
+    },
+  };
+}
+
+/**
+ * The metrics' observer, also writing each step (its duration, llama_decode's share, the batch's make-up, busy slots)
+ * and each prompt-cache event as a JSON line with a timestamp (ms, this process's clock). Synchronous appends: a few
+ * per step, tiny against a step.
+ */
+function tracing(inner: SchedulerObserver, file: string): SchedulerObserver {
+  const write = (record: object) => appendFileSync(file, `${JSON.stringify({ t: performance.now(), ...record })}\n`);
+  return {
+    onStep: (s) => {
+      write({ step: s });
+      inner.onStep?.(s);
+    },
+    onRequestEnd: (s) => {
+      const { id, reason, promptTokens, cachedTokens, queuedAt, startedAt, firstTokenAt, endedAt, timeline } = s;
+      write({ end: { id, reason, promptTokens, cachedTokens, queuedAt, startedAt, firstTokenAt, endedAt, timeline } });
+      inner.onRequestEnd?.(s);
+    },
+    onRejected: (cause) => inner.onRejected?.(cause),
+    onPreempted: (p) => {
+      write({ preempted: p });
+      inner.onPreempted?.(p);
+    },
+    onPromptCache: (e) => {
+      write({ cache: e });
+      inner.onPromptCache?.(e);
     },
   };
 }

@@ -26,6 +26,7 @@ t.test("defaults: llama-server's -c and the issue's 8 slots, ranks from --parall
     warm: false,
     workloads: ['ranks', 'returning'],
     repeat: 1,
+    kvUnified: false,
     peer: 'both',
     json: null,
   });

@@ -16,7 +16,14 @@ function fakeClock(startMs = 1_700_000_000_000) {
 }
 
 function step(generatedTokens: number, promptTokens = 0): StepStats {
-  return { durationMs: 5, batchTokens: generatedTokens + promptTokens, promptTokens, generatedTokens, busySlots: 1 };
+  return {
+    durationMs: 5,
+    decodeMs: 4,
+    batchTokens: generatedTokens + promptTokens,
+    promptTokens,
+    generatedTokens,
+    busySlots: 1,
+  };
 }
 
 function response(over: Partial<ResponseRecord> = {}): ResponseRecord {

@@ -250,3 +250,22 @@ t.test('a preempted request resumes before the requests its client queued after 
   t.ok(resumed > 0 && third > 0, `starts: ${starts.join(', ')}`);
   t.ok(resumed < third, `the preempted request resumed first (starts by prompt length: ${starts.join(', ')})`);
 });
+
+t.test('a conversation that comes back and goes the same way is not saved again', async (t) => {
+  // One slot, two prompts taking turns: each is saved once; afterwards the RAM cache already holds what the slot
+  // has each time it moves on (greedy: the same answer), so nothing is copied again, and each return is a restore.
+  const { decoder, scheduler, cache } = setup(
+    { slots: 1, ctxPerSlot: 128 },
+    { promptCacheBytes: 1 << 20, minReusePrefix: 4 },
+  );
+  const a = syntheticPrompt(30, 60);
+  const b = syntheticPrompt(30, 61);
+  for (const p of [a, b, a, b, a, b]) {
+    const r = run(scheduler, p, 4);
+    await r.summary;
+    t.same(r.tokens, fakeTokens(p, 4));
+  }
+  t.equal(decoder.calls.filter((c) => c.op === 'saveState').length, 2, 'two saves: one per conversation');
+  t.equal(decoder.calls.filter((c) => c.op === 'restoreState').length, 4, 'every return restored');
+  t.equal(cache.filter((e) => e.kind === 'saved').length, 2);
+});

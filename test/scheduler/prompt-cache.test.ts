@@ -71,3 +71,20 @@ t.test('sliding-window entries: a prefix counts only as far as the entry can res
   c.put(range(0, 300), state(10), { from: 0, checkpoints: [] });
   t.equal(c.stats().entries, 1);
 });
+
+t.test('holds: an entry already serves every prompt a state would', async (t) => {
+  const c = new PromptCache(1000);
+  c.put(range(0, 10), state(10));
+  t.ok(c.holds(range(0, 10)), 'the same tokens');
+  t.ok(c.holds(range(0, 5)), 'a prefix of an entry');
+  t.notOk(c.holds(range(0, 11)), 'more tokens than any entry');
+  t.notOk(c.holds(range(1, 5)), 'other tokens');
+  t.notOk(c.holds([]), 'nothing');
+  // An entry that resumes only from position 8 (and at a checkpoint at 4) does not serve what a state resuming
+  // anywhere would: a prompt sharing 6 tokens.
+  const d = new PromptCache(1000);
+  d.put(range(0, 10), state(10), { from: 8, checkpoints: [4] });
+  t.notOk(d.holds(range(0, 10)), 'the entry resumes in fewer places');
+  t.ok(d.holds(range(0, 10), { from: 8, checkpoints: [4] }), 'the same places');
+  t.notOk(new PromptCache(0).holds(range(0, 3)), 'off: holds nothing');
+});
