@@ -1,16 +1,17 @@
 // The step loop: admits waiting requests to idle slots between steps, runs one decoder step at a time
 // (continuous batching with chunked prefill) and turns the decoder's per-slot events into each request's
-// handler calls. Policy only: the decoder does the work, the fair queue decides who waits least, the
-// slot choice decides where a request goes, the prompt cache keeps slot states in host RAM for prompts that
-// come back. With a unified KV pool, a request starts only when its prompt and an output reservation fit the
-// free cells (idle slots' caches give theirs back, least recently used first); should the pool still run out,
-// the most recently started request gives its slot up and resumes later, so no admitted request fails because
-// of the others.
-import { ArgumentError, ContextExceededError, RejectedError, StateError } from '../errors.ts';
-import { type ResumePoints, reusablePrefix, type StepResult } from './decoder.ts';
+// handler calls, and ends requests (their deadlines, aborts, cancels, shutdown). Policy only: the decoder does
+// the work, the fair queue decides who waits least, the KV pool decides where a request goes and what its cells
+// cost (kv-pool.ts: the slots' caches, the host-RAM prompt cache, making room, which request gives its slot up),
+// llama-server's slot actions live in slot-actions.ts. A request the pool preempts waits at the head of its
+// client's line and resumes where it stopped, so no admitted request fails because of the others.
+import { ArgumentError, ContextExceededError, RejectedError } from '../errors.ts';
+import type { StepResult } from './decoder.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
-import { type CachedPrompt, PromptCache, type PromptCacheStats } from './prompt-cache.ts';
-import { chooseSlot, commonPrefix, MIN_REUSE_PREFIX } from './slot-choice.ts';
+import { KvPool, type Placement } from './kv-pool.ts';
+import type { PromptCacheStats } from './prompt-cache.ts';
+import { type SlotAction, type SlotActionResult, SlotActions } from './slot-actions.ts';
+import { MIN_REUSE_PREFIX } from './slot-choice.ts';
 import type {
   Decoder,
   GenerationHandlers,
@@ -56,32 +57,6 @@ interface Job {
   readonly resolve: (summary: RequestSummary) => void;
 }
 
-interface Slot {
-  readonly id: number;
-  job: Job | null;
-  /** The slot's cached tokens, read from the decoder between steps; null until read after a change. */
-  cache: readonly number[] | null;
-  /** Cached token count for snapshots (estimated while a request runs: the decoder can't be read during a step). */
-  cachedCount: number;
-  /** Use counter value when the slot last ended a request (for least-recently-used choice). */
-  lastUsed: number;
-  /** A slot action (save, restore, erase) or an admission holds it: no request starts on it meanwhile. */
-  reserved: boolean;
-  /** The RAM cache holds the slot's cache as it is now (nothing new to save); false once a request changes it. */
-  saved: boolean;
-}
-
-/** What admitting one request needs done first. */
-interface AdmissionPlan {
-  job: Job;
-  slot: Slot;
-  /** Idle slots whose cells go back to the pool (saved to RAM first). */
-  evict: Slot[];
-  /** A RAM entry to load into the slot instead of its own cache. */
-  restore: CachedPrompt | null;
-  restorePrefix: number;
-}
-
 export class Scheduler {
   readonly #decoder: Decoder;
   readonly #observer: SchedulerObserver;
@@ -91,17 +66,12 @@ export class Scheduler {
   readonly #batchSize: number;
   readonly #stepTokenBudget: number;
   readonly #retryAfterSeconds: number;
-  readonly #minReusePrefix: number;
-  readonly #outputReserve: number;
-  readonly #kvCells: number;
-  readonly #unified: boolean;
-  readonly #promptCache: PromptCache;
+  readonly #pool: KvPool<Job>;
+  readonly #slotActions: SlotActions;
   readonly #queue: FairQueue<Job>;
-  readonly #slots: Slot[];
   /** Every request not yet ended, queued or running. */
   readonly #live = new Map<string, Job>();
   #nextId = 1;
-  #uses = 0;
   #looping = false;
   #stepInFlight = false;
   #closing = false;
@@ -118,34 +88,27 @@ export class Scheduler {
       this.#batchSize,
     );
     this.#retryAfterSeconds = nonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 1);
-    this.#minReusePrefix = nonNegative('minReusePrefix', options.minReusePrefix ?? MIN_REUSE_PREFIX);
-    this.#outputReserve = nonNegative('outputReserve', options.outputReserve ?? 128);
-    this.#kvCells = decoder.kvCells;
-    this.#unified = decoder.unifiedKv;
-    this.#promptCache = new PromptCache(nonNegative('promptCacheBytes', options.promptCacheBytes ?? 0));
+    const minReusePrefix = nonNegative('minReusePrefix', options.minReusePrefix ?? MIN_REUSE_PREFIX);
+    const outputReserve = nonNegative('outputReserve', options.outputReserve ?? 128);
+    const promptCacheBytes = nonNegative('promptCacheBytes', options.promptCacheBytes ?? 0);
+    this.#pool = new KvPool<Job>(decoder, { minReusePrefix, outputReserve, promptCacheBytes }, (event) =>
+      this.#observer.onPromptCache?.(event),
+    );
     this.#queue = new FairQueue({
       maxRequests: nonNegative('maxQueuedRequests', options.maxQueuedRequests ?? 64),
       maxTokens: nonNegative('maxQueuedTokens', options.maxQueuedTokens ?? 16 * this.#ctxPerSlot),
     });
-    this.#slots = Array.from({ length: decoder.slots }, (_, id) => ({
-      id,
-      job: null,
-      cache: null,
-      cachedCount: 0,
-      lastUsed: -Infinity,
-      reserved: false,
-      saved: false,
-    }));
+    this.#slotActions = new SlotActions(this.#pool, decoder, this.#now, () => this.#wake());
   }
 
   /** The host-RAM prompt cache's figures. */
   promptCacheStats(): PromptCacheStats {
-    return this.#promptCache.stats();
+    return this.#pool.promptCacheStats();
   }
 
   /** KV cells holding tokens, idle slots' caches included (the scheduler's count, readable during a step). */
   get kvCellsUsed(): number {
-    return this.#slots.reduce((n, s) => n + s.cachedCount, 0);
+    return this.#pool.cellsUsed;
   }
 
   /** Requests waiting for a slot. */
@@ -165,7 +128,7 @@ export class Scheduler {
 
   /** Slots running a request. */
   get busySlots(): number {
-    return this.#slots.reduce((n, s) => n + (s.job ? 1 : 0), 0);
+    return this.#pool.busy;
   }
 
   /**
@@ -173,7 +136,7 @@ export class Scheduler {
    * next step decodes. Idle slots' prompt caches are not counted (the next request may take them over).
    */
   get runningKvTokens(): number {
-    return this.#slots.reduce((n, s) => n + (s.job ? s.cachedCount : 0), 0);
+    return this.#pool.runningCells;
   }
 
   /** True once close() was called: new requests are refused. */
@@ -206,11 +169,11 @@ export class Scheduler {
       throw new ArgumentError('INVALID_ARGUMENT', `timeoutMs must be > 0 (got ${request.timeoutMs})`);
     if (
       request.slot !== undefined &&
-      !(Number.isInteger(request.slot) && request.slot >= 0 && request.slot < this.#slots.length)
+      !(Number.isInteger(request.slot) && request.slot >= 0 && request.slot < this.#pool.size)
     )
       throw new ArgumentError(
         'INVALID_ARGUMENT',
-        `slot ${request.slot} does not exist (slots 0..${this.#slots.length - 1})`,
+        `slot ${request.slot} does not exist (slots 0..${this.#pool.size - 1})`,
       );
     if (n >= this.#ctxPerSlot) {
       throw this.#reject(
@@ -222,7 +185,7 @@ export class Scheduler {
       );
     }
     // Requests that idle slots will take at the next admission don't wait, so they don't fill the queue.
-    const idle = this.#slots.length - this.busySlots;
+    const idle = this.#pool.size - this.busySlots;
     const overflow = this.#queue.overflow(n, idle);
     if (overflow !== null) {
       const { maxRequests, maxTokens } = this.#queue.limits;
@@ -267,27 +230,20 @@ export class Scheduler {
     };
     this.#live.set(id, job);
     this.#queue.push(id, request.client, n, job, priority);
-    const { signal } = request;
-    if (signal?.aborted) {
-      // Already gone: end it, but not inside submit(), which promises no handler calls.
-      queueMicrotask(() => this.#cancel(job, 'cancelled'));
-    } else if (signal) {
-      job.onAbort = () => this.#cancel(job, 'cancelled');
-      signal.addEventListener('abort', job.onAbort, { once: true });
-    }
-    if (request.timeoutMs !== undefined) job.timer = setTimeout(() => this.#cancel(job, 'timeout'), request.timeoutMs);
+    this.#watch(job);
     this.#wake();
     return { id, cancel: () => this.#cancel(job, 'cancelled'), done };
   }
 
   snapshot(): SlotSnapshot[] {
-    return this.#slots.map((s) => {
-      const job = s.job;
-      if (job === null) return { id: s.id, state: 'idle', cachedTokens: s.cachedCount, request: null };
+    return Array.from({ length: this.#pool.size }, (_, id) => {
+      const job = this.#pool.tenant(id);
+      const cachedTokens = this.#pool.cachedCount(id);
+      if (job === null) return { id, state: 'idle', cachedTokens, request: null };
       return {
-        id: s.id,
+        id,
         state: this.#prefilled(job) ? 'generating' : 'prefill',
-        cachedTokens: s.cachedCount,
+        cachedTokens,
         request: {
           id: job.id,
           client: job.request.client,
@@ -299,6 +255,14 @@ export class Scheduler {
         },
       };
     });
+  }
+
+  /**
+   * Saves, restores or erases a slot's cache (llama-server's slot actions). The slot must be idle; no request
+   * starts on it until the action ends. Rejects with a StateError when it is busy.
+   */
+  slotAction(slotId: number, action: SlotAction, path?: string): Promise<SlotActionResult> {
+    return this.#slotActions.run(slotId, action, path);
   }
 
   /**
@@ -377,115 +341,38 @@ export class Scheduler {
     while (!this.#stepInFlight && this.#queue.size > 0) {
       const plan = this.#plan();
       if (plan === null) return;
-      const { job, slot } = plan;
+      const { job, placement } = plan;
       this.#queue.shift((j) => j === job);
       job.state = 'admitting';
-      slot.reserved = true;
       const first = job.startedAt === null;
       const preparing = this.#now();
       if (first) job.timeline.admittedAt = preparing;
-      try {
-        for (const victim of plan.evict) await this.#giveBack(victim);
-        // The slot's own cache is about to be overwritten by another prompt: keep it in RAM first.
-        if (plan.restore !== null || commonPrefix(this.#cachedPrefix(slot), this.#promptOf(job)) < slot.cachedCount)
-          await this.#keep(slot);
-        if (plan.restore !== null) await this.#restore(slot, plan.restore, plan.restorePrefix, job);
-      } catch (err) {
-        // A save or restore failed: the slot's cache is unknown; the request can still start, cold.
-        slot.cache = null;
-        guard(() => this.#observer.onPromptCache?.({ kind: 'miss' }));
-        void err;
-      } finally {
-        slot.reserved = false;
-        if (first) job.timeline.prepareMs += this.#now() - preparing;
+      const prompt = this.#promptOf(job);
+      const restored = await this.#pool.prepare(placement, prompt);
+      if (first) {
+        if (restored > 0) job.timeline.restoredTokens = restored;
+        job.timeline.prepareMs += this.#now() - preparing;
       }
       // Cancelled while its slot was being prepared: #end took care of it.
       if (job.state !== 'admitting') continue;
-      if (this.#promptCache.enabled && plan.restore === null && job.output.length === 0) {
-        const own = this.#reusable(slot, this.#promptOf(job));
-        if (own < this.#minReusePrefix) {
-          this.#promptCache.missed();
-          guard(() => this.#observer.onPromptCache?.({ kind: 'miss' }));
-        }
-      }
-      this.#start(job, slot);
+      if (job.output.length === 0) this.#pool.countLookup(placement, prompt);
+      this.#start(job, placement.slot);
     }
   }
 
-  /** The next request that can start now, on which slot, and what must be freed or restored first; null: none. */
-  #plan(): AdmissionPlan | null {
-    const idle = this.#slots.filter((s) => s.job === null && !s.reserved);
+  /** The next request that can start now and where it goes (the KV pool's placement); null: none. */
+  #plan(): { job: Job; placement: Placement } | null {
+    const idle = this.#pool.idleSlots();
     if (idle.length === 0) return null;
-    // A request pinned to a slot waits for that one; the others go by fairness.
-    const job = this.#queue.peek((j) => j.request.slot === undefined || idle.some((s) => s.id === j.request.slot));
+    // A request pinned to a slot (llama-server's id_slot) waits for that one; the others go by fairness.
+    const job = this.#queue.peek((j) => j.request.slot === undefined || idle.includes(j.request.slot));
     if (job === undefined) return null;
-    const prompt = this.#promptOf(job);
-    const pinned = job.request.slot;
-    let slot: Slot | undefined;
-    let own = 0;
-    if (pinned !== undefined) {
-      slot = this.#slots[pinned];
-      if (slot !== undefined) own = this.#reusable(slot, prompt);
-    } else {
-      const candidates = idle.map((s) => ({
-        id: s.id,
-        cachedPrefix: this.#cachedPrefix(s),
-        resume: this.#resumePoints(s),
-        lastUsed: s.lastUsed,
-      }));
-      const choice = chooseSlot(candidates, prompt, this.#minReusePrefix);
-      slot = choice === null ? undefined : this.#slots[choice.slot];
-      own = choice?.prefix ?? 0;
-    }
-    if (slot === undefined) throw new Error('no idle slot was chosen');
-    // A prompt the slot has forgotten but the RAM cache kept: restore it when that reuses clearly more.
-    let restore: CachedPrompt | null = null;
-    let restorePrefix = 0;
-    if (this.#promptCache.enabled) {
-      const best = this.#promptCache.best(prompt);
-      const usable = best === null ? 0 : Math.min(best.prefix, prompt.length - 1);
-      if (best !== null && usable >= this.#minReusePrefix && usable > own + this.#minReusePrefix) {
-        restore = best.entry;
-        restorePrefix = usable;
-        // Not the slot whose own cache served this prompt best: that one may serve the next.
-        if (pinned === undefined) slot = lruOf(idle) ?? slot;
-      }
-    }
-    const evict = this.#unified ? this.#cellsFor(job, slot, restore !== null ? restorePrefix : own, idle) : [];
-    if (evict === null) return null;
-    return { job, slot, evict, restore, restorePrefix };
-  }
-
-  /**
-   * With a unified pool: the idle slots whose caches must go back to the pool (least recently used first) so that
-   * `job` fits on `slot`; null when even that is not enough while others run (it waits for them).
-   */
-  #cellsFor(job: Job, slot: Slot, reuse: number, idle: readonly Slot[]): Slot[] | null {
-    const prompt = this.#promptOf(job).length;
-    const remaining = job.request.options.maxTokens - job.generated;
-    // What the others hold: a running request at least its prompt and its own reservation.
-    let held = 0;
-    for (const s of this.#slots) {
-      if (s === slot) continue;
-      held += s.job !== null ? Math.max(s.cachedCount, this.#reservedCells(s.job)) : s.cachedCount;
-    }
-    const need = reuse + (prompt - reuse) + Math.min(remaining, this.#outputReserve);
-    const evict: Slot[] = [];
-    const candidates = idle.filter((s) => s !== slot && s.cachedCount > 0).sort((a, b) => a.lastUsed - b.lastUsed);
-    while (held + need > this.#kvCells && candidates.length > 0) {
-      const victim = candidates.shift() as Slot;
-      evict.push(victim);
-      held -= victim.cachedCount;
-    }
-    if (held + need <= this.#kvCells) return evict;
-    // Nothing else runs: it goes alone (its prompt fits a slot, so it fits the pool).
-    return this.busySlots === 0 ? evict : null;
-  }
-
-  /** Cells a running request was admitted with: its prompt and its output reservation. */
-  #reservedCells(job: Job): number {
-    const remaining = job.request.options.maxTokens - job.run.generatedBefore;
-    return job.run.promptLength + Math.min(remaining, this.#outputReserve);
+    const placement = this.#pool.place(
+      this.#promptOf(job),
+      job.request.options.maxTokens - job.generated,
+      job.request.slot,
+    );
+    return placement === null ? null : { job, placement };
   }
 
   /** The tokens a request starts from: its prompt, or after a preemption its prompt and its output so far. */
@@ -493,12 +380,14 @@ export class Scheduler {
     return job.output.length === 0 ? job.request.tokens : [...job.request.tokens, ...job.output];
   }
 
-  #start(job: Job, slot: Slot): void {
+  #start(job: Job, slot: number): void {
     const prompt = this.#promptOf(job);
     const resumed = job.output.length;
     let started: { reusedTokens: number; promptTokens: number };
     try {
-      if (resumed === 0) this.#copyPrefix(job, slot);
+      // n choices of one prompt: the KV another slot holds for it, copied into this one.
+      const from = job.request.copyFrom;
+      if (resumed === 0 && from !== undefined) this.#pool.copyPrefix(from.slot, from.tokens, slot);
       const options =
         resumed === 0
           ? job.request.options
@@ -507,134 +396,36 @@ export class Scheduler {
               maxTokens: job.request.options.maxTokens - resumed,
               resumeTokens: resumed,
             };
-      started = this.#decoder.start(slot.id, prompt, options);
+      started = this.#decoder.start(slot, prompt, options);
     } catch (err) {
       // E.g. a token id outside the vocabulary or a sampling parameter out of range: this request fails,
       // the slot stays idle for the next one.
-      slot.cache = null;
+      this.#pool.forget(slot);
       this.#end(job, 'error', '', messageOf(err));
       return;
     }
     const first = job.startedAt === null;
     job.state = 'running';
-    job.slot = slot.id;
+    job.slot = slot;
     job.run = { reused: started.reusedTokens, processed: 0, promptLength: prompt.length, generatedBefore: resumed };
     if (first) {
       job.reusedTokens = started.reusedTokens;
       job.startedAt = this.#now();
     }
-    slot.job = job;
-    slot.cache = null;
-    slot.cachedCount = started.reusedTokens;
-    slot.saved = false;
+    this.#pool.occupy(slot, job, started.reusedTokens, prompt.length, job.request.options.maxTokens - resumed);
     if (first) {
-      const info = { slot: slot.id, reusedTokens: started.reusedTokens };
+      const info = { slot, reusedTokens: started.reusedTokens };
       this.#callHandler(job, 'onStart', () => job.handlers.onStart?.(info));
-    }
-  }
-
-  /**
-   * Saves an idle slot's cache to the RAM cache (when it is on and the slot holds something it lacks). A failed save
-   * loses only that copy: the slot's cache is as it was, and nothing else depends on the save.
-   */
-  async #keep(slot: Slot): Promise<void> {
-    if (!this.#promptCache.enabled || slot.saved || slot.cachedCount < this.#minReusePrefix) return;
-    // A conversation that came back and went the same way (greedy, the same answer) left what an entry holds already.
-    if (this.#promptCache.holds(this.#cachedPrefix(slot), this.#resumePoints(slot))) {
-      slot.saved = true;
-      return;
-    }
-    let saved: Awaited<ReturnType<Decoder['saveState']>>;
-    try {
-      saved = await this.#decoder.saveState(slot.id);
-    } catch {
-      guard(() => this.#observer.onPromptCache?.({ kind: 'save_failed' }));
-      return;
-    }
-    slot.saved = true;
-    if (this.#promptCache.put(saved.tokens, saved.state, saved.resume))
-      guard(() =>
-        this.#observer.onPromptCache?.({ kind: 'saved', tokens: saved.tokens.length, bytes: saved.state.byteLength }),
-      );
-  }
-
-  /** Gives an idle slot's cells back to the pool, keeping its state in RAM first. */
-  async #giveBack(slot: Slot): Promise<void> {
-    await this.#keep(slot);
-    await this.#decoder.eraseSlot(slot.id);
-    slot.cache = null;
-    slot.cachedCount = 0;
-    slot.saved = false;
-  }
-
-  async #restore(slot: Slot, entry: CachedPrompt, prefix: number, job: Job): Promise<void> {
-    const n = await this.#decoder.restoreState(slot.id, entry);
-    if (job.startedAt === null) job.timeline.restoredTokens = prefix;
-    slot.cache = null;
-    slot.cachedCount = n;
-    slot.saved = true;
-    this.#promptCache.used(entry, prefix);
-    guard(() => this.#observer.onPromptCache?.({ kind: 'hit', tokens: prefix, bytes: entry.state.byteLength }));
-  }
-
-  /** The KV another slot holds for this prompt, copied into the slot (when that slot still holds it). */
-  #copyPrefix(job: Job, slot: Slot): void {
-    const from = job.request.copyFrom;
-    if (from === undefined || from.slot === slot.id) return;
-    const source = this.#slots[from.slot];
-    if (source === undefined || source.reserved) return;
-    const held = this.#decoder.cachedPrefix(from.slot);
-    let n = 0;
-    while (n < held.length && n < from.tokens.length && held[n] === from.tokens[n]) n++;
-    if (n === 0) return;
-    this.#decoder.copyPrefix(from.slot, slot.id, n);
-    slot.cache = null;
-  }
-
-  /**
-   * Saves, restores or erases a slot's cache (llama-server's slot actions). The slot must be idle; no request
-   * starts on it until the action ends. Rejects with a StateError when it is busy.
-   */
-  async slotAction(
-    slotId: number,
-    action: 'save' | 'restore' | 'erase',
-    path?: string,
-  ): Promise<{ tokens: number; bytes?: number; ms: number }> {
-    const slot = this.#slots[slotId];
-    if (slot === undefined)
-      throw new ArgumentError('INVALID_ARGUMENT', `slot ${slotId} does not exist (slots 0..${this.#slots.length - 1})`);
-    if (slot.job !== null || slot.reserved) throw new StateError('BUSY', `slot ${slotId} is busy`);
-    if (action !== 'erase' && path === undefined) throw new ArgumentError('INVALID_ARGUMENT', `${action} needs a file`);
-    slot.reserved = true;
-    const t0 = this.#now();
-    try {
-      if (action === 'save') {
-        const tokens = this.#cachedPrefix(slot).length;
-        const bytes = await this.#decoder.saveSlot(slotId, path ?? '');
-        return { tokens, bytes, ms: this.#now() - t0 };
-      }
-      if (action === 'restore') {
-        slot.cachedCount = 0;
-        const tokens = await this.#decoder.restoreSlot(slotId, path ?? '');
-        slot.cachedCount = tokens;
-        return { tokens, ms: this.#now() - t0 };
-      }
-      const erased = this.#cachedPrefix(slot).length;
-      await this.#decoder.eraseSlot(slotId);
-      slot.cachedCount = 0;
-      return { tokens: erased, ms: this.#now() - t0 };
-    } finally {
-      slot.reserved = false;
-      // The decoder's copy is the truth now: re-read it when next needed.
-      slot.cache = null;
-      this.#wake();
     }
   }
 
   async #step(): Promise<void> {
     const busy = this.busySlots;
     let generating = 0;
-    for (const s of this.#slots) if (s.job && this.#prefilled(s.job)) generating++;
+    for (let id = 0; id < this.#pool.size; id++) {
+      const job = this.#pool.tenant(id);
+      if (job && this.#prefilled(job)) generating++;
+    }
     // Generating slots always get their token; keep room for at least one prompt token so a prompt is
     // never starved when the budget is smaller than the number of generating slots.
     const budget = Math.min(this.#batchSize, Math.max(this.#stepTokenBudget, busy > generating ? generating + 1 : 1));
@@ -651,7 +442,14 @@ export class Scheduler {
     this.#stepInFlight = false;
     const durationMs = this.#now() - t0;
     if (result.kvFull === true) {
-      await this.#makeRoom();
+      // The pool frees cells: an idle cache goes back, else the latest request to start gives its slot up.
+      await this.#pool.makeRoom({
+        preempt: (slot, job) => this.#preempt(slot, job),
+        // One request alone fills the pool: it is the slot's context that ran out.
+        overflow: (jobs) => {
+          for (const job of jobs) this.#cancel(job, 'error', 'the KV cache is full');
+        },
+      });
       return;
     }
     this.#apply(result, durationMs);
@@ -667,73 +465,29 @@ export class Scheduler {
   }
 
   /**
-   * The pool had no cell for the running requests' next tokens. Idle slots' caches go back first (least recently
-   * used first, kept in RAM); failing that, the most recently started request gives its slot up: its state goes
-   * to RAM (or is dropped), and it waits at the head of its client's line to resume where it stopped.
+   * The KV pool takes the slot of a running request back: it stops, and waits at the head of its client's line to
+   * resume where it stopped (the pool keeps its state in RAM, or drops it).
    */
-  async #makeRoom(): Promise<void> {
-    const idle = this.#slots
-      .filter((s) => s.job === null && !s.reserved && s.cachedCount > 0)
-      .sort((a, b) => a.lastUsed - b.lastUsed);
-    const victim = idle[0];
-    if (victim !== undefined) {
-      victim.reserved = true;
-      try {
-        await this.#giveBack(victim);
-        return;
-      } catch {
-        // The decoder could not erase it (it is failing): the next steps find out; make room by preemption now.
-        victim.cache = null;
-      } finally {
-        victim.reserved = false;
-      }
-    }
-    const running = this.#slots
-      .flatMap((s) => (s.job !== null && s.job.cancel === null ? [{ slot: s, job: s.job }] : []))
-      .sort((a, b) => (b.job.startedAt ?? 0) - (a.job.startedAt ?? 0));
-    const latest = running[0];
-    if (latest === undefined || running.length === 1) {
-      // One request alone fills the pool: it is the slot's context that ran out.
-      for (const r of running) this.#cancel(r.job, 'error', 'the KV cache is full');
-      return;
-    }
-    await this.#preempt(latest.slot);
-  }
-
-  async #preempt(slot: Slot): Promise<void> {
-    const job = slot.job;
-    if (job === null) return;
+  #preempt(slot: number, job: Job): void {
     try {
-      this.#decoder.cancel(slot.id);
+      this.#decoder.cancel(slot);
     } catch {
       // The decoder is gone: the request ends like the others will.
     }
-    slot.job = null;
-    slot.lastUsed = ++this.#uses;
-    slot.cache = null;
     job.slot = null;
     job.state = 'queued';
     job.heldText = '';
     job.preemptions++;
     this.#queue.pushFront(job.id, job.request.client, job.request.tokens.length, job, job.request.priority);
     guard(() => this.#observer.onPreempted?.({ id: job.id, generatedTokens: job.generated }));
-    slot.reserved = true;
-    try {
-      await this.#giveBack(slot);
-    } catch {
-      slot.cache = null;
-    } finally {
-      slot.reserved = false;
-    }
   }
 
   /** Hands a step's events to their requests. No step is in flight here, so cancels free slots at once. */
   #apply(result: StepResult, durationMs: number): void {
     for (const ev of result.events) {
-      const slot = this.#slots[ev.slot];
-      const job = slot?.job;
+      const job = this.#pool.tenant(ev.slot);
       // No job: a stale event for a request already ended (cancelled at once while this step was queued).
-      if (slot === undefined || job === null || job === undefined) continue;
+      if (job === null) continue;
       if (job.cancel !== null) {
         if (ev.end !== null) this.#end(job, job.cancel.reason, '', job.cancel.error);
         continue;
@@ -760,7 +514,7 @@ export class Scheduler {
       }
       // The KV holds the prompt and every generated token but the last, which the next step decodes.
       const generatedHere = job.generated - run.generatedBefore;
-      slot.cachedCount = run.reused + run.processed + Math.max(0, generatedHere - 1) - job.shifted;
+      this.#pool.recount(ev.slot, run.reused + run.processed + Math.max(0, generatedHere - 1) - job.shifted);
       if (ev.token !== null) {
         job.firstTokenAt ??= this.#now();
         const { token, text, probs } = ev;
@@ -772,8 +526,8 @@ export class Scheduler {
         this.#end(job, ev.end, job.heldText, ev.error);
       }
     }
-    for (const slot of this.#slots) {
-      const job = slot.job;
+    for (let id = 0; id < this.#pool.size; id++) {
+      const job = this.#pool.tenant(id);
       if (job === null) continue;
       if (job.cancel !== null) {
         // The cancel came after the step's last look at its slots: apply it now, between steps.
@@ -783,29 +537,51 @@ export class Scheduler {
     if (result.batchTokens === 0 && result.events.length === 0 && result.kvFull !== true) {
       // The decoder has nothing to do for requests we think are running: it lost them. Fail them rather
       // than spin on empty steps.
-      for (const slot of this.#slots)
-        if (slot.job) this.#cancel(slot.job, 'error', `the decoder has no work for slot ${slot.id}`);
+      for (let id = 0; id < this.#pool.size; id++) {
+        const job = this.#pool.tenant(id);
+        if (job) this.#cancel(job, 'error', `the decoder has no work for slot ${id}`);
+      }
     }
   }
 
   /** A step failed: the decoder's slot states are unknown, so every running request ends with an error. */
   #failRunning(err: unknown): void {
     const message = messageOf(err);
-    for (const slot of this.#slots) {
-      const job = slot.job;
+    for (let id = 0; id < this.#pool.size; id++) {
+      const job = this.#pool.tenant(id);
       if (job === null) continue;
       try {
-        this.#decoder.cancel(slot.id);
+        this.#decoder.cancel(id);
       } catch {
         // The slot is given up on either way.
       }
-      slot.cache = null;
+      this.#pool.forget(id);
       if (job.cancel !== null) this.#end(job, job.cancel.reason, '', job.cancel.error);
       else this.#end(job, 'error', '', message);
     }
   }
 
   // --- ending requests --------------------------------------------------------------------------------
+
+  /** Its deadline (timeoutMs) and its client going away (the abort signal) cancel a request; #end stops both. */
+  #watch(job: Job): void {
+    const { signal, timeoutMs } = job.request;
+    if (signal?.aborted) {
+      // Already gone: end it, but not inside submit(), which promises no handler calls.
+      queueMicrotask(() => this.#cancel(job, 'cancelled'));
+    } else if (signal) {
+      job.onAbort = () => this.#cancel(job, 'cancelled');
+      signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    if (timeoutMs !== undefined) job.timer = setTimeout(() => this.#cancel(job, 'timeout'), timeoutMs);
+  }
+
+  #unwatch(job: Job): void {
+    if (job.timer !== null) clearTimeout(job.timer);
+    job.timer = null;
+    if (job.onAbort !== null) job.request.signal?.removeEventListener('abort', job.onAbort);
+    job.onAbort = null;
+  }
 
   /**
    * Ends a request for the scheduler's own reasons. Queued: at once. Running: the decoder frees the slot
@@ -837,16 +613,8 @@ export class Scheduler {
     if (job.state === 'ended') return;
     if (job.state === 'queued') this.#queue.remove(job.id);
     job.state = 'ended';
-    if (job.timer !== null) clearTimeout(job.timer);
-    job.timer = null;
-    if (job.onAbort !== null) job.request.signal?.removeEventListener('abort', job.onAbort);
-    job.onAbort = null;
-    const slot = job.slot === null ? undefined : this.#slots[job.slot];
-    if (slot !== undefined && slot.job === job) {
-      slot.job = null;
-      slot.cache = null;
-      slot.lastUsed = ++this.#uses;
-    }
+    this.#unwatch(job);
+    if (job.slot !== null && this.#pool.tenant(job.slot) === job) this.#pool.vacate(job.slot);
     this.#live.delete(job.id);
     const summary: RequestSummary = {
       id: job.id,
@@ -884,39 +652,6 @@ export class Scheduler {
     const run = job.run;
     return job.generated > run.generatedBefore || run.reused + run.processed >= run.promptLength;
   }
-
-  /** Only between steps (admission): the decoder's cache must not be read while a step may change it. */
-  /** Prompt tokens the slot's cache lets it skip: the common prefix, as far as it can resume there. */
-  #reusable(slot: Slot, prompt: readonly number[]): number {
-    return reusablePrefix(commonPrefix(this.#cachedPrefix(slot), prompt), this.#resumePoints(slot));
-  }
-
-  #resumePoints(slot: Slot): ResumePoints | undefined {
-    try {
-      return this.#decoder.resumePoints?.(slot.id);
-    } catch {
-      return { from: Number.POSITIVE_INFINITY, checkpoints: [] };
-    }
-  }
-
-  #cachedPrefix(slot: Slot): readonly number[] {
-    if (slot.cache === null) {
-      try {
-        slot.cache = this.#decoder.cachedPrefix(slot.id);
-      } catch {
-        slot.cache = [];
-      }
-      slot.cachedCount = slot.cache.length;
-    }
-    return slot.cache;
-  }
-}
-
-/** The least recently used of these slots. */
-function lruOf(slots: readonly Slot[]): Slot | undefined {
-  let best: Slot | undefined;
-  for (const s of slots) if (best === undefined || s.lastUsed < best.lastUsed) best = s;
-  return best;
 }
 
 function guard(call: () => void): void {
