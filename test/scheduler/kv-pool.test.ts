@@ -1,271 +1,237 @@
-// The scheduler over a unified KV pool and a host-RAM prompt cache, against the fake decoder (which keeps one
-// pool of cells and reports kvFull like llama_decode): admission counts free cells and what idle caches give
-// back, a full pool preempts the most recently started request, which resumes and ends as if never stopped;
-// slot states saved to RAM come back when their prompt does.
+// The KV pool's decisions on their own, against the fake decoder's slots (no scheduler, no steps): which idle caches
+// give their cells back for an admission (least recently used first), when a request must wait, what making room
+// does (an idle cache first, else the most recently started request is preempted, a lone request overflows), and
+// the host-RAM cache around them (a failed save loses only that copy, a failed restore starts the request cold).
 import t from 'tap';
-import { Scheduler } from '../../src/scheduler/scheduler.ts';
-import type {
-  GenerationRequest,
-  PromptCacheEvent,
-  RequestSummary,
-  SchedulerOptions,
-} from '../../src/scheduler/types.ts';
+import { KvPool, type KvPoolOptions, type Tenant } from '../../src/scheduler/kv-pool.ts';
+import type { PromptCacheEvent } from '../../src/scheduler/types.ts';
 import { syntheticPrompt } from '../helpers/decode.ts';
-import { FakeDecoder, type FakeDecoderOptions, fakeTokens } from '../helpers/fake-decoder.ts';
+import { FakeDecoder, type FakeDecoderOptions } from '../helpers/fake-decoder.ts';
 
-interface Run {
-  tokens: number[];
-  starts: number;
-  summary: Promise<RequestSummary>;
+interface Request extends Tenant {
+  readonly name: string;
+  startedAt: number | null;
+  cancel: object | null;
 }
 
-function run(s: Scheduler, prompt: number[], maxTokens: number, client = 'A'): Run {
-  const r: Run = { tokens: [], starts: 0, summary: Promise.resolve(null as unknown as RequestSummary) };
-  const request: GenerationRequest = { client, tokens: prompt, options: { maxTokens } };
-  const handle = s.submit(request, {
-    onStart: () => {
-      r.starts++;
-    },
-    onToken: (token) => {
-      r.tokens.push(token);
-    },
-    onEnd: () => {},
-  });
-  r.summary = handle.done;
-  return r;
+function request(name: string, startedAt: number): Request {
+  return { name, startedAt, cancel: null };
 }
 
-function setup(fake: FakeDecoderOptions, options: SchedulerOptions = {}) {
+function setup(fake: FakeDecoderOptions, options: Partial<KvPoolOptions> = {}) {
   const decoder = new FakeDecoder(fake);
-  const preempted: string[] = [];
-  const cache: PromptCacheEvent[] = [];
-  const scheduler = new Scheduler(decoder, options, {
-    onPreempted: (p) => preempted.push(p.id),
-    onPromptCache: (e) => cache.push(e),
-  });
-  return { decoder, scheduler, preempted, cache };
+  const events: PromptCacheEvent[] = [];
+  const pool = new KvPool<Request>(
+    decoder,
+    { minReusePrefix: 4, outputReserve: 8, promptCacheBytes: 0, ...options },
+    (e) => events.push(e),
+  );
+  /** The slot's KV holds `tokens` and it just ended a request (the most recently used slot now). */
+  const idleWith = async (slot: number, tokens: readonly number[]) => {
+    await decoder.restoreState(slot, { tokens, state: new Uint8Array(new Int32Array(tokens).buffer) });
+    pool.occupy(slot, request(`previous on ${slot}`, 0), 0, tokens.length, 0);
+    pool.vacate(slot);
+    pool.cachedPrefix(slot); // read between steps, as admission does
+  };
+  const erased = () => decoder.calls.flatMap((c) => (c.op === 'erase' ? [c.slot] : []));
+  return { decoder, pool, events, idleWith, erased };
 }
 
-t.test('a full pool preempts the most recently started request; it resumes and ends as if never stopped', async (t) => {
-  // 2 slots of up to 64 tokens share 64 cells: two 8-token prompts generating 30 each (76) do not fit together.
-  const { decoder, scheduler, preempted } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 }, { outputReserve: 1 });
-  const a = syntheticPrompt(8, 1);
-  const b = syntheticPrompt(8, 2);
-  const first = run(scheduler, a, 30);
-  const second = run(scheduler, b, 30, 'B');
-  const [sa, sb] = await Promise.all([first.summary, second.summary]);
-  t.same([sa.reason, sb.reason], ['length', 'length'], 'both finish: nobody fails because of the other');
-  t.same(first.tokens, fakeTokens(a, 30));
-  t.same(second.tokens, fakeTokens(b, 30), 'the preempted one generates exactly what it would have');
-  t.equal(sa.preemptions + sb.preemptions, 1, 'one preemption');
-  t.equal(sb.preemptions, 1, 'the most recently started one gave its slot up');
-  t.same(preempted.length, 1);
-  t.equal(second.starts, 1, 'its client saw one start');
-  t.equal(sb.generatedTokens, 30);
-  t.ok(
-    decoder.calls.some((c) => c.op === 'start' && c.promptTokens > 8),
-    'it resumed from its prompt and its own output',
-  );
-  t.same(decoder.violations, []);
-  t.ok(decoder.cellsUsed <= 64);
-});
-
-t.test('admission waits for cells: a prompt and its reservation must fit what the others leave', async (t) => {
-  // 64 cells; the first holds 10 + 40 reserved, so the second's 16 + 4 (of the 14 left) waits for it.
-  const { decoder, scheduler } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 }, { outputReserve: 40 });
-  const log: string[] = [];
-  const submit = (name: string, prompt: number[], maxTokens: number) =>
-    scheduler.submit(
-      { client: name, tokens: prompt, options: { maxTokens } },
-      { onStart: () => log.push(`start ${name}`), onEnd: () => log.push(`end ${name}`) },
-    ).done;
-  const [first, second] = await Promise.all([
-    submit('first', syntheticPrompt(10, 3), 40),
-    submit('second', syntheticPrompt(16, 4), 4),
-  ]);
-  t.same(log, ['start first', 'end first', 'start second', 'end second'], 'the second waited for cells');
-  t.same([first.reason, second.reason], ['length', 'length']);
-  t.equal(second.preemptions, 0, 'it waited rather than pushing the first out');
-  // With room for both they run together.
-  const roomy = setup({ slots: 2, ctxPerSlot: 64, kvCells: 128 }, { outputReserve: 40 });
-  const both: string[] = [];
-  await Promise.all(
-    ['x', 'y'].map(
-      (name, k) =>
-        roomy.scheduler.submit(
-          { client: name, tokens: syntheticPrompt(16, 20 + k), options: { maxTokens: 4 } },
-          { onStart: () => both.push(`start ${name}`), onEnd: () => both.push(`end ${name}`) },
-        ).done,
-    ),
-  );
-  t.same(both.slice(0, 2), ['start x', 'start y'], 'both start at once when they fit');
-  t.same(decoder.violations, []);
-  // The newcomer's own reservation counts too: 10 + 4 held, and 16 + 40 more would not fit 64.
-  const own = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 }, { outputReserve: 40 });
-  const order: string[] = [];
-  const [short, long] = await Promise.all(
-    [
-      ['short', 10, 4],
-      ['long', 16, 40],
-    ].map(
-      ([name, n, max], k) =>
-        own.scheduler.submit(
-          { client: String(name), tokens: syntheticPrompt(Number(n), 30 + k), options: { maxTokens: Number(max) } },
-          { onStart: () => order.push(`start ${name}`), onEnd: () => order.push(`end ${name}`) },
-        ).done,
-    ),
-  );
-  t.same(order, ['start short', 'end short', 'start long', 'end long'], 'its own reservation made the second wait');
-  t.same([short?.preemptions, long?.preemptions], [0, 0]);
-});
-
-t.test('idle caches give their cells back, least recently used first, to the RAM cache', async (t) => {
-  const { decoder, scheduler, cache } = setup(
-    { slots: 2, ctxPerSlot: 64, kvCells: 64 },
-    { outputReserve: 4, promptCacheBytes: 1 << 20, minReusePrefix: 4 },
-  );
-  const a = syntheticPrompt(30, 5);
-  const b = syntheticPrompt(30, 6);
-  await run(scheduler, a, 4).summary; // slot 0 keeps a's 33 cells
-  await run(scheduler, b, 4, 'B').summary; // needs 34 of the 31 left: a's cache is saved and erased
-  t.ok(
-    decoder.calls.some((c) => c.op === 'saveState') && decoder.calls.some((c) => c.op === 'erase'),
-    'saved to RAM, then erased',
-  );
-  t.ok(cache.some((e) => e.kind === 'saved'));
-  const again = run(scheduler, [...a, 1, 2, 3], 2);
-  const summary = await again.summary;
-  t.ok(
-    decoder.calls.some((c) => c.op === 'restoreState'),
-    'its state came back from RAM',
-  );
-  t.ok(summary.cachedTokens >= a.length, `the prompt came back from RAM (${summary.cachedTokens} cached)`);
-  t.ok(cache.some((e) => e.kind === 'hit'));
-  t.same(again.tokens, fakeTokens([...a, 1, 2, 3], 2), 'and generates what it would have');
-  t.match(scheduler.promptCacheStats(), { hits: 1 });
-});
-
-t.test('a slot reused for another prompt keeps the old one in RAM; the old prompt comes back restored', async (t) => {
-  const { decoder, scheduler } = setup({ slots: 1, ctxPerSlot: 128 }, { promptCacheBytes: 1 << 20, minReusePrefix: 4 });
-  const system = syntheticPrompt(40, 7);
-  await run(scheduler, [...system, 11, 12], 3).summary;
-  await run(scheduler, syntheticPrompt(20, 8), 3).summary;
-  const back = await run(scheduler, [...system, 11, 12, 13], 3).summary;
-  t.ok(
-    decoder.calls.some((c) => c.op === 'restoreState'),
-    'restored',
-  );
-  t.ok(back.cachedTokens >= system.length, `${back.cachedTokens} tokens reused`);
-  // Off: the same sequence decodes the whole prompt again.
-  const off = setup({ slots: 1, ctxPerSlot: 128 }, { minReusePrefix: 4 });
-  await run(off.scheduler, [...system, 11, 12], 3).summary;
-  await run(off.scheduler, syntheticPrompt(20, 8), 3).summary;
-  const cold = await run(off.scheduler, [...system, 11, 12, 13], 3).summary;
-  t.ok(cold.cachedTokens < system.length / 2, `off: the prompt is decoded again (${cold.cachedTokens} reused)`);
-  t.notOk(off.decoder.calls.some((c) => c.op === 'saveState'));
-});
-
-t.test('a request cancelled while its slot is being prepared ends once, and the slot is free', async (t) => {
-  const { decoder, scheduler } = setup({ slots: 1, ctxPerSlot: 128 }, { promptCacheBytes: 1 << 20, minReusePrefix: 4 });
-  await run(scheduler, syntheticPrompt(40, 9), 2).summary;
-  const controller = new AbortController();
-  let ends = 0;
-  const handle = scheduler.submit(
-    { client: 'A', tokens: syntheticPrompt(20, 10), options: { maxTokens: 2 }, signal: controller.signal },
-    { onEnd: () => ends++ },
-  );
-  // The slot's old prompt is being saved to RAM (admission awaits it): cancel then.
-  const previous = decoder.onCall;
-  decoder.onCall = (c) => {
-    previous?.(c);
-    if (c.op === 'saveState') controller.abort();
+/** Records what makeRoom asked of the step loop. */
+function room() {
+  const preempted: Array<{ slot: number; name: string }> = [];
+  const overflowed: string[][] = [];
+  return {
+    preempted,
+    overflowed,
+    actions: {
+      preempt: (slot: number, r: Request) => preempted.push({ slot, name: r.name }),
+      overflow: (rs: readonly Request[]) => overflowed.push(rs.map((r) => r.name)),
+    },
   };
-  const summary = await handle.done;
-  t.equal(summary.reason, 'cancelled');
-  t.equal(ends, 1);
-  t.equal(scheduler.busySlots, 0);
-  const next = await run(scheduler, syntheticPrompt(8, 11), 2).summary;
-  t.equal(next.reason, 'length', 'the slot serves the next request');
+}
+
+t.test('admission: idle caches give their cells back least recently used first, only as many as needed', async (t) => {
+  // 64 cells; slot 0 (used first) and slot 1 (used last) hold 30 tokens each, slot 2 was never used.
+  const { pool, idleWith } = setup({ slots: 3, ctxPerSlot: 64, kvCells: 64 });
+  await idleWith(0, syntheticPrompt(30, 1));
+  await idleWith(1, syntheticPrompt(30, 2));
+  // A new prompt of 20 and the 8-token output reservation need 28 cells: 60 are held, so 24 must come back.
+  const placement = pool.place(syntheticPrompt(20, 3), 100);
+  t.ok(placement);
+  t.equal(placement?.slot, 2, 'the never-used slot takes the unrelated prompt');
+  t.same(placement?.evict, [0], 'the least recently used cache goes, and only that one');
+  t.equal(placement?.restore, null);
+
+  // A prompt that needs every cell but the reservation: both caches go, oldest first.
+  const big = pool.place(syntheticPrompt(50, 4), 100);
+  t.same(big?.evict, [0, 1]);
 });
 
-t.test('a full pool whose idle cache cannot be saved still gives its cells back; nobody fails', async (t) => {
-  // 3 slots share 64 cells. An idle slot keeps 11 cells; two requests then grow past what is left (9 + 2 x 28 > 64):
-  // the step reports the pool full, the idle cache goes back, and its save to RAM fails.
-  const { decoder, scheduler, preempted } = setup(
-    { slots: 3, ctxPerSlot: 64, kvCells: 64 },
-    { outputReserve: 1, promptCacheBytes: 1 << 20, minReusePrefix: 4 },
+t.test('admission: a prompt continuing an idle cache goes to that slot, which keeps its own cells', async (t) => {
+  const { pool, idleWith } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 });
+  const convo = syntheticPrompt(30, 1);
+  await idleWith(0, convo);
+  await idleWith(1, syntheticPrompt(30, 2));
+  const placement = pool.place([...convo, ...syntheticPrompt(10, 5).slice(1)], 100);
+  t.equal(placement?.slot, 0, 'the slot holding its prefix');
+  t.same(placement?.evict, [1], 'the other cache makes room; its own 30 cells count as its prompt');
+});
+
+t.test('admission waits while running requests hold what it needs; alone it goes anyway', async (t) => {
+  const { pool } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 });
+  // A running request admitted with 40 prompt tokens and an 8-token reservation holds 48 cells for the pool,
+  // even while its count is still lower.
+  pool.occupy(0, request('running', 1), 0, 40, 100);
+  pool.recount(0, 10);
+  t.equal(pool.place(syntheticPrompt(20, 3), 100), null, '48 held + 28 needed > 64: it waits');
+  t.equal(pool.place(syntheticPrompt(16, 3), 100), null, '48 + 24 > 64: it waits');
+  t.ok(pool.place(syntheticPrompt(16, 3), 0), 'with no output left it reserves none: 48 + 16 = 64 fits');
+  t.ok(pool.place(syntheticPrompt(8, 3), 100), '48 + 16 = 64 fits');
+  pool.vacate(0);
+  pool.recount(0, 0);
+  t.ok(pool.place(syntheticPrompt(60, 3), 100), 'nothing runs: 68 > 64 goes alone (its prompt fits a slot)');
+});
+
+t.test('making room: an idle cache goes back (least recently used), nobody is preempted', async (t) => {
+  const { pool, idleWith, erased } = setup({ slots: 3, ctxPerSlot: 64, kvCells: 64 });
+  await idleWith(1, syntheticPrompt(20, 1));
+  await idleWith(2, syntheticPrompt(20, 2));
+  pool.occupy(0, request('running', 1), 0, 10, 100);
+  const r = room();
+  await pool.makeRoom(r.actions);
+  t.same(erased(), [1], 'the older idle cache is erased');
+  t.equal(pool.cachedCount(1), 0);
+  t.equal(pool.cachedCount(2), 20, 'the newer one stays');
+  t.same(r.preempted, []);
+  t.same(r.overflowed, []);
+  t.equal(pool.tenant(0)?.name, 'running');
+});
+
+t.test('making room with no idle cache preempts the most recently started request that is not ending', async (t) => {
+  const { pool, erased } = setup({ slots: 4, ctxPerSlot: 64, kvCells: 64 });
+  pool.occupy(0, request('first', 1), 0, 10, 100);
+  pool.occupy(1, request('third', 3), 0, 10, 100);
+  pool.occupy(2, request('second', 2), 0, 10, 100);
+  const ending = request('fourth, being cancelled', 4);
+  ending.cancel = { reason: 'cancelled' };
+  pool.occupy(3, ending, 0, 10, 100);
+  for (let s = 0; s < 4; s++) pool.recount(s, 16);
+  const r = room();
+  await pool.makeRoom(r.actions);
+  t.same(r.preempted, [{ slot: 1, name: 'third' }], 'the latest to start; a cancel in flight frees its own slot');
+  t.same(r.overflowed, []);
+  t.equal(pool.tenant(1), null, 'its slot is idle');
+  t.same(erased(), [1], 'and its cells went back to the pool');
+  t.equal(pool.cachedCount(1), 0);
+  t.same(pool.idleSlots(), [1], 'and it is free for admission again');
+});
+
+t.test('making room when one request alone fills the pool: it overflows, nobody is preempted', async (t) => {
+  const { pool, erased } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 });
+  pool.occupy(0, request('alone', 1), 0, 10, 100);
+  const ending = request('ending', 2);
+  ending.cancel = {};
+  pool.occupy(1, ending, 0, 10, 100);
+  pool.recount(0, 60);
+  const r = room();
+  await pool.makeRoom(r.actions);
+  t.same(r.overflowed, [['alone']]);
+  t.same(r.preempted, []);
+  t.same(erased(), []);
+});
+
+t.test('making room: an idle cache that cannot be erased falls through to preemption', async (t) => {
+  const { decoder, pool, idleWith } = setup({ slots: 3, ctxPerSlot: 64, kvCells: 64 });
+  await idleWith(2, syntheticPrompt(20, 1));
+  pool.occupy(0, request('older', 1), 0, 10, 100);
+  pool.occupy(1, request('newer', 2), 0, 10, 100);
+  let erases = 0;
+  decoder.eraseSlot = async () => {
+    erases++;
+    throw new Error('the decoder is failing');
+  };
+  const r = room();
+  await pool.makeRoom(r.actions);
+  t.equal(erases, 2, 'the idle slot, then the preempted one');
+  t.same(r.preempted, [{ slot: 1, name: 'newer' }]);
+  t.same(pool.idleSlots(), [1, 2], 'neither slot stays held');
+});
+
+t.test('giving cells back keeps the state in RAM; a failed save loses only that copy', async (t) => {
+  const { decoder, pool, idleWith, events, erased } = setup(
+    { slots: 2, ctxPerSlot: 64, kvCells: 64 },
+    { promptCacheBytes: 1 << 20 },
   );
-  await run(scheduler, syntheticPrompt(8, 30), 4).summary;
+  const a = syntheticPrompt(20, 1);
+  const b = syntheticPrompt(24, 2);
+  await idleWith(0, a);
+  await idleWith(1, b);
   decoder.failNextSave();
-  const a = syntheticPrompt(8, 31);
-  const b = syntheticPrompt(8, 32);
-  const first = run(scheduler, a, 20, 'A');
-  const second = run(scheduler, b, 20, 'B');
-  const [sa, sb] = await Promise.all([first.summary, second.summary]);
-  t.same([sa.reason, sb.reason], ['length', 'length'], 'both finish');
-  t.same(first.tokens, fakeTokens(a, 20));
-  t.same(second.tokens, fakeTokens(b, 20));
-  const save = decoder.calls.findIndex((c) => c.op === 'saveState');
-  t.ok(save >= 0, 'the idle cache was to be saved');
-  t.ok(
-    decoder.calls.slice(save).some((c) => c.op === 'erase'),
-    'its cells went back to the pool although the save failed',
-  );
-  t.same(preempted, [], 'the idle cache made the room: no running request was preempted');
-  t.same(decoder.violations, []);
+  const r = room();
+  await pool.makeRoom(r.actions);
+  t.same(events, [{ kind: 'save_failed' }], 'the save failed and was reported');
+  t.same(erased(), [0], 'the cells went back all the same');
+  t.equal(pool.promptCacheStats().entries, 0, 'nothing kept');
+  await pool.makeRoom(r.actions);
+  t.same(events.slice(1), [{ kind: 'saved', tokens: 24, bytes: 96 }], 'the next give-back saves');
+  t.same(erased(), [0, 1]);
+  t.equal(pool.promptCacheStats().entries, 1);
+  t.same(r.preempted, []);
+
+  // b's prompt returns: the RAM entry is restored into the least recently used idle slot.
+  const prompt = [...b, ...syntheticPrompt(6, 9).slice(1)];
+  const placement = pool.place(prompt, 10);
+  if (!placement) return t.fail('no placement');
+  t.equal(placement.restore?.tokens.length, 24);
+  t.equal(placement.restorePrefix, 24);
+  t.equal(placement.slot, 0, 'the least recently used idle slot');
+  t.equal(await pool.prepare(placement, prompt), 24);
+  t.same(events.at(-1), { kind: 'hit', tokens: 24, bytes: 96 });
+  t.same(pool.cachedPrefix(0), b, 'the slot holds the restored prompt');
+  t.same(pool.promptCacheStats().hits, 1);
 });
 
-t.test('a slot is saved to RAM again after each request, also when its cache ends at the same length', async (t) => {
-  // Fixed-length traffic: every request leaves the slot with 23 cached tokens. Each one must reach the RAM cache
-  // when the next prompt overwrites it, so each returning prompt is restored.
-  const { decoder, scheduler } = setup({ slots: 1, ctxPerSlot: 128 }, { promptCacheBytes: 1 << 20, minReusePrefix: 4 });
-  const prompts = [40, 41, 42].map((seed) => syntheticPrompt(20, seed));
-  for (const p of prompts) await run(scheduler, p, 4).summary;
-  const saves = decoder.calls.filter((c) => c.op === 'saveState').length;
-  t.equal(saves, 2, 'the first two prompts were saved when the next overwrote them');
-  for (const p of prompts.slice(0, 2)) {
-    const back = await run(scheduler, [...p, 7], 2).summary;
-    t.ok(back.cachedTokens >= p.length, `a returning prompt is restored (${back.cachedTokens} cached)`);
-  }
+t.test("admission keeps a slot's own cache before another prompt overwrites it; failures start it cold", async (t) => {
+  const { decoder, pool, idleWith, events } = setup(
+    { slots: 1, ctxPerSlot: 64, kvCells: 64 },
+    { promptCacheBytes: 1 << 20 },
+  );
+  const a = syntheticPrompt(20, 1);
+  await idleWith(0, a);
+  const other = syntheticPrompt(12, 2);
+  decoder.failNextSave();
+  const p1 = pool.place(other, 10);
+  if (!p1) return t.fail('no placement');
+  t.equal(await pool.prepare(p1, other), 0, 'nothing restored');
+  t.same(events, [{ kind: 'save_failed' }], 'the failed save is reported; the request still goes ahead');
+  t.same(pool.idleSlots(), [0], 'the slot is not left held');
+  pool.countLookup(p1, other);
+  t.same(events.at(-1), { kind: 'miss' }, 'its own cache does not serve it: a miss');
+  t.equal(pool.promptCacheStats().misses, 1);
+
+  // This time the save works; then a restore that fails leaves the slot to start cold.
+  const p2 = pool.place(other, 10);
+  if (!p2) return t.fail('no placement');
+  await pool.prepare(p2, other);
+  t.same(events.at(-1), { kind: 'saved', tokens: 20, bytes: 80 });
+  await decoder.eraseSlot(0);
+  pool.forget(0);
+  const back = [...a, 7, 8, 9];
+  const p3 = pool.place(back, 10);
+  if (!p3) return t.fail('no placement');
+  t.equal(p3.restorePrefix, 20);
+  decoder.restoreState = async () => {
+    throw new Error('llama_state_seq_set_data failed');
+  };
+  t.equal(await pool.prepare(p3, back), 0, 'nothing restored');
+  t.same(events.at(-1), { kind: 'miss' });
+  t.same(pool.promptCacheStats().hits, 0);
 });
 
-t.test('a preempted request resumes before the requests its client queued after it', async (t) => {
-  // One client, 2 slots over 64 cells: the first two requests outgrow the pool and the second gives its slot up.
-  // It goes back to the head of its client's line, so it resumes before the third (a 12-token prompt) starts.
-  const { decoder, scheduler, preempted } = setup({ slots: 2, ctxPerSlot: 64, kvCells: 64 }, { outputReserve: 1 });
-  const runs = [
-    run(scheduler, syntheticPrompt(8, 50), 30),
-    run(scheduler, syntheticPrompt(8, 51), 30),
-    run(scheduler, syntheticPrompt(12, 52), 5),
-  ];
-  const summaries = await Promise.all(runs.map((r) => r.summary));
-  t.same(
-    summaries.map((s) => s.reason),
-    ['length', 'length', 'length'],
-  );
-  t.equal(preempted.length, 1, 'one preemption');
-  const starts = decoder.calls.flatMap((c) => (c.op === 'start' ? [c.promptTokens] : []));
-  const resumed = starts.findIndex((n) => n > 12);
-  const third = starts.indexOf(12);
-  t.ok(resumed > 0 && third > 0, `starts: ${starts.join(', ')}`);
-  t.ok(resumed < third, `the preempted request resumed first (starts by prompt length: ${starts.join(', ')})`);
-});
-
-t.test('a conversation that comes back and goes the same way is not saved again', async (t) => {
-  // One slot, two prompts taking turns: each is saved once; afterwards the RAM cache already holds what the slot
-  // has each time it moves on (greedy: the same answer), so nothing is copied again, and each return is a restore.
-  const { decoder, scheduler, cache } = setup(
-    { slots: 1, ctxPerSlot: 128 },
-    { promptCacheBytes: 1 << 20, minReusePrefix: 4 },
-  );
-  const a = syntheticPrompt(30, 60);
-  const b = syntheticPrompt(30, 61);
-  for (const p of [a, b, a, b, a, b]) {
-    const r = run(scheduler, p, 4);
-    await r.summary;
-    t.same(r.tokens, fakeTokens(p, 4));
-  }
-  t.equal(decoder.calls.filter((c) => c.op === 'saveState').length, 2, 'two saves: one per conversation');
-  t.equal(decoder.calls.filter((c) => c.op === 'restoreState').length, 4, 'every return restored');
-  t.equal(cache.filter((e) => e.kind === 'saved').length, 2);
+t.test('a separate KV per slot: admission never evicts', async (t) => {
+  const { pool, idleWith } = setup({ slots: 2, ctxPerSlot: 32 });
+  await idleWith(0, syntheticPrompt(30, 1));
+  await idleWith(1, syntheticPrompt(30, 2));
+  t.same(pool.place(syntheticPrompt(30, 3), 100)?.evict, []);
 });
