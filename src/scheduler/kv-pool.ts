@@ -6,8 +6,7 @@
 // fit the free cells, idle slots' caches giving theirs back least recently used first. A step that finds the pool
 // full asks it to make room: an idle cache goes back, else the most recently started request gives its slot up.
 // It reads the requests only through Tenant and drives the decoder only through PoolDecoder.
-import type { ResumePoints } from './decoder.ts';
-import { reusablePrefix } from './decoder.ts';
+import { type ResumePoints, reusablePrefix } from './decoder.ts';
 import { type CachedPrompt, PromptCache, type PromptCacheStats } from './prompt-cache.ts';
 import { chooseSlot, commonPrefix } from './slot-choice.ts';
 import type { Decoder, PromptCacheEvent } from './types.ts';
