@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "convert.h"
+#include "limits.h"
 #include "promise_job.h"
 #include "reference_generate.h"
 
@@ -254,9 +255,9 @@ Napi::Value AddonModel::ReferenceGreedy(const Napi::CallbackInfo &info) {
   Napi::Object o = optionalObject(info, 1, "options");
   core::ReferenceOptions opts;
   opts.nPredict = optionalInt(o, "nPredict", opts.nPredict, 0, 1 << 20);
-  opts.nCtx = optionalInt(o, "nCtx", opts.nCtx, 0, 1 << 24);
-  opts.nThreads = optionalInt(o, "nThreads", opts.nThreads, 0, 1024);
-  opts.nBatch = optionalInt(o, "nBatch", opts.nBatch, 0, 1 << 20);
+  opts.nCtx = optionalInt(o, "nCtx", opts.nCtx, 0, core::limits::kMaxCount);
+  opts.nThreads = optionalInt(o, "nThreads", opts.nThreads, 0, core::limits::kMaxThreads);
+  opts.nBatch = optionalInt(o, "nBatch", opts.nBatch, 0, core::limits::kMaxBatch);
   return queueOnPool(
       env, [m = model(env), prompt = std::move(prompt), opts]() { return core::referenceGreedy(*m, prompt, opts); },
       [](Napi::Env e, std::vector<llama_token> &out) -> Napi::Value { return tokensToJs(e, out); });

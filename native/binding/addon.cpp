@@ -14,6 +14,7 @@
 #include "chat_templates.h"
 #include "convert.h"
 #include "js_errors.h"
+#include "limits.h"
 #include "llama.h"
 #include "memory_probe.h"
 #include "promise_job.h"
@@ -27,7 +28,7 @@ Napi::Value Quantize(const Napi::CallbackInfo &info) {
   std::string in = requireString(info, 0, "input");
   std::string out = requireString(info, 1, "output");
   std::string type = requireString(info, 2, "type");
-  const int threads = optionalInt(optionalObject(info, 3, "options"), "threads", 0, 0, 1024);
+  const int threads = optionalInt(optionalObject(info, 3, "options"), "threads", 0, 0, core::limits::kMaxThreads);
   return queueOnPool(info.Env(), [in = std::move(in), out = std::move(out), type = std::move(type), threads]() {
     core::quantizeModel(in, out, type, threads);
   });

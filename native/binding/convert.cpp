@@ -3,9 +3,12 @@
 #include <cmath>
 
 #include "errors.h"
+#include "limits.h"
 
 namespace binding {
 namespace {
+
+namespace limits = core::limits;
 
 [[noreturn]] void bad(const std::string &message) {
   throw core::Error(core::codes::kInvalidArgument, message);
@@ -73,14 +76,13 @@ int32_t optionalInt(const Napi::Object &obj, const char *key, int32_t fallback, 
   return static_cast<int32_t>(d);
 }
 
-double optionalNumber(const Napi::Object &obj, const char *key, double fallback, double min, double max) {
+double optionalNumber(const Napi::Object &obj, const char *key, double fallback,
+                      const core::limits::FloatRange &range) {
   Napi::Value v = obj.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
   if (!v.IsNumber()) bad(std::string(key) + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d < min || d > max) {
-    bad(std::string(key) + " must be in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
-  }
+  if (!range.contains(d)) bad(std::string(key) + " must be in " + core::limits::describe(range));
   return d;
 }
 
@@ -126,16 +128,20 @@ std::vector<llama_token> optionalTokens(const Napi::Object &obj, const char *key
 
 namespace {
 
-// Each struct's JS face is one list of fields, `field(name, member[, min, max])`, read by FromJs and written by ToJs,
-// so a name or range is stated once. An absent field keeps the struct's default: defaults are stated in core only.
+// Each struct's JS face is one list of fields, `field(name, member[, range or min, max])`, read by FromJs and written
+// by ToJs, so a name is stated once. Ranges a core check shares are core/limits.h's. An absent field keeps the
+// struct's default: defaults are stated in core only.
 class FromJs {
  public:
   explicit FromJs(const Napi::Object &o) : o_(o) {}
   void operator()(const char *key, int32_t &v, int32_t min, int32_t max) const {
     v = optionalInt(o_, key, v, min, max);
   }
-  void operator()(const char *key, float &v, double min, double max) const {
-    v = static_cast<float>(optionalNumber(o_, key, v, min, max));
+  void operator()(const char *key, int32_t &v, const limits::IntRange &range) const {
+    v = optionalInt(o_, key, v, range.min, range.max);
+  }
+  void operator()(const char *key, float &v, const limits::FloatRange &range) const {
+    v = static_cast<float>(optionalNumber(o_, key, v, range));
   }
   void operator()(const char *key, bool &v) const { v = optionalBool(o_, key, v); }
   void operator()(const char *key, std::string &v) const { v = optionalString(o_, key, v); }
@@ -165,29 +171,29 @@ constexpr auto loadFields = [](auto &o, auto &&field) {
 };
 
 constexpr auto decoderFields = [](auto &o, auto &&field) {
-  field("nSlots", o.nSlots, 1, 4096);
-  field("nCtxPerSlot", o.nCtxPerSlot, 1, 1 << 24);
+  field("nSlots", o.nSlots, 1, limits::kMaxSeqs);
+  field("nCtxPerSlot", o.nCtxPerSlot, 1, limits::kMaxCount);
   field("kvUnified", o.kvUnified);
-  field("nCtxSlotMax", o.nCtxSlotMax, 0, 1 << 24);
-  field("nBatch", o.nBatch, 1, 1 << 20);
-  field("nUbatch", o.nUbatch, 1, 1 << 20);
-  field("nThreads", o.nThreads, 0, 1024);
-  field("nThreadsBatch", o.nThreadsBatch, 0, 1024);
+  field("nCtxSlotMax", o.nCtxSlotMax, 0, limits::kMaxCount);
+  field("nBatch", o.nBatch, 1, limits::kMaxBatch);
+  field("nUbatch", o.nUbatch, 1, limits::kMaxBatch);
+  field("nThreads", o.nThreads, 0, limits::kMaxThreads);
+  field("nThreadsBatch", o.nThreadsBatch, 0, limits::kMaxThreads);
   field("flashAttn", o.flashAttn, -1, 1);
   field("kvType", o.kvType);
   field("kvTypeV", o.kvTypeV);
   field("offloadKv", o.offloadKv);
   field("swaFull", o.swaFull);
-  field("ctxCheckpoints", o.ctxCheckpoints, 0, 1 << 20);
-  field("checkpointMinStep", o.checkpointMinStep, 0, 1 << 24);
+  field("ctxCheckpoints", o.ctxCheckpoints, 0, limits::kMaxCheckpoints);
+  field("checkpointMinStep", o.checkpointMinStep, 0, limits::kMaxCount);
 };
 
 constexpr auto embedderFields = [](auto &o, auto &&field) {
-  field("nSeqMax", o.nSeqMax, 1, 4096);
-  field("nCtx", o.nCtx, 0, 1 << 24);
-  field("nBatch", o.nBatch, 1, 1 << 20);
-  field("nThreads", o.nThreads, 0, 1024);
-  field("nThreadsBatch", o.nThreadsBatch, 0, 1024);
+  field("nSeqMax", o.nSeqMax, 1, limits::kMaxSeqs);
+  field("nCtx", o.nCtx, 0, limits::kMaxCount);
+  field("nBatch", o.nBatch, 1, limits::kMaxBatch);
+  field("nThreads", o.nThreads, 0, limits::kMaxThreads);
+  field("nThreadsBatch", o.nThreadsBatch, 0, limits::kMaxThreads);
   field("pooling", o.pooling, -1, 3);
 };
 
@@ -208,7 +214,7 @@ constexpr auto grammarFields = [](auto &g, auto &&field) {
 };
 
 constexpr auto reasoningFields = [](auto &r, auto &&field) {
-  field("tokens", r.tokens, -1, INT32_MAX);
+  field("tokens", r.tokens, limits::kReasoningBudget);
   field("start", r.start);
   field("ends", r.ends);
   field("generationPrompt", r.generationPrompt);
@@ -221,40 +227,40 @@ constexpr auto triggerFields = [](auto &t, auto &&field) {
 };
 
 constexpr auto startFields = [](auto &p, auto &&field) {
-  field("maxTokens", p.maxTokens, 1, 1 << 24);
+  field("maxTokens", p.maxTokens, limits::kMaxTokens);
   field("renderSpecial", p.renderSpecial);
   field("reusePrefix", p.reusePrefix);
-  field("nProbs", p.nProbs, 0, 1024);
+  field("nProbs", p.nProbs, limits::kNProbs);
   field("postSampling", p.postSampling);
   field("contextShift", p.contextShift);
-  field("nKeep", p.nKeep, -1, 1 << 24);
-  field("resumeTokens", p.resumeTokens, 0, 1 << 24);
+  field("nKeep", p.nKeep, limits::kNKeep);
+  field("resumeTokens", p.resumeTokens, limits::kResumeTokens);
 };
 
 constexpr auto samplingFields = [](auto &p, auto &&field) {
-  field("temperature", p.temperature, 0.0, 1e6);
-  field("dynatempRange", p.dynatempRange, 0.0, 1e6);
-  field("dynatempExponent", p.dynatempExponent, 0.0, 1e6);
-  field("topK", p.topK, 0, 1 << 30);
-  field("topP", p.topP, 0.0, 1.0);
-  field("minP", p.minP, 0.0, 1.0);
-  field("typicalP", p.typicalP, 0.0, 1.0);
-  field("topNSigma", p.topNSigma, -1e6, 1e6);
-  field("xtcProbability", p.xtcProbability, 0.0, 1.0);
-  field("xtcThreshold", p.xtcThreshold, 0.0, 1.0);
-  field("minKeep", p.minKeep, 0, 1 << 30);
-  field("repeatPenalty", p.repeatPenalty, 0.0, 100.0);
-  field("presencePenalty", p.presencePenalty, -100.0, 100.0);
-  field("frequencyPenalty", p.frequencyPenalty, -100.0, 100.0);
-  field("penaltyLastN", p.penaltyLastN, -1, 1 << 24);
-  field("dryMultiplier", p.dryMultiplier, 0.0, 1e6);
-  field("dryBase", p.dryBase, 0.0, 1e6);
-  field("dryAllowedLength", p.dryAllowedLength, 0, 1 << 24);
-  field("dryPenaltyLastN", p.dryPenaltyLastN, -1, 1 << 24);
+  field("temperature", p.temperature, limits::kTemperature);
+  field("dynatempRange", p.dynatempRange, limits::kDynatempRange);
+  field("dynatempExponent", p.dynatempExponent, limits::kDynatempExponent);
+  field("topK", p.topK, limits::kTopK);
+  field("topP", p.topP, limits::kTopP);
+  field("minP", p.minP, limits::kMinP);
+  field("typicalP", p.typicalP, limits::kTypicalP);
+  field("topNSigma", p.topNSigma, limits::kTopNSigma);
+  field("xtcProbability", p.xtcProbability, limits::kXtcProbability);
+  field("xtcThreshold", p.xtcThreshold, limits::kXtcThreshold);
+  field("minKeep", p.minKeep, limits::kMinKeep);
+  field("repeatPenalty", p.repeatPenalty, limits::kRepeatPenalty);
+  field("presencePenalty", p.presencePenalty, limits::kPresencePenalty);
+  field("frequencyPenalty", p.frequencyPenalty, limits::kFrequencyPenalty);
+  field("penaltyLastN", p.penaltyLastN, limits::kPenaltyLastN);
+  field("dryMultiplier", p.dryMultiplier, limits::kDryMultiplier);
+  field("dryBase", p.dryBase, limits::kDryBase);
+  field("dryAllowedLength", p.dryAllowedLength, limits::kDryAllowedLength);
+  field("dryPenaltyLastN", p.dryPenaltyLastN, limits::kDryPenaltyLastN);
   field("drySequenceBreakers", p.drySequenceBreakers);
-  field("mirostat", p.mirostat, 0, 2);
-  field("mirostatTau", p.mirostatTau, 0.0, 1e6);
-  field("mirostatEta", p.mirostatEta, 0.0, 1e6);
+  field("mirostat", p.mirostat, limits::kMirostat);
+  field("mirostatTau", p.mirostatTau, limits::kMirostatTau);
+  field("mirostatEta", p.mirostatEta, limits::kMirostatEta);
   field("samplers", p.samplers);
   field("ignoreEos", p.ignoreEos);
 };
@@ -347,7 +353,7 @@ Napi::Object grammarToJs(Napi::Env env, const core::GrammarSpec &g) {
 
 core::SamplingParams samplingFrom(const Napi::Object &o) {
   core::SamplingParams p = fromJs<core::SamplingParams>(o, samplingFields);
-  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", p.seed, 0.0, 4294967295.0));
+  p.seed = static_cast<uint32_t>(optionalNumber(o, "seed", p.seed, {0.0, 4294967295.0}));
   Napi::Value bias = o.Get("logitBias");
   if (!bias.IsUndefined() && !bias.IsNull()) {
     if (!bias.IsArray()) bad("logitBias must be an array of [token, bias]");

@@ -8,6 +8,7 @@
 #include "batch_decoder.h"
 #include "chat_templates.h"
 #include "embedder.h"
+#include "limits.h"
 #include "llama.h"
 #include "model.h"
 
@@ -20,7 +21,7 @@ Napi::Int32Array tokensToJs(Napi::Env env, const std::vector<llama_token> &token
 // Optional fields of an options object (absent or undefined: fallback).
 Napi::Object optionalObject(const Napi::CallbackInfo &info, size_t index, const char *name);
 int32_t optionalInt(const Napi::Object &obj, const char *key, int32_t fallback, int32_t min, int32_t max);
-double optionalNumber(const Napi::Object &obj, const char *key, double fallback, double min, double max);
+double optionalNumber(const Napi::Object &obj, const char *key, double fallback, const core::limits::FloatRange &range);
 bool optionalBool(const Napi::Object &obj, const char *key, bool fallback);
 bool optionalBoolArg(const Napi::CallbackInfo &info, size_t index, const char *name, bool fallback);
 std::string optionalString(const Napi::Object &obj, const char *key, const std::string &fallback);

@@ -19,6 +19,7 @@
 
 #include "batch_decoder.h"
 #include "errors.h"
+#include "limits.h"
 #include "model.h"
 
 namespace {
@@ -52,7 +53,7 @@ struct Args {
 int toInt(const std::string &flag, const char *v, int min) {
   char *end = nullptr;
   const long n = std::strtol(v, &end, 10);
-  if (end == v || *end != '\0' || n < min || n > 1 << 24)
+  if (end == v || *end != '\0' || n < min || n > core::limits::kMaxCount)
     usage(flag + " needs an integer >= " + std::to_string(min) + ", got '" + v + "'");
   return static_cast<int>(n);
 }

@@ -11,6 +11,8 @@
 // slot, never from a slot a step is changing. A snapshot rather than BUSY, because readers (a /slots view, metrics,
 // slot choice) should not fail while a step runs, and it is cheap: publishing copies only the tokens appended since the
 // last publish.
+//
+// The implementation is split by job, one file each (batch_decoder.cpp's opening comment lists them).
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -181,6 +183,8 @@ class BatchDecoder {
   int64_t checkpointBytes() const { return checkpointBytes_.load(std::memory_order_relaxed); }
 
  private:
+  // One slot's state (decoder_slot.h). The members below are defined in the files that own their job:
+  // batch_decoder.cpp unless noted.
   struct Slot;
   // What readers see of one slot; guarded by viewMutex_.
   struct SlotView {
@@ -188,27 +192,47 @@ class BatchDecoder {
     std::vector<llama_token> cache;
     ResumePoints resume;
   };
+  // How a step's decode went (decodeWithRetry).
+  enum class Decoded { kOk, kNothing, kNoRoom, kFailed };
+
+  // The step (decoder_step.cpp; batch assembly in decoder_batch.cpp).
   StepResult stepLocked(int32_t tokenBudget);
-  StepResult &kvFull(StepResult &r);
+  // Fills batch_: the generating slots' tokens, then prompt tokens up to prefillBudget; returns the last prefilling
+  // slot served (-1: none).
+  int32_t assembleBatch(int32_t prefillBudget);
+  // Assembles and decodes, halving the prompt share while the KV has no room; kNothing: nothing to decode, kNoRoom:
+  // not even the generating slots' tokens fit, kFailed: the batch's slots ended with an error.
+  Decoded decodeWithRetry(StepResult &r, int32_t nGen, int32_t prefillBudget, int32_t &lastServed);
   // llama_decode on batch_, or the return code an injected fault plans for this step (faults.h).
   int32_t decodeBatch();
-  // Brings views_ and kvCells_ up to date; called with stepMutex_ held, after every change to a slot.
-  void publish();
-  void checkSlot(int32_t slot) const;
-  Slot &idleSlot(int32_t slot, const char *what);
-  bool shiftContext(Slot &s);
+  void failBatch(int32_t ret, StepResult &r);
+  StepResult &kvFull(StepResult &r);
+  // Samples a slot with logits in the decoded batch; its event, or its end, goes to `events`.
+  void sampleSlot(Slot &s, int32_t &sampled, std::vector<SlotEvent> &events);
+
+  // Sliding-window checkpoints (checkpoints.cpp).
   bool checkpointing() const;
   void checkpoint(Slot &s);
   int32_t resumeFrom(const Slot &s) const;
   ResumePoints resumeOf(const Slot &s) const;
   // The largest prefix <= keep the slot can resume at, restoring a checkpoint when its window has moved on.
   size_t resumeAt(Slot &s, size_t keep);
+
+  // A slot's KV outside a decode (slot_kv.cpp; copyPrefix too).
+  void forgetKv(Slot &s);
+  bool shiftContext(Slot &s);
+
+  // Slots and their snapshot.
+  // Brings views_ and kvCells_ up to date; called with stepMutex_ held, after every change to a slot.
+  void publish();
+  void checkSlot(int32_t slot) const;
+  Slot &idleSlot(int32_t slot, const char *what);
   std::string heldBack(const std::vector<llama_token> &output, bool renderSpecial,
                        const std::vector<llama_token> &preserved) const;
-  void recordProbs(Slot &s, int32_t outputIndex, llama_token tok, SlotEvent &ev);
   void applyCancels(std::vector<SlotEvent> &events);
   void endSlot(Slot &s, EndReason reason, std::vector<SlotEvent> &events, const std::string &error = "");
-  void forgetKv(Slot &s);
+  // Idle again, nothing pending; its KV stays for prefix reuse.
+  void release(Slot &s);
   std::string takeText(Slot &s, bool flush);
 
   std::shared_ptr<Model> model_;

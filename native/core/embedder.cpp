@@ -8,13 +8,6 @@
 #include "errors.h"
 
 namespace core {
-namespace {
-
-void require(bool ok, const std::string &message) {
-  if (!ok) throw Error(codes::kInvalidArgument, message);
-}
-
-}  // namespace
 
 Embedder::Embedder(std::shared_ptr<Model> model, const EmbedderOptions &opts) : model_(std::move(model)), opts_(opts) {
   ensureBackend();

@@ -31,4 +31,9 @@ class Error : public std::runtime_error {
   std::string code_;
 };
 
+// Throws INVALID_ARGUMENT with `message` unless `ok`.
+inline void require(bool ok, const std::string &message) {
+  if (!ok) throw Error(codes::kInvalidArgument, message);
+}
+
 }  // namespace core

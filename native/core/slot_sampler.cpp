@@ -5,52 +5,48 @@
 #include <string>
 
 #include "errors.h"
+#include "limits.h"
 #include "sampling.h"  // llama.cpp common/sampling.h (ours is slot_sampler.h)
 
 namespace core {
 namespace {
 
-void check(bool ok, const std::string &message) {
-  if (!ok) throw Error(codes::kInvalidArgument, message);
-}
-
-bool finiteIn(float v, float lo, float hi) {
-  return std::isfinite(v) && v >= lo && v <= hi;
-}
-
 void validate(const llama_model *model, const SamplingParams &p) {
-  check(finiteIn(p.temperature, 0.0f, 1e6f), "temperature must be >= 0");
-  check(p.topK >= 0, "top_k must be >= 0");
-  check(std::isfinite(p.topP) && p.topP > 0.0f && p.topP <= 1.0f, "top_p must be in (0, 1]");
-  check(finiteIn(p.minP, 0.0f, 1.0f), "min_p must be in [0, 1]");
-  check(std::isfinite(p.typicalP) && p.typicalP > 0.0f && p.typicalP <= 1.0f, "typical_p must be in (0, 1]");
-  check(std::isfinite(p.topNSigma), "top_n_sigma must be a number");
-  check(finiteIn(p.xtcProbability, 0.0f, 1.0f) && finiteIn(p.xtcThreshold, 0.0f, 1.0f),
-        "xtc_probability and xtc_threshold must be in [0, 1]");
-  check(p.minKeep >= 0, "min_keep must be >= 0");
-  check(std::isfinite(p.repeatPenalty) && p.repeatPenalty > 0.0f, "repeat_penalty must be > 0");
-  check(std::isfinite(p.presencePenalty) && std::isfinite(p.frequencyPenalty), "penalties must be finite");
-  check(p.penaltyLastN >= -1, "repeat_last_n must be >= -1");
-  check(std::isfinite(p.dryMultiplier) && p.dryMultiplier >= 0.0f, "dry_multiplier must be >= 0");
-  check(std::isfinite(p.dryBase) && p.dryBase >= 1.0f, "dry_base must be >= 1");
-  check(p.dryAllowedLength >= 0 && p.dryPenaltyLastN >= -1,
-        "dry_allowed_length must be >= 0, dry_penalty_last_n >= -1");
-  check(p.mirostat >= 0 && p.mirostat <= 2, "mirostat must be 0, 1 or 2");
-  check(std::isfinite(p.mirostatTau) && std::isfinite(p.mirostatEta), "mirostat_tau and mirostat_eta must be numbers");
-  check(std::isfinite(p.dynatempRange) && std::isfinite(p.dynatempExponent), "dynatemp values must be numbers");
+  limits::requireIn(p.temperature, limits::kTemperature, "temperature");
+  limits::requireIn(p.dynatempRange, limits::kDynatempRange, "dynatemp_range");
+  limits::requireIn(p.dynatempExponent, limits::kDynatempExponent, "dynatemp_exponent");
+  limits::requireIn(p.topK, limits::kTopK, "top_k");
+  limits::requireIn(p.topP, limits::kTopP, "top_p");
+  limits::requireIn(p.minP, limits::kMinP, "min_p");
+  limits::requireIn(p.typicalP, limits::kTypicalP, "typical_p");
+  limits::requireIn(p.topNSigma, limits::kTopNSigma, "top_n_sigma");
+  limits::requireIn(p.xtcProbability, limits::kXtcProbability, "xtc_probability");
+  limits::requireIn(p.xtcThreshold, limits::kXtcThreshold, "xtc_threshold");
+  limits::requireIn(p.minKeep, limits::kMinKeep, "min_keep");
+  limits::requireIn(p.repeatPenalty, limits::kRepeatPenalty, "repeat_penalty");
+  limits::requireIn(p.presencePenalty, limits::kPresencePenalty, "presence_penalty");
+  limits::requireIn(p.frequencyPenalty, limits::kFrequencyPenalty, "frequency_penalty");
+  limits::requireIn(p.penaltyLastN, limits::kPenaltyLastN, "repeat_last_n");
+  limits::requireIn(p.dryMultiplier, limits::kDryMultiplier, "dry_multiplier");
+  limits::requireIn(p.dryBase, limits::kDryBase, "dry_base");
+  limits::requireIn(p.dryAllowedLength, limits::kDryAllowedLength, "dry_allowed_length");
+  limits::requireIn(p.dryPenaltyLastN, limits::kDryPenaltyLastN, "dry_penalty_last_n");
+  limits::requireIn(p.mirostat, limits::kMirostat, "mirostat");
+  limits::requireIn(p.mirostatTau, limits::kMirostatTau, "mirostat_tau");
+  limits::requireIn(p.mirostatEta, limits::kMirostatEta, "mirostat_eta");
+  limits::requireIn(p.reasoning.tokens, limits::kReasoningBudget, "reasoning_budget_tokens");
   const int32_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
   for (const auto &b : p.logitBias) {
-    check(b.token >= 0 && b.token < nVocab,
-          "logit_bias token " + std::to_string(b.token) + " is outside the vocabulary");
-    check(!std::isnan(b.bias), "logit_bias values must be numbers");
+    require(b.token >= 0 && b.token < nVocab,
+            "logit_bias token " + std::to_string(b.token) + " is outside the vocabulary");
+    require(!std::isnan(b.bias), "logit_bias values must be numbers");
   }
   for (const auto &name : p.samplers) {
-    check(common_sampler_types_from_names({name}).size() == 1, "unknown sampler '" + name + "' in samplers");
+    require(common_sampler_types_from_names({name}).size() == 1, "unknown sampler '" + name + "' in samplers");
   }
   // llama.cpp aborts the process on these instead of failing the request.
-  check(p.grammar.text.rfind("%llguidance", 0) != 0, "llguidance grammars are not supported by this server");
-  check(!(p.grammar.lazy && p.grammar.triggers.empty()) || p.grammar.text.empty(), "a lazy grammar needs triggers");
-  check(p.reasoning.tokens >= -1, "reasoning_budget_tokens must be >= -1");
+  require(p.grammar.text.rfind("%llguidance", 0) != 0, "llguidance grammars are not supported by this server");
+  require(!(p.grammar.lazy && p.grammar.triggers.empty()) || p.grammar.text.empty(), "a lazy grammar needs triggers");
 }
 
 bool budgeted(const SamplingParams &p) {

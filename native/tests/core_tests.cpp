@@ -1,11 +1,13 @@
 // Tests of native/core on a generated model, without Node.js: decoding to the end, cancelling during a step, calls
-// made while a step runs on another thread, an aborted load, start/cancel churn and injected faults (faults.h).
+// made while a step runs on another thread, an aborted load, start/cancel churn and injected faults (faults.h); and,
+// without a model, the saved-state container (slot_state.h), the prefill's checkpoint breaks and the bounds.
 // Registered with CTest (CMakeLists.txt, LLAMA_SLOTS_TESTS); test/native/core-tests.test.ts runs them plain and
 // scripts/sanitize.sh under AddressSanitizer, UndefinedBehaviorSanitizer and ThreadSanitizer.
 //   LLAMA_SLOTS_TEST_MODEL=tiny.gguf llama-slots-core-tests [-tc=NAME]
 // The harness is the project's own (harness.h): nothing to install.
 
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
@@ -16,11 +18,14 @@
 #include <vector>
 
 #include "batch_decoder.h"
+#include "checkpoints.h"
 #include "errors.h"
 #include "faults.h"
 #include "harness.h"
+#include "limits.h"
 #include "model.h"
 #include "reference_generate.h"
+#include "slot_state.h"
 
 namespace {
 
@@ -494,4 +499,84 @@ TEST_CASE("sliding-window checkpoints: resume, save/restore round trip, damaged 
   }
   CHECK(d.restoreState(0, saved.tokens, saved.data) == static_cast<int32_t>(saved.tokens.size()));
   requireIdle(d);
+}
+
+// saveState's container without a model: what packState writes unpackState reads back as views into the same bytes;
+// every cut is refused, as are checkpoints out of order or past the tokens; bytes after the end are counted.
+TEST_CASE("slot state container: round trip, cuts and bad checkpoints refused, trailing bytes counted") {
+  std::vector<core::Checkpoint> checkpoints(2);
+  checkpoints[0].nTokens = 10;
+  checkpoints[0].data = {1, 2, 3};
+  checkpoints[1].nTokens = 20;
+  checkpoints[1].data = {4, 5};
+  const std::vector<uint8_t> seq = {9, 8, 7, 6, 5};
+  std::vector<uint8_t> packed;
+  REQUIRE(core::packState(packed, checkpoints, [&](std::vector<uint8_t> &out) {
+    out.insert(out.end(), seq.begin(), seq.end());
+    return static_cast<uint64_t>(seq.size());
+  }));
+
+  core::StateView view;
+  REQUIRE(core::unpackState(packed, 20, view));
+  REQUIRE(view.checkpoints.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(view.checkpoints[i].first == checkpoints[i].nTokens);
+    const auto &part = view.checkpoints[i].second;
+    CHECK(std::vector<uint8_t>(part.data, part.data + part.size) == checkpoints[i].data);
+  }
+  CHECK(std::vector<uint8_t>(view.seq.data, view.seq.data + view.seq.size) == seq);
+  CHECK(view.trailing == 0);
+
+  for (size_t len = 0; len < packed.size(); ++len) {
+    const std::vector<uint8_t> cut(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(len));
+    CHECK_MESSAGE(!core::unpackState(cut, 20, view), "cut at ", len);
+  }
+  CHECK_FALSE(core::unpackState(packed, 19, view));  // a checkpoint past the tokens
+  std::vector<core::Checkpoint> unordered = {checkpoints[1], checkpoints[0]};
+  std::vector<uint8_t> bad;
+  REQUIRE(core::packState(bad, unordered, [&](std::vector<uint8_t> &out) {
+    out.push_back(1);
+    return uint64_t{1};
+  }));
+  CHECK_FALSE(core::unpackState(bad, 20, view));
+  std::vector<uint8_t> empty;
+  CHECK_FALSE(core::packState(empty, {}, [](std::vector<uint8_t> &) { return uint64_t{0}; }));
+
+  std::vector<uint8_t> padded = packed;
+  padded.insert(padded.end(), 3, 0);
+  REQUIRE(core::unpackState(padded, 20, view));
+  CHECK(view.trailing == 3);
+}
+
+TEST_CASE("prefill breaks: before the end, at the shared prefix and at user messages minStep apart") {
+  // 100 tokens, nothing kept: 100 - min(64, 4 + 32) and 100 - 4; `common` 40 too.
+  CHECK(core::prefillBreaks(100, 40, 0, {}, -1, 64, 32, 8192) == std::vector<int32_t>{40, 64, 96});
+  // Nothing at or before what is kept, nothing at the end.
+  CHECK(core::prefillBreaks(100, 0, 70, {}, -1, 64, 32, 8192) == std::vector<int32_t>{96});
+  // User messages: the last always; earlier ones only more than minStep past the previous break or checkpoint.
+  CHECK(core::prefillBreaks(100, 0, 0, {50, 10, 30}, -1, 200, 200, 15) == std::vector<int32_t>{10, 30, 50, 96});
+  CHECK(core::prefillBreaks(100, 0, 0, {50, 10, 30}, 5, 200, 200, 15) == std::vector<int32_t>{30, 50, 96});
+  CHECK(core::prefillBreaks(100, 0, 0, {10, 20, 50}, -1, 200, 200, 15) == std::vector<int32_t>{10, 50, 96});
+}
+
+TEST_CASE("bounds: ranges hold their ends, open ends and non-finite values are refused, messages name them") {
+  CHECK(core::limits::kMaxTokens.contains(1));
+  CHECK(core::limits::kMaxTokens.contains(core::limits::kMaxCount));
+  CHECK_FALSE(core::limits::kMaxTokens.contains(0));
+  CHECK_FALSE(core::limits::kMaxTokens.contains(int64_t{core::limits::kMaxCount} + 1));
+  CHECK_FALSE(core::limits::kTopP.contains(0.0));
+  CHECK(core::limits::kTopP.contains(1.0));
+  CHECK(core::limits::kDryBase.contains(1.0));
+  CHECK_FALSE(core::limits::kDryBase.contains(0.5));
+  CHECK_FALSE(core::limits::kTemperature.contains(std::nan("")));
+  CHECK(core::limits::describe(core::limits::kTopP) == "(0, 1]");
+  CHECK(core::limits::describe(core::limits::kMaxTokens) == "[1, 16777216]");
+  CHECK(core::limits::describe(core::limits::kDryBase) == "[1, 1000000]");
+  std::string message;
+  try {
+    core::limits::requireIn(0.5f, core::limits::kDryBase, "dry_base");
+  } catch (const core::Error &e) {
+    message = e.what();
+  }
+  CHECK(message == "dry_base must be in [1, 1000000]");
 }
