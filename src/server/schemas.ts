@@ -58,9 +58,8 @@ type GenerationFields = {
 };
 
 /**
- * The generation parameters' request fields, from their table (generation/parameters.ts): its bounds are the
- * decoder's own (native/binding/convert.cpp), so that a value it would refuse is a 400 naming the field here, never
- * a failed generation.
+ * The generation parameters' request fields, from their table (generation/parameters.ts): its bounds lie within the
+ * decoder's own, so that a value it would refuse is a 400 naming the field here, never a failed generation.
  */
 function generationFields(): GenerationFields {
   const fields: Record<string, TSchema> = {};
@@ -78,12 +77,14 @@ function generationFields(): GenerationFields {
   return fields as GenerationFields;
 }
 
+const GENERATION_FIELDS = generationFields();
+
 /** One generation's fields: OpenAI's and llama-server's names, accepted on every generation route. */
 const Sampling = {
   model: Nullable(Type.String()),
   stream: Nullable(Type.Boolean()),
   stream_options: Nullable(Type.Object({ include_usage: Nullable(Type.Boolean()) })),
-  ...generationFields(),
+  ...GENERATION_FIELDS,
   /** Only this slot (-1: any). */
   id_slot: Int({ minimum: -1 }),
   /** Milliseconds the generation phase may take; then it stops as if at its token limit. */
@@ -187,7 +188,8 @@ export const ChatCompletionBody = Type.Object({
   ...Sampling,
   ...Constraints,
   messages: Type.Array(ChatMessageSchema, { minItems: 1 }),
-  max_completion_tokens: Int({ minimum: -1 }),
+  /** OpenAI's newer name for max_tokens (chat only): the same parameter. */
+  max_completion_tokens: GENERATION_FIELDS.max_tokens,
   logprobs: Nullable(Type.Boolean()),
   top_logprobs: Int({ minimum: 0, maximum: 20 }),
   continue_final_message: Nullable(Type.Union([Type.Boolean(), Type.String()])),

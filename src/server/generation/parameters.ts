@@ -2,8 +2,9 @@
 // names), the serve flag and LLAMA_ARG_* variable that set the server's default, that default (llama-server's), what
 // a request may give, what it means, and the sampler field it goes to. The request schema (schemas.ts), the server's
 // defaults (config.ts), /props and each request's generation_settings, and the decoder options (params.ts) are built
-// from it; test/server/generation-parameters.test.ts holds the serve flags (src/config.ts) and the addon's own range
-// checks (native/binding/convert.cpp) to it. Plain data: no TypeBox here, so the flag layer may read it too.
+// from it. Tests hold to it what is not built from it yet: the serve flags (test/server/generation/parameters.test.ts)
+// and the addon's range checks (test/engine/sampling-bounds.test.ts). Plain data, no TypeBox: the flag layer may
+// read it too.
 import type { SamplingOptions } from '../../scheduler/decoder.ts';
 
 /** The decoder counts tokens in 24 bits (as many as a context holds): every token count's bound. */
@@ -22,7 +23,7 @@ export interface GenerationParameter {
   readonly kind: 'int' | 'float' | 'bool' | 'shape';
   /** What a request that leaves it out gets: llama-server's default, which the flag changes. null: none stated. */
   readonly default: number | boolean | null;
-  /** What a request may give, inclusive; absent: no bound. */
+  /** What a request may give, inclusive; absent: no bound. Always within what the addon takes. */
   readonly min?: number;
   readonly max?: number;
   /**
