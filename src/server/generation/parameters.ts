@@ -196,7 +196,7 @@ export const GENERATION_PARAMETERS = {
     max: 2,
     flag: { names: ['--frequency-penalty'] },
     sampler: 'frequencyPenalty',
-    meaning: 'subtracted from a token’s logit once per time it is present; 0: off',
+    meaning: "subtracted from a token's logit once for each time it is present; 0: off",
   },
   repeatPenalty: {
     api: ['repeat_penalty'],
@@ -236,7 +236,7 @@ export const GENERATION_PARAMETERS = {
     max: FLOAT_BOUND,
     flag: { names: ['--dry-base'], min: 1 },
     sampler: 'dryBase',
-    meaning: 'DRY: the penalty grows as this to the power of the repeat’s length',
+    meaning: "DRY: the penalty grows as this to the power of the repeat's length",
   },
   dryAllowedLength: {
     api: ['dry_allowed_length'],

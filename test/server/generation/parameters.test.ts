@@ -125,7 +125,7 @@ const SHAPE_SAMPLES: Record<string, [string, unknown]> = {
 };
 
 t.test(
-  'every parameter a flag sets: its spellings, variable, default, field and bounds are the flag table’s',
+  "every parameter a flag sets: its spellings, variable, default, field and bounds are the flag table's",
   async (t) => {
     const rows = flagRows();
     const defaults = defaultServeConfig() as unknown as Record<string, unknown>;
@@ -191,7 +191,7 @@ t.test('the sampling flags that set a request default are all in the table', asy
   }
 });
 
-t.test('generation_settings and /props: each field a parameter’s, or one of the few that are not', async (t) => {
+t.test("generation_settings and /props: each field a parameter's, or one of the few that are not", async (t) => {
   const notParameters = (fields: readonly string[]) => fields.filter((f) => parameterOfField(f) === undefined);
   t.same(notParameters(GENERATION_SETTINGS), ['n_ctx', 'adaptive_target', 'adaptive_decay', 'stream']);
   t.same(notParameters(PROPS_SETTINGS), []);
@@ -203,12 +203,12 @@ t.test('generation_settings and /props: each field a parameter’s, or one of th
   t.same(
     settingsReport(['n_predict', 'max_tokens', 'top_k', 'x'], (name) => name, { x: 1 }),
     { n_predict: 'nPredict', max_tokens: 'nPredict', top_k: 'topK', x: 1 },
-    'a field takes its parameter’s value, or the extra’s',
+    "a field takes its parameter's value, or the extra's",
   );
   t.throws(() => settingsReport(['nope'], () => 0), /'nope' is not a generation parameter's field/);
 });
 
-t.test('where a flag’s bounds differ from a request’s today (kept as they are; issue 24 lists them)', async (t) => {
+t.test("where a flag's bounds differ from a request's today (kept as they are; issue 24 lists them)", async (t) => {
   const range = (min?: number, max?: number) => `${min ?? '-inf'}..${max ?? 'inf'}`;
   const differ = withFlag
     .filter(([, p]) => p.kind === 'int' || p.kind === 'float')
