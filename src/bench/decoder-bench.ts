@@ -148,7 +148,7 @@ async function measureOurs(model: Model, o: DecoderBenchOptions, slots: number):
       for (let s = 0; s < slots; s++) {
         decoder.start(s, randomPrompt(promptTokens, model.info.nVocab, seed * 131 + s), {
           maxTokens: genTokens,
-          logitBias,
+          sampling: { logitBias },
         });
       }
       let t0 = performance.now();

@@ -249,8 +249,10 @@ export function nativeDecoderOptions(options: DecoderOptions): Required<NativeDe
 function toNativeParams(o: StartOptions): NativeStartParams {
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)
     throw new ArgumentError('INVALID_ARGUMENT', 'maxTokens must be an integer >= 1');
-  const { logitBias, ...rest } = o;
-  const p: NativeStartParams = rest;
+  // The addon takes one flat object: the start's fields and the sampler's side by side.
+  const { sampling = {}, ...start } = o;
+  const { logitBias, ...rest } = sampling;
+  const p: NativeStartParams = { ...rest, ...start };
   if (logitBias !== undefined) {
     const entries = logitBias instanceof Map ? [...logitBias.entries()] : Object.entries(logitBias);
     p.logitBias = entries.map(([k, v]) => [Number(k), Number(v)]);

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { errorFor, LlamaError } from '../errors.ts';
 import { projectRoot } from '../paths.ts';
-import type { ResumePoints, SamplingOptions, StartOptions } from '../scheduler/decoder.ts';
+import type { Grammar, ResumePoints, SamplingOptions, StartOptions } from '../scheduler/decoder.ts';
 import type { ChatDelta } from '../server/chat/layer.ts';
 
 export interface NativeModelInfo {
@@ -82,16 +82,8 @@ export interface NativeDecoderOptions {
   checkpointMinStep?: number;
 }
 
-/** A grammar constraint (native/core/slot_sampler.h GrammarSpec). */
-export interface NativeGrammar {
-  text: string;
-  /** 0 user, 1 output format, 2 tool calls: the chat layer's grammars start after the generation prompt. */
-  kind: number;
-  lazy: boolean;
-  /** type: 0 token, 1 word, 2 pattern, 3 full pattern. */
-  triggers: { type: number; value: string; token: number }[];
-  generationPrompt: string;
-}
+/** A grammar constraint (native/core/slot_sampler.h GrammarSpec): the Decoder contract's Grammar, as it is. */
+export type NativeGrammar = Grammar;
 
 /**
  * Sampling as the addon takes it (native/core/slot_sampler.h SamplingParams documents each field): the Decoder
@@ -102,8 +94,11 @@ export interface NativeSamplingParams extends Omit<SamplingOptions, 'logitBias' 
   grammar?: NativeGrammar;
 }
 
-/** A start as the addon takes it: the Decoder contract's StartOptions (their docs there), sampling in native form. */
-export type NativeStartParams = NativeSamplingParams & Partial<Omit<StartOptions, keyof SamplingOptions>>;
+/**
+ * A start as the addon takes it: the Decoder contract's StartOptions (their docs there) with its sampling, in native
+ * form, beside them in one flat object.
+ */
+export type NativeStartParams = NativeSamplingParams & Partial<Omit<StartOptions, 'sampling'>>;
 
 export interface NativeSlotEvent {
   slot: number;

@@ -1,7 +1,10 @@
 // The contract the scheduler drives a decoder through, owned here (the policy layer): the engine's BatchDecoder
 // implements it, the tests' FakeDecoder too. Nothing in this file depends on how decoding is done.
 
-/** A grammar constraint as the chat layer produces it; the decoder's sampler applies it. */
+/**
+ * A grammar constraint as the chat layer produces it (ChatPrompt.grammar); the decoder's sampler applies it (the
+ * addon's GrammarSpec). One shape for all three.
+ */
 export interface Grammar {
   text: string;
   /** 0 user (from its root on the raw output), 1 output format, 2 tool calls: those start after the generation prompt. */
@@ -13,7 +16,11 @@ export interface Grammar {
   generationPrompt: string;
 }
 
-/** How a slot samples; temperature 0 (default) is greedy. llama.cpp's samplers, by their llama-server names. */
+/**
+ * How a slot samples; temperature 0 (default) is greedy. llama.cpp's samplers, by their llama-server names. The
+ * scheduler passes it to the decoder untouched: what each field means and allows is the HTTP layer's parameter table
+ * (src/server/generation/parameters.ts) and the sampler's (native/core/slot_sampler.h).
+ */
 export interface SamplingOptions {
   temperature?: number;
   dynatempRange?: number;
@@ -53,8 +60,11 @@ export interface SamplingOptions {
   reasoningBudget?: { tokens: number; start: string; ends: readonly string[]; generationPrompt: string };
 }
 
-export interface StartOptions extends SamplingOptions {
+/** What a slot runs: how many tokens, with what prompt bookkeeping; `sampling` goes to the sampler as it is. */
+export interface StartOptions {
   maxTokens: number;
+  /** Absent: the sampler's defaults (greedy). */
+  sampling?: SamplingOptions;
   /** Special tokens whose text the output keeps (a chat template's tool-call markers). */
   preservedTokens?: readonly number[];
   /**

@@ -3,6 +3,7 @@
 // llama-server's flags; tests build it by hand and get llama-server's defaults for the rest.
 import { basename } from 'node:path';
 import type { GenerationHandlers, GenerationRequest, RequestHandle, SlotSnapshot } from '../scheduler/types.ts';
+import { type ScalarDefaults, scalarDefaults } from './generation/parameters.ts';
 import {
   type ConnectionLimits,
   checkConnectionLimits,
@@ -11,44 +12,18 @@ import {
   type RequestLimits,
 } from './limits.ts';
 
-/** What a request gets for each field it leaves out: llama-server's defaults, or its flags. */
-export interface GenerationDefaults {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  typicalP: number;
-  topNSigma: number;
-  xtcProbability: number;
-  xtcThreshold: number;
-  repeatPenalty: number;
-  repeatLastN: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  dryMultiplier: number;
-  dryBase: number;
-  dryAllowedLength: number;
-  dryPenaltyLastN: number;
+/**
+ * What a request gets for each field it leaves out: llama-server's defaults, or its flags. The scalar ones are the
+ * generation parameter table's (generation/parameters.ts); these are the rest.
+ */
+export interface GenerationDefaults extends ScalarDefaults {
   drySequenceBreakers: readonly string[] | undefined;
-  dynatempRange: number;
-  dynatempExponent: number;
-  mirostat: number;
-  mirostatEta: number;
-  mirostatTau: number;
-  /** -1: a random seed per request. */
-  seed: number;
   samplers: readonly string[] | undefined;
-  ignoreEos: boolean;
   /** [token, bias] for every request. */
   logitBias: readonly (readonly [number, number])[];
-  /** Tokens generated when a request gives no limit; -1: until the slot is full. */
-  nPredict: number;
   /** A constraint for requests that give none (GBNF, already checked). */
   grammar: string | undefined;
-  /** Reuse a slot's cached prompt prefix unless a request says cache_prompt: false. */
-  cachePrompt: boolean;
   contextShift: boolean;
-  nKeep: number;
   renderSpecial: boolean;
 }
 
@@ -85,37 +60,12 @@ export const SAMPLING_DEFAULT_KEYS = [
 export type SamplingDefaults = Pick<GenerationDefaults, (typeof SAMPLING_DEFAULT_KEYS)[number]>;
 
 export const LLAMA_SERVER_DEFAULTS: GenerationDefaults = {
-  temperature: 0.8,
-  topK: 40,
-  topP: 0.95,
-  minP: 0.05,
-  typicalP: 1,
-  topNSigma: -1,
-  xtcProbability: 0,
-  xtcThreshold: 0.1,
-  repeatPenalty: 1,
-  repeatLastN: 64,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  dryMultiplier: 0,
-  dryBase: 1.75,
-  dryAllowedLength: 2,
-  dryPenaltyLastN: -1,
+  ...scalarDefaults(),
   drySequenceBreakers: undefined,
-  dynatempRange: 0,
-  dynatempExponent: 1,
-  mirostat: 0,
-  mirostatEta: 0.1,
-  mirostatTau: 5,
-  seed: -1,
   samplers: undefined,
-  ignoreEos: false,
   logitBias: [],
-  nPredict: -1,
   grammar: undefined,
-  cachePrompt: true,
   contextShift: false,
-  nKeep: 0,
   renderSpecial: false,
 };
 

@@ -2,6 +2,14 @@
 // `"stop": null`). Fields the server does not know are ignored, as llama-server does; known fields it can't
 // honour (n > 1, logprobs, echo, images) are refused by the routes with a 400 naming them.
 import { type Static, type TSchema, Type } from 'typebox';
+import {
+  GENERATION_PARAMETERS,
+  type GenerationParameter,
+  type GenerationParameters,
+  PARAMETER_NAMES,
+  type ParameterName,
+  TOKEN_COUNT_MAX,
+} from './generation/parameters.ts';
 
 export function Nullable<T extends TSchema>(schema: T) {
   return Type.Optional(Type.Union([schema, Type.Null()]));
@@ -9,51 +17,15 @@ export function Nullable<T extends TSchema>(schema: T) {
 
 const Num = (o: Record<string, number> = {}) => Nullable(Type.Number(o));
 const Int = (o: Record<string, number> = {}) => Nullable(Type.Integer(o));
+const Bool = () => Nullable(Type.Boolean());
 
-// The decoder's own bounds (native/binding/convert.cpp), so that a value it would refuse is a 400 naming the field
-// here, never a failed generation. Sampling parameters are float32 there: a positive one must stay positive.
-const BIG = 1e6;
-const COUNT = 1 << 24;
-const POSITIVE = 1.1754943508222875e-38; // the smallest normal float32
-
-/** One generation's fields: OpenAI's and llama-server's names, accepted on every generation route. */
-const Sampling = {
-  model: Nullable(Type.String()),
-  stream: Nullable(Type.Boolean()),
-  stream_options: Nullable(Type.Object({ include_usage: Nullable(Type.Boolean()) })),
-  max_tokens: Int({ minimum: -1 }),
-  /** llama-server's name for max_tokens; -1: no limit. */
-  n_predict: Int({ minimum: -1 }),
-  temperature: Num({ minimum: 0, maximum: 2 }),
-  dynatemp_range: Num({ minimum: 0, maximum: BIG }),
-  dynatemp_exponent: Num({ minimum: 0, maximum: BIG }),
-  top_p: Num({ minimum: 0, maximum: 1 }),
-  top_k: Int({ minimum: 0, maximum: 1 << 30 }),
-  min_p: Num({ minimum: 0, maximum: 1 }),
-  typical_p: Num({ minimum: POSITIVE, maximum: 1 }),
-  top_n_sigma: Num({ minimum: -BIG, maximum: BIG }),
-  xtc_probability: Num({ minimum: 0, maximum: 1 }),
-  xtc_threshold: Num({ minimum: 0, maximum: 1 }),
-  min_keep: Int({ minimum: 0, maximum: 1 << 30 }),
-  seed: Int(),
+/** The schemas of the parameters whose values have a structure of their own (the table's 'shape' kind). */
+const SHAPES = {
   /** How many and how long: the server's limits (limits.ts), checked by the route. */
   stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String())])),
-  presence_penalty: Num({ minimum: -2, maximum: 2 }),
-  frequency_penalty: Num({ minimum: -2, maximum: 2 }),
-  /** llama-server's extension; 1 is off. */
-  repeat_penalty: Num({ minimum: POSITIVE, maximum: 10 }),
-  repeat_last_n: Int({ minimum: -1, maximum: COUNT }),
-  dry_multiplier: Num({ minimum: 0, maximum: BIG }),
-  dry_base: Num({ minimum: 1, maximum: BIG }),
-  dry_allowed_length: Int({ minimum: 0, maximum: COUNT }),
-  dry_penalty_last_n: Int({ minimum: -1, maximum: COUNT }),
   dry_sequence_breakers: Nullable(Type.Array(Type.String())),
-  mirostat: Int({ minimum: 0, maximum: 2 }),
-  mirostat_tau: Num({ minimum: 0, maximum: BIG }),
-  mirostat_eta: Num({ minimum: 0, maximum: BIG }),
   /** Sampler order: llama.cpp names, or a string of their letters (llama-server's). */
   samplers: Nullable(Type.Union([Type.Array(Type.String()), Type.String()])),
-  ignore_eos: Nullable(Type.Boolean()),
   /**
    * Token id (as a string key) -> bias; or llama-server's [[id or text, bias or false], ...]. -100 and false ban.
    * Keys are checked against the vocabulary by the route.
@@ -66,10 +38,53 @@ const Sampling = {
       ),
     ]),
   ),
-  n_probs: Int({ minimum: 0, maximum: 100 }),
-  post_sampling_probs: Nullable(Type.Boolean()),
-  n_keep: Int({ minimum: -1, maximum: COUNT }),
-  cache_prompt: Nullable(Type.Boolean()),
+};
+type Shapes = typeof SHAPES;
+
+type FieldOf<P extends GenerationParameter, F extends string> = P['kind'] extends 'int'
+  ? ReturnType<typeof Int>
+  : P['kind'] extends 'float'
+    ? ReturnType<typeof Num>
+    : P['kind'] extends 'bool'
+      ? ReturnType<typeof Bool>
+      : F extends keyof Shapes
+        ? Shapes[F]
+        : never;
+type GenerationFields = {
+  [K in ParameterName as GenerationParameters[K]['api'][number]]: FieldOf<
+    GenerationParameters[K],
+    GenerationParameters[K]['api'][number]
+  >;
+};
+
+/**
+ * The generation parameters' request fields, from their table (generation/parameters.ts): its bounds lie within the
+ * decoder's own, so that a value it would refuse is a 400 naming the field here, never a failed generation.
+ */
+function generationFields(): GenerationFields {
+  const fields: Record<string, TSchema> = {};
+  for (const name of PARAMETER_NAMES) {
+    const p: GenerationParameter = GENERATION_PARAMETERS[name];
+    const range = { ...(p.min !== undefined && { minimum: p.min }), ...(p.max !== undefined && { maximum: p.max }) };
+    for (const field of p.api) {
+      if (p.kind === 'shape') {
+        const shape = SHAPES[field as keyof Shapes];
+        if (shape === undefined) throw new Error(`no request schema for the generation parameter '${field}'`);
+        fields[field] = shape;
+      } else fields[field] = p.kind === 'int' ? Int(range) : p.kind === 'float' ? Num(range) : Bool();
+    }
+  }
+  return fields as GenerationFields;
+}
+
+const GENERATION_FIELDS = generationFields();
+
+/** One generation's fields: OpenAI's and llama-server's names, accepted on every generation route. */
+const Sampling = {
+  model: Nullable(Type.String()),
+  stream: Nullable(Type.Boolean()),
+  stream_options: Nullable(Type.Object({ include_usage: Nullable(Type.Boolean()) })),
+  ...GENERATION_FIELDS,
   /** Only this slot (-1: any). */
   id_slot: Int({ minimum: -1 }),
   /** Milliseconds the generation phase may take; then it stops as if at its token limit. */
@@ -158,8 +173,8 @@ export const ResponseFormatSchema = Type.Union([
  * forced (-1: no limit). thinking_budget_tokens is its older name; reasoning_budget_tokens wins when both are given.
  */
 export const ReasoningBudgetFields = {
-  reasoning_budget_tokens: Int({ minimum: -1, maximum: COUNT }),
-  thinking_budget_tokens: Int({ minimum: -1, maximum: COUNT }),
+  reasoning_budget_tokens: Int({ minimum: -1, maximum: TOKEN_COUNT_MAX }),
+  thinking_budget_tokens: Int({ minimum: -1, maximum: TOKEN_COUNT_MAX }),
 };
 
 /** Structured output: OpenAI's response_format and llama-server's json_schema / grammar. */
@@ -173,7 +188,8 @@ export const ChatCompletionBody = Type.Object({
   ...Sampling,
   ...Constraints,
   messages: Type.Array(ChatMessageSchema, { minItems: 1 }),
-  max_completion_tokens: Int({ minimum: -1 }),
+  /** OpenAI's newer name for max_tokens (chat only): the same parameter. */
+  max_completion_tokens: GENERATION_FIELDS.max_tokens,
   logprobs: Nullable(Type.Boolean()),
   top_logprobs: Int({ minimum: 0, maximum: 20 }),
   continue_final_message: Nullable(Type.Union([Type.Boolean(), Type.String()])),

@@ -213,7 +213,7 @@ t.test('resumeTokens: the output goes on where it stopped, counted toward maxTok
 
   // Penalties see the resumed output as generated: with a bias that makes token 500 win and a presence penalty
   // larger than the bias, a resumed 500 must not come again.
-  const biased = { maxTokens: 1, logitBias: { 500: 30 }, presencePenalty: 50, penaltyLastN: 64 };
+  const biased = { maxTokens: 1, sampling: { logitBias: { 500: 30 }, presencePenalty: 50, penaltyLastN: 64 } };
   d.start(0, [...prompt, 500], { ...biased, resumeTokens: 1 });
   t.not((await runToEnd(d, [0])).get(0)?.tokens[0], 500, 'a resumed token is penalised');
   d.start(0, [...prompt], biased);
@@ -233,12 +233,12 @@ t.test('resumeTokens: a grammar goes on from where the resumed output left it, n
   const prompt = syntheticPrompt(30, 79);
   const d = new BatchDecoder(model, { slots: 1, ctxPerSlot: 256 });
   t.teardown(() => d.dispose());
-  d.start(0, prompt, { maxTokens: 12, grammar });
+  d.start(0, prompt, { maxTokens: 12, sampling: { grammar } });
   const reference = (await runToEnd(d, [0])).get(0)?.tokens ?? [];
   t.equal(reference.length, 12, 'the grammar leaves room for 12 tokens');
   t.match(model.detokenize(reference), /^<[a-z]+$/);
   for (const k of [1, 5]) {
-    d.start(0, [...prompt, ...reference.slice(0, k)], { maxTokens: 12 - k, resumeTokens: k, grammar });
+    d.start(0, [...prompt, ...reference.slice(0, k)], { maxTokens: 12 - k, resumeTokens: k, sampling: { grammar } });
     t.same((await runToEnd(d, [0])).get(0)?.tokens, reference.slice(k), `resumed after ${k} tokens`);
   }
 });
@@ -249,7 +249,7 @@ t.test('resumeTokens: a character cut between tokens is completed once, not brok
   const d = new BatchDecoder(model, { slots: 1, ctxPerSlot: 128 });
   t.teardown(() => d.dispose());
   const prompt = syntheticPrompt(20, 78);
-  d.start(0, [...prompt, e2, x82], { maxTokens: 2, resumeTokens: 2, logitBias: { [xac]: 1000 } });
+  d.start(0, [...prompt, e2, x82], { maxTokens: 2, resumeTokens: 2, sampling: { logitBias: { [xac]: 1000 } } });
   const out = (await runToEnd(d, [0])).get(0);
   t.same(out?.tokens, [xac, xac]);
   // The first event completes the character; the second AC is a stray byte, flushed at the end.
@@ -258,6 +258,6 @@ t.test('resumeTokens: a character cut between tokens is completed once, not brok
 
   // A resumed output that ended on a whole character holds nothing back: the text is only what follows.
   const a = model.tokenize('a', { addSpecial: false })[0] ?? 0;
-  d.start(0, [...prompt, e2, x82, xac], { maxTokens: 1, resumeTokens: 3, logitBias: { [a]: 1000 } });
+  d.start(0, [...prompt, e2, x82, xac], { maxTokens: 1, resumeTokens: 3, sampling: { logitBias: { [a]: 1000 } } });
   t.equal((await runToEnd(d, [0])).get(0)?.text, model.tokenToPiece(a));
 });

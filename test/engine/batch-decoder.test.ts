@@ -167,14 +167,14 @@ t.test('generation ends on max tokens and on end-of-generation tokens', async (t
   t.equal(r?.tokens.length, 5);
   t.equal(r?.end, 'length');
   // Push EOS to the top: the first sampled token ends the request and is not emitted.
-  d.start(0, syntheticPrompt(10, 72), { maxTokens: 5, logitBias: { 2: 100 } });
+  d.start(0, syntheticPrompt(10, 72), { maxTokens: 5, sampling: { logitBias: { 2: 100 } } });
   const s = (await runToEnd(d, [0])).get(0);
   t.same(s?.tokens, []);
   t.equal(s?.end, 'stop');
   // A slot whose context fills up ends with context_full.
   const small = new BatchDecoder(model, { slots: 1, ctxPerSlot: 32 });
   t.teardown(() => small.dispose());
-  small.start(0, syntheticPrompt(20, 73), { maxTokens: 100, logitBias: { 2: -100 } });
+  small.start(0, syntheticPrompt(20, 73), { maxTokens: 100, sampling: { logitBias: { 2: -100 } } });
   const c = (await runToEnd(small, [0])).get(0);
   t.equal(c?.end, 'context_full');
   t.ok((c?.tokens.length ?? 0) >= 12 && (c?.tokens.length ?? 0) <= 13, `${c?.tokens.length} tokens fit`);
@@ -184,17 +184,21 @@ t.test('sampling: seeded sampling is reproducible; logit bias and penalties appl
   const d = new BatchDecoder(model, { slots: 2, ctxPerSlot: 256 });
   t.teardown(() => d.dispose());
   const p = syntheticPrompt(12, 81);
-  const opts = { maxTokens: 20, temperature: 0.9, topK: 40, topP: 0.95, minP: 0.01, seed: 1234 };
+  const sampling = { temperature: 0.9, topK: 40, topP: 0.95, minP: 0.01, seed: 1234 };
+  const opts = { maxTokens: 20, sampling };
   d.start(0, p, opts);
   d.start(1, p, opts);
   const r = await runToEnd(d, [0, 1]);
   t.same(r.get(0)?.tokens, r.get(1)?.tokens, 'same seed, same tokens');
-  d.start(0, p, { ...opts, seed: 99 });
+  d.start(0, p, { ...opts, sampling: { ...sampling, seed: 99 } });
   const other = (await runToEnd(d, [0])).get(0);
   t.not(other?.tokens.join(), r.get(0)?.tokens.join(), 'another seed, other tokens');
-  d.start(0, p, { maxTokens: 4, logitBias: new Map([[500, 100]]) });
+  d.start(0, p, { maxTokens: 4, sampling: { logitBias: new Map([[500, 100]]) } });
   t.same((await runToEnd(d, [0])).get(0)?.tokens, [500, 500, 500, 500], 'a strong bias wins');
-  d.start(0, p, { maxTokens: 4, logitBias: { 500: 100, 501: 99 }, presencePenalty: 50, penaltyLastN: 64 });
+  d.start(0, p, {
+    maxTokens: 4,
+    sampling: { logitBias: { 500: 100, 501: 99 }, presencePenalty: 50, penaltyLastN: 64 },
+  });
   t.same((await runToEnd(d, [0])).get(0)?.tokens.slice(0, 2), [500, 501], 'presence penalty stops the repeat');
 });
 
@@ -239,8 +243,13 @@ t.test('errors: busy slot, bad slot, long prompt, bad parameters, use after disp
   t.throws(() => d.start(1, [], { maxTokens: 4 }), { code: 'INVALID_ARGUMENT' });
   t.throws(() => d.start(1, [1, 40000], { maxTokens: 4 }), { code: 'INVALID_ARGUMENT', message: /40000/ });
   t.throws(() => d.start(1, [1, 2], { maxTokens: 0 }), { code: 'INVALID_ARGUMENT' });
-  t.throws(() => d.start(1, [1, 2], { maxTokens: 4, topP: 2 }), { code: 'INVALID_ARGUMENT', message: /topP/ });
-  t.throws(() => d.start(1, [1, 2], { maxTokens: 4, logitBias: { 99999: 1 } }), { code: 'INVALID_ARGUMENT' });
+  t.throws(() => d.start(1, [1, 2], { maxTokens: 4, sampling: { topP: 2 } }), {
+    code: 'INVALID_ARGUMENT',
+    message: /topP/,
+  });
+  t.throws(() => d.start(1, [1, 2], { maxTokens: 4, sampling: { logitBias: { 99999: 1 } } }), {
+    code: 'INVALID_ARGUMENT',
+  });
   t.equal(d.slotInfo(1).state, 'idle', 'failed starts leave the slot idle');
   const running = d.step();
   t.throws(() => d.start(1, [1, 2], { maxTokens: 4 }), { code: 'BUSY', message: /step is running/ });

@@ -1,5 +1,6 @@
 // What the HTTP layer needs from a chat layer (the engine's ChatTemplates and ChatParser implement it): render a
 // request into a prompt with its grammar, and parse the output back into content, reasoning and tool calls.
+import type { Grammar } from '../../scheduler/decoder.ts';
 
 /** A request to render, in OpenAI's field names (llama.cpp's chat layer reads them as such). */
 export interface ChatRenderRequest {
@@ -18,18 +19,10 @@ export interface ChatRenderRequest {
   stream?: boolean;
 }
 
-/** A grammar constraint for the decoder, as the chat layer produced it (opaque to the HTTP layer). */
-export interface GrammarConstraint {
-  text: string;
-  kind: number;
-  lazy: boolean;
-  triggers: { type: number; value: string; token: number }[];
-  generationPrompt: string;
-}
-
 export interface ChatPrompt {
   prompt: string;
-  grammar: GrammarConstraint | null;
+  /** The constraint the decoder's sampler applies (the scheduler's contract; opaque to the HTTP layer). */
+  grammar: Grammar | null;
   preservedTokens: ArrayLike<number>;
   additionalStops: readonly string[];
   /** Text that opens a user message in this format, to find the messages in the prompt's tokens. */

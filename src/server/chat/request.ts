@@ -3,10 +3,11 @@
 // nothing the client asked for is silently dropped.
 import { Ajv } from 'ajv';
 import { ArgumentError, TemplateError, ToolChoiceError } from '../../errors.ts';
+import type { Grammar } from '../../scheduler/decoder.ts';
 import { invalidRequest } from '../errors.ts';
 import { checkGrammarSize, checkSchemaSize, type RequestLimits } from '../limits.ts';
 import type { ChatCompletionBody, ChatMessageBody, ToolBody } from '../schemas.ts';
-import type { ChatRenderRequest, GrammarConstraint } from './layer.ts';
+import type { ChatRenderRequest } from './layer.ts';
 
 const schemaChecker = new Ajv({ strict: false, validateSchema: true });
 
@@ -226,7 +227,7 @@ export function renderRequest(
 }
 
 /** A grammar the client wrote: applied from its root to the raw output (kind 0, user). */
-export function userGrammar(text: string): GrammarConstraint {
+export function userGrammar(text: string): Grammar {
   return { text, kind: 0, lazy: false, triggers: [], generationPrompt: '' };
 }
 

@@ -2,8 +2,7 @@
 // them into its task parameters) and OpenAI's, with the server's defaults (its flags) for what a request leaves
 // out. Refuses, with a 400 naming the field, values the server can't honour.
 import type { FastifyRequest } from 'fastify';
-import type { StartOptions } from '../../scheduler/types.ts';
-import type { GrammarConstraint } from '../chat/layer.ts';
+import type { Grammar, SamplingOptions } from '../../scheduler/decoder.ts';
 import { clientKey, requestPriority } from '../client-key.ts';
 import type { ResolvedServerConfig, ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
@@ -11,6 +10,15 @@ import { contextExceeded, invalidRequest } from '../errors.ts';
 import { checkLogitBias, checkStops, type RequestLimits } from '../limits.ts';
 import { DEFAULT_SAMPLERS, samplersFromLetters } from '../samplers.ts';
 import type { GenerationParamsBody } from '../schemas.ts';
+import {
+  GENERATION_PARAMETERS,
+  GENERATION_SETTINGS,
+  type GenerationParameter,
+  PARAMETER_NAMES,
+  type ParameterName,
+  settingsReport,
+  TOKEN_COUNT_MAX,
+} from './parameters.ts';
 import type { PreparedGeneration } from './types.ts';
 
 /** Prompt tokens as llama-server makes them: special tokens added (BOS) and parsed in the text. */
@@ -39,9 +47,9 @@ export function messageStarts(model: ServedModel, tokens: readonly number[], del
 
 /** What a route adds to the request's own fields: the chat layer's grammar, tokens and stop strings. */
 export interface GenerationExtras {
-  grammar?: GrammarConstraint | null;
+  grammar?: Grammar | null;
   /** llama.cpp's reasoning budget over the template's thinking tags (chat routes). */
-  reasoningBudget?: StartOptions['reasoningBudget'];
+  reasoningBudget?: SamplingOptions['reasoningBudget'];
   preservedTokens?: ArrayLike<number>;
   /** Where the prompt's user messages start (token counts). */
   userStarts?: readonly number[];
@@ -100,8 +108,19 @@ export function logitBias(
   return out;
 }
 
-function pick<T>(value: T | null | undefined, fallback: T): T {
-  return value === undefined || value === null ? fallback : value;
+/**
+ * Each scalar parameter's value for this request: the request's field (null is absent), else the server's default
+ * (its flag), else the table's. The shaped ones (lists, maps) are read by prepareGeneration itself.
+ */
+function scalarValues(body: GenerationParamsBody, d: ResolvedServerConfig['defaults']): Map<ParameterName, unknown> {
+  const values = new Map<ParameterName, unknown>();
+  for (const name of PARAMETER_NAMES) {
+    const p: GenerationParameter = GENERATION_PARAMETERS[name];
+    if (p.kind === 'shape') continue;
+    const own = body[p.api[0] as keyof GenerationParamsBody];
+    values.set(name, own ?? (Object.hasOwn(d, name) ? d[name as keyof typeof d] : p.default));
+  }
+  return values;
 }
 
 /**
@@ -127,72 +146,58 @@ export function prepareGeneration(
   const asked = own === undefined || own === null || own === -1 ? d.nPredict : own;
   const contextShift = d.contextShift;
   // -1: until the end; with context shift, generation may run past the slot (llama-server's behaviour).
-  // The decoder counts at most 2^24 tokens (as many as a context holds).
-  const limit = asked < 0 ? (contextShift ? 1 << 24 : room) : Math.min(asked, 1 << 24);
+  // The decoder counts at most TOKEN_COUNT_MAX tokens (as many as a context holds).
+  const limit = asked < 0 ? (contextShift ? TOKEN_COUNT_MAX : room) : Math.min(asked, TOKEN_COUNT_MAX);
   if (limit === 0) throw invalidRequest(`'${field}' must be >= 1, or -1 for no limit.`, field, 'invalid_value');
   const maxTokens = contextShift ? limit : Math.min(limit, room);
   // Reaching maxTokens then fills the slot: the answer is cut by the context, not by the request.
   const fillsSlot = !contextShift && limit >= room;
 
-  let temperature = pick(body.temperature, d.temperature);
+  const values = scalarValues(body, d);
   // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0, as a float32).
-  const topP0 = typeof body.top_p === 'number' && Math.fround(body.top_p) === 0;
-  if (topP0) temperature = 0;
-  const seed = pick(body.seed, d.seed);
-  const options: StartOptions = {
+  if (typeof body.top_p === 'number' && Math.fround(body.top_p) === 0) {
+    values.set('temperature', 0);
+    values.set('topP', 1);
+  }
+  // The table's sampling parameters go to the sampler as they are.
+  const sampling: SamplingOptions = {};
+  for (const name of PARAMETER_NAMES) {
+    const p: GenerationParameter = GENERATION_PARAMETERS[name];
+    if (p.sampler !== undefined && p.kind !== 'shape')
+      (sampling as Record<string, unknown>)[p.sampler] = values.get(name);
+  }
+  // The sampler's seed is 32-bit; -1 wraps to LLAMA_DEFAULT_SEED, which llama.cpp takes as "random".
+  sampling.seed = (values.get('seed') as number) >>> 0;
+  const options: PreparedGeneration['options'] = {
     maxTokens,
-    temperature,
-    dynatempRange: pick(body.dynatemp_range, d.dynatempRange),
-    dynatempExponent: pick(body.dynatemp_exponent, d.dynatempExponent),
-    topK: pick(body.top_k, d.topK),
-    topP: topP0 ? 1 : pick(body.top_p, d.topP),
-    minP: pick(body.min_p, d.minP),
-    typicalP: pick(body.typical_p, d.typicalP),
-    topNSigma: pick(body.top_n_sigma, d.topNSigma),
-    xtcProbability: pick(body.xtc_probability, d.xtcProbability),
-    xtcThreshold: pick(body.xtc_threshold, d.xtcThreshold),
-    minKeep: pick(body.min_keep, 0),
-    // The sampler's seed is 32-bit; -1 wraps to LLAMA_DEFAULT_SEED, which llama.cpp takes as "random".
-    seed: seed >>> 0,
-    repeatPenalty: pick(body.repeat_penalty, d.repeatPenalty),
-    penaltyLastN: pick(body.repeat_last_n, d.repeatLastN),
-    presencePenalty: pick(body.presence_penalty, d.presencePenalty),
-    frequencyPenalty: pick(body.frequency_penalty, d.frequencyPenalty),
-    dryMultiplier: pick(body.dry_multiplier, d.dryMultiplier),
-    dryBase: pick(body.dry_base, d.dryBase),
-    dryAllowedLength: pick(body.dry_allowed_length, d.dryAllowedLength),
-    dryPenaltyLastN: pick(body.dry_penalty_last_n, d.dryPenaltyLastN),
-    mirostat: pick(body.mirostat, d.mirostat),
-    mirostatTau: pick(body.mirostat_tau, d.mirostatTau),
-    mirostatEta: pick(body.mirostat_eta, d.mirostatEta),
-    ignoreEos: pick(body.ignore_eos, d.ignoreEos),
-    reusePrefix: pick(body.cache_prompt, d.cachePrompt),
+    sampling,
+    reusePrefix: values.get('cachePrompt') as boolean,
     renderSpecial: d.renderSpecial,
     contextShift,
-    nKeep: pick(body.n_keep, d.nKeep),
+    nKeep: values.get('nKeep') as number,
   };
   const breakers = body.dry_sequence_breakers ?? d.drySequenceBreakers;
   if (breakers !== undefined && breakers !== null) {
     if (breakers.length === 0)
       throw invalidRequest("'dry_sequence_breakers' must not be empty.", 'dry_sequence_breakers', 'invalid_value');
-    options.drySequenceBreakers = [...breakers];
+    sampling.drySequenceBreakers = [...breakers];
   }
   const samplers = body.samplers ?? d.samplers;
-  if (samplers !== undefined && samplers !== null) options.samplers = samplersOf(samplers);
+  if (samplers !== undefined && samplers !== null) sampling.samplers = samplersOf(samplers);
   const bias = [...d.logitBias.map(([t, b]): [number, number] => [t, b])];
   if (body.logit_bias !== undefined && body.logit_bias !== null)
     bias.push(...logitBias(body.logit_bias, model, config.limits));
-  if (bias.length > 0) options.logitBias = new Map(bias);
-  const nProbs = extras.topLogprobs ?? body.n_probs ?? 0;
+  if (bias.length > 0) sampling.logitBias = new Map(bias);
+  const nProbs = extras.topLogprobs ?? (values.get('nProbs') as number);
   if (nProbs > 0 || extras.topLogprobs === 0) {
     options.nProbs = Math.max(1, nProbs);
     options.postSampling = body.post_sampling_probs === true;
   }
   const grammar = extras.grammar ?? defaultGrammar(config);
-  if (grammar) options.grammar = grammar;
-  if (extras.reasoningBudget) options.reasoningBudget = extras.reasoningBudget;
+  if (grammar) sampling.grammar = grammar;
+  if (extras.reasoningBudget) sampling.reasoningBudget = extras.reasoningBudget;
   // A grammar that has matched can only end: without end of generation the sampler has no token left to pick.
-  if (grammar && options.ignoreEos)
+  if (grammar && sampling.ignoreEos)
     throw invalidRequest(
       `'ignore_eos' cannot be combined with a grammar, response_format or tools: a grammar that has matched can only end${body.ignore_eos === true ? '' : " (ignore_eos is this server's default, --ignore-eos)"}.`,
       'ignore_eos',
@@ -220,7 +225,7 @@ export function prepareGeneration(
     fillsSlot,
     tMaxPredictMs: body.t_max_predict_ms ?? undefined,
     verbose: config.verbose || body.verbose === true,
-    settings: generationSettings(options, asked, body, config),
+    settings: generationSettings(options, values, asked, body, config),
   };
   if (body.id_slot !== undefined && body.id_slot !== null && body.id_slot >= 0) {
     if (body.id_slot >= config.slots)
@@ -235,54 +240,31 @@ export function prepareGeneration(
 }
 
 /** --grammar / --json-schema: a constraint for requests that give none. */
-function defaultGrammar(config: ResolvedServerConfig): GrammarConstraint | null {
+function defaultGrammar(config: ResolvedServerConfig): Grammar | null {
   const text = config.defaults.grammar;
   return text === undefined ? null : { text, kind: 0, lazy: false, triggers: [], generationPrompt: '' };
 }
 
 /** llama-server's generation_settings: what the request ran with. */
 function generationSettings(
-  o: StartOptions,
+  o: PreparedGeneration['options'],
+  values: ReadonlyMap<ParameterName, unknown>,
   nPredict: number,
   body: GenerationParamsBody,
   config: ResolvedServerConfig,
 ): Record<string, unknown> {
-  return {
+  return settingsReport(GENERATION_SETTINGS, (name) => values.get(name), {
     n_ctx: config.ctxPerSlot,
+    // What the request asked for, before the sampler's 32-bit wrap.
     seed: body.seed ?? config.defaults.seed,
-    temperature: o.temperature,
-    dynatemp_range: o.dynatempRange,
-    dynatemp_exponent: o.dynatempExponent,
-    top_k: o.topK,
-    top_p: o.topP,
-    min_p: o.minP,
-    top_n_sigma: o.topNSigma,
-    xtc_probability: o.xtcProbability,
-    xtc_threshold: o.xtcThreshold,
-    typical_p: o.typicalP,
-    repeat_last_n: o.penaltyLastN,
-    repeat_penalty: o.repeatPenalty,
-    presence_penalty: o.presencePenalty,
-    frequency_penalty: o.frequencyPenalty,
-    dry_multiplier: o.dryMultiplier,
-    dry_base: o.dryBase,
-    dry_allowed_length: o.dryAllowedLength,
-    dry_penalty_last_n: o.dryPenaltyLastN,
-    dry_sequence_breakers: o.drySequenceBreakers ?? ['\n', ':', '"', '*'],
-    mirostat: o.mirostat,
-    mirostat_tau: o.mirostatTau,
-    mirostat_eta: o.mirostatEta,
+    dry_sequence_breakers: o.sampling.drySequenceBreakers ?? ['\n', ':', '"', '*'],
     adaptive_target: -1,
     adaptive_decay: 0.9,
     max_tokens: nPredict,
     n_predict: nPredict,
-    n_keep: o.nKeep,
-    ignore_eos: o.ignoreEos,
     stream: body.stream === true,
     n_probs: o.nProbs ?? 0,
-    min_keep: o.minKeep,
-    samplers: o.samplers ?? [...DEFAULT_SAMPLERS],
+    samplers: o.sampling.samplers ?? [...DEFAULT_SAMPLERS],
     post_sampling_probs: o.postSampling ?? false,
-    cache_prompt: o.reusePrefix,
-  };
+  });
 }

@@ -37,7 +37,8 @@ export interface Timings {
 /** A request ready for the scheduler. */
 export interface PreparedGeneration {
   tokens: number[];
-  options: StartOptions;
+  /** The decoder's options; the HTTP layer always states the sampling. */
+  options: StartOptions & Required<Pick<StartOptions, 'sampling'>>;
   stop: string[];
   client: string;
   /** Scheduler priority (higher first), from the request's headers (client-key.ts). */

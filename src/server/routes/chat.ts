@@ -4,8 +4,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ToolChoiceError } from '../../errors.ts';
-import type { StartOptions } from '../../scheduler/types.ts';
-import type { ChatPrompt, GrammarConstraint } from '../chat/layer.ts';
+import type { Grammar, SamplingOptions } from '../../scheduler/decoder.ts';
+import type { ChatPrompt } from '../chat/layer.ts';
 import { chatPresenter } from '../chat/presenter.ts';
 import { chatLayerRefusal, constraintOf, renderRequest, userGrammar } from '../chat/request.ts';
 import type { ServerDeps } from '../deps.ts';
@@ -26,7 +26,7 @@ export async function renderChat(
   deps: ServerDeps,
   body: ChatCompletionBody,
   options: { promptOnly?: boolean } = {},
-): Promise<{ prompt: ChatPrompt; grammar: GrammarConstraint | null }> {
+): Promise<{ prompt: ChatPrompt; grammar: Grammar | null }> {
   const limits = deps.config.limits;
   // Counted before anything renders or checks a schema: the work below grows with them.
   checkMessages(body.messages.length, limits);
@@ -78,7 +78,7 @@ export async function renderChat(
 export function reasoningBudgetOf(
   body: Pick<ChatCompletionBody, 'reasoning_budget_tokens' | 'thinking_budget_tokens'>,
   prompt: ChatPrompt,
-): StartOptions['reasoningBudget'] {
+): SamplingOptions['reasoningBudget'] {
   const tokens = body.reasoning_budget_tokens ?? body.thinking_budget_tokens ?? -1;
   const ends = prompt.reasoningEnds ?? [];
   const start = prompt.reasoningStart ?? '';
@@ -95,7 +95,15 @@ function refuseUnsupported(body: ChatCompletionBody): void {
 /** n jobs of one prompt; choices after the first get their own seed, so they differ. */
 export function choiceJobs(job: PreparedGeneration, n: number): PreparedGeneration[] {
   return Array.from({ length: n }, (_, i) =>
-    i === 0 ? job : { ...job, options: { ...job.options, seed: ((job.options.seed ?? 0) + i) >>> 0 } },
+    i === 0
+      ? job
+      : {
+          ...job,
+          options: {
+            ...job.options,
+            sampling: { ...job.options.sampling, seed: ((job.options.sampling.seed ?? 0) + i) >>> 0 },
+          },
+        },
   );
 }
 

@@ -1,7 +1,8 @@
 // POST /v1/completions (OpenAI's legacy text completions): the prompt as it is (text, token ids, a mix, or several
 // prompts), optionally constrained by a JSON schema or a grammar (llama-server's json_schema / grammar fields).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ChatLayer, GrammarConstraint } from '../chat/layer.ts';
+import type { Grammar } from '../../scheduler/decoder.ts';
+import type { ChatLayer } from '../chat/layer.ts';
 import { type Constraint, chatLayerRefusal, constraintOf, userGrammar } from '../chat/request.ts';
 import type { ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
@@ -17,7 +18,7 @@ import { CompletionBody } from '../schemas.ts';
 import { choiceJobs } from './chat.ts';
 
 /** A raw prompt's grammar: a schema's starts at its root, as a user's does (no chat template before it). */
-export async function grammarFor(chat: ChatLayer, constraint: Constraint | null): Promise<GrammarConstraint | null> {
+export async function grammarFor(chat: ChatLayer, constraint: Constraint | null): Promise<Grammar | null> {
   if (constraint === null) return null;
   // A schema's grammar is parsed too: a schema can convert into a grammar llama.cpp then refuses (a repetition
   // past its limit), which must be this request's 400, not a failure when its slot's sampler is made.

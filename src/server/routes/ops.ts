@@ -7,6 +7,7 @@ import { Type } from 'typebox';
 import { ArgumentError, StateError } from '../../errors.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError, invalidRequest, notSupported } from '../errors.ts';
+import { PROPS_SETTINGS, settingsReport } from '../generation/parameters.ts';
 import { setCasedHeader } from '../headers.ts';
 import { DEFAULT_SAMPLERS } from '../samplers.ts';
 
@@ -128,24 +129,10 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
   const props = () => ({
     default_generation_settings: {
       n_ctx: config.ctxPerSlot,
-      params: {
-        seed: config.defaults.seed,
-        temperature: config.defaults.temperature,
-        top_k: config.defaults.topK,
-        top_p: config.defaults.topP,
-        min_p: config.defaults.minP,
-        typical_p: config.defaults.typicalP,
-        repeat_last_n: config.defaults.repeatLastN,
-        repeat_penalty: config.defaults.repeatPenalty,
-        presence_penalty: config.defaults.presencePenalty,
-        frequency_penalty: config.defaults.frequencyPenalty,
-        dry_multiplier: config.defaults.dryMultiplier,
-        mirostat: config.defaults.mirostat,
-        n_predict: config.defaults.nPredict,
-        max_tokens: config.defaults.nPredict,
-        ignore_eos: config.defaults.ignoreEos,
+      // The server's defaults (its flags), reported as llama-server's request fields.
+      params: settingsReport(PROPS_SETTINGS, (name) => config.defaults[name as keyof typeof config.defaults], {
         samplers: config.defaults.samplers ?? [...DEFAULT_SAMPLERS],
-      },
+      }),
     },
     total_slots: config.slots,
     model_alias: config.modelId,
