@@ -3,7 +3,7 @@
 // disagree, and checks that each flag sets the limit its row names.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defaultServeConfig, type ServeConfig } from '../config.ts';
+import { defaultServeConfig, type ServeConfig } from '../entry/config/index.ts';
 import { projectRoot } from '../paths.ts';
 import { DEFAULT_STREAM_DRAIN_TIMEOUT_MS } from '../server/config.ts';
 

@@ -1,9 +1,10 @@
 // npm run fit -- --model FILE --vram 1GiB [--slots N] [--ctx N] [--kv f16|q8_0] [--cc 5.0] [--json]
 // Prints the planner's arithmetic and the settings as llama-server flags.
 // Exit status: 0 it fits, 1 it does not (the message names the smallest budget), 2 bad arguments.
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { FlagError, type FlagSpec, parseFlags } from '../cli/flags.ts';
+
 import { ModelFileError } from '../errors.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
 import type { ModelShape } from './memory-model.ts';
 import { DEFAULT_CUDA_OVERHEAD_BYTES, KV_TYPES, MIB, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';

@@ -2,10 +2,10 @@
 // the limit its row names, and every limit of src/server/limits.ts has a row.
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { defaultServeConfig, parseServeConfig } from '../../src/config.ts';
 import { unpadTables } from '../../src/docs/compat-doc.ts';
 import { LIMIT_ROWS, RELIABILITY_DOC, rowDefault, withLimitsTable } from '../../src/docs/limits-doc.ts';
-import { serverConfigOf } from '../../src/serve/server-config.ts';
+import { defaultServeConfig, parseServeConfig } from '../../src/entry/config/index.ts';
+import { serverConfigOf } from '../../src/entry/server-options.ts';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServerConfig } from '../../src/server/config.ts';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_REQUEST_LIMITS } from '../../src/server/limits.ts';
 

@@ -5,10 +5,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import { BatchDecoder, ChatTemplates, type Model } from '../../src/engine/index.ts';
+import { assembleServer } from '../../src/entry/assemble.ts';
 import type { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { Decoder, SchedulerOptions } from '../../src/scheduler/types.ts';
-import { assembleServer } from '../../src/serve/assemble.ts';
 import type { ServerConfig } from '../../src/server/config.ts';
 
 // --- the exposition format ------------------------------------------------------------------------------

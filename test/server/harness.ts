@@ -2,14 +2,14 @@
 
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
-import { parseServeConfig, slotContext } from '../../src/config.ts';
 import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } from '../../src/engine/index.ts';
+import { assembleServer } from '../../src/entry/assemble.ts';
+import { parseServeConfig, slotContext } from '../../src/entry/config/index.ts';
+import { chatOptionsOf, decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/entry/engine-options.ts';
+import { readServeInputs } from '../../src/entry/inputs.ts';
+import { serverConfigOf } from '../../src/entry/server-options.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
-import { assembleServer } from '../../src/serve/assemble.ts';
-import { chatOptionsOf, decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/serve/engine-options.ts';
-import { readServeInputs } from '../../src/serve/inputs.ts';
-import { serverConfigOf } from '../../src/serve/server-config.ts';
 import type { BuildAppOptions } from '../../src/server/app.ts';
 import type { ServedModel, ServedScheduler, ServerConfig } from '../../src/server/config.ts';
 import { StepLog } from '../helpers/step-log.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError, parseServeConfig, serveUsage, slotContext } from '../src/config.ts';
+import { ConfigError, parseServeConfig, serveUsage, slotContext } from '../../src/entry/config/index.ts';
 
 t.test('defaults', async (t) => {
   const c = parseServeConfig([], {});

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { type Command, commandUsage, readCommandLine } from '../../src/cli/command.ts';
-import { FlagError, parseFlags } from '../../src/cli/flags.ts';
+import { type Command, commandUsage, readCommandLine } from '../../src/flags/command.ts';
+import { FlagError, parseFlags } from '../../src/flags/parse.ts';
 
 class Capture extends Writable {
   text = '';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from '../../src/cli/flags.ts';
+import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from '../../src/flags/parse.ts';
 
 type Key = 'model' | 'slots' | 'rate' | 'seed' | 'fast' | 'json' | 'tags' | 'size';
 

@@ -1,30 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config.ts';
-import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from './engine/index.ts';
-import { KV_TYPES, type KvType } from './fit/memory-model.ts';
-import { FitError, planForServer, type ServerRequest } from './fit/planner.ts';
-import { formatPlan } from './fit/report.ts';
-import { getArchitecture, getUint } from './gguf/metadata.ts';
-import { ensureModel } from './gguf/model-cache.ts';
-import { readGguf } from './gguf/reader.ts';
-import { projectRoot } from './paths.ts';
-import { createProgress } from './progress.ts';
-import { assembleServer } from './serve/assemble.ts';
-import {
-  chatOptionsOf,
-  decoderOptionsOf,
-  type PoolLayout,
-  poolLayout,
-  schedulerOptionsOf,
-} from './serve/engine-options.ts';
-import { InputError, readServeInputs, type ServeInputs } from './serve/inputs.ts';
-import { createLogger } from './serve/logger.ts';
-import { serverConfigOf } from './serve/server-config.ts';
-import { devicesText, startupSummary, versionText } from './serve/summary.ts';
-
-/** The demo model served when no -m is given: small, generated once and cached. */
-export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
+import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from '../engine/index.ts';
+import { KV_TYPES, type KvType } from '../fit/memory-model.ts';
+import { FitError, planForServer, type ServerRequest } from '../fit/planner.ts';
+import { formatPlan } from '../fit/report.ts';
+import { getArchitecture, getUint } from '../gguf/metadata.ts';
+import { readGguf } from '../gguf/reader.ts';
+import { projectRoot } from '../paths.ts';
+import { createProgress } from '../progress.ts';
+import { DEMO_MODEL, ensureModel } from '../tools/model-cache.ts';
+import { assembleServer } from './assemble.ts';
+import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContext } from './config/index.ts';
+import { chatOptionsOf, decoderOptionsOf, type PoolLayout, poolLayout, schedulerOptionsOf } from './engine-options.ts';
+import { InputError, readServeInputs, type ServeInputs } from './inputs.ts';
+import { createLogger } from './logger.ts';
+import { serverConfigOf } from './server-options.ts';
+import { devicesText, startupSummary, versionText } from './summary.ts';
 
 function line(message: string): void {
   process.stderr.write(`${message}\n`);

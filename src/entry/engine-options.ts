@@ -1,8 +1,9 @@
 // From `npm start`'s flags to what the engine and the scheduler are built with: the KV pool's layout, the decoder's
 // options and the scheduler's. Pure, so a test can build exactly what a user's flags give (test/server/harness.ts).
-import type { ServeConfig } from '../config.ts';
+
 import type { ChatTemplateOptions, DecoderOptions } from '../engine/index.ts';
 import type { SchedulerOptions } from '../scheduler/types.ts';
+import type { ServeConfig } from './config/index.ts';
 
 export interface PoolLayout {
   /** KV cells each slot is given (-c / -np, as llama-server's n_ctx_seq without a unified pool). */

@@ -1,7 +1,8 @@
 // What the server prints about itself: the startup summary (model, backend, slots, template...), --version and
 // --list-devices, in llama-server's words where it has them.
-import type { ServeConfig } from '../config.ts';
+
 import type { ChatTemplateInfo, Device, ModelInfo } from '../engine/index.ts';
+import type { ServeConfig } from './config/index.ts';
 
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 

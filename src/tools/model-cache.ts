@@ -3,10 +3,14 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Quant } from '../gguf/generate.ts';
+import { GENERATOR_VERSION } from '../gguf/generate.ts';
+import type { PresetName } from '../gguf/presets.ts';
 import { cacheDir } from '../paths.ts';
-import type { Quant } from './generate.ts';
-import { GENERATOR_VERSION, makeModel } from './generate.ts';
-import type { PresetName } from './presets.ts';
+import { makeModel } from './make-model.ts';
+
+/** The demo model served when no -m is given (npm start, npm run replicas): small, generated once and cached. */
+export const DEMO_MODEL = { preset: 'tiny', quant: 'Q4_K_M', seed: 1 } as const;
 
 export interface CachedModel {
   preset: PresetName;

@@ -3,18 +3,18 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
-import {
-  MAKE_MODEL_USAGE,
-  makeModel,
-  markerTokens,
-  parseMakeModelArgs,
-  runMakeModel,
-  templateMarkerTokens,
-} from '../../src/gguf/generate.ts';
+import { markerTokens } from '../../src/gguf/generate.ts';
 import { getPreset, presetTensors } from '../../src/gguf/presets.ts';
 import { getString, getStringArray, getUint, readGguf } from '../../src/gguf/reader.ts';
 import { GgmlType } from '../../src/gguf/types.ts';
 import { llamaCppDir } from '../../src/paths.ts';
+import {
+  MAKE_MODEL_USAGE,
+  makeModel,
+  parseMakeModelArgs,
+  runMakeModel,
+  templateMarkerTokens,
+} from '../../src/tools/make-model.ts';
 
 const dir = t.testdir({});
 

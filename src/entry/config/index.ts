@@ -3,13 +3,13 @@
 // that changes nothing here is accepted with one warning; one for something this server does not do is refused
 // with the reason; an unknown flag is an error naming it. Pure: parseServeConfig(argv, env) returns the config.
 import { availableParallelism } from 'node:os';
-import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from './cli/flags.ts';
-import { parseObjectivePriorities } from './server/client-key.ts';
-import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from './server/config.ts';
-import type { RequestLimits } from './server/limits.ts';
-import { samplersFromLetters } from './server/samplers.ts';
+import { FlagError, type FlagSpec, flagTable, flagUsage, parseFlags } from '../../flags/parse.ts';
+import { parseObjectivePriorities } from '../../server/client-key.ts';
+import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from '../../server/config.ts';
+import type { RequestLimits } from '../../server/limits.ts';
+import { samplersFromLetters } from '../../server/samplers.ts';
 
-export { FlagError as ConfigError } from './cli/flags.ts';
+export { FlagError as ConfigError } from '../../flags/parse.ts';
 
 export type KvType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'iq4_nl' | 'q5_0' | 'q5_1';
 

@@ -1,7 +1,7 @@
 // The front door every command shares: -h/--help prints the usage generated from its flag table (exit 0); a bad
 // command line prints the FlagError that names the flag, then the usage (exit 2). Each command declares a Command
 // and a pure parse function; this is the only place that turns those into output and exit codes.
-import { FlagError, type FlagSpec, flagUsage, type ParseOptions } from './flags.ts';
+import { FlagError, type FlagSpec, flagUsage, type ParseOptions } from './parse.ts';
 
 export interface Command<K extends string = string> {
   /** What its error lines start with: `fit: --vram is required`. */

@@ -1,8 +1,8 @@
 // The real server under concurrent, cancelled and generated load.
 import t from 'tap';
-import { runLoadgenCli } from '../src/bench/loadgen/cli.ts';
-import { modelPath } from './helpers/models.ts';
-import { startServer } from './helpers/server-process.ts';
+import { runLoadgenCli } from '../../src/bench/loadgen/cli.ts';
+import { modelPath } from '../helpers/models.ts';
+import { startServer } from '../helpers/server-process.ts';
 
 const model = await modelPath('tiny');
 const server = await startServer([

@@ -4,7 +4,7 @@
 // llama-server --jinja, /apply-template) of the same conversation; scripts/template-parity.ts compares the corpus.
 import t from 'tap';
 import { Model } from '../../src/engine/index.ts';
-import { ensureModel } from '../../src/gguf/model-cache.ts';
+import { ensureModel } from '../../src/tools/model-cache.ts';
 import { templateText } from '../helpers/models.ts';
 import { makeHarness } from '../server/harness.ts';
 

@@ -1,11 +1,11 @@
-// The real server process (`src/cli.ts serve`) driven by the official openai SDK, and its shutdown.
+// The real server process (`src/entry/main.ts serve`) driven by the official openai SDK, and its shutdown.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import t from 'tap';
-import { projectRoot } from '../src/paths.ts';
-import { modelPath } from './helpers/models.ts';
-import { startServer } from './helpers/server-process.ts';
+import { projectRoot } from '../../src/paths.ts';
+import { modelPath } from '../helpers/models.ts';
+import { startServer } from '../helpers/server-process.ts';
 
 const model = await modelPath('tiny');
 
@@ -190,10 +190,14 @@ t.test('bad flags and bad model files give a clear message and a non-zero exit',
 
 /** Runs `serve` with these flags to its exit (for flags that end it at once). */
 function runServe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli.ts'), 'serve', ...args], {
-    cwd: projectRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(projectRoot, 'src', 'entry', 'main.ts'), 'serve', ...args],
+    {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => {

@@ -3,7 +3,7 @@
 // verbose: no key in any line, the request id on every line a request writes and in its x-request-id header.
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { createLogger, requestLine } from '../../src/serve/logger.ts';
+import { createLogger, requestLine } from '../../src/entry/logger.ts';
 import { modelPath } from '../helpers/models.ts';
 import { startServer } from '../helpers/server-process.ts';
 

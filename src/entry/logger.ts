@@ -4,8 +4,8 @@
 import { createWriteStream } from 'node:fs';
 import { type DestinationStream, type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
-import type { ServeConfig } from '../config.ts';
 import { REDACTED_PATHS } from '../server/app.ts';
+import type { ServeConfig } from './config/index.ts';
 
 /** Fields of the per-request line and of the startup summary, shown in the message at a terminal. */
 const REQUEST_FIELDS = ['method', 'url', 'status', 'ms', 'promptTokens', 'outputTokens', 'ttftMs'];

@@ -1,8 +1,8 @@
 // Files and values the flags point at, read before the model loads so that a bad one stops the start with a
 // message naming the flag: the chat template, a default grammar or JSON schema, API keys from a file.
 import { readFile } from 'node:fs/promises';
-import type { ServeConfig } from '../config.ts';
 import { jsonSchemaToGrammar } from '../engine/index.ts';
+import type { ServeConfig } from './config/index.ts';
 
 export class InputError extends Error {}
 

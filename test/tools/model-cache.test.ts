@@ -2,8 +2,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { GENERATOR_VERSION } from '../../src/gguf/generate.ts';
-import { cachedModelPath, ensureModel } from '../../src/gguf/model-cache.ts';
 import { readGguf } from '../../src/gguf/reader.ts';
+import { cachedModelPath, ensureModel } from '../../src/tools/model-cache.ts';
 
 const cache = t.testdir({});
 const previous = process.env.LLAMA_SERVER_CACHE_DIR;

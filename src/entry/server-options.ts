@@ -1,11 +1,12 @@
 // From `npm start`'s flags to what the HTTP layer is given (src/server/config.ts): names, keys, limits, the
 // generation defaults requests fall back on and which optional endpoints are on. Pure, so tests can check that
 // every flag reaches the server.
-import type { ServeConfig } from '../config.ts';
+
 import { parseObjectivePriorities } from '../server/client-key.ts';
 import { type GenerationDefaults, SAMPLING_DEFAULT_KEYS, type ServerConfig } from '../server/config.ts';
 import { REQUEST_LIMIT_KEYS } from '../server/limits.ts';
 import { pick } from '../util/pick.ts';
+import type { ServeConfig } from './config/index.ts';
 import type { ServeInputs } from './inputs.ts';
 
 export function generationDefaults(config: ServeConfig, grammar: string | undefined): GenerationDefaults {

@@ -1,19 +1,19 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
 // bench-embed, bench-conversations, fit, replicas, fuzz, soak, docs-compat, docs-reliability.
-import { runChatBenchCli } from './bench/chat-bench.ts';
-import { runCompareCli } from './bench/compare.ts';
-import { runConversationsCli } from './bench/conversations/cli.ts';
-import { runDecoderBenchCli } from './bench/decoder-bench.ts';
-import { runEmbedBenchCli } from './bench/embed-bench.ts';
-import { runLoadgenCli } from './bench/loadgen/cli.ts';
-import { runSoakCli } from './bench/soak/cli.ts';
-import { updateCompatDoc } from './docs/compat-doc.ts';
-import { updateReliabilityDoc } from './docs/limits-doc.ts';
-import { runFitCli } from './fit/cli.ts';
-import { runFuzzCli } from './fuzz/cli.ts';
-import { runMakeModel } from './gguf/generate.ts';
-import { runReplicasCli } from './replicas/cli.ts';
+import { runChatBenchCli } from '../bench/chat-bench.ts';
+import { runCompareCli } from '../bench/compare.ts';
+import { runConversationsCli } from '../bench/conversations/cli.ts';
+import { runDecoderBenchCli } from '../bench/decoder-bench.ts';
+import { runEmbedBenchCli } from '../bench/embed-bench.ts';
+import { runLoadgenCli } from '../bench/loadgen/cli.ts';
+import { runSoakCli } from '../bench/soak/cli.ts';
+import { updateCompatDoc } from '../docs/compat-doc.ts';
+import { updateReliabilityDoc } from '../docs/limits-doc.ts';
+import { runFitCli } from '../fit/cli.ts';
+import { runFuzzCli } from '../fuzz/cli.ts';
+import { runReplicasCli } from '../replicas/cli.ts';
+import { runMakeModel } from '../tools/make-model.ts';
 import { serve } from './serve.ts';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
