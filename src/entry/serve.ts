@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from '../engine/index.ts';
-import { KV_TYPES, type KvType } from '../fit/memory-model.ts';
+import { PLANNED_KV_TYPES, type PlannedKvType } from '../fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from '../fit/planner.ts';
 import { formatPlan } from '../fit/report.ts';
 import { getArchitecture, getUint } from '../gguf/metadata.ts';
@@ -42,11 +42,11 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   if (given.has('ctxSize') && config.ctxSize !== undefined)
     request.ctxPerSlot = Math.floor(config.ctxSize / config.parallel);
   if (given.has('kvTypeK')) {
-    if (!KV_TYPES.includes(config.kvTypeK as KvType))
+    if (!PLANNED_KV_TYPES.includes(config.kvTypeK as PlannedKvType))
       throw new Error(
-        `--vram-budget plans the KV cache as ${KV_TYPES.join(' or ')}; -ctk ${config.kvTypeK} is not one`,
+        `--vram-budget plans the KV cache as ${PLANNED_KV_TYPES.join(' or ')}; -ctk ${config.kvTypeK} is not one`,
       );
-    request.kvType = config.kvTypeK as KvType;
+    request.kvType = config.kvTypeK as PlannedKvType;
   }
   if (given.has('ubatchSize')) request.ubatch = config.ubatchSize;
   if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;

@@ -6,7 +6,7 @@ import { ModelFileError } from '../errors.ts';
 import { type Command, readCommandLine } from '../flags/command.ts';
 import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
 import type { ModelShape } from './memory-model.ts';
-import { DEFAULT_CUDA_OVERHEAD_BYTES, KV_TYPES, MIB, readModelShape } from './memory-model.ts';
+import { DEFAULT_CUDA_OVERHEAD_BYTES, MIB, PLANNED_KV_TYPES, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
 import { parseComputeCapability, planFit } from './planner.ts';
 import { formatPlan } from './report.ts';
@@ -48,7 +48,7 @@ const FIT_FLAGS: readonly FlagSpec<keyof FitCliArgs>[] = [
     names: ['--kv'],
     kind: 'enum',
     key: 'kvType',
-    choices: KV_TYPES,
+    choices: PLANNED_KV_TYPES,
     help: 'fix the KV cache type (q8_0 needs flash attention)',
   },
   { names: ['--ubatch'], kind: 'int', key: 'ubatch', min: 1, help: 'fix the physical batch (llama.cpp n_ubatch)' },

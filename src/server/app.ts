@@ -11,7 +11,6 @@ import Fastify, {
 } from 'fastify';
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
-import { clientErrorResponse } from './client-errors.ts';
 import {
   resolveServerConfig,
   type ServedEmbedder,
@@ -22,7 +21,14 @@ import {
 import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
-import { modelLoading, notAGenerationServer, notFound, shuttingDown, toApiError } from './errors.ts';
+import {
+  clientErrorResponse,
+  modelLoading,
+  notAGenerationServer,
+  notFound,
+  shuttingDown,
+  toApiError,
+} from './errors.ts';
 import { checkJsonDepth, timeoutCheckIntervalMs } from './limits.ts';
 import { anthropicError } from './messages-api/errors.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
