@@ -1,4 +1,4 @@
-// docs/COMPATIBILITY.md holds the flag table generated from the flag definitions (src/config.ts), between two
+// docs/COMPATIBILITY.md holds the flag table generated from the flag definitions (src/entry/config/), between two
 // markers. `npm run docs:compat` rewrites it; a test fails when the two disagree, so the document stays true.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -11,14 +11,14 @@ import type { Decoder } from '../scheduler/decoder.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import type { SchedulerObserver, SchedulerOptions } from '../scheduler/types.ts';
 import { type BuildAppOptions, buildApp } from '../server/app.ts';
-import type { ServedModel, ServedScheduler, ServerConfig } from '../server/config.ts';
+import type { ServedModel, ServedScheduler, ServerOptions } from '../server/options.ts';
 import { StatsSource } from '../server/stats-source.ts';
 import { LateEngine } from './late-engine.ts';
 
 export interface AssembleOptions {
   /** The model file (its name is the default model id until the model has loaded). */
   path: string;
-  config: ServerConfig;
+  config: ServerOptions;
   app?: BuildAppOptions;
   scheduler?: SchedulerOptions;
   /** KV cells in the pool, for the metrics and the live view. */

@@ -6,7 +6,7 @@ import { LlamaError } from '../errors.ts';
 import type { Decoder } from '../scheduler/decoder.ts';
 import type { Scheduler } from '../scheduler/index.ts';
 import type { ChatLayer } from '../server/chat/layer.ts';
-import type { ServedEmbedder, ServedModel, ServedScheduler } from '../server/config.ts';
+import type { ServedEmbedder, ServedModel, ServedScheduler } from '../server/options.ts';
 
 export class LateEngine {
   model: Model | undefined;

@@ -14,7 +14,7 @@ import { ConfigError, parseServeConfig, type ServeConfig, serveUsage, slotContex
 import { chatOptionsOf, decoderOptionsOf, type PoolLayout, poolLayout, schedulerOptionsOf } from './engine-options.ts';
 import { InputError, readServeInputs, type ServeInputs } from './inputs.ts';
 import { createLogger } from './logger.ts';
-import { serverConfigOf } from './server-options.ts';
+import { serverOptionsOf } from './server-options.ts';
 import { devicesText, startupSummary, versionText } from './summary.ts';
 
 function line(message: string): void {
@@ -140,14 +140,14 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const { config, path, pool, inputs } = prepared;
   const { ctxPerSlot } = pool;
   const sys = systemInfo();
-  const serverConfig = serverConfigOf(config, inputs, {
+  const serverOptions = serverOptionsOf(config, inputs, {
     ctxPerSlot,
     buildInfo: sys.buildInfo,
   });
   const logger = createLogger(config);
   const server = assembleServer({
     path,
-    config: serverConfig,
+    config: serverOptions,
     kvCellsTotal: pool.kvCells,
     devices: listDevices,
     scheduler: schedulerOptionsOf(config),

@@ -1,10 +1,10 @@
-// From `npm start`'s flags to what the HTTP layer is given (src/server/config.ts): names, keys, limits, the
+// From `npm start`'s flags to what the HTTP layer is given (src/server/options.ts): names, keys, limits, the
 // generation defaults requests fall back on and which optional endpoints are on. Pure, so tests can check that
 // every flag reaches the server.
 
 import { parseObjectivePriorities } from '../server/client-key.ts';
-import { type GenerationDefaults, SAMPLING_DEFAULT_KEYS, type ServerConfig } from '../server/config.ts';
 import { REQUEST_LIMIT_KEYS } from '../server/limits.ts';
+import { type GenerationDefaults, SAMPLING_DEFAULT_KEYS, type ServerOptions } from '../server/options.ts';
 import { pick } from '../util/pick.ts';
 import type { ServeConfig } from './config/index.ts';
 import type { ServeInputs } from './inputs.ts';
@@ -26,8 +26,8 @@ export interface ServedFacts {
   buildInfo: string;
 }
 
-export function serverConfigOf(config: ServeConfig, inputs: ServeInputs, facts: ServedFacts): ServerConfig {
-  const out: ServerConfig = {
+export function serverOptionsOf(config: ServeConfig, inputs: ServeInputs, facts: ServedFacts): ServerOptions {
+  const out: ServerOptions = {
     aliases: config.aliases,
     tags: config.tags,
     apiKeys: inputs.apiKeys,

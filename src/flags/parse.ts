@@ -1,7 +1,7 @@
 // One declarative flag layer for every command: each command lists its flags (names, environment variable, kind,
 // help, limits, default) and gets back typed values, which settings were given, warnings for flags that mean nothing
 // here, and an error that names the flag for anything wrong. Pure: no process state is read or written
-// (src/cli/command.ts is the part that writes --help and errors and picks the exit code).
+// (src/flags/command.ts is the part that writes --help and errors and picks the exit code).
 import { parseSize } from '../fit/size.ts';
 
 export class FlagError extends Error {

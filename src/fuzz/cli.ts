@@ -7,7 +7,7 @@ import { BatchDecoder, ChatTemplates, Embedder, Model } from '../engine/index.ts
 import { assembleServer } from '../entry/assemble.ts';
 import { type Command, readCommandLine } from '../flags/command.ts';
 import { type FlagSpec, parseFlags } from '../flags/parse.ts';
-import { DEFAULT_BODY_LIMIT_BYTES } from '../server/config.ts';
+import { DEFAULT_BODY_LIMIT_BYTES } from '../server/options.ts';
 import { ensureModel } from '../tools/model-cache.ts';
 import { formatFuzzReport, fuzzPassed, runFuzz } from './run.ts';
 import { appTarget, embeddingServer } from './target.ts';

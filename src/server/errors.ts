@@ -113,7 +113,7 @@ export function shuttingDown(): ApiError {
   return new ApiError(503, 'unavailable_error', 'The server is shutting down', { code: 'shutting_down' });
 }
 
-/** The request's deadline passed (ServerConfig.requestTimeoutMs). 504: the server gave up waiting on generation. */
+/** The request's deadline passed (ServerOptions.requestTimeoutMs). 504: the server gave up waiting on generation. */
 export function requestTimeout(ms: number | undefined): ApiError {
   return new ApiError(
     504,

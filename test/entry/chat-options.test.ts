@@ -1,4 +1,4 @@
-// The chat layer as npm start's flags build it (src/serve/engine-options.ts chatOptionsOf): earlier turns' reasoning
+// The chat layer as npm start's flags build it (src/entry/engine-options.ts chatOptionsOf): earlier turns' reasoning
 // is preserved by default, as llama-server does (its preserve_reasoning kwarg, which llama.cpp maps to the templates'
 // drop_thinking, clear_thinking...). The expected prompts are llama-server's own renderings (build-tools/bin/
 // llama-server --jinja, /apply-template) of the same conversation; scripts/template-parity.ts compares the corpus.

@@ -3,7 +3,7 @@
 // the load stopped, 5xx answers. Prints the figures and the verdict; --json writes every sample.
 import { writeFile } from 'node:fs/promises';
 import { readCommandLine } from '../../flags/command.ts';
-import { DEFAULT_BODY_LIMIT_BYTES } from '../../server/config.ts';
+import { DEFAULT_BODY_LIMIT_BYTES } from '../../server/options.ts';
 import { ensureModel } from '../../tools/model-cache.ts';
 import { describeNetworkError } from '../loadgen/request.ts';
 import { parseSoakArgs, SOAK_COMMAND, type SoakOptions } from './options.ts';

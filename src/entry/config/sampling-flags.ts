@@ -1,5 +1,5 @@
 // llama-server's sampling params: the defaults a request's sampling falls back on (their values are the HTTP
-// layer's LLAMA_SERVER_DEFAULTS, src/server/config.ts), the sampler chain, grammars, logit biases.
+// layer's LLAMA_SERVER_DEFAULTS, src/server/options.ts), the sampler chain, grammars, logit biases.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { samplersFromLetters } from '../../server/samplers.ts';
 import { SAMPLING } from './groups.ts';

@@ -2,8 +2,8 @@
 // neither a flag nor its environment variable gives one (llama-server's defaults, vendor/llama.cpp/common/arg.cpp).
 import { availableParallelism } from 'node:os';
 import type { KvType } from '../../gguf/types.ts';
-import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from '../../server/config.ts';
 import type { RequestLimits } from '../../server/limits.ts';
+import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from '../../server/options.ts';
 
 /**
  * `npm start`'s configuration. The sampling defaults requests fall back on and the request limits are the HTTP
@@ -144,7 +144,7 @@ export function defaultServeConfig(): ServeConfig {
     offloadKv: true,
     mlock: false,
     mmap: true,
-    // Generation defaults are llama-server's, stated once (src/server/config.ts).
+    // Generation defaults are llama-server's, stated once (src/server/options.ts).
     ...generation,
     keep: nKeep,
     drySequenceBreakers: undefined,

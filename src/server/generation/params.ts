@@ -5,10 +5,10 @@ import type { FastifyRequest } from 'fastify';
 import type { StartOptions } from '../../scheduler/types.ts';
 import type { GrammarConstraint } from '../chat/layer.ts';
 import { clientKey, requestPriority } from '../client-key.ts';
-import type { ResolvedServerConfig, ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { contextExceeded, invalidRequest } from '../errors.ts';
 import { checkLogitBias, checkStops, type RequestLimits } from '../limits.ts';
+import type { ResolvedServerOptions, ServedModel } from '../options.ts';
 import { DEFAULT_SAMPLERS, samplersFromLetters } from '../samplers.ts';
 import type { GenerationParamsBody } from '../schemas.ts';
 import type { PreparedGeneration } from './types.ts';
@@ -235,7 +235,7 @@ export function prepareGeneration(
 }
 
 /** --grammar / --json-schema: a constraint for requests that give none. */
-function defaultGrammar(config: ResolvedServerConfig): GrammarConstraint | null {
+function defaultGrammar(config: ResolvedServerOptions): GrammarConstraint | null {
   const text = config.defaults.grammar;
   return text === undefined ? null : { text, kind: 0, lazy: false, triggers: [], generationPrompt: '' };
 }
@@ -245,7 +245,7 @@ function generationSettings(
   o: StartOptions,
   nPredict: number,
   body: GenerationParamsBody,
-  config: ResolvedServerConfig,
+  config: ResolvedServerOptions,
 ): Record<string, unknown> {
   return {
     n_ctx: config.ctxPerSlot,

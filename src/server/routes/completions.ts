@@ -3,7 +3,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ChatLayer, GrammarConstraint } from '../chat/layer.ts';
 import { type Constraint, chatLayerRefusal, constraintOf, userGrammar } from '../chat/request.ts';
-import type { ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { invalidRequest } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
@@ -12,6 +11,7 @@ import { prepareGeneration } from '../generation/params.ts';
 import { promptsOf } from '../generation/prompt.ts';
 import { respond } from '../generation/respond.ts';
 import type { FinishReason, PreparedGeneration, Presenter, Usage } from '../generation/types.ts';
+import type { ServedModel } from '../options.ts';
 import { TextCompletionResponse } from '../responses.ts';
 import { CompletionBody } from '../schemas.ts';
 import { choiceJobs } from './chat.ts';

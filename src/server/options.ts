@@ -1,5 +1,5 @@
 // What the HTTP layer needs to know: the served model's names and limits, keys, timeouts, the generation
-// defaults requests fall back on, and which optional endpoints are on. The CLI (src/config.ts) builds this from
+// defaults requests fall back on, and which optional endpoints are on. The entry (src/entry/config/) builds this from
 // llama-server's flags; tests build it by hand and get llama-server's defaults for the rest.
 import { basename } from 'node:path';
 import type { GenerationHandlers, GenerationRequest, RequestHandle, SlotSnapshot } from '../scheduler/types.ts';
@@ -129,7 +129,7 @@ export interface Endpoints {
   slots: boolean;
 }
 
-export interface ServerConfig {
+export interface ServerOptions {
   /** Ids reported by /v1/models (llama-server's --alias). Default: the model file name. */
   aliases?: readonly string[];
   tags?: readonly string[];
@@ -175,8 +175,8 @@ export interface ServerConfig {
   embeddings?: boolean;
 }
 
-/** ServerConfig with every default filled in. */
-export interface ResolvedServerConfig {
+/** ServerOptions with every default filled in. */
+export interface ResolvedServerOptions {
   /** The first alias (sorted, as llama-server's std::set): what responses name as their model. */
   modelId: string;
   aliases: readonly string[];
@@ -259,7 +259,7 @@ export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_STREAM_DRAIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_RESPONSE_STORE_BYTES = 64 * 1024 * 1024;
 
-export function resolveServerConfig(config: ServerConfig, model: ServedModel): ResolvedServerConfig {
+export function resolveServerOptions(config: ServerOptions, model: ServedModel): ResolvedServerOptions {
   for (const [name, value] of [
     ['ctxPerSlot', config.ctxPerSlot],
     ['slots', config.slots],
