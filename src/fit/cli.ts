@@ -5,12 +5,12 @@
 import { ModelFileError } from '../errors.ts';
 import { type Command, readCommandLine } from '../flags/command.ts';
 import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
+import { parseSize } from '../util/size.ts';
 import type { ModelShape } from './memory-model.ts';
 import { DEFAULT_CUDA_OVERHEAD_BYTES, MIB, PLANNED_KV_TYPES, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
 import { parseComputeCapability, planFit } from './planner.ts';
 import { formatPlan } from './report.ts';
-import { parseSize } from './size.ts';
 
 /** The planner's options as given on the command line: the model is a path, --json picks the output. */
 export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCapability'> & {

@@ -2,7 +2,7 @@
 // help, limits, default) and gets back typed values, which settings were given, warnings for flags that mean nothing
 // here, and an error that names the flag for anything wrong. Pure: no process state is read or written
 // (src/flags/command.ts is the part that writes --help and errors and picks the exit code).
-import { parseSize } from '../fit/size.ts';
+import { parseSize } from '../util/size.ts';
 
 export class FlagError extends Error {
   override name = 'FlagError';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatMiB, parseSize } from '../../src/fit/size.ts';
+import { formatMiB, parseSize } from '../../src/util/size.ts';
 
 t.test('binary units: K/M/G and KiB/MiB/GiB', async (t) => {
   t.equal(parseSize('1GiB'), 2 ** 30);
