@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `llama-slots-server` (the package's bin, compiled to dist/bin.js): the server, with `npm start`'s flags.
+// `llama-slots-server` (the package's bin, compiled to dist/entry/bin.js): the server, with `npm start`'s flags.
 import { serve } from './serve.ts';
 
 serve(process.argv.slice(2)).then(

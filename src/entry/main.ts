@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
 // bench-embed, bench-conversations, fit, replicas, fuzz, soak, docs-compat, docs-reliability.
+//
+// src/entry/ is the entry wing, the one way in: this dispatcher, the package's bin (bin.ts), the server's start and
+// shutdown (serve.ts), the one server factory (assemble.ts), the serve flags (config/) and what turns them into each
+// layer's options (server-options.ts, engine-options.ts, inputs.ts), the log and the startup lines. It sits on top
+// and may import every layer; nothing imports it but its config/ (the serve flags, for replicas, docs and benches)
+// and assemble.ts (for the fuzzer and the test harnesses).
 import { runChatBenchCli } from '../bench/chat-bench.ts';
 import { runCompareCli } from '../bench/compare.ts';
 import { runConversationsCli } from '../bench/conversations/cli.ts';

@@ -2,6 +2,8 @@
 // help, limits, default) and gets back typed values, which settings were given, warnings for flags that mean nothing
 // here, and an error that names the flag for anything wrong. Pure: no process state is read or written
 // (src/flags/command.ts is the part that writes --help and errors and picks the exit code).
+//
+// src/flags/ is the bottom of every command's stack: it knows no command and imports only src/util/.
 import { parseSize } from '../util/size.ts';
 
 export class FlagError extends Error {

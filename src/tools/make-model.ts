@@ -1,6 +1,9 @@
 // `make-model`: a GGUF with random weights and a real tokenizer (src/gguf/generate.ts writes its F16 weights),
 // quantized by llama.cpp itself (llama_model_quantize, through the engine), so a quantized file is exactly what
 // llama.cpp would produce. The engine is imported only where it is needed, so F16 generation works without the addon.
+//
+// src/tools/ makes models for tests, benches and the demo server (make-model.ts, model-cache.ts): it may import the
+// GGUF library, the engine's index (to quantize), the flag layer, util and the shared errors, paths and progress.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
