@@ -92,7 +92,7 @@ for (const file of names) {
     [
       '--import',
       'tsx',
-      join(projectRoot, 'src', 'cli.ts'),
+      join(projectRoot, 'src', 'entry', 'main.ts'),
       'serve',
       '-m',
       model,

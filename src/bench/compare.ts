@@ -244,7 +244,7 @@ function targets(o: CompareOptions, llamaServer: string): Target[] {
           [
             '--import',
             'tsx',
-            join(projectRoot, 'src', 'cli.ts'),
+            join(projectRoot, 'src', 'entry', 'main.ts'),
             'serve',
             ...oursArgs,
             ...net(port),
