@@ -19,7 +19,6 @@ import { SERVER_MODEL_FLAGS } from './server-model-flags.ts';
 import { SERVER_SCHEDULING_FLAGS } from './server-scheduling-flags.ts';
 
 export { FlagError as ConfigError } from '../../flags/parse.ts';
-export type { KvType } from '../../gguf/types.ts';
 export { defaultServeConfig, type ServeConfig, type ServeFlagKey } from './serve-config.ts';
 
 /** Every flag, in --help's order. */
