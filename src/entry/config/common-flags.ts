@@ -1,5 +1,6 @@
-// llama-server's common params: help and version, threads, context and batch sizes, flash attention, the KV cache's
-// sliding-window and checkpoint settings, and the speculative-decoding flags this server refuses.
+// llama-server's common params: help and version, threads, context and batch sizes, the KV pool (unified or per
+// slot, sliding-window checkpoints, the host-RAM cache), context shift, flash attention; llama-cli's interactive
+// flags are accepted and ignored, lookup decoding refused.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { COMMON, NO_SPECULATIVE } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';

@@ -1,4 +1,5 @@
-// llama-server's server params, HTTP: address and port, API keys, TLS, timeouts, CORS and which endpoints are on.
+// llama-server's server params, HTTP: address and port, CORS, the web page, embeddings, API keys, TLS, timeouts and
+// which endpoints are on; its router mode is refused.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { SERVER } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';

@@ -1,5 +1,5 @@
 // llama-server's server params, the model and memory: the model file, its names, GPU layers, the KV cache types,
-// mmap and mlock; downloads, multi-GPU splits, adapters and multimodal input, which this server refuses.
+// mmap and mlock; downloads, multi-GPU splits, adapters, draft models and multimodal input, which it refuses.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { KV_CACHE_TYPES } from '../../gguf/types.ts';
 import { NO_SPECULATIVE, SERVER } from './groups.ts';

@@ -1,4 +1,4 @@
-// llama-server's server params, scheduling: slots, the unified KV pool, prompt caching and the host-RAM cache.
+// llama-server's server params, scheduling: the slots (-np), continuous batching, prompt caching and slot choice.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { SERVER } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';
