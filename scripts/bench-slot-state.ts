@@ -1,8 +1,8 @@
 // Bytes and time of a slot's KV saved to host memory and restored (BatchDecoder.saveState/restoreState), per
 // prompt length, on a generated model: `npx tsx scripts/bench-slot-state.ts [preset]` (default tiny).
 import { BatchDecoder, Model } from '../src/engine/index.ts';
-import { ensureModel } from '../src/gguf/model-cache.ts';
 import { isPresetName } from '../src/gguf/presets.ts';
+import { ensureModel } from '../src/tools/model-cache.ts';
 
 const preset = process.argv[2] ?? 'tiny';
 if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);

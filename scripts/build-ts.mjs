@@ -13,7 +13,7 @@ const dist = join(root, 'dist');
 
 /** True when this checkout has sources to compile (an installed package ships dist/ only). */
 export function hasSources() {
-  return existsSync(join(root, 'src', 'cli.ts')) && existsSync(join(root, 'tsconfig.build.json'));
+  return existsSync(join(root, 'src', 'entry', 'main.ts')) && existsSync(join(root, 'tsconfig.build.json'));
 }
 
 export function buildTs() {

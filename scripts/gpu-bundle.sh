@@ -17,7 +17,7 @@ mkdir -p "$out/dist" "$out/napi"
 xz -T0 -6 -c "$(command -v node)" > "$out/node.xz"
 
 # ESM bundles still meet CommonJS modules that call require(): give them one.
-node_modules/.bin/esbuild src/cli.ts src/bench/loadgen/rank-main.ts --bundle --platform=node --format=esm \
+node_modules/.bin/esbuild src/entry/main.ts src/bench/loadgen/rank-main.ts --bundle --platform=node --format=esm \
   --target=node20 --entry-names='[name]' --outdir="$out/dist" --log-level=warning \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
 

@@ -64,7 +64,7 @@ addon=$(find "$build" -name llama_addon.node | head -n1)
 batched=$(find "$build" -name llama-batched-bench -type f | head -n1)
 [ -n "$batched" ] || fail "the build produced no llama-batched-bench"
 export LLAMA_ADDON_PATH="$addon" LLAMA_TOOLS_BIN_DIR="$(dirname "$batched")"
-cli="$bundle/dist/cli.js"
+cli="$bundle/dist/main.js"
 
 # 2. Model
 model="$work/gemma3-1b-q4km.gguf"

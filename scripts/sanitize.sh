@@ -18,11 +18,11 @@ case "$kind" in
 esac
 model="${2:-}"
 if [ -z "$model" ]; then
-  model=$(npx tsx -e "import('./src/gguf/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 })))")
+  model=$(npx tsx -e "import('./src/tools/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 })))")
 fi
 [ -f "$model" ] || { echo "sanitize: no model file at $model" >&2; exit 2; }
 # The sliding-window case (checkpoints) needs a model with SWA layers: the generated tiny Gemma 3.
-swa_model="${LLAMA_SLOTS_TEST_SWA_MODEL:-$(npx tsx -e "import('./src/gguf/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny-gemma3', quant: 'F16', seed: 1 })))")}"
+swa_model="${LLAMA_SLOTS_TEST_SWA_MODEL:-$(npx tsx -e "import('./src/tools/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny-gemma3', quant: 'F16', seed: 1 })))")}"
 
 dir="build-sanitize/$kind"
 mkdir -p build-sanitize

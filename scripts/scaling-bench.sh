@@ -26,13 +26,13 @@ run_config() { # NAME ROUND
   case $name in
     direct)
       # shellcheck disable=SC2086
-      node --import tsx src/cli.ts serve $SERVER --port "$DIRECT_PORT" --log-level warn >"$out/$name.log" 2>&1 &
+      node --import tsx src/entry/main.ts serve $SERVER --port "$DIRECT_PORT" --log-level warn >"$out/$name.log" 2>&1 &
       pid=$!
       url=http://127.0.0.1:$DIRECT_PORT
       ;;
     haproxy-1 | haproxy-2)
       # shellcheck disable=SC2086
-      node --import tsx src/cli.ts replicas --replicas "${name#haproxy-}" --port "$FRONT_PORT" $SERVER --log-level warn \
+      node --import tsx src/entry/main.ts replicas --replicas "${name#haproxy-}" --port "$FRONT_PORT" $SERVER --log-level warn \
         >"$out/$name.log" 2>&1 &
       pid=$!
       url=http://127.0.0.1:$FRONT_PORT

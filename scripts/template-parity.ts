@@ -6,8 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureModel } from '../src/gguf/model-cache.ts';
 import { llamaCppDir, projectRoot } from '../src/paths.ts';
+import { ensureModel } from '../src/tools/model-cache.ts';
 
 const llamaServer = process.argv[2] ?? join(projectRoot, 'build-tools', 'bin', 'llama-server');
 const filter = process.argv[3] ?? '';
@@ -92,7 +92,7 @@ for (const file of names) {
     [
       '--import',
       'tsx',
-      join(projectRoot, 'src', 'cli.ts'),
+      join(projectRoot, 'src', 'entry', 'main.ts'),
       'serve',
       '-m',
       model,

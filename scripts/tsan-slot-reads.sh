@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-}"
 if [ -z "$model" ]; then
-  model=$(npx tsx -e "import('./src/gguf/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 })))")
+  model=$(npx tsx -e "import('./src/tools/model-cache.ts').then(async (m) => console.log(await m.ensureModel({ preset: 'tiny', quant: 'F16', seed: 1 })))")
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

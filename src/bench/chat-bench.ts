@@ -1,10 +1,11 @@
 // What the chat layer costs per request and per token: rendering a conversation with tools (on a worker thread,
 // reported as wall time), and parsing the output as it grows (on the main thread, so it must stay well under a
 // millisecond per token). `npm run bench:chat [-- --tokens 500]`.
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { type FlagSpec, parseFlags } from '../cli/flags.ts';
+
 import { ChatTemplates, Model } from '../engine/index.ts';
-import { ensureModel } from '../gguf/model-cache.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { type FlagSpec, parseFlags } from '../flags/parse.ts';
+import { ensureModel } from '../tools/model-cache.ts';
 
 const TOOL = {
   type: 'function',

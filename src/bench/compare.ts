@@ -8,9 +8,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { FlagError, type FlagSpec, parseFlags } from '../cli/flags.ts';
-import { defaultServeConfig } from '../config.ts';
+import { defaultServeConfig } from '../entry/config/index.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
 import { projectRoot } from '../paths.ts';
 import { ensureLlamaTool } from './llama-tools.ts';
 import { runLoadgen } from './loadgen/cli.ts';
@@ -244,7 +244,7 @@ function targets(o: CompareOptions, llamaServer: string): Target[] {
           [
             '--import',
             'tsx',
-            join(projectRoot, 'src', 'cli.ts'),
+            join(projectRoot, 'src', 'entry', 'main.ts'),
             'serve',
             ...oursArgs,
             ...net(port),

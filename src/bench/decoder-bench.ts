@@ -4,9 +4,9 @@
 // all N decoding together (batched-bench's PP and TG).
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { BatchDecoder, Model } from '../engine/index.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { type FlagSpec, parseFlags } from '../flags/parse.ts';
 import { ensureLlamaTool } from './llama-tools.ts';
 
 export interface DecoderBenchOptions {

@@ -1,9 +1,10 @@
 // What batching buys an embedding server: the same inputs embedded one per llama_decode, then packed `--sequences`
 // to a call, on the tiny-bert preset (or --model). Prints inputs per second for both. `npm run bench:embed`.
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { type FlagSpec, parseFlags } from '../cli/flags.ts';
+
 import { Embedder, Model } from '../engine/index.ts';
-import { ensureModel } from '../gguf/model-cache.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { type FlagSpec, parseFlags } from '../flags/parse.ts';
+import { ensureModel } from '../tools/model-cache.ts';
 
 type Key = 'inputs' | 'sequences' | 'tokens' | 'model' | 'threads';
 

@@ -1,8 +1,8 @@
-// docs/COMPATIBILITY.md holds the flag table generated from the flag definitions (src/config.ts), between two
+// docs/COMPATIBILITY.md holds the flag table generated from the flag definitions (src/entry/config/), between two
 // markers. `npm run docs:compat` rewrites it; a test fails when the two disagree, so the document stays true.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { serveFlagTable } from '../config.ts';
+import { serveFlagTable } from '../entry/config/index.ts';
 import { projectRoot } from '../paths.ts';
 
 export const COMPAT_DOC = join(projectRoot, 'docs', 'COMPATIBILITY.md');

@@ -1,15 +1,16 @@
 // npm run fit -- --model FILE --vram 1GiB [--slots N] [--ctx N] [--kv f16|q8_0] [--cc 5.0] [--json]
 // Prints the planner's arithmetic and the settings as llama-server flags.
 // Exit status: 0 it fits, 1 it does not (the message names the smallest budget), 2 bad arguments.
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { FlagError, type FlagSpec, parseFlags } from '../cli/flags.ts';
+
 import { ModelFileError } from '../errors.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
+import { parseSize } from '../util/size.ts';
 import type { ModelShape } from './memory-model.ts';
-import { DEFAULT_CUDA_OVERHEAD_BYTES, KV_TYPES, MIB, readModelShape } from './memory-model.ts';
+import { DEFAULT_CUDA_OVERHEAD_BYTES, MIB, PLANNED_KV_TYPES, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
 import { parseComputeCapability, planFit } from './planner.ts';
 import { formatPlan } from './report.ts';
-import { parseSize } from './size.ts';
 
 /** The planner's options as given on the command line: the model is a path, --json picks the output. */
 export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCapability'> & {
@@ -47,7 +48,7 @@ const FIT_FLAGS: readonly FlagSpec<keyof FitCliArgs>[] = [
     names: ['--kv'],
     kind: 'enum',
     key: 'kvType',
-    choices: KV_TYPES,
+    choices: PLANNED_KV_TYPES,
     help: 'fix the KV cache type (q8_0 needs flash attention)',
   },
   { names: ['--ubatch'], kind: 'int', key: 'ubatch', min: 1, help: 'fix the physical batch (llama.cpp n_ubatch)' },

@@ -18,15 +18,15 @@
 import { ModelFileError } from '../errors.ts';
 import { getArchitecture, getArray, getInt, getString } from '../gguf/metadata.ts';
 import { readGguf } from '../gguf/reader.ts';
-import type { GgufFile, GgufTensorInfo } from '../gguf/types.ts';
+import type { GgufFile, GgufTensorInfo, KvType } from '../gguf/types.ts';
 import { GgmlType, GgufValueType, ggmlTypeName, ggmlTypeTraits } from '../gguf/types.ts';
 
 export const MIB = 1024 * 1024;
 export const GIB = 1024 * MIB;
 
-/** KV cache element types the server supports (q8_0 needs flash attention). */
-export type KvType = 'f16' | 'q8_0';
-export const KV_TYPES: readonly KvType[] = ['f16', 'q8_0'];
+/** The KV cache types the planner plans with, of llama.cpp's (q8_0 needs flash attention). */
+export type PlannedKvType = Extract<KvType, 'f16' | 'q8_0'>;
+export const PLANNED_KV_TYPES: readonly PlannedKvType[] = ['f16', 'q8_0'];
 
 /**
  * VRAM a CUDA process uses besides ggml's buffers, reserved off the top of the budget:
@@ -296,7 +296,7 @@ function getArrayLength(file: GgufFile, key: string): number | undefined {
 // KV cache
 
 /** Bytes of one row of `n` values of a KV cache type (q8_0: blocks of 32 values in 34 bytes). */
-export function kvRowBytes(type: KvType | 'f32', n: number): number {
+export function kvRowBytes(type: PlannedKvType | 'f32', n: number): number {
   if (type === 'f32') return 4 * n;
   if (type === 'f16') return 2 * n;
   const q8 = ggmlTypeTraits(GgmlType.Q8_0);
@@ -304,7 +304,10 @@ export function kvRowBytes(type: KvType | 'f32', n: number): number {
 }
 
 /** K + V bytes one token takes in one layer. */
-export function kvBytesPerTokenLayer(layer: Pick<LayerInfo, 'nEmbdKGqa' | 'nEmbdVGqa'>, type: KvType | 'f32'): number {
+export function kvBytesPerTokenLayer(
+  layer: Pick<LayerInfo, 'nEmbdKGqa' | 'nEmbdVGqa'>,
+  type: PlannedKvType | 'f32',
+): number {
   return kvRowBytes(type, layer.nEmbdKGqa) + kvRowBytes(type, layer.nEmbdVGqa);
 }
 
@@ -366,7 +369,7 @@ export interface KvBytes {
 export function kvBytes(
   model: ModelShape,
   cells: KvCells,
-  type: KvType,
+  type: PlannedKvType,
   layers: readonly LayerInfo[] = model.layers,
 ): KvBytes {
   const out: KvBytes = {
@@ -423,7 +426,7 @@ export interface ComputeOptions {
   cells: KvCells;
   slots: number;
   flashAttn: boolean;
-  kvType: KvType;
+  kvType: PlannedKvType;
   /** true: the CUDA buffer (adds the tile/MMA flash-attention F16 conversion for a quantized cache). */
   cuda: boolean;
   /** Layers whose activations this buffer holds (all by default). */
@@ -500,7 +503,7 @@ export interface DeviceSettings {
   ctxPerSlot: number;
   ubatch: number;
   batch?: number;
-  kvType: KvType;
+  kvType: PlannedKvType;
   flashAttn: boolean;
   unified?: boolean;
   swaFull?: boolean;

@@ -7,7 +7,7 @@
 // an f16 KV cache (q8_0 next, which needs flash attention); then fewer slots; then fewer layers on the GPU
 // (the output matrix goes first, then layers from the front). Any value the caller fixes is kept as is.
 
-import type { DeviceSettings, KvType, MemoryEstimate, MemoryItem, ModelShape } from './memory-model.ts';
+import type { DeviceSettings, MemoryEstimate, MemoryItem, ModelShape, PlannedKvType } from './memory-model.ts';
 import {
   CC_DP4A,
   CTX_PAD,
@@ -35,7 +35,7 @@ export interface PlanFitOptions {
   /** Fixed values: the planner keeps them and plans the rest. */
   slots?: number;
   ctxPerSlot?: number;
-  kvType?: KvType;
+  kvType?: PlannedKvType;
   ubatch?: number;
   /** llama.cpp n_gpu_layers; -1 or n_layer + 1 means everything, the output matrix included. */
   gpuLayers?: number;
@@ -63,7 +63,7 @@ export interface FitSettings {
   ctxPerSlot: number;
   /** Total context (llama-server's -c): ctxPerSlot * slots. */
   ctxTotal: number;
-  kvType: KvType;
+  kvType: PlannedKvType;
   ubatch: number;
   flashAttn: boolean;
 }
@@ -151,7 +151,7 @@ export function planFit(o: PlanFitOptions): FitResult {
 
   const defaultSlots = Math.min(o.defaultSlots ?? DEFAULT_SLOTS, noMmq ? MMVQ_MAX_BATCH : Infinity);
   const slotCandidates = o.slots !== undefined ? [o.slots] : range(defaultSlots, 1);
-  const kvCandidates: KvType[] = o.kvType !== undefined ? [o.kvType] : flashAttn ? ['f16', 'q8_0'] : ['f16'];
+  const kvCandidates: PlannedKvType[] = o.kvType !== undefined ? [o.kvType] : flashAttn ? ['f16', 'q8_0'] : ['f16'];
 
   const target = o.ctxPerSlot ?? Math.min(o.defaultCtxPerSlot ?? DEFAULT_CTX_PER_SLOT, model.nCtxTrain);
   const floor = Math.min(o.ctxFloor ?? DEFAULT_CTX_FLOOR, target);
@@ -168,7 +168,7 @@ export function planFit(o: PlanFitOptions): FitResult {
   const settingsFor = (
     gpuLayers: number,
     slots: number,
-    kvType: KvType,
+    kvType: PlannedKvType,
     ctxPerSlot: number,
     ubatch: number,
   ): DeviceSettings => ({
@@ -444,7 +444,7 @@ export interface ServerPlan {
   gpuLayers: number;
   ctxPerSlot: number;
   slots: number;
-  kvType: KvType;
+  kvType: PlannedKvType;
   ubatch: number;
   flashAttn: 'on' | 'off';
   plan: FitPlan;

@@ -3,12 +3,12 @@
 // an embedding server on the generated tiny BERT. Prints the figures; exit 0 when every rule held, 1 when one broke
 // (the smallest failing request is printed), 2 on bad flags.
 import { writeFile } from 'node:fs/promises';
-import { type Command, readCommandLine } from '../cli/command.ts';
-import { type FlagSpec, parseFlags } from '../cli/flags.ts';
 import { BatchDecoder, ChatTemplates, Embedder, Model } from '../engine/index.ts';
-import { ensureModel } from '../gguf/model-cache.ts';
-import { assembleServer } from '../serve/assemble.ts';
-import { DEFAULT_BODY_LIMIT_BYTES } from '../server/config.ts';
+import { assembleServer } from '../entry/assemble.ts';
+import { type Command, readCommandLine } from '../flags/command.ts';
+import { type FlagSpec, parseFlags } from '../flags/parse.ts';
+import { DEFAULT_BODY_LIMIT_BYTES } from '../server/options.ts';
+import { ensureModel } from '../tools/model-cache.ts';
 import { formatFuzzReport, fuzzPassed, runFuzz } from './run.ts';
 import { appTarget, embeddingServer } from './target.ts';
 

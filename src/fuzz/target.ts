@@ -3,7 +3,7 @@
 // (an embedding model), for the requests drawn for an embedding server.
 import type { FastifyInstance } from 'fastify';
 import type { Embedder, Model } from '../engine/index.ts';
-import { assembleServer } from '../serve/assemble.ts';
+import { assembleServer } from '../entry/assemble.ts';
 import type { FuzzResponse } from './invariants.ts';
 import type { FuzzRequest } from './requests.ts';
 import type { FuzzTarget } from './run.ts';

@@ -10,6 +10,13 @@ export const GGUF_ALIGNMENT_KEY = 'general.alignment';
 export const GGML_MAX_NAME_LENGTH = 63;
 export const GGML_MAX_DIMS = 4;
 
+/**
+ * The KV cache's element types llama.cpp offers (-ctk/-ctv: kv_cache_types in common/arg.cpp), as ggml names them.
+ * Quantized V needs flash attention; the VRAM planner (src/fit) plans a subset.
+ */
+export const KV_CACHE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1'] as const;
+export type KvType = (typeof KV_CACHE_TYPES)[number];
+
 export const GgufValueType = {
   UINT8: 0,
   INT8: 1,

@@ -1,9 +1,8 @@
 // `npm run replicas`: N servers behind HAProxy on one host (docs/SCALING.md). Exit codes: 0 drained and
 // stopped, 1 something could not start (or HAProxy died), 2 bad arguments.
-import { commandUsage, readCommandLine } from '../cli/command.ts';
-import { ensureModel } from '../gguf/model-cache.ts';
+import { commandUsage, readCommandLine } from '../flags/command.ts';
 import { createProgress } from '../progress.ts';
-import { DEMO_MODEL } from '../serve.ts';
+import { DEMO_MODEL, ensureModel } from '../tools/model-cache.ts';
 import { assignGpus, gpuIds } from './gpus.ts';
 import { parseReplicasArgs, REPLICAS_COMMAND } from './options.ts';
 import { findHaproxy, ReplicaSet } from './supervisor.ts';

@@ -1,9 +1,10 @@
 // Command line of `npm run replicas`: the launcher's own flags (one table, on the flag layer the server's uses), and
 // every other argument passed through unchanged to each replica's `serve`. The passed-through flags are checked
 // here with the server's own parser, so a typo fails before anything starts.
-import type { Command } from '../cli/command.ts';
-import { FlagError, type FlagSpec, parseFlags } from '../cli/flags.ts';
-import { parseServeConfig, type ServeConfig } from '../config.ts';
+
+import { parseServeConfig, type ServeConfig } from '../entry/config/index.ts';
+import type { Command } from '../flags/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
 
 export interface ReplicasOptions {
   /** 0: one per GPU. */

@@ -33,8 +33,10 @@ export interface SupervisorOptions {
   log: (line: string) => void;
 }
 
-/** The CLI entry next to this folder (TypeScript here, JavaScript if compiled). */
-const CLI_ENTRY = fileURLToPath(new URL(`../cli${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+/** The dispatcher of the entry wing (TypeScript here, JavaScript if compiled). */
+const CLI_ENTRY = fileURLToPath(
+  new URL(`../entry/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+);
 
 /** haproxy from PATH, else where Debian puts it (/usr/sbin is not on every user's PATH). */
 export function findHaproxy(env: NodeJS.ProcessEnv = process.env): string | undefined {

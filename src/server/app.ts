@@ -11,20 +11,26 @@ import Fastify, {
 } from 'fastify';
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
-import { clientErrorResponse } from './client-errors.ts';
-import {
-  resolveServerConfig,
-  type ServedEmbedder,
-  type ServedModel,
-  type ServedScheduler,
-  type ServerConfig,
-} from './config.ts';
 import { registerCors } from './cors.ts';
 import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
-import { modelLoading, notAGenerationServer, notFound, shuttingDown, toApiError } from './errors.ts';
+import {
+  clientErrorResponse,
+  modelLoading,
+  notAGenerationServer,
+  notFound,
+  shuttingDown,
+  toApiError,
+} from './errors.ts';
 import { checkJsonDepth, timeoutCheckIntervalMs } from './limits.ts';
 import { anthropicError } from './messages-api/errors.ts';
+import {
+  resolveServerOptions,
+  type ServedEmbedder,
+  type ServedModel,
+  type ServedScheduler,
+  type ServerOptions,
+} from './options.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoute } from './routes/completion.ts';
@@ -64,7 +70,7 @@ export interface AppDeps {
   /** The model's chat template, output parser and grammars (the engine's ChatTemplates). */
   chat: ChatLayer;
   scheduler: ServedScheduler;
-  config: ServerConfig;
+  config: ServerOptions;
   /** With config.embeddings: what /v1/embeddings runs on. */
   embedder?: ServedEmbedder;
   /** Serves GET /metrics (behind the API key, like llama-server) and counts responses and refusals. */
@@ -97,7 +103,7 @@ export const REDACTED_PATHS = [
 ];
 
 export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInstance {
-  const config = resolveServerConfig(deps.config, deps.model);
+  const config = resolveServerOptions(deps.config, deps.model);
   const serverDeps: ServerDeps = { model: deps.model, chat: deps.chat, scheduler: deps.scheduler, config };
   if (deps.metrics) serverDeps.metrics = deps.metrics;
   if (deps.embedder) serverDeps.embedder = deps.embedder;

@@ -1,6 +1,6 @@
 // What the routes are given: the served model, its chat layer, the scheduler, the resolved config and metrics.
 import type { ChatLayer } from './chat/layer.ts';
-import type { ResolvedServerConfig, ServedEmbedder, ServedModel, ServedScheduler } from './config.ts';
+import type { ResolvedServerOptions, ServedEmbedder, ServedModel, ServedScheduler } from './options.ts';
 
 /** What one finished (or failed) generation reports to the metrics. */
 export interface ResponseRecord {
@@ -30,7 +30,7 @@ export interface ServerDeps {
   model: ServedModel;
   chat: ChatLayer;
   scheduler: ServedScheduler;
-  config: ResolvedServerConfig;
+  config: ResolvedServerOptions;
   metrics?: GenerationMetrics;
   /** With config.embeddings: the embedding context. */
   embedder?: ServedEmbedder;

@@ -1,5 +1,8 @@
 // Every error leaves the server in OpenAI's shape, {error: {message, type, param, code}}, with a status the
-// OpenAI SDKs act on (429 and 5xx are retried, 4xx are not). One function maps anything thrown to it.
+// OpenAI SDKs act on (429 and 5xx are retried, 4xx are not). One function maps anything thrown to it. The
+// Anthropic routes write the same ApiError in their API's shape (messages-api/errors.ts); the typed errors of the
+// layers below are src/errors.ts's.
+import { STATUS_CODES } from 'node:http';
 import { ContextExceededError, RejectedError } from '../errors.ts';
 
 export interface OpenAIErrorBody {
@@ -110,7 +113,7 @@ export function shuttingDown(): ApiError {
   return new ApiError(503, 'unavailable_error', 'The server is shutting down', { code: 'shutting_down' });
 }
 
-/** The request's deadline passed (ServerConfig.requestTimeoutMs). 504: the server gave up waiting on generation. */
+/** The request's deadline passed (ServerOptions.requestTimeoutMs). 504: the server gave up waiting on generation. */
 export function requestTimeout(ms: number | undefined): ApiError {
   return new ApiError(
     504,
@@ -257,4 +260,37 @@ export function validationError(issues: readonly ValidationIssue[], context = 'b
   }
   if (where === '') return invalidRequest(`Invalid request ${context}: ${detail}.`, null, 'invalid_type');
   return invalidRequest(`Invalid value for '${where}': ${detail}.`, where, 'invalid_value');
+}
+
+// What the server writes on a socket whose request never became one (Node's 'clientError'): a read timeout
+// (slow client), headers too large, or bytes that are not HTTP. Raw HTTP/1.1, in OpenAI's error shape, then
+// the connection closes.
+function clientErrorOf(err: NodeJS.ErrnoException): ApiError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new ApiError(
+      408,
+      'timeout_error',
+      'The request was not received in time (--headers-timeout, --body-timeout)',
+      {
+        code: 'request_read_timeout',
+      },
+    );
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return new ApiError(431, 'invalid_request_error', 'The request headers are larger than the server accepts', {
+      code: 'headers_too_large',
+    });
+  return new ApiError(400, 'invalid_request_error', 'The request is not valid HTTP', { code: 'bad_request' });
+}
+
+export function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  const api = clientErrorOf(err);
+  const body = JSON.stringify(api.body());
+  return [
+    `HTTP/1.1 ${api.statusCode} ${STATUS_CODES[api.statusCode] ?? ''}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
 }

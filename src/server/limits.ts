@@ -1,7 +1,7 @@
 // How much one request may ask of the server. Each limit bounds work a single client could otherwise make the
 // server do on its main thread (stop-string matching, schema checks, JSON walks) or on a worker (template
 // rendering, schema and grammar conversion). Defaults are llama-server's where it has one, else generous; every
-// one has a flag (src/config.ts) and is listed with it in docs/RELIABILITY.md. A request over a limit gets a 400
+// one has a flag (src/entry/config/) and is listed with it in docs/RELIABILITY.md. A request over a limit gets a 400
 // that names the field and the limit.
 import { ApiError, invalidRequest } from './errors.ts';
 

@@ -14,8 +14,8 @@ t.test('npm pack ships dist/, the native sources and the install scripts; not sr
   t.equal(pack.status, 0, pack.stderr);
   const files = (JSON.parse(pack.stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path);
   for (const f of [
-    'dist/bin.js',
-    'dist/cli.js',
+    'dist/entry/bin.js',
+    'dist/entry/main.js',
     'dist/server/app.js',
     'dist/webui/index.html',
     'native/core/batch_decoder.cpp',
@@ -46,7 +46,7 @@ t.test('the compiled bin (package.json "bin") runs the server without tsx', asyn
     bin: Record<string, string>;
   };
   const bin = pkg.bin['llama-slots-server'];
-  t.equal(bin, 'dist/bin.js');
+  t.equal(bin, 'dist/entry/bin.js');
   const version = run('node', [join(projectRoot, bin ?? ''), '--version']);
   t.equal(version.status, 0, version.stderr);
   t.match(version.stdout, /^version: \d+\.\d+\.\d+ \(llama\.cpp b\d+-[0-9a-f]+\)/);

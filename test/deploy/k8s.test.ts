@@ -8,7 +8,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service } from 'kubernetes-models/v1';
 import t from 'tap';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseServeConfig, serveUsage } from '../../src/config.ts';
+import { parseServeConfig, serveUsage } from '../../src/entry/config/index.ts';
 import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { parseExposition } from '../metrics/helpers.ts';
@@ -141,7 +141,7 @@ t.test('Deployment and Service pass the Kubernetes schema; kustomize applies bot
 });
 
 t.test('the server runs from the environment the Deployment gives it', async (t) => {
-  t.same(container.command?.slice(-2), ['src/cli.ts', 'serve']);
+  t.same(container.command?.slice(-2), ['src/entry/main.ts', 'serve']);
   const usage = serveUsage();
   for (const name of Object.keys(env)) t.match(usage, `[env ${name}]`, `${name} is a setting the server reads`);
   // The container's own arguments (none) and environment, as the server parses them.

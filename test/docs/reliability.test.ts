@@ -2,12 +2,12 @@
 // the limit its row names, and every limit of src/server/limits.ts has a row.
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { defaultServeConfig, parseServeConfig } from '../../src/config.ts';
 import { unpadTables } from '../../src/docs/compat-doc.ts';
 import { LIMIT_ROWS, RELIABILITY_DOC, rowDefault, withLimitsTable } from '../../src/docs/limits-doc.ts';
-import { serverConfigOf } from '../../src/serve/server-config.ts';
-import { DEFAULT_BODY_LIMIT_BYTES, type ServerConfig } from '../../src/server/config.ts';
+import { defaultServeConfig, parseServeConfig } from '../../src/entry/config/index.ts';
+import { serverOptionsOf } from '../../src/entry/server-options.ts';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_REQUEST_LIMITS } from '../../src/server/limits.ts';
+import { DEFAULT_BODY_LIMIT_BYTES, type ServerOptions } from '../../src/server/options.ts';
 
 const inputs = { chatTemplate: undefined, grammar: undefined, apiKeys: [] };
 const facts = { ctxPerSlot: 1024, buildInfo: 'test' };
@@ -15,7 +15,7 @@ const facts = { ctxPerSlot: 1024, buildInfo: 'test' };
 /** The server's limits as one flat record: body limit, request limits, connection limits, timeout, queue. */
 function limitsOf(argv: string[]): Record<string, number> {
   const serve = parseServeConfig(argv, {});
-  const c: ServerConfig = serverConfigOf(serve, inputs, facts);
+  const c: ServerOptions = serverOptionsOf(serve, inputs, facts);
   return {
     bodyLimitBytes: c.bodyLimitBytes ?? -1,
     ...c.limits,
@@ -34,8 +34,8 @@ t.test(
   },
 );
 
-t.test("the CLI's defaults are the library's (src/server/limits.ts, src/server/config.ts)", async (t) => {
-  const c = serverConfigOf(defaultServeConfig(), inputs, facts);
+t.test("the CLI's defaults are the library's (src/server/limits.ts, src/server/options.ts)", async (t) => {
+  const c = serverOptionsOf(defaultServeConfig(), inputs, facts);
   t.same(c.limits, DEFAULT_REQUEST_LIMITS);
   t.same(c.connections, DEFAULT_CONNECTION_LIMITS);
   t.equal(c.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES);

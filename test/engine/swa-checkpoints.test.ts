@@ -1,4 +1,4 @@
-// Sliding-window checkpoints (native/core/batch_decoder.cpp): on a model whose SWA layers keep only the last
+// Sliding-window checkpoints (native/core/checkpoints.cpp): on a model whose SWA layers keep only the last
 // window's KV, a prompt that diverges from a slot's cache before the window resumes at the checkpoint saved near
 // the previous prompt's end, instead of prefilling everything again — and decodes exactly what a cold run does.
 import t from 'tap';

@@ -1,6 +1,6 @@
 // `npm run fuzz`'s flags: cases, concurrency and seed, with their defaults and bounds.
 import t from 'tap';
-import { FlagError } from '../../src/cli/flags.ts';
+import { FlagError } from '../../src/flags/parse.ts';
 import { parseFuzzArgs } from '../../src/fuzz/cli.ts';
 
 t.test('defaults: 1,000 cases, one at a time, seed 1', async (t) => {

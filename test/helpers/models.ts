@@ -1,12 +1,12 @@
-// Generated test models, cached outside the clone (src/gguf/model-cache.ts), and loaded once per file.
+// Generated test models, cached outside the clone (src/tools/model-cache.ts), and loaded once per file.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Model as ModelType } from '../../src/engine/index.ts';
 import { Model } from '../../src/engine/index.ts';
 import type { Quant } from '../../src/gguf/generate.ts';
-import { ensureModel } from '../../src/gguf/model-cache.ts';
 import type { PresetName } from '../../src/gguf/presets.ts';
 import { llamaCppDir } from '../../src/paths.ts';
+import { ensureModel } from '../../src/tools/model-cache.ts';
 
 export function modelPath(preset: PresetName, quant: Quant = 'F16'): Promise<string> {
   return ensureModel({ preset, quant, seed: 1 });

@@ -1,4 +1,4 @@
-// Starts `src/cli.ts serve` as a real process on a free loopback port and waits until it is ready.
+// Starts `src/entry/main.ts serve` as a real process on a free loopback port and waits until it is ready.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/paths.ts';
@@ -14,7 +14,17 @@ export interface ServerProcess {
 export async function startServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(projectRoot, 'src', 'cli.ts'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args],
+    [
+      '--import',
+      'tsx',
+      join(projectRoot, 'src', 'entry', 'main.ts'),
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      ...args,
+    ],
     {
       cwd: projectRoot,
       env: { ...process.env, ...env },

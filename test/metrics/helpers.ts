@@ -5,11 +5,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import { BatchDecoder, ChatTemplates, type Model } from '../../src/engine/index.ts';
+import { assembleServer } from '../../src/entry/assemble.ts';
 import type { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { Decoder, SchedulerOptions } from '../../src/scheduler/types.ts';
-import { assembleServer } from '../../src/serve/assemble.ts';
-import type { ServerConfig } from '../../src/server/config.ts';
+import type { ServerOptions } from '../../src/server/options.ts';
 
 // --- the exposition format ------------------------------------------------------------------------------
 
@@ -217,11 +217,11 @@ export interface MetricsApp {
 export interface MetricsAppOptions {
   slots?: number;
   ctxPerSlot?: number;
-  config?: Partial<ServerConfig>;
+  config?: Partial<ServerOptions>;
   scheduler?: SchedulerOptions;
 }
 
-/** The app as src/serve.ts wires it: the ServerMetrics observes the scheduler and serves /metrics. */
+/** The app as src/entry/serve.ts wires it: the ServerMetrics observes the scheduler and serves /metrics. */
 export function makeMetricsApp(t: Test, model: Model, options: MetricsAppOptions = {}): MetricsApp {
   const slots = options.slots ?? 2;
   const ctxPerSlot = options.ctxPerSlot ?? 256;

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { commandUsage } from '../../src/cli/command.ts';
-import { FlagError } from '../../src/cli/flags.ts';
+import { commandUsage } from '../../src/flags/command.ts';
+import { FlagError } from '../../src/flags/parse.ts';
 import { parseReplicasArgs, REPLICAS_COMMAND } from '../../src/replicas/options.ts';
 
 t.test("the launcher's flags are taken out; the rest goes to every replica as given", async (t) => {

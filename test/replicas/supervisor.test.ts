@@ -19,7 +19,7 @@ import { parseExposition } from '../metrics/helpers.ts';
 
 const skip = findHaproxy() === undefined ? 'haproxy is not installed (Debian/Ubuntu: apt-get install haproxy)' : false;
 
-const CLI = join(projectRoot, 'src', 'cli.ts');
+const CLI = join(projectRoot, 'src', 'entry', 'main.ts');
 /** Bans end-of-generation (token 2 in the llama SPM vocabulary) so a request runs its full length. */
 const NO_EOS = { '2': -100 };
 

@@ -2,7 +2,7 @@
 
 import { basename } from 'node:path';
 import t from 'tap';
-import type { ServedScheduler } from '../../src/server/config.ts';
+import type { ServedScheduler } from '../../src/server/options.ts';
 import { loadModel } from '../helpers/models.ts';
 import { errorOf, HELLO, makeHarness, NO_EOS, USER_HI } from './harness.ts';
 

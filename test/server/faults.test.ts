@@ -146,7 +146,7 @@ t.test(
       [
         '--import',
         'tsx',
-        join(projectRoot, 'src', 'cli.ts'),
+        join(projectRoot, 'src', 'entry', 'main.ts'),
         'serve',
         '-m',
         path,

@@ -2,16 +2,16 @@
 
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
-import { parseServeConfig, slotContext } from '../../src/config.ts';
 import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } from '../../src/engine/index.ts';
+import { assembleServer } from '../../src/entry/assemble.ts';
+import { parseServeConfig, slotContext } from '../../src/entry/config/index.ts';
+import { chatOptionsOf, decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/entry/engine-options.ts';
+import { readServeInputs } from '../../src/entry/inputs.ts';
+import { serverOptionsOf } from '../../src/entry/server-options.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary, SchedulerOptions } from '../../src/scheduler/types.ts';
-import { assembleServer } from '../../src/serve/assemble.ts';
-import { chatOptionsOf, decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/serve/engine-options.ts';
-import { readServeInputs } from '../../src/serve/inputs.ts';
-import { serverConfigOf } from '../../src/serve/server-config.ts';
 import type { BuildAppOptions } from '../../src/server/app.ts';
-import type { ServedModel, ServedScheduler, ServerConfig } from '../../src/server/config.ts';
+import type { ServedModel, ServedScheduler, ServerOptions } from '../../src/server/options.ts';
 import { StepLog } from '../helpers/step-log.ts';
 
 export { sseEvents } from './sse-events.ts';
@@ -33,11 +33,11 @@ export interface Harness {
 export interface HarnessOptions {
   /**
    * Build everything from these `npm start` flags (the model's -m is added), exactly as serve() does: the KV pool's
-   * layout, the decoder's and the scheduler's options (src/serve/engine-options.ts) and the server config. Then
+   * layout, the decoder's and the scheduler's options (src/entry/engine-options.ts) and the server config. Then
    * slots, ctxPerSlot, config and scheduler below are not used.
    */
   flags?: string[];
-  config?: Partial<ServerConfig>;
+  config?: Partial<ServerOptions>;
   app?: BuildAppOptions;
   scheduler?: SchedulerOptions;
   slots?: number;
@@ -121,13 +121,13 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
   };
 }
 
-/** What serve() builds from these flags (and -m): src/serve.ts's own steps, without the --vram-budget planner. */
+/** What serve() builds from these flags (and -m): src/entry/serve.ts's own steps, without the --vram-budget planner. */
 async function fromFlags(model: Model, flags: string[]) {
   const config = parseServeConfig(['-m', model.info.path, ...flags], {});
   const pool = poolLayout(config, slotContext(config, model.info.nCtxTrain));
   const inputs = await readServeInputs(config);
   return {
-    config: serverConfigOf(config, inputs, { ctxPerSlot: pool.ctxPerSlot, buildInfo: 'test' }),
+    config: serverOptionsOf(config, inputs, { ctxPerSlot: pool.ctxPerSlot, buildInfo: 'test' }),
     decoder: decoderOptionsOf(config, pool),
     scheduler: schedulerOptionsOf(config),
     chat: chatOptionsOf(config, inputs.chatTemplate),

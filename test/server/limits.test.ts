@@ -5,7 +5,6 @@ import { connect, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
 import { buildApp } from '../../src/server/app.ts';
-import type { ServerConfig } from '../../src/server/config.ts';
 import {
   checkConnectionLimits,
   checkJsonDepth,
@@ -13,11 +12,12 @@ import {
   DEFAULT_REQUEST_LIMITS,
   timeoutCheckIntervalMs,
 } from '../../src/server/limits.ts';
+import type { ServerOptions } from '../../src/server/options.ts';
 import { loadModel } from '../helpers/models.ts';
 import { errorOf, makeHarness, USER_HI } from './harness.ts';
 import { stubDeps } from './stub-deps.ts';
 
-async function listening(t: Test, config: Partial<ServerConfig>): Promise<{ app: FastifyInstance; port: number }> {
+async function listening(t: Test, config: Partial<ServerOptions>): Promise<{ app: FastifyInstance; port: number }> {
   const app = buildApp(stubDeps({ config: { ctxPerSlot: 256, slots: 2, ...config } }), { ready: true });
   t.teardown(() => app.close());
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -1,7 +1,7 @@
 // `npm run bench:conversations -- --url URL`: the returning-conversations workload (run.ts) against a running
 // server; prints the report, writes it as JSON on request, exits 1 when an answer was not its solo run.
 import { writeFile } from 'node:fs/promises';
-import { type CommandIo, readCommandLine } from '../../cli/command.ts';
+import { type CommandIo, readCommandLine } from '../../flags/command.ts';
 import { CONVERSATIONS_COMMAND, parseConversationsArgs } from './options.ts';
 import { formatReport, runConversations, verdictOf } from './run.ts';
 

@@ -1,6 +1,6 @@
 // `npm run bench:conversations` flags. Every error names its flag (exit code 2).
-import type { Command } from '../../cli/command.ts';
-import { type FlagSpec, parseFlags } from '../../cli/flags.ts';
+import type { Command } from '../../flags/command.ts';
+import { type FlagSpec, parseFlags } from '../../flags/parse.ts';
 import { normalizeBaseUrl } from '../loadgen/options.ts';
 
 export interface ConversationsOptions {

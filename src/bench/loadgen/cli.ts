@@ -3,7 +3,7 @@
 // Under --mpi this process is one MPI rank: rank 0 does all of that with the others as its remote ranks.
 // Exit codes: 0 it ran (request errors included), 1 server unreachable or a rank failed, 2 bad arguments.
 import { writeFile } from 'node:fs/promises';
-import { readCommandLine } from '../../cli/command.ts';
+import { readCommandLine } from '../../flags/command.ts';
 import { createProgress } from '../../progress.ts';
 import { forkRank, type RankRun, RankStartError, runRanks, type StartRank } from './barrier.ts';
 import { renderHtml } from './html.ts';

@@ -1,6 +1,6 @@
 // Command-line options of the load generator. Every error names the flag it is about (exit code 2).
-import type { Command } from '../../cli/command.ts';
-import { FlagError, type FlagSpec, parseFlags } from '../../cli/flags.ts';
+import type { Command } from '../../flags/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../../flags/parse.ts';
 
 export interface LoadgenOptions {
   /** Server base URL without a trailing slash or /v1. */

@@ -2,9 +2,9 @@
 // every few seconds (probe.ts), then a verdict (verdict.ts): RSS growth after the warm-up, slots still busy once
 // the load stopped, 5xx answers. Prints the figures and the verdict; --json writes every sample.
 import { writeFile } from 'node:fs/promises';
-import { readCommandLine } from '../../cli/command.ts';
-import { ensureModel } from '../../gguf/model-cache.ts';
-import { DEFAULT_BODY_LIMIT_BYTES } from '../../server/config.ts';
+import { readCommandLine } from '../../flags/command.ts';
+import { DEFAULT_BODY_LIMIT_BYTES } from '../../server/options.ts';
+import { ensureModel } from '../../tools/model-cache.ts';
 import { describeNetworkError } from '../loadgen/request.ts';
 import { parseSoakArgs, SOAK_COMMAND, type SoakOptions } from './options.ts';
 import { busySlots, MetricsUnavailable, readMetrics, sample } from './probe.ts';

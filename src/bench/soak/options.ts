@@ -1,6 +1,6 @@
 // `npm run soak` flags. Every error names its flag (exit code 2).
-import type { Command } from '../../cli/command.ts';
-import { FlagError, type FlagSpec, parseFlags } from '../../cli/flags.ts';
+import type { Command } from '../../flags/command.ts';
+import { FlagError, type FlagSpec, parseFlags } from '../../flags/parse.ts';
 import { normalizeBaseUrl } from '../loadgen/options.ts';
 
 export interface SoakOptions {

@@ -1,4 +1,4 @@
-// The server a soak starts when it is given no --url: `cli.ts serve` as a child process on a free loopback port,
+// The server a soak starts when it is given no --url: `src/entry/main.ts serve` as a child process on a free loopback port,
 // with --metrics (the soak reads its RSS and event loop there) and a small queue.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ export async function startSoakServer(args: readonly string[], log: (line: strin
   const argv = [
     '--import',
     'tsx',
-    join(projectRoot, 'src', 'cli.ts'),
+    join(projectRoot, 'src', 'entry', 'main.ts'),
     'serve',
     '--host',
     '127.0.0.1',

@@ -1,9 +1,10 @@
 // OpenAI's chat.completion and chat.completion.chunk objects, from the output parser's view of the text: content,
 // reasoning_content and tool calls (id and name once, then arguments in pieces, as OpenAI streams them); with
 // llama-server's additions (timings, __verbose) where it sends them.
-import type { ServedModel } from '../config.ts';
+
 import { chatLogprobs } from '../generation/logprobs.ts';
 import type { Finished, FinishReason, GeneratedToken, Presenter, PromptProgress } from '../generation/types.ts';
+import type { ServedModel } from '../options.ts';
 import type { ChatCompletionResponse } from '../responses.ts';
 import { type ChatDelta, type ChatOutputParser, finishedCalls } from './layer.ts';
 

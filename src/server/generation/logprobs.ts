@@ -1,6 +1,6 @@
 // Token probabilities in the shapes clients read: OpenAI chat's logprobs.content, OpenAI's legacy completions
 // logprobs, and llama-server's completion_probabilities (logprob, or prob after the sampler chain).
-import type { ServedModel } from '../config.ts';
+import type { ServedModel } from '../options.ts';
 import type { GeneratedToken } from './types.ts';
 
 /** JSON has no -Infinity: the lowest finite float stands for it, as llama-server does. */

@@ -1,7 +1,7 @@
 // The generation parameters, stated once: for each, the request fields that set it (llama-server's and OpenAI's
 // names), the serve flag and LLAMA_ARG_* variable that set the server's default, that default (llama-server's), what
 // a request may give, what it means, and the sampler field it goes to. The request schema (schemas.ts), the server's
-// defaults (config.ts), /props and each request's generation_settings, and the decoder options (params.ts) are built
+// defaults (options.ts), /props and each request's generation_settings, and the decoder options (params.ts) are built
 // from it. Tests hold to it what is not built from it yet: the serve flags (test/server/generation/parameters.test.ts)
 // and the addon's range checks (test/engine/sampling-bounds.test.ts). Plain data, no TypeBox: the flag layer may
 // read it too.

@@ -4,10 +4,10 @@
 import type { FastifyRequest } from 'fastify';
 import type { Grammar, SamplingOptions } from '../../scheduler/decoder.ts';
 import { clientKey, requestPriority } from '../client-key.ts';
-import type { ResolvedServerConfig, ServedModel } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { contextExceeded, invalidRequest } from '../errors.ts';
 import { checkLogitBias, checkStops, type RequestLimits } from '../limits.ts';
+import type { ResolvedServerOptions, ServedModel } from '../options.ts';
 import { DEFAULT_SAMPLERS, samplersFromLetters } from '../samplers.ts';
 import type { GenerationParamsBody } from '../schemas.ts';
 import {
@@ -112,7 +112,7 @@ export function logitBias(
  * Each scalar parameter's value for this request: the request's field (null is absent), else the server's default
  * (its flag), else the table's. The shaped ones (lists, maps) are read by prepareGeneration itself.
  */
-function scalarValues(body: GenerationParamsBody, d: ResolvedServerConfig['defaults']): Map<ParameterName, unknown> {
+function scalarValues(body: GenerationParamsBody, d: ResolvedServerOptions['defaults']): Map<ParameterName, unknown> {
   const values = new Map<ParameterName, unknown>();
   for (const name of PARAMETER_NAMES) {
     const p: GenerationParameter = GENERATION_PARAMETERS[name];
@@ -240,7 +240,7 @@ export function prepareGeneration(
 }
 
 /** --grammar / --json-schema: a constraint for requests that give none. */
-function defaultGrammar(config: ResolvedServerConfig): Grammar | null {
+function defaultGrammar(config: ResolvedServerOptions): Grammar | null {
   const text = config.defaults.grammar;
   return text === undefined ? null : { text, kind: 0, lazy: false, triggers: [], generationPrompt: '' };
 }
@@ -251,7 +251,7 @@ function generationSettings(
   values: ReadonlyMap<ParameterName, unknown>,
   nPredict: number,
   body: GenerationParamsBody,
-  config: ResolvedServerConfig,
+  config: ResolvedServerOptions,
 ): Record<string, unknown> {
   return settingsReport(GENERATION_SETTINGS, (name) => values.get(name), {
     n_ctx: config.ctxPerSlot,

@@ -1,7 +1,8 @@
 // Prompts as llama-server takes them: text, token ids, a mix of both in one sequence, {prompt_string} objects, or
 // an array of any of these for several prompts at once.
-import type { ServedModel } from '../config.ts';
+
 import { invalidRequest } from '../errors.ts';
+import type { ServedModel } from '../options.ts';
 import { tokenizePrompt } from './params.ts';
 
 /** One prompt's tokens. */

@@ -4,10 +4,10 @@
 // opens, between response.created and response.completed (or response.incomplete at the token limit); every event
 // carries a sequence_number. The final object in the last event is the one the stream built.
 import type { ChatDelta, ChatOutputParser } from '../chat/layer.ts';
-import type { ServedModel } from '../config.ts';
 import type { ApiError } from '../errors.ts';
 import { newObjectId, nowSeconds } from '../generation/ids.ts';
 import type { Finished, Presenter } from '../generation/types.ts';
+import type { ServedModel } from '../options.ts';
 import type { OutputItem, ResponseObject, ResponsesUsage } from './schema.ts';
 
 export interface ResponsesHead {

@@ -5,11 +5,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { type Static, Type } from 'typebox';
-import type { ServedEmbedder } from '../config.ts';
 import type { ServerDeps } from '../deps.ts';
 import { type EmbeddingInput, inputTokens } from '../embeddings/request.ts';
 import { base64Floats, l2Normalize } from '../embeddings/vectors.ts';
 import { invalidRequest, notAnEmbeddingServer } from '../errors.ts';
+import type { ServedEmbedder } from '../options.ts';
 import { Nullable } from '../schemas.ts';
 
 const Input = Type.Union([

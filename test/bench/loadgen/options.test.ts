@@ -1,6 +1,6 @@
 import t from 'tap';
 import { DEFAULT_URL, normalizeBaseUrl, parseLoadgenArgs } from '../../../src/bench/loadgen/options.ts';
-import { FlagError } from '../../../src/cli/flags.ts';
+import { FlagError } from '../../../src/flags/parse.ts';
 
 t.test('defaults', async (t) => {
   t.same(parseLoadgenArgs([]), {

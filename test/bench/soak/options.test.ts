@@ -1,7 +1,7 @@
 // `npm run soak` flags: the defaults the docs quote, every flag read, and bad ones refused naming the flag.
 import t from 'tap';
 import { parseSoakArgs } from '../../../src/bench/soak/options.ts';
-import { FlagError } from '../../../src/cli/flags.ts';
+import { FlagError } from '../../../src/flags/parse.ts';
 
 t.test('defaults: 30 minutes, 12 clients, a server of 4 slots and a queue of 4', async (t) => {
   t.same(parseSoakArgs([]), {

@@ -1,10 +1,9 @@
 // The generation parameter table against what is built from it (the request schemas, the server's defaults, the
-// settings reports) and against what is not yet: the serve flags (src/config.ts), through their exported parse,
+// settings reports) and against what is not yet: the serve flags (src/entry/config/), through their exported parse,
 // defaults and flag table, so that the two cannot drift. Where a flag's bounds differ from a request's today, the
 // table states both and the last test lists them.
 import t from 'tap';
-import { ConfigError, defaultServeConfig, parseServeConfig, serveFlagTable } from '../../../src/config.ts';
-import { LLAMA_SERVER_DEFAULTS } from '../../../src/server/config.ts';
+import { ConfigError, defaultServeConfig, parseServeConfig, serveFlagTable } from '../../../src/entry/config/index.ts';
 import {
   GENERATION_PARAMETERS,
   GENERATION_SETTINGS,
@@ -14,6 +13,7 @@ import {
   parameterOfField,
   settingsReport,
 } from '../../../src/server/generation/parameters.ts';
+import { LLAMA_SERVER_DEFAULTS } from '../../../src/server/options.ts';
 import { ChatCompletionBody, CompletionBody, NativeCompletionBody } from '../../../src/server/schemas.ts';
 
 const entries = PARAMETER_NAMES.map((name): [string, GenerationParameter] => [name, GENERATION_PARAMETERS[name]]);

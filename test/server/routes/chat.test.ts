@@ -3,7 +3,7 @@
 import type { ServerResponse } from 'node:http';
 import type { LightMyRequestResponse } from 'fastify';
 import t, { type Test } from 'tap';
-import type { ServedScheduler } from '../../../src/server/config.ts';
+import type { ServedScheduler } from '../../../src/server/options.ts';
 import { loadModel } from '../../helpers/models.ts';
 import { errorOf, HELLO, makeHarness, NO_EOS, sseEvents, USER_HI } from '../harness.ts';
 

@@ -1,6 +1,6 @@
 // The memory setup a user gets by default, over HTTP: no -np (4 slots over one unified KV pool of -c cells), the
 // 8 GiB host-RAM prompt cache, admission with an output reservation and preemption. The harness is built from the
-// flags exactly as `npm start` builds it (src/serve/engine-options.ts). Under a pool too small for every request at
+// flags exactly as `npm start` builds it (src/entry/engine-options.ts). Under a pool too small for every request at
 // once: requests are preempted and resume, prompts evicted to RAM come back restored, and every answer is what the
 // same request gets alone on a roomy server (greedy; up to a numerical tie, src/bench/greedy.ts).
 import type { FastifyInstance } from 'fastify';

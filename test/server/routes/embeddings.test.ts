@@ -4,7 +4,7 @@
 import OpenAI from 'openai';
 import t, { type Test } from 'tap';
 import { Embedder, type EmbedderOptions } from '../../../src/engine/index.ts';
-import { assembleServer } from '../../../src/serve/assemble.ts';
+import { assembleServer } from '../../../src/entry/assemble.ts';
 import { loadModel } from '../../helpers/models.ts';
 import { errorOf, makeHarness } from '../harness.ts';
 

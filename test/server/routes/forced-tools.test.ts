@@ -12,9 +12,9 @@ import { Ajv } from 'ajv';
 import t, { type Test } from 'tap';
 import { ChatTemplates, Model } from '../../../src/engine/index.ts';
 import { ToolChoiceError } from '../../../src/errors.ts';
-import { templateMarkerTokens } from '../../../src/gguf/generate.ts';
-import { ensureModel } from '../../../src/gguf/model-cache.ts';
 import { llamaCppDir } from '../../../src/paths.ts';
+import { templateMarkerTokens } from '../../../src/tools/make-model.ts';
+import { ensureModel } from '../../../src/tools/model-cache.ts';
 import { errorOf, makeHarness, sseEvents } from '../harness.ts';
 
 const ajv = new Ajv({ strict: false });

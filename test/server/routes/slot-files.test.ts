@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Model } from '../../../src/engine/index.ts';
-import { ensureModel } from '../../../src/gguf/model-cache.ts';
+import { ensureModel } from '../../../src/tools/model-cache.ts';
 import { syntheticPrompt } from '../../helpers/decode.ts';
 import { loadModel } from '../../helpers/models.ts';
 import { errorOf, type Harness, makeHarness, NO_EOS } from '../harness.ts';
