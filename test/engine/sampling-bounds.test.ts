@@ -1,7 +1,8 @@
 // The addon's range checks (native/binding/convert.cpp, native/core/slot_sampler.cpp) against the generation
 // parameter table (src/server/generation/parameters.ts): every value a request may give starts a slot (a 400 naming
 // the field is the HTTP layer's, never a failed generation), and just past the table's edges the addon refuses too,
-// but where its bound is looser, listed below.
+// but where its bound is looser, listed below. A serve flag's edges start a slot too: its value is the default of
+// every request that leaves the field out.
 import t from 'tap';
 import { BatchDecoder } from '../../src/engine/index.ts';
 import type { StartOptions } from '../../src/scheduler/decoder.ts';
@@ -78,4 +79,19 @@ t.test('every value the table lets a request give starts a slot; past its edges 
 t.test("a token limit: the decoder's count, TOKEN_COUNT_MAX, and not one more", async (t) => {
   t.ok(starts({ maxTokens: TOKEN_COUNT_MAX }));
   t.notOk(starts({ maxTokens: TOKEN_COUNT_MAX + 1 }));
+});
+
+t.test("every value a flag lets the server's default be starts a slot: no default fails every request", async (t) => {
+  for (const name of PARAMETER_NAMES) {
+    const p: GenerationParameter = GENERATION_PARAMETERS[name];
+    if ((p.kind !== 'int' && p.kind !== 'float') || p.flag === undefined) continue;
+    // An unbounded side: the largest number the flag parser would take there.
+    for (const edge of [p.flag.min ?? -Number.MAX_VALUE, p.flag.max ?? Number.MAX_VALUE]) {
+      // top_p 0 never reaches the sampler: the HTTP layer makes the server's default greedy, as a request's.
+      if (name === 'topP' && edge === 0) continue;
+      const at = optionsWith(name, p, edge);
+      if (at === undefined) continue;
+      t.ok(starts(at), `${p.flag.names[0]} ${edge}: the addon takes it`);
+    }
+  }
 });

@@ -116,6 +116,46 @@ t.test('bad values name the flag', async (t) => {
   t.equal(parseServeConfig(['-ctk', 'q8_0', '-fa', 'off'], {}).kvTypeK, 'q8_0', 'a quantized K cache does not');
 });
 
+t.test(
+  "a sampling default the sampler cannot take is refused when the flags are read, naming the flag's range",
+  async (t) => {
+    // Each would otherwise start a server whose every request leaving the field out fails.
+    const refused: [string[], Record<string, string>, string][] = [
+      [['--typical', '0'], {}, '--typical must be between 1.1754943508222875e-38 and 1, got 0'],
+      [['--typical-p', '1e-39'], {}, '--typical-p must be between 1.1754943508222875e-38 and 1, got 1e-39'],
+      [['--repeat-penalty', '0'], {}, '--repeat-penalty must be between 1.1754943508222875e-38 and 100, got 0'],
+      [['--repeat-penalty', '101'], {}, '--repeat-penalty must be between 1.1754943508222875e-38 and 100, got 101'],
+      [['--presence-penalty', '101'], {}, '--presence-penalty must be between -100 and 100, got 101'],
+      [['--frequency-penalty', '-101'], {}, '--frequency-penalty must be between -100 and 100, got -101'],
+      [['--top-k', '1073741825'], {}, '--top-k must be between 0 and 1073741824, got 1073741825'],
+      [[], { LLAMA_ARG_TOP_K: '1073741825' }, 'environment variable LLAMA_ARG_TOP_K must be between 0 and 1073741824'],
+      [['--repeat-last-n', '16777217'], {}, '--repeat-last-n must be between -1 and 16777216, got 16777217'],
+      [['--dry-penalty-last-n', '16777217'], {}, '--dry-penalty-last-n must be between -1 and 16777216, got 16777217'],
+      [['--dry-allowed-length', '16777217'], {}, '--dry-allowed-length must be between 0 and 16777216, got 16777217'],
+      [['--temp', '1e7'], {}, '--temp must be between 0 and 1000000, got 10000000'],
+      [['--dynatemp-range', '1e7'], {}, '--dynatemp-range must be between 0 and 1000000'],
+      [['--dynatemp-exp', '1e7'], {}, '--dynatemp-exp must be between 0 and 1000000'],
+      [['--top-nsigma', '-1e7'], {}, '--top-nsigma must be between -1000000 and 1000000, got -10000000'],
+      [['--dry-multiplier', '1e7'], {}, '--dry-multiplier must be between 0 and 1000000'],
+      [['--dry-base', '1e7'], {}, '--dry-base must be between 1 and 1000000'],
+      [['--mirostat-ent', '1e7'], {}, '--mirostat-ent must be between 0 and 1000000'],
+      [['--mirostat-lr', '1e7'], {}, '--mirostat-lr must be between 0 and 1000000'],
+    ];
+    for (const [argv, env, message] of refused)
+      t.throws(
+        () => parseServeConfig(argv, env),
+        { constructor: ConfigError, message: new RegExp(`^${message}`) },
+        message,
+      );
+    // What they take, up to the edge: llama-server's values where they work here.
+    const c = parseServeConfig(
+      ['--top-p', '0', '--repeat-penalty', '100', '--presence-penalty', '-100', '--top-k', '1073741824', '--temp', '5'],
+      {},
+    );
+    t.match(c, { topP: 0, repeatPenalty: 100, presencePenalty: -100, topK: 1073741824, temperature: 5 });
+  },
+);
+
 t.test('slot context', async (t) => {
   t.equal(slotContext({ ctxSize: undefined, parallel: 4 }, 32768), 4096);
   t.equal(slotContext({ ctxSize: 8192, parallel: 4 }, 32768), 2048);

@@ -2,6 +2,7 @@
 // slot, sliding-window checkpoints, the host-RAM cache), context shift, flash attention; llama-cli's interactive
 // flags are accepted and ignored, lookup decoding refused.
 import type { FlagSpec } from '../../flags/parse.ts';
+import { flagBounds } from '../../server/generation/parameters.ts';
 import { COMMON, NO_SPECULATIVE } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';
 
@@ -82,8 +83,7 @@ export const COMMON_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
     env: 'LLAMA_ARG_N_PREDICT',
     kind: 'int',
     key: 'nPredict',
-    min: -2,
-    max: 1 << 24,
+    ...flagBounds('nPredict'),
     group: COMMON,
     help: 'tokens to generate when a request sets no limit (default -1: until the slot is full)',
   },
@@ -111,8 +111,7 @@ export const COMMON_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
     names: ['--keep'],
     kind: 'int',
     key: 'keep',
-    min: -1,
-    max: 1 << 24,
+    ...flagBounds('nKeep'),
     group: COMMON,
     help: 'prompt tokens kept when the context shifts (default 0, -1: all)',
   },

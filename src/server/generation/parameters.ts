@@ -1,10 +1,10 @@
 // The generation parameters, stated once: for each, the request fields that set it (llama-server's and OpenAI's
 // names), the serve flag and LLAMA_ARG_* variable that set the server's default, that default (llama-server's), what
 // a request may give, what it means, and the sampler field it goes to. The request schema (schemas.ts), the server's
-// defaults (options.ts), /props and each request's generation_settings, and the decoder options (params.ts) are built
-// from it. Tests hold to it what is not built from it yet: the serve flags (test/server/generation/parameters.test.ts)
-// and the addon's range checks (test/engine/sampling-bounds.test.ts). Plain data, no TypeBox: the flag layer may
-// read it too.
+// defaults (options.ts), /props and each request's generation_settings, the decoder options (params.ts) and the serve
+// flags' bounds (flagBounds) are built from it. Tests hold to it what is not built from it yet: the rest of the serve
+// flags (test/server/generation/parameters.test.ts) and the addon's range checks (test/engine/sampling-bounds.test.ts).
+// Plain data, no TypeBox: the flag layer reads it too.
 import type { SamplingOptions } from '../../scheduler/decoder.ts';
 
 /** The decoder counts tokens in 24 bits (as many as a context holds): every token count's bound. */
@@ -15,6 +15,8 @@ export const CANDIDATE_COUNT_MAX = 1 << 30;
 export const FLOAT_BOUND = 1e6;
 /** The smallest normal float32: a setting the sampler wants above 0 must not round to 0 there. */
 export const POSITIVE_FLOAT32 = 1.1754943508222875e-38;
+/** The sampler's bound on the penalties (native/core/limits.h): presence and frequency +-this, repeat up to it. */
+export const PENALTY_BOUND = 100;
 
 export interface GenerationParameter {
   /** The request fields that set it, in the order the request schema declares them. */
@@ -28,8 +30,10 @@ export interface GenerationParameter {
   readonly max?: number;
   /**
    * The serve flag that sets the server's default (it then has one: GenerationDefaults), its environment variable,
-   * and the flag's own bounds: the flag parser's today, which are not always the request's (absent: none). `key`:
-   * its ServeConfig field where that is not this parameter's name.
+   * and the flag's own bounds, which the flag parser reads (flagBounds). They are llama-server's where its flag's
+   * value works here, so they may be wider than a request's (OpenAI's), but never wider than what the sampler takes:
+   * a default the sampler refuses would fail every request that leaves the field out, so the flag refuses it at
+   * startup. `key`: its ServeConfig field where that is not this parameter's name.
    */
   readonly flag?: {
     readonly names: readonly string[];
@@ -62,7 +66,7 @@ export const GENERATION_PARAMETERS = {
     default: 0.8,
     min: 0,
     max: 2,
-    flag: { names: ['--temp', '--temperature'], min: 0 },
+    flag: { names: ['--temp', '--temperature'], min: 0, max: FLOAT_BOUND },
     sampler: 'temperature',
     meaning: 'divides the logits; 0: greedy',
   },
@@ -72,7 +76,7 @@ export const GENERATION_PARAMETERS = {
     default: 0,
     min: 0,
     max: FLOAT_BOUND,
-    flag: { names: ['--dynatemp-range'], min: 0 },
+    flag: { names: ['--dynatemp-range'], min: 0, max: FLOAT_BOUND },
     sampler: 'dynatempRange',
     meaning: 'dynamic temperature: temperature ± this by the entropy; 0: off',
   },
@@ -82,7 +86,7 @@ export const GENERATION_PARAMETERS = {
     default: 1,
     min: 0,
     max: FLOAT_BOUND,
-    flag: { names: ['--dynatemp-exp'], min: 0 },
+    flag: { names: ['--dynatemp-exp'], min: 0, max: FLOAT_BOUND },
     sampler: 'dynatempExponent',
     meaning: 'dynamic temperature: the exponent of its entropy mapping',
   },
@@ -102,7 +106,7 @@ export const GENERATION_PARAMETERS = {
     default: 40,
     min: 0,
     max: CANDIDATE_COUNT_MAX,
-    flag: { names: ['--top-k'], env: 'LLAMA_ARG_TOP_K', min: 0 },
+    flag: { names: ['--top-k'], env: 'LLAMA_ARG_TOP_K', min: 0, max: CANDIDATE_COUNT_MAX },
     sampler: 'topK',
     meaning: 'only the k most likely tokens; 0: off',
   },
@@ -122,7 +126,7 @@ export const GENERATION_PARAMETERS = {
     default: 1,
     min: POSITIVE_FLOAT32,
     max: 1,
-    flag: { names: ['--typical', '--typical-p'], min: 0, max: 1 },
+    flag: { names: ['--typical', '--typical-p'], min: POSITIVE_FLOAT32, max: 1 },
     sampler: 'typicalP',
     meaning: 'locally typical sampling; 1: off',
   },
@@ -132,7 +136,7 @@ export const GENERATION_PARAMETERS = {
     default: -1,
     min: -FLOAT_BOUND,
     max: FLOAT_BOUND,
-    flag: { names: ['--top-nsigma', '--top-n-sigma'] },
+    flag: { names: ['--top-nsigma', '--top-n-sigma'], min: -FLOAT_BOUND, max: FLOAT_BOUND },
     sampler: 'topNSigma',
     meaning: 'tokens within n standard deviations of the top logit; <= 0: off',
   },
@@ -184,7 +188,7 @@ export const GENERATION_PARAMETERS = {
     default: 0,
     min: -2,
     max: 2,
-    flag: { names: ['--presence-penalty'] },
+    flag: { names: ['--presence-penalty'], min: -PENALTY_BOUND, max: PENALTY_BOUND },
     sampler: 'presencePenalty',
     meaning: 'subtracted from the logit of every token already present; 0: off',
   },
@@ -194,7 +198,7 @@ export const GENERATION_PARAMETERS = {
     default: 0,
     min: -2,
     max: 2,
-    flag: { names: ['--frequency-penalty'] },
+    flag: { names: ['--frequency-penalty'], min: -PENALTY_BOUND, max: PENALTY_BOUND },
     sampler: 'frequencyPenalty',
     meaning: "subtracted from a token's logit once for each time it is present; 0: off",
   },
@@ -204,7 +208,7 @@ export const GENERATION_PARAMETERS = {
     default: 1,
     min: POSITIVE_FLOAT32,
     max: 10,
-    flag: { names: ['--repeat-penalty'], min: 0 },
+    flag: { names: ['--repeat-penalty'], min: POSITIVE_FLOAT32, max: PENALTY_BOUND },
     sampler: 'repeatPenalty',
     meaning: "divides a present token's positive logit (multiplies a negative one); 1: off",
   },
@@ -214,7 +218,7 @@ export const GENERATION_PARAMETERS = {
     default: 64,
     min: -1,
     max: TOKEN_COUNT_MAX,
-    flag: { names: ['--repeat-last-n'], min: -1 },
+    flag: { names: ['--repeat-last-n'], min: -1, max: TOKEN_COUNT_MAX },
     sampler: 'penaltyLastN',
     meaning: 'tokens the penalties look back on; 0: off, -1: the context',
   },
@@ -224,7 +228,7 @@ export const GENERATION_PARAMETERS = {
     default: 0,
     min: 0,
     max: FLOAT_BOUND,
-    flag: { names: ['--dry-multiplier'], min: 0 },
+    flag: { names: ['--dry-multiplier'], min: 0, max: FLOAT_BOUND },
     sampler: 'dryMultiplier',
     meaning: "DRY (don't repeat yourself): the penalty's scale; 0: off",
   },
@@ -234,7 +238,7 @@ export const GENERATION_PARAMETERS = {
     default: 1.75,
     min: 1,
     max: FLOAT_BOUND,
-    flag: { names: ['--dry-base'], min: 1 },
+    flag: { names: ['--dry-base'], min: 1, max: FLOAT_BOUND },
     sampler: 'dryBase',
     meaning: "DRY: the penalty grows as this to the power of the repeat's length",
   },
@@ -244,7 +248,7 @@ export const GENERATION_PARAMETERS = {
     default: 2,
     min: 0,
     max: TOKEN_COUNT_MAX,
-    flag: { names: ['--dry-allowed-length'], min: 0 },
+    flag: { names: ['--dry-allowed-length'], min: 0, max: TOKEN_COUNT_MAX },
     sampler: 'dryAllowedLength',
     meaning: 'DRY: repeats up to this long go unpenalised',
   },
@@ -254,7 +258,7 @@ export const GENERATION_PARAMETERS = {
     default: -1,
     min: -1,
     max: TOKEN_COUNT_MAX,
-    flag: { names: ['--dry-penalty-last-n'], min: -1 },
+    flag: { names: ['--dry-penalty-last-n'], min: -1, max: TOKEN_COUNT_MAX },
     sampler: 'dryPenaltyLastN',
     meaning: 'DRY: tokens it looks back on; 0: off, -1: the context',
   },
@@ -282,7 +286,7 @@ export const GENERATION_PARAMETERS = {
     default: 5,
     min: 0,
     max: FLOAT_BOUND,
-    flag: { names: ['--mirostat-ent'], min: 0 },
+    flag: { names: ['--mirostat-ent'], min: 0, max: FLOAT_BOUND },
     sampler: 'mirostatTau',
     meaning: 'Mirostat: the target entropy',
   },
@@ -292,7 +296,7 @@ export const GENERATION_PARAMETERS = {
     default: 0.1,
     min: 0,
     max: FLOAT_BOUND,
-    flag: { names: ['--mirostat-lr'], min: 0 },
+    flag: { names: ['--mirostat-lr'], min: 0, max: FLOAT_BOUND },
     sampler: 'mirostatEta',
     meaning: 'Mirostat: the learning rate',
   },
@@ -364,6 +368,13 @@ type FlagScalar = {
 export type ScalarDefaults = { [K in FlagScalar]: Scalar<GenerationParameters[K]> };
 
 export const PARAMETER_NAMES = Object.keys(GENERATION_PARAMETERS) as ParameterName[];
+
+/** A parameter's flag bounds, for the flag parser (FlagSpec's min and max; absent: none). */
+export function flagBounds(name: ParameterName): { min?: number; max?: number } {
+  const p: GenerationParameter = GENERATION_PARAMETERS[name];
+  const { min, max } = p.flag ?? {};
+  return { ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) };
+}
 
 export function scalarDefaults(): ScalarDefaults {
   const out: Record<string, unknown> = {};

@@ -154,8 +154,9 @@ export function prepareGeneration(
   const fillsSlot = !contextShift && limit >= room;
 
   const values = scalarValues(body, d);
-  // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0, as a float32).
-  if (typeof body.top_p === 'number' && Math.fround(body.top_p) === 0) {
+  // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0, as a float32). The
+  // request's or, when it gives none, the server's (--top-p 0, which llama-server takes).
+  if (Math.fround(values.get('topP') as number) === 0) {
     values.set('temperature', 0);
     values.set('topP', 1);
   }
