@@ -248,6 +248,10 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     chat = new ChatTemplates(model, chatOptionsOf(config, inputs.chatTemplate));
     // A default grammar that doesn't parse for this vocabulary would fail every request: refuse it now.
     if (inputs.grammar !== undefined) await chat.checkGrammar(inputs.grammar);
+    // So would a default logit bias on a token this vocabulary does not have.
+    const nVocab = model.info.nVocab;
+    const outside = config.logitBias.find(([token]) => token >= nVocab);
+    if (outside) throw new Error(`-l/--logit-bias: token ${outside[0]} is outside the vocabulary (0..${nVocab - 1})`);
     decoder = new BatchDecoder(model, decoderOptionsOf(config, pool));
   } catch (err) {
     app.log.error(`cannot serve ${path}: ${message(err)}`);

@@ -245,6 +245,13 @@ t.test('--version and --list-devices print and exit; a refused or unknown flag e
   const refused = await runServe(['--rerank']);
   t.equal(refused.code, 2);
   t.match(refused.stderr, /error: --rerank is not supported by this server: /);
+  // A bias on a token the model does not have would fail every request: refused once the vocabulary is known.
+  const bias = await runServe(['-m', model, '--port', '0', '-l', '99999999+1']);
+  t.equal(bias.code, 1);
+  t.match(
+    bias.stdout + bias.stderr,
+    /cannot serve .*-l\/--logit-bias: token 99999999 is outside the vocabulary \(0\.\.\d+\)/,
+  );
   const unknown = await runServe(['--temperature-x', '1']);
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /unknown option '--temperature-x'/);

@@ -51,7 +51,8 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// Unref'd: a script's long silence (a 30 s gap that a test's timeout cuts short) must not keep the test process alive.
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 function chunk(id: string, delta: Record<string, unknown>, finishReason: string | null): string {
   const data = {
