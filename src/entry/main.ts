@@ -45,7 +45,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   },
 };
 
-const USAGE = `Usage: cli.ts <command> [options]
+const USAGE = `Usage: main.ts <command> [options]
 Commands:
   serve           the OpenAI-compatible server (npm start -- --help)
   fit             plan GPU layers/slots/context/KV for a VRAM budget (npm run fit -- --help)
