@@ -2,7 +2,7 @@
 // neither a flag nor its environment variable gives one (llama-server's defaults, vendor/llama.cpp/common/arg.cpp).
 import { availableParallelism } from 'node:os';
 import type { KvType } from '../../gguf/types.ts';
-import type { RequestLimits } from '../../server/limits.ts';
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../../server/limits.ts';
 import { LLAMA_SERVER_DEFAULTS, type SamplingDefaults } from '../../server/options.ts';
 
 /**
@@ -196,14 +196,7 @@ export function defaultServeConfig(): ServeConfig {
     keepAliveTimeoutSeconds: 5,
     keepAliveMaxRequests: 100,
     maxConnections: 1024,
-    maxJsonDepth: 64,
-    maxMessages: 2048,
-    maxStopStrings: 16,
-    maxStopLength: 256,
-    maxLogitBias: 1024,
-    maxTools: 128,
-    maxSchemaBytes: 64 * 1024,
-    maxGrammarBytes: 64 * 1024,
+    ...DEFAULT_REQUEST_LIMITS,
     vramBudgetBytes: undefined,
     help: false,
     version: false,
