@@ -39,6 +39,18 @@ Napi::Object stepResultToJs(Napi::Env env, const core::StepResult &result) {
   o.Set("generatedTokens", result.generatedTokens);
   o.Set("retries", result.retries);
   o.Set("decodeMicros", Napi::Number::New(env, static_cast<double>(result.decodeMicros)));
+  if (!result.drafts.empty() || result.draftMicros > 0) {
+    Napi::Array drafts = Napi::Array::New(env, result.drafts.size());
+    for (size_t i = 0; i < result.drafts.size(); ++i) {
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("slot", result.drafts[i].slot);
+      d.Set("drafted", result.drafts[i].drafted);
+      d.Set("accepted", result.drafts[i].accepted);
+      drafts.Set(static_cast<uint32_t>(i), d);
+    }
+    o.Set("drafts", drafts);
+    o.Set("draftMicros", Napi::Number::New(env, static_cast<double>(result.draftMicros)));
+  }
   if (result.kvFull) o.Set("kvFull", true);
   return o;
 }
@@ -50,6 +62,58 @@ Napi::Object resumeToJs(Napi::Env env, const core::ResumePoints &r) {
   for (size_t i = 0; i < r.checkpoints.size(); ++i) at.Set(static_cast<uint32_t>(i), r.checkpoints[i]);
   o.Set("checkpoints", at);
   return o;
+}
+
+core::NgramOptions ngramFrom(const Napi::Object &o, const char *key, core::NgramOptions n) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return n;
+  if (!v.IsObject()) throw core::Error(core::codes::kInvalidArgument, std::string(key) + " must be an object");
+  Napi::Object g = v.As<Napi::Object>();
+  n.sizeN = optionalInt(g, "sizeN", n.sizeN, 1, 1024);
+  n.sizeM = optionalInt(g, "sizeM", n.sizeM, 1, 1024);
+  n.minHits = optionalInt(g, "minHits", n.minHits, 1, 1024);
+  return n;
+}
+
+// options.speculative: llama-server's speculative flags (core/speculation.h), the draft model as a Model.
+core::SpeculativeOptions speculativeOptionsFrom(Napi::Env env, const Napi::Value &v) {
+  core::SpeculativeOptions s;
+  if (v.IsUndefined() || v.IsNull()) return s;
+  if (!v.IsObject()) throw core::Error(core::codes::kInvalidArgument, "speculative must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  s.types = optionalStrings(o, "types", s.types);
+  Napi::Value draft = o.Get("draftModel");
+  if (!draft.IsUndefined() && !draft.IsNull()) {
+    AddonModel *m = AddonModel::from(env, draft);
+    if (m == nullptr) throw core::Error(core::codes::kInvalidArgument, "speculative.draftModel must be a Model");
+    s.draftModel = m->model(env);
+  }
+  s.draftKvType = optionalString(o, "draftKvType", s.draftKvType);
+  s.draftKvTypeV = optionalString(o, "draftKvTypeV", s.draftKvTypeV);
+  s.nMax = optionalInt(o, "nMax", s.nMax, 0, core::limits::kMaxBatch);
+  s.nMin = optionalInt(o, "nMin", s.nMin, 0, core::limits::kMaxBatch);
+  s.pMin = static_cast<float>(optionalNumber(o, "pMin", s.pMin, {0.0, 1.0}));
+  s.pSplit = static_cast<float>(optionalNumber(o, "pSplit", s.pSplit, {0.0, 1.0}));
+  s.ngramSimple = ngramFrom(o, "ngramSimple", s.ngramSimple);
+  s.ngramMapK = ngramFrom(o, "ngramMapK", s.ngramMapK);
+  s.ngramMapK4v = ngramFrom(o, "ngramMapK4v", s.ngramMapK4v);
+  s.ngramModMatch = optionalInt(o, "ngramModMatch", s.ngramModMatch, 1, 1024);
+  s.ngramModMin = optionalInt(o, "ngramModMin", s.ngramModMin, 0, 1024);
+  s.ngramModMax = optionalInt(o, "ngramModMax", s.ngramModMax, 0, 1024);
+  s.lookupCacheStatic = optionalString(o, "lookupCacheStatic", s.lookupCacheStatic);
+  s.lookupCacheDynamic = optionalString(o, "lookupCacheDynamic", s.lookupCacheDynamic);
+  s.synthLen = optionalNumber(o, "synthLen", s.synthLen, {-1.0, 1025.0});
+  Napi::Value rates = o.Get("synthRates");
+  if (!rates.IsUndefined() && !rates.IsNull()) {
+    if (!rates.IsArray()) throw core::Error(core::codes::kInvalidArgument, "speculative.synthRates must be an array");
+    Napi::Array a = rates.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value e = a.Get(i);
+      if (!e.IsNumber()) throw core::Error(core::codes::kInvalidArgument, "speculative.synthRates must hold numbers");
+      s.synthRates.push_back(e.As<Napi::Number>().DoubleValue());
+    }
+  }
+  return s;
 }
 
 int32_t slotArg(const Napi::CallbackInfo &info) {
@@ -86,7 +150,9 @@ AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : GuardedWr
   Napi::Env env = info.Env();
   guard(env, [&]() {
     std::shared_ptr<core::Model> model = AddonModel::modelArg(info, 0);
-    const core::DecoderOptions opts = decoderOptionsFrom(optionalObject(info, 1, "options"));
+    const Napi::Object options = optionalObject(info, 1, "options");
+    core::DecoderOptions opts = decoderOptionsFrom(options);
+    opts.speculative = speculativeOptionsFrom(env, options.Get("speculative"));
     decoder_ = std::make_shared<core::BatchDecoder>(std::move(model), opts);
     stepThread_ = std::make_unique<core::SerialExecutor>();
   });
@@ -138,8 +204,11 @@ Napi::Value AddonBatchDecoder::Step(const Napi::CallbackInfo &info) {
     if (!info[0].IsNumber()) throw core::Error(core::codes::kInvalidArgument, "tokenBudget must be a number");
     budget = info[0].As<Napi::Number>().Int32Value();
   }
+  // draftLimits: per slot, the most tokens it may draft this step (absent: the configured maximum).
+  std::vector<int32_t> limits;
+  if (info.Length() > 1 && !info[1].IsUndefined()) limits = requireTokens(info, 1, "draftLimits");
   return queueOnStepThread(
-      env, [d = std::move(d), budget]() { return d->step(budget); },
+      env, [d = std::move(d), budget, limits = std::move(limits)]() { return d->step(budget, limits); },
       [](Napi::Env e, core::StepResult &r) -> Napi::Value { return stepResultToJs(e, r); });
 }
 
@@ -210,6 +279,8 @@ Napi::Value AddonBatchDecoder::SlotInfo(const Napi::CallbackInfo &info) {
   o.Set("cachedTokens", s.cachedTokens);
   o.Set("pendingPrompt", s.pendingPrompt);
   o.Set("generated", s.generated);
+  o.Set("draftTokens", s.draftTokens);
+  o.Set("draftAccepted", s.draftAccepted);
   return o;
 }
 
@@ -232,6 +303,8 @@ Napi::Value AddonBatchDecoder::Info(const Napi::CallbackInfo &info) {
   out.Set("kvTypeV", o.kvTypeV.empty() ? o.kvType : o.kvTypeV);
   out.Set("kvCellsUsed", Napi::Number::New(env, static_cast<double>(d->kvCellsUsed())));
   out.Set("checkpointBytes", Napi::Number::New(env, static_cast<double>(d->checkpointBytes())));
+  out.Set("draftMax", d->draftMax());
+  out.Set("speculativeTypes", d->speculativeTypes());
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include "checkpoints.h"
 #include "decoder_slot.h"
 #include "errors.h"
+#include "kv_types.h"
 #include "limits.h"
 #include "utf8.h"
 
@@ -43,28 +44,6 @@ const char *slotStateName(SlotState s) {
   return "";
 }
 
-namespace {
-
-// The KV cache types llama-server's -ctk/-ctv take.
-ggml_type kvTypeOf(const std::string &name) {
-  static const std::pair<const char *, ggml_type> kTypes[] = {
-      {"f32", GGML_TYPE_F32},       {"f16", GGML_TYPE_F16},   {"bf16", GGML_TYPE_BF16},
-      {"q8_0", GGML_TYPE_Q8_0},     {"q4_0", GGML_TYPE_Q4_0}, {"q4_1", GGML_TYPE_Q4_1},
-      {"iq4_nl", GGML_TYPE_IQ4_NL}, {"q5_0", GGML_TYPE_Q5_0}, {"q5_1", GGML_TYPE_Q5_1},
-  };
-  for (const auto &[n, t] : kTypes) {
-    if (name == n) return t;
-  }
-  throw Error(codes::kInvalidArgument,
-              "kvType must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1, not '" + name + "'");
-}
-
-bool quantized(ggml_type t) {
-  return t != GGML_TYPE_F32 && t != GGML_TYPE_F16 && t != GGML_TYPE_BF16;
-}
-
-}  // namespace
-
 BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &opts)
     : model_(std::move(model)), opts_(opts), faults_(FaultPlan::fromEnv()) {
   ensureBackend();
@@ -78,7 +57,7 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   require(opts.flashAttn >= -1 && opts.flashAttn <= 1, "flashAttn must be -1 (auto), 0 or 1");
   const ggml_type kvType = kvTypeOf(opts.kvType);
   const ggml_type kvTypeV = opts.kvTypeV.empty() ? kvType : kvTypeOf(opts.kvTypeV);
-  require(!((quantized(kvType) || quantized(kvTypeV)) && opts.flashAttn == 0),
+  require(!((quantizedKv(kvType) || quantizedKv(kvTypeV)) && opts.flashAttn == 0),
           "a quantized KV cache needs flash attention (flashAttn auto or on)");
   const int64_t nCtxTotal = static_cast<int64_t>(opts.nCtxPerSlot) * opts.nSlots;
   require(nCtxTotal <= limits::kMaxCount, "nCtxPerSlot * nSlots is too large");
@@ -88,8 +67,11 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   cp.n_batch = static_cast<uint32_t>(opts.nBatch);
   cp.n_ubatch = static_cast<uint32_t>(std::min(opts.nUbatch, opts.nBatch));
   cp.n_seq_max = static_cast<uint32_t>(opts.nSlots);
-  // One logits row per slot per step at most: on a 262k-token vocabulary each row is 1 MiB.
-  cp.n_outputs_max = static_cast<uint32_t>(opts.nSlots);
+  // One logits row per slot per step at most, or one per drafted token too: on a 262k-token vocabulary each row is
+  // 1 MiB. The speculative maximum is known once the drafter exists, so the configured one bounds it here.
+  const int32_t nDraftMax = Speculation::configuredMax(opts.speculative);
+  cp.n_outputs_max = static_cast<uint32_t>(
+      std::min<int64_t>(opts.nBatch, static_cast<int64_t>(opts.nSlots) * (1 + std::max(0, nDraftMax))));
   cp.kv_unified = opts.kvUnified;
   cp.swa_full = opts.swaFull;
   cp.flash_attn_type = static_cast<llama_flash_attn_type>(opts.flashAttn);
@@ -109,6 +91,25 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
   const int32_t slotMax = opts.kvUnified && opts.nCtxSlotMax > 0 ? opts.nCtxSlotMax : opts.nCtxPerSlot;
   nCtxSlot_ = std::min<int32_t>(slotMax, static_cast<int32_t>(llama_n_ctx_seq(ctx_)));
   nSwa_ = llama_model_n_swa(model_->raw());
+  if (opts.speculative.enabled()) {
+    DraftContextParams dp;
+    dp.nCtx = cp.n_ctx;
+    dp.nBatch = cp.n_batch;
+    dp.nUbatch = cp.n_ubatch;
+    dp.nSeq = cp.n_seq_max;
+    dp.kvUnified = cp.kv_unified;
+    dp.swaFull = cp.swa_full;
+    dp.flashAttn = opts.flashAttn;
+    dp.nThreads = opts.nThreads;
+    dp.nThreadsBatch = opts.nThreadsBatch;
+    dp.offloadKv = opts.offloadKv;
+    try {
+      spec_ = std::make_unique<Speculation>(opts.speculative, ctx_, dp);
+    } catch (...) {
+      llama_free(ctx_);
+      throw;
+    }
+  }
   batch_ = llama_batch_init(opts.nBatch, 0, 1);
   slots_.reserve(static_cast<size_t>(opts.nSlots));
   for (int32_t i = 0; i < opts.nSlots; ++i) {
@@ -120,6 +121,7 @@ BatchDecoder::BatchDecoder(std::shared_ptr<Model> model, const DecoderOptions &o
 
 BatchDecoder::~BatchDecoder() {
   slots_.clear();
+  spec_.reset();  // before the target context it drafts for
   llama_batch_free(batch_);
   llama_free(ctx_);
 }
@@ -172,6 +174,7 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
     keep = 0;
   }
   s.cache.truncate(keep);
+  if (spec_) spec_->trim(slot, static_cast<int32_t>(keep));
   // Checkpoints past the kept prefix describe tokens this prompt replaces.
   while (!s.checkpoints.empty() && s.checkpoints.back().nTokens > static_cast<int32_t>(keep)) s.checkpoints.pop_back();
   ++s.request;
@@ -195,6 +198,8 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.maxTokens = params.resumeTokens + params.maxTokens;
   s.last = LLAMA_TOKEN_NULL;
   s.utf8 = std::move(held);
+  s.draftTokens = 0;
+  s.draftAccepted = 0;
   s.cancelRequested.store(false);
   s.state = SlotState::kPrefill;
   publish();
@@ -254,6 +259,7 @@ void BatchDecoder::release(Slot &s) {
   s.pending.clear();
   s.sampler = SlotSampler();
   s.last = LLAMA_TOKEN_NULL;
+  s.draft.clear();
 }
 
 void BatchDecoder::applyCancels(std::vector<SlotEvent> &events) {
@@ -305,6 +311,8 @@ void BatchDecoder::publish() {
     view.info.cachedTokens = static_cast<int32_t>(s.cache.size());
     view.info.pendingPrompt = static_cast<int32_t>(s.pending.size());
     view.info.generated = s.generated;
+    view.info.draftTokens = s.draftTokens;
+    view.info.draftAccepted = s.draftAccepted;
     s.cache.publishTo(view.cache);
     view.resume = resumeOf(s);
     cells += static_cast<int64_t>(s.cache.size());

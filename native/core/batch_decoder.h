@@ -24,6 +24,7 @@
 #include "llama.h"
 #include "model.h"
 #include "slot_sampler.h"
+#include "speculation.h"
 
 namespace core {
 
@@ -50,6 +51,9 @@ struct DecoderOptions {
   // checkpointMinStep tokens to an older one are dropped. No effect without sliding-window layers or with swaFull.
   int32_t ctxCheckpoints = 32;
   int32_t checkpointMinStep = 8192;
+  // Speculative decoding (speculation.h); off unless types are given. The draft model's context has the target's
+  // layout (cells, slots, batch); step()'s draftLimits choose each step's draft lengths.
+  SpeculativeOptions speculative;
 };
 
 enum class SlotState { kIdle, kPrefill, kGenerating };
@@ -114,6 +118,14 @@ struct StepResult {
   int32_t generatedTokens = 0;
   int32_t retries = 0;  // llama_decode returned 1 and the batch was shrunk
   int64_t decodeMicros = 0;
+  // Speculative decoding: one entry per slot whose draft the target verified in this step.
+  struct Draft {
+    int32_t slot = -1;
+    int32_t drafted = 0;
+    int32_t accepted = 0;
+  };
+  std::vector<Draft> drafts;
+  int64_t draftMicros = 0;  // drafting, and the draft model mirroring the target's batch
   // The KV had no room even for the generating slots' tokens: nothing was decoded and no slot changed (events
   // hold only cancels). The caller frees cells (an idle slot's cache, a preempted request) and steps again.
   bool kvFull = false;
@@ -140,6 +152,9 @@ struct SlotInfo {
   int32_t cachedTokens = 0;   // tokens whose KV the slot holds
   int32_t pendingPrompt = 0;  // prompt tokens not yet decoded
   int32_t generated = 0;
+  // This request's speculative decoding: drafted tokens the target verified, and how many of them it accepted.
+  int32_t draftTokens = 0;
+  int32_t draftAccepted = 0;
 };
 
 class BatchDecoder {
@@ -165,8 +180,11 @@ class BatchDecoder {
   SavedState saveState(int32_t slot);
   int32_t restoreState(int32_t slot, const std::vector<llama_token> &tokens, const std::vector<uint8_t> &data);
   // Decodes one batch of at most min(tokenBudget, nBatch) tokens. Generating slots always get their
-  // token; prefilling slots share what is left, in slot order starting after the last one served.
-  StepResult step(int32_t tokenBudget);
+  // token; prefilling slots share what is left, in slot order starting after the last one served. With speculative
+  // decoding, generating slots also draft up to draftLimits[slot] tokens (absent: the configured maximum) that the
+  // same decode verifies; drafts come out of the budget before prompt tokens, and a KV with no room drops them
+  // before it reports kvFull.
+  StepResult step(int32_t tokenBudget, const std::vector<int32_t> &draftLimits = {});
 
   // From the last published snapshot (see Threading above): a copy, safe at any time.
   SlotInfo slotInfo(int32_t slot) const;
@@ -177,6 +195,9 @@ class BatchDecoder {
   int32_t nBatch() const { return opts_.nBatch; }
   const DecoderOptions &options() const { return opts_; }
   bool hasWork() const;
+  // Speculative decoding: the most tokens a slot drafts per step (0: off), and its types ("draft-simple", ...).
+  int32_t draftMax() const { return spec_ ? spec_->nMax() : 0; }
+  std::string speculativeTypes() const { return spec_ ? spec_->typeNames() : ""; }
   // KV cells in use, summed over slots (for metrics); safe at any time.
   int64_t kvCellsUsed() const { return kvCells_.load(std::memory_order_relaxed); }
   // Host memory the slots' sliding-window checkpoints hold (bounded by ctxCheckpoints per slot); safe at any time.
@@ -196,19 +217,27 @@ class BatchDecoder {
   enum class Decoded { kOk, kNothing, kNoRoom, kFailed };
 
   // The step (decoder_step.cpp; batch assembly in decoder_batch.cpp).
-  StepResult stepLocked(int32_t tokenBudget);
+  StepResult stepLocked(int32_t tokenBudget, const std::vector<int32_t> &draftLimits);
+  // Asks the drafter for each generating slot's draft within its limit and the batch's room; returns the drafted
+  // tokens in all (speculation.h).
+  int32_t makeDrafts(const std::vector<int32_t> &draftLimits, StepResult &r);
+  void dropDrafts();
+  // A slot's drafted tokens the target accepted join its cache; the rest leave the KV. Returns what the slot emits.
+  std::vector<llama_token> verifyDraft(Slot &s);
   // Fills batch_: the generating slots' tokens, then prompt tokens up to prefillBudget; returns the last prefilling
   // slot served (-1: none).
   int32_t assembleBatch(int32_t prefillBudget);
   // Assembles and decodes, halving the prompt share while the KV has no room; kNothing: nothing to decode, kNoRoom:
   // not even the generating slots' tokens fit, kFailed: the batch's slots ended with an error.
-  Decoded decodeWithRetry(StepResult &r, int32_t nGen, int32_t prefillBudget, int32_t &lastServed);
+  Decoded decodeWithRetry(StepResult &r, int32_t nGen, int32_t &nDraft, int32_t prefillBudget, int32_t &lastServed);
   // llama_decode on batch_, or the return code an injected fault plans for this step (faults.h).
   int32_t decodeBatch();
   void failBatch(int32_t ret, StepResult &r);
   StepResult &kvFull(StepResult &r);
   // Samples a slot with logits in the decoded batch; its event, or its end, goes to `events`.
-  void sampleSlot(Slot &s, int32_t &sampled, std::vector<SlotEvent> &events);
+  void sampleSlot(Slot &s, int32_t &sampled, StepResult &r);
+  // Gives out one generated token (output `index` of the batch); false when it ended the slot.
+  bool emitToken(Slot &s, llama_token tok, int32_t index, int32_t promptProcessed, std::vector<SlotEvent> &events);
 
   // Sliding-window checkpoints (checkpoints.cpp).
   bool checkpointing() const;
@@ -247,7 +276,8 @@ class BatchDecoder {
   std::atomic<int64_t> kvCells_{0};
   std::atomic<int64_t> checkpointBytes_{0};
   std::vector<std::unique_ptr<Slot>> slots_;
-  mutable std::mutex stepMutex_;  // held by a step and by every call that changes a slot
+  std::unique_ptr<Speculation> spec_;  // null without speculative decoding
+  mutable std::mutex stepMutex_;       // held by a step and by every call that changes a slot
   std::vector<SlotView> views_;
   mutable std::mutex viewMutex_;  // taken after stepMutex_, never before
 };

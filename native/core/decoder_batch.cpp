@@ -1,6 +1,7 @@
 // Batch assembly: which tokens go into a step's llama_decode. Every generating slot adds its sampled token (with
-// logits); prefilling slots share what is left of the budget in slot order starting after the last one served, each
-// pausing at its checkpoint breaks (checkpoints.h). Marks each slot's share for the step (decoder_step.cpp).
+// logits) and its draft, if any; prefilling slots share what is left of the budget in slot order starting after the
+// last one served, each pausing at its checkpoint breaks (checkpoints.h). Marks each slot's share for the step
+// (decoder_step.cpp).
 #include <algorithm>
 
 #include "batch_decoder.h"
@@ -28,7 +29,10 @@ int32_t BatchDecoder::assembleBatch(int32_t prefillBudget) {
     sp->promptThisStep = 0;
     if (sp->state != SlotState::kGenerating) continue;
     sp->logitIndex = batch_.n_tokens;
-    batchAdd(batch_, sp->last, static_cast<llama_pos>(sp->cache.size()), sp->id, true);
+    llama_pos pos = static_cast<llama_pos>(sp->cache.size());
+    batchAdd(batch_, sp->last, pos++, sp->id, true);
+    // Its draft follows, each token with logits: the target's verdict on every position comes from this decode.
+    for (llama_token t : sp->draft) batchAdd(batch_, t, pos++, sp->id, true);
   }
   int32_t remaining = prefillBudget;
   for (int32_t k = 0; k < opts_.nSlots && remaining > 0; ++k) {

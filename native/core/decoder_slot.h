@@ -34,6 +34,9 @@ struct BatchDecoder::Slot {
   llama_token last = LLAMA_TOKEN_NULL;  // sampled, not yet in the KV
   std::string utf8;                     // bytes held back until a character is complete
   std::atomic<bool> cancelRequested{false};
+  int32_t draftTokens = 0;  // this request's verified drafts, and the tokens of them accepted
+  int32_t draftAccepted = 0;
+  std::vector<llama_token> draft;  // this step's draft, verified by its decode
   // Per step:
   int32_t logitIndex = -1;
   int32_t promptThisStep = 0;

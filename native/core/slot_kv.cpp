@@ -14,6 +14,7 @@ namespace core {
 
 void BatchDecoder::forgetKv(Slot &s) {
   llama_memory_seq_rm(llama_get_memory(ctx_), s.id, -1, -1);
+  if (spec_) spec_->trim(s.id, 0);
   s.cache.clear();
   s.checkpoints.clear();
 }
@@ -29,6 +30,7 @@ int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
                               : std::min<int32_t>(count, static_cast<int32_t>(from.cache.size()));
   llama_memory_t mem = llama_get_memory(ctx_);
   llama_memory_seq_rm(mem, dst, -1, -1);
+  if (spec_) spec_->trim(dst, 0);  // the draft model catches up before dst drafts
   if (n > 0 && opts_.kvUnified) {
     // One stream: the cells are shared, only their sequence sets change.
     llama_memory_seq_cp(mem, src, dst, 0, n);
@@ -72,7 +74,8 @@ bool BatchDecoder::shiftContext(Slot &s) {
   if (!llama_memory_seq_rm(mem, s.id, keep, keep + discard)) return false;
   llama_memory_seq_add(mem, s.id, keep + discard, n, -discard);
   s.cache.erase(static_cast<size_t>(keep), static_cast<size_t>(keep + discard));
-  s.checkpoints.clear();  // their positions moved
+  if (spec_) spec_->trim(s.id, keep);  // the draft model re-reads the moved tokens before the slot drafts
+  s.checkpoints.clear();               // their positions moved
   return true;
 }
 

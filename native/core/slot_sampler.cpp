@@ -188,11 +188,48 @@ void SlotSampler::acceptOutput(const std::vector<llama_token> &tokens) {
 }
 
 llama_token SlotSampler::sample(llama_context *ctx, int32_t outputIndex) {
-  if (common_) {
-    const llama_token tok = common_sampler_sample(common_.get(), ctx, outputIndex);
-    common_sampler_accept(common_.get(), tok, true);
-    return tok;
+  const llama_token tok = pick(ctx, outputIndex);
+  if (common_) common_sampler_accept(common_.get(), tok, true);
+  return tok;
+}
+
+std::vector<llama_token> SlotSampler::sampleAndAcceptN(llama_context *ctx, const std::vector<int32_t> &outputs,
+                                                       const std::vector<llama_token> &draft) {
+  if (common_) return common_sampler_sample_and_accept_n(common_.get(), ctx, outputs, draft);
+  // The fast path has no state: the same rule on its argmax.
+  std::vector<llama_token> ids;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    ids.push_back(pick(ctx, outputs[i]));
+    if (i == draft.size() || ids.back() != draft[i]) break;
   }
+  return ids;
+}
+
+std::vector<llama_token> SlotSampler::sampleSynthetic(llama_context *ctx, const std::vector<int32_t> &outputs,
+                                                      const std::vector<llama_token> &draft,
+                                                      const std::vector<double> &probs, std::mt19937 &rng,
+                                                      const llama_vocab *vocab) {
+  std::uniform_real_distribution<double> dist(0.0, 1.0);
+  std::vector<llama_token> ids;
+  for (size_t i = 0; i < draft.size(); ++i) {
+    const llama_token target = pick(ctx, outputs[i]);
+    const bool accept = i < probs.size() && dist(rng) < probs[i] && !llama_vocab_is_eog(vocab, draft[i]);
+    if (accept) {
+      // As llama-server: a synthetic acceptance does not advance the grammar or reasoning state.
+      if (common_) common_sampler_accept(common_.get(), draft[i], false);
+      ids.push_back(draft[i]);
+      continue;
+    }
+    if (common_) common_sampler_accept(common_.get(), target, true);
+    ids.push_back(target);
+    return ids;
+  }
+  ids.push_back(sample(ctx, outputs[draft.size()]));
+  return ids;
+}
+
+llama_token SlotSampler::pick(llama_context *ctx, int32_t outputIndex) {
+  if (common_) return common_sampler_sample(common_.get(), ctx, outputIndex);
   const float *logits = llama_get_logits_ith(ctx, outputIndex);
   if (logits == nullptr) throw Error(codes::kDecodeFailed, "no logits for this output");
   llama_token best = 0;

@@ -4,6 +4,7 @@
 // request samples the same way on both servers.
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -91,12 +92,24 @@ class SlotSampler {
   void acceptOutput(const std::vector<llama_token> &tokens);
   // Samples the token at `outputIndex` and records it (penalties, grammar state).
   llama_token sample(llama_context *ctx, int32_t outputIndex);
+  // Speculative verification (common_sampler_sample_and_accept_n): samples outputs[i] for i = 0.. while the sampled
+  // token equals draft[i]; returns the tokens sampled (the accepted draft and the target's next token), all recorded.
+  std::vector<llama_token> sampleAndAcceptN(llama_context *ctx, const std::vector<int32_t> &outputs,
+                                            const std::vector<llama_token> &draft);
+  // Benchmarking only (llama-server's synthetic acceptance): draft[i] is accepted with probability probs[i] whatever
+  // the target samples, an end-of-generation token never; the first rejection takes the target's token.
+  std::vector<llama_token> sampleSynthetic(llama_context *ctx, const std::vector<int32_t> &outputs,
+                                           const std::vector<llama_token> &draft, const std::vector<double> &probs,
+                                           std::mt19937 &rng, const llama_vocab *vocab);
   bool constrained() const { return constrained_; }
   // What the last sample() chose from after the chain (most likely first), or nullptr on the greedy path.
   const llama_token_data_array *candidates() const;
   explicit operator bool() const { return fastGreedy_ || common_ != nullptr; }
 
  private:
+  // The token at `outputIndex`, not recorded (the fast path records nothing).
+  llama_token pick(llama_context *ctx, int32_t outputIndex);
+
   std::unique_ptr<common_sampler, CommonSamplerDeleter> common_;
   bool fastGreedy_ = false;
   bool constrained_ = false;

@@ -130,6 +130,7 @@ int32_t BatchDecoder::restoreState(int32_t slot, const std::vector<llama_token> 
   const bool ok = unpackState(data, tokens.size(), view);
   llama_memory_t mem = llama_get_memory(ctx_);
   llama_memory_seq_rm(mem, slot, -1, -1);
+  if (spec_) spec_->trim(slot, 0);  // the draft model catches up before the slot drafts
   s.cache.clear();
   s.checkpoints.clear();
   if (!ok) {

@@ -13,6 +13,7 @@ import {
   type NativeBatchDecoder,
   type NativeDecoderInfo,
   type NativeDecoderOptions,
+  type NativeSpeculativeOptions,
   type NativeStartParams,
   nativeDefaults,
 } from './native.ts';
@@ -50,6 +51,16 @@ export interface DecoderOptions {
   ctxCheckpoints?: number;
   /** Earlier requests' checkpoints closer than this many tokens to an older one are dropped (default 8192). */
   checkpointMinStep?: number;
+  /** Speculative decoding (llama-server's --spec-* flags); off by default. */
+  speculative?: SpeculativeOptions;
+}
+
+/**
+ * Speculative decoding through llama.cpp's common_speculative (native/core/speculation.h documents each field): types
+ * by llama-server's --spec-type names, draft-simple with a draft model of the same vocabulary.
+ */
+export interface SpeculativeOptions extends Omit<NativeSpeculativeOptions, 'draftModel'> {
+  draftModel?: Model;
 }
 
 export interface SlotInfo {
@@ -57,6 +68,9 @@ export interface SlotInfo {
   cachedTokens: number;
   pendingPrompt: number;
   generated: number;
+  /** This request's verified drafts: tokens drafted, and accepted of them. */
+  draftTokens: number;
+  draftAccepted: number;
 }
 
 const FLASH_ATTN = { auto: -1, off: 0, on: 1 } as const;
@@ -71,7 +85,18 @@ export class BatchDecoder implements Decoder {
   constructor(model: Model, options: DecoderOptions) {
     this.model = model;
     const addon = loadAddon();
-    this.#native = callNative(() => new addon.BatchDecoder(model.native, nativeDecoderOptions(options)));
+    const { draftModel, ...speculative } = options.speculative ?? { types: [] };
+    this.#native = callNative(
+      () =>
+        new addon.BatchDecoder(model.native, {
+          ...nativeDecoderOptions(options),
+          ...(options.speculative !== undefined
+            ? {
+                speculative: { ...speculative, ...(draftModel !== undefined ? { draftModel: draftModel.native } : {}) },
+              }
+            : {}),
+        }),
+    );
     this.kvCells = options.slots * options.ctxPerSlot;
     this.unifiedKv = options.kvUnified ?? false;
   }
@@ -90,6 +115,11 @@ export class BatchDecoder implements Decoder {
 
   get batchSize(): number {
     return this.info.nBatch;
+  }
+
+  /** The most tokens a slot drafts in one step (0: no speculative decoding). */
+  get draftMax(): number {
+    return this.info.draftMax;
   }
 
   get disposed(): boolean {
@@ -118,8 +148,9 @@ export class BatchDecoder implements Decoder {
     callNative(() => this.#native.clear(slot));
   }
 
-  async step(tokenBudget?: number): Promise<StepResult> {
-    const r = await awaitNative(() => this.#native.step(tokenBudget));
+  /** One llama_decode; with speculative decoding each slot drafts up to draftLimits[slot] tokens (absent: draftMax). */
+  async step(tokenBudget?: number, draftLimits?: readonly number[]): Promise<StepResult> {
+    const r = await awaitNative(() => this.#native.step(tokenBudget, draftLimits));
     return {
       ...r,
       events: r.events.map((e) => ({

@@ -82,6 +82,35 @@ export interface NativeDecoderOptions {
   checkpointMinStep?: number;
 }
 
+/** n-gram lookup sizes of one n-gram speculative type (llama.cpp common_params_speculative_ngram_map). */
+export interface NativeNgramOptions {
+  sizeN?: number;
+  sizeM?: number;
+  minHits?: number;
+}
+
+/** Speculative decoding as the addon takes it (native/core/speculation.h SpeculativeOptions documents each field). */
+export interface NativeSpeculativeOptions {
+  types: string[];
+  draftModel?: NativeModel;
+  draftKvType?: string;
+  draftKvTypeV?: string;
+  nMax?: number;
+  nMin?: number;
+  pMin?: number;
+  pSplit?: number;
+  ngramSimple?: NativeNgramOptions;
+  ngramMapK?: NativeNgramOptions;
+  ngramMapK4v?: NativeNgramOptions;
+  ngramModMatch?: number;
+  ngramModMin?: number;
+  ngramModMax?: number;
+  lookupCacheStatic?: string;
+  lookupCacheDynamic?: string;
+  synthLen?: number;
+  synthRates?: number[];
+}
+
 /** A grammar constraint (native/core/slot_sampler.h GrammarSpec): the Decoder contract's Grammar, as it is. */
 export type NativeGrammar = Grammar;
 
@@ -123,6 +152,9 @@ export interface NativeStepResult {
   decodeMicros: number;
   /** Present (true) when the KV had no room for the generating slots: nothing was decoded. */
   kvFull?: boolean;
+  /** With speculative decoding: each verified draft, and the time spent drafting. */
+  drafts?: { slot: number; drafted: number; accepted: number }[];
+  draftMicros?: number;
 }
 
 /** The decoder's options as it runs: nCtxPerSlot is what one slot may use, kvTypeV is never empty. */
@@ -130,6 +162,9 @@ export interface NativeDecoderInfo extends Required<NativeDecoderOptions> {
   kvCellsUsed: number;
   /** Host memory the slots' sliding-window checkpoints hold. */
   checkpointBytes: number;
+  /** Speculative decoding: the most tokens a slot drafts per step (0: off), and its types, comma-separated. */
+  draftMax: number;
+  speculativeTypes: string;
 }
 
 export interface NativeChatTemplateOptions {
@@ -193,12 +228,14 @@ export interface NativeBatchDecoder {
   ): { reusedTokens: number; promptTokens: number };
   cancel(slot: number): boolean;
   clear(slot: number): void;
-  step(tokenBudget?: number): Promise<NativeStepResult>;
+  step(tokenBudget?: number, draftLimits?: Int32Array | readonly number[]): Promise<NativeStepResult>;
   slotInfo(slot: number): {
     state: 'idle' | 'prefill' | 'generating';
     cachedTokens: number;
     pendingPrompt: number;
     generated: number;
+    draftTokens: number;
+    draftAccepted: number;
   };
   /** The tokens the slot's KV holds (slotInfo().cachedTokens counts them). */
   cachedPrefix(slot: number): Int32Array;
@@ -290,7 +327,10 @@ export interface NativeSystemInfo {
 
 export interface NativeAddon {
   Model: new () => NativeModel;
-  BatchDecoder: new (model: NativeModel, options: NativeDecoderOptions) => NativeBatchDecoder;
+  BatchDecoder: new (
+    model: NativeModel,
+    options: NativeDecoderOptions & { speculative?: NativeSpeculativeOptions },
+  ) => NativeBatchDecoder;
   ChatTemplates: new (model: NativeModel, options: NativeChatTemplateOptions) => NativeChatTemplates;
   ChatParser: new (config: string) => NativeChatParser;
   Embedder: new (model: NativeModel, options: NativeEmbedderOptions) => NativeEmbedder;

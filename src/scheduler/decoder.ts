@@ -136,6 +136,16 @@ export interface StepResult {
    * The caller frees cells (evicts an idle slot's cache, preempts a request) and steps again.
    */
   kvFull?: boolean;
+  /** Speculative decoding: each draft the step verified (its slot, tokens drafted, accepted of them). */
+  drafts?: readonly DraftOutcome[];
+  /** Time spent drafting (and mirroring the batch on a draft model), besides decodeMicros. */
+  draftMicros?: number;
+}
+
+export interface DraftOutcome {
+  slot: number;
+  drafted: number;
+  accepted: number;
 }
 
 /**
@@ -180,8 +190,13 @@ export interface Decoder {
   start(slot: number, tokens: readonly number[], options: StartOptions): { reusedTokens: number; promptTokens: number };
   /** True: the slot is free now. False: the step in flight will end it with a 'cancelled' event. */
   cancel(slot: number): boolean;
-  /** One llama_decode over all active slots; generating slots first, prompt chunks fill the budget. */
-  step(tokenBudget: number): Promise<StepResult>;
+  /**
+   * One llama_decode over all active slots; generating slots first, prompt chunks fill the budget. With speculative
+   * decoding (draftMax > 0) slot i drafts up to draftLimits[i] tokens, verified in the same decode.
+   */
+  step(tokenBudget: number, draftLimits?: readonly number[]): Promise<StepResult>;
+  /** The most tokens a slot drafts per step; 0 or absent: no speculative decoding. */
+  readonly draftMax?: number;
   /** The tokens whose KV the slot holds (for choosing the slot with the longest common prefix). */
   cachedPrefix(slot: number): readonly number[];
   /** Where the slot can resume a prompt that shares a prefix with cachedPrefix(); absent: anywhere. */
