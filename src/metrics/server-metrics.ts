@@ -45,6 +45,10 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
   readonly #tokensPredicted: Counter;
   readonly #tokensPredictedSeconds: Counter;
   readonly #decodes: Counter;
+  readonly #draftTokens: Counter;
+  readonly #draftAccepted: Counter;
+  readonly #drafts: Counter;
+  readonly #acceptedAt: Counter<'position'>;
   readonly #tokensMax: Counter;
   readonly #requestsByFinish: Counter<'finish_reason'>;
   readonly #rejections: Counter<'cause'>;
@@ -96,12 +100,24 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
     // A counter in llama-server too (its to_metrics() lists it with the counters): it only ever grows.
     this.#tokensMax = counter('llamacpp:n_tokens_max', 'Largest observed sequence length (prompt + generation)');
     // llama-server always reports these; without speculative decoding they stay 0 (as there).
-    counter('llamacpp:spec_decode_num_draft_tokens_total', 'Speculative: Total draft tokens generated');
-    counter(
+    this.#draftTokens = counter(
+      'llamacpp:spec_decode_num_draft_tokens_total',
+      'Speculative: Total draft tokens generated',
+    );
+    this.#draftAccepted = counter(
       'llamacpp:spec_decode_num_accepted_tokens_total',
       'Speculative: Total draft tokens accepted by the target model',
     );
-    counter('llamacpp:spec_decode_num_drafts_total', 'Speculative: Total speculative decoding verification steps');
+    this.#drafts = counter(
+      'llamacpp:spec_decode_num_drafts_total',
+      'Speculative: Total speculative decoding verification steps',
+    );
+    this.#acceptedAt = new Counter({
+      name: 'llamacpp:spec_decode_num_accepted_tokens_per_pos_total',
+      help: 'Accepted tokens per draft position',
+      labelNames: ['position'],
+      registers: r,
+    });
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
         name,
@@ -248,6 +264,12 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
     this.#decodeCount++;
     this.#busySlotSum += stats.busySlots;
     this.#stepSeconds.observe(stats.durationMs / 1000);
+    for (const d of stats.drafts ?? []) {
+      this.#drafts.inc();
+      this.#draftTokens.inc(d.drafted);
+      this.#draftAccepted.inc(d.accepted);
+      for (let i = 0; i < d.accepted; i++) this.#acceptedAt.inc({ position: String(i) });
+    }
   }
 
   onPreempted(): void {

@@ -7,6 +7,7 @@
 // client's line and resumes where it stopped, so no admitted request fails because of the others.
 import { ArgumentError, ContextExceededError, RejectedError } from '../errors.ts';
 import type { StepResult } from './decoder.ts';
+import { DraftPolicy } from './draft-policy.ts';
 import { type ClientWaiting, DEFAULT_PRIORITY, FairQueue } from './fair-queue.ts';
 import { KvPool, type Placement } from './kv-pool.ts';
 import type { PromptCacheStats } from './prompt-cache.ts';
@@ -42,6 +43,8 @@ interface Job {
   /** This run on its slot: tokens it started with in the KV, prompt tokens decoded since, output before it. */
   run: { reused: number; processed: number; promptLength: number; generatedBefore: number };
   generated: number;
+  /** Speculative decoding: draft tokens the target verified for this request, and how many it accepted. */
+  drafts: { drafted: number; accepted: number };
   /** Every generated token, for resuming after a preemption. */
   readonly output: number[];
   preemptions: number;
@@ -68,6 +71,8 @@ export class Scheduler {
   readonly #retryAfterSeconds: number;
   readonly #pool: KvPool<Job>;
   readonly #slotActions: SlotActions;
+  /** Null without speculative decoding. */
+  readonly #drafts: DraftPolicy | null;
   readonly #queue: FairQueue<Job>;
   /** Every request not yet ended, queued or running. */
   readonly #live = new Map<string, Job>();
@@ -99,6 +104,11 @@ export class Scheduler {
       maxTokens: nonNegative('maxQueuedTokens', options.maxQueuedTokens ?? 16 * this.#ctxPerSlot),
     });
     this.#slotActions = new SlotActions(this.#pool, decoder, this.#now, () => this.#wake());
+    const maxDraft = decoder.draftMax ?? 0;
+    this.#drafts =
+      maxDraft > 0
+        ? new DraftPolicy({ maxDraft, slots: this.#pool.size, mode: options.draftPolicy ?? 'adaptive' })
+        : null;
   }
 
   /** The host-RAM prompt cache's figures. */
@@ -216,6 +226,7 @@ export class Scheduler {
       reusedTokens: 0,
       run: { reused: 0, processed: 0, promptLength: n, generatedBefore: 0 },
       generated: 0,
+      drafts: { drafted: 0, accepted: 0 },
       output: [],
       preemptions: 0,
       shifted: 0,
@@ -251,6 +262,8 @@ export class Scheduler {
           promptTokens: job.request.tokens.length,
           reusedTokens: job.reusedTokens,
           generatedTokens: job.generated,
+          draftTokens: job.drafts.drafted,
+          draftAccepted: job.drafts.accepted,
           startedAt: job.startedAt ?? job.queuedAt,
         },
       };
@@ -413,6 +426,7 @@ export class Scheduler {
       job.startedAt = this.#now();
     }
     this.#pool.occupy(slot, job, started.reusedTokens, prompt.length, job.request.options.maxTokens - resumed);
+    this.#drafts?.reset(slot);
     if (first) {
       const info = { slot, reusedTokens: started.reusedTokens };
       this.#callHandler(job, 'onStart', () => job.handlers.onStart?.(info));
@@ -421,19 +435,28 @@ export class Scheduler {
 
   async #step(): Promise<void> {
     const busy = this.busySlots;
-    let generating = 0;
+    const generating: number[] = [];
+    let prompt = 0;
     for (let id = 0; id < this.#pool.size; id++) {
       const job = this.#pool.tenant(id);
-      if (job && this.#prefilled(job)) generating++;
+      if (job === null) continue;
+      if (this.#prefilled(job)) generating.push(id);
+      else prompt += job.run.promptLength - job.run.reused - job.run.processed;
     }
     // Generating slots always get their token; keep room for at least one prompt token so a prompt is
     // never starved when the budget is smaller than the number of generating slots.
-    const budget = Math.min(this.#batchSize, Math.max(this.#stepTokenBudget, busy > generating ? generating + 1 : 1));
+    const budget = Math.min(
+      this.#batchSize,
+      Math.max(this.#stepTokenBudget, busy > generating.length ? generating.length + 1 : 1),
+    );
+    // Drafts take what the step's budget leaves after the generating slots' tokens and the prompts' share.
+    const promptShare = Math.min(prompt, budget - generating.length);
+    const draftLimits = this.#drafts?.limits(generating, promptShare, budget - generating.length - promptShare);
     const t0 = this.#now();
     this.#stepInFlight = true;
     let result: StepResult;
     try {
-      result = await this.#decoder.step(budget);
+      result = await this.#decoder.step(budget, draftLimits);
     } catch (err) {
       this.#stepInFlight = false;
       this.#failRunning(err);
@@ -452,6 +475,18 @@ export class Scheduler {
       });
       return;
     }
+    this.#drafts?.observe({
+      durationMicros: durationMs * 1000,
+      batchTokens: result.batchTokens,
+      promptTokens: result.promptTokens,
+      drafts: result.drafts ?? [],
+    });
+    for (const d of result.drafts ?? []) {
+      const job = this.#pool.tenant(d.slot);
+      if (job === null) continue;
+      job.drafts.drafted += d.drafted;
+      job.drafts.accepted += d.accepted;
+    }
     this.#apply(result, durationMs);
     const stats = {
       durationMs,
@@ -460,6 +495,7 @@ export class Scheduler {
       promptTokens: result.promptTokens,
       generatedTokens: result.generatedTokens,
       busySlots: busy,
+      drafts: result.drafts ?? [],
     };
     guard(() => this.#observer.onStep?.(stats));
   }
@@ -624,6 +660,8 @@ export class Scheduler {
       promptTokens: job.request.tokens.length,
       cachedTokens: job.reusedTokens,
       generatedTokens: job.generated,
+      draftTokens: job.drafts.drafted,
+      draftAccepted: job.drafts.accepted,
       shiftedTokens: job.shifted,
       preemptions: job.preemptions,
       queuedAt: job.queuedAt,

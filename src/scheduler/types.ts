@@ -1,6 +1,6 @@
 // Contracts between the scheduler (policy) and the HTTP layer above it; the one with the decoder below is in
 // decoder.ts. The scheduler sees the engine only through Decoder, so its tests run against a fake.
-import type { EndReason, StartOptions, TokenProbs } from './decoder.ts';
+import type { DraftOutcome, EndReason, StartOptions, TokenProbs } from './decoder.ts';
 
 export type { Decoder, EndReason, StartOptions, StepResult, TokenProb, TokenProbs } from './decoder.ts';
 
@@ -21,6 +21,12 @@ export interface SchedulerOptions {
   stepTokenBudget?: number;
   /** Retry-After hint, in seconds, given with a queue-full refusal. Default 1. */
   retryAfterSeconds?: number;
+  /**
+   * With speculative decoding (decoder.draftMax > 0), how long each slot drafts in a step: 'adaptive' (default) from
+   * the slot's measured acceptance and the step's measured cost (src/scheduler/draft-policy.ts), so that drafting
+   * switches itself off when it would cost throughput; 'max': always the decoder's maximum, as llama-server.
+   */
+  draftPolicy?: 'adaptive' | 'max';
   /** Clock for tests; default performance.now(). */
   now?: () => number;
   /**
@@ -76,6 +82,9 @@ export interface RequestSummary {
   /** Prompt tokens whose KV was reused from the slot's cache. */
   cachedTokens: number;
   generatedTokens: number;
+  /** Speculative decoding: draft tokens the target verified, and how many of them it accepted. */
+  draftTokens: number;
+  draftAccepted: number;
   /** Tokens dropped by context shifts while generating (then the answer is truncated). */
   shiftedTokens: number;
   /** Times it gave its slot up to a full KV pool and resumed. */
@@ -128,6 +137,8 @@ export interface StepStats {
   promptTokens: number;
   generatedTokens: number;
   busySlots: number;
+  /** Speculative decoding: each draft the step verified. */
+  drafts?: readonly DraftOutcome[];
 }
 
 /** What the prompt cache did for one admission, or when it kept a slot's state. */
@@ -159,6 +170,9 @@ export interface SlotSnapshot {
     /** Prompt tokens whose KV was reused from the slot's cache (a prompt cache hit). */
     reusedTokens: number;
     generatedTokens: number;
+    /** Speculative decoding: draft tokens verified for this request, and accepted of them. */
+    draftTokens: number;
+    draftAccepted: number;
     startedAt: number;
   } | null;
 }

@@ -95,6 +95,8 @@ export interface ServerOptions {
   ctxPerSlot: number;
   /** Number of slots (parallel sequences). */
   slots: number;
+  /** The decoder drafts tokens (speculative decoding): /slots says so. Default false. */
+  speculative?: boolean;
   /** Deadline per request, from submission; past it the request ends with HTTP 504 (or an error event). */
   requestTimeoutMs?: number;
   /** How long a stream may stay undrained (client not reading) before its request is cancelled. Default 30 s. */
@@ -137,6 +139,7 @@ export interface ResolvedServerOptions {
   connections: ConnectionLimits;
   ctxPerSlot: number;
   slots: number;
+  speculative: boolean;
   requestTimeoutMs: number | undefined;
   streamDrainTimeoutMs: number;
   ssePingMs: number | undefined;
@@ -228,6 +231,7 @@ export function resolveServerOptions(config: ServerOptions, model: ServedModel):
     connections: checkConnectionLimits({ ...DEFAULT_CONNECTION_LIMITS, ...config.connections }),
     ctxPerSlot: config.ctxPerSlot,
     slots: config.slots,
+    speculative: config.speculative ?? false,
     requestTimeoutMs: config.requestTimeoutMs,
     streamDrainTimeoutMs: config.streamDrainTimeoutMs ?? DEFAULT_STREAM_DRAIN_TIMEOUT_MS,
     ssePingMs: config.ssePingMs,

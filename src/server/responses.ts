@@ -23,6 +23,8 @@ export const Timings = Type.Object({
   predicted_ms: Type.Number(),
   predicted_per_token_ms: Type.Number(),
   predicted_per_second: Type.Number(),
+  draft_n: Type.Optional(Type.Integer()),
+  draft_n_accepted: Type.Optional(Type.Integer()),
   // This server's: where the time before the first token went (src/server/generation/types.ts).
   queue_ms: Type.Optional(Type.Number()),
   prepare_ms: Type.Optional(Type.Number()),

@@ -91,6 +91,7 @@ export function timingsOf(s: RequestSummary, generated: number): Timings {
       promptN: Math.max(0, s.promptTokens - s.cachedTokens),
       generated,
     }),
+    ...(s.draftTokens > 0 ? { draft_n: s.draftTokens, draft_n_accepted: s.draftAccepted } : {}),
     queue_ms: (t.admittedAt ?? s.endedAt) - s.queuedAt,
     prepare_ms: t.prepareMs,
     restored_n: t.restoredTokens,

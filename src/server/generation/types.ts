@@ -22,6 +22,9 @@ export interface Timings {
   predicted_ms: number;
   predicted_per_token_ms: number;
   predicted_per_second: number;
+  /** With speculative decoding (as llama-server): draft tokens the target verified, and accepted of them. */
+  draft_n?: number;
+  draft_n_accepted?: number;
   /**
    * This server's, on final responses: where the time before the first token went. Waiting in the queue, admission
    * work between steps (caches saved to RAM, this prompt's restored), prompt tokens restored from RAM, and the steps

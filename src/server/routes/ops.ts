@@ -63,7 +63,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
       return slots.map(({ id, ...ours }) => ({
         id,
         n_ctx: config.ctxPerSlot,
-        speculative: false,
+        speculative: config.speculative,
         is_processing: ours.state !== 'idle',
         ...(ours.request !== null
           ? {
