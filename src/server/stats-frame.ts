@@ -52,6 +52,9 @@ export interface SlotView {
     /** Prompt tokens whose KV the slot already held (prompt cache hit). */
     reusedTokens: number;
     generatedTokens: number;
+    /** Speculative decoding: draft tokens verified for this request, and accepted of them (0 without). */
+    draftTokens: number;
+    draftAccepted: number;
     /** Milliseconds the request has held the slot. */
     runningMs: number;
   } | null;

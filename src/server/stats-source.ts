@@ -82,6 +82,8 @@ export class StatsSource {
               promptTokens: s.request.promptTokens,
               reusedTokens: s.request.reusedTokens,
               generatedTokens: s.request.generatedTokens,
+              draftTokens: s.request.draftTokens,
+              draftAccepted: s.request.draftAccepted,
               runningMs: Math.max(0, schedulerNow - s.request.startedAt),
             },
     }));

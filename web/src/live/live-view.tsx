@@ -94,6 +94,9 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
                 <th class="num">prompt</th>
                 <th class="num">from cache</th>
                 <th class="num">generated</th>
+                <th class="num" title="speculative decoding: draft tokens accepted of those verified">
+                  drafts
+                </th>
                 <th class="num">KV held</th>
                 <th class="num">running</th>
               </tr>
@@ -109,6 +112,11 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
                   <td class="num">{s.request?.promptTokens ?? ''}</td>
                   <td class="num">{s.request?.reusedTokens ?? ''}</td>
                   <td class="num">{s.request?.generatedTokens ?? ''}</td>
+                  <td class="num" data-testid="slot-drafts">
+                    {s.request && s.request.draftTokens > 0
+                      ? `${s.request.draftAccepted}/${s.request.draftTokens}`
+                      : ''}
+                  </td>
                   <td class="num">{s.cachedTokens}</td>
                   <td class="num">{s.request ? fmtMs(s.request.runningMs) : ''}</td>
                 </tr>
