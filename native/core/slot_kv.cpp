@@ -30,7 +30,7 @@ int32_t BatchDecoder::copyPrefix(int32_t src, int32_t dst, int32_t count) {
                               : std::min<int32_t>(count, static_cast<int32_t>(from.cache.size()));
   llama_memory_t mem = llama_get_memory(ctx_);
   llama_memory_seq_rm(mem, dst, -1, -1);
-  if (spec_) spec_->trim(dst, 0);  // the draft model catches up before dst drafts
+  if (spec_) spec_->copy(src, dst, n, opts_.kvUnified);
   if (n > 0 && opts_.kvUnified) {
     // One stream: the cells are shared, only their sequence sets change.
     llama_memory_seq_cp(mem, src, dst, 0, n);

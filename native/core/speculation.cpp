@@ -211,6 +211,13 @@ void Speculation::trim(int32_t slot, int32_t n) {
   }
 }
 
+void Speculation::copy(int32_t src, int32_t dst, int32_t n, bool unified) {
+  trim(dst, 0);
+  if (ctxDft_ == nullptr || !unified || n <= 0 || synced_[static_cast<size_t>(src)] < n) return;
+  llama_memory_seq_cp(llama_get_memory(ctxDft_), src, dst, 0, n);
+  synced_[static_cast<size_t>(dst)] = n;
+}
+
 bool Speculation::catchUp(int32_t slot, const std::vector<llama_token> &tokens) {
   if (ctxDft_ == nullptr) return true;
   const int32_t n = static_cast<int32_t>(tokens.size());

@@ -291,3 +291,39 @@ t.test('refused combinations name the problem', async (t) => {
   const d = new BatchDecoder(target, { slots: 1, ctxPerSlot: 128 });
   d.dispose();
 });
+
+t.test('n choices: a copied prompt drafts at once (one KV stream) or after catching up (one per slot)', async (t) => {
+  const prompt = prompts4[1] ?? [];
+  const plain = await generate(target, [prompt], {}, { maxTokens: 30 });
+  for (const kvUnified of [true, false]) {
+    const d = new BatchDecoder(target, {
+      slots: 2,
+      ctxPerSlot: 256,
+      kvUnified,
+      speculative: { types: ['draft-simple'], draftModel: target, nMax: 4 },
+    });
+    t.teardown(() => d.dispose());
+    d.start(0, prompt, { maxTokens: 30 });
+    await d.step(256); // the prompt, once
+    d.cancel(0);
+    d.copyPrefix(0, 1);
+    d.start(1, prompt, { maxTokens: 30 });
+    const tokens: number[] = [];
+    let drafted = 0;
+    let accepted = 0;
+    for (let done = false; !done; ) {
+      const r = await d.step(256);
+      for (const x of r.drafts ?? []) {
+        drafted += x.drafted;
+        accepted += x.accepted;
+      }
+      for (const e of r.events) {
+        if (e.slot !== 1) continue;
+        if (e.token !== null) tokens.push(e.token);
+        done ||= e.end !== null;
+      }
+    }
+    t.same(tokens, plain.tokens[0], `kvUnified ${kvUnified}: same tokens`);
+    t.ok(drafted > 0 && accepted === drafted, `kvUnified ${kvUnified}: ${accepted}/${drafted} accepted`);
+  }
+});
