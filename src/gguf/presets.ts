@@ -2,7 +2,15 @@
 // expects them (src/llama-arch.cpp LLM_KV_NAMES and LLM_TENSOR_NAMES, src/models/llama.cpp, gemma3.cpp and bert.cpp).
 import { GgmlType, GgufValue } from './types.ts';
 
-export const PRESET_NAMES = ['tiny', 'tiny-gemma3', 'tiny-qwen', 'tiny-chat', 'gemma3-1b', 'tiny-bert'] as const;
+export const PRESET_NAMES = [
+  'tiny',
+  'tiny-gemma3',
+  'tiny-qwen',
+  'tiny-chat',
+  'gemma3-1b',
+  'gemma3-draft',
+  'tiny-bert',
+] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export interface SlidingWindowAttention {
@@ -228,6 +236,29 @@ const PRESETS: Readonly<Record<PresetName, Preset>> = {
       headCount: 4,
       headCountKv: 1,
       headDim: 256,
+      rmsEps: 1e-6,
+      ropeFreqBase: 1e6,
+      slidingWindow: { window: 512, pattern: 6, ropeFreqBaseSwa: 1e4 },
+      tiedOutput: true,
+    },
+    chatTemplate: GEMMA3_TEMPLATE,
+  },
+  // A draft model for gemma3-1b (speculative decoding benchmarks, -md): tiny-gemma3's structure over gemma3-1b's
+  // vocabulary, context and sliding window, so llama.cpp accepts it as a draft of the same vocabulary.
+  'gemma3-draft': {
+    name: 'gemma3-draft',
+    arch: 'gemma3',
+    modelName: 'gemma3-draft-random',
+    vocabFile: 'ggml-vocab-gemma-4.gguf',
+    vocabSize: 262144,
+    hparams: {
+      contextLength: 32768,
+      embeddingLength: 256,
+      blockCount: 6,
+      feedForwardLength: 768,
+      headCount: 2,
+      headCountKv: 1,
+      headDim: 128,
       rmsEps: 1e-6,
       ropeFreqBase: 1e6,
       slidingWindow: { window: 512, pattern: 6, ropeFreqBaseSwa: 1e4 },

@@ -65,7 +65,7 @@ t.test('every preset: norms are 1-D F32 ones, biases F32 zeros, weights 2-D F16,
 });
 
 t.test('tiny presets can be K-quantized: every matrix row is whole 256-element blocks', async (t) => {
-  for (const name of ['tiny', 'tiny-gemma3'] as const) {
+  for (const name of ['tiny', 'tiny-gemma3', 'gemma3-draft'] as const) {
     const rows = presetTensors(getPreset(name)).filter((x) => x.dims.length === 2);
     t.ok(
       rows.every((x) => x.dims[0]! % 256 === 0),
@@ -100,6 +100,20 @@ t.test('chat templates are recognised by llama.cpp', async (t) => {
   t.match(gemma, '<end_of_turn>');
   t.match(gemma, 'set role = "model"');
   t.equal(getPreset('tiny-gemma3').chatTemplate, gemma);
+});
+
+t.test("gemma3-draft: a tiny gemma3 over gemma3-1b's vocabulary, context and window (a draft for it)", async (t) => {
+  const draft = getPreset('gemma3-draft');
+  const target = getPreset('gemma3-1b');
+  t.equal(draft.arch, 'gemma3');
+  t.equal(draft.vocabFile, target.vocabFile);
+  t.equal(draft.vocabSize, target.vocabSize);
+  t.equal(draft.chatTemplate, target.chatTemplate);
+  t.match(draft.hparams, { embeddingLength: 256, blockCount: 6, contextLength: target.hparams.contextLength });
+  t.same(draft.hparams.slidingWindow, target.hparams.slidingWindow);
+  const byName = new Map(presetTensors(draft).map((x) => [x.name, x]));
+  t.same(byName.get('token_embd.weight')?.dims, [256, 262144]);
+  t.notOk(byName.has('blk.6.attn_q.weight'), 'six layers');
 });
 
 t.test('isPresetName', async (t) => {

@@ -119,7 +119,7 @@ t.test('parseMakeModelArgs', async (t) => {
     [['--preset', 'tiny'], /--out is required/],
     [
       ['--preset', 'huge', '--out', 'm'],
-      /--preset must be one of tiny, tiny-gemma3, tiny-qwen, tiny-chat, gemma3-1b, tiny-bert, got 'huge'/,
+      /--preset must be one of tiny, tiny-gemma3, tiny-qwen, tiny-chat, gemma3-1b, gemma3-draft, tiny-bert, got 'huge'/,
     ],
     [['--preset', 'tiny', '--quant', 'Q5_K', '--out', 'm'], /--quant must be one of F16, Q8_0, Q4_K_M, got 'Q5_K'/],
     [['--preset', 'tiny', '--seed', 'abc', '--out', 'm'], /--seed must be an integer, got 'abc'/],
