@@ -1,7 +1,7 @@
 // From `npm start`'s flags to what the engine and the scheduler are built with: the KV pool's layout, the decoder's
 // options and the scheduler's. Pure, so a test can build exactly what a user's flags give (test/server/harness.ts).
 
-import type { ChatTemplateOptions, DecoderOptions } from '../engine/index.ts';
+import type { ChatTemplateOptions, DecoderOptions, Model } from '../engine/index.ts';
 import type { SchedulerOptions } from '../scheduler/types.ts';
 import type { ServeConfig } from './config/index.ts';
 
@@ -27,8 +27,39 @@ export function poolLayout(
   return { share, ctxPerSlot: unified ? Math.min(pool, config.ctxPerSlotMax ?? pool) : share, kvCells: pool };
 }
 
-export function decoderOptionsOf(config: ServeConfig, pool: PoolLayout): DecoderOptions {
+/** With speculative types on: the decoder's speculative options, over the loaded draft model (draft-simple). */
+export function speculativeOptionsOf(
+  config: ServeConfig,
+  draftModel?: Model,
+): NonNullable<DecoderOptions['speculative']> | undefined {
+  if (config.specTypes.length === 0) return undefined;
+  const ngram = (sizeN: number, sizeM: number, minHits: number) => ({ sizeN, sizeM, minHits });
+  return {
+    types: config.specTypes,
+    ...(draftModel !== undefined ? { draftModel } : {}),
+    draftKvType: config.draftKvTypeK,
+    draftKvTypeV: config.draftKvTypeV,
+    nMax: config.draftMax,
+    nMin: config.draftMin,
+    pMin: config.draftPMin,
+    pSplit: config.draftPSplit,
+    ngramSimple: ngram(config.ngramSimpleSizeN, config.ngramSimpleSizeM, config.ngramSimpleMinHits),
+    ngramMapK: ngram(config.ngramMapKSizeN, config.ngramMapKSizeM, config.ngramMapKMinHits),
+    ngramMapK4v: ngram(config.ngramMapK4vSizeN, config.ngramMapK4vSizeM, config.ngramMapK4vMinHits),
+    ngramModMatch: config.ngramModMatch,
+    ngramModMin: config.ngramModMin,
+    ngramModMax: config.ngramModMax,
+    ...(config.lookupCacheStatic !== undefined ? { lookupCacheStatic: config.lookupCacheStatic } : {}),
+    ...(config.lookupCacheDynamic !== undefined ? { lookupCacheDynamic: config.lookupCacheDynamic } : {}),
+    ...(config.specSynthLen !== undefined ? { synthLen: config.specSynthLen } : {}),
+    ...(config.specSynthRates !== undefined ? { synthRates: config.specSynthRates } : {}),
+  };
+}
+
+/** The decoder's options; `draftModel` is the loaded -md model when draft-simple runs. */
+export function decoderOptionsOf(config: ServeConfig, pool: PoolLayout, draftModel?: Model): DecoderOptions {
   const unified = config.kvUnified !== false;
+  const speculative = speculativeOptionsOf(config, draftModel);
   return {
     slots: config.parallel,
     ctxPerSlot: pool.share,
@@ -45,6 +76,7 @@ export function decoderOptionsOf(config: ServeConfig, pool: PoolLayout): Decoder
     swaFull: config.swaFull,
     ctxCheckpoints: config.ctxCheckpoints,
     checkpointMinStep: config.checkpointMinStep,
+    ...(speculative !== undefined ? { speculative } : {}),
   };
 }
 
@@ -68,6 +100,7 @@ export function schedulerOptionsOf(config: ServeConfig): SchedulerOptions {
   return {
     promptCacheBytes: config.cacheRamMiB < 0 ? Number.POSITIVE_INFINITY : config.cacheRamMiB * 1024 * 1024,
     maxQueuedRequests: config.maxQueue,
+    draftPolicy: config.specPolicy,
     ...(config.prefillChunk !== undefined ? { stepTokenBudget: config.prefillChunk } : {}),
     ...(config.maxQueueTokens ? { maxQueuedTokens: config.maxQueueTokens } : {}),
   };

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from '../engine/index.ts';
+import { ArgumentError } from '../errors.ts';
 import { PLANNED_KV_TYPES, type PlannedKvType } from '../fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from '../fit/planner.ts';
 import { formatPlan } from '../fit/report.ts';
@@ -86,6 +87,11 @@ async function prepare(config: ServeConfig): Promise<{
 }> {
   const path = await resolveModelPath(config);
   const file = await readGguf(path);
+  // A bad draft file stops the start before anything loads, named by its flag.
+  if (config.draftModel !== undefined)
+    await readGguf(config.draftModel).catch((err: unknown) => {
+      throw new Error(`-md/--spec-draft-model: ${message(err)}`);
+    });
   const arch = getArchitecture(file.metadata) ?? '';
   const nCtxTrain = getUint(file.metadata, `${arch}.context_length`) ?? 0;
   const inputs = await readServeInputs(config);
@@ -94,6 +100,20 @@ async function prepare(config: ServeConfig): Promise<{
       ? await planVram(config, path)
       : { config, ctxPerSlot: slotContext(config, nCtxTrain) };
   return { config: planned.config, path, pool: poolLayout(planned.config, planned.ctxPerSlot), inputs };
+}
+
+/** The speculative flags asked for what llama.cpp refuses (a draft of another vocabulary, a bad lookup cache...). */
+class SpeculativeConfigError extends Error {}
+
+/** The decoder; llama.cpp's refusal of the speculative settings is a configuration error naming the flags. */
+function newDecoder(model: Model, options: ReturnType<typeof decoderOptionsOf>, config: ServeConfig): BatchDecoder {
+  try {
+    return new BatchDecoder(model, options);
+  } catch (err) {
+    if (!(err instanceof ArgumentError) || options.speculative === undefined) throw err;
+    const draft = config.draftModel !== undefined ? ` -md ${config.draftModel}` : '';
+    throw new SpeculativeConfigError(`--spec-type ${config.specTypes.join(',')}${draft}: ${err.message}`);
+  }
 }
 
 async function packageVersion(): Promise<string> {
@@ -157,6 +177,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const { app, engine: late } = server;
 
   let model: Model | undefined;
+  let draft: Model | undefined;
   let chat: ChatTemplates | undefined;
   let decoder: BatchDecoder | undefined;
   let embedder: Embedder | undefined;
@@ -191,6 +212,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       decoder?.dispose();
       embedder?.dispose();
       chat?.dispose();
+      draft?.dispose();
       model?.dispose();
       app.log.info('stopped');
       logger.flush();
@@ -252,14 +274,25 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     const nVocab = model.info.nVocab;
     const outside = config.logitBias.find(([token]) => token >= nVocab);
     if (outside) throw new Error(`-l/--logit-bias: token ${outside[0]} is outside the vocabulary (0..${nVocab - 1})`);
-    decoder = new BatchDecoder(model, decoderOptionsOf(config, pool));
+    if (config.draftModel !== undefined) {
+      const draftProgress = createProgress(`loading the draft model ${basename(config.draftModel)}`);
+      draft = await Model.load(config.draftModel, {
+        gpuLayers: config.draftGpuLayers,
+        useMmap: config.mmap,
+        useMlock: config.mlock,
+        onProgress: (f) => draftProgress.update(f),
+      });
+      draftProgress.done();
+    }
+    decoder = newDecoder(model, decoderOptionsOf(config, pool, draft), config);
   } catch (err) {
     app.log.error(`cannot serve ${path}: ${message(err)}`);
     await app.close();
     chat?.dispose();
+    draft?.dispose();
     model?.dispose();
     logger.flush();
-    return 1;
+    return err instanceof SpeculativeConfigError ? 2 : 1;
   }
   const loaded = decoder;
   server.attach({
@@ -277,6 +310,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
         llamaSystemInfo: sys.llamaSystemInfo,
         ctxPerSlot,
         chat: chat.info,
+        ...(draft !== undefined ? { draft: draft.info } : {}),
       }),
     },
     'model loaded; serving',

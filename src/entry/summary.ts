@@ -1,6 +1,7 @@
 // What the server prints about itself: the startup summary (model, backend, slots, template...), --version and
 // --list-devices, in llama-server's words where it has them.
 
+import { basename } from 'node:path';
 import type { ChatTemplateInfo, Device, ModelInfo } from '../engine/index.ts';
 import type { ServeConfig } from './config/index.ts';
 
@@ -24,6 +25,24 @@ export interface SummaryFacts {
   llamaSystemInfo: string;
   ctxPerSlot: number;
   chat: ChatTemplateInfo;
+  /** The loaded draft model (-md). */
+  draft?: ModelInfo;
+}
+
+/** Speculative decoding in words: the types, the draft model (file, size), the draft limit and the policy. */
+export function speculativeSummary(
+  config: Pick<ServeConfig, 'specTypes' | 'draftMax' | 'specPolicy'>,
+  draft: ModelInfo | undefined,
+): Record<string, unknown> | 'off' {
+  if (config.specTypes.length === 0) return 'off';
+  return {
+    types: config.specTypes.join(','),
+    ...(draft !== undefined
+      ? { draftModel: `${basename(draft.path)} (${(draft.sizeBytes / 1024 / 1024).toFixed(2)} MiB)` }
+      : {}),
+    nMax: config.draftMax,
+    policy: config.specPolicy,
+  };
 }
 
 export function startupSummary(config: ServeConfig, facts: SummaryFacts): Record<string, unknown> {
@@ -47,6 +66,7 @@ export function startupSummary(config: ServeConfig, facts: SummaryFacts): Record
     ctxPerSlot: facts.ctxPerSlot,
     kv: `${config.kvTypeK}/${config.kvTypeV}${config.kvUnified !== false ? ', unified' : ''}`,
     batch: `${config.batchSize}/${config.ubatchSize}`,
+    speculative: speculativeSummary(config, facts.draft),
     chatTemplate: templateName(chat, config),
     chatFormat: chat.exampleFormat,
     toolCallFormat: chat.toolsFormat,

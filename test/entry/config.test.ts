@@ -255,7 +255,7 @@ t.test('a flag for something this server does not do is refused under the name g
     [['--embd-normalize', '2'], '--embd-normalize'],
     [['--lora', 'x.gguf'], '--lora'],
     [['-gan', '2'], '-gan'],
-    [['--spec-draft-n-max', '4'], '--spec-draft-n-max'],
+    [['-hfd', 'org/draft'], '-hfd'],
     [['--no-models-autoload'], '--no-models-autoload'],
   ] as const) {
     t.throws(() => parseServeConfig(argv, {}), { message: new RegExp(`^${name} is not supported by this server: `) });

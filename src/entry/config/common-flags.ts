@@ -1,9 +1,9 @@
 // llama-server's common params: help and version, threads, context and batch sizes, the KV pool (unified or per
 // slot, sliding-window checkpoints, the host-RAM cache), context shift, flash attention; llama-cli's interactive
-// flags are accepted and ignored, lookup decoding refused.
+// flags are accepted and ignored.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { flagBounds } from '../../server/generation/parameters.ts';
-import { COMMON, NO_SPECULATIVE } from './groups.ts';
+import { COMMON } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';
 
 export const COMMON_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
@@ -234,12 +234,5 @@ export const COMMON_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
     group: COMMON,
     help: 'interactive-mode prompt',
     ignored: 'requests give their own stop strings',
-  },
-  {
-    names: ['-lcs', '--lookup-cache-static', '-lcd', '--lookup-cache-dynamic'],
-    kind: 'string',
-    group: COMMON,
-    help: 'lookup decoding cache',
-    refused: NO_SPECULATIVE,
   },
 ];

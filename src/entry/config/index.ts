@@ -4,7 +4,8 @@
 // with the reason; an unknown flag is an error naming it. Pure: parseServeConfig(argv, env) returns the config.
 //
 // The folder: serve-config.ts (the type and its defaults), one table per --help section as llama-server groups
-// them (common-flags, sampling-flags, server-*-flags; own-flags for this server's), checks.ts (across flags).
+// them (common-flags, sampling-flags, speculative-flags, server-*-flags; own-flags for this server's), checks.ts
+// (across flags).
 // It imports the flag layer (src/flags/), the HTTP layer's types and defaults, and the GGUF library's KV types.
 import { type FlagSpec, flagTable, flagUsage, parseFlags } from '../../flags/parse.ts';
 import { checkServeConfig } from './checks.ts';
@@ -17,6 +18,7 @@ import { SERVER_HTTP_FLAGS } from './server-http-flags.ts';
 import { SERVER_LOG_FLAGS } from './server-log-flags.ts';
 import { SERVER_MODEL_FLAGS } from './server-model-flags.ts';
 import { SERVER_SCHEDULING_FLAGS } from './server-scheduling-flags.ts';
+import { SPECULATIVE_FLAGS } from './speculative-flags.ts';
 
 export { FlagError as ConfigError } from '../../flags/parse.ts';
 export { defaultServeConfig, type ServeConfig, type ServeFlagKey } from './serve-config.ts';
@@ -25,6 +27,7 @@ export { defaultServeConfig, type ServeConfig, type ServeFlagKey } from './serve
 const FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
   ...COMMON_FLAGS,
   ...SAMPLING_FLAGS,
+  ...SPECULATIVE_FLAGS,
   ...SERVER_MODEL_FLAGS,
   ...SERVER_SCHEDULING_FLAGS,
   ...SERVER_HTTP_FLAGS,

@@ -1,5 +1,6 @@
 // This server's own flags (no llama-server equivalent): log format and level, router objectives and trusted
-// proxies, the prefill chunk, queue bounds, shutdown grace, request and connection limits, the VRAM budget.
+// proxies, the prefill chunk, the draft policy, queue bounds, shutdown grace, request and connection limits, the
+// VRAM budget.
 import type { FlagSpec } from '../../flags/parse.ts';
 import { OURS } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';
@@ -58,6 +59,15 @@ export const OWN_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
     value: 'FILE',
     group: OURS,
     help: "profiling: append a JSON line per decoding step (its time, llama_decode's share, the batch) and per request's end (where its first token's time went) and prompt-cache event to FILE",
+  },
+  {
+    names: ['--spec-policy'],
+    env: 'LLAMA_ARG_SPEC_POLICY',
+    kind: 'enum',
+    key: 'specPolicy',
+    choices: ['adaptive', 'max'],
+    group: OURS,
+    help: "speculative decoding: how long each slot drafts in a step; adaptive (default) from its measured acceptance and the step's cost, so drafting stops where it would cost throughput; max: always --spec-draft-n-max, as llama-server",
   },
   {
     names: ['--max-queue'],

@@ -52,6 +52,39 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   jsonSchema: string | undefined;
   jsonSchemaFile: string | undefined;
   renderSpecial: boolean;
+  // Speculative decoding (llama-server's speculative params; defaults as common/common.h's).
+  /** The draft model file (-md). */
+  draftModel: string | undefined;
+  /** --spec-type names; after the checks, the types that run ('none' dropped; draft-simple for -md alone). */
+  specTypes: string[];
+  /** Most tokens a slot drafts in a step (--spec-draft-n-max), and fewest worth verifying. */
+  draftMax: number;
+  draftMin: number;
+  draftPMin: number;
+  draftPSplit: number;
+  /** Draft model layers on the GPU (-ngld); -1: all. */
+  draftGpuLayers: number;
+  draftKvTypeK: KvType;
+  draftKvTypeV: KvType;
+  /** Benchmarking only: synthetic acceptance by mean length or per-position rates. */
+  specSynthLen: number | undefined;
+  specSynthRates: number[] | undefined;
+  ngramSimpleSizeN: number;
+  ngramSimpleSizeM: number;
+  ngramSimpleMinHits: number;
+  ngramMapKSizeN: number;
+  ngramMapKSizeM: number;
+  ngramMapKMinHits: number;
+  ngramMapK4vSizeN: number;
+  ngramMapK4vSizeM: number;
+  ngramMapK4vMinHits: number;
+  ngramModMin: number;
+  ngramModMax: number;
+  ngramModMatch: number;
+  lookupCacheStatic: string | undefined;
+  lookupCacheDynamic: string | undefined;
+  /** How long each slot drafts in a step (--spec-policy): adaptive to measured acceptance and cost, or always n-max. */
+  specPolicy: 'adaptive' | 'max';
   // Chat.
   chatTemplate: string | undefined;
   chatTemplateFile: string | undefined;
@@ -155,6 +188,32 @@ export function defaultServeConfig(): ServeConfig {
     jsonSchema: undefined,
     jsonSchemaFile: undefined,
     renderSpecial: false,
+    draftModel: undefined,
+    specTypes: [],
+    draftMax: 3,
+    draftMin: 0,
+    draftPMin: 0,
+    draftPSplit: 0.1,
+    draftGpuLayers: -1,
+    draftKvTypeK: 'f16',
+    draftKvTypeV: 'f16',
+    specSynthLen: undefined,
+    specSynthRates: undefined,
+    ngramSimpleSizeN: 12,
+    ngramSimpleSizeM: 48,
+    ngramSimpleMinHits: 1,
+    ngramMapKSizeN: 12,
+    ngramMapKSizeM: 48,
+    ngramMapKMinHits: 1,
+    ngramMapK4vSizeN: 12,
+    ngramMapK4vSizeM: 48,
+    ngramMapK4vMinHits: 1,
+    ngramModMin: 48,
+    ngramModMax: 64,
+    ngramModMatch: 24,
+    lookupCacheStatic: undefined,
+    lookupCacheDynamic: undefined,
+    specPolicy: 'adaptive',
     chatTemplate: undefined,
     chatTemplateFile: undefined,
     jinja: true,

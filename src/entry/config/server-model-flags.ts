@@ -1,8 +1,9 @@
 // llama-server's server params, the model and memory: the model file, its names, GPU layers, the KV cache types,
-// mmap and mlock; downloads, multi-GPU splits, adapters, draft models and multimodal input, which it refuses.
+// mmap and mlock; downloads, multi-GPU splits, adapters and multimodal input, which it refuses (the draft model's
+// flags are speculative-flags.ts').
 import type { FlagSpec } from '../../flags/parse.ts';
 import { KV_CACHE_TYPES } from '../../gguf/types.ts';
-import { NO_SPECULATIVE, SERVER } from './groups.ts';
+import { SERVER } from './groups.ts';
 import type { ServeFlagKey } from './serve-config.ts';
 
 const NO_DOWNLOADS = 'it never downloads models: pass -m FILE';
@@ -176,26 +177,6 @@ export const SERVER_MODEL_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
       group: SERVER,
       help: what as string,
       refused: `${what as string} are not offered`,
-    }),
-  ),
-  ...[
-    ['-md', '--model-draft', '--spec-draft-model'],
-    ['--spec-type'],
-    ['--draft', '--draft-n', '--draft-max'],
-    ['--draft-min', '--draft-n-min'],
-    ['-ngld', '--gpu-layers-draft', '--n-gpu-layers-draft', '--spec-draft-ngl'],
-    ['--spec-draft-n-max'],
-    ['--spec-draft-n-min'],
-    ['--spec-synth-len'],
-    ['--spec-synth-rates'],
-    ['--spec-draft-backend-sampling', '--no-spec-draft-backend-sampling'],
-  ].map(
-    (names): FlagSpec<ServeFlagKey> => ({
-      names,
-      kind: 'string',
-      group: SERVER,
-      help: 'speculative decoding',
-      refused: NO_SPECULATIVE,
     }),
   ),
   ...[['-mm', '--mmproj'], ['-mmu', '--mmproj-url'], ['--image-min-tokens'], ['--image-max-tokens']].map(
