@@ -45,6 +45,13 @@ export interface CompareOptions {
   workloads: Array<'ranks' | 'returning'>;
   /** The whole comparison this many times, the servers alternating; figures are medians with their range. */
   repeat: number;
+  /**
+   * Speculative decoding flags both servers get (-md, --spec-type, --spec-synth-len, ...); with them this server also
+   * runs once without, as a third column (ours with drafts / ours without).
+   */
+  spec: string[];
+  /** Flags only this server gets (e.g. --spec-policy max). */
+  oursArgs: string[];
   /** -kvu for both servers: one KV pool for all slots. */
   kvUnified: boolean;
   peer: PeerChoice;
@@ -147,8 +154,28 @@ const COMPARE_FLAGS: readonly FlagSpec<keyof CompareOptions>[] = [
     },
     help: "llama-server at its defaults, with this server's batch sizes and KV layout, or both",
   },
+  {
+    names: ['--spec'],
+    kind: 'string',
+    key: 'spec',
+    value: 'FLAGS',
+    parse: (v) => splitArgs(v as string),
+    help: "speculative flags for both servers, e.g. '-md DRAFT --spec-type draft-simple --spec-synth-len 3'; this server also runs without them",
+  },
+  {
+    names: ['--ours-args'],
+    kind: 'string',
+    key: 'oursArgs',
+    value: 'FLAGS',
+    parse: (v) => splitArgs(v as string),
+    help: "flags for this server only, e.g. '--spec-policy max'",
+  },
   { names: ['--json'], kind: 'string', key: 'json', value: 'FILE', help: 'write every report as JSON' },
 ];
+
+function splitArgs(v: string): string[] {
+  return v.split(/\s+/).filter((a) => a !== '');
+}
 
 export const COMPARE_COMMAND: Command = {
   name: 'bench:compare',
@@ -161,12 +188,22 @@ threads, one after the other, and prints tables side by side with the ratios our
 
 /** Parses bench:compare's flags; throws a FlagError that names the flag. */
 export function parseCompareArgs(argv: readonly string[]): CompareOptions {
-  const v = parseFlags(COMPARE_FLAGS, argv, {}).values as Omit<CompareOptions, 'ranks' | 'rate' | 'json'> &
+  const v = parseFlags(COMPARE_FLAGS, argv, {}).values as Omit<
+    CompareOptions,
+    'ranks' | 'rate' | 'json' | 'spec' | 'oursArgs'
+  > &
     Partial<CompareOptions>;
   if (v.multiTurn && v.rate !== undefined) {
     throw new FlagError('--multi-turn needs the closed loop: a turn is sent once the reply to the one before it is in');
   }
-  return { ...v, ranks: v.ranks ?? [v.parallel], rate: v.rate ?? null, json: v.json ?? null };
+  return {
+    ...v,
+    ranks: v.ranks ?? [v.parallel],
+    rate: v.rate ?? null,
+    spec: v.spec ?? [],
+    oursArgs: v.oursArgs ?? [],
+    json: v.json ?? null,
+  };
 }
 
 function freePort(): Promise<number> {
@@ -214,48 +251,44 @@ async function stop(r: Running): Promise<void> {
 }
 
 /** One server configuration in the comparison. */
-interface Target {
+export interface Target {
   label: string;
   /** The command line, as the report prints it. */
   describe: string;
   start(port: number): Promise<Running>;
 }
 
-function targets(o: CompareOptions, llamaServer: string): Target[] {
+/** The servers of a comparison, ours first (the report's ratios are ours / each other). */
+export function compareTargets(o: CompareOptions, llamaServer: string): Target[] {
   const shape = ['-m', o.model, '-c', String(o.ctxSize), '-np', String(o.parallel), '-t', String(o.threads)];
   // Both at their defaults, with only the flags that shape the workload: with -np each slot has -c/-np cells in
   // both servers (a unified pool is the default only without -np). The queue is raised so no rank count gets 429s.
   // --kv-unified adds -kvu to both: one pool, which ours admits into and preempts in.
   const unified = o.kvUnified ? ['-kvu'] : [];
   const maxRanks = Math.max(...o.ranks, o.workloads.includes('returning') ? 2 * o.parallel : 0);
-  const oursArgs = [...shape, ...unified, '--max-queue', String(Math.max(64, maxRanks * 2))];
+  const plainArgs = [...shape, ...unified, '--max-queue', String(Math.max(64, maxRanks * 2)), ...o.oursArgs];
+  const oursArgs = [...plainArgs, ...o.spec];
   const ours = defaultServeConfig();
   // llama-server with this server's settings where they differ (batch sizes). Both keep an 8 GiB host prompt cache.
-  const matched = [...shape, ...unified, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize)];
-  const peerArgs = [...shape, ...unified];
+  const matched = [...shape, ...unified, '-b', String(ours.batchSize), '-ub', String(ours.ubatchSize), ...o.spec];
+  const peerArgs = [...shape, ...unified, ...o.spec];
   const net = (port: number) => ['--host', '127.0.0.1', '--port', String(port)];
-  const list: Target[] = [
-    {
-      label: 'ours',
-      describe: `llama-slots-server ${oursArgs.join(' ')}`,
-      start: (port) =>
-        launch(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            join(projectRoot, 'src', 'entry', 'main.ts'),
-            'serve',
-            ...oursArgs,
-            ...net(port),
-            '--log-level',
-            'warn',
-          ],
-          port,
-          'our server',
-        ),
-    },
-  ];
+  const oursTarget = (label: string, args: string[]): Target => ({
+    label,
+    describe: `llama-slots-server ${args.join(' ')}`,
+    start: (port) =>
+      launch(
+        process.execPath,
+        ['--import', 'tsx', join(projectRoot, 'src', 'entry', 'main.ts'), 'serve', ...args, ...net(port)].concat([
+          '--log-level',
+          'warn',
+        ]),
+        port,
+        label,
+      ),
+  });
+  const list: Target[] = [oursTarget('ours', oursArgs)];
+  if (o.spec.length > 0) list.push(oursTarget('ours, no drafts', plainArgs));
   if (o.peer !== 'matched') {
     list.push({
       label: 'llama-server',
@@ -377,7 +410,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     process.stderr.write(`[llama-tools] ${l.slice(0, 160)}\n`),
   );
   const dir = await mkdtemp(join(tmpdir(), 'bench-compare-'));
-  const list = targets(o, llamaServer);
+  const list = compareTargets(o, llamaServer);
   const runs: CompareRun[] = [];
   try {
     for (let repeat = 1; repeat <= o.repeat; repeat++) {

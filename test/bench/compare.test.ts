@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import t from 'tap';
 import {
   type CompareRun,
+  compareTargets,
   firstTokenBreakdown,
   formatCompare,
   median,
@@ -9,6 +10,31 @@ import {
   workloadsOf,
 } from '../../src/bench/compare.ts';
 import type { LoadgenReport } from '../../src/bench/loadgen/stats.ts';
+
+t.test('--spec: both servers draft, and this server also runs without drafts', async (t) => {
+  const o = parseCompareArgs([
+    '-m',
+    'x.gguf',
+    '--spec',
+    ' -md d.gguf  --spec-type draft-simple --spec-synth-len 3',
+    '--ours-args',
+    '--spec-policy max',
+    '--peer',
+    'defaults',
+  ]);
+  t.same(o.spec, ['-md', 'd.gguf', '--spec-type', 'draft-simple', '--spec-synth-len', '3']);
+  const list = compareTargets(o, '/bin/llama-server');
+  t.same(
+    list.map((x) => x.label),
+    ['ours', 'ours, no drafts', 'llama-server'],
+  );
+  const [ours, plain, peer] = list.map((x) => x.describe);
+  t.match(ours, /--spec-policy max -md d\.gguf --spec-type draft-simple --spec-synth-len 3$/);
+  t.notMatch(plain, /-md/);
+  t.match(plain, /--spec-policy max$/);
+  t.match(peer, /-md d\.gguf --spec-type draft-simple --spec-synth-len 3$/);
+  t.notMatch(peer, /--spec-policy/);
+});
 
 t.test("defaults: llama-server's -c and the issue's 8 slots, ranks from --parallel, both peer columns", async (t) => {
   t.same(parseCompareArgs(['-m', 'x.gguf']), {
@@ -28,6 +54,8 @@ t.test("defaults: llama-server's -c and the issue's 8 slots, ranks from --parall
     repeat: 1,
     kvUnified: false,
     peer: 'both',
+    spec: [],
+    oursArgs: [],
     json: null,
   });
   t.match(parseCompareArgs(['-m', 'x', '--workloads', 'returning', '--repeat', '3']), {
