@@ -345,9 +345,10 @@ t.test('the decoder options the engine passes are the addon core defaults for wh
   const defaults = loadAddon().defaults().decoder;
   const native = new (loadAddon().BatchDecoder)(model.native, {});
   t.teardown(() => native.dispose());
-  const { kvCellsUsed, checkpointBytes, ...info } = native.info();
+  const { kvCellsUsed, checkpointBytes, draftMax, speculativeTypes, ...info } = native.info();
   t.equal(kvCellsUsed, 0);
   t.equal(checkpointBytes, 0);
+  t.same([draftMax, speculativeTypes], [0, ''], 'no speculative decoding unless asked');
   t.same(info, { ...defaults, kvTypeV: defaults.kvTypeV || defaults.kvType }, 'a decoder built with {} runs them');
   t.same(nativeDecoderOptions({ slots: 2, ctxPerSlot: 64 }), { ...defaults, nSlots: 2, nCtxPerSlot: 64 });
   t.same(nativeDecoderOptions({ slots: 1, ctxPerSlot: 64, batchSize: 96 }).nUbatch, 96, 'ubatch follows batch');
