@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BatchDecoder, ChatTemplates, Embedder, listDevices, Model, systemInfo } from '../engine/index.ts';
 import { ArgumentError } from '../errors.ts';
-import { PLANNED_KV_TYPES, type PlannedKvType } from '../fit/memory-model.ts';
+import { PLANNED_KV_TYPES, type PlannedKvType, readModelShape } from '../fit/memory-model.ts';
 import { FitError, planForServer, type ServerRequest } from '../fit/planner.ts';
 import { formatPlan } from '../fit/report.ts';
 import { getArchitecture, getUint } from '../gguf/metadata.ts';
@@ -53,6 +53,22 @@ async function planVram(config: ServeConfig, path: string): Promise<{ config: Se
   if (given.has('gpuLayers')) request.gpuLayers = config.gpuLayers;
   if (given.has('flashAttn')) request.flashAttn = config.flashAttn !== 'off';
   request.unified = config.kvUnified !== false;
+  if (config.specTypes.includes('draft-simple') && config.draftModel !== undefined) {
+    for (const [flag, type] of [
+      ['-ctkd', config.draftKvTypeK],
+      ['-ctvd', config.draftKvTypeV],
+    ] as const)
+      if (!PLANNED_KV_TYPES.includes(type as PlannedKvType))
+        throw new Error(
+          `--vram-budget plans the draft KV cache as ${PLANNED_KV_TYPES.join(' or ')}; ${flag} ${type} is not one`,
+        );
+    request.draft = {
+      model: await readModelShape(config.draftModel),
+      gpuLayers: config.draftGpuLayers,
+      kvTypeK: config.draftKvTypeK as PlannedKvType,
+      kvTypeV: config.draftKvTypeV as PlannedKvType,
+    };
+  }
   const gpu = listDevices().find((d) => d.type !== 'cpu');
   if (gpu?.computeCapability !== undefined) request.computeCapability = gpu.computeCapability;
   let plan;

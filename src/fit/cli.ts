@@ -1,4 +1,4 @@
-// npm run fit -- --model FILE --vram 1GiB [--slots N] [--ctx N] [--kv f16|q8_0] [--cc 5.0] [--json]
+// npm run fit -- --model FILE --vram 1GiB [--slots N] [--ctx N] [--kv f16|q8_0] [--cc 5.0] [--model-draft FILE] [--json]
 // Prints the planner's arithmetic and the settings as llama-server flags.
 // Exit status: 0 it fits, 1 it does not (the message names the smallest budget), 2 bad arguments.
 
@@ -6,18 +6,22 @@ import { ModelFileError } from '../errors.ts';
 import { type Command, readCommandLine } from '../flags/command.ts';
 import { FlagError, type FlagSpec, parseFlags } from '../flags/parse.ts';
 import { parseSize } from '../util/size.ts';
-import type { ModelShape } from './memory-model.ts';
+import type { DraftSettings, ModelShape, PlannedKvType } from './memory-model.ts';
 import { DEFAULT_CUDA_OVERHEAD_BYTES, MIB, PLANNED_KV_TYPES, readModelShape } from './memory-model.ts';
 import type { FitResult, PlanFitOptions } from './planner.ts';
 import { parseComputeCapability, planFit } from './planner.ts';
 import { formatPlan } from './report.ts';
 
 /** The planner's options as given on the command line: the model is a path, --json picks the output. */
-export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCapability'> & {
+export type FitCliArgs = Omit<PlanFitOptions, 'model' | 'flashAttn' | 'computeCapability' | 'draft'> & {
   model: string;
   computeCapability?: number;
   flashAttn: boolean;
   json: boolean;
+  draftModel?: string;
+  draftGpuLayers?: number;
+  draftKvTypeK?: PlannedKvType;
+  draftKvTypeV?: PlannedKvType;
 };
 
 const FIT_FLAGS: readonly FlagSpec<keyof FitCliArgs>[] = [
@@ -84,6 +88,34 @@ const FIT_FLAGS: readonly FlagSpec<keyof FitCliArgs>[] = [
     default: 'true',
     help: 'plan without flash attention (f16 KV only)',
   },
+  {
+    names: ['--model-draft'],
+    kind: 'string',
+    key: 'draftModel',
+    value: 'FILE',
+    help: 'a draft model (speculative decoding): its weights and KV count too',
+  },
+  {
+    names: ['--ngl-draft'],
+    kind: 'int',
+    key: 'draftGpuLayers',
+    min: -1,
+    help: "the draft model's n_gpu_layers (default -1: all, and its output matrix)",
+  },
+  {
+    names: ['--kv-draft-k'],
+    kind: 'enum',
+    key: 'draftKvTypeK',
+    choices: PLANNED_KV_TYPES,
+    help: "the draft model's K cache type (default f16)",
+  },
+  {
+    names: ['--kv-draft-v'],
+    kind: 'enum',
+    key: 'draftKvTypeV',
+    choices: PLANNED_KV_TYPES,
+    help: "the draft model's V cache type (default f16; q8_0 needs flash attention)",
+  },
   { names: ['--json'], kind: 'bool', key: 'json', default: 'false', help: 'machine-readable output' },
 ];
 
@@ -103,12 +135,27 @@ export function parseFitArgs(argv: readonly string[]): FitCliArgs {
   const args = parseFlags(FIT_FLAGS, argv, {}, FIT_COMMAND.options).values as FitCliArgs;
   if (args.kvType === 'q8_0' && !args.flashAttn)
     throw new FlagError('--kv: q8_0 needs flash attention (drop --no-flash-attn)');
+  if (args.draftKvTypeV === 'q8_0' && !args.flashAttn)
+    throw new FlagError('--kv-draft-v: q8_0 needs flash attention (drop --no-flash-attn)');
+  const draftOnly = FIT_FLAGS.find(
+    (f) => f.key?.startsWith('draft') && f.key !== 'draftModel' && args[f.key] !== undefined,
+  );
+  if (draftOnly !== undefined && args.draftModel === undefined)
+    throw new FlagError(`${draftOnly.names[0]} needs --model-draft`);
   return args;
 }
 
-function planOptions(model: ModelShape, a: FitCliArgs): PlanFitOptions {
-  const { model: _path, json: _json, ...options } = a;
-  return { ...options, model };
+function planOptions(model: ModelShape, draft: DraftSettings | undefined, a: FitCliArgs): PlanFitOptions {
+  const {
+    model: _path,
+    json: _json,
+    draftModel: _draft,
+    draftGpuLayers: _ngl,
+    draftKvTypeK: _k,
+    draftKvTypeV: _v,
+    ...options
+  } = a;
+  return { ...options, model, ...(draft !== undefined ? { draft } : {}) };
 }
 
 /** The result as JSON: settings, flags, the itemized table in bytes and MiB, totals and notes. */
@@ -118,6 +165,7 @@ export function fitResultJson(result: FitResult): unknown {
   return {
     fits: result.fits,
     model: result.model,
+    ...(result.draft !== undefined ? { draft: result.draft } : {}),
     vramBudgetBytes: result.vramBudget,
     ...(result.computeCapability !== undefined
       ? { computeCapability: (result.computeCapability / 100).toFixed(1) }
@@ -149,16 +197,26 @@ export async function runFitCli(
   if ('exit' in line) return line.exit;
   const { args } = line;
   let model: ModelShape;
+  let draft: DraftSettings | undefined;
+  let flag = '--model';
   try {
     model = await readModelShape(args.model);
+    flag = '--model-draft';
+    if (args.draftModel !== undefined)
+      draft = {
+        model: await readModelShape(args.draftModel),
+        gpuLayers: args.draftGpuLayers ?? -1,
+        kvTypeK: args.draftKvTypeK ?? 'f16',
+        kvTypeV: args.draftKvTypeV ?? 'f16',
+      };
   } catch (err) {
     if (!(err instanceof ModelFileError)) throw err;
-    stderr.write(`fit: --model: ${err.message}\n`);
+    stderr.write(`fit: ${flag}: ${err.message}\n`);
     return 2;
   }
   let result: FitResult;
   try {
-    result = planFit(planOptions(model, args));
+    result = planFit(planOptions(model, draft, args));
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
     stderr.write(`fit: ${err.message}\n`);

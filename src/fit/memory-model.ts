@@ -303,12 +303,13 @@ export function kvRowBytes(type: PlannedKvType | 'f32', n: number): number {
   return Math.ceil(n / q8.blockSize) * q8.typeSize;
 }
 
-/** K + V bytes one token takes in one layer. */
+/** K + V bytes one token takes in one layer (V of `typeV` when it differs, as a draft's -ctkd/-ctvd may). */
 export function kvBytesPerTokenLayer(
   layer: Pick<LayerInfo, 'nEmbdKGqa' | 'nEmbdVGqa'>,
   type: PlannedKvType | 'f32',
+  typeV: PlannedKvType | 'f32' = type,
 ): number {
-  return kvRowBytes(type, layer.nEmbdKGqa) + kvRowBytes(type, layer.nEmbdVGqa);
+  return kvRowBytes(type, layer.nEmbdKGqa) + kvRowBytes(typeV, layer.nEmbdVGqa);
 }
 
 export function padTo(n: number, multiple: number): number {
@@ -365,12 +366,13 @@ export interface KvBytes {
   bytes: number;
 }
 
-/** KV bytes of the given layers (all by default) for a cache geometry. */
+/** KV bytes of the given layers (all by default) for a cache geometry; V of `typeV` when it differs from K. */
 export function kvBytes(
   model: ModelShape,
   cells: KvCells,
   type: PlannedKvType,
   layers: readonly LayerInfo[] = model.layers,
+  typeV: PlannedKvType = type,
 ): KvBytes {
   const out: KvBytes = {
     global: { layers: 0, bytes: 0, bytesPerCell: 0 },
@@ -379,7 +381,7 @@ export function kvBytes(
   };
   for (const layer of layers) {
     const part = layer.sliding ? out.sliding : out.global;
-    const perCell = kvBytesPerTokenLayer(layer, type);
+    const perCell = kvBytesPerTokenLayer(layer, type, typeV);
     part.layers += 1;
     part.bytesPerCell = Math.max(part.bytesPerCell, perCell);
     part.bytes += perCell * (layer.sliding ? cells.swa : cells.base) * cells.streams;
@@ -509,10 +511,25 @@ export interface DeviceSettings {
   swaFull?: boolean;
 }
 
+/**
+ * A draft model for speculative decoding (-md): its weights where -ngld puts them, and a context of its own that
+ * mirrors the target's (native/core/speculation.cpp: the same n_ctx, n_batch, n_ubatch, sequences, unified pool,
+ * swa_full and flash attention), over its own layer shapes and -ctkd/-ctvd types.
+ */
+export interface DraftSettings {
+  model: ModelShape;
+  /** The draft's n_gpu_layers; -1 (or n_layer + 1 and more): every layer and its output matrix. */
+  gpuLayers: number;
+  kvTypeK: PlannedKvType;
+  kvTypeV: PlannedKvType;
+}
+
 export interface DeviceOptions {
   /** CUDA compute capability as major * 100 + minor * 10 (5.0 -> 500), when known. */
   cc?: number;
   cudaOverheadBytes?: number;
+  /** Counted on the same device: the draft model and its context. */
+  draft?: DraftSettings;
 }
 
 export interface MemoryItem {
@@ -711,8 +728,90 @@ export function estimateDeviceMemory(model: ModelShape, s: DeviceSettings, opts:
     `n_vocab ${model.nVocab} × ${s.slots} slots × 4 B`,
   );
 
+  if (opts.draft !== undefined) items.push(...draftItems(opts.draft, s));
+
   const vramBytes = items.filter((i) => i.where === 'vram').reduce((a, i) => a + i.bytes, 0);
   const hostBytes = items.filter((i) => i.where === 'host').reduce((a, i) => a + i.bytes, 0);
   const kv = kvBytes(model, cells, s.kvType);
   return { items, vramBytes, hostBytes, cells, gpuLayerCount, outputOnGpu, compute, kv };
+}
+
+/**
+ * The draft model's share, itemized like the target's (names start with 'draft'): weights by the same placement
+ * rule, a KV cache of the same cells over the draft's own layers and types, its compute buffer; on the host its
+ * input embeddings, CPU layers and logits buffer. The CUDA context and pool are the process's, counted once.
+ */
+export function draftItems(draft: DraftSettings, s: DeviceSettings): MemoryItem[] {
+  const model = draft.model;
+  const n = model.nLayer;
+  const ngl = draft.gpuLayers < 0 ? n + 1 : Math.min(draft.gpuLayers, n + 1);
+  const outputOnGpu = ngl > n;
+  const gpuLayerCount = Math.min(ngl, n);
+  const firstGpu = n - gpuLayerCount;
+  const gpuLayers = model.layers.slice(firstGpu);
+  const cpuLayers = model.layers.slice(0, firstGpu);
+  const cells = kvCells(
+    {
+      slots: s.slots,
+      ctxPerSlot: s.ctxPerSlot,
+      ubatch: s.ubatch,
+      ...(s.batch !== undefined ? { batch: s.batch } : {}),
+      unified: s.unified ?? false,
+      swaFull: s.swaFull ?? false,
+    },
+    model.nSwa,
+  );
+  const items: MemoryItem[] = [];
+  const vram = (name: string, bytes: number, formula: string): void => {
+    if (bytes > 0) items.push({ name: `draft ${name}`, bytes, formula, where: 'vram' });
+  };
+  const host = (name: string, bytes: number, formula: string): void => {
+    items.push({ name: `draft ${name}`, bytes, formula, where: 'host' });
+  };
+  const types = draft.kvTypeK === draft.kvTypeV ? draft.kvTypeK : `${draft.kvTypeK}/${draft.kvTypeV}`;
+
+  const weights =
+    gpuLayers.reduce((a, l) => a + l.cudaBytes, 0) +
+    (gpuLayerCount > 0 ? model.otherCudaBytes : 0) +
+    (outputOnGpu ? model.output.cudaBytes + model.outputNormCudaBytes : 0);
+  vram(
+    `weights: ${model.name}, ${gpuLayerCount}/${n} layers${outputOnGpu ? ' + output matrix' : ''}`,
+    weights,
+    `-ngld ${draft.gpuLayers < 0 ? 'all' : draft.gpuLayers}: Σ blk.N.* tensor bytes${outputOnGpu ? ` + ${model.output.dims.join(' × ')} ${model.output.type}${model.outputTied ? ' (tied)' : ''}` : ''}`,
+  );
+  const kv = kvBytes(model, cells, draft.kvTypeK, gpuLayers, draft.kvTypeV);
+  vram(
+    'KV cache: the target context mirrored',
+    kv.bytes,
+    `${kv.global.layers} global × ${cells.base} + ${kv.sliding.layers} sliding × ${cells.swa} cells × ${plural(cells.streams, 'stream')} (K+V ${types})`,
+  );
+  if (gpuLayerCount > 0 || outputOnGpu) {
+    const compute = computeBuffer(model, {
+      cells,
+      slots: s.slots,
+      flashAttn: s.flashAttn,
+      kvType: draft.kvTypeK,
+      cuda: true,
+      layers: gpuLayers,
+      logits: outputOnGpu,
+    });
+    vram(`compute buffer (${compute.peak} peak)`, compute.bytes, `the target's formula over the draft's shapes`);
+  }
+
+  host(
+    `input embeddings (${model.tokenEmbd.name}, mmapped)`,
+    model.tokenEmbd.bytes,
+    `${model.tokenEmbd.dims.join(' × ')} ${model.tokenEmbd.type}`,
+  );
+  if (cpuLayers.length > 0) {
+    const cpuKv = kvBytes(model, cells, draft.kvTypeK, cpuLayers, draft.kvTypeV);
+    host(
+      `weights and KV of layers 0-${firstGpu - 1} on the CPU`,
+      cpuLayers.reduce((a, l) => a + l.bytes, 0) + cpuKv.bytes,
+      'Σ blk.N.* tensor bytes + their KV',
+    );
+  }
+  if (!outputOnGpu && !model.outputTied) host(`output matrix (${model.output.name}, CPU)`, model.output.bytes, '');
+  host('logits buffer', outputBufferBytes(model, s.slots), `n_vocab ${model.nVocab} × ${s.slots} slots × 4 B`);
+  return items;
 }

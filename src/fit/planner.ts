@@ -7,7 +7,14 @@
 // an f16 KV cache (q8_0 next, which needs flash attention); then fewer slots; then fewer layers on the GPU
 // (the output matrix goes first, then layers from the front). Any value the caller fixes is kept as is.
 
-import type { DeviceSettings, MemoryEstimate, MemoryItem, ModelShape, PlannedKvType } from './memory-model.ts';
+import type {
+  DeviceSettings,
+  DraftSettings,
+  MemoryEstimate,
+  MemoryItem,
+  ModelShape,
+  PlannedKvType,
+} from './memory-model.ts';
 import {
   CC_DP4A,
   CTX_PAD,
@@ -53,6 +60,8 @@ export interface PlanFitOptions {
   ctxFloor?: number;
   /** A plan with fewer layers on the GPU is a refusal (default 1). */
   minGpuLayers?: number;
+  /** A draft model for speculative decoding: its weights and its context count on the same card, as fixed costs. */
+  draft?: DraftSettings;
 }
 
 export interface FitSettings {
@@ -68,8 +77,18 @@ export interface FitSettings {
   flashAttn: boolean;
 }
 
+interface PlannedModel {
+  name: string;
+  arch: string;
+  path: string;
+  nLayer: number;
+  fileBytes: number;
+}
+
 interface PlanCommon {
-  model: { name: string; arch: string; path: string; nLayer: number; fileBytes: number };
+  model: PlannedModel;
+  /** The draft model counted beside it (-md). */
+  draft?: PlannedModel;
   vramBudget: number;
   computeCapability?: number;
   notes: string[];
@@ -138,6 +157,8 @@ export function planFit(o: PlanFitOptions): FitResult {
   if (!Number.isFinite(o.vramBytes) || o.vramBytes <= 0) throw new RangeError('vramBytes must be > 0');
   const flashAttn = o.flashAttn ?? true;
   if (o.kvType === 'q8_0' && !flashAttn) throw new RangeError('a q8_0 KV cache needs flash attention');
+  if (o.draft?.kvTypeV === 'q8_0' && !flashAttn)
+    throw new RangeError("a q8_0 KV cache needs flash attention (the draft model's V)");
   const cc = o.computeCapability !== undefined ? parseComputeCapability(o.computeCapability) : undefined;
   const noMmq = cublasFallback(cc);
   const batch = o.batch ?? Math.max(DEFAULT_UBATCH, o.ubatch ?? 0);
@@ -183,14 +204,26 @@ export function planFit(o: PlanFitOptions): FitResult {
     swaFull: o.swaFull ?? false,
   });
   const estimate = (s: DeviceSettings): MemoryEstimate =>
-    estimateDeviceMemory(model, s, { ...(cc !== undefined ? { cc } : {}), cudaOverheadBytes: overhead });
+    estimateDeviceMemory(model, s, {
+      ...(cc !== undefined ? { cc } : {}),
+      cudaOverheadBytes: overhead,
+      ...(o.draft !== undefined ? { draft: o.draft } : {}),
+    });
   const fits = (s: DeviceSettings): MemoryEstimate | undefined => {
     const e = estimate(s);
     return e.vramBytes <= o.vramBytes ? e : undefined;
   };
 
+  const planned = (m: ModelShape): PlannedModel => ({
+    name: m.name,
+    arch: m.arch,
+    path: m.path,
+    nLayer: m.nLayer,
+    fileBytes: m.totalBytes,
+  });
   const common = (notes: string[]): PlanCommon => ({
-    model: { name: model.name, arch: model.arch, path: model.path, nLayer: n, fileBytes: model.totalBytes },
+    model: planned(model),
+    ...(o.draft !== undefined ? { draft: planned(o.draft.model) } : {}),
     vramBudget: o.vramBytes,
     ...(cc !== undefined ? { computeCapability: cc } : {}),
     notes,
@@ -363,6 +396,7 @@ function summarize(e: MemoryEstimate): string {
     ['KV', sum(/^KV cache/)],
     ['compute', sum(/^compute buffer/)],
     ['cuBLAS/pool/offload', sum(/^(cuBLAS|CUDA pool|op offload)/)],
+    ['draft model', sum(/^draft /)],
   ];
   return parts
     .filter(([, b]) => b > 0)
@@ -433,6 +467,11 @@ function planNotes(
   notes.push(
     `The logits buffer (${mib(model.nVocab * s.slots * 4)} MiB, one ${mib(model.nVocab * 4)} MiB row per slot) is in pinned host memory, not VRAM.`,
   );
+  const draft = e.items.filter((i) => i.where === 'vram' && i.name.startsWith('draft '));
+  if (draft.length > 0)
+    notes.push(
+      `The draft model takes ${mib(draft.reduce((a, i) => a + i.bytes, 0))} MiB (its layers and KV types, -ngld -ctkd -ctvd, are kept as given); its KV mirrors the target's ${s.slots} × ${s.ctxPerSlot} cells, so a longer context costs it too.`,
+    );
   return notes;
 }
 

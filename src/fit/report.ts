@@ -11,6 +11,10 @@ export function formatPlan(result: FitResult): string {
   lines.push(
     `${result.model.name} (${result.model.arch}, ${result.model.nLayer} layers, ${mib(result.model.fileBytes)} MiB of tensors) in ${mib(result.vramBudget)} MiB of VRAM${cc}`,
   );
+  if (result.draft !== undefined)
+    lines.push(
+      `with the draft model ${result.draft.name} (${result.draft.arch}, ${result.draft.nLayer} layers, ${mib(result.draft.fileBytes)} MiB of tensors)`,
+    );
   if (!result.fits)
     lines.push(`DOES NOT FIT. Smallest plan: ${describe(result.smallest.settings, result.model.nLayer)}`);
   lines.push('');

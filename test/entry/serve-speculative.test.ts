@@ -81,6 +81,10 @@ t.test('what the flags or llama.cpp refuse ends the start with exit 2, naming th
   const qwen = await runServe(['-m', tiny, '-md', await modelPath('tiny-qwen'), '--port', '0', '--no-webui']);
   t.equal(qwen.code, 2);
   t.match(qwen.output, /cannot serve .*: --spec-type draft-simple -md \S+tiny-qwen\S*: .*vocab/);
+  // --vram-budget counts the draft: the refusal's smallest plan names its share (no model is loaded for that).
+  const budget = await runServe(['-m', tiny, '-md', tiny, '--vram-budget', '1MiB']);
+  t.equal(budget.code, 1);
+  t.match(budget.output, /error: --vram-budget: .* needs [\d.]+ MiB \(.*draft model [\d.]+\)/);
   const missing = await runServe(['-m', tiny, '-md', '/nonexistent/draft.gguf', '--port', '0']);
   t.equal(missing.code, 1, 'a missing file, as for -m');
   t.match(missing.output, /error: -md\/--spec-draft-model: .*draft\.gguf/);
