@@ -1,5 +1,5 @@
 // The scheduler over the real BatchDecoder: continuous batching must not change greedy output.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { BatchDecoder } from '../../src/engine/index.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import type { RequestSummary } from '../../src/scheduler/types.ts';
@@ -14,6 +14,30 @@ interface Output {
   tokens: number[];
   text: string;
   summary: RequestSummary;
+  /** Per token: the two most likely tokens and their log probabilities. */
+  top: (readonly { token: number; logprob: number }[])[];
+}
+
+/**
+ * Greedy output of a request run beside others equals its output alone, token for token, up to a near tie: llama.cpp's
+ * CPU kernels are not bit-exact across batch shapes (on AVX2 builds they differ in the last bits), so where the
+ * reference's two best tokens are within 1e-3 in log probability either may win. Past such a tie the texts are two
+ * valid continuations, so the comparison ends there; anywhere else a difference is a failure.
+ */
+function sameUpToTie(t: Test, got: Output | undefined, alone: Output, label: string): void {
+  const tokens = got?.tokens ?? [];
+  const k = tokens.findIndex((tok, i) => tok !== alone.tokens[i]);
+  if (k < 0) {
+    t.same(tokens, alone.tokens, `${label}: same tokens`);
+    t.equal(got?.text, alone.text, `${label}: same text`);
+    return;
+  }
+  const [first, second] = alone.top[k] ?? [];
+  const gap = (first?.logprob ?? 0) - (second?.logprob ?? Number.NEGATIVE_INFINITY);
+  t.ok(
+    gap < 1e-3 && tokens[k] === second?.token,
+    `${label}: same tokens up to ${k}, where the reference's two best differ by ${gap.toExponential(2)} and the other won`,
+  );
 }
 
 function generate(
@@ -25,17 +49,19 @@ function generate(
 ): Promise<Output> {
   return new Promise((resolve) => {
     const out: number[] = [];
+    const top: Output['top'] = [];
     let text = '';
     scheduler.submit(
-      { client, tokens, options: { maxTokens } },
+      { client, tokens, options: { maxTokens, nProbs: 2 } },
       {
-        onToken(token, piece) {
+        onToken(token, piece, probs) {
           out.push(token);
+          top.push(probs?.top ?? []);
           text += piece;
           onToken?.(out.length);
         },
         onEnd(summary, tail) {
-          resolve({ tokens: out, text: text + tail, summary });
+          resolve({ tokens: out, text: text + tail, summary, top });
         },
       },
     );
@@ -72,8 +98,7 @@ t.test('8 concurrent requests on 4 slots give the same greedy tokens as one by o
   for (const [i, p] of prompts.entries()) {
     const alone = await generate(oneByOne, 'solo', p, maxTokens(i));
     const got = together[i];
-    t.same(got?.tokens, alone.tokens, `request ${i}: same tokens`);
-    t.equal(got?.text, alone.text, `request ${i}: same text`);
+    sameUpToTie(t, got, alone, `request ${i}`);
     t.equal(got?.summary.reason, alone.summary.reason);
     t.ok((got?.tokens.length ?? 0) > 0);
   }
@@ -101,7 +126,7 @@ function submitted(
         onToken?.(out.length);
       },
       onEnd(summary, tail) {
-        resolve({ tokens: out, text: tail, summary });
+        resolve({ tokens: out, text: tail, summary, top: [] });
       },
     },
   );
@@ -251,8 +276,7 @@ t.test(
       t.equal(got?.tokens.length, 60, `request ${i}: all its tokens`);
       t.equal(got?.summary.generatedTokens, 60);
       const alone = await generate(oneByOne, 'solo', p, 60);
-      t.same(got?.tokens, alone.tokens, `request ${i} (${got?.summary.preemptions} preemptions): the solo tokens`);
-      t.equal(got?.text, alone.text, `request ${i}: the solo text`);
+      sameUpToTie(t, got, alone, `request ${i} (${got?.summary.preemptions} preemptions)`);
     }
     await oneByOne.close(0);
   },
