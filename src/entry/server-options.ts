@@ -42,6 +42,7 @@ export function serverOptionsOf(config: ServeConfig, inputs: ServeInputs, facts:
     },
     ctxPerSlot: facts.ctxPerSlot,
     slots: config.parallel,
+    speculative: config.specTypes.length > 0,
     requestTimeoutMs: config.timeoutSeconds * 1000,
     defaults: generationDefaults(config, inputs.grammar),
     endpoints: { metrics: config.metrics, props: config.props, slots: config.slots },

@@ -2,7 +2,7 @@
 
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
-import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, type Model } from '../../src/engine/index.ts';
+import { BatchDecoder, type ChatTemplateOptions, ChatTemplates, Model } from '../../src/engine/index.ts';
 import { assembleServer } from '../../src/entry/assemble.ts';
 import { parseServeConfig, slotContext } from '../../src/entry/config/index.ts';
 import { chatOptionsOf, decoderOptionsOf, poolLayout, schedulerOptionsOf } from '../../src/entry/engine-options.ts';
@@ -106,6 +106,7 @@ export async function makeHarness(t: Test, model: Model, options: HarnessOptions
     await app.close();
     await scheduler.close(0);
     decoder.dispose();
+    built?.draft?.dispose();
     chat.dispose();
   });
   return {
@@ -126,9 +127,12 @@ async function fromFlags(model: Model, flags: string[]) {
   const config = parseServeConfig(['-m', model.info.path, ...flags], {});
   const pool = poolLayout(config, slotContext(config, model.info.nCtxTrain));
   const inputs = await readServeInputs(config);
+  // -md: the draft model, loaded as serve() loads it; freed after the decoder.
+  const draft = config.draftModel !== undefined ? await Model.load(config.draftModel) : undefined;
   return {
     config: serverOptionsOf(config, inputs, { ctxPerSlot: pool.ctxPerSlot, buildInfo: 'test' }),
-    decoder: decoderOptionsOf(config, pool),
+    decoder: decoderOptionsOf(config, pool, draft),
+    draft,
     scheduler: schedulerOptionsOf(config),
     chat: chatOptionsOf(config, inputs.chatTemplate),
     kvCells: pool.kvCells,
