@@ -107,7 +107,11 @@ int32_t BatchDecoder::makeDrafts(const std::vector<int32_t> &draftLimits, StepRe
 }
 
 void BatchDecoder::dropDrafts() {
-  for (auto &sp : slots_) sp->draft.clear();
+  for (auto &sp : slots_) {
+    // The draft model holds the slot's last token and draft already: they are not coming.
+    if (!sp->draft.empty()) spec_->trim(sp->id, static_cast<int32_t>(sp->cache.size()));
+    sp->draft.clear();
+  }
 }
 
 BatchDecoder::Decoded BatchDecoder::decodeWithRetry(StepResult &r, int32_t nGen, int32_t &nDraft, int32_t prefillBudget,
@@ -162,10 +166,10 @@ void BatchDecoder::failBatch(int32_t ret, StepResult &r) {
 StepResult &BatchDecoder::kvFull(StepResult &r) {
   // Nothing of this step stays: the slots keep their pending prompt, their sampled token and their positions,
   // and the per-step marks go. Cancels are applied (they end slots whether or not a batch fits).
+  if (spec_) dropDrafts();
   for (auto &sp : slots_) {
     sp->logitIndex = -1;
     sp->promptThisStep = 0;
-    sp->draft.clear();
   }
   batch_.n_tokens = 0;
   takeLastLogError();  // llama_decode's warning is not an error of any later call

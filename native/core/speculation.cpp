@@ -260,11 +260,15 @@ void Speculation::request(int32_t slot, int32_t nMax, const std::vector<llama_to
 void Speculation::draft() {
   if (pending_.empty()) return;
   common_speculative_draft(spec_);
-  // The draft model decoded each slot's last token and its draft; the target's batch is mirrored instead
-  // (process), so those cells go.
   if (ctxDft_ != nullptr) {
+    // The draft model decoded each slot's last token and its draft but the last: the same tokens at the same
+    // positions as the target's batch, so they stay (llama-server re-decodes them, TAG_SPEC_AVOID_DRAFT_REEVAL); what
+    // the target rejects is trimmed after verification.
     llama_memory_t mem = llama_get_memory(ctxDft_);
-    for (int32_t slot : pending_) llama_memory_seq_rm(mem, slot, synced_[static_cast<size_t>(slot)], -1);
+    for (int32_t slot : pending_) {
+      int32_t &synced = synced_[static_cast<size_t>(slot)];
+      synced = std::max(synced, static_cast<int32_t>(llama_memory_seq_pos_max(mem, slot) + 1));
+    }
   }
   for (int32_t slot : pending_) common_speculative_get_draft_params(spec_, slot).drafting = false;
   pending_.clear();
@@ -272,34 +276,10 @@ void Speculation::draft() {
 }
 
 void Speculation::process(const llama_batch &batch) {
-  if (ctxDft_ == nullptr) {
-    common_speculative_process(spec_, batch);
-    return;
-  }
-  // Only slots the draft context is in step with take part: their batch tokens continue what it holds.
-  std::vector<int32_t> added(synced_.size(), 0);
-  batch_.n_tokens = 0;
-  for (int32_t k = 0; k < batch.n_tokens; ++k) {
-    const llama_seq_id seq = batch.seq_id[k][0];
-    const size_t s = static_cast<size_t>(seq);
-    if (batch.pos[k] != synced_[s] + added[s]) continue;
-    const int32_t i = batch_.n_tokens++;
-    batch_.token[i] = batch.token[k];
-    batch_.pos[i] = batch.pos[k];
-    batch_.n_seq_id[i] = 1;
-    batch_.seq_id[i][0] = seq;
-    batch_.logits[i] = false;
-    ++added[s];
-  }
-  if (batch_.n_tokens == 0) return;
-  const bool ok = common_speculative_process(spec_, batch_);
-  llama_memory_t mem = llama_get_memory(ctxDft_);
-  for (size_t s = 0; s < synced_.size(); ++s) {
-    if (added[s] == 0) continue;
-    if (ok) synced_[s] += added[s];
-    else llama_memory_seq_rm(mem, static_cast<llama_seq_id>(s), synced_[s], -1);
-  }
-  if (!ok) takeLastLogError();  // those slots catch up before they next draft
+  // The n-gram types learn nothing here (their process() is empty). A draft model's context is not made to mirror
+  // every batch, as llama-server's is: a slot the scheduler lets draft catches up first (catchUp), in one decode of
+  // all it missed, so steps where drafting does not pay cost the draft model nothing.
+  if (ctxDft_ == nullptr) common_speculative_process(spec_, batch);
 }
 
 void Speculation::accept(int32_t slot, int32_t nAccepted) {

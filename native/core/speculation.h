@@ -1,14 +1,14 @@
 #pragma once
 // Speculative decoding for the batch decoder, through llama.cpp's common library (common/speculative.h) as
-// llama-server uses it: one common_speculative with a sequence per slot drafts for every drafting slot at once, the
-// target verifies each slot's draft in the step's one llama_decode, and a draft model's context mirrors the target's
-// KV by decoding the same batches (common_speculative_process). Mechanism only: how many tokens a slot may draft in a
-// step is the caller's choice (the scheduler's draft policy, src/scheduler/draft-policy.ts).
+// llama-server uses it: one common_speculative with a sequence per slot drafts for every drafting slot at once, and
+// the target verifies each slot's draft in the step's one llama_decode. Mechanism only: how many tokens a slot may
+// draft in a step is the caller's choice (the scheduler's draft policy, src/scheduler/draft-policy.ts).
 //
-// The draft context's KV of a slot mirrors the first `synced` tokens of the target's; a slot drafts only when it is in
-// sync. Anything that changes a slot's target KV outside a decode (a new prompt keeping a prefix, a restored state, a
-// copied prefix, a context shift) calls trim(); a slot left behind catches up (decodes the missing tokens on the draft
-// model) before it next drafts.
+// A draft model's context holds, per slot, the first `synced` tokens of what the target's KV holds (or will hold once
+// the step's decode is in). It is brought up to date lazily: a slot about to draft first decodes what it missed
+// (catchUp), so slots that do not draft cost the draft model nothing; the tokens draft() decoded stay. Anything that
+// changes a slot's target KV outside a decode (a new prompt keeping a prefix, a restored state, a copied prefix, a
+// context shift, rejected or dropped drafts) calls trim().
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -105,7 +105,7 @@ class Speculation {
                std::vector<llama_token> &result);
   // Drafts for every slot asked since the last call, all together.
   void draft();
-  // The target decoded `batch`: the draft context decodes the tokens of the slots it is in sync with.
+  // The target decoded `batch` (the n-gram types' hook; a draft model catches up lazily instead).
   void process(const llama_batch &batch);
   // n of the slot's last draft were accepted.
   void accept(int32_t slot, int32_t nAccepted);
@@ -121,7 +121,7 @@ class Speculation {
   std::mt19937 rng_;
   std::vector<int32_t> synced_;   // per slot: tokens of the target's KV the draft context mirrors
   std::vector<int32_t> pending_;  // slots asked for a draft since the last draft()
-  llama_batch batch_{};           // the draft context's share of a target batch, and catch-up batches
+  llama_batch batch_{};           // catch-up batches
   uint32_t nBatch_ = 0;
 };
 
