@@ -11,9 +11,12 @@
 //   - drafts are handed out one token at a time to the slot whose next token adds the most expected output
 //     (p^(n+1)), as long as the step's expected tokens per microsecond, sum(1 + p + ... + p^n) / t, still rises.
 //
-// A slot that the rule leaves without drafts probes with one token now and then, so its estimate can recover. With one
-// or two busy slots on a memory-bound step this drafts long; as the batch grows the step's cost per token grows
-// relative to its fixed part and drafting switches itself off. docs/PERFORMANCE.md has the figures that chose it.
+// The fit starts pessimistic (a drafted token costing half a step) and learns from two kinds of exploration: while
+// nothing is drafted, one slot now and then drafts a single token; while drafting, now and then a step drafts nothing.
+// Without the second, a policy that always drafts the same length can never tell how much of the step the drafts
+// cost. With one or two busy slots on a memory-bound step this drafts long; as the batch grows, or where verifying a
+// token costs nearly as much as generating one (a small CPU), drafting switches itself off. docs/PERFORMANCE.md has
+// the figures that chose it.
 
 import type { DraftOutcome } from './decoder.ts';
 
@@ -37,7 +40,7 @@ const FORGET = 0.98; // cost fit: weight of a step k steps ago is FORGET^k
 const SLOT_DECAY = 0.9; // acceptance counts of a slot
 const GLOBAL_DECAY = 0.99;
 const PRIOR_WEIGHT = 2; // pseudo-observations the global acceptance lends a slot
-const PROBE_AFTER = 16; // steps without drafting before a slot drafts one token
+const EXPLORE_EVERY = 16; // steps between a probe (one slot drafts one token) or a baseline (no slot drafts)
 
 export class DraftPolicy {
   readonly #maxDraft: number;
@@ -51,7 +54,8 @@ export class DraftPolicy {
   // Acceptance counts (successes, failures): per slot, and over all slots.
   readonly #hits: number[];
   readonly #misses: number[];
-  readonly #idle: number[];
+  #sinceExplore = 0;
+  #probeNext = 0;
   #allHits = 1;
   #allMisses = 1;
 
@@ -60,7 +64,6 @@ export class DraftPolicy {
     this.#mode = options.mode;
     this.#hits = new Array<number>(options.slots).fill(0);
     this.#misses = new Array<number>(options.slots).fill(0);
-    this.#idle = new Array<number>(options.slots).fill(0);
   }
 
   /** The slot's per-position acceptance estimate. */
@@ -84,7 +87,6 @@ export class DraftPolicy {
   reset(slot: number): void {
     this.#hits[slot] = 0;
     this.#misses[slot] = 0;
-    this.#idle[slot] = 0;
   }
 
   /**
@@ -131,14 +133,15 @@ export class DraftPolicy {
       budget--;
       now = bestTime;
     }
-    for (const [k, s] of generating.entries()) {
-      let len = n[k] ?? 0;
-      if (len === 0 && (this.#idle[s] ?? 0) >= PROBE_AFTER && budget > 0) {
-        len = 1;
-        budget--;
+    for (const [k, s] of generating.entries()) out[s] = n[k] ?? 0;
+    // Exploration: a baseline step while drafting, a one-token probe while not.
+    if (++this.#sinceExplore >= EXPLORE_EVERY && Number.isFinite(now)) {
+      this.#sinceExplore = 0;
+      if (drafted > 0) return out.fill(0);
+      if (budget > 0) {
+        const s = generating[this.#probeNext++ % generating.length] ?? 0;
+        out[s] = 1;
       }
-      this.#idle[s] = len === 0 ? (this.#idle[s] ?? 0) + 1 : 0;
-      out[s] = len;
     }
     return out;
   }
@@ -168,10 +171,11 @@ export class DraftPolicy {
     if (this.#prior === null) {
       // Only a step without prompt tokens shows what generating costs.
       if ((x[2] ?? 0) > 0) return;
-      // Prior: most of a generation step is fixed cost (the weights read once), a token with logits a fifth of it
-      // over the step's tokens, a prompt token a quarter of that, a draft pass a tenth of the step; each worth one step.
+      // Prior, pessimistic and consistent with this step: half of it is fixed cost and half its tokens with logits,
+      // a draft pass a fifth of it, a prompt token a fifth of an output token; so nothing is drafted until probes show
+      // it pays. Each worth one step.
       const out = Math.max(1, x[1] ?? 1);
-      this.#prior = [0.8 * y, (0.2 * y) / out, (0.05 * y) / out, 0.1 * y];
+      this.#prior = [0.5 * y, (0.5 * y) / out, (0.1 * y) / out, 0.2 * y];
       const scale = [y, y / out, y / out, y];
       this.#ridge = scale.map((v) => 1 / (v * v));
       this.#xx = x.map(() => x.map(() => 0));

@@ -327,3 +327,18 @@ t.test('n choices: a copied prompt drafts at once (one KV stream) or after catch
     t.ok(drafted > 0 && accepted === drafted, `kvUnified ${kvUnified}: ${accepted}/${drafted} accepted`);
   }
 });
+
+t.test('context shift: a full slot drops half its context and drafting goes on, output unchanged', async (t) => {
+  const prompt = syntheticPrompt(20, 61);
+  const start = { maxTokens: 150, contextShift: true, nKeep: 4 };
+  const plain = await generate(target, [prompt], { ctxPerSlot: 64 }, start);
+  const spec = await generate(
+    target,
+    [prompt],
+    { ctxPerSlot: 64, speculative: { types: ['draft-simple'], draftModel: target, nMax: 4 } },
+    start,
+  );
+  t.equal(plain.tokens[0]?.length, 150, 'the slot shifted to reach 150 tokens in 64 cells');
+  t.same(spec.tokens, plain.tokens);
+  t.ok(spec.drafted > 0 && spec.accepted === spec.drafted, `${spec.accepted}/${spec.drafted} accepted across shifts`);
+});

@@ -13,6 +13,9 @@ interface Machine {
 // Memory-bound (a small GPU or CPU reading a 1B model: the weights dominate) and compute-bound (every token costs).
 const MEMORY_BOUND: Machine = { a: 30_000, b: 400, c: 1_500 };
 const COMPUTE_BOUND: Machine = { a: 4_000, b: 9_000, c: 1_500 };
+// This project's 2-vCPU VM on the gemma3-1b preset with the gemma3-draft (measured): a token more in the step costs
+// 42 ms on a 59 ms step, a draft pass 16 ms.
+const SMALL_CPU: Machine = { a: 59_000, b: 42_000, c: 16_000 };
 
 /** A seeded uniform [0, 1) stream. */
 function rng(seed: number): () => number {
@@ -67,21 +70,28 @@ t.test("'max' drafts the maximum for every generating slot, as llama-server", as
   t.same(policy.limits([0, 2], 0, 512), [6, 0, 6, 0]);
 });
 
-t.test('nothing is drafted before a generation step has been measured', async (t) => {
+t.test('nothing is drafted until probes show it pays: the prior is pessimistic', async (t) => {
   const policy = new DraftPolicy({ maxDraft: 6, slots: 2, mode: 'adaptive' });
-  t.same(policy.limits([0, 1], 0, 512), [0, 0]);
+  t.same(policy.limits([0, 1], 0, 512), [0, 0], 'nothing before a step is measured');
   // A prompt step does not show what generating costs.
   policy.observe({ durationMicros: 90_000, batchTokens: 200, promptTokens: 199, drafts: [] });
   t.same(policy.limits([0, 1], 0, 512), [0, 0]);
   policy.observe({ durationMicros: 30_000, batchTokens: 2, promptTokens: 0, drafts: [] });
-  t.ok((policy.limits([0, 1], 0, 512)[0] ?? 0) > 0, 'drafts once the cost is known');
+  const chosen: number[][] = [];
+  for (let i = 0; i < 16; i++) chosen.push(policy.limits([0, 1], 0, 512));
+  const totals = chosen.map((l) => l.reduce((a, b) => a + b, 0));
+  t.same(
+    totals.filter((n) => n > 0),
+    [1],
+    'no drafts from the prior alone, but within 16 steps one slot probes with one token',
+  );
 });
 
 t.test('one or two users on a memory-bound step: long drafts, well above not drafting', async (t) => {
   for (const slots of [1, 2]) {
     const off = simulate(MEMORY_BOUND, 0.75, slots, 400, 'off');
     const on = simulate(MEMORY_BOUND, 0.75, slots, 400, 'adaptive');
-    t.ok(on.meanDraft >= 3, `${slots} slot(s): mean draft ${on.meanDraft.toFixed(2)}`);
+    t.ok(on.meanDraft >= 2, `${slots} slot(s): mean draft ${on.meanDraft.toFixed(2)}`);
     t.ok(
       on.tokensPerSecond > 1.5 * off.tokensPerSecond,
       `${slots} slot(s): ${on.tokensPerSecond.toFixed(1)} vs ${off.tokensPerSecond.toFixed(1)} tokens/s`,
@@ -100,6 +110,17 @@ t.test('a compute-bound step: drafting switches itself off, never the cliff', as
       `${slots}: adaptive ${on.tokensPerSecond.toFixed(1)} vs off ${off.tokensPerSecond.toFixed(1)} tokens/s`,
     );
     t.ok(on.meanDraft < 0.3, `${slots}: mean draft ${on.meanDraft.toFixed(2)} (probes only)`);
+  }
+});
+
+t.test('the small CPU of these figures: acceptance 0.67 does not pay, and nothing is lost', async (t) => {
+  for (const slots of [1, 2, 4, 8]) {
+    const off = simulate(SMALL_CPU, 0.67, slots, 400, 'off');
+    const on = simulate(SMALL_CPU, 0.67, slots, 400, 'adaptive');
+    t.ok(
+      on.tokensPerSecond >= 0.97 * off.tokensPerSecond,
+      `${slots}: adaptive ${on.tokensPerSecond.toFixed(2)} vs off ${off.tokensPerSecond.toFixed(2)} tokens/s, mean draft ${on.meanDraft.toFixed(2)}`,
+    );
   }
 });
 

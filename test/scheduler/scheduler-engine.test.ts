@@ -233,54 +233,67 @@ t.test('cancelling on the real decoder frees the slot within a step; the next re
   await reference.close(0);
 });
 
-t.test(
-  'a unified pool too small for all slots at once: preemption, and every request ends as it would alone',
-  async (t) => {
-    // 4 slots share 256 cells; each request needs 30 + 60 = 90, so all 4 at once (360) run the pool dry while
-    // generating, and the most recently started gives its slot up (its state kept in RAM) and resumes later.
-    const decoder = new BatchDecoder(model, { slots: 4, ctxPerSlot: 64, kvUnified: true, slotCtxMax: 128 });
-    t.teardown(() => decoder.dispose());
-    const preempted: string[] = [];
-    let restored = 0;
-    let kvFullSteps = 0;
-    const step = decoder.step.bind(decoder);
-    decoder.step = async (budget?: number) => {
-      const r = await step(budget);
-      if (r.kvFull === true) kvFullSteps++;
-      return r;
-    };
-    const scheduler = new Scheduler(
-      decoder,
-      { stepTokenBudget: 64, outputReserve: 8, promptCacheBytes: 16 << 20 },
-      {
-        onPreempted: (p) => preempted.push(p.id),
-        onPromptCache: (e) => (restored += e.kind === 'hit' ? e.tokens : 0),
-      },
-    );
-    const requests = [0, 1, 2, 3].map((i) => syntheticPrompt(30, 950 + i));
-    const together = await Promise.all(requests.map((p, i) => generate(scheduler, `client${i}`, p, 60)));
-    await scheduler.close(0);
-    t.ok(kvFullSteps > 0, `${kvFullSteps} steps found the pool full`);
-    const preemptions = together.reduce((n, o) => n + o.summary.preemptions, 0);
-    t.ok(preemptions > 0, `${preemptions} preemptions`);
-    t.equal(preempted.length, preemptions, 'the observer saw each');
-    t.ok(restored >= 30, `the preempted came back from their state in RAM (${restored} tokens restored)`);
-    t.ok(decoder.info.kvCellsUsed <= 256);
+for (const drafting of [false, true]) {
+  t.test(
+    `a unified pool too small for all slots at once: preemption, and every request ends as it would alone${drafting ? ', drafting' : ''}`,
+    async (t) => {
+      // 4 slots share 256 cells; each request needs 30 + 60 = 90, so all 4 at once (360) run the pool dry while
+      // generating, and the most recently started gives its slot up (its state kept in RAM) and resumes later.
+      // Drafting: the model drafts for itself (every draft accepted), so drafts take cells in every step.
+      const speculative = drafting ? { speculative: { types: ['draft-simple'], draftModel: model, nMax: 4 } } : {};
+      const decoder = new BatchDecoder(model, {
+        slots: 4,
+        ctxPerSlot: 64,
+        kvUnified: true,
+        slotCtxMax: 128,
+        ...speculative,
+      });
+      t.teardown(() => decoder.dispose());
+      const preempted: string[] = [];
+      let restored = 0;
+      let kvFullSteps = 0;
+      const step = decoder.step.bind(decoder);
+      decoder.step = async (budget?: number, limits?: readonly number[]) => {
+        const r = await step(budget, limits);
+        if (r.kvFull === true) kvFullSteps++;
+        return r;
+      };
+      const scheduler = new Scheduler(
+        decoder,
+        { stepTokenBudget: 64, outputReserve: 8, promptCacheBytes: 16 << 20, draftPolicy: 'max' },
+        {
+          onPreempted: (p) => preempted.push(p.id),
+          onPromptCache: (e) => (restored += e.kind === 'hit' ? e.tokens : 0),
+        },
+      );
+      const requests = [0, 1, 2, 3].map((i) => syntheticPrompt(30, 950 + i));
+      const together = await Promise.all(requests.map((p, i) => generate(scheduler, `client${i}`, p, 60)));
+      await scheduler.close(0);
+      t.ok(kvFullSteps > 0, `${kvFullSteps} steps found the pool full`);
+      const preemptions = together.reduce((n, o) => n + o.summary.preemptions, 0);
+      t.ok(preemptions > 0, `${preemptions} preemptions`);
+      t.equal(preempted.length, preemptions, 'the observer saw each');
+      t.ok(restored >= 30, `the preempted came back from their state in RAM (${restored} tokens restored)`);
+      t.ok(decoder.info.kvCellsUsed <= 256);
+      const drafted = together.reduce((n, o) => n + o.summary.draftTokens, 0);
+      if (drafting) t.ok(drafted > 0, `${drafted} draft tokens verified`);
+      else t.equal(drafted, 0);
 
-    const single = new BatchDecoder(model, { slots: 1, ctxPerSlot: 128 });
-    t.teardown(() => single.dispose());
-    const oneByOne = new Scheduler(single);
-    for (const [i, p] of requests.entries()) {
-      const got = together[i];
-      t.equal(got?.summary.reason, 'length', `request ${i} ends on its length, not a context error`);
-      t.equal(got?.tokens.length, 60, `request ${i}: all its tokens`);
-      t.equal(got?.summary.generatedTokens, 60);
-      const alone = await generate(oneByOne, 'solo', p, 60);
-      sameUpToTie(t, got, alone, `request ${i} (${got?.summary.preemptions} preemptions)`);
-    }
-    await oneByOne.close(0);
-  },
-);
+      const single = new BatchDecoder(model, { slots: 1, ctxPerSlot: 128 });
+      t.teardown(() => single.dispose());
+      const oneByOne = new Scheduler(single);
+      for (const [i, p] of requests.entries()) {
+        const got = together[i];
+        t.equal(got?.summary.reason, 'length', `request ${i} ends on its length, not a context error`);
+        t.equal(got?.tokens.length, 60, `request ${i}: all its tokens`);
+        t.equal(got?.summary.generatedTokens, 60);
+        const alone = await generate(oneByOne, 'solo', p, 60);
+        sameUpToTie(t, got, alone, `request ${i} (${got?.summary.preemptions} preemptions)`);
+      }
+      await oneByOne.close(0);
+    },
+  );
+}
 
 t.test(
   'sliding-window model, more conversations than slots: a returning one resumes from its RAM-cached checkpoint',
