@@ -72,10 +72,12 @@ bool BatchDecoder::shiftContext(Slot &s) {
   const int32_t discard = (n - keep) / 2;
   if (discard < 1) return false;
   if (!llama_memory_seq_rm(mem, s.id, keep, keep + discard)) return false;
+  // The draft model shifts alike, once it holds every token the target does.
+  if (spec_ && !spec_->catchUp(s.id, s.cache.tokens())) spec_->trim(s.id, keep);
   llama_memory_seq_add(mem, s.id, keep + discard, n, -discard);
   s.cache.erase(static_cast<size_t>(keep), static_cast<size_t>(keep + discard));
-  if (spec_) spec_->trim(s.id, keep);  // the draft model re-reads the moved tokens before the slot drafts
-  s.checkpoints.clear();               // their positions moved
+  if (spec_) spec_->shift(s.id, keep, discard, n);
+  s.checkpoints.clear();  // their positions moved
   return true;
 }
 

@@ -94,6 +94,8 @@ class Speculation {
   void begin(int32_t slot, const std::vector<llama_token> &tokens);
   // The slot's target KV now holds only its first n tokens.
   void trim(int32_t slot, int32_t n);
+  // The target's context shift: tokens [keep, keep + discard) of n dropped, the rest moved back.
+  void shift(int32_t slot, int32_t keep, int32_t discard, int32_t n);
   // Slot dst's target KV is now src's first n tokens (n choices of one prompt). With one KV stream the draft context
   // shares src's cells too; else dst catches up before it drafts.
   void copy(int32_t src, int32_t dst, int32_t n, bool unified);
