@@ -12,7 +12,8 @@
 //     (p^(n+1)), as long as the step's expected tokens per microsecond, sum(1 + p + ... + p^n) / t, still rises.
 //
 // The fit starts pessimistic (a drafted token costing half a step) and learns from two kinds of exploration: while
-// nothing is drafted, one slot now and then drafts a single token; while drafting, now and then a step drafts nothing.
+// nothing is drafted, one slot now and then drafts a single token (ever more rarely while that keeps not paying: a probe
+// costs a verified token); while drafting, every 16th step drafts nothing.
 // Without the second, a policy that always drafts the same length can never tell how much of the step the drafts
 // cost. With one or two busy slots on a memory-bound step this drafts long; as the batch grows, or where verifying a
 // token costs nearly as much as generating one (a small CPU), drafting switches itself off. docs/PERFORMANCE.md has
@@ -40,7 +41,10 @@ const FORGET = 0.98; // cost fit: weight of a step k steps ago is FORGET^k
 const SLOT_DECAY = 0.9; // acceptance counts of a slot
 const GLOBAL_DECAY = 0.99;
 const PRIOR_WEIGHT = 2; // pseudo-observations the global acceptance lends a slot
-const EXPLORE_EVERY = 16; // steps between a probe (one slot drafts one token) or a baseline (no slot drafts)
+// Steps between explorations: a baseline (no slot drafts) every 16 while drafting; a probe (one slot drafts one token)
+// after 16 steps without drafts, then twice as long after each probe that did not make drafting pay, up to 256.
+const EXPLORE_EVERY = 16;
+const PROBE_EVERY_MAX = 256;
 
 export class DraftPolicy {
   readonly #maxDraft: number;
@@ -55,6 +59,7 @@ export class DraftPolicy {
   readonly #hits: number[];
   readonly #misses: number[];
   #sinceExplore = 0;
+  #probeEvery = EXPLORE_EVERY;
   #probeNext = 0;
   #allHits = 1;
   #allMisses = 1;
@@ -135,13 +140,18 @@ export class DraftPolicy {
     }
     for (const [k, s] of generating.entries()) out[s] = n[k] ?? 0;
     // Exploration: a baseline step while drafting, a one-token probe while not.
-    if (++this.#sinceExplore >= EXPLORE_EVERY && Number.isFinite(now)) {
-      this.#sinceExplore = 0;
-      if (drafted > 0) return out.fill(0);
-      if (budget > 0) {
-        const s = generating[this.#probeNext++ % generating.length] ?? 0;
-        out[s] = 1;
+    if (!Number.isFinite(now)) return out;
+    this.#sinceExplore++;
+    if (drafted > 0) {
+      this.#probeEvery = EXPLORE_EVERY;
+      if (this.#sinceExplore >= EXPLORE_EVERY) {
+        this.#sinceExplore = 0;
+        out.fill(0);
       }
+    } else if (this.#sinceExplore >= this.#probeEvery && budget > 0) {
+      this.#sinceExplore = 0;
+      this.#probeEvery = Math.min(PROBE_EVERY_MAX, 2 * this.#probeEvery);
+      out[generating[this.#probeNext++ % generating.length] ?? 0] = 1;
     }
     return out;
   }
