@@ -569,15 +569,15 @@ export function cublasFallback(cc: number | undefined): boolean {
   return cc !== undefined && cc < CC_DP4A;
 }
 
-/** Itemized VRAM (and host memory) of a configuration. Each item carries the formula that produced it. */
-export function estimateDeviceMemory(model: ModelShape, s: DeviceSettings, opts: DeviceOptions = {}): MemoryEstimate {
+/**
+ * Where a model's layers go with `gpuLayers` (llama.cpp's -ngl: the last layers first, the output layer with n + 1;
+ * -1 all) and the KV cells the settings' slots give it.
+ */
+function placement(model: ModelShape, gpuLayersAsked: number, s: DeviceSettings) {
   const n = model.nLayer;
-  const ngl = s.gpuLayers < 0 ? n + 1 : Math.min(s.gpuLayers, n + 1);
-  const outputOnGpu = ngl > n;
+  const ngl = gpuLayersAsked < 0 ? n + 1 : Math.min(gpuLayersAsked, n + 1);
   const gpuLayerCount = Math.min(ngl, n);
   const firstGpu = n - gpuLayerCount;
-  const gpuLayers = model.layers.slice(firstGpu);
-  const cpuLayers = model.layers.slice(0, firstGpu);
   const cells = kvCells(
     {
       slots: s.slots,
@@ -589,6 +589,20 @@ export function estimateDeviceMemory(model: ModelShape, s: DeviceSettings, opts:
     },
     model.nSwa,
   );
+  return {
+    n,
+    outputOnGpu: ngl > n,
+    gpuLayerCount,
+    firstGpu,
+    gpuLayers: model.layers.slice(firstGpu),
+    cpuLayers: model.layers.slice(0, firstGpu),
+    cells,
+  };
+}
+
+/** Itemized VRAM (and host memory) of a configuration. Each item carries the formula that produced it. */
+export function estimateDeviceMemory(model: ModelShape, s: DeviceSettings, opts: DeviceOptions = {}): MemoryEstimate {
+  const { n, outputOnGpu, gpuLayerCount, firstGpu, gpuLayers, cpuLayers, cells } = placement(model, s.gpuLayers, s);
   const items: MemoryItem[] = [];
   const vram = (name: string, bytes: number, formula: string): void => {
     items.push({ name, bytes, formula, where: 'vram' });
@@ -743,24 +757,7 @@ export function estimateDeviceMemory(model: ModelShape, s: DeviceSettings, opts:
  */
 export function draftItems(draft: DraftSettings, s: DeviceSettings): MemoryItem[] {
   const model = draft.model;
-  const n = model.nLayer;
-  const ngl = draft.gpuLayers < 0 ? n + 1 : Math.min(draft.gpuLayers, n + 1);
-  const outputOnGpu = ngl > n;
-  const gpuLayerCount = Math.min(ngl, n);
-  const firstGpu = n - gpuLayerCount;
-  const gpuLayers = model.layers.slice(firstGpu);
-  const cpuLayers = model.layers.slice(0, firstGpu);
-  const cells = kvCells(
-    {
-      slots: s.slots,
-      ctxPerSlot: s.ctxPerSlot,
-      ubatch: s.ubatch,
-      ...(s.batch !== undefined ? { batch: s.batch } : {}),
-      unified: s.unified ?? false,
-      swaFull: s.swaFull ?? false,
-    },
-    model.nSwa,
-  );
+  const { n, outputOnGpu, gpuLayerCount, firstGpu, gpuLayers, cpuLayers, cells } = placement(model, draft.gpuLayers, s);
   const items: MemoryItem[] = [];
   const vram = (name: string, bytes: number, formula: string): void => {
     if (bytes > 0) items.push({ name: `draft ${name}`, bytes, formula, where: 'vram' });
