@@ -56,6 +56,24 @@ async function generate(
   }
 }
 
+/** Steps until `slot` ends: its tokens, and the drafts verified in those steps. */
+async function untilEnd(d: BatchDecoder, slot: number) {
+  const out = { tokens: [] as number[], drafted: 0, accepted: 0 };
+  for (let done = false; !done; ) {
+    const r = await d.step(256);
+    for (const x of r.drafts ?? []) {
+      out.drafted += x.drafted;
+      out.accepted += x.accepted;
+    }
+    for (const e of r.events) {
+      if (e.slot !== slot) continue;
+      if (e.token !== null) out.tokens.push(e.token);
+      done ||= e.end !== null;
+    }
+  }
+  return out;
+}
+
 const prompts4 = [1, 2, 3, 4].map((s) => syntheticPrompt(16 + 3 * s, 40 + s));
 
 for (const slots of [1, 4]) {
@@ -199,20 +217,7 @@ t.test('a restored slot drafts again once the draft model has caught up', async 
   await d.restoreState(1, saved);
   // Slot 1's target KV holds the prompt; its draft context holds nothing until it catches up.
   d.start(1, prompt, { maxTokens: 40 });
-  const tokens: number[] = [];
-  let drafted = 0;
-  let accepted = 0;
-  for (let done = false; !done; ) {
-    const r = await d.step(256);
-    for (const x of r.drafts ?? []) {
-      drafted += x.drafted;
-      accepted += x.accepted;
-    }
-    for (const e of r.events) {
-      if (e.token !== null) tokens.push(e.token);
-      done ||= e.end !== null;
-    }
-  }
+  const { tokens, drafted, accepted } = await untilEnd(d, 1);
   t.same(tokens, plain.tokens[0]);
   t.ok(
     drafted > 0 && accepted === drafted,
@@ -308,21 +313,7 @@ t.test('n choices: a copied prompt drafts at once (one KV stream) or after catch
     d.cancel(0);
     d.copyPrefix(0, 1);
     d.start(1, prompt, { maxTokens: 30 });
-    const tokens: number[] = [];
-    let drafted = 0;
-    let accepted = 0;
-    for (let done = false; !done; ) {
-      const r = await d.step(256);
-      for (const x of r.drafts ?? []) {
-        drafted += x.drafted;
-        accepted += x.accepted;
-      }
-      for (const e of r.events) {
-        if (e.slot !== 1) continue;
-        if (e.token !== null) tokens.push(e.token);
-        done ||= e.end !== null;
-      }
-    }
+    const { tokens, drafted, accepted } = await untilEnd(d, 1);
     t.same(tokens, plain.tokens[0], `kvUnified ${kvUnified}: same tokens`);
     t.ok(drafted > 0 && accepted === drafted, `kvUnified ${kvUnified}: ${accepted}/${drafted} accepted`);
   }
