@@ -10,6 +10,7 @@
 #include "batch_decoder.h"
 
 #include <algorithm>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -200,6 +201,11 @@ StartResult BatchDecoder::start(int32_t slot, const StartParams &params) {
   s.utf8 = std::move(held);
   s.draftTokens = 0;
   s.draftAccepted = 0;
+  // As llama-server: the request's seed makes its synthetic acceptances repeatable; without one they are random.
+  if (spec_ && spec_->synthetic()) {
+    const uint32_t seed = params.sampling.seed;
+    s.synthRng.seed(seed == LLAMA_DEFAULT_SEED ? std::random_device{}() : seed);
+  }
   s.cancelRequested.store(false);
   s.state = SlotState::kPrefill;
   publish();

@@ -4,6 +4,7 @@
 // files includes it.
 #include <atomic>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,7 @@ struct BatchDecoder::Slot {
   int32_t draftTokens = 0;  // this request's verified drafts, and the tokens of them accepted
   int32_t draftAccepted = 0;
   std::vector<llama_token> draft;  // this step's draft, verified by its decode
+  std::mt19937 synthRng;           // synthetic acceptance (benchmarking): seeded per request, as llama-server
   // Per step:
   int32_t logitIndex = -1;
   int32_t promptThisStep = 0;

@@ -216,7 +216,7 @@ std::vector<llama_token> BatchDecoder::verifyDraft(Slot &s) {
   for (size_t i = 0; i < outputs.size(); ++i) outputs[i] = s.logitIndex + static_cast<int32_t>(i);
   std::vector<llama_token> ids =
       spec_->synthetic()
-          ? s.sampler.sampleSynthetic(ctx_, outputs, s.draft, spec_->synthProbs(), spec_->rng(), model_->vocab())
+          ? s.sampler.sampleSynthetic(ctx_, outputs, s.draft, spec_->synthProbs(), s.synthRng, model_->vocab())
           : s.sampler.sampleAndAcceptN(ctx_, outputs, s.draft);
   const int32_t accepted = static_cast<int32_t>(ids.size()) - 1;
   // The KV holds the cache, the slot's last token (already in the cache) and its draft: the accepted part stays.

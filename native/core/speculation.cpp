@@ -148,7 +148,7 @@ int32_t Speculation::configuredMax(const SpeculativeOptions &o) {
 }
 
 Speculation::Speculation(const SpeculativeOptions &o, llama_context *target, const DraftContextParams &dp)
-    : types_(o.types), rng_(0x5eed), synced_(dp.nSeq, 0), nBatch_(dp.nBatch) {
+    : types_(o.types), synced_(dp.nSeq, 0), nBatch_(dp.nBatch) {
   const std::vector<common_speculative_type> types = typesOf(o);
   require(o.nMax >= 0 && o.nMin >= 0, "spec-draft-n-max and spec-draft-n-min must be >= 0");
   // Drafts need a memory that can drop a sequence's tail. llama-server probes the target context for it

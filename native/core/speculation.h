@@ -11,7 +11,6 @@
 // context shift, rejected or dropped drafts) calls trim().
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -86,7 +85,6 @@ class Speculation {
   int32_t nMax() const { return nMax_; }
   bool synthetic() const { return !synthProbs_.empty(); }
   const std::vector<double> &synthProbs() const { return synthProbs_; }
-  std::mt19937 &rng() { return rng_; }
   bool hasDraftModel() const { return ctxDft_ != nullptr; }
   std::string typeNames() const;
 
@@ -120,7 +118,6 @@ class Speculation {
   std::vector<std::string> types_;
   int32_t nMax_ = 0;
   std::vector<double> synthProbs_;
-  std::mt19937 rng_;
   std::vector<int32_t> synced_;   // per slot: tokens of the target's KV the draft context mirrors
   std::vector<int32_t> pending_;  // slots asked for a draft since the last draft()
   llama_batch batch_{};           // catch-up batches
