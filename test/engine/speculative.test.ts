@@ -264,6 +264,15 @@ t.test('synthetic acceptance (--spec-synth-len): drafts accepted at the asked me
   t.ok(perVerification > 1.5 && perVerification < 2.5, `accepted per draft ${perVerification.toFixed(2)} (2 asked)`);
 });
 
+t.test('synthetic acceptance repeats for a request with the same seed', async (t) => {
+  const spec = { types: ['draft-simple'], draftModel: stranger, nMax: 4, synthLen: 2.5 };
+  const run = (seed: number) => generate(target, [prompts4[0] ?? []], { speculative: spec }, { sampling: { seed } });
+  const [a, b, c] = [await run(7), await run(7), await run(8)];
+  t.ok(a.drafted > 0);
+  t.same([b.drafted, b.accepted], [a.drafted, a.accepted], 'seed 7 twice: the same acceptances');
+  t.notSame([c.drafted, c.accepted, c.tokens], [a.drafted, a.accepted, a.tokens], 'seed 8: others');
+});
+
 t.test('refused combinations name the problem', async (t) => {
   const qwen = await loadModel('tiny-qwen');
   t.teardown(() => qwen.dispose());
