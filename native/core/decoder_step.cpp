@@ -44,7 +44,7 @@ StepResult BatchDecoder::stepLocked(int32_t tokenBudget, const std::vector<int32
     case Decoded::kOk: break;
   }
   if (spec_) {
-    // The draft model's context mirrors what the target decoded.
+    // The n-gram types' hook; a draft model catches up only before it drafts (speculation.h).
     const auto t0 = std::chrono::steady_clock::now();
     spec_->process(batch_);
     r.draftMicros +=
