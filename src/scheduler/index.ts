@@ -20,6 +20,7 @@ export {
 } from './fair-queue.ts';
 export { Scheduler } from './scheduler.ts';
 export { chooseSlot, commonPrefix, type IdleSlot, MIN_REUSE_PREFIX, type SlotChoice } from './slot-choice.ts';
+export { StepTurns } from './step-turns.ts';
 export type {
   GenerationHandlers,
   GenerationRequest,

@@ -13,6 +13,7 @@ import { KvPool, type Placement } from './kv-pool.ts';
 import type { PromptCacheStats } from './prompt-cache.ts';
 import { type SlotAction, type SlotActionResult, SlotActions } from './slot-actions.ts';
 import { MIN_REUSE_PREFIX } from './slot-choice.ts';
+import type { StepTurns } from './step-turns.ts';
 import type {
   Decoder,
   GenerationHandlers,
@@ -62,6 +63,8 @@ interface Job {
 
 export class Scheduler {
   readonly #decoder: Decoder;
+  /** Shared with the other models' schedulers: a step runs only in this scheduler's turn. */
+  readonly #turns: StepTurns | undefined;
   readonly #observer: SchedulerObserver;
   readonly #now: () => number;
   // Read once: the real decoder's getters call into native code that a running step may be changing.
@@ -84,6 +87,7 @@ export class Scheduler {
 
   constructor(decoder: Decoder, options: SchedulerOptions = {}, observer: SchedulerObserver = {}) {
     this.#decoder = decoder;
+    this.#turns = options.turns;
     this.#observer = observer;
     this.#now = options.now ?? (() => performance.now());
     this.#ctxPerSlot = decoder.ctxPerSlot;
@@ -434,6 +438,12 @@ export class Scheduler {
   }
 
   async #step(): Promise<void> {
+    // Another model's decode may be running: wait for this model's turn. Requests may end meanwhile.
+    const release = this.#turns ? await this.#turns.acquire() : undefined;
+    if (this.busySlots === 0) {
+      release?.();
+      return;
+    }
     const busy = this.busySlots;
     const generating: number[] = [];
     let prompt = 0;
@@ -461,6 +471,8 @@ export class Scheduler {
       this.#stepInFlight = false;
       this.#failRunning(err);
       return;
+    } finally {
+      release?.();
     }
     this.#stepInFlight = false;
     const durationMs = this.#now() - t0;

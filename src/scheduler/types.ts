@@ -1,6 +1,8 @@
 // Contracts between the scheduler (policy) and the HTTP layer above it; the one with the decoder below is in
 // decoder.ts. The scheduler sees the engine only through Decoder, so its tests run against a fake.
+
 import type { DraftOutcome, EndReason, StartOptions, TokenProbs } from './decoder.ts';
+import type { StepTurns } from './step-turns.ts';
 
 export type { Decoder, EndReason, StartOptions, StepResult, TokenProb, TokenProbs } from './decoder.ts';
 
@@ -45,6 +47,8 @@ export interface SchedulerOptions {
    * only when its prompt and these fit the free cells. Default 128.
    */
   outputReserve?: number;
+  /** Shared by the schedulers of several models on one machine: their steps take turns (src/scheduler/step-turns.ts). */
+  turns?: StepTurns;
 }
 
 export interface GenerationRequest {
