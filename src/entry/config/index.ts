@@ -61,6 +61,11 @@ export function serveUsage(): string {
   );
 }
 
+/** Every serve flag's spec, in --help's order: router mode maps --models-preset keys onto them (src/router/catalog.ts). */
+export function serveFlagSpecs(): readonly FlagSpec<ServeFlagKey>[] {
+  return FLAGS;
+}
+
 /** The flag table of docs/COMPATIBILITY.md (scripts/update-compat-doc.ts writes it there). */
 export function serveFlagTable(): string {
   return flagTable(FLAGS);
