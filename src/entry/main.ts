@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// One entry for every command: serve (default), make-model, bench, bench-compare, bench-decoder, bench-chat,
-// bench-embed, bench-conversations, fit, replicas, fuzz, soak, docs-compat, docs-reliability.
+// One entry for every command: serve (default), make-model, bench, bench-compare, bench-router, bench-decoder,
+// bench-chat, bench-embed, bench-conversations, fit, replicas, fuzz, soak, docs-compat, docs-reliability.
 //
 // src/entry/ is the entry wing, the one way in: this dispatcher, the package's bin (bin.ts), the server's start and
 // shutdown (serve.ts), the one server factory (assemble.ts), the serve flags (config/) and what turns them into each
@@ -13,6 +13,7 @@ import { runConversationsCli } from '../bench/conversations/cli.ts';
 import { runDecoderBenchCli } from '../bench/decoder-bench.ts';
 import { runEmbedBenchCli } from '../bench/embed-bench.ts';
 import { runLoadgenCli } from '../bench/loadgen/cli.ts';
+import { runRouterBenchCli } from '../bench/router-bench.ts';
 import { runSoakCli } from '../bench/soak/cli.ts';
 import { updateCompatDoc } from '../docs/compat-doc.ts';
 import { updateReliabilityDoc } from '../docs/limits-doc.ts';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench: (argv) => runLoadgenCli(argv),
   fit: (argv) => runFitCli(argv),
   'bench-compare': (argv) => runCompareCli(argv),
+  'bench-router': (argv) => runRouterBenchCli(argv),
   'bench-chat': (argv) => runChatBenchCli(argv),
   'bench-embed': (argv) => runEmbedBenchCli(argv),
   'bench-conversations': (argv) => runConversationsCli(argv),
@@ -52,6 +54,7 @@ Commands:
   make-model      generate a GGUF with random weights (npm run make-model -- --help)
   bench           load generator: ranks of streaming chat clients (npm run bench -- --help)
   bench-compare   the same load against this server and llama-server (npm run bench:compare -- --help)
+  bench-router    two models in one server (router mode), this server and llama-server (npm run bench:router -- --help)
   bench-decoder   decoder throughput beside llama-batched-bench (npm run bench:decoder -- --help)
   bench-chat      chat layer costs: template rendering, output parsing per token (npm run bench:chat)
   bench-embed     embedding throughput, one input per llama_decode against many (npm run bench:embed)
