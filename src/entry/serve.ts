@@ -14,8 +14,9 @@ import {
   SpeculativeConfigError,
 } from './engine-loader.ts';
 import { schedulerOptionsOf } from './engine-options.ts';
-import { InputError } from './inputs.ts';
+import { InputError, readServeInputs, type ServeInputs } from './inputs.ts';
 import { createLogger } from './logger.ts';
+import { serveRouter } from './router-serve.ts';
 import { serverOptionsOf } from './server-options.ts';
 import { devicesText, startupSummary, versionText } from './summary.ts';
 
@@ -66,6 +67,15 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     return 0;
   }
   for (const warning of given.warnings) line(`warning: ${warning}`);
+  if (given.modelsDir !== undefined || given.modelsPreset !== undefined) {
+    if (given.model !== undefined) {
+      line('error: --models-dir and --models-preset start router mode, which serves the models they list: drop -m');
+      return 2;
+    }
+    return routerMode(given, argv, env);
+  }
+  if (given.sleepIdleSeconds > 0)
+    line('warning: --sleep-idle-seconds: only router mode (--models-dir, --models-preset) unloads idle models');
 
   let prepared: PreparedModel;
   let https: { key: Buffer; cert: Buffer } | undefined;
@@ -204,4 +214,18 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   if (config.webui) app.log.info(`web page (chat and live view): ${origin}/`);
   // Until a signal shuts it down, the listening socket keeps the process alive.
   return stopped;
+}
+
+async function routerMode(config: ServeConfig, argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let inputs: ServeInputs;
+  let https: { key: Buffer; cert: Buffer } | undefined;
+  try {
+    inputs = await readServeInputs(config);
+    if (config.sslKeyFile !== undefined && config.sslCertFile !== undefined)
+      https = { key: await readFile(config.sslKeyFile), cert: await readFile(config.sslCertFile) };
+  } catch (err) {
+    line(`error: ${message(err)}`);
+    return err instanceof InputError ? 2 : 1;
+  }
+  return serveRouter(config, argv, env, https, inputs);
 }

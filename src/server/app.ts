@@ -12,10 +12,11 @@ import Fastify, {
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
 import { registerCors } from './cors.ts';
-import type { GenerationMetrics, RejectionCause, ServerDeps } from './deps.ts';
+import type { GenerationMetrics, RejectionCause, RouterControl, ServerDeps } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import {
   clientErrorResponse,
+  invalidRequest,
   modelLoading,
   notAGenerationServer,
   notFound,
@@ -40,6 +41,7 @@ import { messagesRoutes } from './routes/messages.ts';
 import { modelRoutes } from './routes/models.ts';
 import { opsRoutes, type ServerState } from './routes/ops.ts';
 import { responsesRoutes } from './routes/responses.ts';
+import { routerRoutes } from './routes/router.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { tokenizeRoutes } from './routes/tokenize.ts';
 import { unsupportedRoutes } from './routes/unsupported.ts';
@@ -50,6 +52,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Open without an API key (only /health). */
     public?: boolean;
+    /** Router mode: served by the router itself, not by a model (the listing, /metrics). */
+    global?: boolean;
   }
   interface FastifyRequest {
     /** `key:<digest prefix>` when the request presented a valid API key, else null. */
@@ -77,6 +81,11 @@ export interface AppDeps {
   metrics?: GenerationMetrics & { exposition(): Promise<{ contentType: string; body: string }> };
   /** Serves the live view's GET /v1/stats and /v1/stats/stream. */
   stats?: Pick<StatsSource, 'frame'>;
+  /**
+   * Router mode: several models, each request served by the one its `model` names (loaded first if need be). The
+   * model, chat layer and scheduler above are then only the defaults no request reaches.
+   */
+  router?: RouterControl;
 }
 
 export interface BuildAppOptions {
@@ -161,6 +170,7 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
   });
   app.decorateRequest('apiKeyClient', null);
   app.decorateRequest('generation', null);
+  app.decorateRequest('servedBy', null);
   if (opts.logRequests === true) {
     app.addHook('onRequest', async (request, reply) => {
       const t0 = performance.now();
@@ -232,13 +242,20 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     loaded.addHook('onRequest', async (request) => {
       if (state === 'loading' && request.routeOptions.config.public !== true) throw modelLoading();
     });
+    const router = deps.router;
+    if (router !== undefined) loaded.addHook('preHandler', routeToModel(router));
     await loaded.register(opsRoutes, {
       deps: serverDeps,
+      ...(router !== undefined
+        ? { routerProps: () => ({ role: 'router', max_instances: router.modelsMax, models_autoload: router.autoload }) }
+        : {}),
       state: () => state,
       startedAt,
       ...(metrics ? { exposition: () => metrics.exposition() } : {}),
     });
-    await loaded.register(modelRoutes, { deps: serverDeps });
+    if (router !== undefined)
+      await loaded.register(routerRoutes, { router, buildInfo: config.buildInfo, ownedBy: config.ownedBy });
+    else await loaded.register(modelRoutes, { deps: serverDeps });
     await loaded.register(tokenizeRoutes, { deps: serverDeps });
     await loaded.register(embeddingRoutes, { deps: serverDeps });
     // An embedding model generates nothing: its server refuses every generation route up front.
@@ -248,6 +265,10 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
           throw notAGenerationServer();
         });
       }
+      // Router mode: the model the request names may be an embedding model.
+      generation.addHook('preHandler', async (request) => {
+        if (request.servedBy?.config.embeddings === true) throw notAGenerationServer();
+      });
       await generation.register(chatRoutes, { deps: serverDeps });
       await generation.register(responsesRoutes, { deps: serverDeps });
       await generation.register(async (anthropic) => {
@@ -257,7 +278,7 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
       await generation.register(completionRoutes, { deps: serverDeps });
       await generation.register(completionRoute, { deps: serverDeps });
     });
-    await loaded.register(unsupportedRoutes);
+    await loaded.register(unsupportedRoutes, { router: router !== undefined });
   });
   return app;
 }
@@ -271,4 +292,41 @@ function rejectionCause(api: ApiError): RejectionCause | null {
   if (api.type === 'exceed_context_size_error') return 'context_exceeded';
   if (api.statusCode === 400 || api.statusCode === 415) return 'invalid';
   return null;
+}
+
+/** The model a request names: `model` in its query (GET routes), else in its JSON body. */
+function requestedModel(request: FastifyRequest): string | undefined {
+  const query = request.query as Record<string, unknown> | undefined;
+  if (typeof query?.model === 'string' && query.model !== '') return query.model;
+  const body = request.body as Record<string, unknown> | null | undefined;
+  const model = typeof body === 'object' && body !== null ? body.model : undefined;
+  return typeof model === 'string' && model !== '' ? model : undefined;
+}
+
+/**
+ * Router mode: before a route runs, the model its request names is found (a 404 naming it when there is none),
+ * loaded when it is not (the request waits; `?autoload=false` or --no-models-autoload refuse instead), and held
+ * until the response ends, so it is not unloaded under the request. GET /props without a model is the router's.
+ */
+function routeToModel(router: RouterControl) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const route = request.routeOptions;
+    if (route.config.public === true || route.config.global === true) return;
+    const name = requestedModel(request);
+    if (name === undefined) {
+      if (request.method === 'GET' && route.url === '/props') return;
+      throw invalidRequest('model name is missing from the request', 'model', 'missing_required_parameter');
+    }
+    const query = request.query as Record<string, unknown> | undefined;
+    const autoload =
+      typeof query?.autoload === 'string' ? query.autoload === 'true' || query.autoload === '1' : router.autoload;
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    reply.raw.once('close', onClose);
+    const lease = await router.select(name, { autoload, signal: gone.signal });
+    reply.raw.off('close', onClose);
+    request.servedBy = lease.deps;
+    if (reply.raw.destroyed) lease.release();
+    else reply.raw.once('close', lease.release);
+  };
 }

@@ -1,4 +1,5 @@
 // What the routes are given: the served model, its chat layer, the scheduler, the resolved config and metrics.
+import type { FastifyRequest } from 'fastify';
 import type { ChatLayer } from './chat/layer.ts';
 import type { ResolvedServerOptions, ServedEmbedder, ServedModel, ServedScheduler } from './options.ts';
 
@@ -34,4 +35,51 @@ export interface ServerDeps {
   metrics?: GenerationMetrics;
   /** With config.embeddings: the embedding context. */
   embedder?: ServedEmbedder;
+}
+
+/** One model in router mode's listing (GET /models). */
+export interface RoutedModelView {
+  id: string;
+  aliases: readonly string[];
+  /** unloaded, loading, loaded, unloading, sleeping or failed. */
+  status: string;
+  /** Why it failed to load (status failed), or why it cannot be loaded. */
+  error?: string;
+  path?: string;
+  source: string;
+  /** The flags it is (or would be) loaded with. */
+  args: readonly string[];
+  /** Requests it serves or that wait for it. */
+  requests: number;
+  /** Its /v1/models facts, when loaded. */
+  meta?: Record<string, unknown>;
+}
+
+/**
+ * Router mode (src/router/): several models, one per request's `model`. The routes of one model are served by the
+ * deps select() gives; the request holds the model until release() (it is not unloaded under it).
+ */
+export interface RouterControl {
+  select(
+    name: string,
+    options: { autoload: boolean; signal: AbortSignal },
+  ): Promise<{ deps: ServerDeps; release(): void }>;
+  list(): RoutedModelView[];
+  load(name: string): void;
+  unload(name: string): Promise<void>;
+  reload(): Promise<void>;
+  modelsMax: number;
+  autoload: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Router mode: the deps of the model this request names (set before its handler runs). */
+    servedBy: ServerDeps | null;
+  }
+}
+
+/** The deps that serve this request: its model's in router mode, else the server's one model's. */
+export function servedBy(request: FastifyRequest, base: ServerDeps): ServerDeps {
+  return request.servedBy ?? base;
 }

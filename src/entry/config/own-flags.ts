@@ -247,4 +247,13 @@ export const OWN_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
     group: OURS,
     help: 'fit the model into this much VRAM (e.g. 1GiB): plans -ngl, -c, -np, -ub, -ctk; flags you give are kept',
   },
+  {
+    names: ['--models-memory-budget'],
+    env: 'LLAMA_ARG_MODELS_MEMORY_BUDGET',
+    kind: 'size',
+    key: 'modelsMemoryBytes',
+    value: 'SIZE',
+    group: OURS,
+    help: 'router mode: memory the loaded models may take together (weights + KV); least recently used idle ones are unloaded to make room',
+  },
 ];

@@ -139,6 +139,15 @@ export interface ServeConfig extends SamplingDefaults, RequestLimits {
   maxConnections: number;
   /** Plan GPU layers, slots, context, KV type and ubatch to fit this many bytes of VRAM (src/fit). */
   vramBudgetBytes: number | undefined;
+  // Router mode (src/router/): several models, loaded on demand.
+  modelsDir: string | undefined;
+  modelsPreset: string | undefined;
+  modelsMax: number;
+  modelsAutoload: boolean;
+  /** Host memory the router's loaded models may take together (their files and KV caches). */
+  modelsMemoryBytes: number | undefined;
+  /** Unload a model idle this long (-1: never). */
+  sleepIdleSeconds: number;
   help: boolean;
   version: boolean;
   listDevices: boolean;
@@ -257,6 +266,12 @@ export function defaultServeConfig(): ServeConfig {
     maxConnections: 1024,
     ...DEFAULT_REQUEST_LIMITS,
     vramBudgetBytes: undefined,
+    modelsDir: undefined,
+    modelsPreset: undefined,
+    modelsMax: 4,
+    modelsAutoload: true,
+    modelsMemoryBytes: undefined,
+    sleepIdleSeconds: -1,
     help: false,
     version: false,
     listDevices: false,

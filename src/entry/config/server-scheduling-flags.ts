@@ -60,8 +60,15 @@ export const SERVER_SCHEDULING_FLAGS: readonly FlagSpec<ServeFlagKey>[] = [
   {
     names: ['--sleep-idle-seconds'],
     kind: 'int',
+    key: 'sleepIdleSeconds',
+    min: -1,
+    value: 'N',
+    default: '-1',
+    parse: (value) => {
+      if (value === 0) throw new Error('cannot be 0 (-1: never)');
+      return value;
+    },
     group: SERVER,
-    help: 'unload the model when idle',
-    ignored: 'the model stays loaded',
+    help: 'unload a model idle this long; its next request loads it again (-1: never)',
   },
 ];

@@ -8,7 +8,7 @@ import type { Grammar, SamplingOptions } from '../../scheduler/decoder.ts';
 import type { ChatPrompt } from '../chat/layer.ts';
 import { chatPresenter } from '../chat/presenter.ts';
 import { chatLayerRefusal, constraintOf, renderRequest, userGrammar } from '../chat/request.ts';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { ApiError, invalidRequest } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
 import { messageStarts, prepareGeneration, tokenizePrompt } from '../generation/params.ts';
@@ -139,8 +139,9 @@ export async function prepareChat(
   return { prompt, tokens, job };
 }
 
-export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
+export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps: base }) => {
   const handler = async (request: FastifyRequest<{ Body: ChatCompletionBody }>, reply: FastifyReply) => {
+    const deps = servedBy(request, base);
     const body = request.body;
     refuseUnsupported(body);
     const ownLimit = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null;
@@ -175,6 +176,7 @@ export const chatRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async
   // llama-server's token count of a conversation, as it would be prompted.
   for (const url of ['/v1/chat/completions/input_tokens', '/chat/completions/input_tokens']) {
     app.post(url, { schema: { body: ChatCompletionBody } }, async (request) => {
+      const deps = servedBy(request, base);
       const { prompt } = await renderChat(deps, request.body, { promptOnly: true });
       return { object: 'response.input_tokens', input_tokens: tokenizePrompt(deps.model, prompt.prompt).length };
     });

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { chatLayerRefusal, constraintOf } from '../chat/request.ts';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { invalidRequest } from '../errors.ts';
 import { completionProbabilities } from '../generation/logprobs.ts';
 import { prepareGeneration } from '../generation/params.ts';
@@ -88,8 +88,9 @@ function presenter(
   };
 }
 
-export const completionRoute: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
+export const completionRoute: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps: base }) => {
   const handler = async (request: FastifyRequest<{ Body: NativeCompletionBody }>, reply: FastifyReply) => {
+    const deps = servedBy(request, base);
     const body = request.body;
     const prompts = promptsOf(deps.model, body.prompt);
     if (prompts.length > 1 && body.stream === true)

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Grammar } from '../../scheduler/decoder.ts';
 import type { ChatLayer } from '../chat/layer.ts';
 import { type Constraint, chatLayerRefusal, constraintOf, userGrammar } from '../chat/request.ts';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { invalidRequest } from '../errors.ts';
 import { newCompletionId, nowSeconds } from '../generation/ids.ts';
 import { completionLogprobs } from '../generation/logprobs.ts';
@@ -86,9 +86,10 @@ function presenter(
   };
 }
 
-export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
+export const completionRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps: base }) => {
   const schema = { body: CompletionBody, response: { 200: TextCompletionResponse } };
   app.post('/v1/completions', { schema }, async (request, reply) => {
+    const deps = servedBy(request, base);
     const body = request.body;
     if (typeof body.suffix === 'string' && body.suffix !== '')
       throw invalidRequest("'suffix' is not supported by this server.", 'suffix', 'unsupported_parameter');

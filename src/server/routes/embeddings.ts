@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { type Static, Type } from 'typebox';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { type EmbeddingInput, inputTokens } from '../embeddings/request.ts';
 import { base64Floats, l2Normalize } from '../embeddings/vectors.ts';
 import { invalidRequest, notAnEmbeddingServer } from '../errors.ts';
@@ -36,16 +36,16 @@ interface Embedded {
   promptTokens: number;
 }
 
-export const embeddingRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
-  const { config, model } = deps;
-
-  const servedEmbedder = (): ServedEmbedder => {
-    if (!config.embeddings || deps.embedder === undefined) throw notAnEmbeddingServer();
+export const embeddingRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps: base }) => {
+  const servedEmbedder = (deps: ServerDeps): ServedEmbedder => {
+    if (!deps.config.embeddings || deps.embedder === undefined) throw notAnEmbeddingServer();
     return deps.embedder;
   };
 
   async function embed(request: FastifyRequest, input: EmbeddingInput, param: string): Promise<Embedded> {
-    const embedder = servedEmbedder();
+    const deps = servedBy(request, base);
+    const { model } = deps;
+    const embedder = servedEmbedder(deps);
     const t0 = performance.now();
     const { dimensions, maxInputTokens, pooling } = embedder.info;
     const tokens = inputTokens(input, model, { nVocab: model.info.nVocab, maxInputTokens }, param);
@@ -70,8 +70,9 @@ export const embeddingRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
   }
 
   app.post('/v1/embeddings', { schema: { body: EmbeddingsBody } }, async (request) => {
+    const deps = servedBy(request, base);
     const body: Body = request.body;
-    const { dimensions, pooling } = servedEmbedder().info;
+    const { dimensions, pooling } = servedEmbedder(deps).info;
     if (body.input === undefined) throw invalidRequest("'input' is required", 'input', 'missing_required_parameter');
     const format = body.encoding_format ?? 'float';
     if (format !== 'float' && format !== 'base64')
@@ -101,7 +102,7 @@ export const embeddingRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
         index,
         embedding: format === 'base64' ? base64Floats(r[0]!) : Array.from(r[0]!),
       })),
-      model: body.model ?? config.modelId,
+      model: body.model ?? deps.config.modelId,
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };
   });

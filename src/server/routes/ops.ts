@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ArgumentError, StateError } from '../../errors.ts';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { ApiError, invalidRequest, notSupported } from '../errors.ts';
 import { PROPS_SETTINGS, settingsReport } from '../generation/parameters.ts';
 import { setCasedHeader } from '../headers.ts';
@@ -20,6 +20,8 @@ export interface OpsOptions {
   exposition?: () => Promise<{ contentType: string; body: string }>;
   /** Seconds since the epoch when the process started (llama-server's Process-Start-Time-Unix header). */
   startedAt: number;
+  /** Router mode: GET /props without ?model= answers these (llama-server's router's own properties). */
+  routerProps?: () => Record<string, unknown>;
 }
 
 /** llama-server's rule for slot file names: one plain name, no path, no dots at the ends. */
@@ -36,8 +38,11 @@ export function validSlotFilename(name: string): boolean {
   );
 }
 
-export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { deps, state, exposition, startedAt }) => {
-  const { config } = deps;
+export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (
+  app,
+  { deps: base, state, exposition, startedAt, routerProps },
+) => {
+  const { config } = base;
   app.get('/health', { config: { public: true } }, async (_request, reply) => {
     const s = state();
     if (s === 'ok') return { status: 'ok' };
@@ -53,6 +58,8 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
     '/slots',
     { schema: { querystring: Type.Object({ fail_on_no_slot: Type.Optional(Type.String()) }) } },
     async (request) => {
+      const deps = servedBy(request, base);
+      const { config } = deps;
       if (!config.endpoints.slots)
         throw notSupported('This server does not support the slots endpoint. Start it with `--slots`');
       const slots = deps.scheduler.snapshot();
@@ -83,8 +90,9 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
     querystring: Type.Object({ action: Type.Enum(['save', 'restore', 'erase']) }),
   };
   // A busy slot is a 409 (retry when it is idle); a file that can't be read back is the request's fault.
-  const slotAction = (slot: number, action: 'save' | 'restore' | 'erase', path?: string) =>
+  const slotAction = (deps: ServerDeps, slot: number, action: 'save' | 'restore' | 'erase', path?: string) =>
     deps.scheduler.slotAction(slot, action, path).catch((err: unknown) => {
+      const { config } = deps;
       if (err instanceof StateError)
         throw new ApiError(409, 'invalid_request_error', `Slot ${slot} is busy; retry when it is idle`, {
           code: 'slot_busy',
@@ -103,6 +111,8 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
       throw err;
     });
   app.post('/slots/:id', { schema: SlotAction }, async (request) => {
+    const deps = servedBy(request, base);
+    const { config } = deps;
     const dir = config.slotSavePath;
     if (dir === undefined)
       throw notSupported('This server does not support slot actions. Start it with `--slot-save-path`');
@@ -111,7 +121,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
       throw invalidRequest(`Invalid slot id ${slot} (slots 0..${config.slots - 1})`, 'id_slot', 'invalid_value');
     const { action } = request.query;
     if (action === 'erase') {
-      const r = await slotAction(slot, 'erase');
+      const r = await slotAction(deps, slot, 'erase');
       return { id_slot: slot, n_erased: r.tokens };
     }
     const body = (request.body ?? {}) as { filename?: unknown };
@@ -120,40 +130,47 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, { de
       throw invalidRequest('Invalid filename: a plain file name inside --slot-save-path', 'filename', 'invalid_value');
     const path = join(dir, filename);
     if (action === 'save') await mkdir(dir, { recursive: true });
-    const r = await slotAction(slot, action, path);
+    const r = await slotAction(deps, slot, action, path);
     return action === 'save'
       ? { id_slot: slot, filename, n_saved: r.tokens, n_written: r.bytes ?? 0, timings: { save_ms: r.ms } }
       : { id_slot: slot, filename, n_restored: r.tokens, n_read: r.tokens, timings: { restore_ms: r.ms } };
   });
 
-  const props = () => ({
-    default_generation_settings: {
-      n_ctx: config.ctxPerSlot,
-      // The server's defaults (its flags), reported as llama-server's request fields.
-      params: settingsReport(PROPS_SETTINGS, (name) => config.defaults[name as keyof typeof config.defaults], {
-        samplers: config.defaults.samplers ?? [...DEFAULT_SAMPLERS],
-      }),
-    },
-    total_slots: config.slots,
-    model_alias: config.modelId,
-    model_path: deps.model.info.path,
-    modalities: { vision: false, video: false, audio: false },
-    endpoint_slots: config.endpoints.slots,
-    endpoint_props: config.endpoints.props,
-    endpoint_metrics: config.endpoints.metrics,
-    chat_template: deps.chat.info?.source ?? '',
-    chat_template_caps: deps.chat.info?.caps ?? {},
-    build_info: config.buildInfo,
-    is_sleeping: false,
-  });
-  app.get('/props', async () => props());
+  const props = (deps: ServerDeps) => {
+    const { config } = deps;
+    return {
+      default_generation_settings: {
+        n_ctx: config.ctxPerSlot,
+        // The server's defaults (its flags), reported as llama-server's request fields.
+        params: settingsReport(PROPS_SETTINGS, (name) => config.defaults[name as keyof typeof config.defaults], {
+          samplers: config.defaults.samplers ?? [...DEFAULT_SAMPLERS],
+        }),
+      },
+      total_slots: config.slots,
+      model_alias: config.modelId,
+      model_path: deps.model.info.path,
+      modalities: { vision: false, video: false, audio: false },
+      endpoint_slots: config.endpoints.slots,
+      endpoint_props: config.endpoints.props,
+      endpoint_metrics: config.endpoints.metrics,
+      chat_template: deps.chat.info?.source ?? '',
+      chat_template_caps: deps.chat.info?.caps ?? {},
+      build_info: config.buildInfo,
+      is_sleeping: false,
+    };
+  };
+  app.get('/props', async (request) =>
+    routerProps !== undefined && request.servedBy === null
+      ? { ...routerProps(), build_info: config.buildInfo }
+      : props(servedBy(request, base)),
+  );
   app.post('/props', async () => {
     if (!config.endpoints.props)
       throw notSupported('This server does not support changing global properties. Start it with `--props`');
     return { success: true };
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { config: { global: true } }, async (_request, reply) => {
     if (!config.endpoints.metrics || exposition === undefined)
       throw notSupported('This server does not support metrics endpoint. Start it with `--metrics`');
     const { contentType, body } = await exposition();

@@ -4,7 +4,7 @@
 // `store: false`, so `previous_response_id` continues them and GET/DELETE /v1/responses/{id} find them.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { ApiError, invalidRequest } from '../errors.ts';
 import { newObjectId, nowSeconds } from '../generation/ids.ts';
 import { tokenizePrompt } from '../generation/params.ts';
@@ -55,14 +55,15 @@ function notFound(id: string): ApiError {
   });
 }
 
-export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
-  const store = new ResponseStore(deps.config.responseStoreBytes);
-  const mib = Math.round(deps.config.responseStoreBytes / 2 ** 20);
+export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps: base }) => {
+  // One store for the server (in router mode, for every model): the request limits are the server's too.
+  const store = new ResponseStore(base.config.responseStoreBytes);
+  const mib = Math.round(base.config.responseStoreBytes / 2 ** 20);
 
   /** The chat request, continuing a stored response when the request names one. */
   const translate = (body: ResponsesBody): TranslatedRequest => {
     const previous = body.previous_response_id;
-    if (previous === undefined || previous === null) return translateRequest(body, [], deps.config.limits);
+    if (previous === undefined || previous === null) return translateRequest(body, [], base.config.limits);
     const stored = store.get(previous);
     if (stored === undefined) {
       throw invalidRequest(
@@ -71,11 +72,12 @@ export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
         'previous_response_not_found',
       );
     }
-    return translateRequest(body, stored.conversation, deps.config.limits);
+    return translateRequest(body, stored.conversation, base.config.limits);
   };
 
   for (const url of ['/v1/responses', '/responses']) {
     app.post(url, { schema: { body: ResponsesBody, response: { 200: ResponseObject } } }, async (request, reply) => {
+      const deps = servedBy(request, base);
       const body = request.body;
       const { chat, conversation } = translate(body);
       const { prompt, job } = await prepareChat(deps, request, chat, {
@@ -103,6 +105,7 @@ export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
   // The conversation's token count, as it would be prompted (OpenAI's input token count).
   for (const url of ['/v1/responses/input_tokens', '/responses/input_tokens']) {
     app.post(url, { schema: { body: ResponsesBody } }, async (request) => {
+      const deps = servedBy(request, base);
       const { chat } = translate(request.body);
       const { prompt } = await renderChat(deps, chat, { promptOnly: true }).catch((err: unknown) =>
         Promise.reject(asInput(err)),

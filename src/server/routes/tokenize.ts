@@ -1,7 +1,7 @@
 // llama-server's tokenizer routes: POST /tokenize, /detokenize, and /apply-template (the chat template alone).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { ServerDeps } from '../deps.ts';
+import { type ServerDeps, servedBy } from '../deps.ts';
 import { invalidRequest, notAGenerationServer } from '../errors.ts';
 import { DetokenizeResponse, TokenizeResponse } from '../responses.ts';
 import { ChatCompletionBody } from '../schemas.ts';
@@ -22,9 +22,9 @@ function pieceOf(bytes: Uint8Array): string | number[] {
   return text.includes('\uFFFD') ? Array.from(bytes) : text;
 }
 
-export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps }) => {
-  const { model } = deps;
+export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = async (app, { deps: base }) => {
   app.post('/tokenize', { schema: { body: TokenizeBody, response: { 200: TokenizeResponse } } }, async (request) => {
+    const { model } = servedBy(request, base);
     const { content, add_special = false, parse_special = true, with_pieces = false } = request.body;
     const tokens = Array.from(model.tokenize(content, { addSpecial: add_special, parseSpecial: parse_special }));
     if (!with_pieces) return { tokens };
@@ -35,6 +35,7 @@ export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
     '/detokenize',
     { schema: { body: DetokenizeBody, response: { 200: DetokenizeResponse } } },
     async (request) => {
+      const { model } = servedBy(request, base);
       const { tokens } = request.body;
       const bad = tokens.find((t) => t < 0 || t >= model.info.nVocab);
       if (bad !== undefined)
@@ -44,6 +45,7 @@ export const tokenizeRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = a
   );
 
   app.post('/apply-template', { schema: { body: ChatCompletionBody } }, async (request) => {
+    const deps = servedBy(request, base);
     if (deps.config.embeddings) throw notAGenerationServer();
     const { prompt } = await renderChat(deps, request.body, { promptOnly: true });
     return { prompt: prompt.prompt };

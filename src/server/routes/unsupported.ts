@@ -14,18 +14,23 @@ export const UNSUPPORTED: Readonly<Record<string, string>> = {
   '/lora-adapters': 'LoRA adapters are not offered',
   '/audio/transcriptions': `audio is not offered: ${TEXT_ONLY}`,
   '/v1/audio/transcriptions': `audio is not offered: ${TEXT_ONLY}`,
-  '/models/load': 'one model per server (no router mode): run one server per model behind a router',
-  '/models/unload': 'one model per server (no router mode): run one server per model behind a router',
-  '/models/sse': 'one model per server (no router mode): run one server per model behind a router',
+  '/models/load': 'this server serves one model: start it with --models-dir or --models-preset (router mode)',
+  '/models/unload': 'this server serves one model: start it with --models-dir or --models-preset (router mode)',
+  '/models/sse': 'model status events are not offered: poll GET /models',
   '/tools': 'server-side tools are not offered: the client runs its own tools',
   '/cors-proxy': 'the web UI MCP proxy is not offered',
 };
 
-export const unsupportedRoutes: FastifyPluginAsync = async (app) => {
+/** Router mode serves these itself (src/server/routes/router.ts). */
+const ROUTER_ROUTES = new Set(['/models/load', '/models/unload']);
+
+export const unsupportedRoutes: FastifyPluginAsync<{ router?: boolean }> = async (app, { router = false }) => {
   for (const [url, why] of Object.entries(UNSUPPORTED)) {
+    if (router && ROUTER_ROUTES.has(url)) continue;
     app.route({
       method: ['GET', 'POST', 'DELETE'],
       url,
+      config: { global: true },
       handler: async () => {
         throw notSupported(`${url} is not supported by this server: ${why}`);
       },

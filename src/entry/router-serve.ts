@@ -1,0 +1,225 @@
+// `npm start -- --models-dir DIR` (or --models-preset FILE), without -m: router mode. One process serves every model
+// of the catalog, each loaded when a request names it (src/router/model-router.ts decides what is loaded); their
+// schedulers take turns on the cores (StepTurns). The HTTP app is the same as with one model, told to route.
+import { basename } from 'node:path';
+import { systemInfo } from '../engine/index.ts';
+import { RouterMetrics } from '../metrics/router-metrics.ts';
+import { type LiveState, ServerMetrics } from '../metrics/server-metrics.ts';
+import { loadCatalog } from '../router/catalog.ts';
+import { ModelRouter } from '../router/model-router.ts';
+import { StepTurns } from '../scheduler/index.ts';
+import { buildApp } from '../server/app.ts';
+import type { RouterControl, ServerDeps } from '../server/deps.ts';
+import type { ServeConfig } from './config/index.ts';
+import type { ServeInputs } from './inputs.ts';
+import { LateEngine } from './late-engine.ts';
+import { createLogger } from './logger.ts';
+import { footprintBytes, modelArgv, openModel, prepareEntry } from './router-host.ts';
+import { serverOptionsOf } from './server-options.ts';
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export interface RouterServer {
+  router: ModelRouter<ServerDeps>;
+  control: RouterControl;
+  metrics: RouterMetrics;
+}
+
+/** The router and what the app needs of it, for `config` and the command line it came from. */
+export function createRouter(
+  config: ServeConfig,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  log: { info(o: object, msg: string): void; error(o: object, msg: string): void },
+): RouterServer {
+  const turns = new StepTurns();
+  const buildInfo = systemInfo().buildInfo;
+  const perModel = new Map<string, ServerMetrics>();
+  const live = new Map<string, LiveState>();
+  const none: LiveState = {
+    busySlots: () => 0,
+    queueLength: () => 0,
+    kvCellsUsed: () => 0,
+    kvCellsRunning: () => 0,
+    kvCellsTotal: () => 0,
+  };
+  const metricsFor = (id: string): ServerMetrics => {
+    let m = perModel.get(id);
+    if (m === undefined) {
+      const current = (): LiveState => live.get(id) ?? none;
+      m = new ServerMetrics(
+        {
+          busySlots: () => current().busySlots(),
+          queueLength: () => current().queueLength(),
+          kvCellsUsed: () => current().kvCellsUsed(),
+          kvCellsRunning: () => current().kvCellsRunning(),
+          kvCellsTotal: () => current().kvCellsTotal(),
+          promptCache: () => current().promptCache?.() ?? { bytes: 0, entries: 0 },
+          checkpointBytes: () => current().checkpointBytes?.() ?? 0,
+        },
+        { processMetrics: false },
+      );
+      perModel.set(id, m);
+    }
+    return m;
+  };
+  const hostOptions = { argv, env, turns, buildInfo, metricsFor };
+  let routerRef: ModelRouter<ServerDeps> | undefined;
+  const metrics = new RouterMetrics({
+    models: () => [...perModel].map(([id, m]) => ({ id, registry: m.registry })),
+    statusCounts: () => {
+      const counts: Record<string, number> = {};
+      for (const m of routerRef?.list() ?? []) counts[m.status] = (counts[m.status] ?? 0) + 1;
+      return counts;
+    },
+  });
+  const budgetBytes = config.modelsMemoryBytes;
+  const router = new ModelRouter<ServerDeps>({
+    catalog: () =>
+      loadCatalog({
+        ...(config.modelsDir !== undefined ? { modelsDir: config.modelsDir } : {}),
+        ...(config.modelsPreset !== undefined ? { modelsPreset: config.modelsPreset } : {}),
+      }),
+    open: async (entry) => {
+      const host = await openModel(entry, hostOptions);
+      live.set(entry.id, host.live);
+      return {
+        ...host,
+        close: async (graceMs) => {
+          await host.close(graceMs);
+          live.delete(entry.id);
+        },
+      };
+    },
+    modelsMax: config.modelsMax,
+    autoload: config.modelsAutoload,
+    ...(config.sleepIdleSeconds > 0 ? { sleepIdleMs: config.sleepIdleSeconds * 1000 } : {}),
+    ...(budgetBytes !== undefined
+      ? {
+          budget: {
+            bytes: budgetBytes,
+            footprint: async (entry) => footprintBytes(await prepareEntry(entry, hostOptions)),
+          },
+        }
+      : {}),
+    events: {
+      status(id, status, detail) {
+        if (status === 'loaded') metrics.loaded(id, detail.seconds ?? 0);
+        if (status === 'failed') metrics.failed(id);
+        if (status === 'unloaded' || status === 'sleeping') metrics.unloaded(id);
+        if (status === 'failed') log.error({ model: id, error: detail.error }, 'model failed to load');
+        else
+          log.info(
+            { model: id, status, ...(detail.seconds !== undefined ? { seconds: detail.seconds } : {}) },
+            'model',
+          );
+      },
+    },
+  });
+  routerRef = router;
+  const control: RouterControl = {
+    select: async (name, options) => {
+      const lease = await router.acquire(name, options);
+      return { deps: lease.deps, release: lease.release };
+    },
+    list: () =>
+      router.list().map((m) => {
+        const error = m.error ?? m.entry.problem;
+        return {
+          id: m.entry.id,
+          aliases: m.entry.aliases,
+          status: m.status,
+          ...(error !== undefined ? { error } : {}),
+          ...(m.entry.path !== undefined ? { path: m.entry.path } : {}),
+          source: m.entry.source,
+          args: modelArgv(m.entry, []),
+          requests: m.requests,
+          ...(m.meta !== undefined ? { meta: m.meta } : {}),
+        };
+      }),
+    load: (name) => router.load(name),
+    unload: (name) => router.unload(name),
+    reload: () => router.reload(),
+    modelsMax: config.modelsMax,
+    autoload: config.modelsAutoload,
+  };
+  return { router, control, metrics };
+}
+
+/** Runs the router until a signal stops it; resolves with the exit code. */
+export async function serveRouter(
+  config: ServeConfig,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  https: { key: Buffer; cert: Buffer } | undefined,
+  inputs: ServeInputs,
+): Promise<number> {
+  const logger = createLogger(config);
+  const { router, control, metrics } = createRouter(config, argv, env, {
+    info: (o, msg) => logger.info(o, msg),
+    error: (o, msg) => logger.error(o, msg),
+  });
+  try {
+    await router.reload();
+  } catch (err) {
+    process.stderr.write(`error: ${message(err)}\n`);
+    return 2;
+  }
+  // The app's own model is never reached in router mode (every model route is given its model's deps first).
+  const idle = new LateEngine('router');
+  const options = serverOptionsOf(config, inputs, { ctxPerSlot: 1, buildInfo: systemInfo().buildInfo });
+  options.aliases = ['router'];
+  const app = buildApp(
+    {
+      model: idle.servedModel,
+      chat: idle.servedChat,
+      scheduler: idle.servedScheduler,
+      config: { ...options, endpoints: { ...options.endpoints } },
+      metrics,
+      router: control,
+    },
+    { loggerInstance: logger, logRequests: true, webui: config.webui, ready: true, ...(https ? { https } : {}) },
+  );
+  let stopping: Promise<number> | undefined;
+  let resolveStopped: (code: number) => void = () => {};
+  const stopped = new Promise<number>((resolve) => {
+    resolveStopped = resolve;
+  });
+  const shutdown = (signal: string): Promise<number> => {
+    if (stopping) return stopping;
+    app.log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing in-flight requests');
+    stopping = (async () => {
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceSeconds * 1000 + 1000);
+      try {
+        await Promise.all([app.close(), router.close(config.shutdownGraceSeconds * 1000)]);
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(force);
+      }
+      app.log.info('stopped');
+      logger.flush();
+      return 0;
+    })();
+    void stopping.then(resolveStopped);
+    return stopping;
+  };
+  process.once('SIGTERM', (s) => void shutdown(s));
+  process.once('SIGINT', (s) => void shutdown(s));
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    process.stderr.write(`error: cannot listen on ${config.host}:${config.port}: ${message(err)}\n`);
+    return 1;
+  }
+  const models = control.list();
+  app.log.info(
+    { models: models.map((m) => m.id), modelsMax: config.modelsMax, autoload: config.modelsAutoload },
+    `router: ${models.length} model(s) from ${[config.modelsDir, config.modelsPreset]
+      .filter((p) => p !== undefined)
+      .map((p) => basename(p ?? ''))
+      .join(', ')}`,
+  );
+  await router.start();
+  return stopped;
+}
