@@ -2,13 +2,14 @@
 // of the catalog, each loaded when a request names it (src/router/model-router.ts decides what is loaded); their
 // schedulers take turns on the cores (StepTurns). The HTTP app is the same as with one model, told to route.
 import { basename } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { systemInfo } from '../engine/index.ts';
 import { RouterMetrics } from '../metrics/router-metrics.ts';
 import { type LiveState, ServerMetrics } from '../metrics/server-metrics.ts';
 import { loadCatalog } from '../router/catalog.ts';
 import { ModelRouter } from '../router/model-router.ts';
 import { StepTurns } from '../scheduler/index.ts';
-import { buildApp } from '../server/app.ts';
+import { type BuildAppOptions, buildApp } from '../server/app.ts';
 import type { RouterControl, ServerDeps } from '../server/deps.ts';
 import type { ServeConfig } from './config/index.ts';
 import type { ServeInputs } from './inputs.ts';
@@ -21,6 +22,8 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
 
 export interface RouterServer {
   router: ModelRouter<ServerDeps>;
+  /** The models' schedulers step in turns on it. */
+  turns: StepTurns;
   control: RouterControl;
   metrics: RouterMetrics;
 }
@@ -143,7 +146,30 @@ export function createRouter(
     modelsMax: config.modelsMax,
     autoload: config.modelsAutoload,
   };
-  return { router, control, metrics };
+  return { router, turns, control, metrics };
+}
+
+/** The router's HTTP app over `createRouter`'s parts (the app's own model is never reached: routes get theirs). */
+export function routerApp(
+  config: ServeConfig,
+  inputs: ServeInputs,
+  parts: RouterServer,
+  appOptions: BuildAppOptions = {},
+): FastifyInstance {
+  const idle = new LateEngine('router');
+  const options = serverOptionsOf(config, inputs, { ctxPerSlot: 1, buildInfo: systemInfo().buildInfo });
+  options.aliases = ['router'];
+  return buildApp(
+    {
+      model: idle.servedModel,
+      chat: idle.servedChat,
+      scheduler: idle.servedScheduler,
+      config: options,
+      metrics: parts.metrics,
+      router: parts.control,
+    },
+    { ...appOptions, ready: true },
+  );
 }
 
 /** Runs the router until a signal stops it; resolves with the exit code. */
@@ -155,31 +181,23 @@ export async function serveRouter(
   inputs: ServeInputs,
 ): Promise<number> {
   const logger = createLogger(config);
-  const { router, control, metrics } = createRouter(config, argv, env, {
+  const parts = createRouter(config, argv, env, {
     info: (o, msg) => logger.info(o, msg),
     error: (o, msg) => logger.error(o, msg),
   });
+  const { router, control } = parts;
   try {
     await router.reload();
   } catch (err) {
     process.stderr.write(`error: ${message(err)}\n`);
     return 2;
   }
-  // The app's own model is never reached in router mode (every model route is given its model's deps first).
-  const idle = new LateEngine('router');
-  const options = serverOptionsOf(config, inputs, { ctxPerSlot: 1, buildInfo: systemInfo().buildInfo });
-  options.aliases = ['router'];
-  const app = buildApp(
-    {
-      model: idle.servedModel,
-      chat: idle.servedChat,
-      scheduler: idle.servedScheduler,
-      config: { ...options, endpoints: { ...options.endpoints } },
-      metrics,
-      router: control,
-    },
-    { loggerInstance: logger, logRequests: true, webui: config.webui, ready: true, ...(https ? { https } : {}) },
-  );
+  const app = routerApp(config, inputs, parts, {
+    loggerInstance: logger,
+    logRequests: true,
+    webui: config.webui,
+    ...(https ? { https } : {}),
+  });
   let stopping: Promise<number> | undefined;
   let resolveStopped: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => {
