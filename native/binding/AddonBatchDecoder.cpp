@@ -1,6 +1,7 @@
 #include "AddonBatchDecoder.h"
 
 #include "AddonModel.h"
+#include "addon_data.h"
 #include "convert.h"
 
 namespace binding {
@@ -125,30 +126,42 @@ int32_t slotArg(const Napi::CallbackInfo &info) {
 }  // namespace
 
 Napi::Function AddonBatchDecoder::Init(Napi::Env env) {
-  return DefineClass(env, "BatchDecoder",
-                     {
-                         method<&AddonBatchDecoder::Start>("start"),
-                         method<&AddonBatchDecoder::Cancel>("cancel"),
-                         method<&AddonBatchDecoder::Clear>("clear"),
-                         method<&AddonBatchDecoder::Step>("step"),
-                         method<&AddonBatchDecoder::SlotInfo>("slotInfo"),
-                         method<&AddonBatchDecoder::CopyPrefix>("copyPrefix"),
-                         method<&AddonBatchDecoder::SaveState>("saveState"),
-                         method<&AddonBatchDecoder::RestoreState>("restoreState"),
-                         method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
-                         method<&AddonBatchDecoder::CachedPrefix>("cachedPrefix"),
-                         method<&AddonBatchDecoder::ResumePoints>("resumePoints"),
-                         method<&AddonBatchDecoder::Info>("info"),
-                         method<&AddonBatchDecoder::Dispose>("dispose"),
-                         getter<&AddonBatchDecoder::GetDisposed>("disposed"),
-                     });
+  Napi::Function ctor = DefineClass(env, "BatchDecoder",
+                                    {
+                                        method<&AddonBatchDecoder::Start>("start"),
+                                        method<&AddonBatchDecoder::Cancel>("cancel"),
+                                        method<&AddonBatchDecoder::Clear>("clear"),
+                                        method<&AddonBatchDecoder::Step>("step"),
+                                        method<&AddonBatchDecoder::SlotInfo>("slotInfo"),
+                                        method<&AddonBatchDecoder::CopyPrefix>("copyPrefix"),
+                                        method<&AddonBatchDecoder::SaveState>("saveState"),
+                                        method<&AddonBatchDecoder::RestoreState>("restoreState"),
+                                        method<&AddonBatchDecoder::EraseSlot>("eraseSlot"),
+                                        method<&AddonBatchDecoder::CachedPrefix>("cachedPrefix"),
+                                        method<&AddonBatchDecoder::ResumePoints>("resumePoints"),
+                                        method<&AddonBatchDecoder::Info>("info"),
+                                        method<&AddonBatchDecoder::Dispose>("dispose"),
+                                        method<&AddonBatchDecoder::Release>("release"),
+                                        getter<&AddonBatchDecoder::GetDisposed>("disposed"),
+                                        StaticMethod("create", &guarded<&AddonBatchDecoder::Create>),
+                                    });
+  addonData(env).decoderClass = Napi::Persistent(ctor);
+  return ctor;
 }
 
-// new BatchDecoder(model, options): creating the context allocates the KV cache; done synchronously
-// because it is quick next to a model load, and the caller needs the object at once.
+using DecoderHandle = std::shared_ptr<core::BatchDecoder>;
+
+// new BatchDecoder(model, options): creating the context allocates the KV cache on the JS thread (tens of ms; more on
+// a GPU). BatchDecoder.create(model, options) does it on the pool and wraps the result: a server whose other models
+// are streaming (router mode) uses that. The wrap passes the created decoder as a third, External argument.
 AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : GuardedWrap<AddonBatchDecoder>(info) {
   Napi::Env env = info.Env();
   guard(env, [&]() {
+    if (info.Length() > 2 && info[2].IsExternal()) {
+      decoder_ = *info[2].As<Napi::External<DecoderHandle>>().Data();
+      stepThread_ = std::make_unique<core::SerialExecutor>();
+      return;
+    }
     std::shared_ptr<core::Model> model = AddonModel::modelArg(info, 0);
     const Napi::Object options = optionalObject(info, 1, "options");
     core::DecoderOptions opts = decoderOptionsFrom(options);
@@ -312,6 +325,34 @@ Napi::Value AddonBatchDecoder::Dispose(const Napi::CallbackInfo &info) {
   decoder_.reset();
   stepThread_.reset();  // queued steps still run and settle; then the thread exits
   return info.Env().Undefined();
+}
+
+// BatchDecoder.create(model, options) -> Promise<BatchDecoder>: the options are read here, the context is created on
+// the pool.
+Napi::Value AddonBatchDecoder::Create(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<core::Model> model = AddonModel::modelArg(info, 0);
+  const Napi::Object options = optionalObject(info, 1, "options");
+  core::DecoderOptions opts = decoderOptionsFrom(options);
+  opts.speculative = speculativeOptionsFrom(env, options.Get("speculative"));
+  return queueOnPool(
+      env, [model = std::move(model), opts]() { return std::make_shared<core::BatchDecoder>(model, opts); },
+      [](Napi::Env e, DecoderHandle &created) -> Napi::Value {
+        auto external = Napi::External<DecoderHandle>::New(e, new DecoderHandle(std::move(created)),
+                                                           [](Napi::Env, DecoderHandle *h) { delete h; });
+        return addonData(e).decoderClass.New({e.Undefined(), e.Undefined(), external});
+      });
+}
+
+// release() -> Promise<void>: dispose(), with the context and its step thread freed on the pool (freeing a KV cache
+// and joining the thread take long enough to stall other models' streams).
+Napi::Value AddonBatchDecoder::Release(const Napi::CallbackInfo &info) {
+  DecoderHandle decoder = std::move(decoder_);
+  std::shared_ptr<core::SerialExecutor> thread(std::move(stepThread_));
+  return queueOnPool(info.Env(), [decoder = std::move(decoder), thread = std::move(thread)]() mutable {
+    thread.reset();
+    decoder.reset();
+  });
 }
 
 Napi::Value AddonBatchDecoder::GetDisposed(const Napi::CallbackInfo &info) {

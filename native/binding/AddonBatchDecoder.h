@@ -41,6 +41,8 @@ class AddonBatchDecoder : public GuardedWrap<AddonBatchDecoder> {
   Napi::Value ResumePoints(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
+  Napi::Value Release(const Napi::CallbackInfo &info);
+  static Napi::Value Create(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);
 
   // Shared with queued steps, so dispose() during a step frees the context after it ends.

@@ -52,6 +52,7 @@ Napi::Function AddonModel::Init(Napi::Env env) {
                                         method<&AddonModel::Load>("load"),
                                         method<&AddonModel::AbortLoad>("abortLoad"),
                                         method<&AddonModel::Dispose>("dispose"),
+                                        method<&AddonModel::Release>("release"),
                                         getter<&AddonModel::GetDisposed>("disposed"),
                                         getter<&AddonModel::GetLoaded>("loaded"),
                                         method<&AddonModel::Info>("info"),
@@ -155,6 +156,19 @@ Napi::Value AddonModel::AbortLoad(const Napi::CallbackInfo &info) {
 Napi::Value AddonModel::Dispose(const Napi::CallbackInfo &info) {
   dispose();
   return info.Env().Undefined();
+}
+
+// release() -> Promise<void>: dispose(), with the weights freed on the pool (unmapping and freeing them takes long
+// enough to stall other models' streams). Work still running keeps its own reference, as with dispose().
+Napi::Value AddonModel::Release(const Napi::CallbackInfo &info) {
+  disposed_ = true;
+  abortLoad_->store(true);
+  std::shared_ptr<core::Model> old;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    old.swap(model_);
+  }
+  return queueOnPool(info.Env(), [old = std::move(old)]() mutable { old.reset(); });
 }
 
 Napi::Value AddonModel::GetDisposed(const Napi::CallbackInfo &info) {

@@ -32,6 +32,7 @@ class AddonModel : public GuardedWrap<AddonModel> {
   Napi::Value Load(const Napi::CallbackInfo &info);
   Napi::Value AbortLoad(const Napi::CallbackInfo &info);
   Napi::Value Dispose(const Napi::CallbackInfo &info);
+  Napi::Value Release(const Napi::CallbackInfo &info);
   Napi::Value GetDisposed(const Napi::CallbackInfo &info);
   Napi::Value GetLoaded(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);

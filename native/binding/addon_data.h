@@ -15,7 +15,8 @@ class AddonModel;
 using LiveModels = std::unordered_set<AddonModel *>;
 
 struct AddonData {
-  Napi::FunctionReference modelClass;  // for instanceof checks (AddonModel::from)
+  Napi::FunctionReference modelClass;    // for instanceof checks (AddonModel::from)
+  Napi::FunctionReference decoderClass;  // to wrap a decoder created off the JS thread (BatchDecoder.create)
   std::shared_ptr<LiveModels> liveModels = std::make_shared<LiveModels>();
 };
 

@@ -75,6 +75,17 @@ export interface SlotInfo {
 
 const FLASH_ATTN = { auto: -1, off: 0, on: 1 } as const;
 
+/** The addon's options for a decoder: the draft model as its native object. */
+function nativeOptions(options: DecoderOptions) {
+  const { draftModel, ...speculative } = options.speculative ?? { types: [] };
+  return {
+    ...nativeDecoderOptions(options),
+    ...(options.speculative !== undefined
+      ? { speculative: { ...speculative, ...(draftModel !== undefined ? { draftModel: draftModel.native } : {}) } }
+      : {}),
+  };
+}
+
 export class BatchDecoder implements Decoder {
   readonly model: Model;
   /** KV cells in all: slots * ctxPerSlot as configured (with kvUnified, one pool any slot may draw on). */
@@ -82,23 +93,17 @@ export class BatchDecoder implements Decoder {
   readonly unifiedKv: boolean;
   readonly #native: NativeBatchDecoder;
 
-  constructor(model: Model, options: DecoderOptions) {
+  constructor(model: Model, options: DecoderOptions, created?: NativeBatchDecoder) {
     this.model = model;
-    const addon = loadAddon();
-    const { draftModel, ...speculative } = options.speculative ?? { types: [] };
-    this.#native = callNative(
-      () =>
-        new addon.BatchDecoder(model.native, {
-          ...nativeDecoderOptions(options),
-          ...(options.speculative !== undefined
-            ? {
-                speculative: { ...speculative, ...(draftModel !== undefined ? { draftModel: draftModel.native } : {}) },
-              }
-            : {}),
-        }),
-    );
+    this.#native = created ?? callNative(() => new (loadAddon().BatchDecoder)(model.native, nativeOptions(options)));
     this.kvCells = options.slots * options.ctxPerSlot;
     this.unifiedKv = options.kvUnified ?? false;
+  }
+
+  /** The constructor's work with the context (and its KV cache) created off the JS thread. */
+  static async create(model: Model, options: DecoderOptions): Promise<BatchDecoder> {
+    const created = await awaitNative(() => loadAddon().BatchDecoder.create(model.native, nativeOptions(options)));
+    return new BatchDecoder(model, options, created);
   }
 
   get info(): NativeDecoderInfo {
@@ -244,6 +249,11 @@ export class BatchDecoder implements Decoder {
   /** Frees the context (after a running step ends). Idempotent. */
   dispose(): void {
     this.#native.dispose();
+  }
+
+  /** dispose(), with the context freed off the JS thread; resolves when it is. */
+  release(): Promise<void> {
+    return awaitNative(() => this.#native.release());
   }
 
   [Symbol.dispose](): void {

@@ -134,6 +134,11 @@ export class Model {
     this.#native.dispose();
   }
 
+  /** dispose(), with the weights freed off the JS thread (unmapping a large model takes a while). */
+  release(): Promise<void> {
+    return awaitNative(() => this.#native.release());
+  }
+
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -46,6 +46,8 @@ export interface NativeModel {
   load(path: string, options: NativeLoadOptions, onProgress?: (fraction: number) => void): Promise<void>;
   abortLoad(): void;
   dispose(): void;
+  /** dispose(), with the weights freed off the JS thread. */
+  release(): Promise<void>;
   readonly disposed: boolean;
   readonly loaded: boolean;
   info(): NativeModelInfo;
@@ -249,6 +251,8 @@ export interface NativeBatchDecoder {
   eraseSlot(slot: number): Promise<void>;
   info(): NativeDecoderInfo;
   dispose(): void;
+  /** dispose(), with the context and its step thread freed off the JS thread. */
+  release(): Promise<void>;
   readonly disposed: boolean;
 }
 
@@ -327,10 +331,17 @@ export interface NativeSystemInfo {
 
 export interface NativeAddon {
   Model: new () => NativeModel;
-  BatchDecoder: new (
-    model: NativeModel,
-    options: NativeDecoderOptions & { speculative?: NativeSpeculativeOptions },
-  ) => NativeBatchDecoder;
+  BatchDecoder: {
+    new (
+      model: NativeModel,
+      options: NativeDecoderOptions & { speculative?: NativeSpeculativeOptions },
+    ): NativeBatchDecoder;
+    /** The same, with the context created off the JS thread. */
+    create(
+      model: NativeModel,
+      options: NativeDecoderOptions & { speculative?: NativeSpeculativeOptions },
+    ): Promise<NativeBatchDecoder>;
+  };
   ChatTemplates: new (model: NativeModel, options: NativeChatTemplateOptions) => NativeChatTemplates;
   ChatParser: new (config: string) => NativeChatParser;
   Embedder: new (model: NativeModel, options: NativeEmbedderOptions) => NativeEmbedder;

@@ -115,9 +115,14 @@ export async function prepareModel(config: ServeConfig, path: string): Promise<P
 export class SpeculativeConfigError extends Error {}
 
 /** The decoder; llama.cpp's refusal of the speculative settings is a configuration error naming the flags. */
-function newDecoder(model: Model, options: ReturnType<typeof decoderOptionsOf>, config: ServeConfig): BatchDecoder {
+async function newDecoder(
+  model: Model,
+  options: ReturnType<typeof decoderOptionsOf>,
+  config: ServeConfig,
+): Promise<BatchDecoder> {
   try {
-    return new BatchDecoder(model, options);
+    // Off the JS thread: allocating the KV cache would stall other models' streams (router mode) and /health.
+    return await BatchDecoder.create(model, options);
   } catch (err) {
     if (!(err instanceof ArgumentError) || options.speculative === undefined) throw err;
     const draft = config.draftModel !== undefined ? ` -md ${config.draftModel}` : '';
@@ -125,7 +130,7 @@ function newDecoder(model: Model, options: ReturnType<typeof decoderOptionsOf>, 
   }
 }
 
-/** A loaded model and what serves it; dispose() frees all of it, once. */
+/** A loaded model and what serves it; dispose() frees all of it, once (release(): the same, off the JS thread). */
 export interface LoadedEngine {
   model: Model;
   /** Generation models: the chat layer and the decoder. */
@@ -135,6 +140,7 @@ export interface LoadedEngine {
   /** Embedding models (--embeddings): the embedding context. */
   embedder?: Embedder;
   dispose(): void;
+  release(): Promise<void>;
 }
 
 export interface LoadProgress {
@@ -152,6 +158,13 @@ export async function loadEngine(prepared: PreparedModel, progress: LoadProgress
     parts.chat?.dispose();
     parts.draft?.dispose();
     parts.model?.dispose();
+  };
+  // The context first (it holds the model), then the models, each freed on the pool.
+  const release = async (): Promise<void> => {
+    parts.embedder?.dispose();
+    parts.chat?.dispose();
+    await parts.decoder?.release();
+    await Promise.all([parts.draft?.release(), parts.model?.release()]);
   };
   try {
     const model = await Model.load(path, {
@@ -171,7 +184,7 @@ export async function loadEngine(prepared: PreparedModel, progress: LoadProgress
         ...(config.threadsBatch !== undefined ? { threadsBatch: config.threadsBatch } : {}),
         ...(config.pooling !== undefined ? { pooling: config.pooling } : {}),
       });
-      return { ...parts, model, dispose };
+      return { ...parts, model, dispose, release };
     }
     const chat = new ChatTemplates(model, chatOptionsOf(config, inputs.chatTemplate));
     parts.chat = chat;
@@ -189,8 +202,8 @@ export async function loadEngine(prepared: PreparedModel, progress: LoadProgress
         onProgress: (f) => progress.onProgress?.('draft', f),
       });
     }
-    parts.decoder = newDecoder(model, decoderOptionsOf(config, pool, parts.draft), config);
-    return { ...parts, model, chat, dispose };
+    parts.decoder = await newDecoder(model, decoderOptionsOf(config, pool, parts.draft), config);
+    return { ...parts, model, chat, dispose, release };
   } catch (err) {
     dispose();
     throw err;

@@ -134,7 +134,7 @@ export async function openModel(
       await scheduler?.close(graceMs);
       late.scheduler = undefined;
       late.decoder = undefined;
-      engine.dispose();
+      await engine.release();
     },
   };
 }
