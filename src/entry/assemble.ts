@@ -14,6 +14,7 @@ import { type BuildAppOptions, buildApp } from '../server/app.ts';
 import type { ServedModel, ServedScheduler, ServerOptions } from '../server/options.ts';
 import { StatsSource } from '../server/stats-source.ts';
 import { LateEngine } from './late-engine.ts';
+import { IdleSleeper, type SleepActions } from './sleeper.ts';
 
 export interface AssembleOptions {
   /** The model file (its name is the default model id until the model has loaded). */
@@ -26,6 +27,8 @@ export interface AssembleOptions {
   devices?: () => readonly Device[];
   /** --step-trace: a JSON line per step and per prompt-cache event appended to this file, for profiling. */
   stepTrace?: string;
+  /** --sleep-idle-seconds: routes that need the model wake it (enableSleep() starts the idle timer). */
+  sleeps?: boolean;
   /** Wrap what the routes see of the scheduler or the model (tests inject faults this way). */
   wrapScheduler?: (real: ServedScheduler) => ServedScheduler;
   wrapModel?: (real: ServedModel) => ServedModel;
@@ -48,6 +51,8 @@ export interface AssembledServer {
   live: LiveStats;
   /** The engine parts, once attached. */
   readonly engine: LateEngine;
+  /** With `sleeps`: starts counting idle time, once the model is loaded (the routes wake it through it). */
+  enableSleep(actions: SleepActions): void;
   /** Binds the loaded engine and starts the scheduler; the app answers generation routes after markReady(). */
   attach(parts: EngineParts): Scheduler;
   /** With config.embeddings: binds the embedding model and its context instead (no scheduler, no chat layer). */
@@ -71,6 +76,25 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
     },
     { listener: live },
   );
+  const sleeper = new IdleSleeper();
+  // While the model sleeps, /metrics answers what it had when it fell asleep (llama-server's snapshot).
+  let asleep: { contentType: string; body: string } | undefined;
+  const served = {
+    responded: (r: Parameters<ServerMetrics['responded']>[0]) => metrics.responded(r),
+    interTokenGap: (s: number) => metrics.interTokenGap(s),
+    rejected: (c: Parameters<ServerMetrics['rejected']>[0]) => metrics.rejected(c),
+    exposition: async () => (sleeper.sleeping && asleep !== undefined ? asleep : metrics.exposition()),
+  };
+  const sleepControl = {
+    get sleeping() {
+      return sleeper.sleeping;
+    },
+    hold: async () => {
+      const release = await sleeper.hold();
+      asleep = undefined;
+      return release;
+    },
+  };
   const aliases = [...(o.config.aliases ?? [])].sort();
   const stats = new StatsSource({
     modelId: aliases[0] ?? basename(o.path),
@@ -89,8 +113,9 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       scheduler: o.wrapScheduler ? o.wrapScheduler(late.servedScheduler) : late.servedScheduler,
       embedder: late.servedEmbedder,
       config: o.config,
-      metrics,
+      metrics: served,
       stats,
+      ...(o.sleeps === true ? { sleep: sleepControl } : {}),
     },
     o.app,
   );
@@ -99,6 +124,15 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
     metrics,
     live,
     engine: late,
+    enableSleep(actions) {
+      sleeper.enable({
+        ...actions,
+        sleep: async () => {
+          asleep = await metrics.exposition();
+          await actions.sleep();
+        },
+      });
+    },
     attach(parts) {
       late.model = parts.model;
       late.chat = parts.chat;

@@ -68,14 +68,11 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   for (const warning of given.warnings) line(`warning: ${warning}`);
   if (given.modelsDir !== undefined || given.modelsPreset !== undefined) {
-    if (given.model !== undefined) {
-      line('error: --models-dir and --models-preset start router mode, which serves the models they list: drop -m');
-      return 2;
-    }
-    return routerMode(given, argv, env);
+    // As llama-server: a model given means one model (a LLAMA_ARG_MODELS_* variable set for other servers is no error).
+    if (given.model !== undefined)
+      line('warning: --models-dir/--models-preset are ignored: -m serves one model (router mode is without -m)');
+    else return routerMode(given, argv, env);
   }
-  if (given.sleepIdleSeconds > 0)
-    line('warning: --sleep-idle-seconds: only router mode (--models-dir, --models-preset) unloads idle models');
 
   let prepared: PreparedModel;
   let https: { key: Buffer; cert: Buffer } | undefined;
@@ -103,6 +100,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     devices: listDevices,
     scheduler: schedulerOptionsOf(config),
     ...(config.stepTrace !== undefined ? { stepTrace: config.stepTrace } : {}),
+    sleeps: config.sleepIdleSeconds > 0,
     app: { loggerInstance: logger, logRequests: true, webui: config.webui, ...(https ? { https } : {}) },
   });
   const { app, engine: late } = server;
@@ -179,9 +177,47 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     logger.flush();
     return err instanceof SpeculativeConfigError ? 2 : 1;
   }
-  const { model, chat, decoder, draft, embedder } = engine;
+  const { model, chat, draft, embedder } = engine;
+  // Binds a loaded engine to the routes: at start, and again each time a sleeping model wakes.
+  const attachEngine = (e: LoadedEngine): void => {
+    if (e.embedder !== undefined) return server.attachEmbedder({ model: e.model, embedder: e.embedder });
+    const { chat, decoder } = e;
+    if (chat === undefined || decoder === undefined) throw new Error('a generation model loads with a decoder');
+    server.attach({
+      model: e.model,
+      chat,
+      decoder,
+      kvCellsUsed: () => (decoder.disposed ? 0 : decoder.info.kvCellsUsed),
+      checkpointBytes: () => (decoder.disposed ? 0 : decoder.info.checkpointBytes),
+    });
+  };
+  attachEngine(engine);
+  if (config.sleepIdleSeconds > 0)
+    server.enableSleep({
+      idleMs: config.sleepIdleSeconds * 1000,
+      sleep: async () => {
+        const asleep = engine;
+        engine = undefined;
+        await late.scheduler?.close(0);
+        late.scheduler = undefined;
+        late.decoder = undefined;
+        late.embedder = undefined;
+        // late.model and late.chat stay: their facts (/props, the live view) are plain objects, and every route
+        // that would use them natively wakes the model first.
+        await asleep?.release();
+      },
+      wake: async () => {
+        const woken = await loadEngine(prepared);
+        engine = woken;
+        attachEngine(woken);
+      },
+      changed: (state) =>
+        app.log.info(
+          { sleepIdleSeconds: config.sleepIdleSeconds },
+          state === 'sleeping' ? 'idle: model unloaded (sleeping)' : 'model loaded again (awake)',
+        ),
+    });
   if (embedder !== undefined) {
-    server.attachEmbedder({ model, embedder });
     app.log.info(
       { pooling: embedder.info.pooling, dimensions: embedder.info.dimensions, maxInput: embedder.info.maxInputTokens },
       'embedding model loaded; serving POST /v1/embeddings',
@@ -189,14 +225,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     app.markReady();
     return stopped;
   }
-  if (chat === undefined || decoder === undefined) throw new Error('a generation model loads with a decoder');
-  server.attach({
-    model,
-    chat,
-    decoder,
-    kvCellsUsed: () => decoder.info.kvCellsUsed,
-    checkpointBytes: () => decoder.info.checkpointBytes,
-  });
+  if (chat === undefined) throw new Error('a generation model loads with a chat layer');
   app.log.info(
     {
       summary: startupSummary(config, {

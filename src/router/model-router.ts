@@ -43,6 +43,11 @@ export interface RouterOptions<D> {
   budget?: { bytes: number; footprint: (entry: CatalogEntry) => Promise<number> };
   events?: RouterEvents;
   now?: () => number;
+  /**
+   * llama-server's LLAMA_SERVER_DEBUG_FAKE_TIMING, for its router tests: every load waits this long before it
+   * starts, and every request holds its model this long before it runs (so that it counts as busy). Default 0.
+   */
+  debugDelayMs?: number;
 }
 
 /** A request's hold on its model: the model is not unloaded until release(). */
@@ -203,7 +208,11 @@ export class ModelRouter<D> {
     if (t === undefined) throw modelNotFound(name);
     for (;;) {
       if (this.#closed) throw new ApiError(503, 'unavailable_error', 'the server is shutting down');
-      if (t.status === 'loaded' && t.host !== undefined) return this.#lease(t, t.host);
+      if (t.status === 'loaded' && t.host !== undefined) {
+        const lease = this.#lease(t, t.host);
+        if ((this.#o.debugDelayMs ?? 0) > 0) await delay(this.#o.debugDelayMs ?? 0);
+        return lease;
+      }
       if (t.status === 'unloading') {
         await t.unloading;
         continue;
@@ -417,7 +426,8 @@ export class ModelRouter<D> {
   #startLoad(t: Tracked<D>, load: Deferred<HostedModel<D>>): void {
     const t0 = this.#now();
     this.#setStatus(t, 'loading', {});
-    this.#o.open(t.entry).then(
+    const wait = this.#o.debugDelayMs ?? 0;
+    (wait > 0 ? delay(wait).then(() => this.#o.open(t.entry)) : this.#o.open(t.entry)).then(
       (host) => {
         t.load = undefined;
         t.explicit = false;
@@ -498,3 +508,5 @@ function loadFailed(id: string, error: string): ApiError {
 }
 
 const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

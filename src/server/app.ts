@@ -12,7 +12,7 @@ import Fastify, {
 import { apiKeyHook } from './auth.ts';
 import type { ChatLayer } from './chat/layer.ts';
 import { registerCors } from './cors.ts';
-import type { GenerationMetrics, RejectionCause, RouterControl, ServerDeps } from './deps.ts';
+import type { GenerationMetrics, RejectionCause, RouterControl, ServerDeps, SleepControl } from './deps.ts';
 import type { ApiError } from './errors.ts';
 import {
   clientErrorResponse,
@@ -54,6 +54,8 @@ declare module 'fastify' {
     public?: boolean;
     /** Router mode: served by the router itself, not by a model (the listing, /metrics). */
     global?: boolean;
+    /** Answers from what is known without the model: does not wake a sleeping model (/props, /v1/models). */
+    idle?: boolean;
   }
   interface FastifyRequest {
     /** `key:<digest prefix>` when the request presented a valid API key, else null. */
@@ -86,6 +88,8 @@ export interface AppDeps {
    * model, chat layer and scheduler above are then only the defaults no request reaches.
    */
   router?: RouterControl;
+  /** --sleep-idle-seconds: routes that need the model wake it first. */
+  sleep?: SleepControl;
 }
 
 export interface BuildAppOptions {
@@ -244,11 +248,14 @@ export function buildApp(deps: AppDeps, opts: BuildAppOptions = {}): FastifyInst
     });
     const router = deps.router;
     if (router !== undefined) loaded.addHook('preHandler', routeToModel(router));
+    const sleep = deps.sleep;
+    if (sleep !== undefined) loaded.addHook('preHandler', holdAwake(sleep));
     await loaded.register(opsRoutes, {
       deps: serverDeps,
       ...(router !== undefined
         ? { routerProps: () => ({ role: 'router', max_instances: router.modelsMax, models_autoload: router.autoload }) }
         : {}),
+      ...(sleep !== undefined ? { sleeping: () => sleep.sleeping } : {}),
       state: () => state,
       startedAt,
       ...(metrics ? { exposition: () => metrics.exposition() } : {}),
@@ -328,5 +335,16 @@ function routeToModel(router: RouterControl) {
     request.servedBy = lease.deps;
     if (reply.raw.destroyed) lease.release();
     else reply.raw.once('close', lease.release);
+  };
+}
+
+/** --sleep-idle-seconds: a route that needs the model wakes it (the request waits) and keeps it awake until it ends. */
+function holdAwake(sleep: SleepControl) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const config = request.routeOptions.config;
+    if (config.public === true || config.global === true || config.idle === true) return;
+    const release = await sleep.hold();
+    if (reply.raw.destroyed) release();
+    else reply.raw.once('close', release);
   };
 }

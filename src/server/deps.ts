@@ -72,6 +72,15 @@ export interface RouterControl {
   autoload: boolean;
 }
 
+/**
+ * --sleep-idle-seconds with one model: a request that needs the model holds it awake (waking it first, and waiting);
+ * read-only routes (config.idle) do neither.
+ */
+export interface SleepControl {
+  readonly sleeping: boolean;
+  hold(): Promise<() => void>;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Router mode: the deps of the model this request names (set before its handler runs). */

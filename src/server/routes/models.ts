@@ -27,5 +27,6 @@ export const modelRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = asyn
       },
     ],
   });
-  for (const url of ['/v1/models', '/models']) app.get(url, { schema: { response: { 200: ModelList } } }, list);
+  for (const url of ['/v1/models', '/models'])
+    app.get(url, { schema: { response: { 200: ModelList } }, config: { idle: true } }, list);
 };

@@ -22,6 +22,8 @@ export interface OpsOptions {
   startedAt: number;
   /** Router mode: GET /props without ?model= answers these (llama-server's router's own properties). */
   routerProps?: () => Record<string, unknown>;
+  /** --sleep-idle-seconds: whether the model sleeps now (/props is_sleeping). */
+  sleeping?: () => boolean;
 }
 
 /** llama-server's rule for slot file names: one plain name, no path, no dots at the ends. */
@@ -40,7 +42,7 @@ export function validSlotFilename(name: string): boolean {
 
 export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (
   app,
-  { deps: base, state, exposition, startedAt, routerProps },
+  { deps: base, state, exposition, startedAt, routerProps, sleeping },
 ) => {
   const { config } = base;
   app.get('/health', { config: { public: true } }, async (_request, reply) => {
@@ -156,10 +158,10 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (
       chat_template: deps.chat.info?.source ?? '',
       chat_template_caps: deps.chat.info?.caps ?? {},
       build_info: config.buildInfo,
-      is_sleeping: false,
+      is_sleeping: sleeping?.() ?? false,
     };
   };
-  app.get('/props', async (request) =>
+  app.get('/props', { config: { idle: true } }, async (request) =>
     routerProps !== undefined && request.servedBy === null
       ? { ...routerProps(), build_info: config.buildInfo }
       : props(servedBy(request, base)),
