@@ -77,23 +77,11 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
     { listener: live },
   );
   const sleeper = new IdleSleeper();
-  // While the model sleeps, /metrics answers what it had when it fell asleep (llama-server's snapshot).
-  let asleep: { contentType: string; body: string } | undefined;
-  const served = {
-    responded: (r: Parameters<ServerMetrics['responded']>[0]) => metrics.responded(r),
-    interTokenGap: (s: number) => metrics.interTokenGap(s),
-    rejected: (c: Parameters<ServerMetrics['rejected']>[0]) => metrics.rejected(c),
-    exposition: async () => (sleeper.sleeping && asleep !== undefined ? asleep : metrics.exposition()),
-  };
   const sleepControl = {
     get sleeping() {
       return sleeper.sleeping;
     },
-    hold: async () => {
-      const release = await sleeper.hold();
-      asleep = undefined;
-      return release;
-    },
+    hold: () => sleeper.hold(),
   };
   const aliases = [...(o.config.aliases ?? [])].sort();
   const stats = new StatsSource({
@@ -113,7 +101,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
       scheduler: o.wrapScheduler ? o.wrapScheduler(late.servedScheduler) : late.servedScheduler,
       embedder: late.servedEmbedder,
       config: o.config,
-      metrics: served,
+      metrics,
       stats,
       ...(o.sleeps === true ? { sleep: sleepControl } : {}),
     },
@@ -125,13 +113,7 @@ export function assembleServer(o: AssembleOptions): AssembledServer {
     live,
     engine: late,
     enableSleep(actions) {
-      sleeper.enable({
-        ...actions,
-        sleep: async () => {
-          asleep = await metrics.exposition();
-          await actions.sleep();
-        },
-      });
+      sleeper.enable(actions);
     },
     attach(parts) {
       late.model = parts.model;

@@ -1,7 +1,6 @@
 // --sleep-idle-seconds with one model (llama-server's sleep): after that long without a request that needs the model,
 // the model is unloaded (its memory freed); the next such request loads it again and waits meanwhile. Requests that
-// only read (/health, /props, /v1/models, /metrics) neither wake it nor keep it awake; /props says is_sleeping, and
-// /metrics answers the figures it had when it fell asleep.
+// only read (/health, /props, /v1/models, /metrics) neither wake it nor keep it awake; /props says is_sleeping.
 import type { SleepControl } from '../server/deps.ts';
 
 export interface SleepActions {

@@ -22,8 +22,8 @@ const LOAD_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const STATUSES = ['unloaded', 'loading', 'loaded', 'unloading', 'sleeping', 'failed'] as const;
 
 export interface RouterMetricsSource {
-  /** Every model that has metrics, loaded or not, with its registry. */
-  models(): Iterable<{ id: string; registry: Registry }>;
+  /** Every model that has metrics, loaded or not, with its registry (and its throughput window, reset per scrape). */
+  models(): Iterable<{ id: string; registry: Registry; resetWindow?: () => void }>;
   /** How many models are in each status now. */
   statusCounts(): Record<string, number>;
 }
@@ -100,7 +100,10 @@ export class RouterMetrics implements GenerationMetrics {
 
   async exposition(): Promise<{ contentType: string; body: string }> {
     const all: MetricJson[][] = [await this.registry.getMetricsAsJSON()];
-    for (const { id, registry } of this.#source.models()) all.push(labelled(await registry.getMetricsAsJSON(), id));
+    for (const { id, registry, resetWindow } of this.#source.models()) {
+      all.push(labelled(await registry.getMetricsAsJSON(), id));
+      resetWindow?.();
+    }
     const merged = AggregatorRegistry.aggregate(all);
     return { contentType: this.registry.contentType, body: await merged.metrics() };
   }

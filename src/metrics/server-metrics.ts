@@ -67,6 +67,7 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
   readonly #cacheSavedBytes: Counter;
   #busySlotSum = 0;
   #decodeCount = 0;
+  // llama-server's buckets: the throughput gauges average over the window since the previous scrape.
   #promptTokenSum = 0;
   #promptSecondSum = 0;
   #predictedTokenSum = 0;
@@ -325,6 +326,16 @@ export class ServerMetrics implements SchedulerObserver, GenerationMetrics {
   }
 
   async exposition(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const body = await this.registry.metrics();
+    this.resetWindow();
+    return { contentType: this.registry.contentType, body };
+  }
+
+  /** Starts a new throughput window (after each scrape, as llama-server's reset_bucket). */
+  resetWindow(): void {
+    this.#promptTokenSum = 0;
+    this.#promptSecondSum = 0;
+    this.#predictedTokenSum = 0;
+    this.#predictedSecondSum = 0;
   }
 }

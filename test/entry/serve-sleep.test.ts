@@ -1,5 +1,5 @@
 // --sleep-idle-seconds with one model, as a user runs it: idle, the model is unloaded (/props says so, read-only
-// routes keep answering without waking it, /metrics answers what it had); the next completion loads it again and
+// routes keep answering without waking it, /metrics keeps its counts); the next completion loads it again and
 // answers exactly as before.
 import t from 'tap';
 import { modelPath } from '../helpers/models.ts';
@@ -34,7 +34,13 @@ t.test('an idle model sleeps and the next request wakes it', async (t) => {
   const models = (await json(`${server.url}/v1/models`)) as { data: unknown[] };
   t.equal(models.data.length, 1);
   const scrape = await (await fetch(`${server.url}/metrics`)).text();
-  t.equal(await (await fetch(`${server.url}/metrics`)).text(), scrape, 'asleep, /metrics answers its snapshot');
+  t.match(scrape, /llamacpp:tokens_predicted_total 8/, 'asleep, /metrics keeps its counts');
+  t.match(scrape, /llamacpp:predicted_tokens_seconds [1-9]/, 'the first scrape: the last generation’s throughput');
+  t.match(
+    await (await fetch(`${server.url}/metrics`)).text(),
+    /llamacpp:predicted_tokens_seconds 0/,
+    'then an empty window',
+  );
   t.equal((await json(`${server.url}/props`)).is_sleeping, true, 'none of these woke it');
   const after = await completion();
   t.equal(after.content, before.content, 'loaded again, it answers as before');
