@@ -85,7 +85,7 @@ export async function footprintBytes(prepared: PreparedModel): Promise<number> {
 export async function openModel(
   entry: CatalogEntry,
   o: RouterHostOptions,
-): Promise<HostedModel<ServerDeps> & { live: LiveState }> {
+): Promise<HostedModel<ServerDeps> & { live: LiveState; scheduler?: Scheduler }> {
   const prepared = await prepareEntry(entry, o);
   const engine = await loadEngine(prepared);
   const { config, pool, inputs, path } = prepared;
@@ -121,6 +121,7 @@ export async function openModel(
       n_vocab: info.nVocab,
       n_slots: config.parallel,
     },
+    ...(scheduler !== undefined ? { scheduler } : {}),
     live: {
       busySlots: () => scheduler?.busySlots ?? 0,
       queueLength: () => scheduler?.queueLength ?? 0,

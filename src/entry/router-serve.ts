@@ -3,14 +3,16 @@
 // schedulers take turns on the cores (StepTurns). The HTTP app is the same as with one model, told to route.
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { systemInfo } from '../engine/index.ts';
+import { listDevices, systemInfo } from '../engine/index.ts';
+import { LiveStats } from '../metrics/live-stats.ts';
 import { RouterMetrics } from '../metrics/router-metrics.ts';
 import { type LiveState, ServerMetrics } from '../metrics/server-metrics.ts';
 import { loadCatalog } from '../router/catalog.ts';
 import { ModelRouter } from '../router/model-router.ts';
-import { StepTurns } from '../scheduler/index.ts';
+import { type Scheduler, StepTurns } from '../scheduler/index.ts';
 import { type BuildAppOptions, buildApp } from '../server/app.ts';
 import type { RouterControl, ServerDeps } from '../server/deps.ts';
+import { StatsSource } from '../server/stats-source.ts';
 import type { ServeConfig } from './config/index.ts';
 import type { ServeInputs } from './inputs.ts';
 import { LateEngine } from './late-engine.ts';
@@ -26,6 +28,9 @@ export interface RouterServer {
   turns: StepTurns;
   control: RouterControl;
   metrics: RouterMetrics;
+  /** The live view's figures, every model's together (refusals included), and its frames with each model's slots. */
+  live: LiveStats;
+  stats: StatsSource;
 }
 
 /** The router and what the app needs of it, for `config` and the command line it came from. */
@@ -39,6 +44,8 @@ export function createRouter(
   const buildInfo = systemInfo().buildInfo;
   const perModel = new Map<string, ServerMetrics>();
   const live = new Map<string, LiveState>();
+  const schedulers = new Map<string, Scheduler>();
+  const liveStats = new LiveStats();
   const none: LiveState = {
     busySlots: () => 0,
     queueLength: () => 0,
@@ -60,7 +67,7 @@ export function createRouter(
           promptCache: () => current().promptCache?.() ?? { bytes: 0, entries: 0 },
           checkpointBytes: () => current().checkpointBytes?.() ?? 0,
         },
-        { processMetrics: false },
+        { processMetrics: false, listener: liveStats },
       );
       perModel.set(id, m);
     }
@@ -86,11 +93,13 @@ export function createRouter(
     open: async (entry) => {
       const host = await openModel(entry, hostOptions);
       live.set(entry.id, host.live);
+      if (host.scheduler !== undefined) schedulers.set(entry.id, host.scheduler);
       return {
         ...host,
         close: async (graceMs) => {
           await host.close(graceMs);
           live.delete(entry.id);
+          schedulers.delete(entry.id);
         },
       };
     },
@@ -146,7 +155,34 @@ export function createRouter(
     modelsMax: config.modelsMax,
     autoload: config.modelsAutoload,
   };
-  return { router, turns, control, metrics };
+  const stats = new StatsSource({
+    modelId: 'router',
+    slots: 0,
+    ctxPerSlot: 0,
+    live: liveStats,
+    scheduler: () => undefined,
+    model: () => undefined,
+    kv: () => {
+      let cellsUsed = 0;
+      let cellsTotal = 0;
+      for (const l of live.values()) {
+        cellsUsed += l.kvCellsUsed();
+        cellsTotal += l.kvCellsTotal();
+      }
+      return { cellsUsed, cellsTotal };
+    },
+    devices: listDevices,
+    models: () =>
+      router.list().map((m) => ({
+        id: m.entry.id,
+        status: m.status,
+        requests: m.requests,
+        scheduler: schedulers.get(m.entry.id),
+        slots: typeof m.meta?.n_slots === 'number' ? m.meta.n_slots : 0,
+        ctxPerSlot: typeof m.meta?.n_ctx === 'number' ? m.meta.n_ctx : 0,
+      })),
+  });
+  return { router, turns, control, metrics, live: liveStats, stats };
 }
 
 /** The router's HTTP app over `createRouter`'s parts (the app's own model is never reached: routes get theirs). */
@@ -165,7 +201,17 @@ export function routerApp(
       chat: idle.servedChat,
       scheduler: idle.servedScheduler,
       config: options,
-      metrics: parts.metrics,
+      // Refusals reach the router's metrics only (the request has no model yet): the live view counts them too.
+      metrics: {
+        responded: () => parts.metrics.responded(),
+        interTokenGap: () => parts.metrics.interTokenGap(),
+        rejected: (cause) => {
+          parts.metrics.rejected(cause);
+          parts.live.rejected(cause);
+        },
+        exposition: () => parts.metrics.exposition(),
+      },
+      stats: parts.stats,
       router: parts.control,
     },
     { ...appOptions, ready: true },

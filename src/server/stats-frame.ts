@@ -10,6 +10,24 @@ export interface StatsFrame {
   queue: QueueView;
   kv: { cellsUsed: number; cellsTotal: number };
   live: LiveFigures;
+  /** Router mode: every model the server knows, in the listing's order (absent with one model). */
+  models?: ModelView[];
+}
+
+/** One model of a router-mode server. */
+export interface ModelView {
+  /** The id /v1/models lists and requests name. */
+  id: string;
+  status: 'unloaded' | 'loading' | 'loaded' | 'unloading' | 'sleeping' | 'failed';
+  /** Requests holding or awaiting it. */
+  requests: number;
+  /** Its slots' count and context (those it was loaded with; 0 when it has not loaded). */
+  slotCount: number;
+  ctxPerSlot: number;
+  /** Its slots while it is loaded (or unloading); [] otherwise. */
+  slots: SlotView[];
+  /** Requests waiting for one of its slots, and their prompt tokens. */
+  queue: { requests: number; tokens: number };
 }
 
 export interface ServerInfo {

@@ -1,9 +1,17 @@
 // Builds the live view's frames (stats-frame.ts) from what the server already has: the scheduler's slot
-// snapshot and queue, the live aggregator (src/metrics/live-stats.ts), the decoder's KV use, the model and
+// snapshot and queue (each model's, in router mode), the live aggregator (src/metrics/live-stats.ts), the decoder's KV use, the model and
 // the devices. Everything is read through getters, so the entry point can hand them in before the model has
 // loaded, and tests can hand in plain objects.
 import type { ClientWaiting, SlotSnapshot } from '../scheduler/types.ts';
-import type { DeviceView, LiveFigures, ServerInfo, SlotView, StatsFrame } from './stats-frame.ts';
+import type {
+  ClientShare,
+  DeviceView,
+  LiveFigures,
+  ModelView,
+  ServerInfo,
+  SlotView,
+  StatsFrame,
+} from './stats-frame.ts';
 
 /** The part of the Scheduler the live view reads. */
 export interface StatsScheduler {
@@ -32,6 +40,18 @@ export interface StatsDevice {
   computeCapability?: string;
 }
 
+/** Router mode: one model the server knows, as the live view reads it. */
+export interface StatsModel {
+  id: string;
+  status: ModelView['status'];
+  requests: number;
+  /** Its scheduler while it is loaded (or unloading). */
+  scheduler?: StatsScheduler | undefined;
+  /** The slots and context it loaded with (0 before its first load). */
+  slots: number;
+  ctxPerSlot: number;
+}
+
 export interface StatsSourceOptions {
   modelId: string;
   slots: number;
@@ -42,6 +62,8 @@ export interface StatsSourceOptions {
   model: () => StatsModelInfo | undefined;
   kv: () => { cellsUsed: number; cellsTotal: number };
   devices: () => readonly StatsDevice[];
+  /** Router mode: every model, each with its own scheduler while loaded (the frame's `models`). */
+  models?: () => readonly StatsModel[];
   /** Free VRAM changes slowly; devices are asked again after this long. Default 5000 ms. */
   devicesRefreshMs?: number;
   /** The scheduler's clock (its startedAt times are on it). Default performance.now. */
@@ -69,36 +91,23 @@ export class StatsSource {
     const scheduler = this.#o.scheduler();
     const snapshot = scheduler?.snapshot() ?? [];
     const schedulerNow = this.#schedulerNow();
-    const slots: SlotView[] = snapshot.map((s) => ({
-      id: s.id,
-      state: s.state,
-      cachedTokens: s.cachedTokens,
-      request:
-        s.request === null
-          ? null
-          : {
-              id: s.request.id,
-              client: s.request.client,
-              promptTokens: s.request.promptTokens,
-              reusedTokens: s.request.reusedTokens,
-              generatedTokens: s.request.generatedTokens,
-              draftTokens: s.request.draftTokens,
-              draftAccepted: s.request.draftAccepted,
-              runningMs: Math.max(0, schedulerNow - s.request.startedAt),
-            },
-    }));
+    const models = this.#o.models?.();
+    // The queue counts every scheduler's: the one model's, or in router mode each loaded model's.
+    const queues = [scheduler, ...(models ?? []).map((m) => m.scheduler)].filter((s) => s !== undefined);
+    const shares = queues.map((s) => clientShares(s.queueByClient(), s === scheduler ? snapshot : s.snapshot()));
     return {
       time,
       state,
       server: this.#server(time),
-      slots,
+      slots: slotViews(snapshot, schedulerNow),
       queue: {
-        requests: scheduler?.queueLength ?? 0,
-        tokens: scheduler?.queuedTokens ?? 0,
-        clients: clientShares(scheduler?.queueByClient() ?? [], snapshot),
+        requests: queues.reduce((n, s) => n + s.queueLength, 0),
+        tokens: queues.reduce((n, s) => n + s.queuedTokens, 0),
+        clients: shares.length === 1 ? (shares[0] ?? []) : mergeShares(shares),
       },
       kv: this.#o.kv(),
       live: this.#o.live.snapshot(),
+      ...(models !== undefined ? { models: models.map((m) => modelView(m, schedulerNow)) } : {}),
     };
   }
 
@@ -144,6 +153,40 @@ export class StatsSource {
   }
 }
 
+function slotViews(snapshot: readonly SlotSnapshot[], schedulerNow: number): SlotView[] {
+  return snapshot.map((s) => ({
+    id: s.id,
+    state: s.state,
+    cachedTokens: s.cachedTokens,
+    request:
+      s.request === null
+        ? null
+        : {
+            id: s.request.id,
+            client: s.request.client,
+            promptTokens: s.request.promptTokens,
+            reusedTokens: s.request.reusedTokens,
+            generatedTokens: s.request.generatedTokens,
+            draftTokens: s.request.draftTokens,
+            draftAccepted: s.request.draftAccepted,
+            runningMs: Math.max(0, schedulerNow - s.request.startedAt),
+          },
+  }));
+}
+
+function modelView(m: StatsModel, schedulerNow: number): ModelView {
+  const scheduler = m.scheduler;
+  return {
+    id: m.id,
+    status: m.status,
+    requests: m.requests,
+    slotCount: m.slots,
+    ctxPerSlot: m.ctxPerSlot,
+    slots: scheduler !== undefined ? slotViews(scheduler.snapshot(), schedulerNow) : [],
+    queue: { requests: scheduler?.queueLength ?? 0, tokens: scheduler?.queuedTokens ?? 0 },
+  };
+}
+
 /** Waiting clients in the order their turns come, then clients that only have running requests. */
 export function clientShares(
   waiting: readonly ClientWaiting[],
@@ -162,4 +205,21 @@ export function clientShares(
   for (const [client, n] of running)
     if (!listed.has(client)) out.push({ client, waiting: 0, waitingTokens: 0, running: n });
   return out;
+}
+
+/** Several schedulers' client shares as one list: each client once, with waiting ones first. */
+function mergeShares(lists: ReadonlyArray<StatsFrame['queue']['clients']>): StatsFrame['queue']['clients'] {
+  const byClient = new Map<string, ClientShare>();
+  for (const list of lists)
+    for (const c of list) {
+      const seen = byClient.get(c.client);
+      if (seen === undefined) byClient.set(c.client, { ...c });
+      else {
+        seen.waiting += c.waiting;
+        seen.waitingTokens += c.waitingTokens;
+        seen.running += c.running;
+      }
+    }
+  const all = [...byClient.values()];
+  return [...all.filter((c) => c.waiting > 0), ...all.filter((c) => c.waiting === 0)];
 }

@@ -183,6 +183,84 @@ t.test('devices are asked again only after devicesRefreshMs; a failing backend k
   t.equal(asked, 3);
 });
 
+t.test('without models (one model): no `models` in the frame', async (t) => {
+  t.notOk('models' in new StatsSource(options()).frame('ok'));
+});
+
+t.test('router mode: each model with its status, slots and queue; the queue counts every model', async (t) => {
+  const second: SlotSnapshot[] = [
+    {
+      id: 0,
+      state: 'generating',
+      cachedTokens: 5,
+      request: { ...(slots[0]?.request as NonNullable<SlotSnapshot['request']>), id: 'req-3', startedAt: 1200 },
+    },
+  ];
+  const f = new StatsSource(
+    options({
+      modelId: 'router',
+      scheduler: () => undefined,
+      model: () => undefined,
+      models: () => [
+        { id: 'broken', status: 'failed', requests: 0, slots: 0, ctxPerSlot: 0 },
+        {
+          id: 'a',
+          status: 'loaded',
+          requests: 5,
+          slots: 3,
+          ctxPerSlot: 512,
+          scheduler: {
+            snapshot: () => slots,
+            queueLength: 3,
+            queuedTokens: 60,
+            queueByClient: () => [
+              { client: 'ip:c', requests: 2, tokens: 50 },
+              { client: 'ip:a', requests: 1, tokens: 10 },
+            ],
+          },
+        },
+        {
+          id: 'b',
+          status: 'loaded',
+          requests: 2,
+          slots: 1,
+          ctxPerSlot: 1024,
+          scheduler: {
+            snapshot: () => second,
+            queueLength: 1,
+            queuedTokens: 7,
+            queueByClient: () => [{ client: 'ip:d', requests: 1, tokens: 7 }],
+          },
+        },
+        { id: 'c', status: 'sleeping', requests: 1, slots: 2, ctxPerSlot: 256 },
+      ],
+    }),
+  ).frame('ok');
+  t.same(f.slots, [], 'the router itself has no slots');
+  t.same(
+    f.models?.map((m) => [m.id, m.status, m.requests, m.slotCount, m.ctxPerSlot, m.slots.length, m.queue]),
+    [
+      ['broken', 'failed', 0, 0, 0, 0, { requests: 0, tokens: 0 }],
+      ['a', 'loaded', 5, 3, 512, 3, { requests: 3, tokens: 60 }],
+      ['b', 'loaded', 2, 1, 1024, 1, { requests: 1, tokens: 7 }],
+      ['c', 'sleeping', 1, 2, 256, 0, { requests: 0, tokens: 0 }],
+    ],
+  );
+  t.equal(f.models?.[1]?.slots[0]?.request?.runningMs, 500, "a's slots as SlotViews");
+  t.equal(f.models?.[2]?.slots[0]?.request?.runningMs, 300, "b's slot on the same clock");
+  t.same(f.queue, {
+    requests: 4,
+    tokens: 67,
+    clients: [
+      { client: 'ip:c', waiting: 2, waitingTokens: 50, running: 0 },
+      { client: 'ip:a', waiting: 1, waitingTokens: 10, running: 2 },
+      { client: 'ip:d', waiting: 1, waitingTokens: 7, running: 0 },
+      { client: 'ip:b', waiting: 0, waitingTokens: 0, running: 1 },
+    ],
+  });
+  t.equal(f.server.model, 'router');
+});
+
 t.test('clientShares: waiting clients in turn order, then those only running', async (t) => {
   t.same(clientShares([], []), []);
   t.same(clientShares([], slots), [

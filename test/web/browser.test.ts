@@ -1,14 +1,16 @@
 /// <reference lib="dom" />
 // The web page in a real browser (Debian's chromium, headless) against a real server on the tiny model:
 // streaming chat, stop freeing the slot as the live view shows it, a second browser's request appearing as
-// a busy slot, the conversation surviving a reload, an API-key server asking for the key, and the page's
-// rendering of reasoning, tool calls and hostile markdown. Screenshots of both views go to
+// a busy slot, the conversation surviving a reload, an API-key server asking for the key, a router-mode
+// server's model picker and models table, and the page's rendering of reasoning, tool calls and hostile markdown. Screenshots of both views go to
 // WEBUI_SCREENSHOTS (e.g. docs/) when it is set, else to a temporary folder.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import t, { type Test } from 'tap';
+import { parseServeConfig } from '../../src/entry/config/index.ts';
+import { createRouter, routerApp } from '../../src/entry/router-serve.ts';
 import { chromiumMissing, launchChromium } from '../helpers/browser.ts';
 import { modelPath } from '../helpers/models.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
@@ -240,6 +242,71 @@ t.test('a server with an API key: the page asks for it, then chat and live view 
   await page.locator('[data-testid=live][data-link=live]').waitFor();
   await liveSlotsBecome(page, (s) => s.length === 1, 'the one slot');
   t.equal((await fetch(`${keyed.url}/v1/stats`)).status, 401, 'the stats need the key the page sends');
+});
+
+t.test('router mode: the picker lists the models with their status, the chat asks the picked one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'webui-models-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(tiny, join(dir, 'tiny.gguf'));
+  symlinkSync(await modelPath('tiny-gemma3'), join(dir, 'tiny-gemma3.gguf'));
+  // In this process, as test/router/router-server.test.ts serves it.
+  const argv = ['--models-dir', dir, '-np', '2', '-c', '1024', '-t', '1'];
+  const config = parseServeConfig(argv, {});
+  const parts = createRouter(config, argv, {}, { info: () => {}, error: () => {} });
+  await parts.router.start();
+  const app = routerApp(config, { apiKeys: [], chatTemplate: undefined, grammar: undefined }, parts);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(async () => {
+    await app.close();
+    await parts.router.close(0);
+  });
+  const address = app.server.address();
+  const routed = { url: `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}` };
+  const page = await newPage(t, { width: 1280, height: 900 });
+  const asked: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('/v1/chat/completions')) asked.push((r.postDataJSON() as { model: string }).model);
+  });
+  await page.goto(routed.url);
+  const picker = page.getByTestId('model-picker');
+  await picker.waitFor();
+  t.same(await picker.locator('option').allTextContents(), ['tiny (unloaded)', 'tiny-gemma3 (unloaded)']);
+  t.equal(await page.getByTestId('model').count(), 0, 'no plain label with several models');
+  t.equal(await picker.inputValue(), 'tiny', 'the first model until one is picked');
+
+  await picker.selectOption('tiny-gemma3');
+  await setSettings(page, { maxTokens: 8 });
+  await sendMessage(page, 'Hi');
+  await page.locator('[data-testid=message-assistant][data-streaming=false]').waitFor({ timeout: 60_000 });
+  t.equal(await page.getByTestId('error').count(), 0, 'answered');
+  t.same(asked, ['tiny-gemma3'], 'the chat asked the picked model');
+  // Focusing the picker asks the listing again: the model it loaded shows as loaded.
+  await picker.focus();
+  await picker.locator('option', { hasText: 'tiny-gemma3 (loaded)' }).waitFor({ state: 'attached' });
+  t.same(await picker.locator('option').allTextContents(), ['tiny (unloaded)', 'tiny-gemma3 (loaded)']);
+
+  // The live view: a row per model with its status, and the loaded model's slots.
+  await page.getByTestId('tab-live').click();
+  const row = (id: string) => page.locator(`[data-testid=model-row][data-model="${id}"]`);
+  await row('tiny-gemma3').and(page.locator('[data-status=loaded]')).waitFor();
+  t.equal(await row('tiny').getAttribute('data-status'), 'unloaded');
+  t.equal(await row('tiny-gemma3').getByTestId('model-busy').textContent(), '0 / 2');
+  t.equal(await row('tiny').getByTestId('model-busy').textContent(), '–', 'no slots while unloaded');
+  const slotModels = await page.$$eval('[data-testid=slot]', (rows) => rows.map((r) => r.getAttribute('data-model')));
+  t.same(slotModels, ['tiny-gemma3', 'tiny-gemma3'], "the loaded model's two slots");
+  t.equal(await page.getByTestId('tile-busy').locator('.value').textContent(), '0 / 2');
+  await page.screenshot({ path: join(shots, 'webui-router-live.png') });
+  t.ok(isPng(join(shots, 'webui-router-live.png')), 'router live view screenshot');
+
+  // Picking the other model sends it; the pick survives a reload.
+  await page.getByTestId('tab-chat').click();
+  await picker.selectOption('tiny');
+  await sendMessage(page, 'Hello again');
+  await page.locator('[data-testid=message-assistant][data-streaming=false]').nth(1).waitFor({ timeout: 60_000 });
+  t.same(asked, ['tiny-gemma3', 'tiny']);
+  await page.reload();
+  await page.getByTestId('model-picker').waitFor();
+  t.equal(await page.getByTestId('model-picker').inputValue(), 'tiny', 'the pick is kept');
 });
 
 /** An SSE body in OpenAI's chat streaming format. */

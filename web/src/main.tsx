@@ -1,5 +1,6 @@
 // The web page: a chat and a live view of the scheduler, one tab each (#chat, #live). Both stay mounted, so
 // an answer keeps streaming while the live view is shown; the live view streams only while it is visible.
+// A server with several models (router mode) gets a model picker in the header: the chat asks the picked one.
 import './app.css';
 import 'uplot/dist/uPlot.min.css';
 import { render } from 'preact';
@@ -11,11 +12,22 @@ import { LiveView } from './live/live-view.tsx';
 
 type Tab = 'chat' | 'live';
 
+/** One entry of GET /v1/models; router mode adds each model's status. */
+interface ListedModel {
+  id: string;
+  status?: { value?: string };
+}
+
+const PICKED_STORAGE = 'llama-slots:model';
+/** How often a router's listing is asked again, so that the picker's statuses stay current. */
+const REFRESH_MS = 5000;
+
 const tabOf = (hash: string): Tab => (hash === '#live' ? 'live' : 'chat');
 
 function App() {
   const [tab, setTab] = useState<Tab>(tabOf(location.hash));
-  const [model, setModel] = useState<string | null>(null);
+  const [models, setModels] = useState<ListedModel[]>([]);
+  const [picked, setPicked] = useState<string | null>(localStorage.getItem(PICKED_STORAGE));
   const [problem, setProblem] = useState<string | null>(null);
   const [askKey, setAskKey] = useState(false);
   const [keyVersion, setKeyVersion] = useState(0);
@@ -27,22 +39,42 @@ function App() {
     return () => removeEventListener('hashchange', onHash);
   }, []);
 
-  // The model's id, and whether the server wants a key (every route but /health does when it has one).
+  // The models' ids (and statuses), and whether the server wants a key (every route but /health does when it has one).
+  const refresh = useCallback(
+    (signal?: AbortSignal): Promise<void> =>
+      apiFetch('/v1/models', signal ? { signal } : {})
+        .then((r) => r.json() as Promise<{ data?: ListedModel[] }>)
+        .then((body) => {
+          setModels(body.data ?? []);
+          setProblem(null);
+        })
+        .catch((err: unknown) => {
+          if (signal?.aborted) return;
+          if (err instanceof ApiError && err.unauthorized) setAskKey(true);
+          else setProblem(err instanceof Error ? err.message : String(err));
+        }),
+    [],
+  );
   useEffect(() => {
     const ac = new AbortController();
-    apiFetch('/v1/models', { signal: ac.signal })
-      .then((r) => r.json() as Promise<{ data?: Array<{ id: string }> }>)
-      .then((body) => {
-        setModel(body.data?.[0]?.id ?? null);
-        setProblem(null);
-      })
-      .catch((err: unknown) => {
-        if (ac.signal.aborted) return;
-        if (err instanceof ApiError && err.unauthorized) setAskKey(true);
-        else setProblem(err instanceof Error ? err.message : String(err));
-      });
+    void refresh(ac.signal);
     return () => ac.abort();
-  }, [keyVersion]);
+  }, [keyVersion, refresh]);
+
+  // Several models: their statuses change (loading, loaded, sleeping…), so the listing is asked again now and then.
+  const router = models.length > 1;
+  useEffect(() => {
+    if (!router || askKey) return;
+    const timer = setInterval(() => void refresh(), REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [router, askKey, refresh]);
+
+  // The picked model while the server lists it, else the first.
+  const model = models.find((m) => m.id === picked)?.id ?? models[0]?.id ?? null;
+  const pick = (id: string): void => {
+    setPicked(id);
+    localStorage.setItem(PICKED_STORAGE, id);
+  };
 
   return (
     <>
@@ -56,9 +88,26 @@ function App() {
             Live
           </a>
         </nav>
-        <span class="model" data-testid="model">
-          {model ?? ''}
-        </span>
+        {router ? (
+          <select
+            class="model"
+            data-testid="model-picker"
+            title="The model the chat asks"
+            value={model ?? ''}
+            onFocus={() => void refresh()}
+            onChange={(e) => pick(e.currentTarget.value)}
+          >
+            {models.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.status?.value !== undefined ? `${m.id} (${m.status.value})` : m.id}
+              </option>
+            ))}
+          </select>
+        ) : (
+          <span class="model" data-testid="model">
+            {model ?? ''}
+          </span>
+        )}
         <button type="button" class="link" data-testid="key-button" onClick={() => setAskKey(true)}>
           API key
         </button>

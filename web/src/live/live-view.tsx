@@ -1,8 +1,9 @@
 // The live view: what the scheduler is doing now, from one frame a second on GET /v1/stats/stream.
-// Connected only while shown; reconnects by itself when the stream drops.
+// Connected only while shown; reconnects by itself when the stream drops. A router-mode server's frames list
+// its models: the view then shows each model's state, and every loaded model's slots.
 import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import type { Percentiles, StatsFrame } from '../../../src/server/stats-frame.ts';
+import type { ModelView, Percentiles, SlotView, StatsFrame } from '../../../src/server/stats-frame.ts';
 import { ApiError, apiFetch, readEvents } from '../api.ts';
 import { fmtBytes, fmtCount, fmtDuration, fmtMs, fmtRate } from '../format.ts';
 import { SeriesChart } from './chart.tsx';
@@ -62,7 +63,13 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
   const skip = Math.max(0, Math.floor(server.startedAt / 1000) - live.series.start);
   const since = (values: number[]) => values.slice(skip);
   const chartStart = live.series.start + skip;
-  const busy = frame.slots.filter((s) => s.state !== 'idle').length;
+  const models = frame.models;
+  // Router mode: every loaded model's slots, each row naming its model.
+  const slotRows: Array<{ model: string | null; slot: SlotView }> =
+    models === undefined
+      ? frame.slots.map((slot) => ({ model: null, slot }))
+      : models.flatMap((m) => m.slots.map((slot) => ({ model: m.id, slot })));
+  const busy = slotRows.filter((r) => r.slot.state !== 'idle').length;
   const lastMinute = (values: number[]) => values.slice(-60).reduce((a, v) => a + v, 0);
   const cached = live.totals.promptTokensCached;
   const cacheShare = cached + live.totals.promptTokens > 0 ? cached / (cached + live.totals.promptTokens) : 0;
@@ -73,7 +80,7 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
         <Tile label="generated tokens/s" value={fmtRate(live.now.generatedTokensPerSecond)} testId="tile-tps" />
         <Tile label="prompt tokens/s" value={fmtRate(live.now.promptTokensPerSecond)} />
         <Tile label="requests/s" value={fmtRate(live.now.requestsPerSecond)} />
-        <Tile label="busy slots" value={`${busy} / ${frame.slots.length}`} testId="tile-busy" />
+        <Tile label="busy slots" value={`${busy} / ${slotRows.length}`} testId="tile-busy" />
         <Tile label="queued" value={String(queue.requests)} testId="tile-queue" />
         <Tile label="KV cells" value={`${pct(kv.cellsUsed, kv.cellsTotal)}`} />
         <Tile label="429s (last min)" value={String(lastMinute(live.series.rejected))} />
@@ -81,6 +88,8 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
       </div>
 
       <div class="grid">
+        {models !== undefined && <ModelsCard models={models} />}
+
         <div class="card wide">
           <h3>
             Slots <span class={`dot link-${link}`} title={link} /> <span class="muted">{link}</span>
@@ -88,6 +97,7 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
           <table data-testid="slots">
             <thead>
               <tr>
+                {models !== undefined && <th>model</th>}
                 <th>slot</th>
                 <th>state</th>
                 <th>client</th>
@@ -102,8 +112,15 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
               </tr>
             </thead>
             <tbody>
-              {frame.slots.map((s) => (
-                <tr key={s.id} data-testid="slot" data-slot={s.id} data-state={s.state}>
+              {slotRows.map(({ model, slot: s }) => (
+                <tr
+                  key={`${model ?? ''}/${s.id}`}
+                  data-testid="slot"
+                  data-slot={s.id}
+                  data-state={s.state}
+                  data-model={model ?? undefined}
+                >
+                  {model !== null && <td>{model}</td>}
                   <td>{s.id}</td>
                   <td>
                     <span class={`state ${s.state}`}>{s.state}</span>
@@ -194,7 +211,7 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
                     <td class="num">{c.running}</td>
                     <td class="num">{c.waiting}</td>
                     <td>
-                      <Bar used={c.running} total={frame.slots.length} />
+                      <Bar used={c.running} total={slotRows.length} />
                     </td>
                   </tr>
                 ))}
@@ -252,27 +269,45 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
         <div class="card" data-testid="server">
           <h3>Server</h3>
           <dl>
-            <dt>model</dt>
-            <dd>{server.model}</dd>
-            <dt>type</dt>
-            <dd>
-              {server.description || '–'} · {(server.params / 1e6).toFixed(1)} M params · {fmtBytes(server.sizeBytes)}
-            </dd>
-            <dt>backend</dt>
-            <dd data-testid="backend">
-              {server.backend}
-              {server.layersOffloaded !== null ? ` · ${server.layersOffloaded} layers on GPU` : ''}
-            </dd>
+            {models === undefined ? (
+              <>
+                <dt>model</dt>
+                <dd>{server.model}</dd>
+                <dt>type</dt>
+                <dd>
+                  {server.description || '–'} · {(server.params / 1e6).toFixed(1)} M params ·{' '}
+                  {fmtBytes(server.sizeBytes)}
+                </dd>
+                <dt>backend</dt>
+                <dd data-testid="backend">
+                  {server.backend}
+                  {server.layersOffloaded !== null ? ` · ${server.layersOffloaded} layers on GPU` : ''}
+                </dd>
+              </>
+            ) : (
+              <>
+                <dt>mode</dt>
+                <dd>router</dd>
+                <dt>models</dt>
+                <dd>
+                  {models.length} ({models.filter((m) => m.status === 'loaded').length} loaded)
+                </dd>
+              </>
+            )}
             <dt>devices</dt>
             <dd>
               {server.devices
                 .map((d) => `${d.description || d.name}${d.computeCapability ? ` (CC ${d.computeCapability})` : ''}`)
                 .join(', ') || '–'}
             </dd>
-            <dt>slots</dt>
-            <dd>
-              {server.slots} × {server.ctxPerSlot} tokens
-            </dd>
+            {models === undefined && (
+              <>
+                <dt>slots</dt>
+                <dd>
+                  {server.slots} × {server.ctxPerSlot} tokens
+                </dd>
+              </>
+            )}
             <dt>state</dt>
             <dd>{frame.state}</dd>
             <dt>up</dt>
@@ -281,6 +316,56 @@ export function LiveView({ active, keyVersion, onUnauthorized }: LiveViewProps) 
         </div>
       </div>
     </section>
+  );
+}
+
+/** Router mode: each model's status, its slots in use, its queue and the requests holding or awaiting it. */
+function ModelsCard({ models }: { models: ModelView[] }) {
+  return (
+    <div class="card wide">
+      <h3>
+        Models{' '}
+        <span class="muted">
+          {models.filter((m) => m.status === 'loaded').length} of {models.length} loaded
+        </span>
+      </h3>
+      <table data-testid="models">
+        <thead>
+          <tr>
+            <th>model</th>
+            <th>status</th>
+            <th class="num">busy slots</th>
+            <th class="num">queued</th>
+            <th class="num">requests</th>
+            <th class="num">context</th>
+          </tr>
+        </thead>
+        <tbody>
+          {models.map((m) => {
+            const busy = m.slots.filter((s) => s.state !== 'idle').length;
+            const shown = m.slots.length > 0;
+            return (
+              <tr key={m.id} data-testid="model-row" data-model={m.id} data-status={m.status}>
+                <td>{m.id}</td>
+                <td>
+                  <span class={`state model-${m.status}`}>{m.status}</span>
+                </td>
+                <td class="num" data-testid="model-busy">
+                  {shown ? `${busy} / ${m.slots.length}` : '–'}
+                </td>
+                <td class="num" data-testid="model-queue">
+                  {shown ? m.queue.requests : '–'}
+                </td>
+                <td class="num" data-testid="model-requests">
+                  {m.requests}
+                </td>
+                <td class="num">{m.slotCount > 0 ? `${m.slotCount} × ${fmtCount(m.ctxPerSlot)}` : '–'}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
