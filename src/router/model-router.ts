@@ -102,6 +102,8 @@ interface Tracked<D> {
   footprint: number;
   lastUsed: number;
   idleTimer?: ReturnType<typeof setTimeout> | undefined;
+  /** Dropped from the catalog by a reload: unlisted, and forgotten once it is unloaded. */
+  removed?: boolean;
 }
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -164,26 +166,33 @@ export class ModelRouter<D> {
           footprint: 0,
           lastUsed: 0,
         });
-      else if (t.status === 'unloaded' || t.status === 'failed' || t.status === 'sleeping') t.entry = entry;
+      else {
+        t.removed = false;
+        if (t.status === 'unloaded' || t.status === 'failed' || t.status === 'sleeping') t.entry = entry;
+      }
     }
     for (const [id, t] of this.#models) {
-      if (seen.has(id)) continue;
-      this.#models.delete(id);
-      this.#dequeue(t);
-      t.load?.reject(modelNotFound(id));
-      if (t.host !== undefined) void this.#unload(t, 'unloaded', 0);
+      if (seen.has(id) || t.removed) continue;
+      // Gone from the catalog: unlisted at once, but it keeps its room until it is unloaded.
+      t.removed = true;
+      if (t.status !== 'loading') this.#dequeue(t);
+      if (t.status !== 'loading') t.load?.reject(modelNotFound(id));
+      if (t.host !== undefined && t.status === 'loaded') void this.#unload(t, 'unloaded', 0);
+      else if (t.status !== 'loading' && t.status !== 'unloading') this.#models.delete(id);
     }
   }
 
   /** Every model, in the catalog's order. */
   list(): ModelView[] {
-    return [...this.#models.values()].map((t) => ({
-      entry: t.entry,
-      status: t.status,
-      ...(t.error !== undefined ? { error: t.error } : {}),
-      requests: t.holds + t.waiters,
-      ...(t.host !== undefined ? { meta: t.host.meta } : {}),
-    }));
+    return [...this.#models.values()]
+      .filter((t) => t.removed !== true)
+      .map((t) => ({
+        entry: t.entry,
+        status: t.status,
+        ...(t.error !== undefined ? { error: t.error } : {}),
+        requests: t.holds + t.waiters,
+        ...(t.host !== undefined ? { meta: t.host.meta } : {}),
+      }));
   }
 
   /** The model a name (its id or an alias) means. */
@@ -208,11 +217,7 @@ export class ModelRouter<D> {
     if (t === undefined) throw modelNotFound(name);
     for (;;) {
       if (this.#closed) throw new ApiError(503, 'unavailable_error', 'the server is shutting down');
-      if (t.status === 'loaded' && t.host !== undefined) {
-        const lease = this.#lease(t, t.host);
-        if ((this.#o.debugDelayMs ?? 0) > 0) await delay(this.#o.debugDelayMs ?? 0);
-        return lease;
-      }
+      if (t.status === 'loaded' && t.host !== undefined) return this.#served(this.#lease(t, t.host));
       if (t.status === 'unloading') {
         await t.unloading;
         continue;
@@ -227,7 +232,8 @@ export class ModelRouter<D> {
         if (t.entry.problem !== undefined) throw loadFailed(t.entry.id, t.entry.problem);
         this.#enqueue(t, false);
       }
-      await this.#awaitLoad(t, options.signal);
+      const lease = await this.#awaitLoad(t, options.signal);
+      if (lease !== undefined) return this.#served(lease);
     }
   }
 
@@ -278,10 +284,17 @@ export class ModelRouter<D> {
     );
   }
 
+  /** The lease, after LLAMA_SERVER_DEBUG_FAKE_TIMING's delay (the model counts as busy meanwhile). */
+  async #served(lease: ModelLease<D>): Promise<ModelLease<D>> {
+    const wait = this.#o.debugDelayMs ?? 0;
+    if (wait > 0) await delay(wait);
+    return lease;
+  }
+
   #find(name: string): Tracked<D> | undefined {
     const direct = this.#models.get(name);
-    if (direct !== undefined) return direct;
-    for (const t of this.#models.values()) if (t.entry.aliases.includes(name)) return t;
+    if (direct !== undefined) return direct.removed === true ? undefined : direct;
+    for (const t of this.#models.values()) if (t.removed !== true && t.entry.aliases.includes(name)) return t;
     return undefined;
   }
 
@@ -303,9 +316,10 @@ export class ModelRouter<D> {
     };
   }
 
-  async #awaitLoad(t: Tracked<D>, signal?: AbortSignal): Promise<void> {
+  /** Waits for t's load; the lease when it loaded, taken while this request still counts as a waiter. */
+  async #awaitLoad(t: Tracked<D>, signal?: AbortSignal): Promise<ModelLease<D> | undefined> {
     const load = t.load;
-    if (load === undefined) return;
+    if (load === undefined) return undefined;
     t.waiters++;
     let onAbort: (() => void) | undefined;
     try {
@@ -316,7 +330,10 @@ export class ModelRouter<D> {
         else signal.addEventListener('abort', onAbort, { once: true });
       });
       aborted.catch(() => {});
-      await Promise.race([load.promise, aborted]);
+      const host = await Promise.race([load.promise, aborted]);
+      // Leased before `waiters` drops: the model is never idle (evictable) between its load and this request.
+      if (!this.#closed && t.status === 'loaded' && t.host === host) return this.#lease(t, host);
+      return undefined;
     } finally {
       if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
       t.waiters--;
@@ -354,16 +371,23 @@ export class ModelRouter<D> {
 
   #admitting = false;
 
+  /** A pump that came while a pass was running: that pass may have decided before what the pump announced. */
+  #pumpAgain = false;
+
   async #admit(head: Tracked<D>): Promise<void> {
-    if (this.#admitting) return;
+    if (this.#admitting) {
+      this.#pumpAgain = true;
+      return;
+    }
     this.#admitting = true;
+    this.#pumpAgain = false;
     let progressed = true;
     try {
       progressed = await this.#admitHead(head);
     } finally {
       this.#admitting = false;
     }
-    if (progressed) this.#pump();
+    if (progressed || this.#pumpAgain) this.#pump();
   }
 
   /** Starts (or fails) the head of the queue; false when it must wait for a model to go idle. */
@@ -431,9 +455,16 @@ export class ModelRouter<D> {
       (host) => {
         t.load = undefined;
         t.explicit = false;
-        if (this.#closed || this.#models.get(t.entry.id) !== t) {
-          void host.close(0);
-          load.reject(new ApiError(503, 'unavailable_error', 'the server is shutting down'));
+        if (this.#closed || t.removed === true) {
+          const why = this.#closed
+            ? 'the server is shutting down'
+            : `model '${t.entry.id}' was removed from the catalog`;
+          load.reject(new ApiError(503, 'unavailable_error', why));
+          // A removed model keeps its room until it is closed; then the queue may use it.
+          void host.close(0).finally(() => {
+            if (t.removed === true) this.#models.delete(t.entry.id);
+            this.#pump();
+          });
           return;
         }
         t.host = host;
@@ -448,6 +479,7 @@ export class ModelRouter<D> {
         t.load = undefined;
         t.explicit = false;
         this.#setStatus(t, 'failed', { error: messageOf(err) });
+        if (t.removed === true) this.#models.delete(t.entry.id);
         load.reject(loadFailed(t.entry.id, messageOf(err)));
         this.#pump();
       },
@@ -467,6 +499,7 @@ export class ModelRouter<D> {
         t.unloading = undefined;
         t.footprint = 0;
         this.#setStatus(t, to, {});
+        if (t.removed === true) this.#models.delete(t.entry.id);
         this.#pump();
       }
     })();

@@ -215,13 +215,7 @@ function track<T>(p: Promise<T>): { settled: () => boolean; promise: Promise<T> 
 }
 
 /** A subtest with a safety net: a broken wait fails it instead of hanging the file. */
-const test = (name: string, fn: (t: Test) => Promise<void>, todo?: string) =>
-  t.test(name, { timeout: 10_000, ...(todo !== undefined && { todo }) }, fn);
-
-/** Known router bugs (reported with a fix): these tests fail until it lands; then drop the marker. */
-const LOST_WAKEUP = 'bug: a release during an admission pass that found no room is lost (ModelRouter.#admit)';
-const EVICTED_BEFORE_LEASE =
-  "bug: a just-loaded model is idle (evictable) between its load and its requester's lease (ModelRouter.#awaitLoad)";
+const test = (name: string, fn: (t: Test) => Promise<void>) => t.test(name, { timeout: 10_000 }, fn);
 
 async function started(entries: CatalogEntry[], options: Options = {}): Promise<Harness> {
   const h = new Harness(entries, options);
@@ -328,63 +322,55 @@ test('models-max 1: a held model is not evicted; the next waits, then A is close
   await h.shutdown();
 });
 
-test(
-  'models-max 1: a release in the same tick as the queued request still starts its load',
-  async (t) => {
-    // acquire(B) queues B and starts an admission pass that finds no room; A's release in the same tick must not be
-    // lost while that pass winds down.
-    const h = await started([entry('A'), entry('B')], { modelsMax: 1 });
-    const a = await h.loaded('A');
-    const b = track(h.acquire('B'));
-    a.release();
-    const opened = await Promise.race([
-      h.logged('open B').then(() => true),
-      settle(10).then(() => h.count('open B') > 0),
-    ]);
-    t.ok(opened, "B's load starts once A is released");
-    t.same(h.log, opened ? ['open A', 'close A 0', 'open B'] : ['open A']);
-    if (opened) {
-      await h.finishOpen('B');
-      (await b.promise).release();
-    }
-    await h.shutdown();
-  },
-  LOST_WAKEUP,
-);
-
-test(
-  'models-max 1: queued loads go first come first served, each to its requester',
-  async (t) => {
-    const h = await started([entry('A'), entry('B'), entry('C')], { modelsMax: 1 });
-    const a = await h.loaded('A');
-    const b = track(h.acquire('B'));
-    await settle();
-    const c = track(h.acquire('C'));
-    await settle();
-    t.same(h.log, ['open A']);
-    a.release();
-    await h.logged('open B');
-    t.same(h.log, ['open A', 'close A 0', 'open B'], 'B (first in line) opens, not C');
+test('models-max 1: a release in the same tick as the queued request still starts its load', async (t) => {
+  // acquire(B) queues B and starts an admission pass that finds no room; A's release in the same tick must not be
+  // lost while that pass winds down.
+  const h = await started([entry('A'), entry('B')], { modelsMax: 1 });
+  const a = await h.loaded('A');
+  const b = track(h.acquire('B'));
+  a.release();
+  const opened = await Promise.race([
+    h.logged('open B').then(() => true),
+    settle(10).then(() => h.count('open B') > 0),
+  ]);
+  t.ok(opened, "B's load starts once A is released");
+  t.same(h.log, opened ? ['open A', 'close A 0', 'open B'] : ['open A']);
+  if (opened) {
     await h.finishOpen('B');
-    await settle();
-    t.same(h.log, ['open A', 'close A 0', 'open B'], 'B is not evicted before its requester holds it; C waits');
-    t.ok(b.settled(), "B's requester has its lease");
-    t.notOk(c.settled());
-    if (!b.settled()) return h.shutdown(); // the rest would wait forever
-    const bLease = await b.promise;
-    t.same(bLease.deps, { id: 'B', gen: 1 }, "B's requester gets B");
-    t.equal(h.status('B'), 'loaded');
-    bLease.release();
-    await h.logged('open C');
-    t.same(h.log, ['open A', 'close A 0', 'open B', 'close B 0', 'open C']);
-    await h.finishOpen('C');
-    const cLease = await c.promise;
-    t.same(cLease.deps, { id: 'C', gen: 1 });
-    cLease.release();
-    await h.shutdown();
-  },
-  EVICTED_BEFORE_LEASE,
-);
+    (await b.promise).release();
+  }
+  await h.shutdown();
+});
+
+test('models-max 1: queued loads go first come first served, each to its requester', async (t) => {
+  const h = await started([entry('A'), entry('B'), entry('C')], { modelsMax: 1 });
+  const a = await h.loaded('A');
+  const b = track(h.acquire('B'));
+  await settle();
+  const c = track(h.acquire('C'));
+  await settle();
+  t.same(h.log, ['open A']);
+  a.release();
+  await h.logged('open B');
+  t.same(h.log, ['open A', 'close A 0', 'open B'], 'B (first in line) opens, not C');
+  await h.finishOpen('B');
+  await settle();
+  t.same(h.log, ['open A', 'close A 0', 'open B'], 'B is not evicted before its requester holds it; C waits');
+  t.ok(b.settled(), "B's requester has its lease");
+  t.notOk(c.settled());
+  if (!b.settled()) return h.shutdown(); // the rest would wait forever
+  const bLease = await b.promise;
+  t.same(bLease.deps, { id: 'B', gen: 1 }, "B's requester gets B");
+  t.equal(h.status('B'), 'loaded');
+  bLease.release();
+  await h.logged('open C');
+  t.same(h.log, ['open A', 'close A 0', 'open B', 'close B 0', 'open C']);
+  await h.finishOpen('C');
+  const cLease = await c.promise;
+  t.same(cLease.deps, { id: 'C', gen: 1 });
+  cLease.release();
+  await h.shutdown();
+});
 
 test('LRU: the least recently used idle model is evicted; held ones never are', async (t) => {
   let clock = 0;
@@ -423,31 +409,27 @@ test('LRU: the least recently used idle model is evicted; held ones never are', 
   await h.shutdown();
 });
 
-test(
-  'a model that is awaited (loading with waiters) is not evicted',
-  async (t) => {
-    const h = await started([entry('A'), entry('B')], { modelsMax: 1 });
-    const a = track(h.acquire('A'));
-    await h.logged('open A');
-    const b = track(h.acquire('B'));
-    await settle();
-    t.same(h.log, ['open A'], 'B waits while A loads');
-    await h.finishOpen('A');
-    await settle();
-    t.same(h.log, ['open A'], "A is not evicted between its load and its requester's lease");
-    t.ok(a.settled(), "A's requester has its lease");
-    t.notOk(b.settled());
-    if (!a.settled()) return h.shutdown();
-    const aLease = await a.promise;
-    t.same(aLease.deps, { id: 'A', gen: 1 });
-    aLease.release();
-    await h.finishOpen('B');
-    (await b.promise).release();
-    t.same(h.log, ['open A', 'close A 0', 'open B']);
-    await h.shutdown();
-  },
-  EVICTED_BEFORE_LEASE,
-);
+test('a model that is awaited (loading with waiters) is not evicted', async (t) => {
+  const h = await started([entry('A'), entry('B')], { modelsMax: 1 });
+  const a = track(h.acquire('A'));
+  await h.logged('open A');
+  const b = track(h.acquire('B'));
+  await settle();
+  t.same(h.log, ['open A'], 'B waits while A loads');
+  await h.finishOpen('A');
+  await settle();
+  t.same(h.log, ['open A'], "A is not evicted between its load and its requester's lease");
+  t.ok(a.settled(), "A's requester has its lease");
+  t.notOk(b.settled());
+  if (!a.settled()) return h.shutdown();
+  const aLease = await a.promise;
+  t.same(aLease.deps, { id: 'A', gen: 1 });
+  aLease.release();
+  await h.finishOpen('B');
+  (await b.promise).release();
+  t.same(h.log, ['open A', 'close A 0', 'open B']);
+  await h.shutdown();
+});
 
 test('a client that leaves while queued: its acquire rejects, its load leaves the queue', async (t) => {
   const h = await started([entry('A'), entry('B')], { modelsMax: 1 });
@@ -635,6 +617,28 @@ test('reload: a removed loaded model is closed and dropped, a new one is listed'
   await h.finishOpen('N');
   (await n).release();
   t.same(h.log, ['open A', 'close A 0', 'open N']);
+  await h.shutdown();
+});
+
+test('reload: a model removed while it loads keeps its room until it is closed', async (t) => {
+  const h = await started([entry('A'), entry('B')], { modelsMax: 1 });
+  const a = track(h.acquire('A'));
+  await h.until(() => h.opening('A'));
+  h.entries = [entry('B')];
+  await h.router.reload();
+  t.same(
+    h.router.list().map((m) => m.entry.id),
+    ['B'],
+    'unlisted at once',
+  );
+  const b = track(h.acquire('B'));
+  await settle();
+  t.notOk(h.opening('B'), 'B waits: A still takes the only room');
+  await h.finishOpen('A');
+  await t.rejects(a.promise, { statusCode: 503 });
+  await h.finishOpen('B');
+  (await b.promise).release();
+  t.same(h.log, ['open A', 'close A 0', 'open B']);
   await h.shutdown();
 });
 
