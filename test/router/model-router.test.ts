@@ -635,7 +635,7 @@ test('reload: a model removed while it loads keeps its room until it is closed',
   await settle();
   t.notOk(h.opening('B'), 'B waits: A still takes the only room');
   await h.finishOpen('A');
-  await t.rejects(a.promise, { statusCode: 503 });
+  await t.rejects(a.promise, { name: 'ApiError', statusCode: 503, message: /removed from the catalog/ });
   await h.finishOpen('B');
   (await b.promise).release();
   t.same(h.log, ['open A', 'close A 0', 'open B']);
