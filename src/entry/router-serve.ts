@@ -19,6 +19,7 @@ import { LateEngine } from './late-engine.ts';
 import { createLogger } from './logger.ts';
 import { footprintBytes, modelArgv, openModel, prepareEntry } from './router-host.ts';
 import { serverOptionsOf } from './server-options.ts';
+import { drain } from './shutdown.ts';
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -76,7 +77,7 @@ export function createRouter(
   const hostOptions = { argv, env, turns, buildInfo, metricsFor };
   let routerRef: ModelRouter<ServerDeps> | undefined;
   const metrics = new RouterMetrics({
-    models: () => [...perModel].map(([id, m]) => ({ id, registry: m.registry })),
+    models: () => [...perModel].map(([id, m]) => ({ id, registry: m.registry, resetWindow: () => m.resetWindow() })),
     statusCounts: () => {
       const counts: Record<string, number> = {};
       for (const m of routerRef?.list() ?? []) counts[m.status] = (counts[m.status] ?? 0) + 1;
@@ -105,6 +106,8 @@ export function createRouter(
     },
     modelsMax: config.modelsMax,
     autoload: config.modelsAutoload,
+    // llama-server's knob for its router tests (unit/test_router.py): loads and requests take 2 s longer.
+    ...(env.LLAMA_SERVER_DEBUG_FAKE_TIMING ? { debugDelayMs: 2000 } : {}),
     ...(config.sleepIdleSeconds > 0 ? { sleepIdleMs: config.sleepIdleSeconds * 1000 } : {}),
     ...(budgetBytes !== undefined
       ? {
@@ -253,14 +256,7 @@ export async function serveRouter(
     if (stopping) return stopping;
     app.log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing in-flight requests');
     stopping = (async () => {
-      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
-      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceSeconds * 1000 + 1000);
-      try {
-        await Promise.all([app.close(), router.close(config.shutdownGraceSeconds * 1000)]);
-      } finally {
-        clearInterval(sweep);
-        clearTimeout(force);
-      }
+      await drain(app, config.shutdownGraceSeconds, () => router.close(config.shutdownGraceSeconds * 1000));
       app.log.info('stopped');
       logger.flush();
       return 0;
@@ -276,6 +272,9 @@ export async function serveRouter(
     process.stderr.write(`error: cannot listen on ${config.host}:${config.port}: ${message(err)}\n`);
     return 1;
   }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  app.log.info(`listening on ${https ? 'https' : 'http'}://${config.host}:${port} (router mode)`);
   const models = control.list();
   app.log.info(
     { models: models.map((m) => m.id), modelsMax: config.modelsMax, autoload: config.modelsAutoload },

@@ -18,6 +18,7 @@ import { InputError, readServeInputs, type ServeInputs } from './inputs.ts';
 import { createLogger } from './logger.ts';
 import { serveRouter } from './router-serve.ts';
 import { serverOptionsOf } from './server-options.ts';
+import { drain } from './shutdown.ts';
 import { devicesText, startupSummary, versionText } from './summary.ts';
 
 function line(message: string): void {
@@ -118,20 +119,9 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       'shutting down: no new requests; finishing in-flight ones',
     );
     stopping = (async () => {
-      // Together: Fastify stops accepting (and answers 503 on open keep-alive connections) while the
-      // scheduler lets in-flight requests finish within the grace period, then cancels the rest.
-      // Keep-alive connections whose response finished after close() began would otherwise linger until
-      // their keep-alive timeout (--keep-alive-timeout): close each as soon as it is idle.
-      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
-      // Past the grace period nothing may hold the exit: a connection still open then (a client that
-      // stopped reading, a half-closed socket) is closed.
-      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceSeconds * 1000 + 1000);
-      try {
-        await Promise.all([app.close(), late.scheduler?.close(config.shutdownGraceSeconds * 1000)]);
-      } finally {
-        clearInterval(sweep);
-        clearTimeout(force);
-      }
+      await drain(app, config.shutdownGraceSeconds, async () => {
+        await late.scheduler?.close(config.shutdownGraceSeconds * 1000);
+      });
       late.scheduler = undefined;
       late.decoder = undefined;
       engine?.dispose();
