@@ -158,7 +158,9 @@ AddonBatchDecoder::AddonBatchDecoder(const Napi::CallbackInfo &info) : GuardedWr
   Napi::Env env = info.Env();
   guard(env, [&]() {
     if (info.Length() > 2 && info[2].IsExternal()) {
-      decoder_ = *info[2].As<Napi::External<DecoderHandle>>().Data();
+      // Moved out: the External lives until the GC collects it, and must not keep the decoder (and its model) alive.
+      decoder_ = std::move(*info[2].As<Napi::External<DecoderHandle>>().Data());
+      if (!decoder_) throw core::Error(core::codes::kInvalidArgument, "the created decoder was already taken");
       stepThread_ = std::make_unique<core::SerialExecutor>();
       return;
     }
@@ -352,6 +354,7 @@ Napi::Value AddonBatchDecoder::Release(const Napi::CallbackInfo &info) {
   return queueOnPool(info.Env(), [decoder = std::move(decoder), thread = std::move(thread)]() mutable {
     thread.reset();
     decoder.reset();
+    core::returnFreedMemory();
   });
 }
 

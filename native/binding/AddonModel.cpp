@@ -168,7 +168,10 @@ Napi::Value AddonModel::Release(const Napi::CallbackInfo &info) {
     std::lock_guard<std::mutex> lock(mutex_);
     old.swap(model_);
   }
-  return queueOnPool(info.Env(), [old = std::move(old)]() mutable { old.reset(); });
+  return queueOnPool(info.Env(), [old = std::move(old)]() mutable {
+    old.reset();
+    core::returnFreedMemory();
+  });
 }
 
 Napi::Value AddonModel::GetDisposed(const Napi::CallbackInfo &info) {

@@ -1,12 +1,17 @@
-#include "model.h"
-
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <climits>
 #include <cstdio>
 #include <new>
+#if defined(__GLIBC__)  // known once a libc header is in
+#include <malloc.h>
+#endif
 
 #include "backend.h"
 #include "errors.h"
 #include "faults.h"
+#include "model.h"
 
 namespace core {
 namespace {
@@ -202,6 +207,12 @@ std::string Model::applyChatTemplate(const std::vector<ChatMessage> &messages, b
   if (n < 0) throw Error(codes::kTemplateFailed, "llama.cpp does not support this chat template");
   out.resize(static_cast<size_t>(n));
   return out;
+}
+
+void returnFreedMemory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace core

@@ -87,4 +87,8 @@ class Model {
   ModelInfo info_;
 };
 
+// Gives memory the allocator kept after freeing a model or a context back to the system (glibc keeps large freed
+// blocks in its heap for reuse: unloading a model would otherwise leave the process as large as before).
+void returnFreedMemory();
+
 }  // namespace core

@@ -1,5 +1,6 @@
 // Creating and freeing a decoder, and freeing a model, off the JS thread (router mode loads and unloads models while
 // other models stream): the same decoder as the constructor's, freed exactly once.
+import { readFileSync, statSync } from 'node:fs';
 import t from 'tap';
 import { BatchDecoder, Model } from '../../src/engine/index.ts';
 import { runToEnd } from '../helpers/decode.ts';
@@ -44,4 +45,23 @@ t.test('Model.release frees the weights; a decoder created before keeps its own 
   const out = await runToEnd(decoder, [0]);
   t.equal(out.get(0)?.tokens.length, 4, 'the decoder still decodes');
   await decoder.release();
+});
+
+const rssBytes = (): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+
+t.test('releasing a created decoder and its model gives their memory back at once (no GC needed)', async (t) => {
+  const path = await modelPath('tiny');
+  const size = statSync(path).size;
+  const model = await Model.load(path);
+  const decoder = await BatchDecoder.create(model, options);
+  decoder.start(0, prompt, { maxTokens: 4 });
+  await runToEnd(decoder, [0]); // every weight touched: resident
+  const loaded = rssBytes();
+  // The JS objects stay reachable: only release() may free the native memory.
+  await decoder.release();
+  await model.release();
+  const freed = loaded - rssBytes();
+  t.ok(freed > size / 2, `freed ${(freed / 2 ** 20).toFixed(1)} MiB of a ${(size / 2 ** 20).toFixed(1)} MiB model`);
+  t.ok(decoder.disposed && model.disposed);
 });
