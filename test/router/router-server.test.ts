@@ -240,6 +240,9 @@ t.test('--no-models-autoload refuses a model until POST /models/load', async (t)
   t.equal(again.status, 400, 'loading a loaded model is refused');
   const unknown = await post(`${s.url}/models/load`, { model: 'nope' });
   t.equal(unknown.status, 404);
+  const download = await post(`${s.url}/models`, { model: 'ggml-org/some-model' });
+  t.equal(download.status, 501, 'no downloads');
+  t.match(download.json, { error: { message: /--models-dir/ } });
 });
 
 t.test('--sleep-idle-seconds: an idle model is unloaded and its next request loads it again', async (t) => {

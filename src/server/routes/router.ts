@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { RoutedModelView, RouterControl } from '../deps.ts';
-import { invalidRequest } from '../errors.ts';
+import { invalidRequest, notSupported } from '../errors.ts';
 
 export interface RouterRouteOptions {
   router: RouterControl;
@@ -58,5 +58,16 @@ export const routerRoutes: FastifyPluginAsyncTypebox<RouterRouteOptions> = async
     const done = router.unload(modelOf(request.body));
     done.catch((err: unknown) => request.log.error({ err }, 'unload failed'));
     return { success: true };
+  });
+  // llama-server's router downloads to and deletes from its Hugging Face cache; this server never downloads.
+  app.route({
+    method: ['POST', 'DELETE'],
+    url: '/models',
+    config: { global: true },
+    handler: async () => {
+      throw notSupported(
+        'downloading and deleting models is not supported by this server: put the .gguf in --models-dir (or name it in --models-preset) and GET /models?reload=1',
+      );
+    },
   });
 };
