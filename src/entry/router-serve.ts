@@ -19,7 +19,7 @@ import { LateEngine } from './late-engine.ts';
 import { createLogger } from './logger.ts';
 import { footprintBytes, modelArgv, openModel, prepareEntry } from './router-host.ts';
 import { serverOptionsOf } from './server-options.ts';
-import { drain } from './shutdown.ts';
+import { stopOnSignal } from './shutdown.ts';
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -247,25 +247,12 @@ export async function serveRouter(
     webui: config.webui,
     ...(https ? { https } : {}),
   });
-  let stopping: Promise<number> | undefined;
-  let resolveStopped: (code: number) => void = () => {};
-  const stopped = new Promise<number>((resolve) => {
-    resolveStopped = resolve;
-  });
-  const shutdown = (signal: string): Promise<number> => {
-    if (stopping) return stopping;
-    app.log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing in-flight requests');
-    stopping = (async () => {
-      await drain(app, config.shutdownGraceSeconds, () => router.close(config.shutdownGraceSeconds * 1000));
-      app.log.info('stopped');
-      logger.flush();
-      return 0;
-    })();
-    void stopping.then(resolveStopped);
-    return stopping;
-  };
-  process.once('SIGTERM', (s) => void shutdown(s));
-  process.once('SIGINT', (s) => void shutdown(s));
+  const stopped = stopOnSignal(
+    app,
+    config.shutdownGraceSeconds,
+    () => router.close(config.shutdownGraceSeconds * 1000),
+    () => logger.flush(),
+  );
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {

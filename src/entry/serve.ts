@@ -18,7 +18,7 @@ import { InputError, readServeInputs, type ServeInputs } from './inputs.ts';
 import { createLogger } from './logger.ts';
 import { serveRouter } from './router-serve.ts';
 import { serverOptionsOf } from './server-options.ts';
-import { drain } from './shutdown.ts';
+import { stopOnSignal } from './shutdown.ts';
 import { devicesText, startupSummary, versionText } from './summary.ts';
 
 function line(message: string): void {
@@ -107,34 +107,19 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const { app, engine: late } = server;
 
   let engine: LoadedEngine | undefined;
-  let stopping: Promise<number> | undefined;
-  let resolveStopped: (code: number) => void = () => {};
-  const stopped = new Promise<number>((resolve) => {
-    resolveStopped = resolve;
-  });
-  const shutdown = (signal: string): Promise<number> => {
-    if (stopping) return stopping;
-    app.log.info(
-      { signal, graceSeconds: config.shutdownGraceSeconds },
-      'shutting down: no new requests; finishing in-flight ones',
-    );
-    stopping = (async () => {
-      await drain(app, config.shutdownGraceSeconds, async () => {
-        await late.scheduler?.close(config.shutdownGraceSeconds * 1000);
-      });
+  const stopped = stopOnSignal(
+    app,
+    config.shutdownGraceSeconds,
+    async () => {
+      await late.scheduler?.close(config.shutdownGraceSeconds * 1000);
+    },
+    () => {
       late.scheduler = undefined;
       late.decoder = undefined;
       engine?.dispose();
-      app.log.info('stopped');
       logger.flush();
-      return 0;
-    })();
-    void stopping.then(resolveStopped);
-    return stopping;
-  };
-  const onSignal = (signal: NodeJS.Signals) => void shutdown(signal);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+    },
+  );
 
   try {
     await app.listen({ host: config.host, port: config.port });

@@ -3,11 +3,7 @@
 // cancels the rest.
 import type { FastifyInstance } from 'fastify';
 
-export async function drain(
-  app: FastifyInstance,
-  graceSeconds: number,
-  closeEngine: () => Promise<void>,
-): Promise<void> {
+async function drain(app: FastifyInstance, graceSeconds: number, closeEngine: () => Promise<void>): Promise<void> {
   // Keep-alive connections whose response finished after close() began would otherwise linger until their
   // keep-alive timeout (--keep-alive-timeout): close each as soon as it is idle.
   const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
@@ -20,4 +16,32 @@ export async function drain(
     clearInterval(sweep);
     clearTimeout(force);
   }
+}
+
+/**
+ * On the first SIGTERM or SIGINT: drain (above), then `closed()` (free what is left, flush the log). Resolves with the
+ * exit code (0) once stopped; until then the listening socket keeps the process alive.
+ */
+export function stopOnSignal(
+  app: FastifyInstance,
+  graceSeconds: number,
+  closeEngine: () => Promise<void>,
+  closed: () => void,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      app.log.info({ signal, graceSeconds }, 'shutting down: no new requests; finishing in-flight ones');
+      void drain(app, graceSeconds, closeEngine)
+        .finally(() => {
+          app.log.info('stopped');
+          closed();
+        })
+        .then(() => resolve(0));
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
 }
