@@ -18,7 +18,7 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
 async function planVram(
   config: ServeConfig,
   path: string,
-): Promise<{ config: ServeConfig; ctxPerSlot: number; planText: string }> {
+): Promise<{ config: ServeConfig; ctxPerSlot: number; planText: string; vramBytes: number }> {
   const given = config.explicit;
   const request: ServerRequest = { batch: config.batchSize };
   if (given.has('parallel')) request.slots = config.parallel;
@@ -73,6 +73,7 @@ async function planVram(
     },
     ctxPerSlot: plan.ctxPerSlot,
     planText: formatPlan(plan.plan),
+    vramBytes: plan.plan.vramTotal,
   };
 }
 
@@ -84,6 +85,8 @@ export interface PreparedModel {
   inputs: ServeInputs;
   /** With --vram-budget: the plan, as `npm run fit` prints it. */
   planText?: string;
+  /** With --vram-budget: the VRAM the plan uses (router mode's footprint of the model). */
+  vramBytes?: number;
 }
 
 /** Everything decided before the model at `path` loads; a problem here (a bad file, a plan that fails) throws. */
@@ -107,7 +110,7 @@ export async function prepareModel(config: ServeConfig, path: string): Promise<P
     path,
     pool,
     inputs,
-    ...('planText' in planned ? { planText: planned.planText } : {}),
+    ...('planText' in planned ? { planText: planned.planText, vramBytes: planned.vramBytes } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ import { LiveStats } from '../metrics/live-stats.ts';
 import { RouterMetrics } from '../metrics/router-metrics.ts';
 import { type LiveState, ServerMetrics } from '../metrics/server-metrics.ts';
 import { loadCatalog } from '../router/catalog.ts';
-import { ModelRouter } from '../router/model-router.ts';
+import { type MemoryBudget, ModelRouter } from '../router/model-router.ts';
 import { type Scheduler, StepTurns } from '../scheduler/index.ts';
 import { type BuildAppOptions, buildApp } from '../server/app.ts';
 import type { RouterControl, ServerDeps } from '../server/deps.ts';
@@ -17,7 +17,7 @@ import type { ServeConfig } from './config/index.ts';
 import type { ServeInputs } from './inputs.ts';
 import { LateEngine } from './late-engine.ts';
 import { createLogger } from './logger.ts';
-import { footprintBytes, modelArgv, openModel, prepareEntry } from './router-host.ts';
+import { footprintBytes, modelArgv, openModel, prepareEntry, type RouterHostOptions } from './router-host.ts';
 import { serverOptionsOf } from './server-options.ts';
 import { stopOnSignal } from './shutdown.ts';
 
@@ -84,7 +84,6 @@ export function createRouter(
       return counts;
     },
   });
-  const budgetBytes = config.modelsMemoryBytes;
   const router = new ModelRouter<ServerDeps>({
     catalog: () =>
       loadCatalog({
@@ -109,14 +108,7 @@ export function createRouter(
     // llama-server's knob for its router tests (unit/test_router.py): loads and requests take 2 s longer.
     ...(env.LLAMA_SERVER_DEBUG_FAKE_TIMING ? { debugDelayMs: 2000 } : {}),
     ...(config.sleepIdleSeconds > 0 ? { sleepIdleMs: config.sleepIdleSeconds * 1000 } : {}),
-    ...(budgetBytes !== undefined
-      ? {
-          budget: {
-            bytes: budgetBytes,
-            footprint: async (entry) => footprintBytes(await prepareEntry(entry, hostOptions)),
-          },
-        }
-      : {}),
+    budgets: budgetsOf(config, hostOptions),
     events: {
       status(id, status, detail) {
         if (status === 'loaded') metrics.loaded(id, detail.seconds ?? 0);
@@ -272,4 +264,25 @@ export async function serveRouter(
   );
   await router.start();
   return stopped;
+}
+
+/**
+ * What decides which models fit together: --models-memory-budget (host memory: weights + KV cache) and --vram-budget
+ * (each model planned as `npm run fit` plans it, its plan's VRAM counted). Both known before a model loads.
+ */
+function budgetsOf(config: ServeConfig, host: Pick<RouterHostOptions, 'argv' | 'env'>): MemoryBudget[] {
+  const budgets: MemoryBudget[] = [];
+  if (config.modelsMemoryBytes !== undefined)
+    budgets.push({
+      name: 'host memory',
+      bytes: config.modelsMemoryBytes,
+      footprint: async (entry) => footprintBytes(await prepareEntry(entry, host)),
+    });
+  if (config.vramBudgetBytes !== undefined)
+    budgets.push({
+      name: 'VRAM',
+      bytes: config.vramBudgetBytes,
+      footprint: async (entry) => (await prepareEntry(entry, host)).vramBytes ?? 0,
+    });
+  return budgets;
 }

@@ -23,6 +23,13 @@ export interface HostedModel<D> {
   close(graceMs: number): Promise<void>;
 }
 
+export interface MemoryBudget {
+  /** Named in the error when a model is bigger than all of it ('VRAM', 'host memory'). */
+  name?: string;
+  bytes: number;
+  footprint: (entry: CatalogEntry) => Promise<number>;
+}
+
 export interface RouterEvents {
   /** A model's status changed (`error` with 'failed'; `seconds`: how long the load took, with 'loaded'). */
   status?(id: string, status: ModelStatus, detail: { error?: string; seconds?: number }): void;
@@ -40,7 +47,9 @@ export interface RouterOptions<D> {
   /** A model idle this long is unloaded ('sleeping'), and loaded again by its next request. */
   sleepIdleMs?: number;
   /** Memory the loaded models may take together, with each model's footprint (known before it loads). */
-  budget?: { bytes: number; footprint: (entry: CatalogEntry) => Promise<number> };
+  budget?: MemoryBudget;
+  /** More budgets (host memory and VRAM): a model loads only when it fits every one. */
+  budgets?: MemoryBudget[];
   events?: RouterEvents;
   now?: () => number;
   /**
@@ -99,7 +108,8 @@ interface Tracked<D> {
   /** Leases held, and requests waiting for it to load. */
   holds: number;
   waiters: number;
-  footprint: number;
+  /** Its footprint in each budget, once known (empty: not asked yet). */
+  footprints: number[];
   lastUsed: number;
   idleTimer?: ReturnType<typeof setTimeout> | undefined;
   /** Dropped from the catalog by a reload: unlisted, and forgotten once it is unloaded. */
@@ -163,7 +173,7 @@ export class ModelRouter<D> {
           explicit: false,
           holds: 0,
           waiters: 0,
-          footprint: 0,
+          footprints: [],
           lastUsed: 0,
         });
       else {
@@ -392,18 +402,24 @@ export class ModelRouter<D> {
 
   /** Starts (or fails) the head of the queue; false when it must wait for a model to go idle. */
   async #admitHead(head: Tracked<D>): Promise<boolean> {
-    const budget = this.#o.budget;
-    if (budget !== undefined && head.footprint === 0) {
+    const budgets = this.#budgets;
+    if (budgets.length > 0 && head.footprints.length === 0) {
       try {
-        head.footprint = await budget.footprint(head.entry);
+        for (const budget of budgets) head.footprints.push(await budget.footprint(head.entry));
       } catch (err) {
+        head.footprints = [];
         this.#failQueued(head, messageOf(err));
         return true;
       }
-      if (head.footprint > budget.bytes) {
+      const over = budgets.findIndex((b, i) => (head.footprints[i] ?? 0) > b.bytes);
+      const budget = budgets[over];
+      if (budget !== undefined) {
+        const needs = head.footprints[over] ?? 0;
+        head.footprints = [];
+        const what = budget.name !== undefined ? ` ${budget.name}` : '';
         this.#failQueued(
           head,
-          `it needs ${mib(head.footprint)} MiB, more than the whole budget of ${mib(budget.bytes)} MiB`,
+          `it needs ${mib(needs)} MiB, more than the whole${what} budget of ${mib(budget.bytes)} MiB`,
         );
         return true;
       }
@@ -433,9 +449,13 @@ export class ModelRouter<D> {
       (t) => t.status === 'loaded' || t.status === 'loading' || t.status === 'unloading',
     );
     if (this.#o.modelsMax > 0 && resident.length >= this.#o.modelsMax) return false;
-    const budget = this.#o.budget;
-    if (budget === undefined) return true;
-    return resident.reduce((sum, t) => sum + t.footprint, 0) + head.footprint <= budget.bytes;
+    return this.#budgets.every(
+      (b, i) => resident.reduce((sum, t) => sum + (t.footprints[i] ?? 0), 0) + (head.footprints[i] ?? 0) <= b.bytes,
+    );
+  }
+
+  get #budgets(): MemoryBudget[] {
+    return [...(this.#o.budget !== undefined ? [this.#o.budget] : []), ...(this.#o.budgets ?? [])];
   }
 
   #leastRecentlyUsedIdle(): Tracked<D> | undefined {
@@ -497,7 +517,7 @@ export class ModelRouter<D> {
       } finally {
         t.host = undefined;
         t.unloading = undefined;
-        t.footprint = 0;
+        t.footprints = [];
         this.#setStatus(t, to, {});
         if (t.removed === true) this.#models.delete(t.entry.id);
         this.#pump();

@@ -264,6 +264,20 @@ t.test('--models-memory-budget: a model that does not fit beside another unloads
   t.equal((await statusOf(s.url, 'tiny-gemma3')).value, 'loaded');
 });
 
+t.test('--vram-budget: each model planned for the card, and what does not fit beside another unloads it', async (t) => {
+  const dir = await modelsDir();
+  // The planner gives tiny 170 MiB and tiny-gemma3 186 MiB of a 300 MiB card: one at a time.
+  const s = await serve(t, dir, ['--vram-budget', '300MiB']);
+  t.equal((await post(`${s.url}/completion`, completion('tiny', 'hi', 2))).status, 200);
+  t.equal((await post(`${s.url}/completion`, completion('tiny-gemma3', 'hi', 2))).status, 200);
+  t.equal((await statusOf(s.url, 'tiny')).value, 'unloaded', 'the idle model made room on the card');
+  t.equal((await statusOf(s.url, 'tiny-gemma3')).value, 'loaded');
+  const small = await serve(t, dir, ['--vram-budget', '64MiB']);
+  const refused = await post(`${small.url}/completion`, completion('tiny', 'hi', 2));
+  t.equal(refused.status, 500);
+  t.match(refused.json, { error: { message: /does not fit in 64\.00 MiB of VRAM/ } });
+});
+
 t.test('a slot saved by one model is never restored into another', async (t) => {
   const dir = await modelsDir();
   const slots = await mkdtemp(join(tmpdir(), 'router-slots-'));
