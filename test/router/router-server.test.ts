@@ -203,6 +203,15 @@ t.test('router mode over two generated models', async (t) => {
     t.equal(done.texts.length, 400);
   });
 
+  t.test('a stored response is the server’s: read back without naming a model', async (t) => {
+    const made = await post(`${s.url}/v1/responses`, { model: 'tiny', input: 'hi', max_output_tokens: 4 });
+    t.equal(made.status, 200);
+    const id = made.json.id as string;
+    const read = await fetch(`${s.url}/v1/responses/${id}`);
+    t.equal(read.status, 200);
+    t.match(await read.json(), { id, model: 'tiny' });
+  });
+
   t.test('one scrape: per-model series labelled, the gateway’s gauges summed', async (t) => {
     const text = await (await fetch(`${s.url}/metrics`)).text();
     t.match(text, /llamacpp:tokens_predicted_total\{model="tiny"\} [1-9]/);

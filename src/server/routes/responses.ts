@@ -115,12 +115,13 @@ export const responsesRoutes: FastifyPluginAsyncTypebox<{ deps: ServerDeps }> = 
   }
 
   const params = { params: Type.Object({ id: Type.String() }) };
-  app.get('/v1/responses/:id', { schema: params }, async (request) => {
+  // The store is the server's, not a model's (router mode: no `model` needed, none woken).
+  app.get('/v1/responses/:id', { schema: params, config: { global: true } }, async (request) => {
     const stored = store.get(request.params.id);
     if (stored === undefined) throw notFound(request.params.id);
     return stored.response;
   });
-  app.delete('/v1/responses/:id', { schema: params }, async (request) => {
+  app.delete('/v1/responses/:id', { schema: params, config: { global: true } }, async (request) => {
     if (!store.delete(request.params.id)) throw notFound(request.params.id);
     return { id: request.params.id, object: 'response', deleted: true };
   });
