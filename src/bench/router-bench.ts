@@ -15,6 +15,7 @@ import { epochNow, type RequestRecord } from './loadgen/types.ts';
 import {
   emptyRun,
   formatRouterBench,
+  loadGaps,
   type PhaseRecord,
   phaseFigures,
   phaseRecord,
@@ -200,6 +201,21 @@ export async function measureRun(
     // The same prompt as B's cold request: the reload's prefill is the same work.
     result.switchTtftMs = await firstToken(url, b, coldB, o, `request to unloaded ${b}`);
     say(`unloaded ${b} in ${ms(result.unloadMs)}; a request to it then: TTFT ${ms(result.switchTtftMs)}`);
+    // A long stream on A; once it flows, B loads beside it: how much does the load slow A's tokens?
+    await unloadModel(url, b, timeoutMs);
+    const streaming = request(url, a, promptFor(`gaps-${run}`, 0, 0), { ...o, tokens: o.tokens * 4 }, 0, 0);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1000, (result.coldTtftMs?.[0] ?? 0) * 2)));
+    const loadStart = epochNow();
+    await loadModel(url, b, timeoutMs);
+    const loadEnd = epochNow();
+    const record = await streaming;
+    result.loadGaps = record.ok ? loadGaps(record.chunkMs, loadStart, loadEnd) : null;
+    const g = result.loadGaps;
+    say(
+      g === null
+        ? 'stream during a load: no gaps on both sides of the load'
+        : `stream on ${a} while ${b} loads: gap p50 ${ms(g.duringP50Ms)} (max ${ms(g.duringMaxMs)}) against ${ms(g.usualMs)}`,
+    );
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const tail = server && !message.includes('\n') ? `\n--- server log ---\n${server.logTail(2000)}` : '';

@@ -10,6 +10,8 @@ import {
   formatRouterBench,
   headline,
   isParserRefusal,
+  loadGaps,
+  METRICS,
   oursOverLlama,
   type PhaseFigures,
   phaseFigures,
@@ -410,3 +412,14 @@ t.test(
     t.match(formatRouterBench(r), /\| metric \| llama-server \|/);
   },
 );
+
+t.test('stream gaps split by whether they overlap the other model’s load', async (t) => {
+  // Role chunk at 0, first token at 100, then tokens every 10 ms, one 60 ms gap inside the load [150, 200].
+  const chunks = [0, 100, 110, 120, 130, 140, 200, 210, 220];
+  t.same(loadGaps(chunks, 150, 200), { usualMs: 10, duringP50Ms: 60, duringMaxMs: 60 });
+  t.equal(loadGaps(chunks, 1000, 2000), null, 'no gap during the load');
+  t.equal(loadGaps([0, 100], 0, 50), null, 'no gaps at all');
+  const r = { ...emptyRun('ours', 1), loadGaps: { usualMs: 10, duringP50Ms: 15, duringMaxMs: 40 } };
+  const ratio = METRICS.find((m) => m.key === 'gapRatio');
+  t.equal(ratio?.pick(r), 1.5);
+});

@@ -125,6 +125,39 @@ export interface RunResult {
   unloadMs: number | null;
   /** The first token of a request to B after its unload: the load it triggers plus its prefill. */
   switchTtftMs: number | null;
+  /** A stream on A while B loads: its inter-token gaps outside and during the load. */
+  loadGaps: LoadGaps | null;
+}
+
+export interface LoadGaps {
+  /** Median gap between A's tokens away from B's load. */
+  usualMs: number;
+  /** Median and largest gap that overlaps B's load. */
+  duringP50Ms: number;
+  duringMaxMs: number;
+}
+
+/**
+ * The gaps between a stream's chunks (epoch ms), split by whether they overlap [loadStart, loadEnd]; the first two
+ * chunks are left out (the role chunk and the first token: TTFT, not a gap). Null without gaps on both sides.
+ */
+export function loadGaps(chunkMs: readonly number[], loadStart: number, loadEnd: number): LoadGaps | null {
+  const usual: number[] = [];
+  const during: number[] = [];
+  for (let i = 2; i < chunkMs.length; i++) {
+    const from = chunkMs[i - 1] as number;
+    const to = chunkMs[i] as number;
+    (to > loadStart && from < loadEnd ? during : usual).push(to - from);
+  }
+  if (usual.length === 0 || during.length === 0) return null;
+  const median = (v: number[]) => {
+    const sorted = [...v].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1
+      ? (sorted[mid] as number)
+      : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  };
+  return { usualMs: median(usual), duringP50Ms: median(during), duringMaxMs: Math.max(...during) };
 }
 
 export function emptyRun(target: RouterTarget, run: number): RunResult {
@@ -140,6 +173,7 @@ export function emptyRun(target: RouterTarget, run: number): RunResult {
     two: null,
     unloadMs: null,
     switchTtftMs: null,
+    loadGaps: null,
   };
 }
 
@@ -202,6 +236,25 @@ export const METRICS: readonly Metric[] = [
     key: 'switchRatio',
     label: `**switch / (load + cold TTFT)** (target <= ${SWITCH_RATIO_TARGET})`,
     pick: (r) => ratio(r.switchTtftMs, switchExpectedMs(r)),
+    digits: 3,
+  },
+  { key: 'gapUsualMs', label: 'stream on A: inter-token gap p50 (ms)', pick: (r) => r.loadGaps?.usualMs, digits: 1 },
+  {
+    key: 'gapDuringP50Ms',
+    label: 'stream on A while B loads: gap p50 (ms)',
+    pick: (r) => r.loadGaps?.duringP50Ms,
+    digits: 1,
+  },
+  {
+    key: 'gapDuringMaxMs',
+    label: 'stream on A while B loads: largest gap (ms)',
+    pick: (r) => r.loadGaps?.duringMaxMs,
+    digits: 1,
+  },
+  {
+    key: 'gapRatio',
+    label: 'gap p50 during the load / usual (issue: < 2)',
+    pick: (r) => ratio(r.loadGaps?.duringP50Ms, r.loadGaps?.usualMs),
     digits: 3,
   },
 ];
