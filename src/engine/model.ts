@@ -61,7 +61,8 @@ export class Model {
     if (typeof path !== 'string' || path === '')
       throw new ArgumentError('INVALID_ARGUMENT', 'model path must be a non-empty string');
     const full = resolve(path);
-    const file = await readGguf(full);
+    // The header's facts only (the file checked, its size): llama.cpp reads the vocabulary itself.
+    const file = await readGguf(full, { stringArrays: 'skip' });
     if (options.signal?.aborted) throw new ModelLoadError('LOAD_CANCELLED', 'model load was cancelled');
     const addon = loadAddon();
     const native = new addon.Model();

@@ -91,10 +91,10 @@ export interface PreparedModel {
 
 /** Everything decided before the model at `path` loads; a problem here (a bad file, a plan that fails) throws. */
 export async function prepareModel(config: ServeConfig, path: string): Promise<PreparedModel> {
-  const file = await readGguf(path);
+  const file = await readGguf(path, { stringArrays: 'skip' });
   // A bad draft file stops the start before anything loads, named by its flag.
   if (config.draftModel !== undefined)
-    await readGguf(config.draftModel).catch((err: unknown) => {
+    await readGguf(config.draftModel, { stringArrays: 'skip' }).catch((err: unknown) => {
       throw new Error(`-md/--spec-draft-model: ${message(err)}`);
     });
   const arch = getArchitecture(file.metadata) ?? '';

@@ -120,7 +120,7 @@ export interface ModelShape {
 
 /** Reads the GGUF header (no tensor data) and derives the planner's view of the model. */
 export async function readModelShape(path: string): Promise<ModelShape> {
-  return modelShapeFromGguf(await readGguf(path));
+  return modelShapeFromGguf(await readGguf(path, { stringArrays: 'skip' }));
 }
 
 function perLayer(file: GgufFile, key: string, nLayer: number): number[] | undefined {

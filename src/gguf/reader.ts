@@ -45,8 +45,17 @@ const MAX_TENSOR_COUNT = 1 << 24;
 const HEADER_BYTES = 4 + 4 + 8 + 8;
 const READ_CHUNK = 1 << 20;
 
+export interface ReadOptions {
+  /**
+   * 'skip': arrays of strings (a vocabulary: 262,144 tokens for Gemma 3) keep their length but hold empty strings,
+   * for callers that need the header's facts only: decoding them costs ~0.5 s of the JS thread, which a server
+   * loading a model beside others that stream must not spend. Default 'decode'.
+   */
+  stringArrays?: 'decode' | 'skip';
+}
+
 /** Reads `path` as a GGUF file; every problem with the file is a ModelFileError. */
-export async function readGguf(path: string): Promise<GgufFile> {
+export async function readGguf(path: string, options: ReadOptions = {}): Promise<GgufFile> {
   const fail = (code: ErrorCode, message: string, cause?: unknown): ModelFileError =>
     new ModelFileError(code, `${path}: ${message}`, cause === undefined ? undefined : { cause });
 
@@ -68,7 +77,9 @@ export async function readGguf(path: string): Promise<GgufFile> {
   }
   try {
     const fileSize = (await fh.stat()).size;
-    return await parse(new ByteSource(fh, fileSize, fail), path);
+    const src = new ByteSource(fh, fileSize, fail);
+    src.skipStrings = options.stringArrays === 'skip';
+    return await parse(src, path);
   } finally {
     await fh.close();
   }
@@ -230,6 +241,18 @@ async function readArray(src: ByteSource, key: string, itemType: GgufArrayItemTy
   if (itemType === GgufValueType.STRING) {
     // Each string needs at least its 8-byte length, so this bounds the allocation by the file size.
     src.checkFits(count * 8, what);
+    if (src.skipStrings) {
+      for (let i = 0; i < count; i++) {
+        if (!src.has(8)) await src.need(8, () => `string #${i} of ${what}`);
+        // Lengths as two 32-bit halves: no BigInt per string (the skip's whole cost would be them).
+        const length = src.u32();
+        if (src.u32() !== 0 || length > MAX_STRING_LENGTH)
+          throw src.fail('GGUF_CORRUPT', `string #${i} of ${what} claims a length above ${MAX_STRING_LENGTH} bytes`);
+        if (!src.has(length)) await src.need(length, () => `string #${i} of ${what}`);
+        src.skip(length);
+      }
+      return { type: array, itemType, value: new Array<string>(count).fill('') };
+    }
     const items = new Array<string>(count);
     // The hot loop for vocabularies (hundreds of thousands of strings): await only when a refill is due.
     for (let i = 0; i < count; i++) {
@@ -370,6 +393,8 @@ function checkTensorLayout(
 /** Buffered sequential reads from a file handle: `need` refills (async), the typed getters are synchronous. */
 class ByteSource {
   pos = 0;
+  /** ReadOptions.stringArrays 'skip'. */
+  skipStrings = false;
   private buf = Buffer.alloc(0);
   private bufStart = 0;
   readonly fh: FileHandle;
@@ -458,6 +483,10 @@ class ByteSource {
   }
   f64(): number {
     return this.buf.readDoubleLE(this.take(8));
+  }
+
+  skip(n: number): void {
+    this.pos += n;
   }
 
   /** A view of the next `n` bytes, valid until the next `need`. */

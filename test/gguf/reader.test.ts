@@ -297,3 +297,20 @@ t.test('random corruption never escapes as anything but ModelFileError', async (
   t.comment(`${rejected} of 300 corrupted files rejected, the rest still valid`);
   t.pass('only ModelFileError');
 });
+
+t.test("stringArrays 'skip': the same header, string arrays with their length and no text", async (t) => {
+  const path = vocab('ggml-vocab-gemma-4.gguf');
+  const full = await readGguf(path);
+  const quick = await readGguf(path, { stringArrays: 'skip' });
+  const tokens = quick.metadata.get('tokenizer.ggml.tokens');
+  t.equal(tokens?.type, GgufValueType.ARRAY);
+  t.equal((tokens?.value as string[]).length, (full.metadata.get('tokenizer.ggml.tokens')?.value as string[]).length);
+  t.ok(
+    (tokens?.value as string[]).every((s) => s === ''),
+    'no text decoded',
+  );
+  t.same([...quick.metadata.keys()], [...full.metadata.keys()]);
+  t.equal(getString(quick, 'general.architecture'), getString(full, 'general.architecture'));
+  t.same(quick.tensors, full.tensors);
+  t.equal(quick.fileSize, full.fileSize);
+});
