@@ -302,11 +302,12 @@ t.test("stringArrays 'skip': the same header, string arrays with their length an
   const path = vocab('ggml-vocab-gemma-4.gguf');
   const full = await readGguf(path);
   const quick = await readGguf(path, { stringArrays: 'skip' });
-  const tokens = quick.metadata.get('tokenizer.ggml.tokens');
-  t.equal(tokens?.type, GgufValueType.ARRAY);
-  t.equal((tokens?.value as string[]).length, (full.metadata.get('tokenizer.ggml.tokens')?.value as string[]).length);
+  const tokens = (quick.metadata.get('tokenizer.ggml.tokens')?.value ?? []) as string[];
+  const decoded = (full.metadata.get('tokenizer.ggml.tokens')?.value ?? []) as string[];
+  t.ok(decoded.length > 1000);
+  t.equal(tokens.length, decoded.length);
   t.ok(
-    (tokens?.value as string[]).every((s) => s === ''),
+    tokens.every((s) => s === ''),
     'no text decoded',
   );
   t.same([...quick.metadata.keys()], [...full.metadata.keys()]);
