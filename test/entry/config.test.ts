@@ -256,7 +256,7 @@ t.test('a flag for something this server does not do is refused under the name g
     [['--lora', 'x.gguf'], '--lora'],
     [['-gan', '2'], '-gan'],
     [['-hfd', 'org/draft'], '-hfd'],
-    [['--no-models-autoload'], '--no-models-autoload'],
+    [['--mmproj', 'x.gguf'], '--mmproj'],
   ] as const) {
     t.throws(() => parseServeConfig(argv, {}), { message: new RegExp(`^${name} is not supported by this server: `) });
   }
@@ -264,6 +264,25 @@ t.test('a flag for something this server does not do is refused under the name g
     message: /^LLAMA_ARG_RERANKING is not supported/,
   });
   t.throws(() => parseServeConfig(['--no_such_flag'], {}), { message: "unknown option '--no_such_flag' (see --help)" });
+});
+
+t.test("router mode's flags: llama-server's names, defaults and variables", async (t) => {
+  const plain = parseServeConfig([], {});
+  t.match(plain, { modelsMax: 4, modelsAutoload: true, sleepIdleSeconds: -1, modelsDir: undefined });
+  const given = parseServeConfig(
+    ['--models-dir', '/m', '--models-max', '0', '--no-models-autoload', '--sleep-idle-seconds', '30'],
+    { LLAMA_ARG_MODELS_PRESET: '/p.ini', LLAMA_ARG_MODELS_MEMORY_BUDGET: '2GiB' },
+  );
+  t.match(given, {
+    modelsDir: '/m',
+    modelsPreset: '/p.ini',
+    modelsMax: 0,
+    modelsAutoload: false,
+    sleepIdleSeconds: 30,
+    modelsMemoryBytes: 2 * 1024 ** 3,
+  });
+  t.throws(() => parseServeConfig(['--sleep-idle-seconds', '0'], {}), /--sleep-idle-seconds.*cannot be 0/);
+  t.throws(() => parseServeConfig(['--models-max', '-1'], {}), /--models-max/);
 });
 
 t.test("--embeddings and --pooling: llama-server's names and variables", async (t) => {
