@@ -2,11 +2,12 @@
 // kernels and another order of sums than one sequence alone (and a unified KV pool puts a sequence's cells
 // elsewhere), so two candidates whose logits are within rounding of each other may come out in either order. The
 // generated models' random weights give nearly flat distributions (top candidates ~1e-5 nats apart happen), so such
-// ties do occur (seen: 1.3e-4 nats apart and swapped between a batch of four and a run alone). The comparison is
+// ties do occur (seen: 1.3e-4 nats apart and swapped between a batch of four and a run alone; 1.6e-3 with AVX2's
+// kernels, whose sums are not batch-invariant, on the conversations workload). The comparison is
 // exact up to the first position where the two runs differ; there it accepts only a numerical tie: the solo run's
 // best two candidates within TIE_NATS, and the same two candidates on both sides, swapped. A wrong context (another
 // conversation's KV, a lost prefix) differs where no such tie is, which fails.
-export const TIE_NATS = 1e-3;
+export const TIE_NATS = 5e-3;
 
 /** One generated position: the chosen token, and the best candidates with their log-probabilities, best first. */
 export interface Position {
